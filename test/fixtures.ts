@@ -1,0 +1,70 @@
+// Constants shared by the vitest config (Node) and the tests (workerd): tokens, secrets, policy.
+
+export const TOKENS = {
+  writer: "so_test_writer_token_0000000000000000000000",
+  reader: "so_test_reader_token_0000000000000000000000",
+  auditor: "so_test_auditor_token_000000000000000000000",
+  other: "so_test_other_writer_token_0000000000000000",
+} as const;
+
+export const SECRETS = {
+  SLACK_SIGNING_SECRET: "test-slack-signing-secret-0123456789",
+  SLACK_BOT_TOKEN: "xoxb-test-bot-token",
+  // whsec_ + base64 of 24 bytes, as Standard Webhooks secrets are written.
+  RUNNER_SECRET: "whsec_cnVubmVyLXNlY3JldC1mb3ItdGVzdHMtMDAwMDAw",
+  EVENTS_SECRET: "whsec_ZXZlbnRzLXNlY3JldC1mb3ItdGVzdHMtMDAwMDAw",
+} as const;
+
+/** The API_KEYS entries, minus their sha256, which the config computes from TOKENS. */
+export const KEY_ENTRIES = [
+  {
+    token: TOKENS.writer,
+    name: "alertmanager",
+    scopes: ["proposals:write", "proposals:read", "audit:read"],
+    actions: ["k8s.*", "db.failover", "demo.echo"],
+    callback_hosts: ["127.0.0.1", "hooks.example.com"],
+  },
+  { token: TOKENS.reader, name: "dashboard", scopes: ["proposals:read"], actions: ["*"], callback_hosts: [] },
+  { token: TOKENS.auditor, name: "auditor", scopes: ["audit:read"], actions: [], callback_hosts: [] },
+  {
+    token: TOKENS.other,
+    name: "ci",
+    scopes: ["proposals:write", "proposals:read"],
+    actions: ["k8s.rollout_restart"],
+    callback_hosts: [],
+  },
+] as const;
+
+export const POLICY = {
+  default_channel: "C0APPROVALS",
+  actions: {
+    "k8s.rollout_restart": {
+      approvers: ["U0ALICE", "S0ONCALL"],
+      ttl_seconds: 600,
+      max_ttl_seconds: 3600,
+      channel: "C0INCIDENT",
+      params_schema: {
+        type: "object",
+        required: ["deployment"],
+        properties: { deployment: { type: "string", pattern: "^[a-z0-9-]{1,63}$" } },
+        additionalProperties: false,
+      },
+      escalation: { approvers: ["S0SRELEADS"], channel: "C0ESCALATE", extend_ttl_seconds: 600 },
+    },
+    "db.failover": {
+      approvers: ["U0ALICE", "U0DAVE", "U0ERIN"],
+      required_approvals: 2,
+      confirm: false,
+    },
+    "demo.echo": {
+      requester_only: true,
+      ttl_seconds: 30,
+    },
+  },
+} as const;
+
+/** Slack user groups the stand-in Slack API answers for usergroups.users.list. */
+export const USERGROUPS: Record<string, string[]> = {
+  S0ONCALL: ["U0BOB", "U0OSCAR"],
+  S0SRELEADS: ["U0LEAD"],
+};

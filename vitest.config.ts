@@ -1,0 +1,44 @@
+// Runs the tests inside workerd with the real Durable Objects, alarms and D1 of wrangler.toml.
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+import { KEY_ENTRIES, POLICY, SECRETS } from "./test/fixtures.ts";
+
+const apiKeys = KEY_ENTRIES.map(({ token, ...entry }) => ({
+  ...entry,
+  sha256: createHash("sha256").update(token).digest("hex"),
+}));
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  return {
+    plugins: [
+      cloudflareTest(({ inject }) => {
+        const peer = `http://127.0.0.1:${inject<number>("peerPort")}`;
+        return {
+          wrangler: { configPath: "./wrangler.toml" },
+          miniflare: {
+            bindings: {
+              ...SECRETS,
+              API_KEYS: JSON.stringify(apiKeys),
+              POLICY: JSON.stringify(POLICY),
+              SLACK_API_BASE: `${peer}/slack/api`,
+              RUNNER_URL: `${peer}/runner`,
+              TEST_PEER: peer,
+              TEST_MIGRATIONS: migrations,
+            },
+          },
+        };
+      }),
+    ],
+    test: {
+      globalSetup: ["./test/peer/global-setup.ts"],
+      setupFiles: ["./test/setup.ts"],
+      // One stand-in Slack/runner serves every test: files run one at a time so their
+      // recordings never mix (the machine has two cores anyway).
+      fileParallelism: false,
+      testTimeout: 20_000,
+    },
+  };
+});
