@@ -1,0 +1,329 @@
+// Renders a proposal as a Block Kit card (and the deny-reason modal): pure, every proposer string escaped and cut (SPEC 5).
+import type { ActionsBlock, Button, ContextBlock, HeaderBlock, KnownBlock, ModalView, SectionBlock } from "@slack/types";
+import type { Proposal } from "../proposal/types.ts";
+import { codeBlock, codeSpan, escapeMrkdwn, fit, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
+
+/** The `action_id`s of the card's buttons; each button's `value` is the proposal id and nothing else. */
+export const ACTION_IDS = {
+  approve: "signoff.approve",
+  deny: "signoff.deny",
+  escalate: "signoff.escalate",
+} as const;
+
+export const CARD_BLOCK_IDS = {
+  summary: "signoff.summary",
+  facts: "signoff.facts",
+  params: "signoff.params",
+  reason: "signoff.reason",
+  blastRadius: "signoff.blast_radius",
+  rollback: "signoff.rollback",
+  status: "signoff.status",
+  meta: "signoff.meta",
+  actions: "signoff.actions",
+} as const;
+
+/** The deny-reason modal: `view_submission` carries the reason at `state.values.reason.reason.value`. */
+export const DENY_MODAL = {
+  callbackId: "signoff.deny_reason",
+  reasonBlockId: "reason",
+  reasonActionId: "reason",
+  reasonMaxLength: 500,
+} as const;
+
+export const OUTPUT_EXCERPT_MAX = 500;
+const FALLBACK_TEXT_MAX = 300;
+const LAST_ERROR_MAX = 500;
+const DENY_REASON_MAX = 1000;
+const LISTED_PEOPLE_MAX = 10;
+
+export interface RenderedMessage {
+  /** Notification and accessibility fallback (chat.postMessage `text`), escaped like the blocks. */
+  text: string;
+  blocks: KnownBlock[];
+}
+
+export interface RenderOptions {
+  /** "card" is the original message; "escalation" the one posted to the escalation approvers. */
+  role: "card" | "escalation";
+  /** Now, in ms since the epoch. When given and the deadline has passed, a pending card shows no buttons. */
+  nowMs?: number;
+}
+
+/** Renders the card for `p` as it stands: facts, a status line that tells the truth, and buttons only while a decision is possible here. */
+export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
+  const blocks: KnownBlock[] = [
+    header(p, opts.role),
+    {
+      type: "section",
+      block_id: CARD_BLOCK_IDS.facts,
+      fields: [
+        mrkdwn(`*Action*\n${codeSpan(p.action.type, SLACK_LIMITS.sectionField - 9)}`),
+        mrkdwn(`*Requested by*\n${p.requested_by === null ? "not given" : person(p.requested_by)}`),
+        mrkdwn(`*Deadline*\n${slackDate(p.expires_at)}`),
+        mrkdwn(`*Approvals*\n${approvalsSoFar(p)}`),
+      ],
+    } satisfies SectionBlock,
+    labelled(CARD_BLOCK_IDS.params, "Params", (room) => codeSpan(compactJson(p.action.params), room)),
+    labelled(CARD_BLOCK_IDS.reason, "Why", (room) => fit(p.reason, room)),
+    labelled(CARD_BLOCK_IDS.blastRadius, "Blast radius", (room) => fit(p.blast_radius, room)),
+    labelled(CARD_BLOCK_IDS.rollback, "Back-out", (room) => fit(p.rollback, room)),
+  ];
+
+  const status = statusText(p, opts);
+  if (status) blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.status, text: mrkdwn(status) } satisfies SectionBlock);
+
+  blocks.push({
+    type: "context",
+    block_id: CARD_BLOCK_IDS.meta,
+    elements: [
+      mrkdwn(
+        `Proposal ${codeSpan(p.id, 120)} · plan ${codeSpan(shortPlanHash(p.plan_sha256), 16)} · from key ${codeSpan(p.created_by, 120)}`,
+      ),
+    ],
+  } satisfies ContextBlock);
+
+  const buttons = decisionButtons(p, opts);
+  if (buttons.length > 0) {
+    blocks.push({ type: "actions", block_id: CARD_BLOCK_IDS.actions, elements: buttons } satisfies ActionsBlock);
+  }
+
+  return { text: fallbackText(p, opts), blocks };
+}
+
+/** The `views.open` modal that asks a denier for an optional reason; `private_metadata` is the proposal id. */
+export function renderDenyModal(proposalId: string, summary: string): ModalView {
+  return {
+    type: "modal",
+    callback_id: DENY_MODAL.callbackId,
+    private_metadata: proposalId,
+    title: plain("Deny proposal"),
+    submit: plain("Deny"),
+    close: plain("Cancel"),
+    blocks: [
+      { type: "section", text: mrkdwn(`You are denying:\n*${fit(summary, SLACK_LIMITS.sectionText - 40)}*`) },
+      {
+        type: "input",
+        block_id: DENY_MODAL.reasonBlockId,
+        optional: true,
+        label: plain("Reason (optional)"),
+        hint: plain("Recorded in the audit log, sent to the proposer and shown on the card."),
+        element: {
+          type: "plain_text_input",
+          action_id: DENY_MODAL.reasonActionId,
+          multiline: true,
+          max_length: DENY_MODAL.reasonMaxLength,
+        },
+      },
+    ],
+  };
+}
+
+/** An ephemeral refusal: the wording is decided elsewhere, this only makes it safe to post. */
+export function refusalText(reason: string): string {
+  return `:no_entry_sign: ${fit(reason, SLACK_LIMITS.sectionText - 20)}`;
+}
+
+/** The first 12 hex digits of the plan hash, as the card and the confirm dialog show it (SPEC 2). */
+export function shortPlanHash(planSha256: string): string {
+  return planSha256.slice(0, 12);
+}
+
+// ---- blocks ----
+
+function header(p: Proposal, role: RenderOptions["role"]): HeaderBlock {
+  const prefix = role === "escalation" ? "Escalated: " : "";
+  const text = truncate(prefix + escapeMrkdwn(p.summary), SLACK_LIMITS.headerText);
+  return { type: "header", block_id: CARD_BLOCK_IDS.summary, text: plain(text || "Proposal") };
+}
+
+/** A section `*Label*\n<value>`; `value` gets the room left under the section text limit. */
+function labelled(blockId: string, label: string, value: (room: number) => string): SectionBlock {
+  const head = `*${label}*\n`;
+  const body = value(SLACK_LIMITS.sectionText - head.length);
+  return { type: "section", block_id: blockId, text: mrkdwn(head + (body || "—")) };
+}
+
+function decisionButtons(p: Proposal, opts: RenderOptions): Button[] {
+  if (p.status !== "pending") return [];
+  if (opts.role === "card" && p.escalated) return [];
+  if (deadlinePassed(p, opts)) return [];
+
+  const approve: Button = {
+    type: "button",
+    action_id: ACTION_IDS.approve,
+    text: plain("Approve"),
+    style: "primary",
+    value: p.id,
+  };
+  if (p.rule.confirm !== false) {
+    const tail = `\nPlan ${codeSpan(shortPlanHash(p.plan_sha256), 16)} · ${codeSpan(p.action.type, 80)}`;
+    approve.confirm = {
+      title: plain("Approve this action?"),
+      text: mrkdwn(fit(p.summary, SLACK_LIMITS.confirmText - tail.length) + tail),
+      confirm: plain("Approve"),
+      deny: plain("Cancel"),
+      style: "primary",
+    };
+  }
+  const buttons: Button[] = [
+    approve,
+    { type: "button", action_id: ACTION_IDS.deny, text: plain("Deny"), style: "danger", value: p.id },
+  ];
+  if (opts.role === "card" && p.rule.escalation && !p.escalated) {
+    buttons.push({ type: "button", action_id: ACTION_IDS.escalate, text: plain("Escalate"), value: p.id });
+  }
+  return buttons;
+}
+
+// ---- the status line ----
+
+function statusText(p: Proposal, opts: RenderOptions): string | null {
+  const decidedAt = p.decision?.at;
+  switch (p.status) {
+    case "pending": {
+      const lines: string[] = [];
+      if (p.escalated) {
+        const to = p.rule.escalation ? ` to ${policyApprovers(p.rule.escalation.approvers)}${channelSuffix(p.rule.escalation.channel)}` : "";
+        lines.push(`:arrow_heading_up: Escalated by ${actor(p.escalated.by)} ${slackDate(p.escalated.at)}${to}.`);
+        const prior = p.escalated.prior_approvals;
+        if (prior.length > 0) lines.push(`Approvals before escalation: ${actors(prior.map((a) => a.user))}.`);
+        if (opts.role === "card") lines.push("The decision is now on the escalation message.");
+      }
+      if (deadlinePassed(p, opts)) lines.push(":hourglass: The deadline has passed; this proposal is expiring. Nothing will run.");
+      return lines.length > 0 ? lines.join("\n") : null;
+    }
+    case "approved": {
+      const attempt =
+        p.dispatch.attempts > 0 && p.dispatch.last_error
+          ? ` (attempt ${p.dispatch.attempts}; last error ${codeSpan(p.dispatch.last_error, LAST_ERROR_MAX)})`
+          : "";
+      return `${approvedBy(p)}\n:gear: Running… dispatching to the runner${attempt}.`;
+    }
+    case "dispatched": {
+      const since = p.dispatch.dispatched_at ? ` since ${slackDate(p.dispatch.dispatched_at)}` : "";
+      return `${approvedBy(p)}\n:gear: Running… the runner accepted the job${since}.`;
+    }
+    case "succeeded":
+    case "failed": {
+      const icon = p.status === "succeeded" ? ":large_green_circle: Succeeded" : ":red_circle: Failed";
+      const at = p.result ? ` ${slackDate(p.result.at)}` : "";
+      const output = p.result?.output ? `\n${codeBlock(p.result.output, OUTPUT_EXCERPT_MAX)}` : "";
+      return `${approvedBy(p)}\n${icon}${at}.${output}`;
+    }
+    case "dispatch_failed": {
+      const lastError = p.dispatch.last_error ? `\nLast error: ${codeSpan(p.dispatch.last_error, LAST_ERROR_MAX)}` : "";
+      return `${approvedBy(p)}\n:warning: Dispatch failed: the runner refused or could not be reached; nothing ran.${lastError}`;
+    }
+    case "denied": {
+      const by = p.decision ? ` by ${actor(p.decision.by)}` : "";
+      const at = decidedAt ? ` ${slackDate(decidedAt)}` : "";
+      const reason = p.decision?.reason ? `\n*Reason:* ${fit(p.decision.reason, DENY_REASON_MAX)}` : "\nNo reason given.";
+      return `:no_entry: Denied${by}${at}. Nothing ran.${reason}`;
+    }
+    case "expired":
+      return `:hourglass: Expired ${slackDate(decidedAt ?? p.expires_at)} with ${p.approvals.length} of ${p.rule.required_approvals} approvals. Nothing ran.`;
+    case "cancelled": {
+      const by = p.decision ? ` by ${actor(p.decision.by)}` : "";
+      const at = decidedAt ? ` ${slackDate(decidedAt)}` : "";
+      return `:heavy_multiplication_x: Cancelled${by}${at}. Nothing ran.`;
+    }
+  }
+}
+
+function approvedBy(p: Proposal): string {
+  const who = p.approvals.length > 0 ? actors(p.approvals.map((a) => a.user)) : p.decision ? actor(p.decision.by) : "unknown";
+  const at = p.decision?.at ?? p.approvals.at(-1)?.at;
+  return `:white_check_mark: Approved by ${who}${at ? ` ${slackDate(at)}` : ""}.`;
+}
+
+function approvalsSoFar(p: Proposal): string {
+  const count = `${p.approvals.length} of ${p.rule.required_approvals}`;
+  const who = p.approvals.length > 0 ? `: ${actors(p.approvals.map((a) => a.user))}` : "";
+  const only = p.rule.requester_only ? "\nOnly the requester can decide." : "";
+  return count + who + only;
+}
+
+function fallbackText(p: Proposal, opts: RenderOptions): string {
+  const lead: Record<Proposal["status"], string> = {
+    pending: opts.role === "escalation" ? "Escalated, approval needed" : p.escalated ? "Escalated" : "Approval needed",
+    approved: "Approved, running",
+    dispatched: "Running",
+    succeeded: "Succeeded",
+    failed: "Failed",
+    dispatch_failed: "Dispatch failed, nothing ran",
+    denied: "Denied",
+    expired: "Expired, nothing ran",
+    cancelled: "Cancelled, nothing ran",
+  };
+  return truncate(`${lead[p.status]}: ${escapeMrkdwn(p.summary)} (${escapeMrkdwn(p.action.type)})`, FALLBACK_TEXT_MAX);
+}
+
+// ---- people, places, times ----
+
+const SLACK_USER = /^[UW][A-Z0-9]{2,}$/;
+const SLACK_GROUP = /^S[A-Z0-9]{2,}$/;
+const SLACK_CHANNEL = /^[CGD][A-Z0-9]{2,}$/;
+
+/**
+ * A user id we can mention (`<@U…>`); anything else, a proposer's free text included, is shown
+ * as escaped text. Group mentions are never formed from proposer input.
+ */
+function person(id: string): string {
+  return SLACK_USER.test(id) ? `<@${id}>` : fit(id, 80);
+}
+
+/** An audit-style actor (`slack:U…`, `key:<name>`, `system`, or a bare user id) as a reader would say it. */
+function actor(by: string): string {
+  if (by.startsWith("key:")) return `key ${codeSpan(by.slice("key:".length), 80)}`;
+  if (by === "system") return "signoff";
+  return person(by.startsWith("slack:") ? by.slice("slack:".length) : by);
+}
+
+function actors(ids: readonly string[]): string {
+  const listed = ids.slice(0, LISTED_PEOPLE_MAX).map(actor).join(", ");
+  return ids.length > LISTED_PEOPLE_MAX ? `${listed} and ${ids.length - LISTED_PEOPLE_MAX} more` : listed;
+}
+
+/** Approvers from the operator's policy: users and user groups, so escalation reaches the group. */
+function policyApprovers(ids: readonly string[]): string {
+  return ids.map((id) => (SLACK_GROUP.test(id) ? `<!subteam^${id}>` : person(id))).join(", ");
+}
+
+function channelSuffix(channel: string | null): string {
+  return channel && SLACK_CHANNEL.test(channel) ? ` in <#${channel}>` : "";
+}
+
+/** `<!date^…>` so each reader sees their own time zone, with the ISO time as the fallback. */
+function slackDate(iso: string): string {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) return fit(iso, 40);
+  const unix = Math.floor(ms / 1000);
+  return `<!date^${unix}^{date_short_pretty} at {time}|${new Date(unix * 1000).toISOString()}>`;
+}
+
+function deadlinePassed(p: Proposal, opts: RenderOptions): boolean {
+  if (opts.nowMs === undefined) return false;
+  const deadline = Date.parse(p.expires_at);
+  return !Number.isNaN(deadline) && opts.nowMs >= deadline;
+}
+
+function compactJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? "null";
+  } catch {
+    return "(params cannot be shown)";
+  }
+}
+
+// ---- text objects ----
+
+function plain(text: string) {
+  return { type: "plain_text", text, emoji: true } as const;
+}
+
+// verbatim: Slack's automatic parsing would otherwise link channel names and bare mentions
+// in proposer text; our own `<@U…>` and `<!date…>` sequences are still honoured.
+// https://docs.slack.dev/reference/block-kit/composition-objects/text-object
+function mrkdwn(text: string) {
+  return { type: "mrkdwn", text, verbatim: true } as const;
+}
