@@ -1,0 +1,220 @@
+// Every configuration input of SPEC 3 checked into one Config, collecting all problems at once. Pure and free of
+// Worker-only imports: the Worker (via load.ts) and the operator scripts (plain Node) both run it.
+import type { ErrorDetail } from "../errors.ts";
+import { fromBase64 } from "../lib/encoding.ts";
+import { parseApiKeys } from "./api-keys.ts";
+import type { ApiKey } from "./api-keys.ts";
+import { parsePolicy } from "./policy.ts";
+import type { Policy } from "./policy.ts";
+import { ConfigError, deepFreeze } from "./problems.ts";
+
+/**
+ * Every input, as the Worker's env or a script's merged vars and secrets supply it. `unknown` on purpose:
+ * `[vars]` tables arrive parsed, `--var`/`.dev.vars`/secrets as strings, and anything may be missing.
+ */
+export interface ConfigEnv {
+  POLICY?: unknown;
+  API_KEYS?: unknown;
+  SLACK_SIGNING_SECRET?: unknown;
+  SLACK_BOT_TOKEN?: unknown;
+  RUNNER_SECRET?: unknown;
+  EVENTS_SECRET?: unknown;
+  RUNNER_URL?: unknown;
+  SLACK_API_BASE?: unknown;
+  DISPATCH_MAX_ATTEMPTS?: unknown;
+  DISPATCH_TIMEOUT_MS?: unknown;
+}
+
+/** Set with `wrangler secret put` (or `.dev.vars` locally); never in wrangler.toml. */
+export const SECRET_NAMES = ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "RUNNER_SECRET", "EVENTS_SECRET", "API_KEYS"] as const;
+/** `[vars]` in wrangler.toml. */
+export const VAR_NAMES = ["RUNNER_URL", "SLACK_API_BASE", "POLICY", "DISPATCH_MAX_ATTEMPTS", "DISPATCH_TIMEOUT_MS"] as const;
+export const CONFIG_INPUTS = [...VAR_NAMES, ...SECRET_NAMES] as const;
+export type ConfigInput = (typeof CONFIG_INPUTS)[number];
+
+export const DEFAULT_SLACK_API_BASE = "https://slack.com/api";
+export const DEFAULT_DISPATCH_MAX_ATTEMPTS = 8;
+export const DEFAULT_DISPATCH_TIMEOUT_MS = 10_000;
+/** Standard Webhooks secrets: `whsec_` + base64 of at least this many bytes. */
+export const MIN_WEBHOOK_SECRET_BYTES = 16;
+
+export interface Config {
+  policy: Policy;
+  apiKeys: readonly ApiKey[];
+  slackSigningSecret: string;
+  /** `xoxb-…` */
+  slackBotToken: string;
+  /** `whsec_<base64>`, as Standard Webhooks libraries take it. */
+  runnerSecret: string;
+  /** `whsec_<base64>` */
+  eventsSecret: string;
+  runnerUrl: string;
+  /** Without a trailing slash: `${slackApiBase}/chat.postMessage`. */
+  slackApiBase: string;
+  dispatchMaxAttempts: number;
+  dispatchTimeoutMs: number;
+}
+
+export type ConfigCheck = { ok: true; config: Config } | { ok: false; problems: ErrorDetail[] };
+
+/** Collects problems; every check returns a fallback so that the next input is still checked. */
+class Problems {
+  readonly list: ErrorDetail[] = [];
+  add(path: string, message: string): void {
+    this.list.push({ path, message });
+  }
+}
+
+function isMissing(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
+}
+
+/** A secret: required, a string, no stray whitespace. Messages never include the value. */
+function secret(name: string, value: unknown, problems: Problems): string | null {
+  if (isMissing(value)) {
+    problems.add(name, "is required");
+    return null;
+  }
+  if (typeof value !== "string") {
+    problems.add(name, "must be a string");
+    return null;
+  }
+  if (value.trim() !== value) {
+    // Typically the newline `echo … | wrangler secret put` adds: the secret would never verify anything.
+    problems.add(name, "has leading or trailing whitespace (a newline from `echo`?); set it again without it");
+    return null;
+  }
+  return value;
+}
+
+function webhookSecret(name: string, value: unknown, problems: Problems): string | null {
+  const text = secret(name, value, problems);
+  if (text === null) return null;
+  const bytes = text.startsWith("whsec_") ? fromBase64(text.slice("whsec_".length)) : null;
+  if (bytes === null || text.length === "whsec_".length) {
+    problems.add(name, "must be whsec_ followed by base64 (a Standard Webhooks secret)");
+    return null;
+  }
+  if (bytes.length < MIN_WEBHOOK_SECRET_BYTES) {
+    problems.add(name, `decodes to ${bytes.length} bytes; at least ${MIN_WEBHOOK_SECRET_BYTES} are needed`);
+    return null;
+  }
+  return text;
+}
+
+/** A var that names one string: plain, or a string of JSON (`"https://…"`) as `--var` may give it. */
+function varString(value: unknown): unknown {
+  if (typeof value === "string" && value.trimStart().startsWith('"')) {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+function url(name: string, raw: unknown, fallback: string | null, problems: Problems, isBase = false): string | null {
+  const value = varString(raw);
+  if (isMissing(value)) {
+    if (fallback === null) problems.add(name, "is required");
+    return fallback;
+  }
+  if (typeof value !== "string") {
+    problems.add(name, "must be a URL string");
+    return null;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    problems.add(name, "is not an absolute URL");
+    return null;
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    problems.add(name, "must be an http(s) URL");
+    return null;
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    problems.add(name, "must not contain user:password@");
+    return null;
+  }
+  return isBase ? value.replace(/\/+$/, "") : value;
+}
+
+function integer(name: string, raw: unknown, fallback: number, min: number, max: number, problems: Problems): number {
+  const value = varString(raw);
+  if (isMissing(value)) return fallback;
+  const number = typeof value === "string" && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  if (typeof number !== "number" || !Number.isSafeInteger(number)) {
+    problems.add(name, "must be an integer");
+    return fallback;
+  }
+  if (number < min || number > max) {
+    problems.add(name, `must be from ${min} to ${max}`);
+    return fallback;
+  }
+  return number;
+}
+
+function parsed<T>(parse: () => T, problems: Problems): T | null {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const detail of error.details) problems.add(detail.path, detail.message);
+    return null;
+  }
+}
+
+/** Checks every input of `env`; either the whole Config or every problem, each naming its field. */
+export function checkConfig(env: ConfigEnv): ConfigCheck {
+  const problems = new Problems();
+  const policy = parsed(() => parsePolicy(env.POLICY), problems);
+  const apiKeys = parsed(() => parseApiKeys(env.API_KEYS), problems);
+  const slackSigningSecret = secret("SLACK_SIGNING_SECRET", env.SLACK_SIGNING_SECRET, problems);
+  let slackBotToken = secret("SLACK_BOT_TOKEN", env.SLACK_BOT_TOKEN, problems);
+  if (slackBotToken !== null && !/^xoxb-./.test(slackBotToken)) {
+    problems.add("SLACK_BOT_TOKEN", "must be a Slack bot token (xoxb-…)");
+    slackBotToken = null;
+  }
+  const runnerSecret = webhookSecret("RUNNER_SECRET", env.RUNNER_SECRET, problems);
+  const eventsSecret = webhookSecret("EVENTS_SECRET", env.EVENTS_SECRET, problems);
+  if (runnerSecret !== null && runnerSecret === eventsSecret) {
+    // Proposers hold EVENTS_SECRET to verify outcome events; with the runner's secret they could sign dispatches.
+    problems.add("EVENTS_SECRET", "must differ from RUNNER_SECRET: proposers verify events with it");
+  }
+  const runnerUrl = url("RUNNER_URL", env.RUNNER_URL, null, problems);
+  const slackApiBase = url("SLACK_API_BASE", env.SLACK_API_BASE, DEFAULT_SLACK_API_BASE, problems, true);
+  const dispatchMaxAttempts = integer("DISPATCH_MAX_ATTEMPTS", env.DISPATCH_MAX_ATTEMPTS, DEFAULT_DISPATCH_MAX_ATTEMPTS, 1, 50, problems);
+  const dispatchTimeoutMs = integer("DISPATCH_TIMEOUT_MS", env.DISPATCH_TIMEOUT_MS, DEFAULT_DISPATCH_TIMEOUT_MS, 100, 300_000, problems);
+
+  if (
+    problems.list.length > 0 ||
+    policy === null ||
+    apiKeys === null ||
+    slackSigningSecret === null ||
+    slackBotToken === null ||
+    runnerSecret === null ||
+    eventsSecret === null ||
+    runnerUrl === null ||
+    slackApiBase === null
+  ) {
+    return { ok: false, problems: problems.list };
+  }
+  return {
+    ok: true,
+    config: deepFreeze({
+      policy,
+      apiKeys,
+      slackSigningSecret,
+      slackBotToken,
+      runnerSecret,
+      eventsSecret,
+      runnerUrl,
+      slackApiBase,
+      dispatchMaxAttempts,
+      dispatchTimeoutMs,
+    }),
+  };
+}

@@ -1,0 +1,302 @@
+// The approval policy (SPEC 3 `POLICY`): parsed strictly with defaults, checked across fields, and the pure
+// questions asked of it per proposal (its decision rule, whether its params are acceptable).
+import { z } from "zod";
+import type { Validator } from "@cfworker/json-schema";
+import type { ErrorDetail } from "../errors.ts";
+import type { DecisionRule } from "../proposal/types.ts";
+import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
+import { ConfigError, decodeJson, deepFreeze, explainIssue, formatPath, isPlainObject, zodDetails } from "./problems.ts";
+
+/** Action type names: lowercase, digits, `_ . -`; dots group them (`k8s.rollout_restart`) for `prefix.*` keys. */
+export const ACTION_TYPE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
+/** Slack user (`U…`, `W…`) and user-group (`S…`) ids. */
+export const APPROVER_PATTERN = /^[UWS][A-Z0-9]{2,}$/;
+/** Slack conversation ids: public (`C…`), private (`G…`), DM (`D…`). Names break when a channel is renamed. */
+export const CHANNEL_PATTERN = /^[CGD][A-Z0-9]{2,}$/;
+/** Params of an action without a params_schema: a JSON object of at most this many bytes serialized (SPEC 3). */
+export const MAX_UNSCHEMED_PARAMS_BYTES = 4096;
+/** A year: no approval should wait longer, and it keeps deadlines far from Date's limits. */
+const MAX_SECONDS = 365 * 24 * 3600;
+
+const approver = z
+  .string()
+  .regex(APPROVER_PATTERN, "must be a Slack user id (U…, W…) or user-group id (S…), not a name or @handle");
+const channel = z.string().regex(CHANNEL_PATTERN, "must be a Slack channel id (C…, G…, D…), not a #name");
+const seconds = z.int().min(1).max(MAX_SECONDS);
+
+const escalationShape = {
+  approvers: z.array(approver).min(1),
+  channel: channel.nullish(),
+  extend_ttl_seconds: z.int().min(0).max(MAX_SECONDS).default(0),
+};
+
+function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
+  return object({
+    approvers: z.array(approver).default([]),
+    required_approvals: z.int().min(1).default(1),
+    allow_self_approval: z.boolean().default(false),
+    requester_only: z.boolean().default(false),
+    ttl_seconds: seconds.default(600),
+    max_ttl_seconds: seconds.default(86400),
+    channel: channel.nullish(),
+    confirm: z.boolean().default(true),
+    params_schema: z.unknown().optional(),
+    escalation: object(escalationShape).nullish(),
+  });
+}
+/** Refuses unknown fields, so that a typo is an error rather than a silently applied default. */
+const actionSchema = actionSchemaWith(z.strictObject);
+/** The same without the unknown-field check: once those are reported, the cross-field checks still run. */
+const lenientActionSchema = actionSchemaWith(z.object);
+
+const policySchema = z.strictObject({
+  default_channel: channel.nullish(),
+  actions: z.record(z.string(), z.unknown()),
+});
+
+const VOCABULARY = [
+  ...Object.keys(policySchema.shape),
+  ...Object.keys(actionSchema.shape),
+  ...Object.keys(escalationShape),
+];
+
+export interface Escalation {
+  approvers: string[];
+  /** Where the escalated decision is asked: the escalation's channel, else the action's. */
+  channel: string | null;
+  extend_ttl_seconds: number;
+}
+
+/** One action's policy with every default applied and `channel` resolved. */
+export interface ActionPolicy {
+  type: string;
+  approvers: string[];
+  required_approvals: number;
+  allow_self_approval: boolean;
+  requester_only: boolean;
+  ttl_seconds: number;
+  max_ttl_seconds: number;
+  /** The action's channel, else `default_channel`; null only for `requester_only` actions (their card goes to a DM). */
+  channel: string | null;
+  confirm: boolean;
+  params_schema: Record<string, unknown> | null;
+  escalation: Escalation | null;
+}
+
+export interface Policy {
+  default_channel: string | null;
+  /** Keyed by action type; look up with `actionPolicy()`, which ignores inherited keys. */
+  actions: Readonly<Record<string, ActionPolicy>>;
+}
+
+// Validators are built once per parsed policy; an ActionPolicy that crossed an RPC boundary gets one lazily.
+const validators = new WeakMap<ActionPolicy, Validator>();
+
+function countsStatically(ids: readonly string[]): boolean {
+  return ids.every((id) => !id.startsWith("S"));
+}
+
+function duplicates(ids: readonly string[], at: (i: number) => string): ErrorDetail[] {
+  return ids.flatMap((id, i) => (ids.indexOf(id) < i ? [{ path: at(i), message: "is listed twice" }] : []));
+}
+
+function parseAction(
+  type: string,
+  raw: unknown,
+  defaultChannel: string | null,
+  root: string,
+): { action?: ActionPolicy; validator?: Validator; details: ErrorDetail[] } {
+  const at = (...segments: (string | number)[]) => formatPath(root, ["actions", type, ...segments]);
+  if (!ACTION_TYPE_PATTERN.test(type)) {
+    return {
+      details: [{ path: at(), message: "action type names use a-z, 0-9 and _ . - (starting with a letter or digit)" }],
+    };
+  }
+  const strict = actionSchema.safeParse(raw, { error: explainIssue });
+  const details: ErrorDetail[] = strict.success ? [] : zodDetails(at(), strict.error.issues, VOCABULARY);
+  const onlyUnknownFields = !strict.success && strict.error.issues.every((i) => i.code === "unrecognized_keys");
+  const parsed = onlyUnknownFields ? lenientActionSchema.safeParse(raw) : strict;
+  if (!parsed.success) return { details };
+  const a = parsed.data;
+  const given = (field: string) => isPlainObject(raw) && Object.hasOwn(raw, field);
+
+  details.push(...duplicates(a.approvers, (i) => at("approvers", i)));
+  if (a.approvers.length === 0 && !a.requester_only) {
+    details.push({
+      path: at("approvers"),
+      message: "list at least one approver (user U…/W… or group S…), or set requester_only: true",
+    });
+  }
+  if (a.requester_only && a.required_approvals > 1) {
+    details.push({
+      path: at("required_approvals"),
+      message: "must be 1 when requester_only is true: only the requester decides",
+    });
+  } else if (
+    !a.requester_only &&
+    a.approvers.length > 0 &&
+    countsStatically(a.approvers) &&
+    a.required_approvals > a.approvers.length
+  ) {
+    details.push({
+      path: at("required_approvals"),
+      message: `asks for ${a.required_approvals} approvals but only ${a.approvers.length} approver(s) are listed`,
+    });
+  }
+  if (a.ttl_seconds > a.max_ttl_seconds) {
+    details.push({
+      path: at("ttl_seconds"),
+      message: `${given("ttl_seconds") ? "" : "(default) "}${a.ttl_seconds} is more than max_ttl_seconds (${a.max_ttl_seconds})`,
+    });
+  }
+  const resolved = a.channel ?? defaultChannel;
+  if (resolved === null && !a.requester_only) {
+    details.push({ path: at("channel"), message: "no channel: set channel here or default_channel at the top of POLICY" });
+  }
+  let escalation: Escalation | null = null;
+  if (a.escalation) {
+    details.push(...duplicates(a.escalation.approvers, (i) => at("escalation", "approvers", i)));
+    const escalationChannel = a.escalation.channel ?? resolved;
+    if (escalationChannel === null) {
+      details.push({
+        path: at("escalation", "channel"),
+        message: "no channel to escalate to: set escalation.channel, channel or default_channel",
+      });
+    }
+    escalation = {
+      approvers: a.escalation.approvers,
+      channel: escalationChannel,
+      extend_ttl_seconds: a.escalation.extend_ttl_seconds,
+    };
+  }
+  let validator: Validator | undefined;
+  let paramsSchema: Record<string, unknown> | null = null;
+  if (a.params_schema !== undefined) {
+    const compiled = compileParamsSchema(a.params_schema, at("params_schema"));
+    if (compiled.ok) {
+      validator = compiled.validator;
+      paramsSchema = a.params_schema as Record<string, unknown>; // compileParamsSchema refused anything else
+    } else details.push(...compiled.details);
+  }
+  if (details.length > 0) return { details };
+  const action: ActionPolicy = {
+    type,
+    approvers: a.approvers,
+    required_approvals: a.required_approvals,
+    allow_self_approval: a.allow_self_approval,
+    requester_only: a.requester_only,
+    ttl_seconds: a.ttl_seconds,
+    max_ttl_seconds: a.max_ttl_seconds,
+    channel: resolved,
+    confirm: a.confirm,
+    params_schema: paramsSchema === null ? null : structuredClone(paramsSchema),
+    escalation,
+  };
+  return { action, ...(validator ? { validator } : {}), details };
+}
+
+/**
+ * Parses `POLICY` (an object, or a string of JSON). Throws a ConfigError listing every problem found, each at
+ * its field's path (`POLICY.actions["k8s.rollout_restart"].ttl_seconds`). The result is deeply frozen.
+ */
+export function parsePolicy(input: unknown, root = "POLICY"): Policy {
+  const decoded = decodeJson(input);
+  if (!decoded.ok) throw new ConfigError(`${root} ${decoded.message}`, [{ path: root, message: decoded.message }]);
+  if (decoded.value === undefined || decoded.value === null || decoded.value === "") {
+    throw new ConfigError(`${root} is required`, [{ path: root, message: "is required" }]);
+  }
+  // The top level and each action are checked apart, so that one mistake does not hide the others.
+  const value = decoded.value;
+  const details: ErrorDetail[] = [];
+  const top = policySchema.safeParse(value, { error: explainIssue });
+  if (!top.success) details.push(...zodDetails(root, top.error.issues, VOCABULARY));
+  const rawDefault = isPlainObject(value) ? value["default_channel"] : undefined;
+  const defaultChannel = typeof rawDefault === "string" ? rawDefault : null;
+  const rawActions = isPlainObject(value) ? value["actions"] : undefined;
+  const entries = isPlainObject(rawActions) ? Object.entries(rawActions) : [];
+  const actions: Record<string, ActionPolicy> = {};
+  const built = new Map<ActionPolicy, Validator>();
+  if (isPlainObject(rawActions) && entries.length === 0) {
+    details.push({ path: `${root}.actions`, message: "define at least one action: every action type not listed is refused" });
+  }
+  for (const [type, raw] of entries) {
+    const result = parseAction(type, raw, defaultChannel, root);
+    details.push(...result.details);
+    if (result.action) {
+      actions[type] = result.action;
+      if (result.validator) built.set(result.action, result.validator);
+    }
+  }
+  if (details.length > 0) throw new ConfigError(`${root} has ${details.length} problem(s)`, details);
+  for (const [action, validator] of built) validators.set(action, validator);
+  return deepFreeze({ default_channel: defaultChannel, actions });
+}
+
+/** The action's policy, or undefined when the type is not in the policy (the proposal is refused). */
+export function actionPolicy(policy: Policy, actionType: string): ActionPolicy | undefined {
+  return Object.hasOwn(policy.actions, actionType) ? policy.actions[actionType] : undefined;
+}
+
+/** The rule a new proposal freezes: a fresh copy, so it never changes when the policy does. */
+export function decisionRuleFor(policy: Policy, actionType: string): DecisionRule | undefined {
+  const action = actionPolicy(policy, actionType);
+  if (!action) return undefined;
+  return {
+    approvers: [...action.approvers],
+    required_approvals: action.required_approvals,
+    allow_self_approval: action.allow_self_approval,
+    requester_only: action.requester_only,
+    confirm: action.confirm,
+    channel: action.channel,
+    escalation: action.escalation
+      ? {
+          approvers: [...action.escalation.approvers],
+          channel: action.escalation.channel,
+          extend_ttl_seconds: action.escalation.extend_ttl_seconds,
+        }
+      : null,
+  };
+}
+
+function validatorFor(action: ActionPolicy): Validator | undefined {
+  if (action.params_schema === null) return undefined;
+  let validator = validators.get(action);
+  if (!validator) {
+    const compiled = compileParamsSchema(action.params_schema, "params_schema");
+    if (!compiled.ok) throw new ConfigError("params_schema is not usable", compiled.details);
+    validator = compiled.validator;
+    validators.set(action, validator);
+  }
+  return validator;
+}
+
+/**
+ * Problems with a proposal's `action.params` (empty when acceptable). Params are always a JSON object; with a
+ * params_schema they must satisfy it, without one they must serialize to at most 4 KiB (SPEC 3).
+ */
+export function validateParams(action: ActionPolicy, params: unknown, root = "action.params"): ErrorDetail[] {
+  if (!isPlainObject(params)) return [{ path: root, message: "must be a JSON object" }];
+  const validator = validatorFor(action);
+  if (validator) return schemaErrors(validator, params, root);
+  let serialized: string;
+  try {
+    serialized = JSON.stringify(params);
+  } catch {
+    return [{ path: root, message: "must be JSON" }];
+  }
+  const bytes = new TextEncoder().encode(serialized).length;
+  if (bytes > MAX_UNSCHEMED_PARAMS_BYTES) {
+    return [
+      {
+        path: root,
+        message: `is ${bytes} bytes as JSON; at most ${MAX_UNSCHEMED_PARAMS_BYTES} are allowed for an action without a params_schema`,
+      },
+    ];
+  }
+  return [];
+}
+
+/** Whether a proposal may ask for `ttlSeconds` (SPEC 3: 1 to the action's max_ttl_seconds). */
+export function ttlAllowed(action: ActionPolicy, ttlSeconds: number): boolean {
+  return Number.isInteger(ttlSeconds) && ttlSeconds >= 1 && ttlSeconds <= action.max_ttl_seconds;
+}
