@@ -1,8 +1,6 @@
-import { Hono } from "hono";
-import { DurableObject } from "cloudflare:workers";
-const app = new Hono<{ Bindings: Env }>();
-app.get("/healthz", (c) => c.json({ ok: true }));
-export class ProposalObject extends DurableObject<Env> {
-  ping() { return "pong"; }
-}
-export default app;
+// signoff's Worker entry point: the HTTP app and the per-proposal Durable Object.
+import { buildApp } from "./app.ts";
+
+export { ProposalObject } from "./proposal/object.ts";
+
+export default buildApp() satisfies ExportedHandler<Env>;

@@ -72,7 +72,8 @@ export interface Proposal {
   metadata: Record<string, unknown> | null;
   rule: DecisionRule;
   approvals: Approval[];
-  escalated: { by: string; at: string } | null;
+  /** Set once escalated; approvals given before escalation move to `prior_approvals`. */
+  escalated: { by: string; at: string; prior_approvals: Approval[] } | null;
   decision: Decision | null;
   dispatch: { attempts: number; last_error: string | null; dispatched_at: string | null };
   result: { status: "succeeded" | "failed"; output: string; at: string } | null;

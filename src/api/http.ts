@@ -1,0 +1,91 @@
+// Request plumbing shared by the routes: config, bearer auth, bounded JSON bodies, zod errors.
+import type { Context } from "hono";
+import type { z } from "zod";
+import { authenticate, hasScope, type ApiKey } from "../config/api-keys.ts";
+import { loadConfig, type Config, type ConfigEnv } from "../config/load.ts";
+import { ApiError, type ErrorDetail } from "../errors.ts";
+
+export type AppEnv = { Bindings: Env };
+export type AppContext = Context<AppEnv>;
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export function configOf(c: AppContext): Config {
+  return loadConfig(c.env as unknown as ConfigEnv);
+}
+
+export type Scope = "proposals:write" | "proposals:read" | "audit:read";
+
+/** The API key behind `Authorization: Bearer …`, which must hold `scope`. */
+export async function requireKey(c: AppContext, config: Config, scope: Scope): Promise<ApiKey> {
+  const key = await authenticate(config.apiKeys, c.req.header("authorization"));
+  if (!key) throw new ApiError(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <token>)");
+  if (!hasScope(key, scope)) throw new ApiError(403, "forbidden", `this API key lacks the ${scope} scope`);
+  return key;
+}
+
+/**
+ * The request body as text, refused before parsing when it is not JSON (415) or larger
+ * than 64 KiB (413) — by Content-Length when given, and by counting bytes as they arrive.
+ */
+export async function readBody(c: AppContext): Promise<string> {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
+    throw new ApiError(415, "unsupported_media_type", "send the body as application/json");
+  }
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  const reader = c.req.raw.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw new ApiError(400, "bad_json", "body is not valid UTF-8");
+  }
+}
+
+function tooLarge(): ApiError {
+  return new ApiError(413, "payload_too_large", `body is larger than ${MAX_BODY_BYTES} bytes`);
+}
+
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ApiError(400, "bad_json", "body is not valid JSON");
+  }
+}
+
+/** Validates with zod; a failure is a 400 whose details name every offending field. */
+export function validate<S extends z.ZodType>(schema: S, input: unknown, where: string): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const details: ErrorDetail[] = result.error.issues.map((issue) => ({
+    path: issue.path.length ? issue.path.map(String).join(".") : where,
+    message: issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message,
+  }));
+  throw new ApiError(400, "invalid_request", `${where} is invalid: ${details.map((d) => d.path).join(", ")}`, details);
+}
+
+/** Query parameters as a plain object (the last value wins for repeated names). */
+export function queryOf(c: AppContext): Record<string, string> {
+  return Object.fromEntries(new URL(c.req.url).searchParams);
+}

@@ -1,0 +1,59 @@
+// Job: deliver queued outcome events to the proposal's callback_url (SPEC 7), in order,
+// signed with EVENTS_SECRET, retried like dispatches; failures never touch the proposal.
+import { signWebhook } from "../../webhooks/standard-webhooks.ts";
+import { backoffMs } from "../scheduler.ts";
+import { countNotificationAttempt, dropNotification, nextNotification } from "../store.ts";
+import { DONE, type JobRunner } from "./context.ts";
+
+const RETRY_BASE_MS = 2_000;
+const RETRY_CAP_MS = 300_000;
+const TIMEOUT_MS = 10_000;
+
+export const deliverNotifications: JobRunner = async (ctx) => {
+  for (;;) {
+    const next = nextNotification(ctx.sql);
+    if (!next) return DONE;
+    const attempt = next.attempts + 1;
+    const p = ctx.proposal();
+    if (!p.callback_url) {
+      dropNotification(ctx.sql, next.seq);
+      continue;
+    }
+    const config = ctx.config();
+    const webhookId = `evt_${p.id}_${next.seq}`;
+    const headers = await signWebhook(config.eventsSecret, webhookId, Math.floor(ctx.now() / 1000), next.body);
+    let error: string | null = null;
+    let permanent = false;
+    try {
+      const response = await fetch(p.callback_url, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json" },
+        body: next.body,
+        redirect: "manual",
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+      await response.body?.cancel();
+      if (response.status < 200 || response.status >= 300) {
+        error = `callback answered HTTP ${response.status}`;
+        permanent = !(response.status === 408 || response.status === 429 || response.status >= 500);
+      }
+    } catch (caught) {
+      error = (caught as Error).name === "TimeoutError" ? "callback timed out" : "callback unreachable (network error)";
+    }
+
+    if (error === null) {
+      dropNotification(ctx.sql, next.seq);
+      ctx.commit(null, [{ type: "notify.delivered", actor: "system", details: { event: next.type, webhook_id: webhookId, attempt } }]);
+      continue;
+    }
+    const giveUp = permanent || attempt >= config.dispatchMaxAttempts;
+    ctx.commit(null, [
+      { type: "notify.failed", actor: "system", details: { event: next.type, webhook_id: webhookId, attempt, error, final: giveUp } },
+    ]);
+    if (!giveUp) {
+      countNotificationAttempt(ctx.sql, next.seq);
+      return { retryAt: ctx.now() + backoffMs(attempt, RETRY_BASE_MS, RETRY_CAP_MS) };
+    }
+    dropNotification(ctx.sql, next.seq);
+  }
+};

@@ -1,0 +1,84 @@
+// Jobs: keep the proposal's Slack messages telling the truth (post, then chat.update on
+// every change), and deliver ephemeral replies to refused clickers. Retries honour
+// Slack's Retry-After; failures are audited and never block or reverse a decision.
+import { renderCard } from "../../slack/card.ts";
+import { callSlack, type SlackCallResult } from "../../slack/web-api.ts";
+import { backoffMs, type Job } from "../scheduler.ts";
+import type { Proposal, SlackMessageRef } from "../types.ts";
+import { DONE, type JobContext, type JobOutcome, type JobRunner } from "./context.ts";
+
+const MESSAGE_ATTEMPTS = 10;
+const EPHEMERAL_ATTEMPTS = 3;
+
+export interface EphemeralPayload {
+  channel: string;
+  user: string;
+  text: string;
+}
+
+export const syncSlack: JobRunner = async (ctx, job) => {
+  if (job.key.startsWith("ephemeral:")) return sendEphemeral(ctx, job);
+  const role = job.key === "escalation" ? "escalation" : "card";
+  const p = ctx.proposal();
+  const config = ctx.config();
+  const ref = p.slack.messages.find((m) => m.role === role);
+  const { text, blocks } = renderCard(p, { role });
+  const result = ref
+    ? await callSlack(config.slackApiBase, config.slackBotToken, "chat.update", { channel: ref.channel, ts: ref.ts, text, blocks })
+    : await callSlack(config.slackApiBase, config.slackBotToken, "chat.postMessage", {
+        channel: targetChannel(p, role),
+        text,
+        blocks,
+        unfurl_links: false,
+        unfurl_media: false,
+      });
+
+  if (result.kind === "ok") {
+    if (ref) {
+      ctx.commit(null, [{ type: "slack.message_updated", actor: "system", details: { role, status: p.status } }]);
+      return DONE;
+    }
+    const data = result.data as { channel?: unknown; ts?: unknown };
+    const posted: SlackMessageRef = { role, channel: String(data.channel ?? targetChannel(p, role)), ts: String(data.ts ?? "") };
+    const now = ctx.proposal();
+    ctx.commit({ ...now, slack: { messages: [...now.slack.messages, posted] } }, [
+      { type: "slack.message_posted", actor: "system", details: { role, channel: posted.channel, ts: posted.ts } },
+    ]);
+    return DONE;
+  }
+  return slackFailure(ctx, job, result, ref ? "chat.update" : "chat.postMessage", MESSAGE_ATTEMPTS);
+};
+
+/** Where a message goes: the DM of the requester for requester_only, else the policy's channel. */
+export function targetChannel(p: Proposal, role: "card" | "escalation"): string {
+  if (role === "escalation") return p.rule.escalation?.channel ?? p.rule.channel ?? p.requested_by ?? "";
+  if (p.rule.requester_only) return p.requested_by ?? "";
+  return p.rule.channel ?? "";
+}
+
+async function sendEphemeral(ctx: JobContext, job: Job): Promise<JobOutcome> {
+  const payload = JSON.parse(job.payload ?? "{}") as EphemeralPayload;
+  const config = ctx.config();
+  const result = await callSlack(config.slackApiBase, config.slackBotToken, "chat.postEphemeral", {
+    channel: payload.channel,
+    user: payload.user,
+    text: payload.text,
+  });
+  if (result.kind === "ok") return DONE;
+  return slackFailure(ctx, job, result, "chat.postEphemeral", EPHEMERAL_ATTEMPTS);
+}
+
+function slackFailure(
+  ctx: JobContext,
+  job: Job,
+  result: Exclude<SlackCallResult, { kind: "ok" }>,
+  method: string,
+  maxAttempts: number,
+): JobOutcome {
+  const attempt = job.attempt + 1;
+  const final = result.kind === "failed" || attempt >= maxAttempts;
+  ctx.commit(null, [{ type: "slack.failed", actor: "system", details: { method, job: job.key, attempt, error: result.error, final } }]);
+  if (final) return DONE;
+  const wait = result.kind === "retry" && result.afterMs !== null ? result.afterMs : backoffMs(attempt, 1_000, 300_000);
+  return { retryAt: ctx.now() + wait };
+}

@@ -1,0 +1,129 @@
+// The Durable Object's job table: one platform alarm serves many jobs (expiry, audit flush,
+// Slack sync, dispatch, outcome events). Jobs are rows; the alarm is re-armed to the
+// earliest due row and deleted when none is left (the pattern of cloudflare/agents).
+
+export interface Job {
+  kind: JobKind;
+  key: string;
+  due_at: number;
+  /** Failed runs so far, for backoff. */
+  attempt: number;
+  /** Bumped on every (re)schedule, so finishing an old run never drops a newer request. */
+  version: number;
+  /** While a run is under way (its I/O in flight), no other run may take the job. */
+  lease_until: number;
+  payload: string | null;
+}
+
+export type JobKind = "expire" | "audit" | "slack" | "dispatch" | "notify";
+
+export class JobTable {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
+      kind TEXT NOT NULL,
+      key TEXT NOT NULL,
+      due_at INTEGER NOT NULL,
+      attempt INTEGER NOT NULL DEFAULT 0,
+      version INTEGER NOT NULL DEFAULT 1,
+      lease_until INTEGER NOT NULL DEFAULT 0,
+      payload TEXT,
+      PRIMARY KEY (kind, key)
+    )`);
+  }
+
+  /**
+   * Asks for a run at `dueAt`. An existing job keeps its attempt count and any lease (a
+   * run under way finishes first), moves to the earlier of the two due times, and gets a
+   * new version so that run will not delete it.
+   */
+  schedule(kind: JobKind, key: string, dueAt: number, payload: string | null = null): void {
+    this.sql.exec(
+      `INSERT INTO jobs (kind, key, due_at, payload) VALUES (?, ?, ?, ?)
+       ON CONFLICT (kind, key) DO UPDATE SET
+         due_at = MIN(due_at, excluded.due_at),
+         version = version + 1,
+         payload = COALESCE(excluded.payload, payload)`,
+      kind,
+      key,
+      dueAt,
+      payload,
+    );
+  }
+
+  /** Moves a job to exactly `dueAt` (later or earlier), as an expiry extension needs. */
+  reschedule(kind: JobKind, key: string, dueAt: number): void {
+    this.sql.exec(`UPDATE jobs SET due_at = ?, version = version + 1 WHERE kind = ? AND key = ?`, dueAt, kind, key);
+  }
+
+  /** Jobs due at `now` that no run holds; each is leased until `now + leaseMs(kind)` before return. */
+  claimDue(now: number, leaseMs: (kind: JobKind) => number): Job[] {
+    const jobs = this.sql
+      .exec<Record<keyof Job, SqlStorageValue>>(
+        `SELECT * FROM jobs WHERE due_at <= ? AND lease_until <= ? ORDER BY due_at, kind, key`,
+        now,
+        now,
+      )
+      .toArray()
+      .map(toJob);
+    for (const job of jobs) {
+      this.sql.exec(`UPDATE jobs SET lease_until = ? WHERE kind = ? AND key = ?`, now + leaseMs(job.kind), job.kind, job.key);
+    }
+    return jobs;
+  }
+
+  /** The run of `job` is done: remove it unless it was scheduled again meanwhile. */
+  complete(job: Job): void {
+    this.sql.exec(`DELETE FROM jobs WHERE kind = ? AND key = ? AND version = ?`, job.kind, job.key, job.version);
+    this.sql.exec(`UPDATE jobs SET lease_until = 0 WHERE kind = ? AND key = ?`, job.kind, job.key);
+  }
+
+  /** The run failed: try again at `dueAt` (unless re-scheduled sooner meanwhile). */
+  retry(job: Job, dueAt: number): void {
+    this.sql.exec(
+      `UPDATE jobs SET attempt = attempt + 1, lease_until = 0,
+         due_at = CASE WHEN version = ? THEN ? ELSE MIN(due_at, ?) END
+       WHERE kind = ? AND key = ?`,
+      job.version,
+      dueAt,
+      dueAt,
+      job.kind,
+      job.key,
+    );
+  }
+
+  cancel(kind: JobKind, key: string): void {
+    this.sql.exec(`DELETE FROM jobs WHERE kind = ? AND key = ?`, kind, key);
+  }
+
+  has(kind: JobKind, key: string): boolean {
+    return this.sql.exec(`SELECT 1 FROM jobs WHERE kind = ? AND key = ?`, kind, key).toArray().length > 0;
+  }
+
+  /** When the alarm should next fire: the earliest due job, or its lease end if it is held. */
+  nextWake(): number | null {
+    const row = this.sql.exec<{ wake: number | null }>(`SELECT MIN(MAX(due_at, lease_until)) AS wake FROM jobs`).one();
+    return row.wake ?? null;
+  }
+
+  list(): Job[] {
+    return this.sql.exec<Record<keyof Job, SqlStorageValue>>(`SELECT * FROM jobs ORDER BY due_at`).toArray().map(toJob);
+  }
+}
+
+function toJob(row: Record<keyof Job, SqlStorageValue>): Job {
+  return {
+    kind: row.kind as JobKind,
+    key: String(row.key),
+    due_at: Number(row.due_at),
+    attempt: Number(row.attempt),
+    version: Number(row.version),
+    lease_until: Number(row.lease_until),
+    payload: row.payload === null ? null : String(row.payload),
+  };
+}
+
+/** Exponential backoff: `base * 2^(attempt-1)`, capped, with ±10 % jitter so retries spread. */
+export function backoffMs(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
+  const raw = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.min(capMs, Math.round(raw * (0.9 + random() * 0.2)));
+}

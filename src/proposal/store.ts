@@ -1,0 +1,125 @@
+// The proposal Durable Object's own SQLite tables: the proposal, its unflushed audit events
+// (the outbox), queued outcome events and seen runner-result ids. Synchronous, so a state
+// change and the events that record it are written in one step.
+import { GENESIS_HASH, sealEvent, type AuditEvent } from "../audit/chain.ts";
+import type { EventDraft } from "./lifecycle.ts";
+import type { Proposal } from "./types.ts";
+
+const SCHEMA_VERSION = 1;
+
+export function migrate(sql: SqlStorage): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+  const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'schema_version'`).toArray()[0];
+  const version = row ? Number(row.value) : 0;
+  if (version < 1) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS proposal (
+      id TEXT PRIMARY KEY,
+      request_sha256 TEXT NOT NULL,   -- what created it, for Idempotency-Key replays
+      record TEXT NOT NULL            -- the Proposal as JSON
+    )`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+      idx INTEGER PRIMARY KEY,        -- position in the proposal's audit chain
+      event TEXT NOT NULL             -- the sealed AuditEvent as JSON
+    )`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS notifications (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      type TEXT NOT NULL,             -- proposal.<status>
+      body TEXT NOT NULL,             -- the outcome event as sent
+      attempts INTEGER NOT NULL DEFAULT 0
+    )`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS seen_webhooks (id TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
+  }
+  sql.exec(
+    `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    String(SCHEMA_VERSION),
+  );
+}
+
+export function loadProposal(sql: SqlStorage): { proposal: Proposal; request_sha256: string } | null {
+  const row = sql.exec<{ record: string; request_sha256: string }>(`SELECT record, request_sha256 FROM proposal`).toArray()[0];
+  return row ? { proposal: JSON.parse(row.record) as Proposal, request_sha256: row.request_sha256 } : null;
+}
+
+export function saveProposal(sql: SqlStorage, proposal: Proposal, requestSha256?: string): void {
+  if (requestSha256 !== undefined) {
+    sql.exec(`INSERT INTO proposal (id, request_sha256, record) VALUES (?, ?, ?)`, proposal.id, requestSha256, JSON.stringify(proposal));
+  } else {
+    sql.exec(`UPDATE proposal SET record = ? WHERE id = ?`, JSON.stringify(proposal), proposal.id);
+  }
+}
+
+/** Numbers, chains and seals the drafts after the last event, then queues them for D1. */
+export function appendToOutbox(sql: SqlStorage, proposalId: string, drafts: readonly EventDraft[], now: number): AuditEvent[] {
+  const head = chainHead(sql);
+  let idx = head.idx;
+  let prev = head.hash;
+  const at = new Date(now).toISOString();
+  const sealed: AuditEvent[] = [];
+  for (const draft of drafts) {
+    idx += 1;
+    const event = sealEvent({ proposal_id: proposalId, idx, at, type: draft.type, actor: draft.actor, details: draft.details, prev_hash: prev });
+    sql.exec(`INSERT INTO outbox (idx, event) VALUES (?, ?)`, idx, JSON.stringify(event));
+    prev = event.hash;
+    sealed.push(event);
+  }
+  if (sealed.length > 0) setChainHead(sql, idx, prev);
+  return sealed;
+}
+
+function chainHead(sql: SqlStorage): { idx: number; hash: string } {
+  const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`).toArray()[0];
+  return row ? (JSON.parse(row.value) as { idx: number; hash: string }) : { idx: 0, hash: GENESIS_HASH };
+}
+
+function setChainHead(sql: SqlStorage, idx: number, hash: string): void {
+  sql.exec(
+    `INSERT INTO meta (key, value) VALUES ('chain_head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    JSON.stringify({ idx, hash }),
+  );
+}
+
+/** Unflushed events in chain order. */
+export function outboxEvents(sql: SqlStorage, limit = 100): AuditEvent[] {
+  return sql
+    .exec<{ event: string }>(`SELECT event FROM outbox ORDER BY idx LIMIT ?`, limit)
+    .toArray()
+    .map((row) => JSON.parse(row.event) as AuditEvent);
+}
+
+/** Forgets events D1 has confirmed (up to and including `idx`). */
+export function dropFlushed(sql: SqlStorage, idx: number): void {
+  sql.exec(`DELETE FROM outbox WHERE idx <= ?`, idx);
+}
+
+export function outboxSize(sql: SqlStorage): number {
+  return sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n;
+}
+
+export function queueNotification(sql: SqlStorage, type: string, body: string): void {
+  sql.exec(`INSERT INTO notifications (type, body) VALUES (?, ?)`, type, body);
+}
+
+export type QueuedNotification = {
+  seq: number;
+  type: string;
+  body: string;
+  attempts: number;
+};
+
+export function nextNotification(sql: SqlStorage): QueuedNotification | null {
+  return sql.exec<QueuedNotification>(`SELECT seq, type, body, attempts FROM notifications ORDER BY seq LIMIT 1`).toArray()[0] ?? null;
+}
+
+export function countNotificationAttempt(sql: SqlStorage, seq: number): void {
+  sql.exec(`UPDATE notifications SET attempts = attempts + 1 WHERE seq = ?`, seq);
+}
+
+export function dropNotification(sql: SqlStorage, seq: number): void {
+  sql.exec(`DELETE FROM notifications WHERE seq = ?`, seq);
+}
+
+/** Records a runner-result webhook id; false when it was seen before (a replay). */
+export function markWebhookSeen(sql: SqlStorage, id: string, now: number): boolean {
+  const inserted = sql.exec(`INSERT INTO seen_webhooks (id, at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, now);
+  return inserted.rowsWritten > 0;
+}

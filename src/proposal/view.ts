@@ -1,0 +1,14 @@
+// The proposal as the API shows it (GET, outcome events): the stored record minus internals.
+import type { Proposal } from "./types.ts";
+
+export type ProposalView = Omit<Proposal, "slack">;
+
+export function toView(p: Proposal): ProposalView {
+  const { slack: _slack, ...view } = p;
+  return view;
+}
+
+/** The SPEC 7 envelope for an outcome event. */
+export function outcomeEvent(p: Proposal, now: number): { type: string; timestamp: string; data: ProposalView } {
+  return { type: `proposal.${p.status}`, timestamp: new Date(now).toISOString(), data: toView(p) };
+}
