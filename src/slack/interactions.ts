@@ -39,7 +39,9 @@ slackRoutes.post("/interactions", async (c) => {
   const config = configOf(c);
   const declared = Number(c.req.header("content-length") ?? "0");
   if (declared > MAX_SLACK_BODY) throw new ApiError(413, "payload_too_large", "body too large");
-  const raw = await c.req.text();
+  const bytes = await c.req.arrayBuffer();
+  if (bytes.byteLength > MAX_SLACK_BODY) throw new ApiError(413, "payload_too_large", "body too large");
+  const raw = new TextDecoder().decode(bytes);
   if (raw.length > MAX_SLACK_BODY) throw new ApiError(413, "payload_too_large", "body too large");
   const verified = await verifySlackSignature(config.slackSigningSecret, c.req.raw.headers, raw, Math.floor(Date.now() / 1000));
   if (!verified.ok) throw new ApiError(401, "bad_signature", `Slack signature refused: ${verified.reason}`);

@@ -1,0 +1,155 @@
+// Driving the Worker from outside, as a proposer, Slack or the runner would: real requests
+// through `exports.default.fetch`, plus helpers to fire and inspect Durable Object alarms.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import { signSlackRequest } from "../../src/slack/signature.ts";
+import { TOKENS, SECRETS } from "../fixtures.ts";
+
+export const BASE = "https://signoff.test";
+
+export interface CallOptions {
+  method?: string;
+  token?: string | null;
+  body?: unknown;
+  rawBody?: BodyInit;
+  headers?: Record<string, string>;
+}
+
+export async function call(path: string, options: CallOptions = {}): Promise<Response> {
+  const headers: Record<string, string> = { ...options.headers };
+  const token = options.token === undefined ? TOKENS.writer : options.token;
+  if (token) headers.authorization = `Bearer ${token}`;
+  let body: BodyInit | undefined = options.rawBody;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers["content-type"] ??= "application/json";
+  }
+  return exports.default.fetch(new Request(`${BASE}${path}`, { method: options.method ?? (body ? "POST" : "GET"), headers, body }));
+}
+
+export async function json<T = Record<string, any>>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}
+
+export function proposalBody(overrides: Record<string, unknown> = {}) {
+  return {
+    action: { type: "k8s.rollout_restart", params: { deployment: "api" } },
+    summary: "Restart deployment api (rolling)",
+    reason: "OOMKilled x4 in 5m on api-7f9",
+    blast_radius: "1 of 6 replicas at a time, prod",
+    rollback: "kubectl rollout undo deployment/api",
+    requested_by: "U0BOB",
+    ...overrides,
+  };
+}
+
+/** Creates a proposal through the API and returns its JSON (asserting 201). */
+export async function createProposal(overrides: Record<string, unknown> = {}, token: string = TOKENS.writer) {
+  const res = await call("/v1/proposals", { body: proposalBody(overrides), token });
+  const body = await json(res);
+  expect(res.status, JSON.stringify(body)).toBe(201);
+  return body;
+}
+
+export async function getProposal(id: string) {
+  const res = await call(`/v1/proposals/${id}`, { token: TOKENS.reader });
+  expect(res.status).toBe(200);
+  return json(res);
+}
+
+export function stubOf(id: string) {
+  return env.PROPOSALS.get(env.PROPOSALS.idFromString(id.replace(/^prp_/, "")));
+}
+
+/** Makes every job of the proposal due now (as if time had passed), then runs its alarm. */
+export async function runJobsNow(id: string, kinds?: string[]): Promise<boolean> {
+  const stub = stubOf(id);
+  await runInDurableObject(stub, (_instance, state) => {
+    if (kinds) {
+      for (const kind of kinds) state.storage.sql.exec(`UPDATE jobs SET due_at = 0, lease_until = 0 WHERE kind = ?`, kind);
+    } else {
+      state.storage.sql.exec(`UPDATE jobs SET due_at = 0, lease_until = 0 WHERE kind != 'expire'`);
+    }
+  });
+  return runAlarm(id);
+}
+
+/** Runs the proposal's alarm now if one is set (jobs not yet due stay put). */
+export async function runAlarm(id: string): Promise<boolean> {
+  const stub = stubOf(id);
+  await runInDurableObject(stub, async (_instance, state) => {
+    // Alarms set in the past fire at once in workerd; make sure ours is due for the helper.
+    const alarm = await state.storage.getAlarm();
+    if (alarm !== null && alarm > Date.now()) await state.storage.setAlarm(Date.now());
+  });
+  return runDurableObjectAlarm(stub);
+}
+
+/** Lets pending jobs (due now) run: Slack sync, audit flush, dispatch, notifications. */
+export async function settle(id: string, rounds = 4): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    const pending = await runInDurableObject(stubOf(id), (_instance, state) =>
+      state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE due_at <= ? AND kind != 'expire'`, Date.now()).one().n,
+    );
+    if (pending === 0) return;
+    await runAlarm(id);
+  }
+}
+
+export async function jobsOf(id: string) {
+  return runInDurableObject(stubOf(id), (_instance, state) => state.storage.sql.exec(`SELECT * FROM jobs ORDER BY due_at`).toArray());
+}
+
+/** Audit events of one proposal as the API shows them. */
+export async function auditOf(id: string): Promise<Array<Record<string, any>>> {
+  const res = await call(`/v1/audit?proposal_id=${id}&limit=1000`, { token: TOKENS.auditor });
+  expect(res.status).toBe(200);
+  return (await json<{ events: Array<Record<string, any>> }>(res)).events;
+}
+
+// ---- Slack ---------------------------------------------------------------------------
+
+export async function slackRequest(payload: unknown, options: { timestamp?: number; secret?: string } = {}): Promise<Response> {
+  const body = `payload=${encodeURIComponent(JSON.stringify(payload))}`;
+  const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
+  const signature = await signSlackRequest(options.secret ?? SECRETS.SLACK_SIGNING_SECRET, timestamp, body);
+  return exports.default.fetch(
+    new Request(`${BASE}/slack/interactions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": String(timestamp),
+        "x-slack-signature": signature,
+      },
+      body,
+    }),
+  );
+}
+
+export function clickPayload(kind: "approve" | "deny" | "escalate", proposalId: string, user: string, channel = "C0INCIDENT") {
+  return {
+    type: "block_actions",
+    user: { id: user },
+    trigger_id: "123.456.abc",
+    channel: { id: channel },
+    container: { type: "message", channel_id: channel },
+    actions: [{ action_id: `signoff.${kind}`, value: proposalId, type: "button" }],
+  };
+}
+
+export async function click(kind: "approve" | "deny" | "escalate", proposalId: string, user: string): Promise<Response> {
+  return slackRequest(clickPayload(kind, proposalId, user));
+}
+
+export function denySubmission(proposalId: string, user: string, reason?: string) {
+  return {
+    type: "view_submission",
+    user: { id: user },
+    view: {
+      callback_id: "signoff.deny_reason",
+      private_metadata: proposalId,
+      state: { values: { reason: { reason: { type: "plain_text_input", value: reason ?? null } } } },
+    },
+  };
+}
