@@ -67,9 +67,13 @@ const EXPECTED: Record<string, string> = {
  */
 export const explainIssue: z.core.$ZodErrorMap = (issue) => {
   switch (issue.code) {
-    case "invalid_type":
+    case "invalid_type": {
       if (issue.input === undefined) return "is required";
-      return `must be ${EXPECTED[issue.expected] ?? issue.expected}, not ${describe(issue.input)}`;
+      // z.int() reports a wrong type as "expected number"; its definition (zod's `_zod` internals) says integer.
+      const def = (issue.inst as { _zod?: { def?: { format?: unknown } } } | undefined)?._zod?.def;
+      const expected = def?.format === "safeint" ? "int" : issue.expected;
+      return `must be ${EXPECTED[expected] ?? expected}, not ${describe(issue.input)}`;
+    }
     case "too_small":
       if (issue.origin === "array") return `must list at least ${String(issue.minimum)} item(s)`;
       if (issue.origin === "string") return `must be at least ${String(issue.minimum)} character(s)`;
