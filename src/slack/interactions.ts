@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import { ApiError } from "../errors.ts";
 import { configOf, type AppEnv } from "../api/http.ts";
 import { objectIdOf } from "../proposal/ids.ts";
-import { renderDenyModal } from "./card.ts";
+import { DENY_MODAL, renderDenyModal } from "./card.ts";
 import { verifySlackSignature } from "./signature.ts";
 import { callSlack } from "./web-api.ts";
 
@@ -17,7 +17,6 @@ const ACTIONS = {
   "signoff.escalate": "escalate",
 } as const;
 
-export const DENY_CALLBACK_ID = "signoff.deny_reason";
 
 interface InteractionPayload {
   type?: string;
@@ -73,7 +72,7 @@ slackRoutes.post("/interactions", async (c) => {
     return c.body(null, 200);
   }
 
-  if (payload.type === "view_submission" && payload.view?.callback_id === DENY_CALLBACK_ID) {
+  if (payload.type === "view_submission" && payload.view?.callback_id === DENY_MODAL.callbackId) {
     const id = payload.view.private_metadata ?? "";
     const stub = stubFor(c.env, id);
     if (!stub) return c.json({ response_action: "errors", errors: { reason: "This proposal no longer exists." } });

@@ -22,7 +22,7 @@ export const syncSlack: JobRunner = async (ctx, job) => {
   const p = ctx.proposal();
   const config = ctx.config();
   const ref = p.slack.messages.find((m) => m.role === role);
-  const { text, blocks } = renderCard(p, { role });
+  const { text, blocks } = renderCard(p, { role, nowMs: ctx.now() });
   const result = ref
     ? await callSlack(config.slackApiBase, config.slackBotToken, "chat.update", { channel: ref.channel, ts: ref.ts, text, blocks })
     : await callSlack(config.slackApiBase, config.slackBotToken, "chat.postMessage", {

@@ -1,0 +1,137 @@
+// SPEC 8: the audit log is append-only by schema, tamper-evident by hash chain, and loses
+// nothing while D1 is unavailable (the Durable Object keeps and later writes, in order).
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { GENESIS_HASH, verifyChains, type AuditEvent } from "../src/audit/chain.ts";
+import { queryAuditEvents } from "../src/audit/store.ts";
+import { auditOf, click, createProposal, getProposal, runJobsNow, settle, stubOf } from "./helpers/api.ts";
+
+const db = env.AUDIT_DB;
+
+async function allEvents(): Promise<AuditEvent[]> {
+  return queryAuditEvents(db, { limit: 100_000 });
+}
+
+async function outboxSize(id: string): Promise<number> {
+  return runInDurableObject(stubOf(id), (_i, state) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n);
+}
+
+/** Makes D1 refuse audit writes for real: the table is renamed away, then back. */
+const d1 = {
+  async breakAuditTable() {
+    await db.exec("ALTER TABLE audit_events RENAME TO audit_events_offline");
+  },
+  async restoreAuditTable() {
+    const { results } = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_events_offline'").all();
+    if (results.length > 0) await db.exec("ALTER TABLE audit_events_offline RENAME TO audit_events");
+  },
+};
+
+afterEach(async () => {
+  await d1.restoreAuditTable();
+});
+
+describe("append-only", () => {
+  it("the schema refuses UPDATE of an audit row", async () => {
+    const p = await createProposal();
+    await settle(p.id);
+    await expect(db.prepare("UPDATE audit_events SET actor = 'key:mallory' WHERE proposal_id = ?").bind(p.id).run()).rejects.toThrow(/append-only/);
+  });
+
+  it("the schema refuses DELETE of an audit row", async () => {
+    const p = await createProposal();
+    await settle(p.id);
+    await expect(db.prepare("DELETE FROM audit_events WHERE proposal_id = ?").bind(p.id).run()).rejects.toThrow(/append-only/);
+    expect((await auditOf(p.id)).length).toBeGreaterThan(0);
+  });
+});
+
+describe("hash chain", () => {
+  it("each proposal's events chain from the genesis hash, and the chains verify", async () => {
+    const a = await createProposal();
+    const b = await createProposal();
+    await click("approve", a.id, "U0ALICE");
+    await click("deny", b.id, "U0ALICE");
+    await settle(a.id);
+    await settle(b.id);
+    const events = await auditOf(a.id);
+    expect(events[0]).toMatchObject({ idx: 1, type: "proposal.created", actor: "key:alertmanager", prev_hash: GENESIS_HASH });
+    events.slice(1).forEach((event, i) => expect(event.prev_hash).toBe(events[i]!.hash));
+    const report = verifyChains(await allEvents());
+    expect(report).toMatchObject({ ok: true, problems: [] });
+    expect(report.proposals).toBeGreaterThanOrEqual(2);
+  });
+
+  it("a tampered row is detected (even by someone who could bypass the triggers)", async () => {
+    const p = await createProposal();
+    await click("approve", p.id, "U0ALICE");
+    await settle(p.id);
+    await db.exec("DROP TRIGGER audit_events_no_update");
+    try {
+      await db
+        .prepare("UPDATE audit_events SET actor = 'slack:U0MALLORY' WHERE proposal_id = ? AND type = 'proposal.approved'")
+        .bind(p.id)
+        .run();
+      const report = verifyChains(await allEvents());
+      expect(report.ok).toBe(false);
+      expect(report.problems).toContainEqual(expect.objectContaining({ proposal_id: p.id, problem: expect.stringMatching(/edited/) }));
+    } finally {
+      // Put the row back as it was (the hash tells us the original) and the trigger too.
+      await db.prepare("UPDATE audit_events SET actor = 'slack:U0ALICE' WHERE proposal_id = ? AND type = 'proposal.approved'").bind(p.id).run();
+      await db.exec(
+        "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END;",
+      );
+    }
+    expect(verifyChains(await allEvents()).ok).toBe(true);
+  });
+
+  it("a missing middle row is detected", async () => {
+    const p = await createProposal();
+    await click("approve", p.id, "U0ALICE");
+    await settle(p.id);
+    const events = (await allEvents()).filter((e) => e.proposal_id === p.id);
+    const withoutSecond = events.filter((e) => e.idx !== 2);
+    expect(verifyChains(withoutSecond).ok).toBe(false);
+  });
+});
+
+describe("D1 unavailable", () => {
+  it("events are kept by the Durable Object and written later, in order, with the chain intact", async () => {
+    const p = await createProposal();
+    await settle(p.id);
+    const before = (await auditOf(p.id)).length;
+
+    await d1.breakAuditTable();
+    await click("approve", p.id, "U0ALICE");
+    await settle(p.id);
+    // The decision and the dispatch went ahead without D1; the events wait in the object.
+    expect((await getProposal(p.id)).status).toBe("succeeded");
+    const waiting = await outboxSize(p.id);
+    expect(waiting).toBeGreaterThanOrEqual(4);
+    const retry = await runInDurableObject(stubOf(p.id), (_i, state) => state.storage.sql.exec(`SELECT attempt FROM jobs WHERE kind = 'audit'`).toArray());
+    expect(retry[0]?.attempt).toBeGreaterThanOrEqual(1);
+
+    await d1.restoreAuditTable();
+    await runJobsNow(p.id, ["audit"]);
+    expect(await outboxSize(p.id)).toBe(0);
+    const events = await auditOf(p.id);
+    expect(events.length).toBe(before + waiting);
+    expect(events.map((e) => e.idx)).toEqual(events.map((_, i) => i + 1));
+    expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((x, y) => x - y));
+    expect(events.map((e) => e.type)).toEqual(
+      expect.arrayContaining(["proposal.created", "approval.recorded", "proposal.approved", "dispatch.attempt", "proposal.succeeded"]),
+    );
+    expect(verifyChains(events as AuditEvent[]).ok).toBe(true);
+  });
+
+  it("a flush repeated after D1 already took the rows writes nothing twice", async () => {
+    const p = await createProposal();
+    await settle(p.id);
+    const events = (await allEvents()).filter((e) => e.proposal_id === p.id);
+    // Replay the same rows into D1, as a flush whose answer was lost would.
+    const { appendAuditEvents } = await import("../src/audit/store.ts");
+    await appendAuditEvents(db, events);
+    expect((await auditOf(p.id)).length).toBe(events.length);
+  });
+});
