@@ -51,7 +51,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const ACTION_KEYS = new Set(["description", "argv", "params", "env", "timeout_ms", "async"]);
 const MAX_PARAM_CHARS = 4096;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 

@@ -1,5 +1,5 @@
 // The dispatch body signoff sends (SPEC 6), checked field by field before anything acts on it.
-import type { Problem } from "./allowlist.ts";
+import { isRecord, type Problem } from "./allowlist.ts";
 
 export interface Dispatch {
   type: "proposal.approved";
@@ -15,10 +15,6 @@ export interface Dispatch {
 export type Parsed = { ok: true; dispatch: Dispatch } | { ok: false; problems: Problem[] };
 
 const PROPOSAL_ID = /^[A-Za-z0-9_-]{1,128}$/;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /**
  * Only `type`, `proposal_id` and `action` decide what runs, so only they are required; the

@@ -50,7 +50,6 @@ type Result = { status: "succeeded" | "failed"; output: string };
 interface Job {
   webhookId: string;
   proposalId: string;
-  actionType: string;
   result: Result | null;
   /** Someone was told 202 (or hung up): the result must be POSTed to signoff when it exists. */
   reportLater: boolean;
@@ -184,7 +183,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
       timeoutMs: action.spec.timeout_ms ?? defaultTimeout,
       env: narrowEnv(sourceEnv, [...allowlist.env, ...action.spec.env]),
       outputLimitBytes: outputLimit,
-      killGraceMs: options.killGraceMs ?? 2000,
+      killGraceMs: options.killGraceMs,
       signal: shutdown.signal,
     });
     log({
@@ -262,7 +261,6 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     const job: Job = {
       webhookId,
       proposalId: dispatch.proposal_id,
-      actionType: action.type,
       result: null,
       reportLater: action.spec.async,
     };
