@@ -1,0 +1,197 @@
+// `npm run check-config [-- --env production]`: runs the Worker's own configuration check (src/config) on the vars
+// of wrangler.toml and the secrets of .dev.vars or the environment, before a deploy rather than at the first request.
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { parseArgs, parseEnv } from "node:util";
+import { experimental_readRawConfig } from "wrangler";
+import { SECRET_NAMES, VAR_NAMES, checkConfig } from "../src/config/check.ts";
+import type { Config, ConfigEnv } from "../src/config/check.ts";
+import { isLoopbackHost } from "../src/config/api-keys.ts";
+
+const USAGE = `Usage: npm run check-config [-- --env NAME] [--wrangler PATH] [--dev-vars PATH] [--secrets-from-env]
+
+  --env NAME            check [env.NAME] of the wrangler config (vars are not inherited by environments)
+  --wrangler PATH       the wrangler config, default wrangler.toml (or wrangler.jsonc / wrangler.json)
+  --dev-vars PATH       dotenv file with secrets, default .dev.vars.NAME or .dev.vars next to the wrangler config
+  --secrets-from-env    take secrets only from the process environment (CI before deploy); no dev vars file`;
+
+interface Problem {
+  path: string;
+  message: string;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`check-config: ${message}\n`);
+  process.exit(2);
+}
+
+let args: { env?: string; wrangler?: string; "dev-vars"?: string; "secrets-from-env"?: boolean; help?: boolean };
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      env: { type: "string" },
+      wrangler: { type: "string" },
+      "dev-vars": { type: "string" },
+      "secrets-from-env": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  }));
+} catch (error) {
+  fail(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+}
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+if (args["secrets-from-env"] && args["dev-vars"] !== undefined) fail("--secrets-from-env and --dev-vars exclude each other");
+
+const cwd = process.cwd();
+const show = (path: string) => relative(cwd, path) || path;
+
+const wranglerPath = resolve(
+  args.wrangler ?? ["wrangler.toml", "wrangler.jsonc", "wrangler.json"].find((name) => existsSync(name)) ?? "wrangler.toml",
+);
+if (!existsSync(wranglerPath)) fail(`no wrangler config at ${show(wranglerPath)} (use --wrangler PATH)`);
+
+const problems: Problem[] = [];
+const warnings: string[] = [];
+
+// Vars as the Worker would see them: wrangler does not inherit [vars] into [env.NAME].
+type Section = { vars?: Record<string, unknown> };
+let raw: Section & { env?: Record<string, Section> };
+try {
+  raw = experimental_readRawConfig({ config: wranglerPath }).rawConfig as typeof raw;
+} catch (error) {
+  fail(`cannot read ${show(wranglerPath)}: ${error instanceof Error ? error.message : String(error)}`);
+}
+let section: Section = raw;
+if (args.env !== undefined) {
+  const named = raw.env?.[args.env];
+  if (named === undefined) fail(`${show(wranglerPath)} has no [env.${args.env}]`);
+  section = named;
+}
+const vars: Record<string, unknown> = { ...(section.vars ?? {}) };
+const varsTable = args.env === undefined ? "[vars]" : `[env.${args.env}.vars]`;
+
+for (const name of SECRET_NAMES) {
+  if (vars[name] !== undefined) {
+    problems.push({ path: name, message: `is in ${show(wranglerPath)} ${varsTable}, in clear: remove it and use \`wrangler secret put ${name}\`` });
+    delete vars[name];
+  }
+}
+
+// Secrets: the dev vars file (which, as in `wrangler dev`, may also override vars), else the process environment.
+const secrets: Record<string, unknown> = {};
+const sources: Record<string, string> = {};
+let devVarsPath: string | undefined;
+if (!args["secrets-from-env"]) {
+  const dir = dirname(wranglerPath);
+  const candidates = args["dev-vars"] !== undefined
+    ? [resolve(args["dev-vars"])]
+    : [...(args.env === undefined ? [] : [join(dir, `.dev.vars.${args.env}`)]), join(dir, ".dev.vars")];
+  devVarsPath = candidates.find((path) => existsSync(path));
+  if (args["dev-vars"] !== undefined && devVarsPath === undefined) fail(`no dev vars file at ${show(candidates[0]!)}`);
+  if (devVarsPath !== undefined) {
+    const parsed = parseEnv(readFileSync(devVarsPath, "utf8"));
+    for (const [name, value] of Object.entries(parsed)) {
+      if ((VAR_NAMES as readonly string[]).includes(name)) vars[name] = value;
+      else secrets[name] = value;
+      sources[name] = show(devVarsPath);
+    }
+  }
+}
+for (const name of SECRET_NAMES) {
+  if (secrets[name] === undefined && process.env[name] !== undefined) {
+    secrets[name] = process.env[name];
+    sources[name] = "environment";
+  }
+}
+
+const production = args.env !== undefined || args["secrets-from-env"] === true;
+const envFlag = args.env === undefined ? "" : ` --env ${args.env}`;
+
+const input: ConfigEnv = { ...vars, ...secrets };
+const result = checkConfig(input);
+if (!result.ok) {
+  for (const problem of result.problems) {
+    const missing = (SECRET_NAMES as readonly string[]).includes(problem.path) && problem.message === "is required";
+    if (missing) {
+      problem.message = production
+        ? `is missing: set it with \`wrangler secret put ${problem.path}${envFlag}\` (and export it here with --secrets-from-env to check it)`
+        : `is missing: add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"} (or export it)`;
+    } else if ((VAR_NAMES as readonly string[]).includes(problem.path) && problem.message === "is required") {
+      const inherited = args.env !== undefined && raw.vars?.[problem.path] !== undefined;
+      problem.message = `is missing from ${varsTable}${inherited ? " (top-level [vars] are not inherited by environments)" : ""}`;
+    }
+    problems.push(problem);
+  }
+}
+
+if (result.ok) warnings.push(...warningsFor(result.config));
+
+function warningsFor(config: Config): string[] {
+  const out: string[] = [];
+  const types = Object.keys(config.policy.actions);
+  if (config.apiKeys.length === 0) out.push("API_KEYS is empty: no proposer can authenticate");
+  for (const key of config.apiKeys) {
+    if (key.actions.includes("*")) out.push(`key "${key.name}" may propose every action type ("*")`);
+    for (const pattern of key.actions) {
+      const prefix = pattern.endsWith(".*") ? pattern.slice(0, -1) : null;
+      const matches = pattern === "*" || types.some((t) => (prefix ? t.startsWith(prefix) : t === pattern));
+      if (!matches) out.push(`key "${key.name}": actions pattern ${pattern} matches no action in POLICY`);
+    }
+  }
+  const runner = new URL(config.runnerUrl);
+  if (production && runner.protocol === "http:" && !isLoopbackHost(runner.hostname)) {
+    out.push(`RUNNER_URL uses plain http to ${runner.hostname}: dispatches are signed but not private`);
+  }
+  return out;
+}
+
+const where = [
+  show(wranglerPath) + (args.env === undefined ? "" : ` [env.${args.env}]`),
+  args["secrets-from-env"] ? "secrets from the environment" : `secrets from ${devVarsPath ? show(devVarsPath) : "the environment (no .dev.vars)"}`,
+].join("; ");
+
+for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
+
+if (problems.length > 0 || !result.ok) {
+  process.stderr.write(`signoff configuration has ${problems.length} problem(s) (${where}):\n`);
+  for (const problem of problems) process.stderr.write(`  ${problem.path}: ${problem.message}\n`);
+  process.exit(1);
+}
+
+const config = result.config;
+const lines: string[] = [`OK: signoff configuration (${where})`];
+const actions = Object.values(config.policy.actions);
+lines.push(`  actions (${actions.length}):`);
+for (const a of actions) {
+  const who = a.requester_only
+    ? "requester only (DM)"
+    : `${a.approvers.join(", ")} (${a.required_approvals} needed${a.allow_self_approval ? ", self-approval allowed" : ""})`;
+  const parts = [
+    a.type,
+    a.requester_only ? "" : `in ${a.channel}`,
+    who,
+    `ttl ${a.ttl_seconds}s, max ${a.max_ttl_seconds}s`,
+    a.params_schema ? "params_schema" : "params: any object ≤ 4 KiB",
+    a.confirm ? "" : "no confirm dialog",
+    a.escalation
+      ? `escalates to ${a.escalation.approvers.join(", ")} in ${a.escalation.channel}${a.escalation.extend_ttl_seconds ? ` (+${a.escalation.extend_ttl_seconds}s)` : ""}`
+      : "",
+  ];
+  lines.push(`    ${parts.filter((p) => p !== "").join(" · ")}`);
+}
+const channels = [...new Set(actions.flatMap((a) => [a.channel, a.escalation?.channel ?? null]).filter((c) => c !== null))];
+lines.push(`  channels: ${channels.join(", ") || "none (every action is requester_only)"}`);
+lines.push(`  keys (${config.apiKeys.length}):`);
+for (const key of config.apiKeys) {
+  const hosts = key.callback_hosts.length > 0 ? ` · callbacks ${key.callback_hosts.join(", ")}` : "";
+  lines.push(`    ${key.name} · ${key.scopes.join(", ")} · actions ${key.actions.join(", ") || "none"}${hosts}`);
+}
+lines.push(`  runner: ${config.runnerUrl} (${config.dispatchMaxAttempts} attempts, ${config.dispatchTimeoutMs} ms timeout)`);
+lines.push(`  slack api: ${config.slackApiBase}`);
+lines.push(`  secrets: ${SECRET_NAMES.map((name) => `${name} (${sources[name] ?? "?"})`).join(", ")}`);
+process.stdout.write(`${lines.join("\n")}\n`);
