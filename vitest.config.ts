@@ -25,6 +25,8 @@ export default defineConfig(async () => {
               POLICY: JSON.stringify(POLICY),
               SLACK_API_BASE: `${peer}/slack/api`,
               RUNNER_URL: `${peer}/runner`,
+              // Short enough that the "runner hangs" test does not wait 10 s.
+              DISPATCH_TIMEOUT_MS: "1500",
               TEST_PEER: peer,
               TEST_MIGRATIONS: migrations,
             },

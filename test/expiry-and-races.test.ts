@@ -98,7 +98,7 @@ describe("races: the first transition out of pending wins", () => {
     const clickers = ["U0ALICE", "U0BOB", "U0OSCAR"]; // U0BOB is the requester: refused by four-eyes
     const responses = await Promise.all(Array.from({ length: 30 }, (_, i) => click("approve", p.id, clickers[i % 3]!)));
     expect(responses.every((r) => r.status === 200)).toBe(true);
-    await settle(p.id, 8);
+    await settle(p.id);
     const events = await auditOf(p.id);
     expect(events.filter((e) => e.type === "proposal.approved")).toHaveLength(1);
     expect(events.filter((e) => e.type === "dispatch.attempt")).toHaveLength(1);

@@ -344,7 +344,13 @@ export class ProposalObject extends DurableObject<Env> {
 
   private async arm(): Promise<void> {
     const wake = this.jobs.nextWake();
-    if (wake === null) await this.ctx.storage.deleteAlarm();
-    else if ((await this.ctx.storage.getAlarm()) !== wake) await this.ctx.storage.setAlarm(wake);
+    if (wake === null) {
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    // A job due in the past fires now; setAlarm refuses times <= 0.
+    const at = Math.max(wake, Date.now());
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at || current < wake) await this.ctx.storage.setAlarm(at);
   }
 }

@@ -62,17 +62,20 @@ export function stubOf(id: string) {
   return env.PROPOSALS.get(env.PROPOSALS.idFromString(id.replace(/^prp_/, "")));
 }
 
-/** Makes every job of the proposal due now (as if time had passed), then runs its alarm. */
-export async function runJobsNow(id: string, kinds?: string[]): Promise<boolean> {
-  const stub = stubOf(id);
-  await runInDurableObject(stub, (_instance, state) => {
+/**
+ * Makes the proposal's jobs (of `kinds`, or all but expiry) due now, as if their retry
+ * time had come, and lets them run to the end.
+ */
+export async function runJobsNow(id: string, kinds?: string[]): Promise<void> {
+  await settle(id);
+  await runInDurableObject(stubOf(id), (_instance, state) => {
     if (kinds) {
-      for (const kind of kinds) state.storage.sql.exec(`UPDATE jobs SET due_at = 0, lease_until = 0 WHERE kind = ?`, kind);
+      for (const kind of kinds) state.storage.sql.exec(`UPDATE jobs SET due_at = 0 WHERE kind = ?`, kind);
     } else {
-      state.storage.sql.exec(`UPDATE jobs SET due_at = 0, lease_until = 0 WHERE kind != 'expire'`);
+      state.storage.sql.exec(`UPDATE jobs SET due_at = 0 WHERE kind != 'expire'`);
     }
   });
-  return runAlarm(id);
+  await settle(id);
 }
 
 /** Runs the proposal's alarm now if one is set (jobs not yet due stay put). */
@@ -86,15 +89,30 @@ export async function runAlarm(id: string): Promise<boolean> {
   return runDurableObjectAlarm(stub);
 }
 
-/** Lets pending jobs (due now) run: Slack sync, audit flush, dispatch, notifications. */
-export async function settle(id: string, rounds = 4): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    const pending = await runInDurableObject(stubOf(id), (_instance, state) =>
-      state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE due_at <= ? AND kind != 'expire'`, Date.now()).one().n,
-    );
-    if (pending === 0) return;
-    await runAlarm(id);
+/**
+ * Lets the jobs that are due now (Slack sync, audit flush, dispatch, notifications) run to
+ * the end, including runs the platform alarm started by itself (their lease is waited out).
+ */
+export async function settle(id: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const { due, running } = await runInDurableObject(stubOf(id), (_instance, state) => {
+      const now = Date.now();
+      return state.storage.sql
+        .exec<{ due: number; running: number }>(
+          `SELECT COALESCE(SUM(due_at <= ? AND lease_until <= ?), 0) AS due, COALESCE(SUM(lease_until > ?), 0) AS running
+           FROM jobs WHERE kind != 'expire'`,
+          now,
+          now,
+          now,
+        )
+        .one();
+    });
+    if (due === 0 && running === 0) return;
+    if (due > 0) await runAlarm(id);
+    else await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  throw new Error(`settle(${id}): jobs still due or running after ${timeoutMs} ms`);
 }
 
 export async function jobsOf(id: string) {

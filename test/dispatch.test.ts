@@ -1,0 +1,250 @@
+// SPEC 6 and 7: dispatch to the runner (signed, retried, exactly one accepted delivery),
+// asynchronous results, and outcome events to the proposer — all verified by the loopback
+// peer with the `standardwebhooks` reference library, not with signoff's own code.
+import { env } from "cloudflare:workers";
+import { Webhook } from "standardwebhooks";
+import { describe, expect, it } from "vitest";
+import { SECRETS } from "./fixtures.ts";
+import { auditOf, call, click, createProposal, getProposal, json, runJobsNow, settle } from "./helpers/api.ts";
+import { peer } from "./peer/client.ts";
+
+const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
+const runnerWebhook = new Webhook(SECRETS.RUNNER_SECRET);
+
+async function approved(overrides: Record<string, unknown> = {}) {
+  const p = await createProposal(overrides);
+  const res = await click("approve", p.id, "U0ALICE");
+  expect(res.status).toBe(200);
+  return p;
+}
+
+function signedResult(id: string, body: unknown, options: { msgId?: string; date?: Date; secret?: Webhook } = {}) {
+  const text = JSON.stringify(body);
+  const msgId = options.msgId ?? `res_${crypto.randomUUID()}`;
+  const date = options.date ?? new Date();
+  const signature = (options.secret ?? runnerWebhook).sign(msgId, date, text);
+  return call(`/v1/proposals/${id}/result`, {
+    token: null,
+    rawBody: text,
+    headers: {
+      "content-type": "application/json",
+      "webhook-id": msgId,
+      "webhook-timestamp": String(Math.floor(date.getTime() / 1000)),
+      "webhook-signature": signature,
+    },
+  });
+}
+
+describe("dispatch", () => {
+  it("the approved plan is POSTed to RUNNER_URL, signed per Standard Webhooks, with the SPEC 6 body", async () => {
+    const p = await approved();
+    await settle(p.id);
+    const [dispatch, ...more] = await peer.requests("/runner");
+    expect(more).toHaveLength(0);
+    expect(dispatch!.signature_valid).toBe(true);
+    expect(dispatch!.headers["idempotency-key"]).toBe(p.id);
+    expect(dispatch!.headers["webhook-id"]).toBeTruthy();
+    const body = JSON.parse(dispatch!.body);
+    expect(body).toEqual({
+      type: "proposal.approved",
+      proposal_id: p.id,
+      action: { type: "k8s.rollout_restart", params: { deployment: "api" } },
+      approvers: ["U0ALICE"],
+      requested_by: "U0BOB",
+      approved_at: expect.any(String),
+      plan_sha256: p.plan_sha256,
+      attempt: 1,
+    });
+    const after = await getProposal(p.id);
+    expect(after).toMatchObject({ status: "succeeded", result: { status: "succeeded", output: "ran ok" }, dispatch: { attempts: 1 } });
+  });
+
+  it("408/429/5xx are retried with backoff and the same webhook-id: 500, 503, then 200 → three attempts", async () => {
+    await peer.script("/runner", [{ status: 500 }, { status: 503 }, { status: 200, body: { status: "succeeded", output: "third time" } }]);
+    const p = await approved();
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("approved");
+    const retry = (await auditOf(p.id)).filter((e) => e.type === "dispatch.answer").at(-1)!;
+    const waitMs = Date.parse(retry.details.retry_at) - Date.parse(retry.at);
+    expect(waitMs).toBeGreaterThanOrEqual(1_800); // from 2 s (±10 % jitter)
+    expect(waitMs).toBeLessThanOrEqual(2_200);
+    await runJobsNow(p.id, ["dispatch"]);
+    await runJobsNow(p.id, ["dispatch"]);
+    await settle(p.id);
+    const attempts = await peer.requests("/runner");
+    expect(attempts).toHaveLength(3);
+    expect(new Set(attempts.map((a) => a.headers["webhook-id"])).size).toBe(1);
+    expect(attempts.map((a) => JSON.parse(a.body).attempt)).toEqual([1, 2, 3]);
+    expect(attempts.every((a) => a.signature_valid)).toBe(true);
+    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", result: { output: "third time" }, dispatch: { attempts: 3 } });
+    const answers = (await auditOf(p.id)).filter((e) => e.type === "dispatch.answer").map((e) => e.details.outcome);
+    expect(answers).toEqual(["retry", "retry", "final"]);
+  });
+
+  it("a permanent 4xx is dispatch_failed after one attempt", async () => {
+    await peer.script("/runner", [{ status: 403, body: { error: "action not allowed here" } }]);
+    const p = await approved();
+    await settle(p.id);
+    const after = await getProposal(p.id);
+    expect(after.status).toBe("dispatch_failed");
+    expect(after.dispatch.last_error).toBe("runner refused with HTTP 403");
+    expect(JSON.stringify(after)).not.toContain("action not allowed here"); // upstream bodies never echoed
+    expect(await peer.requests("/runner")).toHaveLength(1);
+  });
+
+  it("retries exhausted → dispatch_failed (DISPATCH_MAX_ATTEMPTS, default 8)", async () => {
+    await peer.script("/runner", Array.from({ length: 8 }, () => ({ status: 502 })));
+    const p = await approved();
+    await settle(p.id);
+    for (let i = 0; i < 8; i++) await runJobsNow(p.id, ["dispatch"]);
+    await settle(p.id);
+    expect(await peer.requests("/runner")).toHaveLength(8);
+    expect(await getProposal(p.id)).toMatchObject({ status: "dispatch_failed", dispatch: { attempts: 8, last_error: "runner answered HTTP 502" } });
+  });
+
+  it("a runner that hangs times out and is retried", async () => {
+    await peer.script("/runner", [{ delay_ms: 4_000, body: { status: "succeeded", output: "too late" } }]);
+    const p = await approved();
+    await settle(p.id);
+    const after = await getProposal(p.id);
+    expect(after.status).toBe("approved");
+    expect(after.dispatch.last_error).toMatch(/timed out/);
+    await runJobsNow(p.id, ["dispatch"]);
+    await settle(p.id);
+    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", result: { output: "ran ok" }, dispatch: { attempts: 2 } });
+  });
+
+  it("an alarm that runs twice never dispatches twice", async () => {
+    const p = await approved();
+    await settle(p.id);
+    await runJobsNow(p.id);
+    await runJobsNow(p.id);
+    expect(await peer.requests("/runner")).toHaveLength(1);
+  });
+
+  it("a 202 (accepted) moves to dispatched and is never sent again", async () => {
+    await peer.script("/runner", [{ status: 202, body: {} }]);
+    const p = await approved();
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("dispatched");
+    await runJobsNow(p.id);
+    expect(await peer.requests("/runner")).toHaveLength(1);
+  });
+});
+
+describe("asynchronous results", () => {
+  async function dispatched() {
+    await peer.script("/runner", [{ status: 202, body: {} }]);
+    const p = await approved();
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("dispatched");
+    return p;
+  }
+
+  it("a signed result is recorded, shown on the card and audited", async () => {
+    const p = await dispatched();
+    const res = await signedResult(p.id, { status: "failed", output: "deployment <api> not found & <!channel>" });
+    expect(res.status).toBe(200);
+    await settle(p.id);
+    expect(await getProposal(p.id)).toMatchObject({ status: "failed", result: { status: "failed", output: "deployment <api> not found & <!channel>" } });
+    const card = (await peer.slackCalls("chat.update")).at(-1)!;
+    const text = JSON.stringify(card.blocks);
+    expect(text).toContain("deployment &lt;api&gt; not found &amp; &lt;!channel&gt;");
+    expect((await auditOf(p.id)).map((e) => e.type)).toContain("proposal.failed");
+  });
+
+  it("unsigned, wrongly signed or stale results are 401 and change nothing", async () => {
+    const p = await dispatched();
+    const unsigned = await call(`/v1/proposals/${p.id}/result`, { token: null, body: { status: "succeeded", output: "x" } });
+    expect(unsigned.status).toBe(401);
+    expect((await json(unsigned)).error.code).toBe("bad_signature");
+    const forged = await signedResult(p.id, { status: "succeeded" }, { secret: new Webhook(SECRETS.EVENTS_SECRET) });
+    expect(forged.status).toBe(401);
+    const stale = await signedResult(p.id, { status: "succeeded" }, { date: new Date(Date.now() - 10 * 60_000) });
+    expect(stale.status).toBe(401);
+    expect((await getProposal(p.id)).status).toBe("dispatched");
+  });
+
+  it("a replayed result is 401; a second, different result is 409", async () => {
+    const p = await dispatched();
+    const first = await signedResult(p.id, { status: "succeeded", output: "done" }, { msgId: "res_one" });
+    expect(first.status).toBe(200);
+    const replay = await signedResult(p.id, { status: "succeeded", output: "done" }, { msgId: "res_one" });
+    expect(replay.status).toBe(401);
+    const second = await signedResult(p.id, { status: "failed", output: "oops" }, { msgId: "res_two" });
+    expect(second.status).toBe(409);
+    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", result: { output: "done" } });
+  });
+
+  it("a result for a proposal that was never dispatched is 409", async () => {
+    const p = await createProposal();
+    const res = await signedResult(p.id, { status: "succeeded", output: "?" });
+    expect(res.status).toBe(409);
+    expect((await getProposal(p.id)).status).toBe("pending");
+  });
+});
+
+describe("outcome events (SPEC 7)", () => {
+  const callback = (name: string) => `${PEER}/events/${name}`;
+
+  async function events(name: string) {
+    const requests = await peer.requests(`/events/${name}`);
+    for (const request of requests) expect(request.signature_valid, "signed with EVENTS_SECRET").toBe(true);
+    return requests.map((r) => JSON.parse(r.body) as { type: string; timestamp: string; data: Record<string, any> });
+  }
+
+  it("approved then succeeded, each signed, in the SPEC 7 envelope with the proposal's state", async () => {
+    const p = await approved({ callback_url: callback("ok") });
+    await settle(p.id);
+    const received = await events("ok");
+    expect(received.map((e) => e.type)).toEqual(["proposal.approved", "proposal.succeeded"]);
+    expect(received[1]!.data).toMatchObject({ id: p.id, status: "succeeded", result: { output: "ran ok" } });
+    expect(Date.parse(received[0]!.timestamp)).not.toBeNaN();
+  });
+
+  it("denied (with the reason), expired and cancelled are sent too", async () => {
+    const denied = await createProposal({ callback_url: callback("denied") });
+    await click("deny", denied.id, "U0ALICE");
+    const { slackRequest, denySubmission } = await import("./helpers/api.ts");
+    await slackRequest(denySubmission(denied.id, "U0ALICE", "not during the sale"));
+    await settle(denied.id);
+    const [deniedEvent] = await events("denied");
+    expect(deniedEvent).toMatchObject({ type: "proposal.denied", data: { decision: { reason: "not during the sale" } } });
+
+    const cancelled = await createProposal({ callback_url: callback("cancelled") });
+    await call(`/v1/proposals/${cancelled.id}/cancel`, { method: "POST" });
+    await settle(cancelled.id);
+    expect((await events("cancelled")).map((e) => e.type)).toEqual(["proposal.cancelled"]);
+
+    const expiring = await createProposal({ callback_url: callback("expired"), ttl_seconds: 1 });
+    await call(`/v1/proposals/${expiring.id}?wait=5`, { token: null, headers: { authorization: "Bearer so_test_reader_token_0000000000000000000000" } });
+    await settle(expiring.id);
+    expect((await events("expired")).map((e) => e.type)).toEqual(["proposal.expired"]);
+  });
+
+  it("dispatched then failed (asynchronous result)", async () => {
+    await peer.script("/runner", [{ status: 202 }]);
+    const p = await approved({ callback_url: callback("async") });
+    await settle(p.id);
+    await signedResult(p.id, { status: "failed", output: "exit 1" });
+    await settle(p.id);
+    expect((await events("async")).map((e) => e.type)).toEqual(["proposal.approved", "proposal.dispatched", "proposal.failed"]);
+  });
+
+  it("a failing listener is retried, audited, and never changes the proposal", async () => {
+    await peer.script("/events/flaky", [{ status: 500 }, { status: 500 }]);
+    const p = await createProposal({ callback_url: callback("flaky") });
+    await call(`/v1/proposals/${p.id}/cancel`, { method: "POST" });
+    await settle(p.id);
+    await runJobsNow(p.id, ["notify"]);
+    await runJobsNow(p.id, ["notify"]);
+    await settle(p.id);
+    const deliveries = await peer.requests("/events/flaky");
+    expect(deliveries).toHaveLength(3);
+    expect(new Set(deliveries.map((d) => d.headers["webhook-id"])).size).toBe(1);
+    const audit = (await auditOf(p.id)).map((e) => e.type);
+    expect(audit.filter((t) => t === "notify.failed")).toHaveLength(2);
+    expect(audit).toContain("notify.delivered");
+    expect((await getProposal(p.id)).status).toBe("cancelled");
+  });
+});
