@@ -353,3 +353,20 @@ describe("ttlAllowed", () => {
     expect([0, 1, 3600, 3601, 1.5].map((ttl) => ttlAllowed(action, ttl))).toEqual([false, true, true, false, false]);
   });
 });
+
+describe("validateParams never throws on hostile params", () => {
+  it("answers with a detail for params nested absurdly deep", () => {
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 100_000; i++) deep = { a: deep };
+    const recursive = only({
+      approvers: ["U0A1"],
+      params_schema: { $defs: { node: { type: "object", properties: { a: { $ref: "#/$defs/node" } } } }, $ref: "#/$defs/node" },
+    });
+    const plain = actionPolicy(parsePolicy(POLICY), "db.failover")!;
+    for (const action of [recursive, plain]) {
+      const details = validateParams(action, deep);
+      expect(details).toHaveLength(1);
+      expect(details[0]!.path).toBe("action.params");
+    }
+  });
+});

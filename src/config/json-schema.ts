@@ -325,7 +325,13 @@ const MAX_DETAILS = 20;
 
 /** Validation failures of `instance` as details under `root` (`action.params.deployment: …`). */
 export function schemaErrors(validator: Validator, instance: unknown, root: string): ErrorDetail[] {
-  const result = validator.validate(instance);
+  let result: ReturnType<Validator["validate"]>;
+  try {
+    result = validator.validate(instance);
+  } catch {
+    // A recursive schema walking absurdly deep params can exhaust the stack: bad input, so a 422, never a 500.
+    return [{ path: root, message: "could not be checked against params_schema (nested too deeply?)" }];
+  }
   if (result.valid) return [];
   const leaves = result.errors.filter((unit) => !SUMMARIES.has(unit.keyword));
   const units = leaves.length > 0 ? leaves : result.errors;

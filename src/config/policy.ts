@@ -282,7 +282,7 @@ export function validateParams(action: ActionPolicy, params: unknown, root = "ac
   try {
     serialized = JSON.stringify(params);
   } catch {
-    return [{ path: root, message: "must be JSON" }];
+    return [{ path: root, message: "could not be serialized as JSON (nested too deeply?)" }];
   }
   const bytes = new TextEncoder().encode(serialized).length;
   if (bytes > MAX_UNSCHEMED_PARAMS_BYTES) {
