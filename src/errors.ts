@@ -17,14 +17,18 @@ export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 
  * credentials, secrets or upstream response bodies.
  */
 export class ApiError extends Error {
-  constructor(
-    readonly status: ErrorStatus,
-    readonly code: string,
-    message: string,
-    readonly details: ErrorDetail[] = [],
-  ) {
+  // Plain fields, not constructor parameter properties: Node's type stripping (the
+  // operator scripts import this module) accepts only erasable TypeScript.
+  readonly status: ErrorStatus;
+  readonly code: string;
+  readonly details: ErrorDetail[];
+
+  constructor(status: ErrorStatus, code: string, message: string, details: ErrorDetail[] = []) {
     super(message);
     this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.details = details;
   }
 
   toBody(): ErrorBody {

@@ -63,7 +63,8 @@ function run(dir: string, args: string[] = [], env: Record<string, string> = {})
   const result = spawnSync(process.execPath, [SCRIPT, ...args], {
     cwd: dir,
     encoding: "utf8",
-    env: { PATH: process.env.PATH ?? "", ...env },
+    // A bare environment on purpose; the cast is for wrangler's generated ProcessEnv typing.
+    env: { PATH: process.env.PATH ?? "", ...env } as NodeJS.ProcessEnv,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, all: result.stdout + result.stderr };
 }
