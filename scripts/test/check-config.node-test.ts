@@ -64,7 +64,7 @@ function run(dir: string, args: string[] = [], env: Record<string, string> = {})
     cwd: dir,
     encoding: "utf8",
     // A bare environment on purpose; the cast is for wrangler's generated ProcessEnv typing.
-    env: { PATH: process.env.PATH ?? "", ...env } as NodeJS.ProcessEnv,
+    env: { PATH: process.env.PATH ?? "", ...env } as unknown as NodeJS.ProcessEnv,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, all: result.stdout + result.stderr };
 }

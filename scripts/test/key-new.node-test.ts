@@ -8,7 +8,7 @@ import { TOKEN_PATTERN, authenticate, parseApiKeys } from "../../src/config/api-
 const SCRIPT = fileURLToPath(new URL("../key-new.ts", import.meta.url));
 
 function run(...args: string[]) {
-  const result = spawnSync(process.execPath, [SCRIPT, ...args], { encoding: "utf8", env: { PATH: process.env.PATH ?? "" } as NodeJS.ProcessEnv });
+  const result = spawnSync(process.execPath, [SCRIPT, ...args], { encoding: "utf8", env: { PATH: process.env.PATH ?? "" } as unknown as NodeJS.ProcessEnv });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
