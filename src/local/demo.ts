@@ -1,0 +1,80 @@
+// The demo Slack workspace of local mode: people to click as, one user group, channel names, and the
+// sample proposals the page's form and `npm start`'s curl offer. Plain data, shared by the Worker and Node.
+
+export interface DemoUser {
+  id: string;
+  name: string;
+  /** What this person may do under the demo policy of wrangler.toml [env.local]. */
+  role: string;
+}
+
+export const DEMO_TEAM = { id: "T0LOCAL", domain: "signoff-local" } as const;
+
+export const DEMO_USERS: readonly DemoUser[] = [
+  { id: "U0ALICE", name: "alice", role: "approver of every demo action" },
+  { id: "U0OSCAR", name: "oscar", role: "on call: member of group S0ONCALL" },
+  { id: "U0BOB", name: "bob", role: "the requester of the sample proposals (also in S0ONCALL)" },
+  { id: "U0DAVE", name: "dave", role: "approver of demo.two_person" },
+  { id: "U0CAROL", name: "carol", role: "escalation approver" },
+  { id: "U0MALLORY", name: "mallory", role: "outsider: may decide nothing" },
+];
+
+/** What usergroups.users.list answers. */
+export const DEMO_GROUPS: Readonly<Record<string, readonly string[]>> = {
+  S0ONCALL: ["U0OSCAR", "U0BOB"],
+};
+
+export const DEMO_CHANNELS: Readonly<Record<string, string>> = {
+  C0APPROVALS: "approvals",
+  C0INCIDENT: "incident",
+  C0ESCALATE: "escalate",
+};
+
+export interface DemoProposal {
+  action: { type: string; params: Record<string, string> };
+  summary: string;
+  reason: string;
+  blast_radius: string;
+  rollback: string;
+  requested_by: string;
+}
+
+/** One sample per action of the demo policy, keyed by action type. */
+export const DEMO_PROPOSALS: Readonly<Record<string, DemoProposal>> = {
+  "demo.echo": {
+    action: { type: "demo.echo", params: { message: "hello from signoff" } },
+    summary: "Say hello through the runner",
+    reason: "Trying out local mode",
+    blast_radius: "None: the runner only echoes the message",
+    rollback: "Nothing to undo",
+    requested_by: "U0BOB",
+  },
+  "demo.self_confirm": {
+    action: { type: "demo.self_confirm", params: { message: "confirmed by the requester" } },
+    summary: "Confirm your own chat command",
+    reason: "Only the requester may confirm this one, in their DM",
+    blast_radius: "None: the runner only echoes the message",
+    rollback: "Nothing to undo",
+    requested_by: "U0BOB",
+  },
+  "demo.two_person": {
+    action: { type: "demo.two_person", params: { message: "two people agreed" } },
+    summary: "Something that needs two approvals",
+    reason: "Shows M-of-N: two of U0ALICE, U0DAVE and S0ONCALL",
+    blast_radius: "None: the runner only echoes the message",
+    rollback: "Nothing to undo",
+    requested_by: "U0BOB",
+  },
+  "k8s.rollout_restart": {
+    action: { type: "k8s.rollout_restart", params: { deployment: "api" } },
+    summary: "Restart deployment api (rolling)",
+    reason: "OOMKilled x4 in 5m on api-7f9",
+    blast_radius: "1 of 6 replicas at a time, prod",
+    rollback: "kubectl rollout undo deployment/api",
+    requested_by: "U0BOB",
+  },
+};
+
+export function userName(id: string): string {
+  return DEMO_USERS.find((u) => u.id === id)?.name ?? id;
+}

@@ -1,0 +1,40 @@
+// SPEC 9: the local Slack stand-in is never part of a production deploy. This runs the production entry
+// (wrangler.toml's top level, src/index.ts) and asks it for the stand-in's routes — on a loopback host, where
+// the local entry would serve them. The bundle-level proof is scripts/test/production-bundle.node-test.ts.
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+
+const STANDIN_ROUTES: Array<[method: string, path: string]> = [
+  ["GET", "/"],
+  ["POST", "/__local/slack/api/chat.postMessage"],
+  ["POST", "/__local/slack/api/usergroups.users.list"],
+  ["GET", "/__local/state?as=U0ALICE"],
+  ["POST", "/__local/click"],
+  ["POST", "/__local/propose"],
+];
+
+describe("production has no Slack stand-in", () => {
+  for (const [method, path] of STANDIN_ROUTES) {
+    for (const host of ["http://localhost:8787", "http://127.0.0.1:8787", "https://signoff.example.com"]) {
+      it(`${method} ${path} on ${host} is 404`, async () => {
+        const res = await exports.default.fetch(
+          new Request(`${host}${path}`, {
+            method,
+            headers: { "content-type": "application/json", authorization: "Bearer xoxb-test-bot-token" },
+            ...(method === "POST" ? { body: JSON.stringify({ channel: "C0APPROVALS", text: "hi", as: "U0ALICE" }) } : {}),
+          }),
+        );
+        expect(res.status).toBe(404);
+        expect(res.headers.get("x-signoff-local")).toBeNull();
+        const body = (await res.json()) as { error?: { code?: string } };
+        expect(body.error?.code).toBe("not_found");
+      });
+    }
+  }
+
+  it("has neither the stand-in's binding nor LOCAL_MODE", () => {
+    const bindings = env as unknown as Record<string, unknown>;
+    expect(bindings.LOCAL_SLACK).toBeUndefined();
+    expect(bindings.LOCAL_MODE).toBeUndefined();
+  });
+});
