@@ -1,0 +1,177 @@
+// Local mode end to end, as a new user sees it (SPEC 9): the stack `npm start` runs (on free ports, with its own
+// state, secrets and token in a temporary directory), driven in headless Chromium through the Slack stand-in.
+// Needs Debian's chromium (`apt-get install -y chromium`); CHROMIUM_PATH overrides /usr/bin/chromium.
+// Screenshots go to test-results/screenshots, or to SCREENSHOTS_DIR (docs/screenshots to refresh the docs).
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { chromium, type Browser, type Locator, type Page } from "playwright-core";
+import { ROOT, startLocal, type LocalStack } from "../scripts/local/stack.ts";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const SCREENSHOTS = resolve(ROOT, process.env.SCREENSHOTS_DIR ?? join("test-results", "screenshots"));
+/** From a click to the card showing the runner's result: alarm, dispatch, chat.update, one page poll. */
+const FLOW_MS = 30_000;
+
+let dir: string;
+let stack: LocalStack | undefined;
+let browser: Browser | undefined;
+let page: Page;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "signoff-e2e-"));
+  const lines: string[] = [];
+  try {
+    stack = await startLocal({
+      port: 0,
+      runnerPort: 0,
+      persistTo: join(dir, "state"),
+      devVarsPath: join(dir, ".dev.vars"),
+      tokenPath: join(dir, "demo-token"),
+      log: (line) => lines.push(line),
+    });
+  } catch (error) {
+    throw new Error(`local stack did not start: ${(error as Error).message}\n${lines.slice(-40).join("\n")}`);
+  }
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+});
+
+after(async () => {
+  await browser?.close();
+  const pids = stack?.pids ?? [];
+  await stack?.stop();
+  rmSync(dir, { recursive: true, force: true });
+  // Nothing left behind: the runner's and wrangler's process groups (workerd included) are gone.
+  for (const pid of pids) {
+    assert.throws(() => process.kill(-pid, 0), { code: "ESRCH" }, `process group ${pid} still running after stop()`);
+  }
+});
+
+async function actAs(user: string): Promise<void> {
+  await page.selectOption("#as", user);
+  await page.waitForFunction((u) => (document.querySelector("#role")?.textContent ?? "") !== "" && new URL(location.href).searchParams.get("as") === u, user);
+}
+
+/** Submits the page's form for `type` with `params`; returns the new proposal's id. */
+async function propose(type: string, params: Record<string, string>): Promise<string> {
+  await page.selectOption("#p-type", type);
+  await page.fill("#p-params", JSON.stringify(params));
+  await page.click("#p-submit");
+  // The page clears the previous result when the form is submitted; this waits for the new one.
+  const result = page.locator("#propose-result.ok[data-proposal-id]");
+  await result.waitFor({ timeout: 10_000 }).catch(async () => {
+    throw new Error(`proposal not created: ${await page.locator("#propose-result").textContent()}`);
+  });
+  const id = await result.getAttribute("data-proposal-id");
+  assert.match(id ?? "", /^prp_/);
+  return id!;
+}
+
+function card(id: string): Locator {
+  return page.locator(`article.msg[data-proposal-id="${id}"]`);
+}
+
+async function press(id: string, label: "Approve" | "Deny" | "Escalate"): Promise<void> {
+  await card(id).getByRole("button", { name: label, exact: true }).click();
+}
+
+async function api(path: string): Promise<Record<string, any>> {
+  const res = await fetch(`${stack!.url}${path}`, { headers: { authorization: `Bearer ${stack!.token}` } });
+  assert.equal(res.status, 200, `${path}: HTTP ${res.status}`);
+  return (await res.json()) as Record<string, any>;
+}
+
+/** On failure: a screenshot, what the page showed and what the Worker and runner printed, in the error. */
+async function explained(steps: () => Promise<void>): Promise<void> {
+  try {
+    await steps();
+  } catch (error) {
+    const shot = join(SCREENSHOTS, "failure.png");
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+    const shown = await page.locator("body").innerText().catch(() => "(page unreadable)");
+    (error as Error).message += `\n--- screenshot: ${shot}\n--- page:\n${shown}\n--- output:\n${stack?.recentOutput().split("\n").slice(-60).join("\n")}`;
+    throw error;
+  }
+}
+
+test("propose, approve as an approver, see the runner's output; an outsider is refused; deny with a reason", { timeout: 240_000 }, async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await explained(flow);
+});
+
+async function flow(): Promise<void> {
+  await page.goto(`${stack!.url}/?as=U0ALICE`);
+  await page.waitForSelector("body[data-ready='1']");
+  assert.equal(await page.title(), "signoff · local Slack stand-in");
+
+  // A demo.echo proposal from the page's form: the card appears, posted through the stand-in's chat.postMessage.
+  const echo = await propose("demo.echo", { message: "hello from the e2e test" });
+  await card(echo).getByRole("button", { name: "Approve", exact: true }).waitFor({ timeout: FLOW_MS });
+  assert.match(await card(echo).innerText(), /Say hello through the runner/);
+  const restart = await propose("k8s.rollout_restart", { deployment: "api" });
+  await card(restart).getByRole("button", { name: "Approve", exact: true }).waitFor({ timeout: FLOW_MS });
+
+  // Alice approves (through Slack's confirm dialog); the runner echoes; the card says so, without buttons.
+  await actAs("U0ALICE");
+  await press(echo, "Approve");
+  await page.locator("#confirm:not([hidden])").waitFor();
+  assert.match(await page.locator("#confirm-title").innerText(), /Approve this action\?/);
+  await page.click("#confirm-ok");
+  await card(echo).locator("pre", { hasText: "hello from the e2e test" }).waitFor({ timeout: FLOW_MS });
+  const approved = await card(echo).innerText();
+  assert.match(approved, /Approved by @alice/);
+  assert.match(approved, /Succeeded/);
+  assert.equal(await card(echo).getByRole("button").count(), 0, "a decided card keeps no buttons");
+  const state = await api(`/v1/proposals/${echo}`);
+  assert.equal(state.status, "succeeded");
+  assert.match(state.result.output, /hello from the e2e test/);
+  await card(echo).screenshot({ path: join(SCREENSHOTS, "approved-card.png") });
+
+  // Mallory, an outsider, clicks Approve on the other card: nothing changes, and only she sees why.
+  await actAs("U0MALLORY");
+  await press(restart, "Approve");
+  await page.click("#confirm-ok");
+  const refusal = page.locator("article.msg.ephemeral", { hasText: "not among the approvers" });
+  await refusal.waitFor({ timeout: FLOW_MS });
+  assert.match(await refusal.innerText(), /Only visible to you/);
+  assert.equal((await api(`/v1/proposals/${restart}`)).status, "pending");
+  await card(restart).getByRole("button", { name: "Approve", exact: true }).waitFor();
+  await page.screenshot({ path: join(SCREENSHOTS, "standin.png"), fullPage: true });
+
+  // The refusal is Mallory's alone.
+  await actAs("U0ALICE");
+  await page.waitForFunction(() => document.querySelectorAll("article.msg.ephemeral").length === 0);
+
+  // Oscar (approver through the S0ONCALL group) denies with a reason, through the modal.
+  await actAs("U0OSCAR");
+  await press(restart, "Deny");
+  await page.locator("#modal:not([hidden])").waitFor({ timeout: FLOW_MS });
+  assert.equal(await page.locator("#modal-title").innerText(), "Deny proposal");
+  await page.fill("#modal-body textarea[data-block-id='reason']", "Not during the release freeze");
+  await page.click("#modal-submit");
+  await page.locator("#modal").waitFor({ state: "hidden" });
+  await card(restart).getByText("Not during the release freeze").waitFor({ timeout: FLOW_MS });
+  assert.match(await card(restart).innerText(), /Denied by @oscar/);
+  const denied = await api(`/v1/proposals/${restart}`);
+  assert.equal(denied.status, "denied");
+  assert.equal(denied.decision.reason, "Not during the release freeze");
+
+  // Every one of those clicks went through the production signature check, and is in the audit log.
+  const audit = await api(`/v1/audit?proposal_id=${restart}`);
+  const types = (audit.events as Array<{ type: string; actor: string }>).map((e) => `${e.type} ${e.actor}`);
+  assert.ok(types.some((t) => t.startsWith("click.refused slack:U0MALLORY")), types.join("\n"));
+  assert.ok(types.some((t) => t.startsWith("proposal.denied slack:U0OSCAR")), types.join("\n"));
+}
