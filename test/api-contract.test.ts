@@ -6,7 +6,7 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { SECRETS, TOKENS } from "./fixtures.ts";
 import { signSlackRequest } from "../src/slack/signature.ts";
-import { BASE, call, clickPayload, json, proposalBody, settleFully, slackRequest } from "./helpers/api.ts";
+import { BASE, call, clickPayload, json, proposalBody, settle, slackRequest } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -20,7 +20,7 @@ const KiB = 1024;
 /** Proposals created by the current test: settled afterwards so no alarm spills into the next one. */
 const created: string[] = [];
 afterEach(async () => {
-  for (const id of created.splice(0)) await settleFully(id);
+  for (const id of created.splice(0)) await settle(id);
 });
 
 async function create(overrides: Json = {}, options: { token?: string; headers?: Record<string, string> } = {}) {
@@ -539,7 +539,7 @@ describe("POST /v1/proposals", () => {
 
     it("the proposal's card is posted once, to the policy's channel", async () => {
       const p = await create();
-      await settleFully(p.id);
+      await settle(p.id);
       const cards = cardsMentioning(await cardsPosted(), p.id);
       expect(cards.length).toBe(1);
       expect(cards[0]!.channel).toBe("C0INCIDENT");
@@ -547,7 +547,7 @@ describe("POST /v1/proposals", () => {
 
     it("the creation is audited as proposal.created by key:<name>", async () => {
       const p = await create();
-      await settleFully(p.id);
+      await settle(p.id);
       const res = await call(`/v1/audit?proposal_id=${p.id}`, { token: TOKENS.auditor });
       const events = (await json(res)).events as Json[];
       expect(events[0]).toMatchObject({ proposal_id: p.id, type: "proposal.created", actor: "key:alertmanager" });
@@ -563,7 +563,7 @@ describe("POST /v1/proposals", () => {
       expect(again.status).toBe(200);
       expect(againBody.id).toBe(first.id);
       expect(againBody.expires_at).toBe(first.expires_at);
-      await settleFully(first.id);
+      await settle(first.id);
       expect(cardsMentioning(await cardsPosted(), first.id).length).toBe(1);
       expect((await cardsPosted()).length).toBe(1);
     });
@@ -576,21 +576,21 @@ describe("POST /v1/proposals", () => {
       const res = await call("/v1/proposals", { rawBody: JSON.stringify(reordered, null, 2), headers: { "content-type": "application/json", "idempotency-key": key } });
       expect(res.status).toBe(200);
       expect((await json(res)).id).toBe(first.id);
-      await settleFully(first.id);
+      await settle(first.id);
       expect((await cardsPosted()).length).toBe(1);
     });
 
     it("the same key with another body is 409, and the first proposal is unchanged", async () => {
       const key = `idem-${crypto.randomUUID()}`;
       const first = await create({}, { headers: { "idempotency-key": key } });
-      await settleFully(first.id);
+      await settle(first.id);
       const auditBefore = await auditRowCount();
       const res = await call("/v1/proposals", { body: proposalBody({ reason: "a different reason" }), headers: { "idempotency-key": key } });
       await expectError(res, 409);
       const still = await json(await call(`/v1/proposals/${first.id}`, { token: TOKENS.reader }));
       expect(still.reason).toBe(first.reason);
       expect(still.status).toBe("pending");
-      await settleFully(first.id);
+      await settle(first.id);
       expect((await cardsPosted()).length).toBe(1);
       expect(await auditRowCount()).toBe(auditBefore);
     });
@@ -602,8 +602,8 @@ describe("POST /v1/proposals", () => {
       expect(a.id).not.toBe(b.id);
       expect(a.created_by).toBe("alertmanager");
       expect(b.created_by).toBe("ci");
-      await settleFully(a.id);
-      await settleFully(b.id);
+      await settle(a.id);
+      await settle(b.id);
       expect((await cardsPosted()).length).toBe(2);
     });
 
@@ -620,7 +620,7 @@ describe("POST /v1/proposals", () => {
       expect(ids.size).toBe(1);
       const [id] = [...ids] as string[];
       track({ id });
-      await settleFully(id!);
+      await settle(id!);
       expect((await cardsPosted()).length).toBe(1);
       const creations = (await json(await call(`/v1/audit?proposal_id=${id}&type=proposal.created`, { token: TOKENS.auditor }))).events;
       expect(creations.length).toBe(1);
@@ -636,7 +636,7 @@ describe("POST /v1/proposals", () => {
       expect(statuses.filter((s) => s === 201).length, JSON.stringify(statuses)).toBe(1);
       expect(statuses.filter((s) => s === 409).length, JSON.stringify(statuses)).toBe(9);
       const winner = track(bodies[statuses.indexOf(201)]!);
-      await settleFully(winner.id);
+      await settle(winner.id);
       expect((await cardsPosted()).length).toBe(1);
     });
 
@@ -781,7 +781,7 @@ describe("POST /v1/proposals/:id/cancel", () => {
     expect(view.id).toBe(p.id);
     expect(view.status).toBe("cancelled");
     expect(view.decision).toMatchObject({ outcome: "cancelled" });
-    await settleFully(p.id);
+    await settle(p.id);
     const auditBefore = (await json(await call(`/v1/audit?proposal_id=${p.id}&type=proposal.cancelled`, { token: TOKENS.auditor }))).events.length;
     expect(auditBefore).toBe(1);
     await expectError(await call(`/v1/proposals/${p.id}/cancel`, { method: "POST" }), 409);
@@ -792,11 +792,11 @@ describe("POST /v1/proposals/:id/cancel", () => {
 
   it("the cancelled proposal's card is updated (chat.update) and keeps no buttons", async () => {
     const p = await create();
-    await settleFully(p.id);
+    await settle(p.id);
     const [card] = cardsMentioning(await cardsPosted(), p.id);
     expect(buttonsIn(card).length).toBeGreaterThan(0);
     expect((await call(`/v1/proposals/${p.id}/cancel`, { method: "POST" })).status).toBe(200);
-    await settleFully(p.id);
+    await settle(p.id);
     const updates = await peer.slackCalls("chat.update");
     expect(updates.length).toBe(1);
     expect(updates[0]!.channel).toBe("C0INCIDENT");
@@ -932,7 +932,7 @@ describe("GET /v1/audit", () => {
     const b = await create({}, { token: TOKENS.other });
     const c = await create();
     expect((await call(`/v1/proposals/${a.id}/cancel`, { method: "POST" })).status).toBe(200);
-    for (const p of [a, b, c]) await settleFully(p.id);
+    for (const p of [a, b, c]) await settle(p.id);
     return { a, b, c, since };
   }
 
@@ -1189,7 +1189,7 @@ describe("POST /slack/interactions", () => {
     "a signed click whose action_id %j is not one of signoff's buttons is answered (no 5xx) and changes nothing",
     async (actionId) => {
       const p = await create();
-      await settleFully(p.id);
+      await settle(p.id);
       const res = await slackRequest({
         type: "block_actions",
         user: { id: "U0ALICE" },
@@ -1222,7 +1222,7 @@ describe("POST /slack/interactions", () => {
     ["view.private_metadata", () => ({ type: "view_submission", user: { id: "U0ALICE" }, view: { callback_id: "signoff.deny_reason", private_metadata: "DEEP" } }), DEEP_ARRAY],
   ])("a signed payload whose %s is deeply nested JSON (not a string) never yields a 5xx and changes nothing", async (_field, build, deep) => {
     const p = await create();
-    await settleFully(p.id);
+    await settle(p.id);
     const res = await signedSlack(`payload=${encodeURIComponent(JSON.stringify(build(p.id)).replace('"DEEP"', deep))}`);
     expect(res.status, await res.clone().text()).toBeLessThan(500);
     const after = await view(p.id);
@@ -1232,7 +1232,7 @@ describe("POST /slack/interactions", () => {
 
   it("a signed click whose action_id is an array holding a button's name is not that button: nothing changes", async () => {
     const p = await create();
-    await settleFully(p.id);
+    await settle(p.id);
     const res = await slackRequest(click(p.id, "U0ALICE", { actions: [{ action_id: ["signoff.approve"], value: p.id, type: "button" }] }));
     expect(res.status).toBeLessThan(500);
     const after = await view(p.id);
@@ -1242,7 +1242,7 @@ describe("POST /slack/interactions", () => {
 
   it("four-eyes: the requester cannot approve their own proposal, whatever action_id the click carries", async () => {
     const p = await create({ requested_by: "U0BOB" }); // U0BOB is in S0ONCALL, one of the approvers
-    await settleFully(p.id);
+    await settle(p.id);
     for (const actionId of ["signoff.approve", "toString", "constructor"]) {
       const res = await slackRequest({
         type: "block_actions",
@@ -1265,7 +1265,7 @@ describe("POST /slack/interactions", () => {
     ["an array", ["why"]],
   ])("a deny form whose reason is %s (not text) never yields a 5xx, and any stored reason is text", async (_name, value) => {
     const p = await create();
-    await settleFully(p.id);
+    await settle(p.id);
     const res = await slackRequest({
       type: "view_submission",
       user: { id: "U0ALICE" },
@@ -1284,7 +1284,7 @@ describe("POST /slack/interactions", () => {
     ["a number", 42],
   ])("a signed click whose user id is %s (not a Slack user id) is refused as bad input (400), and nothing is audited", async (_name, id) => {
     const p = await create();
-    await settleFully(p.id);
+    await settle(p.id);
     const auditBefore = await auditRowCount();
     const text = JSON.stringify({
       type: "block_actions",
@@ -1294,7 +1294,7 @@ describe("POST /slack/interactions", () => {
     }).replace('"DEEP"', "[".repeat(5000) + "]".repeat(5000));
     const res = await signedSlack(`payload=${encodeURIComponent(text)}`);
     await expectError(res, 400);
-    await settleFully(p.id);
+    await settle(p.id);
     expect(await auditRowCount()).toBe(auditBefore);
     expect((await view(p.id)).status).toBe("pending");
   });

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "./fixtures.ts";
-import { BASE, call, clickPayload, json, proposalBody, settleFully, slackRequest } from "./helpers/api.ts";
+import { BASE, call, clickPayload, json, proposalBody, settle, slackRequest } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -78,7 +78,7 @@ async function checkCreateEffects(res: Response, body: Json | null, before: Worl
     const cancel = await call(`/v1/proposals/${id}/cancel`, { method: "POST", token: tokenOfCreator(body!) });
     expect([200, 409], what).toContain(cancel.status);
     await cancel.text();
-    await settleFully(id);
+    await settle(id);
     const cards = await peer.slackCalls("chat.postMessage");
     expect(cards.filter((c) => JSON.stringify(c).includes(id)).length, `${what}: one card per proposal`).toBe(1);
     return;
@@ -444,7 +444,7 @@ describe("fuzz reads: never a 5xx, 4xx in the error shape", SUITE, () => {
     const p = await json(res);
     expect(res.status).toBe(201);
     expect((await call(`/v1/proposals/${p.id}/cancel`, { method: "POST" })).status).toBe(200);
-    await settleFully(p.id);
+    await settle(p.id);
     cancelledId = p.id;
     return cancelledId;
   }
@@ -557,7 +557,7 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
   /** Pending proposals for the structured payloads to click on; settled when the file ends. */
   const pool: string[] = [];
   afterAll(async () => {
-    for (const id of pool) await settleFully(id);
+    for (const id of pool) await settle(id);
   });
 
   async function freshPool(n = 3): Promise<string[]> {
@@ -696,7 +696,7 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
         }
         if (after!.decision?.reason !== undefined) expect(typeof after!.decision.reason, what).toBe("string");
         if (after!.status !== "pending") {
-          await settleFully(live[index]!);
+          await settle(live[index]!);
           live[index] = (await freshPool(1))[0]!;
         }
       }),

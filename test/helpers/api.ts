@@ -171,30 +171,3 @@ export function denySubmission(proposalId: string, user: string, reason?: string
     },
   };
 }
-
-/**
- * Like `settle`, but also waits out runs already under way: an alarm that fired on its own
- * holds its jobs' leases, `runAlarm` cannot claim them, and `settle` would return while their
- * Slack calls and audit writes are still in flight (to land in a later test's counts). Due
- * times are compared with the object's own clock: workerd moves `Date.now()` only on I/O, per
- * context, so the test's clock can lag the object's by a few ms and miss a job just scheduled.
- */
-export async function settleFully(id: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const { due, held } = await runInDurableObject(stubOf(id), (_instance, state) => {
-      const now = Date.now();
-      return state.storage.sql
-        .exec<{ due: number; held: number }>(
-          `SELECT COUNT(*) AS due, COALESCE(SUM(lease_until > ?), 0) AS held FROM jobs WHERE due_at <= ? AND kind != 'expire'`,
-          now,
-          now + 50,
-        )
-        .one();
-    });
-    if (due === 0) return;
-    if (held < due) await runAlarm(id);
-    else await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`settleFully(${id}): jobs still due after ${timeoutMs} ms`);
-}
