@@ -30,7 +30,7 @@ async function rawSlack(body: string, headers: Record<string, string>) {
 }
 
 describe("signature verification, before anything is parsed", () => {
-  const body = `payload=${encodeURIComponent(JSON.stringify({ type: "block_actions", user: { id: "U0ALICE" }, actions: [] }))}`;
+  const body = `payload=${encodeURIComponent(JSON.stringify({ type: "block_actions", user: { id: "U0ALICE" }, actions: [{ action_id: "someone.elses_button", value: "x" }] }))}`;
   const now = () => Math.floor(Date.now() / 1000);
 
   it("a correctly signed request is accepted", async () => {

@@ -4,6 +4,7 @@ import type { z } from "zod";
 import { authenticate, hasScope, type ApiKey } from "../config/api-keys.ts";
 import { loadConfig, type Config, type ConfigEnv } from "../config/load.ts";
 import { ApiError, type ErrorDetail } from "../errors.ts";
+import { tooDeepAt } from "../lib/json-depth.ts";
 
 export type AppEnv = { Bindings: Env };
 export type AppContext = Context<AppEnv>;
@@ -66,12 +67,24 @@ function tooLarge(): ApiError {
   return new ApiError(413, "payload_too_large", `body is larger than ${MAX_BODY_BYTES} bytes`);
 }
 
+/** No legitimate request nests deeper; deeper input is refused before it reaches recursive code. */
+export const MAX_JSON_DEPTH = 32;
+
 export function parseJson(text: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw new ApiError(400, "bad_json", "body is not valid JSON");
   }
+  const deep = tooDeepAt(value, MAX_JSON_DEPTH);
+  if (deep !== null) {
+    const path = deep.length > 80 ? `${deep.slice(0, 80)}…` : deep;
+    throw new ApiError(400, "invalid_request", `body nests deeper than ${MAX_JSON_DEPTH} levels`, [
+      { path, message: `nests deeper than ${MAX_JSON_DEPTH} levels` },
+    ]);
+  }
+  return value;
 }
 
 /** Validates with zod; a failure is a 400 whose details name every offending field. */
