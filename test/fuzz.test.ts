@@ -16,9 +16,9 @@ const testEnv = env as unknown as { PROPOSALS: DurableObjectNamespace; AUDIT_DB:
 const PUBLIC_ID = /^prp_[0-9a-f]{64}$/;
 
 /** Enough runs to find the odd input, few enough that the file stays well under a minute. */
-const RUNS = { heavy: 150, light: 250 };
+const RUNS = { heavy: 150, light: 200 };
 /** A safety valve: a property that gets slow stops early (and passes with the runs it made) instead of timing out. */
-const TIME_LIMIT_MS = 15_000;
+const TIME_LIMIT_MS = 8_000;
 const SUITE = { timeout: 30_000 };
 
 // ---- invariants ------------------------------------------------------------------------
@@ -309,7 +309,12 @@ describe("fuzz POST /v1/proposals: bad input never yields a 5xx and never change
     const bytes = fc.oneof(
       fc.uint8Array({ maxLength: 2048 }),
       fc.string({ unit: "binary", maxLength: 512 }).map((s) => new TextEncoder().encode(s)),
-      fc.uint8Array({ minLength: 60_000, maxLength: 70_000 }),
+      // Around the 64 KiB limit: a random pattern repeated (generating 70 000 bytes one by one is slow).
+      fc.tuple(fc.integer({ min: 60_000, max: 70_000 }), fc.uint8Array({ minLength: 1, maxLength: 64 })).map(([n, pattern]) => {
+        const bytes = new Uint8Array(n);
+        for (let i = 0; i < n; i++) bytes[i] = pattern[i % pattern.length]!;
+        return bytes;
+      }),
     );
     await fc.assert(
       fc.asyncProperty(bytes, async (data) => {
