@@ -3,7 +3,7 @@
 // Needs Debian's chromium (`apt-get install -y chromium`); CHROMIUM_PATH overrides /usr/bin/chromium.
 // Screenshots go to test-results/screenshots, or to SCREENSHOTS_DIR (docs/screenshots to refresh the docs).
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
@@ -45,6 +45,7 @@ before(async () => {
   } catch (error) {
     throw new Error(`local stack did not start: ${(error as Error).message}\n${lines.slice(-40).join("\n")}`);
   }
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
 });

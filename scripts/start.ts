@@ -1,6 +1,5 @@
 // `npm start [-- --port 8787] [--runner-port 8788] [--persist-to DIR]`: the whole of signoff on one machine
 // (SPEC 9) — dev secrets, local D1, the reference runner and the Worker with its Slack stand-in — until Ctrl-C.
-import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
@@ -103,7 +102,7 @@ process.on("SIGTERM", () => stop("SIGTERM"));
 const policy = demoPolicy();
 const width = Math.max(0, ...policy.map((a) => a.type.length));
 const show = (path: string) => relative(process.cwd(), path) || path;
-const token = stack.token || readFileSync(stack.tokenPath, "utf8").trim();
+const token = stack.token || "(none: see the warning above)";
 process.stdout.write(
   [
     "",

@@ -41,6 +41,20 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
     c.res.headers.set("cache-control", "no-store");
   });
 
+  // The page's own endpoints act as anyone: only the page may call them. A JSON body cannot be sent cross-origin
+  // without a CORS preflight (which is never answered), and a browser's Origin must be this one; together with
+  // the loopback-only Host check in index.ts, another web site (or DNS rebinding) cannot click for you.
+  routes.use("/__local/*", async (c, next) => {
+    if (c.req.method === "POST" && !c.req.path.startsWith("/__local/slack/api/")) {
+      const origin = c.req.header("origin");
+      if (origin !== undefined && origin !== new URL(c.req.url).origin) throw new ApiError(403, "forbidden", "cross-origin request refused");
+      if (!/^application\/json\s*(;|$)/i.test(c.req.header("content-type") ?? "")) {
+        throw new ApiError(415, "unsupported_media_type", "send the body as application/json");
+      }
+    }
+    await next();
+  });
+
   routes.get("/", async (c) => {
     c.header("content-security-policy", await pageCsp());
     c.header("x-content-type-options", "nosniff");
