@@ -392,7 +392,7 @@ describe("POST /v1/proposals", () => {
       await expectRefusedCreate(
         (key) => postProposal(key, { body: proposalBody({ action: { type: "k8s.rollout_restart", params: { deployment: "api" }, command: "rm -rf /" } }) }),
         400,
-        ["command"],
+        ["action.command"],
       );
     });
 

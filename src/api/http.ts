@@ -91,10 +91,12 @@ export function parseJson(text: string): unknown {
 export function validate<S extends z.ZodType>(schema: S, input: unknown, where: string): z.infer<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const details: ErrorDetail[] = result.error.issues.map((issue) => ({
-    path: issue.path.length ? issue.path.map(String).join(".") : where,
-    message: issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message,
-  }));
+  const pathOf = (segments: PropertyKey[]) => (segments.length ? segments.map(String).join(".") : where);
+  const details: ErrorDetail[] = result.error.issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((key) => ({ path: pathOf([...issue.path, key]), message: "unknown field" }))
+      : [{ path: pathOf(issue.path), message: issue.message }],
+  );
   throw new ApiError(400, "invalid_request", `${where} is invalid: ${details.map((d) => d.path).join(", ")}`, details);
 }
 
