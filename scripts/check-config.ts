@@ -8,12 +8,13 @@ import { SECRET_NAMES, VAR_NAMES, checkConfig } from "../src/config/check.ts";
 import type { Config, ConfigEnv } from "../src/config/check.ts";
 import { isLoopbackHost } from "../src/config/api-keys.ts";
 
-const USAGE = `Usage: npm run check-config [-- --env NAME] [--wrangler PATH] [--dev-vars PATH] [--secrets-from-env]
+const USAGE = `Usage: npm run check-config [-- --env NAME] [--wrangler PATH] [--dev-vars PATH] [--secrets-from-env | --vars-only]
 
   --env NAME            check [env.NAME] of the wrangler config (vars are not inherited by environments)
   --wrangler PATH       the wrangler config, default wrangler.toml (or wrangler.jsonc / wrangler.json)
   --dev-vars PATH       dotenv file with secrets, default .dev.vars.NAME or .dev.vars next to the wrangler config
-  --secrets-from-env    take secrets only from the process environment (CI before deploy); no dev vars file`;
+  --secrets-from-env    take secrets only from the process environment (CI before deploy); no dev vars file
+  --vars-only           check the vars alone; secrets live in Cloudflare (wrangler secret put) and are not checked`;
 
 interface Problem {
   path: string;
@@ -25,7 +26,7 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-let args: { env?: string; wrangler?: string; "dev-vars"?: string; "secrets-from-env"?: boolean; help?: boolean };
+let args: { env?: string; wrangler?: string; "dev-vars"?: string; "secrets-from-env"?: boolean; "vars-only"?: boolean; help?: boolean };
 try {
   ({ values: args } = parseArgs({
     options: {
@@ -33,6 +34,7 @@ try {
       wrangler: { type: "string" },
       "dev-vars": { type: "string" },
       "secrets-from-env": { type: "boolean", default: false },
+      "vars-only": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -46,6 +48,7 @@ if (args.help) {
   process.exit(0);
 }
 if (args["secrets-from-env"] && args["dev-vars"] !== undefined) fail("--secrets-from-env and --dev-vars exclude each other");
+if (args["vars-only"] && (args["secrets-from-env"] || args["dev-vars"] !== undefined)) fail("--vars-only checks no secrets: drop --secrets-from-env / --dev-vars");
 
 const cwd = process.cwd();
 const show = (path: string) => relative(cwd, path) || path;
@@ -86,7 +89,14 @@ for (const name of SECRET_NAMES) {
 const secrets: Record<string, unknown> = {};
 const sources: Record<string, string> = {};
 let devVarsPath: string | undefined;
-if (!args["secrets-from-env"]) {
+if (args["vars-only"]) {
+  // Deploying after `wrangler secret put`: the secrets are in Cloudflare, not here. Valid
+  // stand-ins let the vars (POLICY, RUNNER_URL, …) be checked on their own.
+  for (const name of SECRET_NAMES) {
+    secrets[name] = placeholderSecret(name);
+    sources[name] = "not checked (--vars-only)";
+  }
+} else if (!args["secrets-from-env"]) {
   const dir = dirname(wranglerPath);
   const candidates = args["dev-vars"] !== undefined
     ? [resolve(args["dev-vars"])]
@@ -109,7 +119,13 @@ for (const name of SECRET_NAMES) {
   }
 }
 
-const production = args.env !== undefined || args["secrets-from-env"] === true;
+const production = args.env !== undefined || args["secrets-from-env"] === true || args["vars-only"] === true;
+
+function placeholderSecret(name: string): string {
+  if (name === "API_KEYS") return "[]";
+  if (name === "SLACK_BOT_TOKEN") return "xoxb-placeholder";
+  return `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
+}
 const envFlag = args.env === undefined ? "" : ` --env ${args.env}`;
 
 const input: ConfigEnv = { ...vars, ...secrets };
@@ -134,7 +150,7 @@ if (result.ok) warnings.push(...warningsFor(result.config));
 function warningsFor(config: Config): string[] {
   const out: string[] = [];
   const types = Object.keys(config.policy.actions);
-  if (config.apiKeys.length === 0) out.push("API_KEYS is empty: no proposer can authenticate");
+  if (config.apiKeys.length === 0 && !args["vars-only"]) out.push("API_KEYS is empty: no proposer can authenticate");
   for (const key of config.apiKeys) {
     if (key.actions.includes("*")) out.push(`key "${key.name}" may propose every action type ("*")`);
     for (const pattern of key.actions) {
@@ -152,7 +168,11 @@ function warningsFor(config: Config): string[] {
 
 const where = [
   show(wranglerPath) + (args.env === undefined ? "" : ` [env.${args.env}]`),
-  args["secrets-from-env"] ? "secrets from the environment" : `secrets from ${devVarsPath ? show(devVarsPath) : "the environment (no .dev.vars)"}`,
+  args["vars-only"]
+    ? "secrets not checked"
+    : args["secrets-from-env"]
+      ? "secrets from the environment"
+      : `secrets from ${devVarsPath ? show(devVarsPath) : "the environment (no .dev.vars)"}`,
 ].join("; ");
 
 for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);

@@ -149,3 +149,14 @@ test("the project's own wrangler.toml passes with the test secrets", () => {
   const out = run(repo, ["--secrets-from-env"], SECRETS);
   assert.equal(out.code, 0, out.all);
 });
+
+test("--vars-only checks the vars of a deploy whose secrets live in Cloudflare", () => {
+  const good = run(configDir({ "wrangler.toml": wranglerToml(GOOD_VARS) }), ["--vars-only"]);
+  assert.equal(good.code, 0, good.all);
+  assert.match(good.stdout, /secrets not checked/);
+  const bad = GOOD_VARS.replace('"max_ttl_seconds": 3600', '"max_ttl_seconds": 60');
+  const out = run(configDir({ "wrangler.toml": wranglerToml(bad) }), ["--vars-only"]);
+  assert.equal(out.code, 1, out.all);
+  assert.match(out.stderr, /POLICY\.actions\["k8s\.rollout_restart"\]\.ttl_seconds/);
+  assert.doesNotMatch(out.stderr, /SLACK_SIGNING_SECRET/);
+});
