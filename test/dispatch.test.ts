@@ -147,7 +147,7 @@ describe("asynchronous results", () => {
     expect(res.status).toBe(200);
     await settle(p.id);
     expect(await getProposal(p.id)).toMatchObject({ status: "failed", result: { status: "failed", output: "deployment <api> not found & <!channel>" } });
-    const card = (await peer.slackCalls("chat.update")).at(-1)!;
+    const card = (await peer.slackCalls("chat.update")).filter((u) => JSON.stringify(u.blocks).includes(p.id)).at(-1)!;
     const text = JSON.stringify(card.blocks);
     expect(text).toContain("deployment &lt;api&gt; not found &amp; &lt;!channel&gt;");
     expect((await auditOf(p.id)).map((e) => e.type)).toContain("proposal.failed");

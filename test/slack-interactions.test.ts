@@ -23,7 +23,9 @@ import { exports } from "cloudflare:workers";
 
 type Blocks = Array<{ type: string; elements?: Array<Record<string, unknown>> }>;
 const buttonsOf = (blocks: unknown) => ((blocks as Blocks).find((b) => b.type === "actions")?.elements ?? []) as Array<Record<string, any>>;
-const lastCard = async () => (await peer.slackCalls("chat.update")).at(-1)!;
+/** The latest chat.update of this proposal's messages (other tests' late updates are ignored). */
+const lastCard = async (id: string, channel?: string) =>
+  (await peer.slackCalls("chat.update")).filter((u) => JSON.stringify(u.blocks).includes(id) && (!channel || u.channel === channel)).at(-1)!;
 
 async function rawSlack(body: string, headers: Record<string, string>) {
   return exports.default.fetch(new Request(`${BASE}/slack/interactions`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body }));
@@ -115,7 +117,7 @@ describe("who may decide", () => {
     expect(half.status).toBe("pending");
     expect(half.approvals).toHaveLength(1);
     await settle(p.id);
-    expect(JSON.stringify((await lastCard()).blocks)).toMatch(/1 of 2/);
+    expect(JSON.stringify((await lastCard(p.id)).blocks)).toMatch(/1 of 2/);
     await click("approve", p.id, "U0DAVE");
     expect((await getProposal(p.id)).status).not.toBe("pending");
   });
@@ -131,7 +133,7 @@ describe("who may decide", () => {
     const posts = await peer.slackCalls("chat.postMessage");
     expect(posts.map((m) => m.channel)).toEqual(["C0INCIDENT", "C0ESCALATE"]);
     expect(buttonsOf(posts[1]!.blocks).map((b) => b.action_id)).toEqual(["signoff.approve", "signoff.deny"]);
-    expect(buttonsOf((await lastCard()).blocks)).toEqual([]); // the original card has no live buttons now
+    expect(buttonsOf((await lastCard(p.id, "C0INCIDENT")).blocks)).toEqual([]); // the original card has no live buttons now
     await click("approve", p.id, "U0ALICE"); // no longer an approver
     expect((await getProposal(p.id)).status).toBe("pending");
     await click("approve", p.id, "U0LEAD"); // member of S0SRELEADS
@@ -156,10 +158,10 @@ describe("Deny with a reason (modal)", () => {
     expect(denied.decision).toMatchObject({ by: "slack:U0ALICE", outcome: "denied", reason: "Black Friday freeze <!channel>" });
     await settle(p.id);
     expect((await auditOf(p.id)).find((e) => e.type === "proposal.denied")!.details.reason).toBe("Black Friday freeze <!channel>");
-    const card = JSON.stringify((await lastCard()).blocks);
+    const card = JSON.stringify((await lastCard(p.id)).blocks);
     expect(card).toContain("Black Friday freeze &lt;!channel&gt;");
     expect(card).not.toContain("<!channel>");
-    expect(buttonsOf((await lastCard()).blocks)).toEqual([]);
+    expect(buttonsOf((await lastCard(p.id)).blocks)).toEqual([]);
   });
 
   it("an outsider's Deny opens no modal and gets an ephemeral refusal", async () => {
@@ -204,7 +206,7 @@ describe("a card that tells the truth", () => {
     await settle(p.id);
     await click("approve", p.id, "U0ALICE");
     await settle(p.id);
-    const updates = await peer.slackCalls("chat.update");
+    const updates = (await peer.slackCalls("chat.update")).filter((u) => JSON.stringify(u.blocks).includes(p.id));
     const final = JSON.stringify(updates.at(-1)!.blocks);
     expect(final).toContain("deployment.apps/api restarted");
     expect(final).toContain("U0ALICE");
@@ -216,7 +218,7 @@ describe("a card that tells the truth", () => {
     await settle(p.id);
     await call(`/v1/proposals/${p.id}/cancel`, { method: "POST" });
     await settle(p.id);
-    const card = JSON.stringify((await lastCard()).blocks);
+    const card = JSON.stringify((await lastCard(p.id)).blocks);
     expect(card).toMatch(/cancel/i);
     expect(card).toMatch(/nothing ran/i);
   });
