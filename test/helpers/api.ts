@@ -44,11 +44,15 @@ export function proposalBody(overrides: Record<string, unknown> = {}) {
   };
 }
 
+/** Proposals made by the current test, settled after it so their late jobs never leak into the next. */
+export const createdThisTest = new Set<string>();
+
 /** Creates a proposal through the API and returns its JSON (asserting 201). */
 export async function createProposal(overrides: Record<string, unknown> = {}, token: string = TOKENS.writer) {
   const res = await call("/v1/proposals", { body: proposalBody(overrides), token });
   const body = await json(res);
   expect(res.status, JSON.stringify(body)).toBe(201);
+  createdThisTest.add(body.id);
   return body;
 }
 
