@@ -132,14 +132,17 @@ const input: ConfigEnv = { ...vars, ...secrets };
 const result = checkConfig(input);
 if (!result.ok) {
   for (const problem of result.problems) {
-    const missing = (SECRET_NAMES as readonly string[]).includes(problem.path) && problem.message === "is required";
+    // "is required" may say when ("is required when links are enabled (…)"): that part is kept.
+    const required = problem.message.startsWith("is required");
+    const when = required ? problem.message.slice("is required".length) : "";
+    const missing = (SECRET_NAMES as readonly string[]).includes(problem.path) && required;
     if (missing) {
       problem.message = production
-        ? `is missing: set it with \`wrangler secret put ${problem.path}${envFlag}\` (and export it here with --secrets-from-env to check it)`
-        : `is missing: add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"} (or export it)`;
-    } else if ((VAR_NAMES as readonly string[]).includes(problem.path) && problem.message === "is required") {
+        ? `is missing${when}: set it with \`wrangler secret put ${problem.path}${envFlag}\` (and export it here with --secrets-from-env to check it)`
+        : `is missing${when}: add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"} (or export it)`;
+    } else if ((VAR_NAMES as readonly string[]).includes(problem.path) && required) {
       const inherited = args.env !== undefined && raw.vars?.[problem.path] !== undefined;
-      problem.message = `is missing from ${varsTable}${inherited ? " (top-level [vars] are not inherited by environments)" : ""}`;
+      problem.message = `is missing from ${varsTable}${when}${inherited ? " (top-level [vars] are not inherited by environments)" : ""}`;
     }
     problems.push(problem);
   }
@@ -188,13 +191,17 @@ const lines: string[] = [`OK: signoff configuration (${where})`];
 const actions = Object.values(config.policy.actions);
 lines.push(`  actions (${actions.length}):`);
 for (const a of actions) {
-  const who = a.requester_only
-    ? "requester only (DM)"
-    : `${a.approvers.join(", ")} (${a.required_approvals} needed${a.allow_self_approval ? ", self-approval allowed" : ""})`;
+  const deciders = [...a.approvers, ...(a.links?.recipients ?? []), ...(a.links?.teams_recipient ? [a.links.teams_recipient] : [])];
+  const who = a.verify
+    ? `verification prompt ("${a.verify.labels.yes}" / "${a.verify.labels.no}" / "${a.verify.labels.unsure}")`
+    : a.requester_only
+      ? "requester only (DM)"
+      : `${deciders.join(", ")} (${a.required_approvals} needed${a.allow_self_approval ? ", self-approval allowed" : ""})`;
   const parts = [
     a.type,
-    a.requester_only ? "" : `in ${a.channel}`,
+    a.requester_only || a.channel === null ? "" : `in ${a.channel}`,
     who,
+    a.links ? `signed links${a.links.teams_webhook ? " + Teams card" : ""}` : "",
     `ttl ${a.ttl_seconds}s, max ${a.max_ttl_seconds}s`,
     a.params_schema ? "params_schema" : "params: any object ≤ 4 KiB",
     a.confirm ? "" : "no confirm dialog",
@@ -213,5 +220,8 @@ for (const key of config.apiKeys) {
 }
 lines.push(`  runner: ${config.runnerUrl} (${config.dispatchMaxAttempts} attempts, ${config.dispatchTimeoutMs} ms timeout)`);
 lines.push(`  slack api: ${config.slackApiBase}`);
-lines.push(`  secrets: ${SECRET_NAMES.map((name) => `${name} (${sources[name] ?? "?"})`).join(", ")}`);
+// LINK_SECRET matters only when some action enables links (or it was given anyway).
+const shownSecrets = SECRET_NAMES.filter((name) => name !== "LINK_SECRET" || config.linkSecret !== null || sources[name] !== undefined);
+lines.push(`  secrets: ${shownSecrets.map((name) => `${name} (${sources[name] ?? "?"})`).join(", ")}`);
+if (config.publicUrl !== null) lines.push(`  public url: ${config.publicUrl} (signed links point here)`);
 process.stdout.write(`${lines.join("\n")}\n`);

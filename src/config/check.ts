@@ -23,12 +23,15 @@ export interface ConfigEnv {
   SLACK_API_BASE?: unknown;
   DISPATCH_MAX_ATTEMPTS?: unknown;
   DISPATCH_TIMEOUT_MS?: unknown;
+  LINK_SECRET?: unknown;
+  PUBLIC_URL?: unknown;
 }
 
 /** Set with `wrangler secret put` (or `.dev.vars` locally); never in wrangler.toml. */
-export const SECRET_NAMES = ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "RUNNER_SECRET", "EVENTS_SECRET", "API_KEYS"] as const;
+export const SECRET_NAMES = ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "RUNNER_SECRET", "EVENTS_SECRET", "API_KEYS", "LINK_SECRET"] as const;
 /** `[vars]` in wrangler.toml. */
-export const VAR_NAMES = ["RUNNER_URL", "SLACK_API_BASE", "POLICY", "DISPATCH_MAX_ATTEMPTS", "DISPATCH_TIMEOUT_MS"] as const;
+export const VAR_NAMES = ["RUNNER_URL", "SLACK_API_BASE", "POLICY", "DISPATCH_MAX_ATTEMPTS", "DISPATCH_TIMEOUT_MS", "PUBLIC_URL"] as const;
+
 export const CONFIG_INPUTS = [...VAR_NAMES, ...SECRET_NAMES] as const;
 export type ConfigInput = (typeof CONFIG_INPUTS)[number];
 
@@ -53,6 +56,10 @@ export interface Config {
   slackApiBase: string;
   dispatchMaxAttempts: number;
   dispatchTimeoutMs: number;
+  /** `whsec_<base64>`: signs the links of signed-link approvals and verification prompts; null when no action uses links. */
+  linkSecret: string | null;
+  /** The Worker's public origin (`https://signoff.example.com`, no trailing slash), where links point; null like linkSecret. */
+  publicUrl: string | null;
 }
 
 export type ConfigCheck = { ok: true; config: Config } | { ok: false; problems: ErrorDetail[] };
@@ -142,6 +149,28 @@ function url(name: string, raw: unknown, fallback: string | null, problems: Prob
   return isBase ? value.replace(/\/+$/, "") : value;
 }
 
+/** PUBLIC_URL: an origin (https; http only on loopback, for local runs), without path, query or credentials. */
+function publicOrigin(name: string, raw: unknown, required: string | null, problems: Problems): string | null {
+  const value = varString(raw);
+  if (isMissing(value)) {
+    if (required !== null) problems.add(name, `is required ${required}`);
+    return null;
+  }
+  const checked = url(name, value, null, problems, true);
+  if (checked === null) return null;
+  const parsed = new URL(checked);
+  const loopback = parsed.hostname === "localhost" || parsed.hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(parsed.hostname);
+  if (parsed.protocol !== "https:" && !loopback) {
+    problems.add(name, "must use https (plain http only on localhost): people open links to it");
+    return null;
+  }
+  if (parsed.pathname !== "/" || parsed.search !== "" || parsed.hash !== "") {
+    problems.add(name, "must be the Worker's origin only (https://host[:port]), without a path, query or fragment");
+    return null;
+  }
+  return parsed.origin;
+}
+
 function integer(name: string, raw: unknown, fallback: number, min: number, max: number, problems: Problems): number {
   const value = varString(raw);
   if (isMissing(value)) return fallback;
@@ -188,6 +217,20 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
   const slackApiBase = url("SLACK_API_BASE", env.SLACK_API_BASE, DEFAULT_SLACK_API_BASE, problems, true);
   const dispatchMaxAttempts = integer("DISPATCH_MAX_ATTEMPTS", env.DISPATCH_MAX_ATTEMPTS, DEFAULT_DISPATCH_MAX_ATTEMPTS, 1, 50, problems);
   const dispatchTimeoutMs = integer("DISPATCH_TIMEOUT_MS", env.DISPATCH_TIMEOUT_MS, DEFAULT_DISPATCH_TIMEOUT_MS, 100, 300_000, problems);
+  // Signed links: both inputs are required as soon as one action enables links, and checked whenever given.
+  const linkAction = policy ? Object.values(policy.actions).find((a) => a.links) : undefined;
+  const needed = linkAction ? `when links are enabled (POLICY.actions["${linkAction.type}"].links)` : null;
+  let linkSecret: string | null = null;
+  if (needed !== null || !isMissing(env.LINK_SECRET)) {
+    if (isMissing(env.LINK_SECRET)) problems.add("LINK_SECRET", `is required ${needed}`);
+    else linkSecret = webhookSecret("LINK_SECRET", env.LINK_SECRET, problems);
+  }
+  if (linkSecret !== null && (linkSecret === runnerSecret || linkSecret === eventsSecret)) {
+    // Whoever holds the runner's or the proposers' secret could otherwise mint links that decide.
+    problems.add("LINK_SECRET", "must differ from RUNNER_SECRET and EVENTS_SECRET: it alone may mint links");
+    linkSecret = null;
+  }
+  const publicUrl = publicOrigin("PUBLIC_URL", env.PUBLIC_URL, needed, problems);
 
   if (
     problems.list.length > 0 ||
@@ -215,6 +258,8 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
       slackApiBase,
       dispatchMaxAttempts,
       dispatchTimeoutMs,
+      linkSecret,
+      publicUrl,
     }),
   };
 }

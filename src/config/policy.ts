@@ -3,7 +3,8 @@
 import { z } from "zod";
 import type { Validator } from "@cfworker/json-schema";
 import type { ErrorDetail } from "../errors.ts";
-import type { DecisionRule } from "../proposal/types.ts";
+import type { DecisionRule, VerifyLabels } from "../proposal/types.ts";
+import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
 import { ConfigError, decodeJson, deepFreeze, explainIssue, formatPath, isPlainObject, zodDetails } from "./problems.ts";
 
@@ -15,6 +16,14 @@ export const APPROVER_PATTERN = /^[UWS][A-Z0-9]{2,}$/;
 export const CHANNEL_PATTERN = /^[CGD][A-Z0-9]{2,}$/;
 /** Params of an action without a params_schema: a JSON object of at most this many bytes serialized (SPEC 3). */
 export const MAX_UNSCHEMED_PARAMS_BYTES = 4096;
+/**
+ * Signed-link recipients (policy `links.recipients`, a verification prompt's `recipient`): an e-mail address or
+ * an opaque id such as a phone number or a directory id, compared exactly as written.
+ */
+export const RECIPIENT_PATTERN = /^[A-Za-z0-9._%+@=-]{1,254}$/;
+export const RECIPIENT_MESSAGE = "must be an e-mail address or an opaque id: 1–254 of A-Z a-z 0-9 . _ % + @ = -";
+/** Slack's limit for a button's text; the labels are also the Teams card's and the confirmation page's buttons. */
+export const VERIFY_LABEL_MAX = 75;
 /** A year: no approval should wait longer, and it keeps deadlines far from Date's limits. */
 const MAX_SECONDS = 365 * 24 * 3600;
 
@@ -23,6 +32,22 @@ const approver = z
   .regex(APPROVER_PATTERN, "must be a Slack user id (U…, W…) or user-group id (S…), not a name or @handle");
 const channel = z.string().regex(CHANNEL_PATTERN, "must be a Slack channel id (C…, G…, D…), not a #name");
 const seconds = z.int().min(1).max(MAX_SECONDS);
+
+const recipient = z.string().regex(RECIPIENT_PATTERN, RECIPIENT_MESSAGE);
+const verifyLabel = z.string().max(VERIFY_LABEL_MAX).regex(/\S/, "must not be blank");
+
+const verifyLabelsShape = {
+  yes: verifyLabel.optional(),
+  no: verifyLabel.optional(),
+  unsure: verifyLabel.optional(),
+};
+
+const linksShape = {
+  enabled: z.boolean().default(false),
+  recipients: z.array(recipient).optional(),
+  teams_webhook: z.string().max(2048).optional(),
+  teams_recipient: recipient.optional(),
+};
 
 const escalationShape = {
   approvers: z.array(approver).min(1),
@@ -42,6 +67,9 @@ function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
     confirm: z.boolean().default(true),
     params_schema: z.unknown().optional(),
     escalation: object(escalationShape).nullish(),
+    kind: z.enum(["approval", "verify"]).default("approval"),
+    verify_labels: object(verifyLabelsShape).optional(),
+    links: object(linksShape).optional(),
   });
 }
 /** Refuses unknown fields, so that a typo is an error rather than a silently applied default. */
@@ -58,6 +86,8 @@ const VOCABULARY = [
   ...Object.keys(policySchema.shape),
   ...Object.keys(actionSchema.shape),
   ...Object.keys(escalationShape),
+  ...Object.keys(verifyLabelsShape),
+  ...Object.keys(linksShape),
 ];
 
 export interface Escalation {
@@ -81,6 +111,26 @@ export interface ActionPolicy {
   confirm: boolean;
   params_schema: Record<string, unknown> | null;
   escalation: Escalation | null;
+  /** Present only for `kind: "verify"` actions (verification prompts); see `actionKind()`. */
+  verify?: { labels: VerifyLabels };
+  /** Present only when `links.enabled`: who may decide through signed links, and the Teams webhook. */
+  links?: LinksPolicy;
+}
+
+/** An action's signed links (policy `links`), defaults applied. */
+export interface LinksPolicy {
+  /** Approval actions: who gets links. Empty for verify actions (each prompt names its `recipient`). */
+  recipients: string[];
+  /** https (http only to a loopback host): where the Adaptive Card goes, or null. */
+  teams_webhook: string | null;
+  /** Approval actions with a Teams webhook: the identity the card's links are minted for (default "teams"). */
+  teams_recipient: string | null;
+}
+
+export type ActionKind = "approval" | "verify";
+
+export function actionKind(action: ActionPolicy): ActionKind {
+  return action.verify ? "verify" : "approval";
 }
 
 export interface Policy {
@@ -121,26 +171,47 @@ function parseAction(
   const given = (field: string) => isPlainObject(raw) && Object.hasOwn(raw, field);
 
   details.push(...duplicates(a.approvers, (i) => at("approvers", i)));
-  if (a.approvers.length === 0 && !a.requester_only) {
+  const verify = a.kind === "verify";
+  const links = a.links?.enabled ? a.links : null;
+  if (a.links) details.push(...linksProblems(a.links, verify, at));
+  // Deciders through links count toward M of N like approvers do (each recipient once; the Teams channel once).
+  const linkDeciders = links && !verify ? (links.recipients?.length ?? 0) + (links.teams_webhook !== undefined ? 1 : 0) : 0;
+  if (verify) {
+    details.push(...verifyProblems(a, given, at));
+  } else {
+    if (a.verify_labels !== undefined) {
+      details.push({ path: at("verify_labels"), message: 'only for kind: "verify" (verification prompts)' });
+    }
+    if (links && a.requester_only) {
+      details.push({
+        path: at("links", "enabled"),
+        message: "links cannot decide a requester_only action: only the requester, in Slack, may",
+      });
+    }
+  }
+  if (!verify && a.approvers.length === 0 && !a.requester_only && linkDeciders === 0) {
     details.push({
       path: at("approvers"),
       message: "list at least one approver (user U…/W… or group S…), or set requester_only: true",
     });
   }
-  if (a.requester_only && a.required_approvals > 1) {
+  if (verify) {
+    // verifyProblems names required_approvals, approvers and requester_only when they do not fit.
+  } else if (a.requester_only && a.required_approvals > 1) {
     details.push({
       path: at("required_approvals"),
       message: "must be 1 when requester_only is true: only the requester decides",
     });
   } else if (
     !a.requester_only &&
-    a.approvers.length > 0 &&
+    a.approvers.length + linkDeciders > 0 &&
     countsStatically(a.approvers) &&
-    a.required_approvals > a.approvers.length
+    a.required_approvals > a.approvers.length + linkDeciders
   ) {
+    const listed = linkDeciders > 0 ? `${a.approvers.length} approver(s) and ${linkDeciders} link recipient(s) are` : `${a.approvers.length} approver(s) are`;
     details.push({
       path: at("required_approvals"),
-      message: `asks for ${a.required_approvals} approvals but only ${a.approvers.length} approver(s) are listed`,
+      message: `asks for ${a.required_approvals} approvals but only ${listed} listed`,
     });
   }
   if (a.ttl_seconds > a.max_ttl_seconds) {
@@ -149,8 +220,10 @@ function parseAction(
       message: `${given("ttl_seconds") ? "" : "(default) "}${a.ttl_seconds} is more than max_ttl_seconds (${a.max_ttl_seconds})`,
     });
   }
-  const resolved = a.channel ?? defaultChannel;
-  if (resolved === null && !a.requester_only) {
+  // A verification prompt goes to its addressee's DM; an action decided only through links posts no Slack card.
+  const resolved = verify ? null : (a.channel ?? defaultChannel);
+  const linksOnly = a.approvers.length === 0 && linkDeciders > 0;
+  if (resolved === null && !a.requester_only && !verify && !linksOnly) {
     details.push({ path: at("channel"), message: "no channel: set channel here or default_channel at the top of POLICY" });
   }
   let escalation: Escalation | null = null;
@@ -179,20 +252,104 @@ function parseAction(
     } else details.push(...compiled.details);
   }
   if (details.length > 0) return { details };
+  const labels: VerifyLabels = { ...DEFAULT_VERIFY_LABELS, ...a.verify_labels };
   const action: ActionPolicy = {
     type,
     approvers: a.approvers,
     required_approvals: a.required_approvals,
     allow_self_approval: a.allow_self_approval,
-    requester_only: a.requester_only,
+    // A verification prompt is answered by its addressee alone: requester_only semantics, one answer.
+    requester_only: verify ? true : a.requester_only,
     ttl_seconds: a.ttl_seconds,
     max_ttl_seconds: a.max_ttl_seconds,
     channel: resolved,
     confirm: a.confirm,
     params_schema: paramsSchema === null ? null : structuredClone(paramsSchema),
     escalation,
+    ...(verify ? { verify: { labels } } : {}),
+    ...(links
+      ? {
+          links: {
+            recipients: [...(links.recipients ?? [])],
+            teams_webhook: links.teams_webhook ?? null,
+            teams_recipient: verify || links.teams_webhook === undefined ? null : (links.teams_recipient ?? "teams"),
+          },
+        }
+      : {}),
   };
   return { action, ...(validator ? { validator } : {}), details };
+}
+
+type ParsedLinks = { enabled: boolean; recipients?: string[] | undefined; teams_webhook?: string | undefined; teams_recipient?: string | undefined };
+type At = (...segments: (string | number)[]) => string;
+
+/** Problems of an action's `links`; the shapes are checked even while disabled, the combinations only when enabled. */
+function linksProblems(links: ParsedLinks, verify: boolean, at: At): ErrorDetail[] {
+  const details: ErrorDetail[] = [];
+  if (links.teams_webhook !== undefined) {
+    const problem = webhookUrlProblem(links.teams_webhook);
+    if (problem) details.push({ path: at("links", "teams_webhook"), message: problem });
+  }
+  if (links.recipients) details.push(...duplicates(links.recipients, (i) => at("links", "recipients", i)));
+  if (!links.enabled) return details;
+  if (verify) {
+    if (links.recipients !== undefined) {
+      details.push({ path: at("links", "recipients"), message: "a verification prompt's links go to the proposal's own recipient: list none here" });
+    }
+    if (links.teams_recipient !== undefined) {
+      details.push({ path: at("links", "teams_recipient"), message: "a verification prompt's Teams links are minted for the proposal's recipient: leave this out" });
+    }
+    return details;
+  }
+  if ((links.recipients?.length ?? 0) === 0 && links.teams_webhook === undefined) {
+    details.push({ path: at("links", "recipients"), message: "list at least one recipient (or set teams_webhook) when links are enabled" });
+  }
+  if (links.teams_recipient !== undefined && links.teams_webhook === undefined) {
+    details.push({ path: at("links", "teams_recipient"), message: "only with teams_webhook: it names who the Teams card's links are for" });
+  }
+  const teamsRecipient = links.teams_webhook === undefined ? undefined : (links.teams_recipient ?? "teams");
+  if (teamsRecipient !== undefined && links.recipients?.includes(teamsRecipient)) {
+    details.push({ path: at("links", "teams_recipient"), message: `"${teamsRecipient}" is also in recipients: the Teams card needs an identity of its own` });
+  }
+  return details;
+}
+
+/** A verification prompt is one person's answer: the fields about approvers, channels and escalation do not apply. */
+function verifyProblems(
+  a: { approvers: string[]; required_approvals: number; requester_only: boolean; escalation?: unknown },
+  given: (field: string) => boolean,
+  at: At,
+): ErrorDetail[] {
+  const details: ErrorDetail[] = [];
+  const notForVerify = (field: string, why: string) => details.push({ path: at(field), message: `does not apply to kind: "verify": ${why}` });
+  if (a.approvers.length > 0) notForVerify("approvers", "only the person asked may answer");
+  if (a.required_approvals !== 1) notForVerify("required_approvals", "one answer decides (leave it out, or 1)");
+  if (given("requester_only") && !a.requester_only) notForVerify("requester_only", "only the person asked may answer (it is implied)");
+  if (given("allow_self_approval")) notForVerify("allow_self_approval", "there is no approval");
+  if (given("confirm")) notForVerify("confirm", "the answer buttons have no confirm dialog");
+  if (given("channel")) notForVerify("channel", "the question goes to the person's Slack DM");
+  if (a.escalation) notForVerify("escalation", `"unsure" ends the prompt as escalated, for the proposer to act on`);
+  return details;
+}
+
+/** The rule of api-keys.ts's isLoopbackHost, repeated here because api-keys.ts imports this module. */
+function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Outgoing webhooks (Teams): https, or plain http to a loopback host (tests, local mode); no credentials in the URL. */
+export function webhookUrlProblem(value: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "is not an absolute URL";
+  }
+  if (url.username !== "" || url.password !== "") return "must not contain user:password@";
+  if (url.protocol === "https:") return null;
+  if (url.protocol === "http:" && isLoopback(url.hostname)) return null;
+  return "must use https (plain http only to a loopback host)";
 }
 
 /**
@@ -255,6 +412,11 @@ export function decisionRuleFor(policy: Policy, actionType: string): DecisionRul
           extend_ttl_seconds: action.escalation.extend_ttl_seconds,
         }
       : null,
+    // Only when they apply, so an approval's rule reads as it always did.
+    ...(action.links
+      ? { links: { recipients: [...action.links.recipients], teams_recipient: action.links.teams_recipient } }
+      : {}),
+    ...(action.verify ? { verify_labels: { ...action.verify.labels } } : {}),
   };
 }
 
