@@ -2,11 +2,14 @@
 import { createHash } from "node:crypto";
 import type { CreateProposalBody } from "../api/schemas.ts";
 import { canonicalJson } from "../lib/jcs.ts";
-import type { DecisionRule, Proposal } from "./types.ts";
+import type { DecisionRule, Proposal, ProposalKind } from "./types.ts";
 
 /** SPEC 2: SHA-256 of the JCS form of {action, summary, reason, blast_radius, rollback}. */
 export function planSha256(body: Pick<CreateProposalBody, "action" | "summary" | "reason" | "blast_radius" | "rollback">): string {
-  const { action, summary, reason, blast_radius, rollback } = body;
+  const { action, summary, reason } = body;
+  // A verification prompt may leave these out; they are hashed as the empty strings it stores.
+  const blast_radius = body.blast_radius ?? "";
+  const rollback = body.rollback ?? "";
   return createHash("sha256").update(canonicalJson({ action, summary, reason, blast_radius, rollback })).digest("hex");
 }
 
@@ -22,17 +25,23 @@ export function newProposal(input: {
   rule: DecisionRule;
   ttlSeconds: number;
   now: number;
+  /** The action's kind from the policy (the body's `kind`, when given, was checked against it). */
+  kind?: ProposalKind;
+  /** The action's Teams webhook, frozen with the rule. */
+  teamsWebhook?: string | null;
 }): Proposal {
   const { body } = input;
   return {
     id: input.id,
+    kind: input.kind ?? "approval",
     status: "pending",
     action: { type: body.action.type, params: body.action.params },
     summary: body.summary,
     reason: body.reason,
-    blast_radius: body.blast_radius,
-    rollback: body.rollback,
+    blast_radius: body.blast_radius ?? "",
+    rollback: body.rollback ?? "",
     requested_by: body.requested_by ?? null,
+    recipient: body.recipient ?? null,
     created_by: input.keyName,
     created_at: new Date(input.now).toISOString(),
     expires_at: new Date(input.now + input.ttlSeconds * 1000).toISOString(),
@@ -46,5 +55,6 @@ export function newProposal(input: {
     dispatch: { attempts: 0, last_error: null, dispatched_at: null },
     result: null,
     slack: { messages: [] },
+    teams: input.teamsWebhook ? { webhook: input.teamsWebhook, card_posted: false, announced: null } : null,
   };
 }

@@ -1,7 +1,7 @@
 // The proposal state machine and who may decide (SPEC 2, 3, 5): pure functions, no I/O.
 // Each returns either a refusal or the next proposal plus the audit events that record it.
-import type { Proposal, Status } from "./types.ts";
-import { TERMINAL_STATUSES } from "./types.ts";
+import type { LinkChoice, Proposal, Status, VerifyAnswer } from "./types.ts";
+import { DEFAULT_VERIFY_LABELS, TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
 
 /** An audit event before the Durable Object numbers and seals it. */
 export interface EventDraft {
@@ -23,9 +23,19 @@ export type RefusalCode =
   | "already_approved"
   | "already_escalated"
   | "no_escalation"
-  | "not_creator";
+  | "not_creator"
+  // a button or link of the other kind (approve on a verification prompt, "yes" on an approval)
+  | "wrong_kind"
+  // signed links: the recipient may not decide this proposal, or links are not enabled for it
+  | "not_a_recipient"
+  | "links_disabled";
 
-export type ClickKind = "approve" | "deny" | "escalate";
+/** Slack buttons: approve/deny/escalate on approvals, the three answers on verification prompts. */
+export type ClickKind = "approve" | "deny" | "escalate" | VerifyAnswer;
+
+export function isVerifyAnswer(kind: string): kind is VerifyAnswer {
+  return (VERIFY_ANSWERS as readonly string[]).includes(kind);
+}
 
 export interface Click {
   kind: ClickKind;
@@ -40,6 +50,13 @@ export interface Click {
 }
 
 const slackActor = (user: string) => `slack:${user}`;
+/** The audit actor, and the approvals[].user, of a decision made through a signed link. */
+export const linkActor = (recipient: string) => `link:${recipient}`;
+
+/** The labels a verification prompt shows for its answers. */
+export function verifyLabels(p: Proposal) {
+  return p.rule.verify_labels ?? DEFAULT_VERIFY_LABELS;
+}
 
 /** The approvers whose say counts now: the escalation approvers once escalated. */
 export function currentApprovers(p: Proposal): string[] {
@@ -67,6 +84,13 @@ export function mayDecide(
   memberOf: readonly string[],
   kind: ClickKind,
 ): { ok: true } | { ok: false; code: RefusalCode; message: string } {
+  if (p.kind === "verify") {
+    if (p.requested_by === null || user !== p.requested_by) {
+      const whom = p.requested_by === null ? "the person it is addressed to" : `<@${p.requested_by}>`;
+      return { ok: false, code: "requester_only", message: `Only ${whom} can answer this question.` };
+    }
+    return { ok: true };
+  }
   if (p.rule.requester_only) {
     if (user !== p.requested_by) {
       return { ok: false, code: "requester_only", message: `Only <@${p.requested_by}> can decide on this proposal.` };
@@ -98,7 +122,10 @@ export function notPendingMessage(p: Proposal): string {
     case "cancelled":
       return `This proposal was cancelled by ${d?.by ?? "its proposer"}; nothing ran.`;
     case "denied":
-      return `Already denied by ${who(d?.by)}.`;
+      return p.kind === "verify" ? `Already answered by ${who(d?.by)}.` : `Already denied by ${who(d?.by)}.`;
+    case "acknowledged":
+    case "escalated":
+      return `Already answered by ${who(d?.by)}.`;
     default:
       return `Already approved by ${who(d?.by)}; nothing more to decide.`;
   }
@@ -109,19 +136,10 @@ function who(actor: string | undefined): string {
   return actor.startsWith("slack:") ? `<@${actor.slice(6)}>` : actor;
 }
 
-/** Applies a Slack click (approve, deny, escalate) at time `now` (ms). */
+/** Applies a Slack click (approve, deny, escalate, or a verification prompt's answer) at time `now` (ms). */
 export function applyClick(p: Proposal, click: Click, now: number): Transition {
   const actor = slackActor(click.user);
-  const at = new Date(now).toISOString();
-  const refuse = (code: RefusalCode, message: string, extraEvents: EventDraft[] = []): Transition => ({
-    ok: false,
-    code,
-    message,
-    events: [
-      ...extraEvents,
-      { type: "click.refused", actor, details: { action: click.kind, code, status: p.status, via: click.via } },
-    ],
-  });
+  const refuse = refuser(p, actor, "click.refused", { action: click.kind }, click.via);
 
   if (p.status !== "pending") return refuse("not_pending", notPendingMessage(p));
   if (now >= Date.parse(p.expires_at)) {
@@ -129,23 +147,19 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
     // expiry it reveals is applied by the caller (applyExpiry) in the same step.
     return refuse("expired", "This proposal expired; nothing ran.");
   }
+  if (p.kind === "verify" ? !isVerifyAnswer(click.kind) : isVerifyAnswer(click.kind)) {
+    return refuse("wrong_kind", p.kind === "verify" ? "This is a question to answer, not an approval." : "This proposal asks for approval, not an answer.");
+  }
   const allowed = mayDecide(p, click.user, click.memberOf, click.kind);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
 
-  if (click.kind === "deny") {
-    const reason = click.reason?.trim() || undefined;
-    const next: Proposal = {
-      ...p,
-      status: "denied",
-      decision: { by: actor, at, outcome: "denied", ...(reason ? { reason } : {}) },
-    };
-    return { ok: true, proposal: next, events: [{ type: "proposal.denied", actor, details: { reason: reason ?? null } }] };
-  }
+  if (isVerifyAnswer(click.kind)) return answerVerify(p, click.kind, actor, click.via, now);
 
   if (click.kind === "escalate") {
     const escalation = p.rule.escalation;
     if (!escalation) return refuse("no_escalation", "This action has no escalation path.");
     if (p.escalated) return refuse("already_escalated", "Already escalated.");
+    const at = new Date(now).toISOString();
     const expires = new Date(Date.parse(p.expires_at) + escalation.extend_ttl_seconds * 1000).toISOString();
     const next: Proposal = {
       ...p,
@@ -165,18 +179,118 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
       ],
     };
   }
+  return decideApproval(p, { kind: click.kind, approver: click.user, actor, reason: click.reason }, now, refuse, {});
+}
 
-  // approve
-  if (p.approvals.some((a) => a.user === click.user)) {
+/** A decision through a signed link: who it was minted for and what it says (already signature-checked). */
+export interface LinkDecision {
+  recipient: string;
+  choice: LinkChoice;
+  /** Deny's optional reason, from the confirmation page. */
+  reason?: string;
+}
+
+/**
+ * Whether a signed link's recipient may decide `p` now: one of the policy's link recipients
+ * (or the Teams identity) for an approval still with its first approvers; the prompt's own
+ * `recipient` for a verification prompt.
+ */
+export function mayDecideByLink(p: Proposal, recipient: string): { ok: true } | { ok: false; code: RefusalCode; message: string } {
+  const links = p.rule.links ?? null;
+  if (links === null) return { ok: false, code: "links_disabled", message: "Signed links are not enabled for this action." };
+  if (p.kind === "verify") {
+    if (p.recipient === null || recipient !== p.recipient) {
+      return { ok: false, code: "not_a_recipient", message: "This question is addressed to someone else." };
+    }
+    return { ok: true };
+  }
+  if (p.escalated) {
+    return { ok: false, code: "not_a_recipient", message: "This proposal was escalated: the decision is now with the escalation approvers in Slack." };
+  }
+  if (!links.recipients.includes(recipient) && recipient !== links.teams_recipient) {
+    return { ok: false, code: "not_a_recipient", message: "This link's recipient may not decide this proposal." };
+  }
+  return { ok: true };
+}
+
+/** Everyone signed links are issued for: the policy's recipients and Teams identity, or a verification prompt's recipient. */
+export function linkDeciders(p: Proposal): string[] {
+  const links = p.rule.links ?? null;
+  if (links === null) return [];
+  if (p.kind === "verify") return p.recipient === null ? [] : [p.recipient];
+  return [...links.recipients, ...(links.teams_recipient === null ? [] : [links.teams_recipient])];
+}
+
+/** The choices a link can carry for this proposal. */
+export function linkChoices(p: Proposal): LinkChoice[] {
+  return p.kind === "verify" ? [...VERIFY_ANSWERS] : ["approve", "deny"];
+}
+
+/** Whom the links on the Teams card are for: the policy's Teams identity, or a verification prompt's recipient. */
+export function teamsRecipient(p: Proposal): string | null {
+  if (!p.teams) return null;
+  return p.kind === "verify" ? p.recipient : (p.rule.links?.teams_recipient ?? null);
+}
+
+/** Applies a signed-link decision at time `now` (ms), with the same rules and races as a click. */
+export function applyLink(p: Proposal, link: LinkDecision, now: number): Transition {
+  const actor = linkActor(link.recipient);
+  const refuse = refuser(p, actor, "link.refused", { choice: link.choice }, "link");
+  if (p.status !== "pending") return refuse("not_pending", notPendingMessage(p));
+  if (now >= Date.parse(p.expires_at)) return refuse("expired", "This proposal expired; nothing ran.");
+  const verifyChoice = isVerifyAnswer(link.choice);
+  if (p.kind === "verify" ? !verifyChoice : verifyChoice) return refuse("wrong_kind", "This link does not fit this proposal.");
+  const allowed = mayDecideByLink(p, link.recipient);
+  if (!allowed.ok) return refuse(allowed.code, allowed.message);
+  if (isVerifyAnswer(link.choice)) return answerVerify(p, link.choice, actor, "link", now);
+  if (link.choice !== "approve" && link.choice !== "deny") return refuse("wrong_kind", "This link does not fit this proposal.");
+  return decideApproval(p, { kind: link.choice, approver: actor, actor, reason: link.reason }, now, refuse, { via: "link" });
+}
+
+type Refuse = (code: RefusalCode, message: string) => Transition;
+
+function refuser(p: Proposal, actor: string, type: string, what: Record<string, unknown>, via: string): Refuse {
+  return (code, message) => ({
+    ok: false,
+    code,
+    message,
+    events: [{ type, actor, details: { ...what, code, status: p.status, via } }],
+  });
+}
+
+/**
+ * Approve or deny by someone already allowed to. `approver` is what approvals[] records: the
+ * Slack user id for clicks, `link:<recipient>` for links; M-of-N counts distinct entries.
+ */
+function decideApproval(
+  p: Proposal,
+  d: { kind: "approve" | "deny"; approver: string; actor: string; reason?: string | undefined },
+  now: number,
+  refuse: Refuse,
+  extra: Record<string, unknown>,
+): Transition {
+  const { actor } = d;
+  const at = new Date(now).toISOString();
+  if (d.kind === "deny") {
+    const reason = d.reason?.trim() || undefined;
+    const next: Proposal = {
+      ...p,
+      status: "denied",
+      decision: { by: actor, at, outcome: "denied", ...(reason ? { reason } : {}) },
+    };
+    return { ok: true, proposal: next, events: [{ type: "proposal.denied", actor, details: { reason: reason ?? null, ...extra } }] };
+  }
+
+  if (p.approvals.some((a) => a.user === d.approver)) {
     const left = requiredApprovals(p) - p.approvals.length;
     return refuse("already_approved", `You already approved; waiting for ${left} more approval${left === 1 ? "" : "s"}.`);
   }
-  const approvals = [...p.approvals, { user: click.user, at }];
+  const approvals = [...p.approvals, { user: d.approver, at }];
   const events: EventDraft[] = [
     {
       type: "approval.recorded",
       actor,
-      details: { plan_sha256: p.plan_sha256, count: approvals.length, required: requiredApprovals(p) },
+      details: { plan_sha256: p.plan_sha256, count: approvals.length, required: requiredApprovals(p), ...extra },
     },
   ];
   if (approvals.length < requiredApprovals(p)) {
@@ -185,12 +299,29 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
   events.push({
     type: "proposal.approved",
     actor,
-    details: { plan_sha256: p.plan_sha256, approvers: approvals.map((a) => a.user) },
+    details: { plan_sha256: p.plan_sha256, approvers: approvals.map((a) => a.user), ...extra },
   });
   return {
     ok: true,
     proposal: { ...p, approvals, status: "approved", decision: { by: actor, at, outcome: "approved" } },
     events,
+  };
+}
+
+const ANSWER_STATUS = { yes: "acknowledged", no: "denied", unsure: "escalated" } as const satisfies Record<VerifyAnswer, Status>;
+
+/** A verification prompt's answer: the answer is the outcome (yes → acknowledged, no → denied, unsure → escalated). */
+function answerVerify(p: Proposal, answer: VerifyAnswer, actor: string, via: string, now: number): Transition {
+  const at = new Date(now).toISOString();
+  const status = ANSWER_STATUS[answer];
+  const label = verifyLabels(p)[answer];
+  return {
+    ok: true,
+    proposal: { ...p, status, decision: { by: actor, at, outcome: status, answer } },
+    events: [
+      { type: "verify.answered", actor, details: { answer, label, via } },
+      { type: `proposal.${status}`, actor, details: { answer, via } },
+    ],
   };
 }
 

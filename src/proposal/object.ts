@@ -8,24 +8,45 @@ import { flushAudit } from "./jobs/audit-flush.ts";
 import type { JobContext, JobRunner } from "./jobs/context.ts";
 import { dispatchToRunner } from "./jobs/dispatch.ts";
 import { deliverNotifications } from "./jobs/notify.ts";
-import { syncSlack, type EphemeralPayload } from "./jobs/slack-sync.ts";
+import { hasSlackCard, syncSlack, type EphemeralPayload } from "./jobs/slack-sync.ts";
+import { syncTeams } from "./jobs/teams-sync.ts";
+import { newNonce } from "../links/token.ts";
 import {
   applyCancel,
   applyClick,
   applyExpiry,
+  applyLink,
   groupsOf,
   isTerminal,
+  linkActor,
+  linkChoices,
+  linkDeciders,
   mayDecide,
   notPendingMessage,
   type ClickKind,
   type EventDraft,
+  type Transition,
 } from "./lifecycle.ts";
 import { JobTable, backoffMs, type Job, type JobKind } from "./scheduler.ts";
-import { appendToOutbox, loadProposal, markWebhookSeen, migrate, queueNotification, saveProposal } from "./store.ts";
-import type { Proposal } from "./types.ts";
+import {
+  appendToOutbox,
+  findLink,
+  issueLinks,
+  listLinks,
+  loadProposal,
+  markLinkUsed,
+  markWebhookSeen,
+  migrate,
+  queueNotification,
+  saveProposal,
+  type IssuedLink,
+} from "./store.ts";
+import type { LinkChoice, Proposal } from "./types.ts";
 import { outcomeEvent } from "./view.ts";
 
-export type CreateOutcome = { ok: true; created: boolean; proposal: Proposal } | { ok: false; refusal: Refusal };
+export type CreateOutcome =
+  | { ok: true; created: boolean; proposal: Proposal; /** Issued signed links (none when the action has no links). */ links: IssuedLink[] }
+  | { ok: false; refusal: Refusal };
 export type Outcome = { ok: true; proposal: Proposal } | { ok: false; refusal: Refusal };
 
 export interface ClickInput {
@@ -37,6 +58,19 @@ export interface ClickInput {
 }
 
 export type ClickOutcome = { ok: true; status: Proposal["status"] } | { ok: false; code: string; message: string };
+
+/** A decision through a signed link whose token verified; `expires` is its `e` (Unix seconds). */
+export interface LinkInput {
+  recipient: string;
+  choice: LinkChoice;
+  nonce: string;
+  expires: number;
+  reason?: string;
+}
+
+export type LinkOutcome =
+  | { ok: true; proposal: Proposal }
+  | { ok: false; code: string; message: string; proposal: Proposal | null };
 
 const RUNNERS: Record<JobKind, JobRunner> = {
   expire: async (ctx) => {
@@ -50,6 +84,7 @@ const RUNNERS: Record<JobKind, JobRunner> = {
   slack: syncSlack,
   dispatch: dispatchToRunner,
   notify: deliverNotifications,
+  teams: syncTeams,
 };
 
 /** Whether the Slack messages would show something different (not just bookkeeping). */
@@ -87,7 +122,7 @@ export class ProposalObject extends DurableObject<Env> {
   async create(proposal: Proposal, requestSha256: string): Promise<CreateOutcome> {
     const existing = loadProposal(this.sql);
     if (existing) {
-      if (existing.request_sha256 === requestSha256) return { ok: true, created: false, proposal: existing.proposal };
+      if (existing.request_sha256 === requestSha256) return { ok: true, created: false, proposal: existing.proposal, links: listLinks(this.sql) };
       return {
         ok: false,
         refusal: { status: 409, code: "idempotency_conflict", message: "Idempotency-Key was already used with a different request body" },
@@ -109,11 +144,14 @@ export class ProposalObject extends DurableObject<Env> {
           },
         },
       ], now);
+      // One single-use link per recipient and choice; the nonce is what the signed token names.
+      issueLinks(this.sql, linkDeciders(proposal).flatMap((recipient) => linkChoices(proposal).map((choice) => ({ recipient, choice, nonce: newNonce() }))));
       this.jobs.schedule("expire", "ttl", Date.parse(proposal.expires_at));
-      this.jobs.schedule("slack", "card", now);
+      if (hasSlackCard(proposal)) this.jobs.schedule("slack", "card", now);
+      if (proposal.teams) this.jobs.schedule("teams", "sync", now);
     });
     await this.arm();
-    return { ok: true, created: true, proposal };
+    return { ok: true, created: true, proposal, links: listLinks(this.sql) };
   }
 
   /** The proposal, or null; with `waitSeconds`, first waits (at most that long) for its status to change. */
@@ -196,6 +234,69 @@ export class ProposalObject extends DurableObject<Env> {
     });
     await this.arm();
     return { ok: false, ...refusal };
+  }
+
+  /**
+   * A decision through a signed link (issue 7), its token already verified by the Worker. Decided like a click, in
+   * one synchronous step: the link must be one this object issued, unused and unexpired, and its recipient allowed;
+   * it is marked used in the same step as the decision it made. Every refusal is audited.
+   */
+  async decideByLink(input: LinkInput): Promise<LinkOutcome> {
+    if (!this.current()) return { ok: false, code: "not_found", message: "This proposal does not exist.", proposal: null };
+    const now = Date.now();
+    this.expireIfDue(this.current()!, now);
+    const p = this.current()!;
+    const actor = linkActor(input.recipient);
+    const link = findLink(this.sql, input.nonce);
+    let refusal: { code: string; message: string } | null = null;
+    let transition: Transition | null = null;
+    if (!p.rule.links) {
+      refusal = { code: "links_disabled", message: "Signed links are not enabled for this action." };
+    } else if (!link || link.recipient !== input.recipient || link.choice !== input.choice) {
+      refusal = { code: "unknown_link", message: "This link was not issued for this proposal." };
+    } else if (link.used_at !== null) {
+      refusal = { code: "already_used", message: "This link was already used: each link decides once." };
+    } else if (now > input.expires * 1000) {
+      refusal = { code: "expired", message: "This link has expired; nothing was decided." };
+    } else {
+      transition = applyLink(p, { recipient: input.recipient, choice: input.choice, ...(input.reason ? { reason: input.reason } : {}) }, now);
+      if (!transition.ok) refusal = { code: transition.code, message: transition.message };
+    }
+    this.ctx.storage.transactionSync(() => {
+      if (transition?.ok) {
+        this.apply(transition.proposal, transition.events, now);
+        markLinkUsed(this.sql, input.nonce, now);
+        return;
+      }
+      const events = transition?.events ?? [
+        { type: "link.refused", actor, details: { choice: input.choice, code: refusal!.code, status: p.status, via: "link" } },
+      ];
+      this.apply(null, events, now);
+    });
+    await this.arm();
+    if (transition?.ok) return { ok: true, proposal: transition.proposal };
+    return { ok: false, ...refusal!, proposal: this.current() };
+  }
+
+  /** What a link's confirmation page shows: the proposal and the issued link. Reads only: a GET never decides. */
+  async inspectLink(nonce: string): Promise<{ proposal: Proposal | null; link: IssuedLink | null }> {
+    const p = this.current();
+    return { proposal: p, link: p ? findLink(this.sql, nonce) : null };
+  }
+
+  /**
+   * Audits a link refused before it reached a decision (a forged signature that names this proposal, a failed
+   * CSRF check). `recipient` only when the token verified; a forgery's claims are not repeated.
+   */
+  async noteLinkRefusal(code: string, recipient: string | null = null, choice: LinkChoice | null = null): Promise<void> {
+    const p = this.current();
+    if (!p) return;
+    const now = Date.now();
+    const actor = recipient === null ? "link:?" : linkActor(recipient);
+    this.ctx.storage.transactionSync(() =>
+      this.apply(null, [{ type: "link.refused", actor, details: { ...(choice ? { choice } : {}), code, status: p.status, via: "link" } }], now),
+    );
+    await this.arm();
   }
 
   /** Audits a Slack call the Worker made on this proposal's behalf that failed (e.g. views.open). */
@@ -290,7 +391,7 @@ export class ProposalObject extends DurableObject<Env> {
     if (next && before) {
       saveProposal(this.sql, next);
       this.cached = next;
-      if (cardChanged(before, next)) {
+      if (cardChanged(before, next) && hasSlackCard(next)) {
         this.jobs.schedule("slack", "card", now);
         if (next.escalated) this.jobs.schedule("slack", "escalation", now);
       }
@@ -303,6 +404,7 @@ export class ProposalObject extends DurableObject<Env> {
   private statusChanged(next: Proposal, now: number): void {
     if (next.status === "approved") this.jobs.schedule("dispatch", "runner", now);
     if (next.status !== "pending") this.jobs.cancel("expire", "ttl");
+    if (next.teams) this.jobs.schedule("teams", "sync", now);
     if (next.callback_url) {
       const event = outcomeEvent(next, now);
       queueNotification(this.sql, event.type, JSON.stringify(event));

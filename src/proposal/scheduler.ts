@@ -1,5 +1,5 @@
 // The Durable Object's job table: one platform alarm serves many jobs (expiry, audit flush,
-// Slack sync, dispatch, outcome events). Jobs are rows; the alarm is re-armed to the
+// Slack sync, dispatch, outcome events, Teams messages). Jobs are rows; the alarm is re-armed to the
 // earliest due row and deleted when none is left (the pattern of cloudflare/agents).
 
 export interface Job {
@@ -15,7 +15,7 @@ export interface Job {
   payload: string | null;
 }
 
-export type JobKind = "expire" | "audit" | "slack" | "dispatch" | "notify";
+export type JobKind = "expire" | "audit" | "slack" | "dispatch" | "notify" | "teams";
 
 export class JobTable {
   constructor(private readonly sql: SqlStorage) {

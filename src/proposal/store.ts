@@ -1,11 +1,11 @@
 // The proposal Durable Object's own SQLite tables: the proposal, its unflushed audit events
-// (the outbox), queued outcome events and seen runner-result ids. Synchronous, so a state
+// (the outbox), queued outcome events, seen runner-result ids and issued signed links. Synchronous, so a state
 // change and the events that record it are written in one step.
 import { GENESIS_HASH, sealEvent, type AuditEvent } from "../audit/chain.ts";
 import type { EventDraft } from "./lifecycle.ts";
-import type { Proposal } from "./types.ts";
+import type { LinkChoice, Proposal } from "./types.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export function migrate(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
@@ -29,6 +29,16 @@ export function migrate(sql: SqlStorage): void {
     )`);
     sql.exec(`CREATE TABLE IF NOT EXISTS seen_webhooks (id TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
   }
+  if (version < 2) {
+    // Signed links (issue 7): one row per recipient and choice; the nonce is in the token.
+    sql.exec(`CREATE TABLE IF NOT EXISTS links (
+      nonce TEXT PRIMARY KEY,
+      recipient TEXT NOT NULL,
+      choice TEXT NOT NULL,
+      used_at INTEGER,                -- when it decided (Unix ms); a used link never decides again
+      UNIQUE (recipient, choice)
+    )`);
+  }
   sql.exec(
     `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     String(SCHEMA_VERSION),
@@ -37,7 +47,12 @@ export function migrate(sql: SqlStorage): void {
 
 export function loadProposal(sql: SqlStorage): { proposal: Proposal; request_sha256: string } | null {
   const row = sql.exec<{ record: string; request_sha256: string }>(`SELECT record, request_sha256 FROM proposal`).toArray()[0];
-  return row ? { proposal: JSON.parse(row.record) as Proposal, request_sha256: row.request_sha256 } : null;
+  return row ? { proposal: withDefaults(JSON.parse(row.record) as Proposal), request_sha256: row.request_sha256 } : null;
+}
+
+/** Records stored before verification prompts and links existed lack their fields: they are approvals without either. */
+function withDefaults(p: Proposal): Proposal {
+  return { ...p, kind: p.kind ?? "approval", recipient: p.recipient ?? null, teams: p.teams ?? null };
 }
 
 export function saveProposal(sql: SqlStorage, proposal: Proposal, requestSha256?: string): void {
@@ -122,4 +137,40 @@ export function dropNotification(sql: SqlStorage, seq: number): void {
 export function markWebhookSeen(sql: SqlStorage, id: string, now: number): boolean {
   const inserted = sql.exec(`INSERT INTO seen_webhooks (id, at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, now);
   return inserted.rowsWritten > 0;
+}
+
+export interface IssuedLink {
+  recipient: string;
+  choice: LinkChoice;
+  nonce: string;
+  used_at: number | null;
+}
+
+/** Records the links issued at creation (one per recipient and choice). */
+export function issueLinks(sql: SqlStorage, links: ReadonlyArray<Pick<IssuedLink, "recipient" | "choice" | "nonce">>): void {
+  for (const link of links) {
+    sql.exec(`INSERT INTO links (nonce, recipient, choice) VALUES (?, ?, ?)`, link.nonce, link.recipient, link.choice);
+  }
+}
+
+export function listLinks(sql: SqlStorage): IssuedLink[] {
+  return sql.exec<Record<keyof IssuedLink, SqlStorageValue>>(`SELECT nonce, recipient, choice, used_at FROM links ORDER BY rowid`).toArray().map(toLink);
+}
+
+export function findLink(sql: SqlStorage, nonce: string): IssuedLink | null {
+  const row = sql.exec<Record<keyof IssuedLink, SqlStorageValue>>(`SELECT nonce, recipient, choice, used_at FROM links WHERE nonce = ?`, nonce).toArray()[0];
+  return row ? toLink(row) : null;
+}
+
+export function markLinkUsed(sql: SqlStorage, nonce: string, now: number): void {
+  sql.exec(`UPDATE links SET used_at = ? WHERE nonce = ? AND used_at IS NULL`, now, nonce);
+}
+
+function toLink(row: Record<keyof IssuedLink, SqlStorageValue>): IssuedLink {
+  return {
+    nonce: String(row.nonce),
+    recipient: String(row.recipient),
+    choice: String(row.choice) as LinkChoice,
+    used_at: row.used_at === null ? null : Number(row.used_at),
+  };
 }

@@ -10,6 +10,9 @@ export const STATUSES = [
   "denied",
   "expired",
   "cancelled",
+  // Verification prompts only (kind "verify"): the addressee said yes / was not sure.
+  "acknowledged",
+  "escalated",
 ] as const;
 export type Status = (typeof STATUSES)[number];
 
@@ -20,7 +23,43 @@ export const TERMINAL_STATUSES: ReadonlySet<Status> = new Set([
   "succeeded",
   "failed",
   "dispatch_failed",
+  "acknowledged",
+  "escalated",
 ]);
+
+/**
+ * "approval" asks approvers to let an action run; "verify" asks one person a question
+ * ("was this you?") whose answer is the outcome: nothing is ever dispatched for it.
+ */
+export const PROPOSAL_KINDS = ["approval", "verify"] as const;
+export type ProposalKind = (typeof PROPOSAL_KINDS)[number];
+
+/** A verification prompt's three answers; "no" ends as `denied`, "unsure" as `escalated`. */
+export const VERIFY_ANSWERS = ["yes", "no", "unsure"] as const;
+export type VerifyAnswer = (typeof VERIFY_ANSWERS)[number];
+
+export interface VerifyLabels {
+  yes: string;
+  no: string;
+  unsure: string;
+}
+
+export const DEFAULT_VERIFY_LABELS: VerifyLabels = {
+  yes: "Yes, that was me",
+  no: "No, that wasn't me",
+  unsure: "I'm not sure — escalate",
+};
+
+/** What a signed link may decide: approve/deny on an approval, an answer on a verification prompt. */
+export type LinkChoice = "approve" | "deny" | VerifyAnswer;
+
+/** Signed-link deciders frozen from the policy (approval actions; a verify prompt's is its `recipient`). */
+export interface LinkRule {
+  /** Who gets links (e-mail-like or opaque ids); each counts once toward required_approvals. */
+  recipients: string[];
+  /** The identity the Teams card's links are minted for (approval actions with a Teams webhook), else null. */
+  teams_recipient: string | null;
+}
 
 /** Who may decide, frozen from the policy when the proposal is created (SPEC 3). */
 export interface DecisionRule {
@@ -32,19 +71,36 @@ export interface DecisionRule {
   confirm: boolean;
   channel: string | null;
   escalation: { approvers: string[]; channel: string | null; extend_ttl_seconds: number } | null;
+  /** Signed links, when the action enables them (absent in proposals created before links existed). */
+  links?: LinkRule | null;
+  /** A verification prompt's button labels (absent or null for approvals). */
+  verify_labels?: VerifyLabels | null;
 }
 
 export interface Approval {
+  /** A Slack user id, or `link:<recipient>` for an approval given through a signed link. */
   user: string;
   at: string;
 }
 
 export interface Decision {
-  /** `slack:U…`, `key:<name>` or `system`. */
+  /** `slack:U…`, `link:<recipient>`, `key:<name>` or `system`. */
   by: string;
   at: string;
-  outcome: "approved" | "denied" | "expired" | "cancelled";
+  outcome: "approved" | "denied" | "expired" | "cancelled" | "acknowledged" | "escalated";
   reason?: string;
+  /** A verification prompt's answer. */
+  answer?: VerifyAnswer;
+}
+
+/** Where the Teams messages of a proposal stand (internal, like `slack`). */
+export interface TeamsState {
+  /** The policy's incoming-webhook / Workflows URL, frozen at creation: a credential, never shown. */
+  webhook: string;
+  /** Whether the card with the links was posted (or given up on). */
+  card_posted: boolean;
+  /** The last status a follow-up card announced (null: none yet). */
+  announced: Status | null;
 }
 
 export interface SlackMessageRef {
@@ -57,6 +113,8 @@ export interface SlackMessageRef {
 /** Everything a proposal is, as the Durable Object stores it and GET /v1/proposals/:id shows it. */
 export interface Proposal {
   id: string;
+  /** "approval" unless the action's policy says "verify" (a verification prompt). */
+  kind: ProposalKind;
   status: Status;
   action: { type: string; params: Record<string, unknown> };
   summary: string;
@@ -64,6 +122,8 @@ export interface Proposal {
   blast_radius: string;
   rollback: string;
   requested_by: string | null;
+  /** A verification prompt's addressee for signed links (e-mail-like or opaque id), else null. */
+  recipient: string | null;
   created_by: string;
   created_at: string;
   expires_at: string;
@@ -78,4 +138,6 @@ export interface Proposal {
   dispatch: { attempts: number; last_error: string | null; dispatched_at: string | null };
   result: { status: "succeeded" | "failed"; output: string; at: string } | null;
   slack: { messages: SlackMessageRef[] };
+  /** Teams delivery state; null when the action has no Teams webhook. Never shown by the API. */
+  teams: TeamsState | null;
 }

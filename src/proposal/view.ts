@@ -1,10 +1,11 @@
 // The proposal as the API shows it (GET, outcome events): the stored record minus internals.
 import type { Proposal } from "./types.ts";
 
-export type ProposalView = Omit<Proposal, "slack">;
+export type ProposalView = Omit<Proposal, "slack" | "teams">;
 
+/** Slack message references are bookkeeping; the Teams webhook URL is a credential (anyone holding it can post). */
 export function toView(p: Proposal): ProposalView {
-  const { slack: _slack, ...view } = p;
+  const { slack: _slack, teams: _teams, ...view } = p;
   return view;
 }
 

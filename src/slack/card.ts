@@ -1,6 +1,7 @@
 // Renders a proposal as a Block Kit card (and the deny-reason modal): pure, every proposer string escaped and cut (SPEC 5).
 import type { ActionsBlock, Button, ContextBlock, HeaderBlock, KnownBlock, ModalView, SectionBlock } from "@slack/types";
-import type { Proposal } from "../proposal/types.ts";
+import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
+import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
 import { codeBlock, codeSpan, escapeMrkdwn, fit, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
 
 /** The `action_id`s of the card's buttons; each button's `value` is the proposal id and nothing else. */
@@ -8,6 +9,10 @@ export const ACTION_IDS = {
   approve: "signoff.approve",
   deny: "signoff.deny",
   escalate: "signoff.escalate",
+  // A verification prompt's answers (issue 7); the value is the proposal id, like the others.
+  verify_yes: "signoff.verify_yes",
+  verify_no: "signoff.verify_no",
+  verify_unsure: "signoff.verify_unsure",
 } as const;
 
 export const CARD_BLOCK_IDS = {
@@ -18,6 +23,7 @@ export const CARD_BLOCK_IDS = {
   blastRadius: "signoff.blast_radius",
   rollback: "signoff.rollback",
   status: "signoff.status",
+  question: "signoff.question",
   meta: "signoff.meta",
   actions: "signoff.actions",
 } as const;
@@ -51,6 +57,7 @@ export interface RenderOptions {
 
 /** Renders the card for `p` as it stands: facts, a status line that tells the truth, and buttons only while a decision is possible here. */
 export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
+  if (p.kind === "verify") return renderVerifyCard(p, opts);
   const blocks: KnownBlock[] = [
     header(p, opts.role),
     {
@@ -175,6 +182,90 @@ function decisionButtons(p: Proposal, opts: RenderOptions): Button[] {
   return buttons;
 }
 
+// ---- verification prompts ----
+
+/** A verification prompt in its addressee's DM: the question, the facts, three answers while one is possible. */
+function renderVerifyCard(p: Proposal, opts: RenderOptions): RenderedMessage {
+  const blocks: KnownBlock[] = [
+    header(p, "card"),
+    { type: "section", block_id: CARD_BLOCK_IDS.question, text: mrkdwn(":grey_question: *Was this you?* Please answer below.") } satisfies SectionBlock,
+    {
+      type: "section",
+      block_id: CARD_BLOCK_IDS.facts,
+      fields: [
+        mrkdwn(`*About*\n${codeSpan(p.action.type, SLACK_LIMITS.sectionField - 9)}`),
+        mrkdwn(`*Asked of*\n${p.requested_by === null ? "not given" : person(p.requested_by)}`),
+        mrkdwn(`*Deadline*\n${slackDate(p.expires_at)}`),
+      ],
+    } satisfies SectionBlock,
+    labelled(CARD_BLOCK_IDS.reason, "Details", (room) => fit(p.reason, room)),
+  ];
+  if (Object.keys(p.action.params).length > 0) {
+    blocks.push(labelled(CARD_BLOCK_IDS.params, "Params", (room) => codeSpan(compactJson(p.action.params), room)));
+  }
+  if (p.blast_radius) blocks.push(labelled(CARD_BLOCK_IDS.blastRadius, "Blast radius", (room) => fit(p.blast_radius, room)));
+  if (p.rollback) blocks.push(labelled(CARD_BLOCK_IDS.rollback, "Back-out", (room) => fit(p.rollback, room)));
+
+  const status = verifyStatusText(p, opts);
+  if (status) blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.status, text: mrkdwn(status) } satisfies SectionBlock);
+  blocks.push({
+    type: "context",
+    block_id: CARD_BLOCK_IDS.meta,
+    elements: [mrkdwn(`Proposal ${codeSpan(p.id, 120)} · from key ${codeSpan(p.created_by, 120)}`)],
+  } satisfies ContextBlock);
+
+  if (p.status === "pending" && !deadlinePassed(p, opts)) {
+    const labels = labelsOf(p);
+    const button = (answer: VerifyAnswer, style?: "primary" | "danger"): Button => ({
+      type: "button",
+      action_id: ACTION_IDS[`verify_${answer}`],
+      text: plain(truncate(labels[answer], SLACK_LIMITS.buttonText)),
+      value: p.id,
+      ...(style ? { style } : {}),
+    });
+    blocks.push({
+      type: "actions",
+      block_id: CARD_BLOCK_IDS.actions,
+      elements: [button("yes", "primary"), button("no", "danger"), button("unsure")],
+    } satisfies ActionsBlock);
+  }
+  const lead = p.status === "pending" ? "Was this you?" : (answeredLead(p) ?? FALLBACK_LEAD[p.status]);
+  return { text: truncate(`${lead}: ${escapeMrkdwn(p.summary)}`, FALLBACK_TEXT_MAX), blocks };
+}
+
+function labelsOf(p: Proposal) {
+  return p.rule.verify_labels ?? DEFAULT_VERIFY_LABELS;
+}
+
+const ANSWER_ICON: Record<VerifyAnswer, string> = { yes: ":white_check_mark:", no: ":no_entry:", unsure: ":arrow_heading_up:" };
+
+/** "Answered “No, that wasn't me” by <@U…> <date>." for a prompt that has its answer. */
+function answeredLine(p: Proposal): string | null {
+  const answer = p.decision?.answer;
+  if (!answer || !p.decision) return null;
+  return `${ANSWER_ICON[answer]} Answered “${fit(labelsOf(p)[answer], 200)}” by ${actor(p.decision.by)} ${slackDate(p.decision.at)}.`;
+}
+
+function answeredLead(p: Proposal): string | null {
+  const answer = p.decision?.answer;
+  return answer ? `Answered “${escapeMrkdwn(labelsOf(p)[answer])}”` : null;
+}
+
+function verifyStatusText(p: Proposal, opts: RenderOptions): string | null {
+  switch (p.status) {
+    case "pending":
+      return deadlinePassed(p, opts) ? ":hourglass: The deadline has passed; no answer was recorded." : null;
+    case "expired":
+      return `:hourglass: Expired ${slackDate(p.decision?.at ?? p.expires_at)} without an answer.`;
+    case "cancelled": {
+      const by = p.decision ? ` by ${actor(p.decision.by)}` : "";
+      return `:heavy_multiplication_x: Cancelled${by}${p.decision ? ` ${slackDate(p.decision.at)}` : ""}. No answer is needed any more.`;
+    }
+    default:
+      return answeredLine(p);
+  }
+}
+
 // ---- the status line ----
 
 function statusText(p: Proposal, opts: RenderOptions): string | null {
@@ -227,6 +318,10 @@ function statusText(p: Proposal, opts: RenderOptions): string | null {
       const at = decidedAt ? ` ${slackDate(decidedAt)}` : "";
       return `:heavy_multiplication_x: Cancelled${by}${at}. Nothing ran.`;
     }
+    case "acknowledged":
+    case "escalated":
+      // Only verification prompts end so (rendered above); said plainly should one get here.
+      return answeredLine(p);
   }
 }
 
@@ -243,19 +338,23 @@ function approvalsSoFar(p: Proposal): string {
   return count + who + only;
 }
 
+const FALLBACK_LEAD: Record<Proposal["status"], string> = {
+  pending: "Approval needed",
+  approved: "Approved, running",
+  dispatched: "Running",
+  succeeded: "Succeeded",
+  failed: "Failed",
+  dispatch_failed: "Dispatch failed, nothing ran",
+  denied: "Denied",
+  expired: "Expired, nothing ran",
+  cancelled: "Cancelled, nothing ran",
+  acknowledged: "Answered",
+  escalated: "Answered, escalated",
+};
+
 function fallbackText(p: Proposal, opts: RenderOptions): string {
-  const lead: Record<Proposal["status"], string> = {
-    pending: opts.role === "escalation" ? "Escalated, approval needed" : p.escalated ? "Escalated" : "Approval needed",
-    approved: "Approved, running",
-    dispatched: "Running",
-    succeeded: "Succeeded",
-    failed: "Failed",
-    dispatch_failed: "Dispatch failed, nothing ran",
-    denied: "Denied",
-    expired: "Expired, nothing ran",
-    cancelled: "Cancelled, nothing ran",
-  };
-  return truncate(`${lead[p.status]}: ${escapeMrkdwn(p.summary)} (${escapeMrkdwn(p.action.type)})`, FALLBACK_TEXT_MAX);
+  const lead = p.status === "pending" ? (opts.role === "escalation" ? "Escalated, approval needed" : p.escalated ? "Escalated" : "Approval needed") : FALLBACK_LEAD[p.status];
+  return truncate(`${lead}: ${escapeMrkdwn(p.summary)} (${escapeMrkdwn(p.action.type)})`, FALLBACK_TEXT_MAX);
 }
 
 // ---- people, places, times ----
@@ -272,9 +371,13 @@ function person(id: string): string {
   return SLACK_USER.test(id) ? `<@${id}>` : fit(id, 80);
 }
 
-/** An audit-style actor (`slack:U…`, `key:<name>`, `system`, or a bare user id) as a reader would say it. */
+/**
+ * An audit-style actor (`slack:U…`, `link:<recipient>`, `key:<name>`, `system`, or a bare user id) as a reader would
+ * say it. A link recipient is shown as escaped text, never as a mention (it is an e-mail address or an opaque id).
+ */
 function actor(by: string): string {
   if (by.startsWith("key:")) return `key ${codeSpan(by.slice("key:".length), 80)}`;
+  if (by.startsWith("link:")) return `${fit(by.slice("link:".length), 80)} (by link)`;
   if (by === "system") return "signoff";
   return person(by.startsWith("slack:") ? by.slice("slack:".length) : by);
 }

@@ -19,6 +19,9 @@ const BUTTONS = new Map<string, ClickKind>([
   [ACTION_IDS.approve, "approve"],
   [ACTION_IDS.deny, "deny"],
   [ACTION_IDS.escalate, "escalate"],
+  [ACTION_IDS.verify_yes, "yes"],
+  [ACTION_IDS.verify_no, "no"],
+  [ACTION_IDS.verify_unsure, "unsure"],
 ]);
 
 /** views.open must happen within 3 s of the click (the trigger_id expires). */

@@ -14,6 +14,7 @@ export function makeProposal(overrides: ProposalOverrides = {}): Proposal {
   const { rule, ...rest } = overrides;
   return {
     id: `prp_test${String(counter).padStart(4, "0")}AbCdEfGhIjKlMnOp`,
+    kind: "approval",
     status: "pending",
     action: { type: "k8s.rollout_restart", params: { deployment: "api" } },
     summary: "Restart deployment api (rolling)",
@@ -21,6 +22,7 @@ export function makeProposal(overrides: ProposalOverrides = {}): Proposal {
     blast_radius: "1 of 6 replicas at a time, prod",
     rollback: "kubectl rollout undo deployment/api",
     requested_by: "U0BOB",
+    recipient: null,
     created_by: "alertmanager",
     created_at: CREATED_AT,
     expires_at: EXPIRES_AT,
@@ -43,6 +45,7 @@ export function makeProposal(overrides: ProposalOverrides = {}): Proposal {
     dispatch: { attempts: 0, last_error: null, dispatched_at: null },
     result: null,
     slack: { messages: [] },
+    teams: null,
     ...rest,
   };
 }

@@ -16,7 +16,8 @@ const RETRY_CAP_MS = 300_000;
  */
 export const dispatchToRunner: JobRunner = async (ctx, job) => {
   const before = ctx.proposal();
-  if (before.status !== "approved") return DONE;
+  // A verification prompt never reaches `approved`; the kind check keeps it so should anything change.
+  if (before.status !== "approved" || before.kind === "verify") return DONE;
   const config = ctx.config();
   const attempt = before.dispatch.attempts + 1;
   ctx.commit(

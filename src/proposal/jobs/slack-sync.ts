@@ -20,6 +20,7 @@ export const syncSlack: JobRunner = async (ctx, job) => {
   if (job.key.startsWith("ephemeral:")) return sendEphemeral(ctx, job);
   const role = job.key === "escalation" ? "escalation" : "card";
   const p = ctx.proposal();
+  if (role === "card" && !hasSlackCard(p)) return DONE;
   const config = ctx.config();
   const ref = p.slack.messages.find((m) => m.role === role);
   const { text, blocks } = renderCard(p, { role, nowMs: ctx.now() });
@@ -49,7 +50,16 @@ export const syncSlack: JobRunner = async (ctx, job) => {
   return slackFailure(ctx, job, result, ref ? "chat.update" : "chat.postMessage", MESSAGE_ATTEMPTS);
 };
 
-/** Where a message goes: the DM of the requester for requester_only, else the policy's channel. */
+/**
+ * Whether the proposal has a Slack card at all: not a verification prompt asked only through links (no
+ * requested_by), nor an approval that only link recipients can decide (no Slack approvers).
+ */
+export function hasSlackCard(p: Proposal): boolean {
+  if (p.kind === "verify" || p.rule.requester_only) return p.requested_by !== null;
+  return p.rule.approvers.length > 0;
+}
+
+/** Where a message goes: the DM of the requester for requester_only and verification prompts, else the policy's channel. */
 export function targetChannel(p: Proposal, role: "card" | "escalation"): string {
   if (role === "escalation") return p.rule.escalation?.channel ?? p.rule.channel ?? p.requested_by ?? "";
   if (p.rule.requester_only) return p.requested_by ?? "";
