@@ -7,6 +7,7 @@ import { openApiDocument } from "./api/openapi.ts";
 import { proposalRoutes } from "./api/proposals.ts";
 import { resultRoutes } from "./api/results.ts";
 import { ApiError } from "./errors.ts";
+import { linkRoutes } from "./links/routes.ts";
 import { slackRoutes } from "./slack/interactions.ts";
 
 export const VERSION: string = pkg.version;
@@ -23,6 +24,7 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v1/proposals", proposalRoutes);
   app.route("/v1/audit", auditRoutes);
   app.route("/slack", slackRoutes);
+  app.route("/l", linkRoutes);
 
   app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).toBody(), 404));
   app.onError((error, c) => {

@@ -1,7 +1,16 @@
 // GET /openapi.json: the OpenAPI 3.1 description, generated from the same zod schemas the routes validate with.
 import { z } from "zod";
 import pkg from "../../package.json";
-import { AuditPage, AuditQueryParams, CreateProposalBody, ErrorResponse, Health, ProposalResponse, ResultBody } from "./schemas.ts";
+import {
+  AuditPage,
+  AuditQueryParams,
+  CreatedProposalResponse,
+  CreateProposalBody,
+  ErrorResponse,
+  Health,
+  ProposalResponse,
+  ResultBody,
+} from "./schemas.ts";
 
 const schema = (s: z.ZodType, io: "input" | "output" = "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
 
@@ -12,6 +21,10 @@ const json = (s: z.ZodType, description: string, io: "input" | "output" = "outpu
 
 const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [String(status), { $ref: "#/components/responses/Error" }]));
+
+const html = (description: string) => ({ description, content: { "text/html": { schema: { type: "string" } } } });
+
+const linkParam = { name: "token", in: "path", required: true, schema: { type: "string", pattern: "^v1\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$" } };
 
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^prp_[0-9a-f]{64}$" } };
 
@@ -42,8 +55,8 @@ export function openApiDocument(): unknown {
           parameters: [{ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 255 } }],
           requestBody: { required: true, content: { "application/json": { schema: schema(CreateProposalBody, "input") } } },
           responses: {
-            "201": json(ProposalResponse, "Created"),
-            "200": json(ProposalResponse, "The same Idempotency-Key and body again: the first proposal"),
+            "201": json(CreatedProposalResponse, "Created (with its signed links when the action enables them)"),
+            "200": json(CreatedProposalResponse, "The same Idempotency-Key and body again: the first proposal, and the same links"),
             ...errors(400, 401, 403, 409, 413, 415, 422, 503),
           },
         },
@@ -98,6 +111,45 @@ export function openApiDocument(): unknown {
           summary: "Slack's interactivity request URL (Slack-signed form body)",
           security: [],
           responses: { "200": { description: "Acknowledged" }, ...errors(400, 401, 413) },
+        },
+      },
+      "/l/{token}": {
+        get: {
+          summary: "A signed link's confirmation page (HTML). Decides nothing: mail scanners and unfurlers fetch links",
+          security: [],
+          parameters: [linkParam],
+          responses: {
+            "200": html("The confirmation page, with a one-button form; sets the signoff_csrf cookie"),
+            "400": html("Not a valid link"),
+            "403": html("Links are not enabled for the action, or the recipient may not decide"),
+            "409": html("Already used, or the proposal was already decided"),
+            "410": html("Expired"),
+          },
+        },
+        post: {
+          summary: "The confirmation page's button: decides, once (form field csrf must equal the signoff_csrf cookie)",
+          security: [],
+          parameters: [linkParam],
+          requestBody: {
+            required: true,
+            content: {
+              "application/x-www-form-urlencoded": {
+                schema: {
+                  type: "object",
+                  required: ["csrf"],
+                  properties: { csrf: { type: "string" }, reason: { type: "string", maxLength: 500, description: "deny links only" } },
+                },
+              },
+            },
+          },
+          responses: {
+            "200": html("Decided: what was recorded"),
+            "400": html("Not a valid link (a forgery naming a real proposal is audited)"),
+            "403": html("CSRF check failed, links not enabled, or the recipient may not decide; nothing changed"),
+            "409": html("Already used, or already decided"),
+            "410": html("Expired"),
+            "415": html("Not a form post"),
+          },
         },
       },
       "/healthz": {

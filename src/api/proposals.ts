@@ -1,14 +1,15 @@
 // Routes for proposers: create, read (with long-poll), cancel (SPEC 4).
 import { Hono } from "hono";
 import { callbackAllowed, keyAllowsAction } from "../config/api-keys.ts";
-import { decisionRuleFor, validateParams } from "../config/policy.ts";
+import { actionKind, actionPolicy as policyOf, decisionRuleFor, validateParams, type Policy } from "../config/policy.ts";
+import { mintLinkUrls } from "../links/token.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { newProposal, requestSha256 } from "../proposal/create.ts";
 import { idempotentObjectId, objectIdOf, publicId } from "../proposal/ids.ts";
 import type { CreateOutcome, Outcome } from "../proposal/object.ts";
 import { toView } from "../proposal/view.ts";
 import { configOf, parseJson, queryOf, readBody, requireKey, validate, type AppContext, type AppEnv } from "./http.ts";
-import { CreateProposalBody, WaitQuery } from "./schemas.ts";
+import { CreateProposalBody, CreateVerifyBody, WaitQuery } from "./schemas.ts";
 
 export const proposalRoutes = new Hono<AppEnv>();
 
@@ -22,7 +23,8 @@ proposalRoutes.post("/", async (c) => {
     ]);
   }
   const raw = parseJson(await readBody(c));
-  const body = validate(CreateProposalBody, raw, "body");
+  // Approvals keep SPEC 4's required texts; a verification prompt may leave blast_radius and rollback out.
+  const body = validate(verifyExpected(config.policy, raw) ? CreateVerifyBody : CreateProposalBody, raw, "body");
 
   const type = body.action.type;
   if (!keyAllowsAction(key, type)) {
@@ -32,6 +34,22 @@ proposalRoutes.post("/", async (c) => {
   const actionPolicy = config.policy.actions[type];
   if (!rule || !actionPolicy) {
     throw new ApiError(422, "unknown_action", `action type ${type} is not in the policy`, [{ path: "action.type", message: "not in POLICY.actions" }]);
+  }
+  const kind = actionKind(actionPolicy);
+  if (body.kind !== undefined && body.kind !== kind) {
+    const what = kind === "verify" ? 'a verification prompt (policy kind "verify")' : 'an approval (policy kind "approval")';
+    throw new ApiError(422, "kind_mismatch", `${type} is ${what}`, [{ path: "kind", message: `must be "${kind}" for ${type}, or left out` }]);
+  }
+  const links = actionPolicy.links ?? null;
+  if (body.recipient !== undefined && !(kind === "verify" && links)) {
+    throw new ApiError(422, "recipient_not_allowed", `recipient is only for verification prompts whose action enables links`, [
+      { path: "recipient", message: kind === "verify" ? `${type} does not enable links: address the prompt with requested_by` : `approval links go to the policy's links.recipients` },
+    ]);
+  }
+  if (kind === "verify" && links && body.recipient === undefined) {
+    throw new ApiError(422, "recipient_required", `${type} sends its question as signed links: give recipient`, [
+      { path: "recipient", message: "required for verification prompts whose action enables links" },
+    ]);
   }
   const paramProblems = validateParams(actionPolicy, body.action.params);
   if (paramProblems.length > 0) {
@@ -43,7 +61,12 @@ proposalRoutes.post("/", async (c) => {
       { path: "ttl_seconds", message: `from 1 to ${actionPolicy.max_ttl_seconds}` },
     ]);
   }
-  if (rule.requester_only && !body.requested_by) {
+  if (kind === "verify" && !links && !body.requested_by) {
+    throw new ApiError(422, "requested_by_required", `${type} asks one person in Slack: give requested_by`, [
+      { path: "requested_by", message: "required for verification prompts (the Slack user to ask)" },
+    ]);
+  }
+  if (kind === "approval" && rule.requester_only && !body.requested_by) {
     throw new ApiError(422, "requested_by_required", `${type} can only be confirmed by its requester: give requested_by`, [
       { path: "requested_by", message: "required for requester_only actions" },
     ]);
@@ -55,11 +78,38 @@ proposalRoutes.post("/", async (c) => {
 
   const ns = c.env.PROPOSALS;
   const objectId = idempotencyKey ? idempotentObjectId(ns, key.name, idempotencyKey) : ns.newUniqueId();
-  const proposal = newProposal({ id: publicId(objectId), body, keyName: key.name, rule, ttlSeconds, now: Date.now() });
+  const proposal = newProposal({
+    id: publicId(objectId),
+    body,
+    keyName: key.name,
+    rule,
+    ttlSeconds,
+    now: Date.now(),
+    kind,
+    teamsWebhook: links?.teams_webhook ?? null,
+  });
   const outcome = (await ns.get(objectId).create(proposal, requestSha256(raw))) as CreateOutcome;
   if (!outcome.ok) throw toApiError(outcome.refusal);
-  return c.json(toView(outcome.proposal), outcome.created ? 201 : 200);
+  const status = outcome.created ? 201 : 200;
+  const created = outcome.proposal;
+  if (!created.rule.links || config.linkSecret === null || config.publicUrl === null) return c.json(toView(created), status);
+  // The signed links, for the proposer to deliver (e-mail, SMS). They are credentials: only this answer (and an
+  // Idempotency-Key replay of it) carries them; GET never does. The Teams identity's links go to Teams only.
+  const teamsOnly = created.kind === "approval" ? created.rule.links.teams_recipient : null;
+  const issued = outcome.links.filter((link) => link.recipient !== teamsOnly);
+  const minted = await mintLinkUrls(config.linkSecret, config.publicUrl, created, issued);
+  return c.json({ ...toView(created), links: minted }, status);
 });
+
+/** Whether the body is meant as a verification prompt: it says so, or its action's policy does. */
+function verifyExpected(policy: Policy, raw: unknown): boolean {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return false;
+  const { kind, action } = raw as { kind?: unknown; action?: unknown };
+  if (kind === "verify") return true;
+  const type = typeof action === "object" && action !== null ? (action as { type?: unknown }).type : undefined;
+  const found = typeof type === "string" ? policyOf(policy, type) : undefined;
+  return found !== undefined && actionKind(found) === "verify";
+}
 
 proposalRoutes.get("/:id", async (c) => {
   const config = configOf(c);

@@ -1,6 +1,7 @@
 // zod schemas for the v1 API: the single source for request validation and /openapi.json.
 import { z } from "zod";
-import { STATUSES } from "../proposal/types.ts";
+import { RECIPIENT_MESSAGE, RECIPIENT_PATTERN } from "../config/policy.ts";
+import { PROPOSAL_KINDS, STATUSES, VERIFY_ANSWERS } from "../proposal/types.ts";
 
 /** Visible text: at least one non-space character, at most `max` characters. */
 const text = (max: number, what: string) =>
@@ -8,25 +9,51 @@ const text = (max: number, what: string) =>
 
 export const SlackUserId = z.string().regex(/^[UW][A-Z0-9]{2,}$/, "must be a Slack user id (U… or W…)");
 
-export const CreateProposalBody = z
-  .object({
-    action: z
-      .object({
-        type: z.string().min(1).max(100).regex(/^[A-Za-z0-9_.:-]+$/, "must be an action type name like k8s.rollout_restart"),
-        params: z.record(z.string(), z.unknown()).default({}),
-      })
-      .strict(),
-    summary: text(300, "summary"),
-    reason: text(3000, "reason"),
-    blast_radius: text(3000, "blast_radius"),
-    rollback: text(3000, "rollback"),
-    requested_by: SlackUserId.optional(),
-    ttl_seconds: z.number().int("must be a whole number of seconds").optional(),
-    callback_url: z.string().max(2048).url().optional(),
-    metadata: z.record(z.string(), z.unknown()).optional(),
-  })
-  .strict();
-export type CreateProposalBody = z.infer<typeof CreateProposalBody>;
+export const Recipient = z.string().regex(RECIPIENT_PATTERN, RECIPIENT_MESSAGE);
+
+/**
+ * The create body. `blast_radius` and `rollback` are required for approvals (SPEC 4) and optional for
+ * verification prompts (`kind: "verify"`, or an action whose policy says so), where they default to "".
+ */
+function createBodyWith(texts: "required" | "optional") {
+  const blastRadius = text(3000, "blast_radius");
+  const rollback = text(3000, "rollback");
+  return z
+    .object({
+      action: z
+        .object({
+          type: z.string().min(1).max(100).regex(/^[A-Za-z0-9_.:-]+$/, "must be an action type name like k8s.rollout_restart"),
+          params: z.record(z.string(), z.unknown()).default({}),
+        })
+        .strict(),
+      summary: text(300, "summary"),
+      reason: text(3000, "reason"),
+      blast_radius: (texts === "required" ? blastRadius : blastRadius.optional()).describe(
+        "required, except for verification prompts (kind verify), where it defaults to \"\"",
+      ),
+      rollback: (texts === "required" ? rollback : rollback.optional()).describe(
+        "required, except for verification prompts (kind verify), where it defaults to \"\"",
+      ),
+      requested_by: SlackUserId.optional(),
+      ttl_seconds: z.number().int("must be a whole number of seconds").optional(),
+      callback_url: z.string().max(2048).url().optional(),
+      metadata: z.record(z.string(), z.unknown()).optional(),
+      kind: z
+        .enum(PROPOSAL_KINDS)
+        .optional()
+        .describe("optional; when given it must match the action's policy kind (approval, or verify for a verification prompt)"),
+      recipient: Recipient.optional().describe(
+        "a verification prompt's addressee for signed links (e-mail address or opaque id); required when its action enables links",
+      ),
+    })
+    .strict();
+}
+
+/** Approval proposals (and the OpenAPI description of the body). */
+export const CreateProposalBody = createBodyWith("required");
+/** Verification prompts: the same fields, blast_radius and rollback optional. */
+export const CreateVerifyBody = createBodyWith("optional");
+export type CreateProposalBody = z.infer<typeof CreateVerifyBody>;
 
 export const ResultBody = z
   .object({
@@ -66,8 +93,11 @@ export const AuditQueryParams = z
 
 const Approval = z.object({ user: z.string(), at: z.string() });
 
+const VerifyLabels = z.object({ yes: z.string(), no: z.string(), unsure: z.string() });
+
 export const ProposalResponse = z.object({
   id: z.string().describe("prp_… — unguessable"),
+  kind: z.enum(PROPOSAL_KINDS).describe("approval, or verify for a verification prompt (\"was this you?\")"),
   status: z.enum(STATUSES),
   action: z.object({ type: z.string(), params: z.record(z.string(), z.unknown()) }),
   summary: z.string(),
@@ -75,6 +105,7 @@ export const ProposalResponse = z.object({
   blast_radius: z.string(),
   rollback: z.string(),
   requested_by: z.string().nullable(),
+  recipient: z.string().nullable().describe("a verification prompt's addressee for signed links"),
   created_by: z.string().describe("name of the API key that created it"),
   created_at: z.string(),
   expires_at: z.string(),
@@ -89,14 +120,39 @@ export const ProposalResponse = z.object({
     confirm: z.boolean(),
     channel: z.string().nullable(),
     escalation: z.object({ approvers: z.array(z.string()), channel: z.string().nullable(), extend_ttl_seconds: z.number() }).nullable(),
+    links: z
+      .object({ recipients: z.array(z.string()), teams_recipient: z.string().nullable() })
+      .optional()
+      .describe("present when the action enables signed links"),
+    verify_labels: VerifyLabels.optional().describe("present for verification prompts"),
   }),
   approvals: z.array(Approval),
   escalated: z.object({ by: z.string(), at: z.string(), prior_approvals: z.array(Approval) }).nullable(),
   decision: z
-    .object({ by: z.string(), at: z.string(), outcome: z.enum(["approved", "denied", "expired", "cancelled"]), reason: z.string().optional() })
+    .object({
+      by: z.string().describe("slack:U…, link:<recipient>, key:<name> or system"),
+      at: z.string(),
+      outcome: z.enum(["approved", "denied", "expired", "cancelled", "acknowledged", "escalated"]),
+      reason: z.string().optional(),
+      answer: z.enum(VERIFY_ANSWERS).optional().describe("a verification prompt's answer"),
+    })
     .nullable(),
   dispatch: z.object({ attempts: z.number(), last_error: z.string().nullable(), dispatched_at: z.string().nullable() }),
   result: z.object({ status: z.enum(["succeeded", "failed"]), output: z.string(), at: z.string() }).nullable(),
+});
+
+export const IssuedLinkResponse = z.object({
+  recipient: z.string(),
+  choice: z.enum(["approve", "deny", ...VERIFY_ANSWERS]),
+  url: z.string().describe("PUBLIC_URL/l/<signed token>: opens a confirmation page; only its button decides"),
+});
+
+/** POST /v1/proposals answers the proposal plus, when its action enables links, the signed links (never shown again by GET). */
+export const CreatedProposalResponse = ProposalResponse.extend({
+  links: z
+    .array(IssuedLinkResponse)
+    .optional()
+    .describe("when the action enables signed links: one per recipient and choice, for the proposer to deliver (e-mail, SMS). Credentials: GET never shows them"),
 });
 
 export const AuditEventResponse = z.object({

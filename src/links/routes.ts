@@ -1,0 +1,248 @@
+// GET and POST /l/:token — signed links (issue 7). GET shows a confirmation page and never decides anything (mail
+// scanners and link unfurlers fetch links on their own); only the page's button, a POST carrying a CSRF value that
+// matches its cookie, decides, in the proposal's Durable Object, with the same rules and races as a Slack click.
+import { Hono, type Context } from "hono";
+import { configOf, type AppEnv } from "../api/http.ts";
+import type { Config } from "../config/load.ts";
+import { ApiError } from "../errors.ts";
+import { randomToken, timingSafeEqual } from "../lib/crypto.ts";
+import { utf8 } from "../lib/encoding.ts";
+import { objectIdOf } from "../proposal/ids.ts";
+import { mayDecideByLink, notPendingMessage, requiredApprovals, verifyLabels } from "../proposal/lifecycle.ts";
+import type { LinkOutcome } from "../proposal/object.ts";
+import type { Proposal } from "../proposal/types.ts";
+import { choiceTitle } from "../teams/card.ts";
+import { renderConfirmPage, renderResultPage, type ResultPage } from "./page.ts";
+import { verifyLinkToken, type LinkClaims } from "./token.ts";
+
+export const CSRF_COOKIE = "signoff_csrf";
+const CSRF_VALUE = /^[A-Za-z0-9_-]{43}$/;
+const MAX_FORM_BYTES = 8 * 1024;
+const REASON_MAX = 500;
+
+type LinkContext = Context<AppEnv>;
+
+export const linkRoutes = new Hono<AppEnv>();
+
+// Pages load nothing and run nothing; their one form posts back here. HEAD is answered by this GET, without body.
+const BASE_HEADERS: Record<string, string> = {
+  "content-type": "text/html; charset=utf-8",
+  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-frame-options": "DENY",
+  "x-content-type-options": "nosniff",
+  "cache-control": "no-store",
+  "x-robots-tag": "noindex, nofollow",
+  "referrer-policy": "no-referrer",
+};
+
+function html(body: string, status: number, extra: Record<string, string> = {}): Response {
+  return new Response(body, { status, headers: { ...BASE_HEADERS, ...extra } });
+}
+
+function result(status: number, page: ResultPage): Response {
+  return html(renderResultPage(page), status);
+}
+
+const invalid = () =>
+  result(400, {
+    kind: "invalid",
+    heading: "This link is not valid",
+    message: "It may have been mistyped or cut short, or it was not issued by this signoff. Nothing was decided.",
+    tone: "refused",
+  });
+
+/** The configuration with links enabled, or the page to answer instead. */
+function linkConfig(c: LinkContext): { config: Config & { linkSecret: string; publicUrl: string } } | { page: Response } {
+  let config: Config;
+  try {
+    config = configOf(c);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    return { page: result(503, { kind: "unavailable", heading: "signoff is unavailable", message: "Its configuration has a problem; nothing was decided. Please tell its operator.", tone: "refused" }) };
+  }
+  const { linkSecret, publicUrl } = config;
+  if (linkSecret === null || publicUrl === null) {
+    return { page: result(404, { kind: "invalid", heading: "Links are not enabled", message: "No action of this signoff decides through links.", tone: "refused" }) };
+  }
+  return { config: { ...config, linkSecret, publicUrl } };
+}
+
+function stubFor(c: LinkContext, proposalId: string) {
+  const id = objectIdOf(c.env.PROPOSALS, proposalId);
+  return id ? c.env.PROPOSALS.get(id) : null;
+}
+
+function cookieOf(c: LinkContext, name: string): string | null {
+  for (const part of (c.req.header("cookie") ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
+
+linkRoutes.get("/:token", async (c) => {
+  const loaded = linkConfig(c);
+  if ("page" in loaded) return loaded.page;
+  const verified = await verifyLinkToken(loaded.config.linkSecret, c.req.param("token"));
+  if (!verified.ok) return invalid();
+  const claims = verified.claims;
+  const stub = stubFor(c, claims.p);
+  if (!stub) return invalid();
+  const { proposal, link } = (await stub.inspectLink(claims.n)) as { proposal: Proposal | null; link: { recipient: string; choice: string; used_at: number | null } | null };
+  if (!proposal) return invalid();
+  if (!proposal.rule.links) return disabled();
+  if (!link || link.recipient !== claims.r || link.choice !== claims.c) return invalid();
+
+  const now = Date.now();
+  if (link.used_at !== null) return alreadyUsed(proposal, claims.r);
+  const past = now > claims.e * 1000 || now >= Date.parse(proposal.expires_at);
+  if (proposal.status === "expired" || (proposal.status === "pending" && past)) return expired(proposal, claims.r);
+  if (proposal.status !== "pending") return notPending(proposal, claims.r);
+  const allowed = mayDecideByLink(proposal, claims.r);
+  if (!allowed.ok) return forbidden(allowed.message, proposal, claims.r);
+
+  // Double-submit CSRF: the same random value in an HttpOnly, SameSite=Strict cookie and in the form. An existing
+  // value is kept, so two links opened in two tabs both still work.
+  const existing = cookieOf(c, CSRF_COOKIE);
+  const csrf = existing && CSRF_VALUE.test(existing) ? existing : randomToken(32);
+  const body = renderConfirmPage({ proposal, choice: claims.c, recipient: claims.r, csrf, formAction: new URL(c.req.url).pathname });
+  return html(body, 200, {
+    "set-cookie": `${CSRF_COOKIE}=${csrf}; HttpOnly; SameSite=Strict; Secure; Path=/l/; Max-Age=${Math.max(60, Math.ceil((Date.parse(proposal.expires_at) - now) / 1000))}`,
+    // The form posts to this same origin: with no-referrer, browsers would send `Origin: null` on that POST
+    // (Fetch standard), which the Origin check must refuse. same-origin keeps the URL from every other origin.
+    "referrer-policy": "same-origin",
+  });
+});
+
+linkRoutes.post("/:token", async (c) => {
+  const loaded = linkConfig(c);
+  if ("page" in loaded) return loaded.page;
+  const config = loaded.config;
+  if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(c.req.header("content-type") ?? "")) {
+    return result(415, { kind: "refused", heading: "Nothing was decided", message: "Please use the button on the link's page.", tone: "refused" });
+  }
+  const form = await readForm(c);
+  if (form === null) return result(413, { kind: "refused", heading: "Nothing was decided", message: "The form was too large.", tone: "refused" });
+
+  const verified = await verifyLinkToken(config.linkSecret, c.req.param("token"));
+  if (!verified.ok) {
+    // A forgery is audited against the proposal it names, if that is a real one; its claims are not repeated.
+    if (verified.reason !== "malformed" && verified.claimedProposal) {
+      await stubFor(c, verified.claimedProposal)?.noteLinkRefusal(verified.reason);
+    }
+    return invalid();
+  }
+  const claims = verified.claims;
+  const stub = stubFor(c, claims.p);
+  if (!stub) return invalid();
+
+  const csrfProblem = checkCsrf(c, form, config.publicUrl);
+  if (csrfProblem) {
+    await stub.noteLinkRefusal(`csrf_${csrfProblem}`, claims.r, claims.c);
+    return result(403, {
+      kind: "forbidden",
+      heading: "Nothing was decided",
+      message: "This request did not come from the link's own page (or its cookie is missing). Open the link again and press its button.",
+      tone: "refused",
+    });
+  }
+  const reasonText = claims.c === "deny" ? (form.get("reason") ?? "").trim().slice(0, REASON_MAX) : "";
+  const outcome = (await stub.decideByLink({
+    recipient: claims.r,
+    choice: claims.c,
+    nonce: claims.n,
+    expires: claims.e,
+    ...(reasonText ? { reason: reasonText } : {}),
+  })) as LinkOutcome;
+  if (outcome.ok) return decided(outcome.proposal, claims);
+  const p = outcome.proposal;
+  switch (outcome.code) {
+    case "already_used":
+      return alreadyUsed(p, claims.r);
+    case "expired":
+      return p ? expired(p, claims.r) : invalid();
+    case "not_pending":
+      if (!p) return invalid();
+      return p.status === "expired" ? expired(p, claims.r) : notPending(p, claims.r);
+    case "links_disabled":
+      return disabled();
+    case "not_a_recipient":
+    case "already_approved":
+      return forbidden(outcome.message, p, claims.r);
+    default:
+      return invalid();
+  }
+});
+
+async function readForm(c: LinkContext): Promise<URLSearchParams | null> {
+  if (Number(c.req.header("content-length") ?? "0") > MAX_FORM_BYTES) return null;
+  const bytes = await c.req.arrayBuffer();
+  if (bytes.byteLength > MAX_FORM_BYTES) return null;
+  return new URLSearchParams(new TextDecoder().decode(bytes));
+}
+
+/** null when the POST came from our page: the cookie equals the form's value, and any Origin is PUBLIC_URL's. */
+function checkCsrf(c: LinkContext, form: URLSearchParams, publicUrl: string): "origin" | "cookie" | null {
+  const origin = c.req.header("origin");
+  if (origin !== undefined && origin !== new URL(publicUrl).origin) return "origin";
+  const cookie = cookieOf(c, CSRF_COOKIE);
+  const field = form.get("csrf");
+  if (!cookie || !field || !CSRF_VALUE.test(cookie)) return "cookie";
+  return timingSafeEqual(utf8(cookie), utf8(field)) ? null : "cookie";
+}
+
+function decided(p: Proposal, claims: LinkClaims): Response {
+  const title = choiceTitle(p, claims.c);
+  let heading: string;
+  let message: string;
+  switch (claims.c) {
+    case "approve":
+      heading = p.status === "pending" ? "Approval recorded" : "Approved";
+      message =
+        p.status === "pending"
+          ? `Your approval was recorded: ${p.approvals.length} of ${requiredApprovals(p)}. The action runs once enough people approve.`
+          : "Your approval was the last one needed: the action will run now.";
+      break;
+    case "deny":
+      heading = "Denied";
+      message = "You denied this action. Nothing will run.";
+      break;
+    default:
+      heading = "Thank you";
+      message = `Your answer “${verifyLabels(p)[claims.c]}” was recorded.`;
+  }
+  return result(200, { kind: "decided", heading, message: `${message} (${title})`, tone: "done", proposal: p, recipient: claims.r });
+}
+
+function alreadyUsed(p: Proposal | null, recipient: string): Response {
+  const now = p && p.status !== "pending" ? ` ${plain(notPendingMessage(p))}` : "";
+  return result(409, {
+    kind: "already_used",
+    heading: "This link was already used",
+    message: `Each link decides once, and this one already did.${now}`,
+    tone: "info",
+    proposal: p,
+    recipient,
+  });
+}
+
+function notPending(p: Proposal, recipient: string): Response {
+  return result(409, { kind: "not_pending", heading: "Already decided", message: `${plain(notPendingMessage(p))} Nothing more to decide.`, tone: "info", proposal: p, recipient });
+}
+
+function expired(p: Proposal, recipient: string): Response {
+  return result(410, { kind: "expired", heading: "This link has expired", message: "The deadline has passed; nothing was decided through this link.", tone: "refused", proposal: p, recipient });
+}
+
+function forbidden(message: string, p: Proposal | null, recipient: string): Response {
+  return result(403, { kind: "forbidden", heading: "Nothing was decided", message, tone: "refused", proposal: p, recipient });
+}
+
+function disabled(): Response {
+  return result(403, { kind: "forbidden", heading: "Links are not enabled for this action", message: "This proposal can only be decided in Slack.", tone: "refused" });
+}
+
+/** notPendingMessage speaks Slack (`<@U…>`); the page shows the plain id. */
+function plain(text: string): string {
+  return text.replace(/<@([A-Z0-9]+)>/g, "$1");
+}

@@ -1,0 +1,32 @@
+// Posting to a Teams incoming webhook / Workflows URL, with an answer that says what to do next (like the Slack client).
+import { retryAfterMs } from "../slack/web-api.ts";
+
+export const TEAMS_TIMEOUT_MS = 10_000;
+
+/** Errors name a status code or the kind of failure only: never the URL (a credential) or a response body. */
+export type TeamsPostResult = { kind: "ok" } | { kind: "retry"; afterMs: number | null; error: string } | { kind: "failed"; error: string };
+
+export async function postToTeams(url: string, body: unknown, timeoutMs = TEAMS_TIMEOUT_MS): Promise<TeamsPostResult> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (error) {
+    const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+    return { kind: "retry", afterMs: null, error: timedOut ? `timed out after ${timeoutMs} ms` : "network error" };
+  }
+  try {
+    await res.body?.cancel();
+  } catch {
+    // the body is unwanted either way
+  }
+  if (res.status >= 200 && res.status < 300) return { kind: "ok" };
+  if (res.status === 429) return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: "HTTP 429 rate limited" };
+  if (res.status === 408 || res.status >= 500) return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: `HTTP ${res.status}` };
+  return { kind: "failed", error: `HTTP ${res.status}` };
+}
