@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { KEY_ENTRIES, POLICY, SECRETS } from "./test/fixtures.ts";
+import { KEY_ENTRIES, LINK_BINDINGS, POLICY, SECRETS } from "./test/fixtures.ts";
 
 const apiKeys = KEY_ENTRIES.map(({ token, ...entry }) => ({
   ...entry,
@@ -21,6 +21,7 @@ export default defineConfig(async () => {
           miniflare: {
             bindings: {
               ...SECRETS,
+              ...LINK_BINDINGS,
               API_KEYS: JSON.stringify(apiKeys),
               POLICY: JSON.stringify(POLICY),
               SLACK_API_BASE: `${peer}/slack/api`,

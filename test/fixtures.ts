@@ -68,3 +68,53 @@ export const USERGROUPS: Record<string, string[]> = {
   S0ONCALL: ["U0BOB", "U0OSCAR"],
   S0SRELEADS: ["U0LEAD"],
 };
+
+// ---- issue 7: signed links, Teams, verification prompts --------------------------------------------------------
+
+/** In every test Worker's bindings: the link secret (whsec_ + base64 of 30 bytes) and the Worker's public origin. */
+export const LINK_BINDINGS = {
+  LINK_SECRET: "whsec_bGluay1zZWNyZXQtZm9yLXRlc3RzLTAwMDAwMDAw",
+  PUBLIC_URL: "https://signoff.test",
+} as const;
+
+/** A key for the issue-7 actions (a SOC tool); only in the env that test/helpers/links.ts builds. */
+export const SOC_KEY = {
+  token: "so_test_soc_tool_token_00000000000000000000",
+  name: "soc",
+  scopes: ["proposals:write", "proposals:read", "audit:read"],
+  actions: ["verify.*", "links.*"],
+  callback_hosts: ["127.0.0.1"],
+} as const;
+
+/**
+ * Policy actions using links and verification prompts. They are not in POLICY (config tests pin its action list):
+ * test/helpers/links.ts adds them, with the loopback peer's address for Teams, to the env its requests carry.
+ */
+export function linkActions(peer: string) {
+  return {
+    // "Was this you?" in the user's Slack DM, default labels.
+    "verify.login": { kind: "verify", ttl_seconds: 600 },
+    // The same question as signed links (for the proposer to send) and on a Teams card, with labels of its own.
+    "verify.device": {
+      kind: "verify",
+      verify_labels: { yes: "Yes, I signed in", no: "No, block it" },
+      links: { enabled: true, teams_webhook: `${peer}/teams/verify` },
+    },
+    // An approval decided in Slack or by link: 2 of U0ALICE, three link recipients and the Teams channel.
+    "links.deploy": {
+      approvers: ["U0ALICE"],
+      required_approvals: 2,
+      channel: "C0DEPLOY",
+      links: {
+        enabled: true,
+        recipients: ["alice@example.com", "bob@example.com", "carol+ops@example.com"],
+        teams_webhook: `${peer}/teams/approve`,
+        teams_recipient: "teams-sre",
+      },
+    },
+    // Decided only through links: no Slack approvers, no card.
+    "links.solo": { ttl_seconds: 600, links: { enabled: true, recipients: ["dana@example.com"] } },
+    // Links configured but switched off: Slack only.
+    "links.quiet": { approvers: ["U0ALICE"], links: { enabled: false, recipients: ["alice@example.com"] } },
+  } as const;
+}

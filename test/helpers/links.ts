@@ -1,0 +1,160 @@
+// Driving the issue-7 features from outside: proposals of the link and verification actions (test/fixtures.ts
+// linkActions), and a browser's view of a signed link (GET the page, keep its cookie, POST its form).
+//
+// The link actions are not in the bindings' POLICY, which config tests pin to the classic three actions, so these
+// requests go to the same Worker handler with the bindings plus those actions and a key allowed to propose them
+// (SOC_KEY). The Durable Objects run with the bindings as they are: a proposal freezes its rule at creation, so
+// nothing they do reads the policy.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { expect } from "vitest";
+import worker from "../../src/index.ts";
+import { sha256Hex } from "../../src/lib/crypto.ts";
+import { fromBase64Url, mintLinkToken, verifyLinkToken, type LinkClaims } from "../../src/links/token.ts";
+import { KEY_ENTRIES, LINK_BINDINGS, POLICY, SOC_KEY, linkActions } from "../fixtures.ts";
+import { BASE, createdThisTest } from "./api.ts";
+
+export const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
+
+let cached: Env | undefined;
+
+export async function linkEnv(): Promise<Env> {
+  if (!cached) {
+    const keys = await Promise.all([...KEY_ENTRIES, SOC_KEY].map(async ({ token, ...entry }) => ({ ...entry, sha256: await sha256Hex(token) })));
+    cached = {
+      ...env,
+      POLICY: JSON.stringify({ ...POLICY, actions: { ...POLICY.actions, ...linkActions(PEER) } }),
+      API_KEYS: JSON.stringify(keys),
+    } as Env;
+  }
+  return cached;
+}
+
+/** One request through the Worker's handler with the link env. */
+export async function send(request: Request): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await worker.fetch!(request as Request<unknown, IncomingRequestCfProperties>, await linkEnv(), ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+export async function api(path: string, options: { method?: string; token?: string | null; body?: unknown; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...options.headers };
+  const token = options.token === undefined ? SOC_KEY.token : options.token;
+  if (token) headers.authorization = `Bearer ${token}`;
+  let body: string | undefined;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers["content-type"] ??= "application/json";
+  }
+  return send(new Request(`${BASE}${path}`, { method: options.method ?? (body ? "POST" : "GET"), headers, body }));
+}
+
+export function approvalBody(overrides: Record<string, unknown> = {}) {
+  return {
+    action: { type: "links.deploy", params: { service: "api", version: "1.42.0" } },
+    summary: "Deploy api 1.42.0 to production",
+    reason: "Release train 42; canary green for 2 h",
+    blast_radius: "all api traffic, rolling over 10 min",
+    rollback: "deploy api 1.41.3",
+    ...overrides,
+  };
+}
+
+export function verifyBody(overrides: Record<string, unknown> = {}) {
+  return {
+    action: { type: "verify.device", params: { ip: "203.0.113.7", city: "Lisbon" } },
+    summary: "New sign-in to your account from Lisbon",
+    reason: "Chrome on Windows, 203.0.113.7, 09:14 UTC",
+    recipient: "bob@example.com",
+    ...overrides,
+  };
+}
+
+export type Created = Record<string, any> & { id: string; links?: Array<{ recipient: string; choice: string; url: string }> };
+
+/** Creates a proposal with the link env and returns its JSON (asserting 201). */
+export async function propose(body: Record<string, unknown>): Promise<Created> {
+  const res = await api("/v1/proposals", { body });
+  const json = (await res.json()) as Created;
+  expect(res.status, JSON.stringify(json)).toBe(201);
+  createdThisTest.add(json.id);
+  return json;
+}
+
+export function linkFor(created: Created, recipient: string, choice: string): string {
+  const link = created.links?.find((l) => l.recipient === recipient && l.choice === choice);
+  if (!link) throw new Error(`no ${choice} link for ${recipient} in ${JSON.stringify(created.links)}`);
+  return link.url;
+}
+
+export function pathOf(url: string): string {
+  return new URL(url).pathname;
+}
+
+/** The claims of a token we minted (read without checking, for building variants in tests). */
+export function claimsOf(url: string): LinkClaims {
+  const payload = pathOf(url).split("/").at(-1)!.split(".")[1]!;
+  return JSON.parse(new TextDecoder().decode(fromBase64Url(payload)!)) as LinkClaims;
+}
+
+/** A correctly signed link with other claims: what someone holding LINK_SECRET (only signoff) could make. */
+export async function signedLink(claims: LinkClaims): Promise<string> {
+  return `${LINK_BINDINGS.PUBLIC_URL}/l/${await mintLinkToken(LINK_BINDINGS.LINK_SECRET, claims)}`;
+}
+
+export async function verifies(url: string) {
+  return verifyLinkToken(LINK_BINDINGS.LINK_SECRET, pathOf(url).slice("/l/".length));
+}
+
+export interface OpenedPage {
+  res: Response;
+  html: string;
+  /** The signoff_csrf value from Set-Cookie, if set. */
+  cookie: string | null;
+  /** The form's hidden csrf field, if any. */
+  csrf: string | null;
+  setCookie: string | null;
+}
+
+/** What a browser (or a mail scanner) does with a link: GET (or HEAD) it. */
+export async function openLink(url: string, method: "GET" | "HEAD" = "GET", headers: Record<string, string> = {}): Promise<OpenedPage> {
+  const res = await send(new Request(url, { method, headers }));
+  const html = await res.text();
+  const setCookie = res.headers.get("set-cookie");
+  return {
+    res,
+    html,
+    setCookie,
+    cookie: /signoff_csrf=([^;]+)/.exec(setCookie ?? "")?.[1] ?? null,
+    csrf: /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? null,
+  };
+}
+
+/** Pressing the page's button: POST the form with its cookie, from the page's own origin. */
+export async function confirmLink(
+  url: string,
+  opts: { cookie?: string | null; csrf?: string | null; origin?: string | null; reason?: string } = {},
+): Promise<{ res: Response; html: string }> {
+  const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
+  if (opts.cookie) headers.cookie = `signoff_csrf=${opts.cookie}`;
+  const origin = opts.origin === undefined ? new URL(url).origin : opts.origin;
+  if (origin !== null) headers.origin = origin;
+  const form = new URLSearchParams();
+  if (opts.csrf) form.set("csrf", opts.csrf);
+  if (opts.reason !== undefined) form.set("reason", opts.reason);
+  const res = await send(new Request(url, { method: "POST", headers, body: form.toString() }));
+  return { res, html: await res.text() };
+}
+
+/** GET the page, then press its button, as a person does. */
+export async function openAndConfirm(url: string, extra: { reason?: string } = {}) {
+  const page = await openLink(url);
+  expect(page.res.status, page.html).toBe(200);
+  return confirmLink(url, { cookie: page.cookie, csrf: page.csrf, ...extra });
+}
+
+/** The data-page attribute of a link page: confirm, decided, already_used, expired, not_pending, forbidden, invalid. */
+export function pageKind(html: string): string | null {
+  return /<main data-page="([a-z_]+)"/.exec(html)?.[1] ?? null;
+}

@@ -1,0 +1,605 @@
+// Issue 7, signed links: per-choice, per-recipient tokens; a confirmation page that a GET (a mail scanner, an
+// unfurler, a curious person) can load any number of times without deciding anything; a POST that decides once,
+// behind a CSRF check; M-of-N over distinct recipients; and the Teams card that carries the links.
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { checkConfig } from "../src/config/check.ts";
+import { parsePolicy } from "../src/config/policy.ts";
+import { mintLinkToken, verifyLinkToken, type LinkClaims } from "../src/links/token.ts";
+import { escapeTeamsMarkdown } from "../src/teams/card.ts";
+import { LINK_BINDINGS, SECRETS, TOKENS } from "./fixtures.ts";
+import { auditOf, call, click, createProposal, getProposal, json, runJobsNow, settle, stubOf } from "./helpers/api.ts";
+import {
+  approvalBody,
+  api,
+  claimsOf,
+  confirmLink,
+  linkFor,
+  openAndConfirm,
+  openLink,
+  pageKind,
+  pathOf,
+  propose,
+  send,
+  signedLink,
+  verifies,
+} from "./helpers/links.ts";
+import { peer } from "./peer/client.ts";
+
+const SECRET = LINK_BINDINGS.LINK_SECRET;
+const OTHER_SECRET = "whsec_b3RoZXItbGluay1zZWNyZXQtMDAwMDAwMDAwMA==";
+const PROPOSAL_ID = `prp_${"ab".repeat(32)}`;
+const CLAIMS: LinkClaims = { p: PROPOSAL_ID, c: "approve", r: "alice@example.com", e: 4_102_444_800, n: "bm9uY2Utbm9uY2Utbm9uY2U" };
+
+const solo = (overrides: Record<string, unknown> = {}) =>
+  approvalBody({ action: { type: "links.solo", params: { service: "billing" } }, summary: "Restart billing workers", ...overrides });
+
+/** Flips one character of a base64url string to another valid one. */
+function flip(text: string, at: number): string {
+  const c = text[at]!;
+  return text.slice(0, at) + (c === "A" ? "B" : "A") + text.slice(at + 1);
+}
+
+async function statusOf(id: string): Promise<string> {
+  return (await getProposal(id)).status as string;
+}
+
+async function linkRows(id: string) {
+  return runInDurableObject(stubOf(id), (_i, state) => state.storage.sql.exec(`SELECT recipient, choice, used_at FROM links ORDER BY rowid`).toArray());
+}
+
+describe("tokens: v1.<payload>.<HMAC-SHA256>, verified in constant time", () => {
+  it("a minted token verifies and carries proposal, choice, recipient, expiry and nonce", async () => {
+    const token = await mintLinkToken(SECRET, CLAIMS);
+    expect(token).toMatch(/^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+    expect(await verifyLinkToken(SECRET, token)).toEqual({ ok: true, claims: CLAIMS });
+  });
+
+  it("a byte of the payload flipped, the signature flipped, another secret: bad_signature", async () => {
+    const token = await mintLinkToken(SECRET, CLAIMS);
+    const [v, payload, mac] = token.split(".") as [string, string, string];
+    for (let at = 0; at < payload.length; at += 7) {
+      const result = await verifyLinkToken(SECRET, `${v}.${flip(payload, at)}.${mac}`);
+      expect(result.ok, `payload char ${at}`).toBe(false);
+    }
+    for (let at = 0; at < mac.length; at += 5) {
+      expect(await verifyLinkToken(SECRET, `${v}.${payload}.${flip(mac, at)}`)).toMatchObject({ ok: false, reason: "bad_signature" });
+    }
+    const foreign = await mintLinkToken(OTHER_SECRET, CLAIMS);
+    // A forgery still says which proposal it names, so the refusal can be audited there.
+    expect(await verifyLinkToken(SECRET, foreign)).toEqual({ ok: false, reason: "bad_signature", claimedProposal: PROPOSAL_ID });
+  });
+
+  it("truncated tokens and junk are refused without being parsed", async () => {
+    const token = await mintLinkToken(SECRET, CLAIMS);
+    const junk = [
+      "",
+      "v1",
+      token.slice(0, -1),
+      token.slice(0, token.lastIndexOf(".")),
+      token.slice(0, 20),
+      `v2${token.slice(2)}`,
+      `${token}.extra`,
+      token.replace(/\./g, ""),
+      "v1..",
+      "v1.%%%.%%%",
+      "v1.e30.AAAA",
+      "x".repeat(5000),
+      `v1.${"A".repeat(2000)}.${"A".repeat(43)}`,
+    ];
+    for (const candidate of junk) {
+      expect((await verifyLinkToken(SECRET, candidate)).ok, candidate.slice(0, 40)).toBe(false);
+    }
+  });
+
+  it("a correctly signed token with claims signoff never mints (another choice word, extra fields) is refused", async () => {
+    expect(await verifyLinkToken(SECRET, await mintLinkToken(SECRET, { ...CLAIMS, c: "launch" as never }))).toMatchObject({ ok: false, reason: "bad_claims" });
+    expect(await verifyLinkToken(SECRET, await mintLinkToken(SECRET, { ...CLAIMS, r: "<script>" }))).toMatchObject({ ok: false, reason: "bad_claims" });
+  });
+});
+
+describe("the create response carries the links; GET never shows them", () => {
+  it("one link per recipient and choice, each verifying, expiring at the deadline; the Teams identity's links are not in it", async () => {
+    const p = await propose(approvalBody());
+    expect(p.status).toBe("pending");
+    expect(p.links).toHaveLength(6);
+    for (const link of p.links!) {
+      expect(link.url.startsWith(`${LINK_BINDINGS.PUBLIC_URL}/l/v1.`)).toBe(true);
+      const verified = await verifies(link.url);
+      expect(verified).toMatchObject({ ok: true, claims: { p: p.id, c: link.choice, r: link.recipient, e: Math.ceil(Date.parse(p.expires_at) / 1000) } });
+    }
+    expect(new Set(p.links!.map((l) => `${l.recipient} ${l.choice}`))).toEqual(
+      new Set(["alice@example.com", "bob@example.com", "carol+ops@example.com"].flatMap((r) => [`${r} approve`, `${r} deny`])),
+    );
+    expect(new Set(p.links!.map((l) => claimsOf(l.url).n)).size).toBe(6);
+    expect(p.rule.links).toEqual({ recipients: ["alice@example.com", "bob@example.com", "carol+ops@example.com"], teams_recipient: "teams-sre" });
+
+    const view = await getProposal(p.id);
+    expect(view).not.toHaveProperty("links");
+    expect(view).not.toHaveProperty("teams"); // the webhook URL is a credential too
+    const raw = JSON.stringify(view);
+    for (const link of p.links!) expect(raw).not.toContain(pathOf(link.url).slice(3));
+    expect(raw).not.toContain("/teams/approve");
+    await settle(p.id);
+  });
+
+  it("an Idempotency-Key replay answers the same links", async () => {
+    const headers = { "idempotency-key": `links-${crypto.randomUUID()}` };
+    const first = await api("/v1/proposals", { body: solo(), headers });
+    const again = await api("/v1/proposals", { body: solo(), headers });
+    expect([first.status, again.status]).toEqual([201, 200]);
+    const a = await json(first);
+    const b = await json(again);
+    expect(b.links).toEqual(a.links);
+    await settle(a.id);
+  });
+
+  it("an action with links disabled (or none) answers no links, and /l/ refuses a token for it", async () => {
+    const quiet = await propose(approvalBody({ action: { type: "links.quiet", params: {} } }));
+    expect(quiet).not.toHaveProperty("links");
+    expect(quiet.rule).not.toHaveProperty("links");
+    const classic = await createProposal();
+    expect(classic).not.toHaveProperty("links");
+
+    // Even a correctly signed token (only signoff holds LINK_SECRET) cannot decide one of these.
+    for (const p of [quiet, classic]) {
+      const url = await signedLink({ p: p.id, c: "approve", r: "alice@example.com", e: Math.ceil(Date.now() / 1000) + 600, n: "AAAAAAAAAAAAAAAAAAAAAA" });
+      const page = await openLink(url);
+      expect(page.res.status).toBe(403);
+      expect(page.html).toContain("Links are not enabled for this action");
+      expect(page.cookie).toBeNull();
+      const posted = await confirmLink(url, { cookie: "c".repeat(43), csrf: "c".repeat(43) });
+      expect(posted.res.status).toBe(403);
+      expect(await statusOf(p.id)).toBe("pending");
+      await settle(p.id);
+      expect((await getProposal(p.id)).approvals).toEqual([]);
+    }
+  });
+});
+
+describe("prefetch: a GET never decides", () => {
+  it("the page states the proposal and the choice; GET ten times and HEAD three times change nothing", async () => {
+    const p = await propose(solo({ summary: "Restart <b>billing</b> & \"friends\"" }));
+    const url = linkFor(p, "dana@example.com", "approve");
+    for (let i = 0; i < 10; i++) {
+      const page = await openLink(url, "GET", { "user-agent": "Mozilla/5.0 (compatible; SafeLinks scanner)" });
+      expect(page.res.status).toBe(200);
+      expect(pageKind(page.html)).toBe("confirm");
+    }
+    for (let i = 0; i < 3; i++) {
+      const head = await openLink(url, "HEAD");
+      expect(head.res.status).toBe(200);
+      expect(head.html).toBe("");
+    }
+    const page = await openLink(url);
+    expect(page.html).toContain("Approve this action?");
+    expect(page.html).toContain("Restart &lt;b&gt;billing&lt;/b&gt; &amp; &quot;friends&quot;");
+    expect(page.html).not.toContain("<b>billing</b>");
+    expect(page.html).toContain('data-choice="approve"');
+    expect(page.html).toContain("dana@example.com");
+    expect(page.html).toContain("Opening this page decided nothing");
+    expect(page.html).toMatch(/<form method="post" action="\/l\/v1\.[^"]+">/);
+
+    await settle(p.id);
+    const after = await getProposal(p.id);
+    expect(after.status).toBe("pending");
+    expect(after.approvals).toEqual([]);
+    expect((await auditOf(p.id)).map((e) => e.type)).toEqual(["proposal.created"]);
+    expect((await linkRows(p.id)).every((row) => row.used_at === null)).toBe(true);
+    expect(await peer.requests("/runner")).toHaveLength(0);
+  });
+
+  it("pages are locked down: CSP, no framing, no caching, no referrer outside the origin, a strict CSRF cookie", async () => {
+    const p = await propose(solo());
+    const page = await openLink(linkFor(p, "dana@example.com", "deny"));
+    const h = page.res.headers;
+    expect(h.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(h.get("content-security-policy")).toContain("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+    expect(h.get("x-frame-options")).toBe("DENY");
+    expect(h.get("cache-control")).toBe("no-store");
+    expect(h.get("referrer-policy")).toBe("same-origin");
+    expect(page.setCookie).toMatch(/^signoff_csrf=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Secure; Path=\/l\/; Max-Age=\d+$/);
+    expect(page.csrf).toBe(page.cookie);
+    expect(page.html).toContain('name="reason"'); // deny asks for an optional reason
+    expect(page.html).not.toMatch(/<script|<link|<img|https?:\/\/(?!signoff)/i);
+    const invalid = await openLink(`${LINK_BINDINGS.PUBLIC_URL}/l/v1.nope.nope`);
+    expect(invalid.res.headers.get("referrer-policy")).toBe("no-referrer");
+    expect(invalid.res.headers.get("x-frame-options")).toBe("DENY");
+    await settle(p.id);
+  });
+});
+
+describe("POST decides once", () => {
+  it("the button approves as link:<recipient>; the plan is dispatched once; the same link again is 'already used' and audited", async () => {
+    const p = await propose(solo());
+    const url = linkFor(p, "dana@example.com", "approve");
+    const page = await openLink(url);
+    const done = await confirmLink(url, { cookie: page.cookie, csrf: page.csrf });
+    expect(done.res.status).toBe(200);
+    expect(pageKind(done.html)).toBe("decided");
+    expect(done.html).toContain("the action will run now");
+    await settle(p.id);
+
+    const after = await getProposal(p.id);
+    expect(after.status).toBe("succeeded");
+    expect(after.approvals).toEqual([{ user: "link:dana@example.com", at: expect.any(String) }]);
+    expect(after.decision).toMatchObject({ by: "link:dana@example.com", outcome: "approved" });
+    const runs = await peer.requests("/runner");
+    expect(runs).toHaveLength(1);
+    expect(JSON.parse(runs[0]!.body).approvers).toEqual(["link:dana@example.com"]);
+
+    const again = await confirmLink(url, { cookie: page.cookie, csrf: page.csrf });
+    expect(again.res.status).toBe(409);
+    expect(pageKind(again.html)).toBe("already_used");
+    expect(again.html).toContain("This link was already used");
+    const reopened = await openLink(url);
+    expect(pageKind(reopened.html)).toBe("already_used");
+    // The deny link of the same recipient finds the proposal decided.
+    const denyPage = await openLink(linkFor(p, "dana@example.com", "deny"));
+    expect(pageKind(denyPage.html)).toBe("not_pending");
+
+    await settle(p.id);
+    expect(await peer.requests("/runner")).toHaveLength(1);
+    const audit = await auditOf(p.id);
+    expect(audit.filter((e) => e.type === "proposal.approved")).toHaveLength(1);
+    expect(audit.find((e) => e.type === "approval.recorded")).toMatchObject({ actor: "link:dana@example.com", details: { via: "link" } });
+    expect(audit.find((e) => e.type === "link.refused")).toMatchObject({ actor: "link:dana@example.com", details: { code: "already_used", choice: "approve" } });
+    expect((await linkRows(p.id)).find((r) => r.choice === "approve")!.used_at).toEqual(expect.any(Number));
+  });
+
+  it("deny by link takes an optional reason into the decision and the audit log", async () => {
+    const p = await propose(solo());
+    const done = await openAndConfirm(linkFor(p, "dana@example.com", "deny"), { reason: "  Not during the <freeze>  " });
+    expect(done.res.status).toBe(200);
+    expect(done.html).toContain("Nothing will run");
+    const after = await getProposal(p.id);
+    expect(after).toMatchObject({ status: "denied", decision: { by: "link:dana@example.com", outcome: "denied", reason: "Not during the <freeze>" } });
+    await settle(p.id);
+    expect((await auditOf(p.id)).find((e) => e.type === "proposal.denied")).toMatchObject({ actor: "link:dana@example.com", details: { reason: "Not during the <freeze>", via: "link" } });
+    expect(await peer.requests("/runner")).toHaveLength(0);
+  });
+
+  it("two concurrent POSTs of the same link decide once", async () => {
+    const p = await propose(solo());
+    const url = linkFor(p, "dana@example.com", "approve");
+    const page = await openLink(url);
+    const both = await Promise.all([confirmLink(url, { cookie: page.cookie, csrf: page.csrf }), confirmLink(url, { cookie: page.cookie, csrf: page.csrf })]);
+    expect(both.map((r) => r.res.status).sort()).toEqual([200, 409]);
+    await settle(p.id);
+    expect(await peer.requests("/runner")).toHaveLength(1);
+  });
+});
+
+describe("CSRF: the POST must come from the link's own page", () => {
+  const cases: Array<[string, (page: { cookie: string | null; csrf: string | null }) => Parameters<typeof confirmLink>[1], string]> = [
+    ["no cookie", (page) => ({ cookie: null, csrf: page.csrf }), "csrf_cookie"],
+    ["no form field", (page) => ({ cookie: page.cookie, csrf: null }), "csrf_cookie"],
+    ["a field that does not match the cookie", (page) => ({ cookie: page.cookie, csrf: `${page.csrf!.slice(0, -1)}${page.csrf!.endsWith("A") ? "B" : "A"}` }), "csrf_cookie"],
+    ["matching values an attacker chose, without our cookie's form", () => ({ cookie: "short", csrf: "short" }), "csrf_cookie"],
+    ["a foreign Origin", (page) => ({ cookie: page.cookie, csrf: page.csrf, origin: "https://evil.example" }), "csrf_origin"],
+    ["Origin: null (a sandboxed or no-referrer page)", (page) => ({ cookie: page.cookie, csrf: page.csrf, origin: "null" }), "csrf_origin"],
+  ];
+  for (const [name, options, code] of cases) {
+    it(`${name}: 403, nothing decided, audited`, async () => {
+      const p = await propose(solo());
+      const url = linkFor(p, "dana@example.com", "approve");
+      const page = await openLink(url);
+      const res = await confirmLink(url, options(page));
+      expect(res.res.status).toBe(403);
+      expect(res.html).toContain("Nothing was decided");
+      expect(await statusOf(p.id)).toBe("pending");
+      await settle(p.id);
+      expect((await auditOf(p.id)).find((e) => e.type === "link.refused")).toMatchObject({ actor: "link:dana@example.com", details: { code } });
+      expect((await linkRows(p.id)).every((r) => r.used_at === null)).toBe(true);
+      // The link still works from its page.
+      expect((await confirmLink(url, { cookie: page.cookie, csrf: page.csrf })).res.status).toBe(200);
+      await settle(p.id);
+    });
+  }
+
+  it("a POST that is not a form is refused", async () => {
+    const p = await propose(solo());
+    const url = linkFor(p, "dana@example.com", "approve");
+    const jsonPost = await send(new Request(url, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }));
+    expect(jsonPost.status).toBe(415);
+    expect(await statusOf(p.id)).toBe("pending");
+    await settle(p.id);
+  });
+});
+
+describe("tampered, expired, and someone else's links", () => {
+  it("a tampered POST gets a clear page that never echoes the token, and is audited on the proposal it names", async () => {
+    const p = await propose(solo());
+    const url = linkFor(p, "dana@example.com", "approve");
+    const page = await openLink(url);
+    const token = pathOf(url).slice("/l/".length);
+    const [v, payload, mac] = token.split(".") as [string, string, string];
+    const forged = `${LINK_BINDINGS.PUBLIC_URL}/l/${v}.${payload}.${flip(mac, 3)}`;
+    const get = await openLink(forged);
+    expect(get.res.status).toBe(400);
+    expect(get.html).toContain("This link is not valid");
+    expect(get.html).not.toContain(mac.slice(0, 12));
+    const post = await confirmLink(forged, { cookie: page.cookie, csrf: page.csrf });
+    expect(post.res.status).toBe(400);
+    expect(post.html).not.toContain(payload.slice(0, 12));
+    // Signed with another secret: the same.
+    const foreign = `${LINK_BINDINGS.PUBLIC_URL}/l/${await mintLinkToken(OTHER_SECRET, claimsOf(url))}`;
+    expect((await confirmLink(foreign, { cookie: page.cookie, csrf: page.csrf })).res.status).toBe(400);
+    expect(await statusOf(p.id)).toBe("pending");
+    await settle(p.id);
+    const refused = (await auditOf(p.id)).filter((e) => e.type === "link.refused");
+    expect(refused.map((e) => [e.actor, e.details.code])).toEqual([
+      ["link:?", "bad_signature"],
+      ["link:?", "bad_signature"],
+    ]);
+    // A forgery naming no real proposal changes nothing anywhere.
+    const nowhere = `${LINK_BINDINGS.PUBLIC_URL}/l/${await mintLinkToken(OTHER_SECRET, CLAIMS)}`;
+    expect((await confirmLink(nowhere, { cookie: page.cookie, csrf: page.csrf })).res.status).toBe(400);
+  });
+
+  it("a link past its expiry: a clear page on GET, and on POST the same plus an audit event", async () => {
+    const p = await propose(solo());
+    const url = linkFor(p, "dana@example.com", "approve");
+    const stale = await signedLink({ ...claimsOf(url), e: Math.floor(Date.now() / 1000) - 5 });
+    const page = await openLink(stale);
+    expect(page.res.status).toBe(410);
+    expect(pageKind(page.html)).toBe("expired");
+    const fresh = await openLink(url);
+    const post = await confirmLink(stale, { cookie: fresh.cookie, csrf: fresh.csrf });
+    expect(post.res.status).toBe(410);
+    expect(post.html).toContain("This link has expired");
+    expect(await statusOf(p.id)).toBe("pending");
+    await settle(p.id);
+    expect((await auditOf(p.id)).find((e) => e.type === "link.refused")).toMatchObject({ details: { code: "expired" } });
+  });
+
+  it("a link of a proposal past its deadline: expired page; POST refused and the expiry applied", async () => {
+    const p = await propose(solo({ ttl_seconds: 1 }));
+    const url = linkFor(p, "dana@example.com", "approve");
+    const page = await openLink(url);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(pageKind((await openLink(url)).html)).toBe("expired");
+    const post = await confirmLink(url, { cookie: page.cookie, csrf: page.csrf });
+    expect(post.res.status).toBe(410);
+    expect(await statusOf(p.id)).toBe("expired");
+    await settle(p.id);
+    expect(await peer.requests("/runner")).toHaveLength(0);
+  });
+
+  it("a token for someone who is not a recipient (or another proposal's nonce) decides nothing, and is audited", async () => {
+    const p = await propose(approvalBody());
+    const alice = claimsOf(linkFor(p, "alice@example.com", "approve"));
+    const mallory = await signedLink({ ...alice, r: "mallory@example.com" });
+    const page = await openLink(mallory);
+    expect(page.res.status).toBe(400);
+    const fresh = await openLink(linkFor(p, "alice@example.com", "approve"));
+    const post = await confirmLink(mallory, { cookie: fresh.cookie, csrf: fresh.csrf });
+    expect(post.res.status).toBe(400);
+    // A genuine nonce with another choice is not that choice's link either.
+    const swapped = await signedLink({ ...alice, c: "deny" });
+    expect((await confirmLink(swapped, { cookie: fresh.cookie, csrf: fresh.csrf })).res.status).toBe(400);
+    expect(await statusOf(p.id)).toBe("pending");
+    await settle(p.id);
+    const refused = (await auditOf(p.id)).filter((e) => e.type === "link.refused");
+    expect(refused.map((e) => [e.actor, e.details.code])).toEqual([
+      ["link:mallory@example.com", "unknown_link"],
+      ["link:alice@example.com", "unknown_link"],
+    ]);
+  });
+});
+
+describe("M of N through links", () => {
+  it("distinct recipients count once each; the same recipient cannot count twice; Slack and links add up", async () => {
+    const p = await propose(approvalBody());
+    await settle(p.id);
+    const first = await openAndConfirm(linkFor(p, "alice@example.com", "approve"));
+    expect(first.res.status).toBe(200);
+    expect(first.html).toContain("1 of 2");
+    const half = await getProposal(p.id);
+    expect(half.status).toBe("pending");
+    expect(half.approvals.map((a: { user: string }) => a.user)).toEqual(["link:alice@example.com"]);
+    // Alice's link is spent; a Slack approval by U0ALICE is another person and counts.
+    expect((await openLink(linkFor(p, "alice@example.com", "approve"))).res.status).toBe(409);
+    await settle(p.id);
+    // The Slack card shows the link approver as text, never as a mention.
+    const card = JSON.stringify((await peer.slackCalls("chat.update")).at(-1)!.blocks);
+    expect(card).toContain("alice@example.com (by link)");
+    expect(card).not.toContain("<@link:");
+    await click("approve", p.id, "U0ALICE");
+    const done = await getProposal(p.id);
+    expect(done.status).not.toBe("pending");
+    expect(done.approvals.map((a: { user: string }) => a.user)).toEqual(["link:alice@example.com", "U0ALICE"]);
+    await settle(p.id);
+    expect(JSON.parse((await peer.requests("/runner"))[0]!.body).approvers).toEqual(["link:alice@example.com", "U0ALICE"]);
+  });
+
+  it("two link recipients make the two approvals; a third finds it decided", async () => {
+    const p = await propose(approvalBody());
+    await openAndConfirm(linkFor(p, "alice@example.com", "approve"));
+    const second = await openAndConfirm(linkFor(p, "bob@example.com", "approve"));
+    expect(second.html).toContain("the action will run now");
+    const late = await openLink(linkFor(p, "carol+ops@example.com", "approve"));
+    expect(pageKind(late.html)).toBe("not_pending");
+    await settle(p.id);
+    expect((await getProposal(p.id)).approvals.map((a: { user: string }) => a.user)).toEqual(["link:alice@example.com", "link:bob@example.com"]);
+    expect(await peer.requests("/runner")).toHaveLength(1);
+  });
+});
+
+describe("Teams: an Adaptive Card with the links, then a follow-up per status change", () => {
+  it("posts the card to the policy's webhook: structure, escaped texts, one OpenUrl per choice with links that verify", async () => {
+    const hostile = "Deploy [click me](https://evil.example) **now** <at>all</at> {{DATE(2030-01-01T00:00:00Z, SHORT)}} www.evil.example";
+    const p = await propose(approvalBody({ summary: hostile.slice(0, 300), reason: "see https://evil.example/x and mail admin@evil.example" }));
+    await settle(p.id);
+    const posts = await peer.requests("/teams/approve");
+    expect(posts).toHaveLength(1);
+    expect(posts[0]!.headers["content-type"]).toMatch(/^application\/json/);
+    const message = JSON.parse(posts[0]!.body);
+    expect(message.type).toBe("message");
+    expect(message.attachments).toHaveLength(1);
+    const attachment = message.attachments[0];
+    expect(attachment.contentType).toBe("application/vnd.microsoft.card.adaptive");
+    const card = attachment.content;
+    expect(card).toMatchObject({ type: "AdaptiveCard", version: "1.4" });
+    expect(card.body.length).toBeGreaterThan(3);
+    for (const block of card.body) expect(block).toMatchObject({ type: "TextBlock", wrap: true, text: expect.any(String) });
+    const texts = card.body.map((b: { text: string }) => b.text).join("\n");
+    expect(texts).toContain(escapeTeamsMarkdown(hostile));
+    // Nothing the proposer wrote can form a link, mention, emphasis or date function.
+    expect(texts).not.toMatch(/\]\(/);
+    expect(texts).not.toMatch(/(?<!\\)https?:\/\//);
+    expect(texts).not.toContain("{{DATE");
+    expect(texts).not.toContain("<at>");
+    expect(texts).not.toMatch(/(?<!\\)\*\*now(?<!\\)\*\*/);
+    expect(texts).not.toMatch(/admin(?<!\\)@evil/);
+
+    expect(card.actions.map((a: { type: string; title: string }) => [a.type, a.title])).toEqual([
+      ["Action.OpenUrl", "Approve"],
+      ["Action.OpenUrl", "Deny"],
+    ]);
+    const claims = await Promise.all(card.actions.map((a: { url: string }) => verifies(a.url)));
+    expect(claims.map((c) => c.ok && [c.claims.p, c.claims.r, c.claims.c])).toEqual([
+      [p.id, "teams-sre", "approve"],
+      [p.id, "teams-sre", "deny"],
+    ]);
+    expect((await auditOf(p.id)).find((e) => e.type === "teams.posted")).toMatchObject({ actor: "system", details: { message: "card", status: "pending" } });
+  });
+
+  it("the card's link decides as link:<teams_recipient>; follow-ups announce the outcome without buttons", async () => {
+    const p = await propose(approvalBody());
+    await settle(p.id);
+    const card = JSON.parse((await peer.requests("/teams/approve"))[0]!.body).attachments[0].content;
+    const teamsApprove = card.actions[0].url as string;
+    expect((await openAndConfirm(teamsApprove)).res.status).toBe(200);
+    await settle(p.id);
+    // One approval of two: not a status change, so no follow-up yet.
+    expect(await peer.requests("/teams/approve")).toHaveLength(1);
+    expect((await getProposal(p.id)).approvals.map((a: { user: string }) => a.user)).toEqual(["link:teams-sre"]);
+    await openAndConfirm(linkFor(p, "bob@example.com", "approve"));
+    await settle(p.id);
+    const posts = (await peer.requests("/teams/approve")).map((r) => JSON.parse(r.body).attachments[0].content);
+    expect(posts.length).toBeGreaterThanOrEqual(2);
+    for (const followUp of posts.slice(1)) {
+      expect(followUp).not.toHaveProperty("actions");
+      expect(followUp.type).toBe("AdaptiveCard");
+    }
+    const last = posts.at(-1)!.body.map((b: { text: string }) => b.text).join("\n");
+    expect((await getProposal(p.id)).status).toBe("succeeded");
+    expect(last).toContain("Succeeded");
+    expect((await auditOf(p.id)).filter((e) => e.type === "teams.posted").at(-1)).toMatchObject({ details: { message: "outcome", status: "succeeded" } });
+  });
+
+  it("429 honours Retry-After, 500s are retried with backoff, and the card arrives; failures are audited", async () => {
+    await peer.script("/teams/approve", [{ status: 429, headers: { "retry-after": "7" } }, { status: 500 }, { status: 503 }]);
+    const p = await propose(approvalBody());
+    await settle(p.id);
+    const failed = (await auditOf(p.id)).filter((e) => e.type === "teams.failed");
+    expect(failed[0]).toMatchObject({ details: { message: "card", attempt: 1, error: "HTTP 429 rate limited", final: false } });
+    const job = (await runInDurableObject(stubOf(p.id), (_i, state) => state.storage.sql.exec(`SELECT due_at FROM jobs WHERE kind = 'teams'`).toArray()))[0]!;
+    const wait = Number(job.due_at) - Date.now();
+    expect(wait).toBeGreaterThan(5_000);
+    expect(wait).toBeLessThanOrEqual(7_000);
+    await runJobsNow(p.id, ["teams"]);
+    await runJobsNow(p.id, ["teams"]);
+    await runJobsNow(p.id, ["teams"]);
+    const attempts = await peer.requests("/teams/approve");
+    expect(attempts).toHaveLength(4);
+    expect(new Set(attempts.map((a) => a.body)).size).toBe(1); // the same card each time
+    const audit = await auditOf(p.id);
+    expect(audit.filter((e) => e.type === "teams.failed").map((e) => e.details.error)).toEqual(["HTTP 429 rate limited", "HTTP 500", "HTTP 503"]);
+    expect(audit.filter((e) => e.type === "teams.posted")).toHaveLength(1);
+    // None of it touched the proposal, which can still be decided.
+    expect(await statusOf(p.id)).toBe("pending");
+  });
+
+  it("a refusing webhook (4xx) is audited once as final and never blocks the decision", async () => {
+    await peer.script("/teams/approve", [{ status: 404 }]);
+    const p = await propose(approvalBody());
+    await settle(p.id);
+    expect((await auditOf(p.id)).find((e) => e.type === "teams.failed")).toMatchObject({ details: { error: "HTTP 404", final: true } });
+    await openAndConfirm(linkFor(p, "alice@example.com", "approve"));
+    await openAndConfirm(linkFor(p, "bob@example.com", "approve"));
+    await settle(p.id);
+    expect(await statusOf(p.id)).toBe("succeeded");
+    // After the card was given up, the outcome is still announced.
+    const outcome = (await peer.requests("/teams/approve")).slice(1).map((r) => JSON.parse(r.body).attachments[0].content.body[0].text);
+    expect(outcome.at(-1)).toContain("Succeeded");
+  });
+});
+
+describe("policy and configuration for links", () => {
+  const action = (extra: Record<string, unknown>) => ({ default_channel: "C0APPROVALS", actions: { "x.y": { approvers: ["U0ALICE"], ...extra } } });
+  const problems = (policy: unknown) => {
+    try {
+      parsePolicy(policy);
+      return [];
+    } catch (error) {
+      return (error as { details: Array<{ path: string; message: string }> }).details;
+    }
+  };
+
+  it("links are off by default; enabled ones resolve recipients, webhook and Teams identity", () => {
+    expect(parsePolicy(action({})).actions["x.y"]).not.toHaveProperty("links");
+    expect(parsePolicy(action({ links: { recipients: ["a@example.com"] } })).actions["x.y"]).not.toHaveProperty("links");
+    expect(parsePolicy(action({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "https://x.webhook.office.com/abc" } })).actions["x.y"]!.links).toEqual({
+      recipients: ["a@example.com"],
+      teams_webhook: "https://x.webhook.office.com/abc",
+      teams_recipient: "teams",
+    });
+    // Only links: no Slack approvers, no channel needed.
+    expect(parsePolicy({ actions: { "x.y": { links: { enabled: true, recipients: ["a@example.com", "b@example.com"] }, required_approvals: 2 } } }).actions["x.y"]).toMatchObject({ approvers: [], channel: null });
+  });
+
+  it("refuses what does not fit, each at its own path", () => {
+    const at = (field: string) => `POLICY.actions["x.y"].${field}`;
+    const paths = (extra: Record<string, unknown>) => problems(action(extra)).map((d) => d.path);
+    // A typo is named at its own path; the checks across fields still run on what is left.
+    expect(paths({ links: { enabled: true, recipient: ["a@example.com"] } })).toEqual([at("links.recipient"), at("links.recipients")]);
+    expect(problems(action({ links: { enabled: true, recipients: ["a b"] } }))[0]).toMatchObject({ path: at("links.recipients[0]"), message: expect.stringContaining("e-mail") });
+    expect(paths({ links: { enabled: true, recipients: ["a@example.com", "a@example.com"] } })).toEqual([at("links.recipients[1]")]);
+    expect(paths({ links: { enabled: true } })).toEqual([at("links.recipients")]);
+    expect(paths({ links: { enabled: true, recipients: ["a@example.com"], teams_recipient: "t" } })).toEqual([at("links.teams_recipient")]);
+    expect(paths({ links: { enabled: true, recipients: ["teams"], teams_webhook: "https://t.example/x" } })).toEqual([at("links.teams_recipient")]);
+    expect(paths({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "http://teams.example/x" } })).toEqual([at("links.teams_webhook")]);
+    expect(paths({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "https://u:p@teams.example/x" } })).toEqual([at("links.teams_webhook")]);
+    expect(paths({ links: { enabled: "yes" } })).toEqual([at("links.enabled")]);
+    expect(paths({ requester_only: true, approvers: [], links: { enabled: true, recipients: ["a@example.com"] } })).toEqual([at("links.enabled")]);
+    expect(paths({ required_approvals: 3, links: { enabled: true, recipients: ["a@example.com"] } })).toEqual([at("required_approvals")]);
+    expect(paths({ verify_labels: { yes: "Y" } })).toEqual([at("verify_labels")]);
+    // http to loopback is fine (tests, local mode)
+    expect(paths({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "http://127.0.0.1:9/teams" } })).toEqual([]);
+  });
+
+  it("LINK_SECRET and PUBLIC_URL are required once an action enables links, and checked whenever given", async () => {
+    const keys = JSON.stringify([{ name: "k", sha256: "a".repeat(64), scopes: ["proposals:write"] }]);
+    const base = { ...SECRETS, API_KEYS: keys, RUNNER_URL: "https://runner.internal/run" };
+    const withLinks = { actions: { "x.y": { links: { enabled: true, recipients: ["a@example.com"] } } } };
+    const noLinks = { default_channel: "C0A", actions: { "x.y": { approvers: ["U0A1"] } } };
+    const paths = (env: Record<string, unknown>) => {
+      const result = checkConfig(env);
+      return result.ok ? [] : result.problems.map((p) => `${p.path}: ${p.message}`);
+    };
+    expect(paths({ ...base, POLICY: noLinks })).toEqual([]);
+    expect(paths({ ...base, POLICY: withLinks })).toEqual([
+      'LINK_SECRET: is required when links are enabled (POLICY.actions["x.y"].links)',
+      'PUBLIC_URL: is required when links are enabled (POLICY.actions["x.y"].links)',
+    ]);
+    const ok = checkConfig({ ...base, POLICY: withLinks, ...LINK_BINDINGS });
+    expect(ok.ok && [ok.config.linkSecret, ok.config.publicUrl]).toEqual([LINK_BINDINGS.LINK_SECRET, "https://signoff.test"]);
+    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: "whsec_c2hvcnQ=", PUBLIC_URL: "https://signoff.test" })[0]).toMatch(/^LINK_SECRET: decodes to 5 bytes/);
+    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: SECRETS.EVENTS_SECRET, PUBLIC_URL: "https://signoff.test" })[0]).toMatch(/^LINK_SECRET: must differ/);
+    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: LINK_BINDINGS.LINK_SECRET, PUBLIC_URL: "http://signoff.example.com" })[0]).toMatch(/^PUBLIC_URL: must use https/);
+    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: LINK_BINDINGS.LINK_SECRET, PUBLIC_URL: "https://signoff.example.com/app" })[0]).toMatch(/^PUBLIC_URL: must be the Worker's origin only/);
+    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: LINK_BINDINGS.LINK_SECRET, PUBLIC_URL: "http://localhost:8787/" })).toEqual([]);
+    expect(paths({ ...base, POLICY: noLinks, LINK_SECRET: "oops" })).toEqual(["LINK_SECRET: must be whsec_ followed by base64 (a Standard Webhooks secret)"]);
+  });
+
+  it("a policy change never touches a waiting proposal's links: the rule is frozen at creation", async () => {
+    const p = await propose(solo());
+    expect(p.rule.links).toEqual({ recipients: ["dana@example.com"], teams_recipient: null });
+    // The reader key (default env) sees the same frozen rule.
+    const res = await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader });
+    expect((await json(res)).rule.links).toEqual(p.rule.links);
+    await settle(p.id);
+  });
+});
