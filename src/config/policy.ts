@@ -227,7 +227,7 @@ function parseAction(
     details.push({ path: at("channel"), message: "no channel: set channel here or default_channel at the top of POLICY" });
   }
   let escalation: Escalation | null = null;
-  if (a.escalation) {
+  if (a.escalation && !verify) {
     details.push(...duplicates(a.escalation.approvers, (i) => at("escalation", "approvers", i)));
     const escalationChannel = a.escalation.channel ?? resolved;
     if (escalationChannel === null) {
