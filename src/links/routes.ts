@@ -11,7 +11,6 @@ import { objectIdOf } from "../proposal/ids.ts";
 import { mayDecideByLink, notPendingMessage, requiredApprovals, verifyLabels } from "../proposal/lifecycle.ts";
 import type { LinkOutcome } from "../proposal/object.ts";
 import type { Proposal } from "../proposal/types.ts";
-import { choiceTitle } from "../teams/card.ts";
 import { renderConfirmPage, renderResultPage, type ResultPage } from "./page.ts";
 import { verifyLinkToken, type LinkClaims } from "./token.ts";
 
@@ -192,7 +191,6 @@ function checkCsrf(c: LinkContext, form: URLSearchParams, publicUrl: string): "o
 }
 
 function decided(p: Proposal, claims: LinkClaims): Response {
-  const title = choiceTitle(p, claims.c);
   let heading: string;
   let message: string;
   switch (claims.c) {
@@ -211,7 +209,7 @@ function decided(p: Proposal, claims: LinkClaims): Response {
       heading = "Thank you";
       message = `Your answer “${verifyLabels(p)[claims.c]}” was recorded.`;
   }
-  return result(200, { kind: "decided", heading, message: `${message} (${title})`, tone: "done", proposal: p, recipient: claims.r });
+  return result(200, { kind: "decided", heading, message, tone: "done", proposal: p, recipient: claims.r });
 }
 
 function alreadyUsed(p: Proposal | null, recipient: string): Response {
