@@ -527,6 +527,21 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
   });
 });
 
+describe("/openapi.json", () => {
+  it("describes kind, recipient, the create response's links and the /l/{token} pages", async () => {
+    const doc = await json(await call("/openapi.json", { token: null }));
+    const create = doc.paths["/v1/proposals"].post;
+    const body = create.requestBody.content["application/json"].schema;
+    expect(body.properties.kind.enum).toEqual(["approval", "verify"]);
+    expect(body.properties).toHaveProperty("recipient");
+    const created = create.responses["201"].content["application/json"].schema;
+    expect(created.properties.links.items.properties).toHaveProperty("url");
+    expect(created.properties.status.enum).toEqual(expect.arrayContaining(["acknowledged", "escalated"]));
+    expect(doc.paths["/v1/proposals/{id}"].get.responses["200"].content["application/json"].schema.properties).not.toHaveProperty("links");
+    expect(Object.keys(doc.paths["/l/{token}"])).toEqual(["get", "post"]);
+  });
+});
+
 describe("policy and configuration for links", () => {
   const action = (extra: Record<string, unknown>) => ({ default_channel: "C0APPROVALS", actions: { "x.y": { approvers: ["U0ALICE"], ...extra } } });
   const problems = (policy: unknown) => {
