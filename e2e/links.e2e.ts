@@ -6,26 +6,15 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { SCREENSHOTS, launchChromium } from "./browser.ts";
+import { type Browser, type Page } from "playwright-core";
 import { ROOT, checkNode, freePort } from "../scripts/local/stack.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const SCREENSHOTS = resolve(ROOT, process.env.SCREENSHOTS_DIR ?? join("test-results", "screenshots"));
 const WRANGLER = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 
 const TOKEN = `so_e2e_${randomBytes(24).toString("hex")}`;
@@ -103,7 +92,6 @@ async function waitForHealth(url: string, deadline: number): Promise<void> {
 
 before(async () => {
   checkNode();
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
   dir = mkdtempSync(join(tmpdir(), "signoff-links-e2e-"));
   const [port, peerPort, inspectorPort] = [await freePort(), await freePort(), await freePort()];
   base = `http://localhost:${port}`;
@@ -151,7 +139,7 @@ before(async () => {
   worker.stderr?.on("data", keep);
   await waitForHealth(`http://127.0.0.1:${port}/healthz`, Date.now() + 90_000);
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 860, height: 720 } });
 });
 

@@ -3,25 +3,14 @@
 // Needs Debian's chromium (`apt-get install -y chromium`); CHROMIUM_PATH overrides /usr/bin/chromium.
 // Screenshots go to test-results/screenshots, or to SCREENSHOTS_DIR (docs/screenshots to refresh the docs).
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { chromium, type Browser, type Locator, type Page } from "playwright-core";
+import { SCREENSHOTS, launchChromium } from "./browser.ts";
+import { type Browser, type Locator, type Page } from "playwright-core";
 import { ROOT, startLocal, type LocalStack } from "../scripts/local/stack.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const SCREENSHOTS = resolve(ROOT, process.env.SCREENSHOTS_DIR ?? join("test-results", "screenshots"));
 /** From a click to the card showing the runner's result: alarm, dispatch, chat.update, one page poll. */
 const FLOW_MS = 30_000;
 
@@ -45,8 +34,7 @@ before(async () => {
   } catch (error) {
     throw new Error(`local stack did not start: ${(error as Error).message}\n${lines.slice(-40).join("\n")}`);
   }
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
 });
 
