@@ -3,10 +3,11 @@
 // table is renamed away, the loopback peer answers 5xx/429/hangs/drops, workerd evicts the object.
 import { abortAllDurableObjects, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { verifyChains, type AuditEvent } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
-import { TOKENS } from "./fixtures.ts";
+import { SECRETS, TOKENS } from "./fixtures.ts";
 import {
   auditOf,
   call,
@@ -24,6 +25,7 @@ import {
 import { peer, type RecordedRequest, type ScriptedResponse } from "./peer/client.ts";
 
 const db = env.AUDIT_DB;
+const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
 
 /** A proposal as the API returns it. */
 type P = Record<string, any>;
@@ -285,6 +287,66 @@ describe("runner down for many minutes", () => {
     expectBackoff(await schedule(p.id), [2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000, 300_000, 300_000]);
     expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", dispatch: { attempts: 12 } });
     expect(await runnerRequestsOf(p.id)).toHaveLength(12);
+  });
+});
+
+describe("forged and malicious runner answers", () => {
+  it("a runner answer is data: a redirect is not followed, a huge hostile output is cut and escaped, no body reaches an error", async () => {
+    const hostileOutput = `<!channel> <https://evil.example|your bank> ${"A".repeat(40_000)}`;
+    await peer.script("/runner", [
+      { status: 302, headers: { location: `${PEER}/internal/metadata` }, body: { leaked: "RUNNER-BODY-MUST-NOT-LEAK" } },
+      { status: 200, body: { status: "failed", output: hostileOutput } },
+    ]);
+    const redirected = await createProposal();
+    await click("approve", redirected.id, "U0ALICE");
+    await settle(redirected.id);
+    const hostile = await createProposal();
+    await click("approve", hostile.id, "U0ALICE");
+    await settle(hostile.id);
+
+    // A redirect is an answer, not an instruction: not followed, and the dispatch ends.
+    const afterRedirect = await getProposal(redirected.id);
+    expect(afterRedirect).toMatchObject({ status: "dispatch_failed", dispatch: { attempts: 1, last_error: "runner refused with HTTP 302" } });
+    expect(await peer.requests("/internal")).toHaveLength(0);
+    expect(JSON.stringify(afterRedirect) + JSON.stringify(await auditOf(redirected.id))).not.toContain("RUNNER-BODY-MUST-NOT-LEAK");
+
+    // A huge hostile result is kept to 16 KiB, and the card shows an escaped excerpt.
+    const afterHostile = await getProposal(hostile.id);
+    expect(afterHostile.status).toBe("failed");
+    expect(afterHostile.result.output).toBe(hostileOutput.slice(0, 16_384));
+    const card = (await peer.slackCalls("chat.update")).filter((c) => JSON.stringify(c.blocks).includes(hostile.id)).at(-1)!;
+    const text = JSON.stringify(card.blocks);
+    expect(text).toContain("&lt;!channel&gt;");
+    expect(text).not.toContain("<!channel>");
+    expect(text).not.toContain("<https://evil.example");
+    expect(text.length).toBeLessThan(8_000);
+  });
+
+  it("a correctly signed result for one proposal is refused on another", async () => {
+    await peer.script("/runner", [{ status: 202, body: {} }, { status: 202, body: {} }]);
+    const a = await createProposal();
+    const b = await createProposal();
+    await Promise.all([click("approve", a.id, "U0ALICE"), click("approve", b.id, "U0ALICE")]);
+    await Promise.all([settle(a.id), settle(b.id)]);
+    expect((await getProposal(b.id)).status).toBe("dispatched");
+
+    // The runner reports on A, as the reference runner does (a random webhook-id).
+    const body = JSON.stringify({ status: "failed", output: "A's disk is full" });
+    const msgId = `msg_result_${crypto.randomUUID()}`;
+    const now = new Date();
+    const headers = {
+      "content-type": "application/json",
+      "webhook-id": msgId,
+      "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
+      "webhook-signature": new Webhook(SECRETS.RUNNER_SECRET).sign(msgId, now, body),
+    };
+    expect((await call(`/v1/proposals/${a.id}/result`, { token: null, rawBody: body, headers })).status).toBe(200);
+
+    // Whoever saw that request replays it, byte for byte, against B.
+    const replayed = await call(`/v1/proposals/${b.id}/result`, { token: null, rawBody: body, headers });
+    // Expected: refused, B still waits for its own result. (Today: 200 and B is "failed" with A's output.)
+    expect(replayed.status).not.toBe(200);
+    expect(await getProposal(b.id)).toMatchObject({ status: "dispatched", result: null });
   });
 });
 
