@@ -176,6 +176,27 @@ describe("asynchronous results", () => {
     expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", result: { output: "done" } });
   });
 
+  it("a result naming another proposal in its signed body is refused (401) and changes nothing", async () => {
+    const a = await dispatched();
+    const b = await dispatched();
+    const res = await signedResult(b.id, { status: "failed", output: "A's disk is full", proposal_id: a.id });
+    expect(res.status).toBe(401);
+    expect((await json(res)).error.code).toBe("wrong_proposal");
+    expect(await getProposal(b.id)).toMatchObject({ status: "dispatched", result: null });
+    expect((await signedResult(b.id, { status: "succeeded", output: "B done", proposal_id: b.id })).status).toBe(200);
+  });
+
+  it("a webhook-id serves one proposal only: the same signed result replayed on another is 401", async () => {
+    const a = await dispatched();
+    const b = await dispatched();
+    const msgId = `res_${crypto.randomUUID()}`;
+    expect((await signedResult(a.id, { status: "failed", output: "x" }, { msgId })).status).toBe(200);
+    const replay = await signedResult(b.id, { status: "failed", output: "x" }, { msgId });
+    expect(replay.status).toBe(401);
+    expect((await json(replay)).error.code).toBe("replayed");
+    expect((await getProposal(b.id)).status).toBe("dispatched");
+  });
+
   it("a result for a proposal that was never dispatched is 409", async () => {
     const p = await createProposal();
     const res = await signedResult(p.id, { status: "succeeded", output: "?" });

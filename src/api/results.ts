@@ -5,6 +5,7 @@ import { verifyWebhook } from "../webhooks/standard-webhooks.ts";
 import { configOf, parseJson, readBody, validate, type AppEnv } from "./http.ts";
 import { stubOf } from "./proposals.ts";
 import { ResultBody } from "./schemas.ts";
+import { claimResultId } from "../dispatch/result-ids.ts";
 import type { Outcome } from "../proposal/object.ts";
 
 export const resultRoutes = new Hono<AppEnv>();
@@ -15,8 +16,16 @@ resultRoutes.post("/:id/result", async (c) => {
   // Verified before it is parsed: an unsigned, forged or stale report changes nothing.
   const verified = await verifyWebhook(config.runnerSecret, c.req.raw.headers, text, Math.floor(Date.now() / 1000));
   if (!verified.ok) throw new ApiError(401, "bad_signature", `runner result refused: ${verified.reason}`);
-  const body = validate(ResultBody, parseJson(text), "body");
-  const outcome = (await stubOf(c).recordResult(verified.id, body)) as Outcome;
+  const { proposal_id: named, ...result } = validate(ResultBody, parseJson(text), "body");
+  const id = c.req.param("id");
+  // A signed result must not be replayable on another proposal: by the id it names, and by
+  // its webhook-id, which may serve one proposal only.
+  if (named !== undefined && named !== id) throw new ApiError(401, "wrong_proposal", "this signed result names another proposal");
+  const stub = stubOf(c);
+  if ((await claimResultId(c.env.AUDIT_DB, verified.id, id, Date.now())) === "other_proposal") {
+    throw new ApiError(401, "replayed", "this result (webhook-id) was already delivered for another proposal");
+  }
+  const outcome = (await stub.recordResult(verified.id, result)) as Outcome;
   if (!outcome.ok) throw toApiError(outcome.refusal);
   return c.json({ ok: true, status: outcome.proposal.status });
 });

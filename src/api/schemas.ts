@@ -59,6 +59,8 @@ export const ResultBody = z
   .object({
     status: z.enum(["succeeded", "failed"]),
     output: z.string().max(60_000).default(""),
+    // Optional, recommended: puts the proposal inside what the signature covers.
+    proposal_id: z.string().max(200).optional(),
   })
   .strict();
 

@@ -54,7 +54,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 /** Resolves true once signoff accepted the result, false when it refused or retries ran out. */
 export async function reportResult(input: ReportInput): Promise<boolean> {
   const url = resultUrl(input.signoffUrl, input.proposalId);
-  const body = JSON.stringify(input.result);
+  // proposal_id inside the signed body binds the result to its proposal (signoff refuses it elsewhere).
+  const body = JSON.stringify({ ...input.result, proposal_id: input.proposalId });
   for (let attempt = 1; attempt <= input.policy.attempts && !input.signal.aborted; attempt++) {
     // A fresh timestamp each attempt: a retry hours later must not be refused as stale.
     // One clock reading for both the header and the signature, or they may straddle a second.

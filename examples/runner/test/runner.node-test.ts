@@ -361,7 +361,7 @@ describe("reference runner", () => {
       // The 202 told signoff "dispatched", so the result must also arrive on /result.
       const posted = await listener.next();
       assert.equal(posted.path, `/v1/proposals/${proposalId}/result`);
-      assert.deepEqual(new Webhook(SECRET).verify(posted.body, posted.headers), { status: "succeeded", output: "" });
+      assert.deepEqual(new Webhook(SECRET).verify(posted.body, posted.headers), { status: "succeeded", output: "", proposal_id: proposalId });
     });
 
     it("never runs one proposal twice, even under a second webhook-id", async () => {
@@ -393,7 +393,11 @@ describe("reference runner", () => {
       assert.equal(posted.path, `/v1/proposals/${proposalId}/result`);
       assert.equal(posted.headers["content-type"], "application/json");
       assert.match(posted.headers["webhook-id"] ?? "", /^msg_/);
-      assert.deepEqual(new Webhook(SECRET).verify(posted.body, posted.headers), { status: "succeeded", output: "async done\n" });
+      assert.deepEqual(new Webhook(SECRET).verify(posted.body, posted.headers), {
+        status: "succeeded",
+        output: "async done\n",
+        proposal_id: proposalId, // inside the signed body: the result cannot be replayed on another proposal
+      });
       assert.throws(() => new Webhook(OTHER_SECRET).verify(posted.body, posted.headers));
     });
 
