@@ -1,0 +1,234 @@
+// Starts Workers for the bench the way `wrangler dev` does underneath: the entry bundled by
+// esbuild, run by Miniflare in its own workerd process, with the bindings wrangler reads from
+// wrangler.toml (Durable Object, D1, [vars]) plus the bench's secrets. No proxy in front:
+// requests go straight to workerd's socket, for both the real Worker and the bare route.
+import { createHash, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { Miniflare, convertV4MiniflareOptions, type V4WorkerOptionsShape } from "miniflare";
+import { unstable_getMiniflareWorkerOptions, unstable_splitSqlQuery } from "wrangler";
+import { BENCH_KEY_NAME } from "./fixtures.ts";
+
+export interface BenchSecrets {
+  SLACK_SIGNING_SECRET: string;
+  SLACK_BOT_TOKEN: string;
+  RUNNER_SECRET: string;
+  EVENTS_SECRET: string;
+  /** The bench API key's bearer token (API_KEYS holds only its SHA-256). */
+  token: string;
+}
+
+export function benchSecrets(): BenchSecrets {
+  return {
+    SLACK_SIGNING_SECRET: randomBytes(32).toString("hex"),
+    SLACK_BOT_TOKEN: `xoxb-bench-${randomBytes(12).toString("hex")}`,
+    RUNNER_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
+    EVENTS_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
+    token: `so_${randomBytes(32).toString("base64url")}`,
+  };
+}
+
+export interface RunningWorker {
+  url: URL;
+  mf: Miniflare;
+  /** The workerd process serving it (for /proc RSS). */
+  pid: number | null;
+  stop(): Promise<void>;
+}
+
+type WranglerWorkerOptions = Pick<V4WorkerOptionsShape, "compatibilityDate" | "compatibilityFlags" | "durableObjects" | "d1Databases" | "bindings">;
+
+/** The options wrangler derived from wrangler.toml that the bench uses (its .d.ts leaves them untyped). */
+function workerOptionsOf(options: unknown): WranglerWorkerOptions {
+  return options as WranglerWorkerOptions;
+}
+
+async function bundle(entry: string, outfile: string, nodeModules?: string): Promise<void> {
+  // The settings wrangler uses for a modules Worker: workerd's export conditions, Node built-ins
+  // and cloudflare:* left to the runtime (nodejs_compat), JSON imports inlined.
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2024",
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["workerd", "worker", "browser", "module", "main"],
+    external: ["node:*", "cloudflare:*"],
+    // A copy of src/ outside the repository (scripts/bench/variants.ts) still finds the packages.
+    ...(nodeModules ? { nodePaths: [nodeModules] } : {}),
+    logLevel: "warning",
+  });
+}
+
+/** workerd processes that are children of this process, by pid. */
+export function workerdChildren(): Set<number> {
+  const found = new Set<number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // pid (comm) state ppid …: comm may hold spaces, so split after the last ')'.
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (comm === "workerd" && ppid === process.pid) found.add(Number(entry));
+    } catch {
+      // the process went away meanwhile
+    }
+  }
+  return found;
+}
+
+async function launch(options: Parameters<typeof convertV4MiniflareOptions>[0]): Promise<RunningWorker> {
+  const before = workerdChildren();
+  const mf = new Miniflare(convertV4MiniflareOptions(options));
+  const url = await mf.ready;
+  const pid = [...workerdChildren()].find((p) => !before.has(p)) ?? null;
+  return { url, mf, pid, stop: () => mf.dispose() };
+}
+
+/**
+ * signoff itself, from wrangler.toml's top-level (production) environment. `vars` override
+ * [vars] the way `--var` does; everything else in [vars] (POLICY above all) is kept as written.
+ */
+export async function startSignoff(options: {
+  root: string;
+  workDir: string;
+  secrets: BenchSecrets;
+  vars: Record<string, string>;
+  /** workerd's DevTools port, to take a CPU profile. */
+  inspectorPort?: number;
+  /** Another entry module than wrangler.toml's `main` (a patched copy of src/, for experiments). */
+  entry?: string;
+}): Promise<RunningWorker & { applyMigrations(): Promise<number> }> {
+  const config = unstable_getMiniflareWorkerOptions(join(options.root, "wrangler.toml"));
+  const wo = workerOptionsOf(config.workerOptions);
+  // wrangler also folds .dev.vars (local mode's dev secrets) into the bindings: keep only the
+  // [vars] of wrangler.toml, then the bench's secrets and overrides.
+  const tomlVars = Object.fromEntries(
+    Object.entries(wo.bindings ?? {}).filter(([name]) => ["RUNNER_URL", "SLACK_API_BASE", "POLICY"].includes(name)),
+  );
+  const { token, ...secrets } = options.secrets;
+  const apiKeys = [
+    {
+      name: BENCH_KEY_NAME,
+      sha256: createHash("sha256").update(token).digest("hex"),
+      scopes: ["proposals:write", "proposals:read", "audit:read"],
+      actions: ["k8s.*"],
+      callback_hosts: [],
+    },
+  ];
+  const script = join(options.workDir, "signoff.mjs");
+  await bundle(options.entry ?? config.main ?? join(options.root, "src/index.ts"), script, join(options.root, "node_modules"));
+  const worker = await launch({
+    name: "signoff",
+    host: "127.0.0.1",
+    port: 0,
+    resourcePersistencePath: join(options.workDir, "state"),
+    ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
+    compatibilityDate: wo.compatibilityDate,
+    compatibilityFlags: wo.compatibilityFlags,
+    durableObjects: wo.durableObjects,
+    d1Databases: wo.d1Databases,
+    modulesRoot: options.workDir,
+    modules: [{ type: "ESModule", path: script }],
+    bindings: { ...tomlVars, ...secrets, API_KEYS: JSON.stringify(apiKeys), ...options.vars },
+  });
+  return {
+    ...worker,
+    /** Applies migrations/*.sql to the local D1, split into statements as wrangler does. */
+    async applyMigrations() {
+      const db = await worker.mf.getD1Database("AUDIT_DB");
+      const dir = join(options.root, "migrations");
+      const files = readdirSync(dir).filter((f) => f.endsWith(".sql")).sort();
+      for (const file of files) {
+        const statements = unstable_splitSqlQuery(readFileSync(join(dir, file), "utf8"));
+        await db.batch(statements.map((sql) => db.prepare(sql)));
+      }
+      return files.length;
+    },
+  };
+}
+
+/** The bare Hono route (scripts/bench/bare-worker.ts), bundled and served the same way. */
+export async function startBare(options: { root: string; workDir: string; compatibilityDate: string; compatibilityFlags: string[] }): Promise<RunningWorker> {
+  const script = join(options.workDir, "bare.mjs");
+  await bundle(join(options.root, "scripts/bench/bare-worker.ts"), script);
+  return launch({
+    name: "bare",
+    host: "127.0.0.1",
+    port: 0,
+    compatibilityDate: options.compatibilityDate,
+    compatibilityFlags: options.compatibilityFlags,
+    modulesRoot: options.workDir,
+    modules: [{ type: "ESModule", path: script }],
+  });
+}
+
+/** The compatibility settings of wrangler.toml, for the bare Worker to share. */
+export function compatibilityOf(root: string): { compatibilityDate: string; compatibilityFlags: string[] } {
+  const wo = workerOptionsOf(unstable_getMiniflareWorkerOptions(join(root, "wrangler.toml")).workerOptions);
+  return { compatibilityDate: wo.compatibilityDate ?? "2026-10-01", compatibilityFlags: wo.compatibilityFlags ?? [] };
+}
+
+export interface Memory {
+  /** Resident set size now, MiB. */
+  rssMiB: number;
+  /** Peak resident set size so far (VmHWM), MiB. */
+  peakMiB: number;
+}
+
+/** RSS of a process from /proc/<pid>/status, or null when it is gone. */
+export function memoryOf(pid: number | null): Memory | null {
+  if (pid === null) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+    return { rssMiB: kib("VmRSS") / 1024, peakMiB: kib("VmHWM") / 1024 };
+  } catch {
+    return null;
+  }
+}
+
+export interface CpuTime {
+  /** CPU time of all the process's threads, ms. */
+  cpuMs: number;
+  /** Time its threads were runnable but waited for a CPU (other processes had it), ms. */
+  waitMs: number;
+}
+
+/** A process's CPU use so far, from /proc/<pid>/task/<tid>/schedstat (nanoseconds, all threads). */
+export function cpuOf(pid: number | null): CpuTime {
+  const total: CpuTime = { cpuMs: 0, waitMs: 0 };
+  if (pid === null) return total;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const [run = "0", wait = "0"] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").trim().split(" ");
+        total.cpuMs += Number(run) / 1e6;
+        total.waitMs += Number(wait) / 1e6;
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    // the process is gone
+  }
+  return total;
+}
+
+/** A TCP port nobody listens on right now (for workerd's inspector). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
