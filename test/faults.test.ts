@@ -330,7 +330,8 @@ describe("forged and malicious runner answers", () => {
     await Promise.all([settle(a.id), settle(b.id)]);
     expect((await getProposal(b.id)).status).toBe("dispatched");
 
-    // The runner reports on A, as the reference runner does (a random webhook-id).
+    // The runner reports on A with a random webhook-id and, like a runner older than
+    // proposal_id in results, nothing in the signed body that names A.
     const body = JSON.stringify({ status: "failed", output: "A's disk is full" });
     const msgId = `msg_result_${crypto.randomUUID()}`;
     const now = new Date();
@@ -344,9 +345,38 @@ describe("forged and malicious runner answers", () => {
 
     // Whoever saw that request replays it, byte for byte, against B.
     const replayed = await call(`/v1/proposals/${b.id}/result`, { token: null, rawBody: body, headers });
-    // Expected: refused, B still waits for its own result. (Today: 200 and B is "failed" with A's output.)
+    // Refused: B still waits for its own result.
     expect(replayed.status).not.toBe(200);
     expect(await getProposal(b.id)).toMatchObject({ status: "dispatched", result: null });
+  });
+  it("a signed result reported while D1 is down is still recorded: the decision path never needs D1 (SPEC 8)", async () => {
+    await peer.script("/runner", [{ status: 202, body: {} }]);
+    const p = await createProposal();
+    await click("approve", p.id, "U0ALICE");
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("dispatched");
+    const body = JSON.stringify({ status: "succeeded", output: "done while D1 was away", proposal_id: p.id });
+    const msgId = `msg_result_${crypto.randomUUID()}`;
+    const now = new Date();
+    const headers = {
+      "content-type": "application/json",
+      "webhook-id": msgId,
+      "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
+      "webhook-signature": new Webhook(SECRETS.RUNNER_SECRET).sign(msgId, now, body),
+    };
+    await d1.breakAuditTable();
+    await db.exec("ALTER TABLE runner_result_ids RENAME TO runner_result_ids_offline");
+    let res: Response;
+    try {
+      res = await call(`/v1/proposals/${p.id}/result`, { token: null, rawBody: body, headers });
+    } finally {
+      await db.exec("ALTER TABLE runner_result_ids_offline RENAME TO runner_result_ids");
+    }
+    // Expected: 200 and the result recorded, its events waiting in the outbox like any other.
+    // (A 5xx makes the runner retry for a few minutes and then give up: the proposal would stay
+    // "dispatched" for ever if D1 is away longer.)
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", result: { output: "done while D1 was away" } });
   });
 });
 
