@@ -12,9 +12,10 @@ import { peer, type ScriptedResponse } from "./peer/client.ts";
 import { TOKENS } from "./fixtures.ts";
 
 /**
- * How many proposals: the most that stays well inside a minute on a shared 2-core machine
- * (300 take 40–45 s there, 400 about 57 s, 1,000 well over two minutes). `npm run bench` runs
- * 1,000 against the Worker served by Miniflare.
+ * How many proposals: the most that stays inside a minute on a 2-core machine even when other
+ * suites share it (300 take about 34 s quiet and up to ~65 s beside other suites; 400 took
+ * 57–60 s and 500 56–63 s under moderate load; 1,000 would take about two minutes).
+ * `npm run bench` runs 1,000 against the Worker served by Miniflare.
  */
 const N = 300;
 /** Proposals handled at once (each with all its clicks and alarm re-runs in flight together). */
