@@ -22,10 +22,21 @@ resultRoutes.post("/:id/result", async (c) => {
   // its webhook-id, which may serve one proposal only.
   if (named !== undefined && named !== id) throw new ApiError(401, "wrong_proposal", "this signed result names another proposal");
   const stub = stubOf(c);
-  if ((await claimResultId(c.env.AUDIT_DB, verified.id, id, Date.now())) === "other_proposal") {
+  // A body that names its proposal is bound by the signature itself, so recording it never
+  // needs D1. Without proposal_id, the webhook-id is claimed globally first.
+  if (named === undefined && (await claimOrUnavailable(c.env.AUDIT_DB, verified.id, id)) === "other_proposal") {
     throw new ApiError(401, "replayed", "this result (webhook-id) was already delivered for another proposal");
   }
   const outcome = (await stub.recordResult(verified.id, result)) as Outcome;
   if (!outcome.ok) throw toApiError(outcome.refusal);
   return c.json({ ok: true, status: outcome.proposal.status });
 });
+
+async function claimOrUnavailable(db: D1Database, webhookId: string, proposalId: string) {
+  try {
+    return await claimResultId(db, webhookId, proposalId, Date.now());
+  } catch {
+    // The runner retries a 503; sending proposal_id in the body avoids this dependency.
+    throw new ApiError(503, "unavailable", "cannot check this result for replay right now; retry, or include proposal_id in the body");
+  }
+}
