@@ -108,6 +108,8 @@ export class ProposalObject extends DurableObject<Env> {
   private readonly jobs: JobTable;
   private cached: Proposal | null | undefined;
   private readonly waiters = new Set<() => void>();
+  /** The platform alarm as last set or read: undefined until read, null when none is set. */
+  private alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -351,8 +353,13 @@ export class ProposalObject extends DurableObject<Env> {
     } catch {
       // Misconfigured: jobs that need config will fail and retry; expiry and audit still run.
     }
-    const due = this.jobs.claimDue(now, (kind) => leaseMs(kind, config));
+    this.alarmAt = null; // the platform has consumed it
+    const lease = (kind: JobKind) => leaseMs(kind, config);
+    const due = this.jobs.claimDue(now, lease, { except: "audit" });
     await Promise.all(due.map((job) => this.run(job)));
+    // The audit flush goes last, so the events those jobs just recorded travel in the same
+    // D1 batch instead of needing another alarm run (measured by npm run bench).
+    for (const job of this.jobs.claimDue(Date.now(), lease, { only: "audit" })) await this.run(job);
     await this.arm();
   }
 
@@ -446,13 +453,19 @@ export class ProposalObject extends DurableObject<Env> {
 
   private async arm(): Promise<void> {
     const wake = this.jobs.nextWake();
+    // What the alarm is set to, read from storage once per instance and then remembered
+    // (a getAlarm() on every change was measurable on the click path).
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (wake === null) {
-      await this.ctx.storage.deleteAlarm();
+      if (this.alarmAt !== null) await this.ctx.storage.deleteAlarm();
+      this.alarmAt = null;
       return;
     }
     // A job due in the past fires now; setAlarm refuses times <= 0.
     const at = Math.max(wake, Date.now());
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at || current < wake) await this.ctx.storage.setAlarm(at);
+    if (this.alarmAt === null || this.alarmAt > at || this.alarmAt < wake) {
+      await this.ctx.storage.setAlarm(at);
+      this.alarmAt = at;
+    }
   }
 }

@@ -56,7 +56,7 @@ export class JobTable {
   }
 
   /** Jobs due at `now` that no run holds; each is leased until `now + leaseMs(kind)` before return. */
-  claimDue(now: number, leaseMs: (kind: JobKind) => number): Job[] {
+  claimDue(now: number, leaseMs: (kind: JobKind) => number, filter: { only?: JobKind; except?: JobKind } = {}): Job[] {
     const jobs = this.sql
       .exec<Record<keyof Job, SqlStorageValue>>(
         `SELECT * FROM jobs WHERE due_at <= ? AND lease_until <= ? ORDER BY due_at, kind, key`,
@@ -64,7 +64,8 @@ export class JobTable {
         now,
       )
       .toArray()
-      .map(toJob);
+      .map(toJob)
+      .filter((job) => (filter.only === undefined || job.kind === filter.only) && job.kind !== filter.except);
     for (const job of jobs) {
       this.sql.exec(`UPDATE jobs SET lease_until = ? WHERE kind = ? AND key = ?`, now + leaseMs(job.kind), job.kind, job.key);
     }
