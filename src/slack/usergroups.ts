@@ -31,17 +31,25 @@ export async function membershipOf(
   return { memberOf, unresolved };
 }
 
-async function groupMembers(group: string, slack: { base: string; token: string }, now: number): Promise<ReadonlySet<string> | null> {
+/** Lookups under way, shared: a burst of clicks on a cold cache costs one call per group. */
+const inFlight = new Map<string, Promise<ReadonlySet<string> | null>>();
+
+function groupMembers(group: string, slack: { base: string; token: string }, now: number): Promise<ReadonlySet<string> | null> {
   const hit = cache.get(group);
-  if (hit && hit.until > now) return hit.users;
-  const result = await callSlack(slack.base, slack.token, "usergroups.users.list", { usergroup: group });
-  if (result.kind !== "ok") return null;
-  const users = new Set(((result.data as { users?: unknown }).users as string[] | undefined) ?? []);
-  cache.set(group, { users, until: now + GROUP_CACHE_MS });
-  return users;
+  if (hit && hit.until > now) return Promise.resolve(hit.users);
+  let pending = inFlight.get(group);
+  if (!pending) {
+    pending = fetchMembers(group, slack, now).finally(() => inFlight.delete(group));
+    inFlight.set(group, pending);
+  }
+  return pending;
 }
 
-/** Test hook: forget cached memberships. */
-export function clearGroupCache(): void {
-  cache.clear();
+async function fetchMembers(group: string, slack: { base: string; token: string }, now: number): Promise<ReadonlySet<string> | null> {
+  const result = await callSlack(slack.base, slack.token, "usergroups.users.list", { usergroup: group });
+  if (result.kind !== "ok") return null;
+  const list = (result.data as { users?: unknown }).users;
+  const users = new Set(Array.isArray(list) ? list.filter((u): u is string => typeof u === "string") : []);
+  cache.set(group, { users, until: now + GROUP_CACHE_MS });
+  return users;
 }
