@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { GENESIS_HASH, verifyChains, type AuditEvent } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
 import { auditOf, click, createProposal, getProposal, runJobsNow, settle, stubOf } from "./helpers/api.ts";
+import { d1 } from "./helpers/d1-outage.ts";
 
 const db = env.AUDIT_DB;
 
@@ -17,16 +18,6 @@ async function outboxSize(id: string): Promise<number> {
   return runInDurableObject(stubOf(id), (_i, state) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n);
 }
 
-/** Makes D1 refuse audit writes for real: the table is renamed away, then back. */
-const d1 = {
-  async breakAuditTable() {
-    await db.exec("ALTER TABLE audit_events RENAME TO audit_events_offline");
-  },
-  async restoreAuditTable() {
-    const { results } = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_events_offline'").all();
-    if (results.length > 0) await db.exec("ALTER TABLE audit_events_offline RENAME TO audit_events");
-  },
-};
 
 afterEach(async () => {
   await d1.restoreAuditTable();

@@ -23,6 +23,7 @@ import {
   stubOf,
 } from "./helpers/api.ts";
 import { peer, type RecordedRequest, type ScriptedResponse } from "./peer/client.ts";
+import { d1 } from "./helpers/d1-outage.ts";
 
 const db = env.AUDIT_DB;
 const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
@@ -33,16 +34,6 @@ type P = Record<string, any>;
 type Ten<T> = [T, T, T, T, T, T, T, T, T, T];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Makes D1 refuse audit writes for real: the table is renamed away, then back (as in audit-log.test.ts). */
-const d1 = {
-  async breakAuditTable() {
-    await db.exec("ALTER TABLE audit_events RENAME TO audit_events_offline");
-  },
-  async restoreAuditTable() {
-    const { results } = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_events_offline'").all();
-    if (results.length > 0) await db.exec("ALTER TABLE audit_events_offline RENAME TO audit_events");
-  },
-};
 
 afterEach(async () => {
   await d1.restoreAuditTable();
