@@ -1,4 +1,5 @@
 // A small Slack Web API client whose answer says what to do next: use the data, retry (when), or give up (SPEC 5).
+import { withDeadline } from "../lib/deadline.ts";
 
 export const SLACK_TIMEOUT_MS = 10_000;
 
@@ -44,13 +45,25 @@ const ERROR_CODE = /^[a-z0-9_]{1,64}$/;
  * Calls `method` on the Slack Web API at `base` (SPEC 3 `SLACK_API_BASE`) with the bot token
  * in the Authorization header, and classifies the answer. Never throws.
  */
-export async function callSlack(
+export function callSlack(
   base: string,
   token: string,
   method: string,
   body: Record<string, unknown>,
   fetchImpl: typeof fetch = fetch,
   timeoutMs: number = SLACK_TIMEOUT_MS,
+): Promise<SlackCallResult> {
+  return withDeadline(timeoutMs, (signal) => callSlackWithin(signal, base, token, method, body, fetchImpl, timeoutMs));
+}
+
+async function callSlackWithin(
+  signal: AbortSignal,
+  base: string,
+  token: string,
+  method: string,
+  body: Record<string, unknown>,
+  fetchImpl: typeof fetch,
+  timeoutMs: number,
 ): Promise<SlackCallResult> {
   if (!/^[a-zA-Z][a-zA-Z0-9]*(\.[a-zA-Z0-9]+)+$/.test(method)) return { kind: "failed", error: "not a Slack method name" };
   const url = `${base.replace(/\/+$/, "")}/${method}`;
@@ -64,7 +77,7 @@ export async function callSlack(
         "content-type": form ? "application/x-www-form-urlencoded" : "application/json; charset=utf-8",
       },
       body: form ? formEncode(body) : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
+      signal,
     });
   } catch (error) {
     return { kind: "retry", afterMs: null, error: `${method}: ${networkFailure(error, timeoutMs)}` };

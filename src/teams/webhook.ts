@@ -1,4 +1,5 @@
 // Posting to a Teams incoming webhook / Workflows URL, with an answer that says what to do next (like the Slack client).
+import { withDeadline } from "../lib/deadline.ts";
 import { retryAfterMs } from "../slack/web-api.ts";
 
 export const TEAMS_TIMEOUT_MS = 10_000;
@@ -6,7 +7,11 @@ export const TEAMS_TIMEOUT_MS = 10_000;
 /** Errors name a status code or the kind of failure only: never the URL (a credential) or a response body. */
 export type TeamsPostResult = { kind: "ok" } | { kind: "retry"; afterMs: number | null; error: string } | { kind: "failed"; error: string };
 
-export async function postToTeams(url: string, body: unknown, timeoutMs = TEAMS_TIMEOUT_MS): Promise<TeamsPostResult> {
+export function postToTeams(url: string, body: unknown, timeoutMs = TEAMS_TIMEOUT_MS): Promise<TeamsPostResult> {
+  return withDeadline(timeoutMs, (signal) => postWithin(signal, url, body, timeoutMs));
+}
+
+async function postWithin(signal: AbortSignal, url: string, body: unknown, timeoutMs: number): Promise<TeamsPostResult> {
   let res: Response;
   try {
     res = await fetch(url, {
@@ -14,7 +19,7 @@ export async function postToTeams(url: string, body: unknown, timeoutMs = TEAMS_
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
       redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
+      signal,
     });
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");

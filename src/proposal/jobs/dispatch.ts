@@ -1,6 +1,7 @@
 // Job: send the approved plan to the runner (SPEC 6), signed, retried with backoff, at most
 // one accepted delivery per proposal.
 import { classifyRunnerResponse, dispatchBody } from "../../dispatch/runner-answer.ts";
+import { withDeadline } from "../../lib/deadline.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
 import { backoffMs } from "../scheduler.ts";
 import { DONE, type JobRunner } from "./context.ts";
@@ -30,14 +31,16 @@ export const dispatchToRunner: JobRunner = async (ctx, job) => {
   let answer;
   const started = ctx.now();
   try {
-    const response = await fetch(config.runnerUrl, {
-      method: "POST",
-      headers: { ...headers, "content-type": "application/json", "idempotency-key": before.id },
-      body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(config.dispatchTimeoutMs),
+    answer = await withDeadline(config.dispatchTimeoutMs, async (signal) => {
+      const response = await fetch(config.runnerUrl, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json", "idempotency-key": before.id },
+        body,
+        redirect: "manual",
+        signal,
+      });
+      return classifyRunnerResponse(response.status, await response.text());
     });
-    answer = classifyRunnerResponse(response.status, await response.text());
   } catch (error) {
     const timedOut = (error as Error).name === "TimeoutError";
     answer = { kind: "retry" as const, error: timedOut ? `runner timed out after ${config.dispatchTimeoutMs} ms` : "runner unreachable (network error)" };

@@ -1,5 +1,6 @@
 // Job: deliver queued outcome events to the proposal's callback_url (SPEC 7), in order,
 // signed with EVENTS_SECRET, retried like dispatches; failures never touch the proposal.
+import { withDeadline } from "../../lib/deadline.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
 import { backoffMs } from "../scheduler.ts";
 import { countNotificationAttempt, dropNotification, nextNotification } from "../store.ts";
@@ -25,14 +26,18 @@ export const deliverNotifications: JobRunner = async (ctx) => {
     let error: string | null = null;
     let permanent = false;
     try {
-      const response = await fetch(p.callback_url, {
-        method: "POST",
-        headers: { ...headers, "content-type": "application/json" },
-        body: next.body,
-        redirect: "manual",
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+      const callbackUrl = p.callback_url;
+      const response = await withDeadline(TIMEOUT_MS, async (signal) => {
+        const answer = await fetch(callbackUrl, {
+          method: "POST",
+          headers: { ...headers, "content-type": "application/json" },
+          body: next.body,
+          redirect: "manual",
+          signal,
+        });
+        await answer.body?.cancel();
+        return answer;
       });
-      await response.body?.cancel();
       if (response.status < 200 || response.status >= 300) {
         error = `callback answered HTTP ${response.status}`;
         permanent = !(response.status === 408 || response.status === 429 || response.status >= 500);
