@@ -16,6 +16,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { verifyChains, type AuditEvent } from "../src/audit/chain.ts";
+import { queryAuditEvents } from "../src/audit/store.ts";
 import type { Proposal } from "../src/proposal/types.ts";
 import { ALICE, BOB, MALLORY, OSCAR } from "./bench/fixtures.ts";
 import { closedLoop, quantiles, send, type LoadResult, type PreparedRequest, type Sample } from "./bench/load.ts";
@@ -564,31 +565,18 @@ async function phaseCpuProfile(inspectorPort: number, workDir: string): Promise<
 
 /** Every audit event in D1 (optionally only some proposals'), by proposal. */
 async function auditEvents(only?: Set<string>): Promise<Map<string, AuditEvent[]>> {
-  const db = await signoff.mf.getD1Database("AUDIT_DB");
+  // Miniflare's D1 binding, read with the Worker's own query (src/audit/store.ts).
+  const db = (await signoff.mf.getD1Database("AUDIT_DB")) as unknown as D1Database;
   const byProposal = new Map<string, AuditEvent[]>();
-  let after = 0;
-  for (;;) {
-    const { results: rows } = await db
-      .prepare("SELECT seq, proposal_id, idx, at_ms, type, actor, details, prev_hash, hash FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT 5000")
-      .bind(after)
-      .all<{ seq: number; proposal_id: string; idx: number; at_ms: number; type: string; actor: string; details: string; prev_hash: string; hash: string }>();
-    if (rows.length === 0) return byProposal;
-    for (const row of rows) {
-      after = row.seq;
-      if (only && !only.has(row.proposal_id)) continue;
-      const event: AuditEvent = {
-        proposal_id: row.proposal_id,
-        idx: row.idx,
-        at: new Date(row.at_ms).toISOString(),
-        type: row.type,
-        actor: row.actor,
-        details: JSON.parse(row.details) as Record<string, unknown>,
-        prev_hash: row.prev_hash,
-        hash: row.hash,
-      };
-      const list = byProposal.get(row.proposal_id) ?? [];
+  for (let after = 0; ; ) {
+    const page = await queryAuditEvents(db, { after_seq: after, limit: 5000 });
+    if (page.length === 0) return byProposal;
+    for (const { seq, ...event } of page) {
+      after = seq;
+      if (only && !only.has(event.proposal_id)) continue;
+      const list = byProposal.get(event.proposal_id) ?? [];
       list.push(event);
-      byProposal.set(row.proposal_id, list);
+      byProposal.set(event.proposal_id, list);
     }
   }
 }
