@@ -6,8 +6,7 @@ import { env, exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { SECRETS, TOKENS } from "./fixtures.ts";
-import { signSlackRequest } from "../src/slack/signature.ts";
-import { auditOf, BASE, call, clickPayload, json, proposalBody, settle, slackRequest } from "./helpers/api.ts";
+import { auditOf, BASE, call, clickPayload, json, proposalBody, runnerSignedHeaders, settle, signedSlackBody, slackRequest } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -848,21 +847,12 @@ describe("POST /v1/proposals/:id/cancel", () => {
 // ---- POST /v1/proposals/:id/result -----------------------------------------------------
 
 describe("POST /v1/proposals/:id/result", () => {
-  const runner = new Webhook(SECRETS.RUNNER_SECRET);
 
   async function signedResult(id: string, body: string, contentType = "application/json") {
-    const msgId = `msg_${crypto.randomUUID()}`;
-    const timestamp = new Date();
-    const signature = runner.sign(msgId, timestamp, body);
     return exports.default.fetch(
       new Request(`${BASE}/v1/proposals/${id}/result`, {
         method: "POST",
-        headers: {
-          "content-type": contentType,
-          "webhook-id": msgId,
-          "webhook-timestamp": String(Math.floor(timestamp.getTime() / 1000)),
-          "webhook-signature": signature,
-        },
+        headers: { "content-type": contentType, ...runnerSignedHeaders(body, { msgId: `msg_${crypto.randomUUID()}` }) },
         body,
       }),
     );
@@ -1155,20 +1145,7 @@ function parseCsv(text: string): string[][] {
 
 describe("POST /slack/interactions", () => {
   /** A raw form body, correctly signed with SLACK_SIGNING_SECRET. */
-  async function signedSlack(body: string): Promise<Response> {
-    const timestamp = Math.floor(Date.now() / 1000);
-    return exports.default.fetch(
-      new Request(`${BASE}/slack/interactions`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          "x-slack-request-timestamp": String(timestamp),
-          "x-slack-signature": await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, timestamp, body),
-        },
-        body,
-      }),
-    );
-  }
+  const signedSlack = (body: string) => signedSlackBody(body);
 
   async function view(id: string): Promise<Json> {
     return json(await call(`/v1/proposals/${id}`, { token: TOKENS.reader }));

@@ -2,14 +2,12 @@
 // asynchronous results, and outcome events to the proposer — all verified by the loopback
 // peer with the `standardwebhooks` reference library, not with signoff's own code.
 import { env } from "cloudflare:workers";
-import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { SECRETS } from "./fixtures.ts";
-import { auditOf, call, click, createProposal, getProposal, json, runJobsNow, settle } from "./helpers/api.ts";
+import { auditOf, call, click, createProposal, getProposal, json, runJobsNow, runnerSignedHeaders, settle } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
 const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
-const runnerWebhook = new Webhook(SECRETS.RUNNER_SECRET);
 
 async function approved(overrides: Record<string, unknown> = {}) {
   const p = await createProposal(overrides);
@@ -18,20 +16,12 @@ async function approved(overrides: Record<string, unknown> = {}) {
   return p;
 }
 
-function signedResult(id: string, body: unknown, options: { msgId?: string; date?: Date; secret?: Webhook } = {}) {
+function signedResult(id: string, body: unknown, options: { msgId?: string; date?: Date; secret?: string } = {}) {
   const text = JSON.stringify(body);
-  const msgId = options.msgId ?? `res_${crypto.randomUUID()}`;
-  const date = options.date ?? new Date();
-  const signature = (options.secret ?? runnerWebhook).sign(msgId, date, text);
   return call(`/v1/proposals/${id}/result`, {
     token: null,
     rawBody: text,
-    headers: {
-      "content-type": "application/json",
-      "webhook-id": msgId,
-      "webhook-timestamp": String(Math.floor(date.getTime() / 1000)),
-      "webhook-signature": signature,
-    },
+    headers: { "content-type": "application/json", ...runnerSignedHeaders(text, options) },
   });
 }
 
@@ -158,7 +148,7 @@ describe("asynchronous results", () => {
     const unsigned = await call(`/v1/proposals/${p.id}/result`, { token: null, body: { status: "succeeded", output: "x" } });
     expect(unsigned.status).toBe(401);
     expect((await json(unsigned)).error.code).toBe("bad_signature");
-    const forged = await signedResult(p.id, { status: "succeeded" }, { secret: new Webhook(SECRETS.EVENTS_SECRET) });
+    const forged = await signedResult(p.id, { status: "succeeded" }, { secret: SECRETS.EVENTS_SECRET });
     expect(forged.status).toBe(401);
     const stale = await signedResult(p.id, { status: "succeeded" }, { date: new Date(Date.now() - 10 * 60_000) });
     expect(stale.status).toBe(401);

@@ -3,11 +3,10 @@
 // table is renamed away, the loopback peer answers 5xx/429/hangs/drops, workerd evicts the object.
 import { abortAllDurableObjects, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { verifyChains, type AuditEvent } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
-import { SECRETS, TOKENS } from "./fixtures.ts";
+import { TOKENS } from "./fixtures.ts";
 import {
   auditOf,
   call,
@@ -18,6 +17,7 @@ import {
   json,
   runAlarm,
   runJobsNow,
+  runnerSignedHeaders,
   settle,
   slackRequest,
   stubOf,
@@ -324,14 +324,7 @@ describe("forged and malicious runner answers", () => {
     // The runner reports on A with a random webhook-id and, like a runner older than
     // proposal_id in results, nothing in the signed body that names A.
     const body = JSON.stringify({ status: "failed", output: "A's disk is full" });
-    const msgId = `msg_result_${crypto.randomUUID()}`;
-    const now = new Date();
-    const headers = {
-      "content-type": "application/json",
-      "webhook-id": msgId,
-      "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
-      "webhook-signature": new Webhook(SECRETS.RUNNER_SECRET).sign(msgId, now, body),
-    };
+    const headers = { "content-type": "application/json", ...runnerSignedHeaders(body, { msgId: `msg_result_${crypto.randomUUID()}` }) };
     expect((await call(`/v1/proposals/${a.id}/result`, { token: null, rawBody: body, headers })).status).toBe(200);
 
     // Whoever saw that request replays it, byte for byte, against B.
@@ -347,14 +340,7 @@ describe("forged and malicious runner answers", () => {
     await settle(p.id);
     expect((await getProposal(p.id)).status).toBe("dispatched");
     const body = JSON.stringify({ status: "succeeded", output: "done while D1 was away", proposal_id: p.id });
-    const msgId = `msg_result_${crypto.randomUUID()}`;
-    const now = new Date();
-    const headers = {
-      "content-type": "application/json",
-      "webhook-id": msgId,
-      "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
-      "webhook-signature": new Webhook(SECRETS.RUNNER_SECRET).sign(msgId, now, body),
-    };
+    const headers = { "content-type": "application/json", ...runnerSignedHeaders(body, { msgId: `msg_result_${crypto.randomUUID()}` }) };
     await d1.breakAuditTable();
     await db.exec("ALTER TABLE runner_result_ids RENAME TO runner_result_ids_offline");
     let res: Response;

@@ -3,6 +3,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
+import { Webhook } from "standardwebhooks";
 import { signSlackRequest } from "../../src/slack/signature.ts";
 import { TOKENS, SECRETS } from "../fixtures.ts";
 
@@ -133,7 +134,11 @@ export async function auditOf(id: string): Promise<Array<Record<string, any>>> {
 // ---- Slack ---------------------------------------------------------------------------
 
 export async function slackRequest(payload: unknown, options: { timestamp?: number; secret?: string } = {}): Promise<Response> {
-  const body = `payload=${encodeURIComponent(JSON.stringify(payload))}`;
+  return signedSlackBody(`payload=${encodeURIComponent(JSON.stringify(payload))}`, options);
+}
+
+/** Any raw form body, signed as Slack signs it (junk included). */
+export async function signedSlackBody(body: string, options: { timestamp?: number; secret?: string } = {}): Promise<Response> {
   const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
   const signature = await signSlackRequest(options.secret ?? SECRETS.SLACK_SIGNING_SECRET, timestamp, body);
   return exports.default.fetch(
@@ -173,5 +178,18 @@ export function denySubmission(proposalId: string, user: string, reason?: string
       private_metadata: proposalId,
       state: { values: { reason: { reason: { type: "plain_text_input", value: reason ?? null } } } },
     },
+  };
+}
+
+// ---- the runner --------------------------------------------------------------------------
+
+/** Standard Webhooks headers for a runner result body, signed by the reference library. */
+export function runnerSignedHeaders(text: string, options: { msgId?: string; date?: Date; secret?: string } = {}): Record<string, string> {
+  const msgId = options.msgId ?? `res_${crypto.randomUUID()}`;
+  const date = options.date ?? new Date();
+  return {
+    "webhook-id": msgId,
+    "webhook-timestamp": String(Math.floor(date.getTime() / 1000)),
+    "webhook-signature": new Webhook(options.secret ?? SECRETS.RUNNER_SECRET).sign(msgId, date, text),
   };
 }
