@@ -128,3 +128,11 @@ export function backoffMs(attempt: number, baseMs: number, capMs: number, random
   const raw = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.min(capMs, Math.round(raw * (0.9 + random() * 0.2)));
 }
+
+/** Runner dispatches and, "retried like dispatches", outcome events (SPEC 6, 7): from 2 s, capped at 5 min. */
+export const WEBHOOK_BACKOFF = { baseMs: 2_000, capMs: 300_000 } as const;
+
+/** Chat messages (Slack, Teams): the peer's Retry-After when it gave one, else backoff from 1 s to 5 min. */
+export function messageRetryDelayMs(retryAfterMs: number | null, attempt: number): number {
+  return retryAfterMs ?? backoffMs(attempt, 1_000, 300_000);
+}

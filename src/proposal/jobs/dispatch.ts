@@ -3,11 +3,9 @@
 import { classifyRunnerResponse, dispatchBody } from "../../dispatch/runner-answer.ts";
 import { withDeadline } from "../../lib/deadline.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
-import { backoffMs } from "../scheduler.ts";
+import { WEBHOOK_BACKOFF, backoffMs } from "../scheduler.ts";
 import { DONE, type JobRunner } from "./context.ts";
 
-const RETRY_BASE_MS = 2_000;
-const RETRY_CAP_MS = 300_000;
 
 /**
  * The job exists only while the proposal is `approved`. Each attempt is counted and
@@ -90,7 +88,7 @@ export const dispatchToRunner: JobRunner = async (ctx, job) => {
         );
         return DONE;
       }
-      const retryAt = now + backoffMs(attempt, RETRY_BASE_MS, RETRY_CAP_MS);
+      const retryAt = now + backoffMs(attempt, WEBHOOK_BACKOFF.baseMs, WEBHOOK_BACKOFF.capMs);
       ctx.commit(
         { ...p, dispatch: { ...p.dispatch, last_error: answer.error } },
         [{ type: "dispatch.answer", actor: "runner", details: { ...answered, error: answer.error, retry_at: new Date(retryAt).toISOString() } }],

@@ -2,12 +2,10 @@
 // signed with EVENTS_SECRET, retried like dispatches; failures never touch the proposal.
 import { withDeadline } from "../../lib/deadline.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
-import { backoffMs } from "../scheduler.ts";
+import { WEBHOOK_BACKOFF, backoffMs } from "../scheduler.ts";
 import { countNotificationAttempt, dropNotification, nextNotification } from "../store.ts";
 import { DONE, type JobRunner } from "./context.ts";
 
-const RETRY_BASE_MS = 2_000;
-const RETRY_CAP_MS = 300_000;
 const TIMEOUT_MS = 10_000;
 
 export const deliverNotifications: JobRunner = async (ctx) => {
@@ -57,7 +55,7 @@ export const deliverNotifications: JobRunner = async (ctx) => {
     ]);
     if (!giveUp) {
       countNotificationAttempt(ctx.sql, next.seq);
-      return { retryAt: ctx.now() + backoffMs(attempt, RETRY_BASE_MS, RETRY_CAP_MS) };
+      return { retryAt: ctx.now() + backoffMs(attempt, WEBHOOK_BACKOFF.baseMs, WEBHOOK_BACKOFF.capMs) };
     }
     dropNotification(ctx.sql, next.seq);
   }

@@ -3,7 +3,7 @@
 // Slack's Retry-After; failures are audited and never block or reverse a decision.
 import { renderCard } from "../../slack/card.ts";
 import { callSlack, type SlackCallResult } from "../../slack/web-api.ts";
-import { backoffMs, type Job } from "../scheduler.ts";
+import { messageRetryDelayMs, type Job } from "../scheduler.ts";
 import type { Proposal, SlackMessageRef } from "../types.ts";
 import { DONE, type JobContext, type JobOutcome, type JobRunner } from "./context.ts";
 
@@ -89,6 +89,6 @@ function slackFailure(
   const final = result.kind === "failed" || attempt >= maxAttempts;
   ctx.commit(null, [{ type: "slack.failed", actor: "system", details: { method, job: job.key, attempt, error: result.error, final } }]);
   if (final) return DONE;
-  const wait = result.kind === "retry" && result.afterMs !== null ? result.afterMs : backoffMs(attempt, 1_000, 300_000);
+  const wait = messageRetryDelayMs(result.kind === "retry" ? result.afterMs : null, attempt);
   return { retryAt: ctx.now() + wait };
 }

@@ -5,7 +5,7 @@ import { mintLinkUrls } from "../../links/token.ts";
 import { renderTeamsCard, renderTeamsOutcome } from "../../teams/card.ts";
 import { postToTeams } from "../../teams/webhook.ts";
 import { linkChoices, teamsRecipient } from "../lifecycle.ts";
-import { backoffMs } from "../scheduler.ts";
+import { messageRetryDelayMs } from "../scheduler.ts";
 import { listLinks } from "../store.ts";
 import type { Proposal } from "../types.ts";
 import { DONE, type JobRunner } from "./context.ts";
@@ -41,7 +41,7 @@ export const syncTeams: JobRunner = async (ctx, job) => {
       { type: "teams.failed", actor: "system", details: { message: step, status: p.status, attempt, error: result.error, final } },
     ]);
     if (final) continue;
-    const wait = result.kind === "retry" && result.afterMs !== null ? result.afterMs : backoffMs(attempt, 1_000, 300_000);
+    const wait = messageRetryDelayMs(result.kind === "retry" ? result.afterMs : null, attempt);
     return { retryAt: ctx.now() + wait };
   }
 };
