@@ -111,6 +111,7 @@ describe("who may decide", () => {
 
   it("M-of-N: two distinct approvers are needed; the same person twice counts once", async () => {
     const p = await createProposal({ action: { type: "db.failover", params: { cluster: "main" } } });
+    await settle(p.id); // the card is posted first, so the approval shows up as its update
     await click("approve", p.id, "U0ALICE");
     await click("approve", p.id, "U0ALICE");
     const half = await getProposal(p.id);
