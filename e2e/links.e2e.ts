@@ -1,7 +1,7 @@
 // Signed links in a real browser (issue 7): the production Worker (wrangler.toml's top level, not local mode) under
 // `wrangler dev` on a free port, its secrets and a policy with links passed as --var (no .dev.vars is read), a
 // small runner on loopback, and headless Chromium opening a link as its recipient would.
-// Needs Debian's chromium (`apt-get install -y chromium`); CHROMIUM_PATH overrides /usr/bin/chromium.
+// Chromium: see browser.ts (CHROMIUM_PATH, /usr/bin/chromium, or the one @sparticuz/chromium ships).
 // Screenshots go to test-results/screenshots, or to SCREENSHOTS_DIR (docs/screenshots to refresh the docs).
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";

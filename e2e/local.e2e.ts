@@ -1,6 +1,6 @@
 // Local mode end to end, as a new user sees it (SPEC 9): the stack `npm start` runs (on free ports, with its own
 // state, secrets and token in a temporary directory), driven in headless Chromium through the Slack stand-in.
-// Needs Debian's chromium (`apt-get install -y chromium`); CHROMIUM_PATH overrides /usr/bin/chromium.
+// Chromium: see browser.ts (CHROMIUM_PATH, /usr/bin/chromium, or the one @sparticuz/chromium ships).
 // Screenshots go to test-results/screenshots, or to SCREENSHOTS_DIR (docs/screenshots to refresh the docs).
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
