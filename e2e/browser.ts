@@ -3,7 +3,7 @@
 // npm package (so `npm ci && npm test` passes on a machine with no system browser).
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import { type Browser, chromium } from "playwright-core";
 import { ROOT } from "../scripts/local/stack.ts";
 
 const SYSTEM_CHROMIUM = "/usr/bin/chromium";
@@ -21,7 +21,13 @@ const CHROMIUM_ARGS = [
 // What the packaged build needs to start in a container without a GPU or a zygote. Taken from the package's own
 // `args` by name, not wholesale: those also switch off web security (CORS, site isolation), which the link
 // tests rely on to show that a cross-site post is refused.
-const PACKAGED_ARGS = ["--single-process", "--no-zygote", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"];
+const PACKAGED_ARGS = [
+  "--single-process",
+  "--no-zygote",
+  "--use-gl=angle",
+  "--use-angle=swiftshader",
+  "--enable-unsafe-swiftshader",
+];
 
 /** test-results/screenshots, or SCREENSHOTS_DIR (docs/screenshots to refresh the docs). */
 export const SCREENSHOTS = resolve(ROOT, process.env.SCREENSHOTS_DIR ?? join("test-results", "screenshots"));

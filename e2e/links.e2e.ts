@@ -4,16 +4,16 @@
 // Chromium: see browser.ts (CHROMIUM_PATH, /usr/bin/chromium, or the one @sparticuz/chromium ships).
 // Screenshots go to test-results/screenshots, or to SCREENSHOTS_DIR (docs/screenshots to refresh the docs).
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { SCREENSHOTS, launchChromium } from "./browser.ts";
-import { type Browser, type Page } from "playwright-core";
-import { ROOT, checkNode, freePort } from "../scripts/local/stack.ts";
+import type { Browser, Page } from "playwright-core";
+import { checkNode, freePort, ROOT } from "../scripts/local/stack.ts";
+import { launchChromium, SCREENSHOTS } from "./browser.ts";
 
 const WRANGLER = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 
@@ -55,7 +55,9 @@ function startPeer(port: number): Promise<Server> {
       if (req.method === "GET" && target) {
         // Another site that knows a link and posts its form for the visitor: the classic cross-site request.
         res.writeHead(200, { "content-type": "text/html" });
-        res.end(`<!doctype html><form id="f" method="post" action="${target}"><input name="csrf" value="guess"></form><script>document.getElementById("f").submit()</script>`);
+        res.end(
+          `<!doctype html><form id="f" method="post" action="${target}"><input name="csrf" value="guess"></form><script>document.getElementById("f").submit()</script>`,
+        );
         return;
       }
       res.writeHead(200, { "content-type": "application/json" });
@@ -68,7 +70,13 @@ function startPeer(port: number): Promise<Server> {
 function wrangler(args: string[], detached: boolean): ChildProcess {
   return spawn(process.execPath, [WRANGLER, ...args], {
     cwd: ROOT,
-    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" },
+    env: {
+      ...process.env,
+      CI: "true",
+      WRANGLER_SEND_METRICS: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      NO_COLOR: "1",
+    },
     stdio: ["ignore", "pipe", "pipe"],
     detached,
   });
@@ -77,7 +85,8 @@ function wrangler(args: string[], detached: boolean): ChildProcess {
 async function waitForHealth(url: string, deadline: number): Promise<void> {
   let last = "no answer";
   while (Date.now() < deadline) {
-    if (worker?.exitCode !== null && worker?.exitCode !== undefined) throw new Error(`wrangler dev exited:\n${output.slice(-40).join("\n")}`);
+    if (worker?.exitCode !== null && worker?.exitCode !== undefined)
+      throw new Error(`wrangler dev exited:\n${output.slice(-40).join("\n")}`);
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(3_000) });
       if (res.ok) return;
@@ -99,14 +108,25 @@ before(async () => {
   peer = await startPeer(peerPort);
 
   const state = join(dir, "state");
-  const migrate = spawnSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "signoff-audit", "--local", "--persist-to", state], {
-    cwd: ROOT,
-    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
-    encoding: "utf8",
-  });
+  const migrate = spawnSync(
+    process.execPath,
+    [WRANGLER, "d1", "migrations", "apply", "signoff-audit", "--local", "--persist-to", state],
+    {
+      cwd: ROOT,
+      env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+      encoding: "utf8",
+    },
+  );
   assert.equal(migrate.status, 0, `d1 migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
 
-  const apiKeys = [{ name: "e2e", sha256: createHash("sha256").update(TOKEN).digest("hex"), scopes: ["proposals:write", "proposals:read", "audit:read"], actions: ["release.*"] }];
+  const apiKeys = [
+    {
+      name: "e2e",
+      sha256: createHash("sha256").update(TOKEN).digest("hex"),
+      scopes: ["proposals:write", "proposals:read", "audit:read"],
+      actions: ["release.*"],
+    },
+  ];
   const vars: Record<string, string> = {
     POLICY: JSON.stringify(POLICY),
     RUNNER_URL: `${peerBase}/run`,
@@ -122,10 +142,17 @@ before(async () => {
   worker = wrangler(
     [
       "dev",
-      "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
-      "--persist-to", state,
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(inspectorPort),
+      "--persist-to",
+      state,
       // No .dev.vars, no .env: everything the Worker sees is below.
-      "--env-file", "/dev/null",
+      "--env-file",
+      "/dev/null",
       ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       "--show-interactive-dev-session=false",
     ],
@@ -175,11 +202,19 @@ after(async () => {
 });
 
 async function api(path: string, init: RequestInit = {}): Promise<{ status: number; body: Record<string, any> }> {
-  const res = await fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...init.headers } });
+  const res = await fetch(`${base}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...init.headers },
+  });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
-async function until<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (value: T) => boolean,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = await read();
   while (!ok(value)) {
@@ -197,13 +232,19 @@ async function explained(steps: () => Promise<void>): Promise<void> {
   } catch (error) {
     const shot = join(SCREENSHOTS, "links-failure.png");
     await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
-    const shown = await page.locator("body").innerText().catch(() => "(page unreadable)");
-    (error as Error).message += `\n--- screenshot: ${shot}\n--- page:\n${shown}\n--- wrangler:\n${output.slice(-60).join("\n")}`;
+    const shown = await page
+      .locator("body")
+      .innerText()
+      .catch(() => "(page unreadable)");
+    (error as Error).message +=
+      `\n--- screenshot: ${shot}\n--- page:\n${shown}\n--- wrangler:\n${output.slice(-60).join("\n")}`;
     throw error;
   }
 }
 
-test("a link opens a confirmation page that decides nothing; its button decides once; the link is then used up", { timeout: 180_000 }, async () => {
+test("a link opens a confirmation page that decides nothing; its button decides once; the link is then used up", {
+  timeout: 180_000,
+}, async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await explained(async () => {
     const created = await api("/v1/proposals", {
@@ -258,8 +299,15 @@ test("a link opens a confirmation page that decides nothing; its button decides 
     await page.getByRole("button", { name: "Confirm: Approve" }).click();
     await page.waitForSelector("main[data-page='decided']");
     assert.match(await page.locator(".status").innerText(), /the action will run now/);
-    const done = await until("the proposal", async () => (await api(`/v1/proposals/${id}`)).body, (b) => b.status === "succeeded");
-    assert.deepEqual(done.approvals.map((a: { user: string }) => a.user), ["link:alice@example.com"]);
+    const done = await until(
+      "the proposal",
+      async () => (await api(`/v1/proposals/${id}`)).body,
+      (b) => b.status === "succeeded",
+    );
+    assert.deepEqual(
+      done.approvals.map((a: { user: string }) => a.user),
+      ["link:alice@example.com"],
+    );
     assert.equal(dispatches.length, 1);
     await page.screenshot({ path: join(SCREENSHOTS, "link-decided.png"), fullPage: true });
 
@@ -273,7 +321,9 @@ test("a link opens a confirmation page that decides nothing; its button decides 
     await page.waitForSelector("main[data-page='not_pending']");
 
     const audit = await api(`/v1/audit?proposal_id=${id}`);
-    const types = (audit.body.events as Array<{ type: string; actor: string; details: Record<string, unknown> }>).map((e) => `${e.type} ${e.actor} ${String(e.details.code ?? "")}`.trim());
+    const types = (audit.body.events as Array<{ type: string; actor: string; details: Record<string, unknown> }>).map(
+      (e) => `${e.type} ${e.actor} ${String(e.details.code ?? "")}`.trim(),
+    );
     assert.ok(types.includes("link.refused link:alice@example.com csrf_origin"), types.join("\n"));
     assert.ok(types.includes("approval.recorded link:alice@example.com"), types.join("\n"));
     assert.ok(types.includes("proposal.approved link:alice@example.com"), types.join("\n"));

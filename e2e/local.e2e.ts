@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { SCREENSHOTS, launchChromium } from "./browser.ts";
-import { type Browser, type Locator, type Page } from "playwright-core";
-import { ROOT, startLocal, type LocalStack } from "../scripts/local/stack.ts";
+import type { Browser, Locator, Page } from "playwright-core";
+import { type LocalStack, startLocal } from "../scripts/local/stack.ts";
+import { launchChromium, SCREENSHOTS } from "./browser.ts";
 
 /** From a click to the card showing the runner's result: alarm, dispatch, chat.update, one page poll. */
 const FLOW_MS = 30_000;
@@ -51,7 +51,12 @@ after(async () => {
 
 async function actAs(user: string): Promise<void> {
   await page.selectOption("#as", user);
-  await page.waitForFunction((u) => (document.querySelector("#role")?.textContent ?? "") !== "" && new URL(location.href).searchParams.get("as") === u, user);
+  await page.waitForFunction(
+    (u) =>
+      (document.querySelector("#role")?.textContent ?? "") !== "" &&
+      new URL(location.href).searchParams.get("as") === u,
+    user,
+  );
 }
 
 /** Submits the page's form for `type` with `params`; returns the new proposal's id. */
@@ -90,13 +95,19 @@ async function explained(steps: () => Promise<void>): Promise<void> {
   } catch (error) {
     const shot = join(SCREENSHOTS, "failure.png");
     await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
-    const shown = await page.locator("body").innerText().catch(() => "(page unreadable)");
-    (error as Error).message += `\n--- screenshot: ${shot}\n--- page:\n${shown}\n--- output:\n${stack?.recentOutput().split("\n").slice(-60).join("\n")}`;
+    const shown = await page
+      .locator("body")
+      .innerText()
+      .catch(() => "(page unreadable)");
+    (error as Error).message +=
+      `\n--- screenshot: ${shot}\n--- page:\n${shown}\n--- output:\n${stack?.recentOutput().split("\n").slice(-60).join("\n")}`;
     throw error;
   }
 }
 
-test("propose, approve as an approver, see the runner's output; an outsider is refused; deny with a reason", { timeout: 240_000 }, async () => {
+test("propose, approve as an approver, see the runner's output; an outsider is refused; deny with a reason", {
+  timeout: 240_000,
+}, async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await explained(flow);
 });
@@ -161,6 +172,12 @@ async function flow(): Promise<void> {
   // Every one of those clicks went through the production signature check, and is in the audit log.
   const audit = await api(`/v1/audit?proposal_id=${restart}`);
   const types = (audit.events as Array<{ type: string; actor: string }>).map((e) => `${e.type} ${e.actor}`);
-  assert.ok(types.some((t) => t.startsWith("click.refused slack:U0MALLORY")), types.join("\n"));
-  assert.ok(types.some((t) => t.startsWith("proposal.denied slack:U0OSCAR")), types.join("\n"));
+  assert.ok(
+    types.some((t) => t.startsWith("click.refused slack:U0MALLORY")),
+    types.join("\n"),
+  );
+  assert.ok(
+    types.some((t) => t.startsWith("proposal.denied slack:U0OSCAR")),
+    types.join("\n"),
+  );
 }

@@ -5,7 +5,7 @@
 //                                              (token from SIGNOFF_AUDIT_TOKEN, scope audit:read)
 import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
-import { verifyChains, type AuditEvent } from "../src/audit/chain.ts";
+import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 
 const PAGE = 1000;
 
@@ -45,9 +45,23 @@ function* fromD1(): Generator<AuditEvent[]> {
   let after = 0;
   for (;;) {
     const sql = `SELECT seq, proposal_id, idx, at_ms, type, actor, details, prev_hash, hash FROM audit_events WHERE seq > ${after} ORDER BY seq LIMIT ${PAGE}`;
-    const args = ["d1", "execute", values.database!, values.remote ? "--remote" : "--local", "--json", "--config", values.config!, "--command", sql];
+    const args = [
+      "d1",
+      "execute",
+      values.database!,
+      values.remote ? "--remote" : "--local",
+      "--json",
+      "--config",
+      values.config!,
+      "--command",
+      sql,
+    ];
     if (values["persist-to"]) args.push("--persist-to", values["persist-to"]);
-    const out = execFileSync("wrangler", args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 256 * 1024 * 1024 });
+    const out = execFileSync("wrangler", args, {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      maxBuffer: 256 * 1024 * 1024,
+    });
     const rows = (JSON.parse(out) as Array<{ results: Array<Record<string, unknown>> }>)[0]?.results ?? [];
     if (rows.length === 0) return;
     yield rows.map((row) => ({
@@ -70,10 +84,13 @@ for await (const page of source) events.push(...page);
 
 const report = verifyChains(events);
 if (report.ok) {
-  console.log(`audit log OK: ${report.events} events in ${report.proposals} proposal chains, every hash and link verified`);
+  console.log(
+    `audit log OK: ${report.events} events in ${report.proposals} proposal chains, every hash and link verified`,
+  );
 } else {
   console.error(`audit log FAILED verification: ${report.problems.length} problem(s) in ${report.events} events`);
-  for (const problem of report.problems.slice(0, 50)) console.error(`  ${problem.proposal_id} #${problem.idx}: ${problem.problem}`);
+  for (const problem of report.problems.slice(0, 50))
+    console.error(`  ${problem.proposal_id} #${problem.idx}: ${problem.problem}`);
   if (report.problems.length > 50) console.error(`  … and ${report.problems.length - 50} more`);
   process.exit(1);
 }

@@ -7,7 +7,7 @@
 //   warm-up · proposal creation · clicks vs a bare Hono route at 1/10/50/100 concurrent · a hot
 //   proposal · where a click's time goes · approval→dispatch · expiry lateness · exactly-once
 //   under a flaky runner (1,000 proposals) · audit chains · memory.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
@@ -15,16 +15,26 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { verifyChains, type AuditEvent } from "../src/audit/chain.ts";
+import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
 import type { Proposal } from "../src/proposal/types.ts";
 import { ALICE, BOB, MALLORY, OSCAR } from "./bench/fixtures.ts";
-import { closedLoop, quantiles, send, type LoadResult, type PreparedRequest, type Sample } from "./bench/load.ts";
+import { closedLoop, type LoadResult, type PreparedRequest, quantiles, type Sample, send } from "./bench/load.ts";
 import type { PeerStats, PeerSummary, RunnerMode } from "./bench/peers.ts";
-import { int, latencyCells, machine, ms, table, writeResults } from "./bench/report.ts";
 import { CpuProfiler, hotspots, hotspotsByModule, moduleLines } from "./bench/profile.ts";
+import { int, latencyCells, machine, ms, table, writeResults } from "./bench/report.ts";
 import { clickRequest } from "./bench/slack.ts";
-import { benchSecrets, compatibilityOf, cpuOf, freePort, memoryOf, startBare, startSignoff, type Memory, type RunningWorker } from "./bench/worker.ts";
+import {
+  benchSecrets,
+  compatibilityOf,
+  cpuOf,
+  freePort,
+  type Memory,
+  memoryOf,
+  type RunningWorker,
+  startBare,
+  startSignoff,
+} from "./bench/worker.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const COMMAND = "npm run bench";
@@ -53,7 +63,9 @@ if (args.help) {
 }
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
-  process.stderr.write(`bench: Node ${process.versions.node} is too old; run it as \`${COMMAND}\` (the project's Node 22)\n`);
+  process.stderr.write(
+    `bench: Node ${process.versions.node} is too old; run it as \`${COMMAND}\` (the project's Node 22)\n`,
+  );
   process.exit(2);
 }
 
@@ -81,7 +93,8 @@ const DISPATCH_SAMPLES = QUICK ? 15 : 30;
 const EXPIRY_PROPOSALS = 100;
 const STRESS_PROPOSALS = QUICK ? 200 : 1000;
 
-const log = (line: string) => process.stderr.write(`[bench ${((performance.now() - T0) / 1000).toFixed(1)}s] ${line}\n`);
+const log = (line: string) =>
+  process.stderr.write(`[bench ${((performance.now() - T0) / 1000).toFixed(1)}s] ${line}\n`);
 const T0 = performance.now();
 const sleep = (msec: number) => new Promise((resolve) => setTimeout(resolve, msec));
 
@@ -97,21 +110,25 @@ interface Peers {
 }
 
 async function startPeers(runnerSecret: string): Promise<Peers> {
-  const child = spawn(process.execPath, [join(ROOT, "scripts/bench/peers.ts"), runnerSecret], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [join(ROOT, "scripts/bench/peers.ts"), runnerSecret], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const first = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.once("line", resolve);
     child.once("exit", (code) => reject(new Error(`peers exited (${code}) before listening`)));
   });
   const url = `http://127.0.0.1:${(JSON.parse(first) as { port: number }).port}`;
-  const get = async <T>(path: string, init?: RequestInit): Promise<T> => (await (await fetch(`${url}${path}`, init)).json()) as T;
+  const get = async <T>(path: string, init?: RequestInit): Promise<T> =>
+    (await (await fetch(`${url}${path}`, init)).json()) as T;
   return {
     url,
     pid: child.pid ?? null,
     child,
     summary: () => get<PeerSummary>("/__bench/stats?summary=1"),
     stats: () => get<PeerStats>("/__bench/stats"),
-    runnerMode: async (mode) => void (await get("/__bench/runner-mode", { method: "POST", body: JSON.stringify(mode) })),
+    runnerMode: async (mode) =>
+      void (await get("/__bench/runner-mode", { method: "POST", body: JSON.stringify(mode) })),
   };
 }
 
@@ -126,7 +143,13 @@ const apiAgent = new Agent({ keepAlive: true, maxSockets: 128 });
 function apiRequest(method: "GET" | "POST", path: string, body?: unknown, tag?: string): PreparedRequest {
   const headers: Record<string, string> = { authorization: `Bearer ${secrets.token}` };
   if (body !== undefined) headers["content-type"] = "application/json";
-  return { method, path, headers, ...(body !== undefined ? { body: Buffer.from(JSON.stringify(body)) } : {}), ...(tag ? { tag } : {}) };
+  return {
+    method,
+    path,
+    headers,
+    ...(body !== undefined ? { body: Buffer.from(JSON.stringify(body)) } : {}),
+    ...(tag ? { tag } : {}),
+  };
 }
 
 async function api<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<{ status: number; body: T }> {
@@ -153,11 +176,18 @@ function asProposal(view: Record<string, unknown>): Proposal {
   return { ...(view as unknown as Omit<Proposal, "slack">), slack: { messages: [] } } as Proposal;
 }
 
-async function createMany(n: number, concurrency = CREATE_CONCURRENCY, ttl?: () => number): Promise<{ load: LoadResult; proposals: Proposal[] }> {
+async function createMany(
+  n: number,
+  concurrency = CREATE_CONCURRENCY,
+  ttl?: () => number,
+): Promise<{ load: LoadResult; proposals: Proposal[] }> {
   const requests = Array.from({ length: n }, () => apiRequest("POST", "/v1/proposals", proposalBody(ttl?.())));
   const load = await closedLoop(signoff.url, requests, concurrency);
   const failed = load.samples.filter((s) => s.status !== 201);
-  if (failed.length > 0) throw new Error(`${failed.length} of ${n} creations failed, e.g. HTTP ${failed[0]!.status} ${failed[0]!.body.slice(0, 300)}`);
+  if (failed.length > 0)
+    throw new Error(
+      `${failed.length} of ${n} creations failed, e.g. HTTP ${failed[0]!.status} ${failed[0]!.body.slice(0, 300)}`,
+    );
   return { load, proposals: load.samples.map((s) => asProposal(JSON.parse(s.body) as Record<string, unknown>)) };
 }
 
@@ -171,7 +201,10 @@ async function d1Count(): Promise<number> {
  * Waits until the Worker's background work (alarms: Slack, dispatch, audit flushes) is done:
  * the runner has heard of `runnerAccepted` proposals and nothing has moved for `quietMs`.
  */
-async function drain(label: string, expect: { runnerAccepted?: number; quietMs?: number; timeoutMs?: number } = {}): Promise<void> {
+async function drain(
+  label: string,
+  expect: { runnerAccepted?: number; quietMs?: number; timeoutMs?: number } = {},
+): Promise<void> {
   const quietMs = expect.quietMs ?? 600;
   const deadline = Date.now() + (expect.timeoutMs ?? 60_000);
   let last = "";
@@ -205,7 +238,12 @@ interface LevelResult {
 }
 
 /** Runs a load and returns it with the serving workerd's CPU per request, background work included. */
-async function measured(worker: RunningWorker, requests: readonly PreparedRequest[], concurrency: number, after?: () => Promise<void>): Promise<{ load: LoadResult; cpuMs: number }> {
+async function measured(
+  worker: RunningWorker,
+  requests: readonly PreparedRequest[],
+  concurrency: number,
+  after?: () => Promise<void>,
+): Promise<{ load: LoadResult; cpuMs: number }> {
   const before = cpuOf(worker.pid);
   const load = await closedLoop(worker.url, requests, concurrency);
   if (after) await after();
@@ -232,7 +270,12 @@ const results = {
   expiryWrong: 0,
   stress: null as null | StressReport,
   chains: null as null | { ok: boolean; proposals: number; events: number; problems: number },
-  cpuProfile: null as null | { clicks: number; totalMs: number; modules: Array<{ name: string; selfMs: number; share: number }>; functions: Array<{ name: string; selfMs: number; share: number }> },
+  cpuProfile: null as null | {
+    clicks: number;
+    totalMs: number;
+    modules: Array<{ name: string; selfMs: number; share: number }>;
+    functions: Array<{ name: string; selfMs: number; share: number }>;
+  },
   memory: {} as Record<string, { before: Memory | null; after: Memory | null }>,
 };
 
@@ -263,7 +306,10 @@ function clicksFor(proposals: readonly Proposal[], users: readonly string[]): Pr
 
 function expectStatus(load: LoadResult, status: number, what: string): void {
   const wrong = load.samples.filter((s) => s.status !== status);
-  if (wrong.length > 0) throw new Error(`${what}: ${wrong.length} answers were not ${status}, e.g. HTTP ${wrong[0]!.status} ${wrong[0]!.body.slice(0, 200)}`);
+  if (wrong.length > 0)
+    throw new Error(
+      `${what}: ${wrong.length} answers were not ${status}, e.g. HTTP ${wrong[0]!.status} ${wrong[0]!.body.slice(0, 200)}`,
+    );
 }
 
 async function phaseLevels(pool: Proposal[]): Promise<void> {
@@ -281,7 +327,13 @@ async function phaseLevels(pool: Proposal[]): Promise<void> {
       drained.at = Date.now() - started;
     });
     expectStatus(clickRun.load, 200, `clicks at ${level.concurrency}`);
-    results.levels.push({ concurrency: level.concurrency, click: clickRun.load, bare: bareRun.load, clickCpuMs: clickRun.cpuMs, bareCpuMs: bareRun.cpuMs });
+    results.levels.push({
+      concurrency: level.concurrency,
+      click: clickRun.load,
+      bare: bareRun.load,
+      clickCpuMs: clickRun.cpuMs,
+      bareCpuMs: bareRun.cpuMs,
+    });
     log(
       `clicks ×${level.concurrency}: ${clickRun.load.rps.toFixed(0)}/s, ${clickRun.cpuMs.toFixed(1)} ms CPU each ` +
         `(bare ${bareRun.load.rps.toFixed(0)}/s, ${bareRun.cpuMs.toFixed(2)} ms), p99 ${ms(quantiles(clickRun.load.samples.map((s) => s.ms)).p99)} ms`,
@@ -298,15 +350,24 @@ async function phaseLevels(pool: Proposal[]): Promise<void> {
 async function perClickCosts(batch: Proposal[], stats: PeerStats, drainMs: number): Promise<void> {
   const db = await signoff.mf.getD1Database("AUDIT_DB");
   const ids = new Set(batch.map((p) => p.id));
-  const rows = (await db.prepare("SELECT seq, proposal_id, type FROM audit_events WHERE seq > (SELECT MAX(seq) - 40000 FROM audit_events) ORDER BY seq").all())
-    .results as Array<{ seq: number; proposal_id: string; type: string }>;
+  const rows = (
+    await db
+      .prepare(
+        "SELECT seq, proposal_id, type FROM audit_events WHERE seq > (SELECT MAX(seq) - 40000 FROM audit_events) ORDER BY seq",
+      )
+      .all()
+  ).results as Array<{ seq: number; proposal_id: string; type: string }>;
   const mine = rows.filter((r) => ids.has(r.proposal_id));
   // A D1 flush is one batch (one transaction), so its rows are contiguous in seq: runs of one
   // proposal's rows count its flushes (a lower bound, when two flushes land back to back).
   let runs = 0;
   let previous: { seq: number; proposal_id: string } | null = null;
   for (const row of rows) {
-    if (ids.has(row.proposal_id) && !(previous && previous.proposal_id === row.proposal_id && previous.seq === row.seq - 1)) runs += 1;
+    if (
+      ids.has(row.proposal_id) &&
+      !(previous && previous.proposal_id === row.proposal_id && previous.seq === row.seq - 1)
+    )
+      runs += 1;
     previous = row;
   }
   const n = batch.length;
@@ -314,23 +375,29 @@ async function perClickCosts(batch: Proposal[], stats: PeerStats, drainMs: numbe
   for (const row of mine) perType.set(row.type, (perType.get(row.type) ?? 0) + 1);
   const after = (type: string) => (perType.get(type) ?? 0) / n;
   results.perClick = {
-    "audit events per approval (after creation)": mine.filter((r) => !["proposal.created", "slack.message_posted"].includes(r.type)).length / n,
+    "audit events per approval (after creation)":
+      mine.filter((r) => !["proposal.created", "slack.message_posted"].includes(r.type)).length / n,
     "D1 flushes per proposal (lower bound)": runs / n,
     "runner requests per approval": batch.reduce((sum, p) => sum + (stats.runner[p.id]?.attempts.length ?? 0), 0) / n,
     "slack.message_updated events per approval": after("slack.message_updated"),
     "background drain after the last click, s": drainMs / 1000,
   };
   const slack = stats.slack;
-  results.sizes["chat.update body, bytes"] = (slack["chat.update"]?.bytes ?? 0) / Math.max(1, slack["chat.update"]?.calls ?? 0);
-  results.sizes["chat.postMessage body, bytes"] = (slack["chat.postMessage"]?.bytes ?? 0) / Math.max(1, slack["chat.postMessage"]?.calls ?? 0);
+  results.sizes["chat.update body, bytes"] =
+    (slack["chat.update"]?.bytes ?? 0) / Math.max(1, slack["chat.update"]?.calls ?? 0);
+  results.sizes["chat.postMessage body, bytes"] =
+    (slack["chat.postMessage"]?.bytes ?? 0) / Math.max(1, slack["chat.postMessage"]?.calls ?? 0);
   results.perClick["usergroups.users.list calls in the whole run so far"] = slack["usergroups.users.list"]?.calls ?? 0;
-  results.perClick["chat.update calls per approval (whole run so far)"] = (slack["chat.update"]?.calls ?? 0) / Math.max(1, (await peers.summary()).runnerAccepted);
+  results.perClick["chat.update calls per approval (whole run so far)"] =
+    (slack["chat.update"]?.calls ?? 0) / Math.max(1, (await peers.summary()).runnerAccepted);
 }
 
 async function phaseHot(): Promise<void> {
   const { proposals } = await createMany(1);
   await drain("hot proposal created");
-  const requests = Array.from({ length: HOT_CLICKS }, (_, i) => clickRequest(secrets.SLACK_SIGNING_SECRET, proposals[0]!, [ALICE, OSCAR, BOB, MALLORY][i % 4]!));
+  const requests = Array.from({ length: HOT_CLICKS }, (_, i) =>
+    clickRequest(secrets.SLACK_SIGNING_SECRET, proposals[0]!, [ALICE, OSCAR, BOB, MALLORY][i % 4]!),
+  );
   const ephemeralBefore = (await peers.stats()).slack["chat.postEphemeral"]?.calls ?? 0;
   const bareRun = await measured(bare, requests, 100);
   const hotRun = await measured(signoff, requests, 100, () => drain("hot proposal"));
@@ -363,27 +430,48 @@ async function phaseProfile(pool: Proposal[]): Promise<void> {
     {
       label: "bad signature → 401",
       what: "+ config, HMAC-SHA256 verify (key imported per request), error JSON",
-      requests: Array.from({ length: PROFILE_REQUESTS * 5 }, () => clickRequest(secret, decided, ALICE, { badSignature: true })),
+      requests: Array.from({ length: PROFILE_REQUESTS * 5 }, () =>
+        clickRequest(secret, decided, ALICE, { badSignature: true }),
+      ),
     },
     {
       label: "signed, not our button → 200",
       what: "+ form + JSON parse of the payload; no Durable Object",
-      requests: Array.from({ length: PROFILE_REQUESTS * 5 }, () => clickRequest(secret, decided, ALICE, { actionId: "other.app" })),
+      requests: Array.from({ length: PROFILE_REQUESTS * 5 }, () =>
+        clickRequest(secret, decided, ALICE, { actionId: "other.app" }),
+      ),
     },
   ];
   // No channel in the payload: a refusal is audited, but no ephemeral message is sent.
-  const refused = Array.from({ length: PROFILE_REQUESTS }, () => clickRequest(secret, decided, ALICE, { noChannel: true }));
-  variants.push({ label: "refused click, no channel", what: "+ RPC to the proposal's object, 1 audit event sealed, alarm armed, D1 flush", requests: refused });
+  const refused = Array.from({ length: PROFILE_REQUESTS }, () =>
+    clickRequest(secret, decided, ALICE, { noChannel: true }),
+  );
+  variants.push({
+    label: "refused click, no channel",
+    what: "+ RPC to the proposal's object, 1 audit event sealed, alarm armed, D1 flush",
+    requests: refused,
+  });
   variants.push({
     label: "refused click (as Slack sends it)",
     what: "+ an ephemeral reply job (chat.postEphemeral) per click",
-    requests: Array.from({ length: PROFILE_REQUESTS }, (_, i) => clickRequest(secret, decided, [ALICE, OSCAR, MALLORY][i % 3]!)),
+    requests: Array.from({ length: PROFILE_REQUESTS }, (_, i) =>
+      clickRequest(secret, decided, [ALICE, OSCAR, MALLORY][i % 3]!),
+    ),
   });
   const approving = pool.splice(0, PROFILE_REQUESTS);
-  variants.push({ label: "approving click", what: "+ approval: state change, card update, dispatch, outcome", requests: clicksFor(approving, [ALICE, OSCAR]) });
+  variants.push({
+    label: "approving click",
+    what: "+ approval: state change, card update, dispatch, outcome",
+    requests: clicksFor(approving, [ALICE, OSCAR]),
+  });
   for (const variant of variants) {
     const target = variant.label === "bare Hono route" ? bare : signoff;
-    const run = await measured(target, variant.requests, PROFILE_CONCURRENCY, target === bare ? undefined : () => drain(`profile: ${variant.label}`));
+    const run = await measured(
+      target,
+      variant.requests,
+      PROFILE_CONCURRENCY,
+      target === bare ? undefined : () => drain(`profile: ${variant.label}`),
+    );
     results.profile.push({ label: variant.label, what: variant.what, load: run.load, cpuMs: run.cpuMs });
   }
 }
@@ -429,7 +517,14 @@ async function phaseStress(): Promise<void> {
   const started = performance.now();
   const { proposals } = await createMany(STRESS_PROPOSALS);
   await drain("stress proposals created");
-  const seqBefore = (await (await signoff.mf.getD1Database("AUDIT_DB")).prepare("SELECT MAX(seq) AS n FROM audit_events").first<{ n: number }>())?.n ?? 0;
+  const seqBefore =
+    (
+      await (
+        await signoff.mf.getD1Database("AUDIT_DB")
+      )
+        .prepare("SELECT MAX(seq) AS n FROM audit_events")
+        .first<{ n: number }>()
+    )?.n ?? 0;
   // Early attempts fail at random (5xx, 408, 429, a hang past the dispatch timeout, a dropped
   // connection); a later attempt always succeeds (a final result or a 202), so every approved
   // proposal should end with exactly one accepted dispatch.
@@ -437,7 +532,11 @@ async function phaseStress(): Promise<void> {
   // Nine in ten proposals get concurrent clicks from two approvers, the requester and an
   // outsider; one in ten only from the requester and the outsider (never approved).
   const outsidersOnly = new Set(proposals.filter((_, i) => i % 10 === 9).map((p) => p.id));
-  const groups = proposals.map((p) => (outsidersOnly.has(p.id) ? [BOB, MALLORY] : [ALICE, OSCAR, BOB, MALLORY]).map((u) => clickRequest(secrets.SLACK_SIGNING_SECRET, p, u)));
+  const groups = proposals.map((p) =>
+    (outsidersOnly.has(p.id) ? [BOB, MALLORY] : [ALICE, OSCAR, BOB, MALLORY]).map((u) =>
+      clickRequest(secrets.SLACK_SIGNING_SECRET, p, u),
+    ),
+  );
   for (let i = groups.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [groups[i], groups[j]] = [groups[j]!, groups[i]!];
@@ -447,14 +546,18 @@ async function phaseStress(): Promise<void> {
   const load = await closedLoop(signoff.url, requests, 100);
   busyDuringStress = (cpuOf(signoff.pid).cpuMs - cpuBefore) / load.wallMs;
   const expected = proposals.length - outsidersOnly.size;
-  log(`stress: ${requests.length} clicks in ${(load.wallMs / 1000).toFixed(1)} s; waiting for ${expected} dispatches through the flaky runner`);
+  log(
+    `stress: ${requests.length} clicks in ${(load.wallMs / 1000).toFixed(1)} s; waiting for ${expected} dispatches through the flaky runner`,
+  );
   // Done when every approved proposal's accepted dispatch is in the audit log (what the runner
   // answered is not enough: a 2xx that came too late for signoff is followed by a retry).
   const db = await signoff.mf.getD1Database("AUDIT_DB");
   const deadline = Date.now() + 75_000;
   for (;;) {
     const row = await db
-      .prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events WHERE seq > ?1 AND type IN ('proposal.succeeded', 'proposal.dispatched')")
+      .prepare(
+        "SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events WHERE seq > ?1 AND type IN ('proposal.succeeded', 'proposal.dispatched')",
+      )
       .bind(seqBefore)
       .first<{ n: number }>();
     if ((row?.n ?? 0) >= expected || Date.now() > deadline) break;
@@ -465,7 +568,11 @@ async function phaseStress(): Promise<void> {
 
   const stats = await peers.stats();
   const events = await auditEvents(new Set(proposals.map((p) => p.id)));
-  const views = await closedLoop(signoff.url, proposals.map((p) => apiRequest("GET", `/v1/proposals/${p.id}`, undefined, p.id)), 50);
+  const views = await closedLoop(
+    signoff.url,
+    proposals.map((p) => apiRequest("GET", `/v1/proposals/${p.id}`, undefined, p.id)),
+    50,
+  );
   const status = new Map(views.samples.map((s) => [s.tag!, (JSON.parse(s.body) as Proposal).status]));
   const report: StressReport = {
     proposals: proposals.length,
@@ -522,7 +629,8 @@ async function phaseStress(): Promise<void> {
       const attempt = Number(event.details.attempt);
       const lost = event.details.outcome === "retry" && /timed out|network error/.test(String(event.details.error));
       const label = runner.answerOf[attempt];
-      if (!lost && label === undefined) violate(p.id, `attempt ${attempt} answered (${String(event.details.outcome)}) but the runner never saw it`);
+      if (!lost && label === undefined)
+        violate(p.id, `attempt ${attempt} answered (${String(event.details.outcome)}) but the runner never saw it`);
       if (label === "200" || label === "202") {
         if (lost) {
           report.redelivered += 1;
@@ -533,12 +641,19 @@ async function phaseStress(): Promise<void> {
       }
     }
     const recorded = answered.filter((e) => ["final", "accepted"].includes(String(e.details.outcome))).length;
-    if (received2xx > 1 || recorded > 1) violate(p.id, `${received2xx} accepted answers received, ${recorded} recorded`);
+    if (received2xx > 1 || recorded > 1)
+      violate(p.id, `${received2xx} accepted answers received, ${recorded} recorded`);
     if (received2xx === 1 && recorded === 1) report.exactlyOnce += 1;
     else if (recorded === 0) violate(p.id, `no accepted dispatch (answers ${runner.answers.join(",")}, status ${st})`);
-    if (answered.length !== attempts || attempts !== runner.attempts.at(-1)) violate(p.id, `${attempts} attempts audited, ${answered.length} answers, last seen by the runner ${runner.attempts.at(-1)}`);
-    if (runner.attempts.some((a, i) => i > 0 && a <= runner.attempts[i - 1]!)) violate(p.id, `attempt numbers out of order: ${runner.attempts.join(",")}`);
-    if (new Set(runner.webhookIds).size !== 1 || runner.webhookIds[0] !== `dsp_${p.id}`) violate(p.id, "webhook-id changed between attempts");
+    if (answered.length !== attempts || attempts !== runner.attempts.at(-1))
+      violate(
+        p.id,
+        `${attempts} attempts audited, ${answered.length} answers, last seen by the runner ${runner.attempts.at(-1)}`,
+      );
+    if (runner.attempts.some((a, i) => i > 0 && a <= runner.attempts[i - 1]!))
+      violate(p.id, `attempt numbers out of order: ${runner.attempts.join(",")}`);
+    if (new Set(runner.webhookIds).size !== 1 || runner.webhookIds[0] !== `dsp_${p.id}`)
+      violate(p.id, "webhook-id changed between attempts");
     if (runner.badSignatures > 0) violate(p.id, "a dispatch failed the runner's signature check");
     if (!["succeeded", "dispatched"].includes(st)) violate(p.id, `ended ${st}`);
   }
@@ -559,8 +674,15 @@ async function phaseCpuProfile(inspectorPort: number, workDir: string): Promise<
   profiler.close();
   const moduleOf = moduleLines(readFileSync(join(workDir, "signoff.mjs"), "utf8"));
   const modules = hotspotsByModule(profile, moduleOf, "signoff.mjs");
-  const functions = hotspots(profile, 20, (url, line) => (url.endsWith("signoff.mjs") ? moduleOf(line) : url || "native"));
-  results.cpuProfile = { clicks: proposals.length, totalMs: modules.totalMs, modules: modules.spots.slice(0, 20), functions: functions.spots };
+  const functions = hotspots(profile, 20, (url, line) =>
+    url.endsWith("signoff.mjs") ? moduleOf(line) : url || "native",
+  );
+  results.cpuProfile = {
+    clicks: proposals.length,
+    totalMs: modules.totalMs,
+    modules: modules.spots.slice(0, 20),
+    functions: functions.spots,
+  };
 }
 
 /** Every audit event in D1 (optionally only some proposals'), by proposal. */
@@ -585,7 +707,8 @@ async function auditEvents(only?: Set<string>): Promise<Map<string, AuditEvent[]
 
 function version(pkg: string): string {
   try {
-    return (JSON.parse(readFileSync(join(ROOT, "node_modules", pkg, "package.json"), "utf8")) as { version: string }).version;
+    return (JSON.parse(readFileSync(join(ROOT, "node_modules", pkg, "package.json"), "utf8")) as { version: string })
+      .version;
   } catch {
     return "?";
   }
@@ -593,9 +716,17 @@ function version(pkg: string): string {
 
 function render(startedAt: Date, wallSeconds: number): string {
   const out: string[] = [];
-  const versions = { node: process.versions.node, workerd: version("workerd"), wrangler: version("wrangler"), miniflare: version("miniflare") };
+  const versions = {
+    node: process.versions.node,
+    workerd: version("workerd"),
+    wrangler: version("wrangler"),
+    miniflare: version("miniflare"),
+  };
   const given = process.argv.slice(2);
-  out.push(`Measured ${startedAt.toISOString()} with \`${COMMAND}${given.length ? ` -- ${given.join(" ")}` : ""}\` (${wallSeconds.toFixed(0)} s in all).`, "");
+  out.push(
+    `Measured ${startedAt.toISOString()} with \`${COMMAND}${given.length ? ` -- ${given.join(" ")}` : ""}\` (${wallSeconds.toFixed(0)} s in all).`,
+    "",
+  );
   out.push(...machine(versions), "");
 
   const cpu = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "–");
@@ -612,17 +743,55 @@ function render(startedAt: Date, wallSeconds: number): string {
     for (const level of results.levels) {
       const click = quantiles(level.click.samples.map((s) => s.ms));
       const bareQ = quantiles(level.bare.samples.map((s) => s.ms));
-      rows.push([`click ×${level.concurrency}`, int(level.click.samples.length), int(level.click.rps), ...latencyCells(click), cpu(level.clickCpuMs), String(level.click.errors)]);
-      rows.push([`bare ×${level.concurrency}`, int(level.bare.samples.length), int(level.bare.rps), ...latencyCells(bareQ), cpu(level.bareCpuMs), String(level.bare.errors)]);
+      rows.push([
+        `click ×${level.concurrency}`,
+        int(level.click.samples.length),
+        int(level.click.rps),
+        ...latencyCells(click),
+        cpu(level.clickCpuMs),
+        String(level.click.errors),
+      ]);
+      rows.push([
+        `bare ×${level.concurrency}`,
+        int(level.bare.samples.length),
+        int(level.bare.rps),
+        ...latencyCells(bareQ),
+        cpu(level.bareCpuMs),
+        String(level.bare.errors),
+      ]);
     }
     if (results.hot && results.bareHot) {
-      rows.push(["hot: 1 proposal ×100", int(results.hot.samples.length), int(results.hot.rps), ...latencyCells(quantiles(results.hot.samples.map((s) => s.ms))), cpu(results.hotCpuMs), String(results.hot.errors)]);
-      rows.push(["bare (same) ×100", int(results.bareHot.samples.length), int(results.bareHot.rps), ...latencyCells(quantiles(results.bareHot.samples.map((s) => s.ms))), cpu(results.bareHotCpuMs), String(results.bareHot.errors)]);
+      rows.push([
+        "hot: 1 proposal ×100",
+        int(results.hot.samples.length),
+        int(results.hot.rps),
+        ...latencyCells(quantiles(results.hot.samples.map((s) => s.ms))),
+        cpu(results.hotCpuMs),
+        String(results.hot.errors),
+      ]);
+      rows.push([
+        "bare (same) ×100",
+        int(results.bareHot.samples.length),
+        int(results.bareHot.rps),
+        ...latencyCells(quantiles(results.bareHot.samples.map((s) => s.ms))),
+        cpu(results.bareHotCpuMs),
+        String(results.bareHot.errors),
+      ]);
     }
     if (results.isolated.length > 0) {
-      rows.push(["click, one at a time on a quiet Worker", int(results.isolated.length), "–", ...latencyCells(quantiles(results.isolated)), "–", "0"]);
+      rows.push([
+        "click, one at a time on a quiet Worker",
+        int(results.isolated.length),
+        "–",
+        ...latencyCells(quantiles(results.isolated)),
+        "–",
+        "0",
+      ]);
     }
-    out.push(table(["requests", "n", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "CPU ms/req", "errors"], rows), "");
+    out.push(
+      table(["requests", "n", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "CPU ms/req", "errors"], rows),
+      "",
+    );
     out.push(
       "CPU ms/req: CPU time of the serving workerd process (all threads, /proc/<pid>/task/*/schedstat) per request, " +
         "counted until the Worker's background work for those requests (alarms: audit flushes to D1, Slack updates, dispatch) has finished — " +
@@ -635,29 +804,51 @@ function render(startedAt: Date, wallSeconds: number): string {
         [
           ...results.levels.map((l) => {
             const ratio = l.click.rps / l.bare.rps;
-            return [String(l.concurrency), int(l.click.rps), int(l.bare.rps), ratio.toFixed(2), (l.bareCpuMs / l.clickCpuMs).toFixed(2), ratio >= 0.5 ? "met" : "NOT met"];
+            return [
+              String(l.concurrency),
+              int(l.click.rps),
+              int(l.bare.rps),
+              ratio.toFixed(2),
+              (l.bareCpuMs / l.clickCpuMs).toFixed(2),
+              ratio >= 0.5 ? "met" : "NOT met",
+            ];
           }),
           ...(results.hot && results.bareHot
-            ? [[
-                "100, one hot proposal",
-                int(results.hot.rps),
-                int(results.bareHot.rps),
-                (results.hot.rps / results.bareHot.rps).toFixed(2),
-                (results.bareHotCpuMs / results.hotCpuMs).toFixed(2),
-                results.hot.rps / results.bareHot.rps >= 0.5 ? "met" : "NOT met",
-              ]]
+            ? [
+                [
+                  "100, one hot proposal",
+                  int(results.hot.rps),
+                  int(results.bareHot.rps),
+                  (results.hot.rps / results.bareHot.rps).toFixed(2),
+                  (results.bareHotCpuMs / results.hotCpuMs).toFixed(2),
+                  results.hot.rps / results.bareHot.rps >= 0.5 ? "met" : "NOT met",
+                ],
+              ]
             : []),
         ],
       ),
       "",
     );
-
   }
 
   if (results.create) {
     const q = quantiles(results.create.samples.map((s) => s.ms));
     out.push("### Proposal creation", "");
-    out.push(table(["POST /v1/proposals", "n", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "CPU ms/req"], [[`×${CREATE_CONCURRENCY}`, int(results.create.samples.length), int(results.create.rps), ...latencyCells(q), cpu(results.createCpuMs)]]), "");
+    out.push(
+      table(
+        ["POST /v1/proposals", "n", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "CPU ms/req"],
+        [
+          [
+            `×${CREATE_CONCURRENCY}`,
+            int(results.create.samples.length),
+            int(results.create.rps),
+            ...latencyCells(q),
+            cpu(results.createCpuMs),
+          ],
+        ],
+      ),
+      "",
+    );
   }
 
   out.push("### Approval → dispatch, expiry", "");
@@ -671,13 +862,18 @@ function render(startedAt: Date, wallSeconds: number): string {
       [
         ["click answered → runner receives the dispatch (one click at a time)", int(idle.n), ...latencyCells(idle)],
         ["the same, for the 100-concurrent level's clicks", int(loaded.n), ...latencyCells(loaded)],
-        [`expiry: status flip − deadline (TTL 1–3 s, ${EXPIRY_PROPOSALS} proposals)`, int(alarm.n), ...latencyCells(alarm)],
+        [
+          `expiry: status flip − deadline (TTL 1–3 s, ${EXPIRY_PROPOSALS} proposals)`,
+          int(alarm.n),
+          ...latencyCells(alarm),
+        ],
         ["expiry: a waiting GET ?wait= answered − deadline", int(seen.n), ...latencyCells(seen)],
       ],
     ),
     "",
   );
-  if (results.expiryWrong > 0) out.push(`${results.expiryWrong} of ${EXPIRY_PROPOSALS} long-polls came back without the proposal expired.`, "");
+  if (results.expiryWrong > 0)
+    out.push(`${results.expiryWrong} of ${EXPIRY_PROPOSALS} long-polls came back without the proposal expired.`, "");
 
   if (results.stress) {
     const s = results.stress;
@@ -697,15 +893,31 @@ function render(startedAt: Date, wallSeconds: number): string {
         [
           ["approved (exactly one `proposal.approved` each)", `${s.approved}`],
           ["never approved (outsiders only)", `${s.neverApproved}`],
-          ["approved with exactly one accepted dispatch (2xx received = recorded = 1)", `${s.exactlyOnce} of ${s.approved}`],
+          [
+            "approved with exactly one accepted dispatch (2xx received = recorded = 1)",
+            `${s.exactlyOnce} of ${s.approved}`,
+          ],
           ["2xx sent after signoff had given up (sent again, same webhook-id)", `${s.redelivered}`],
           ["attempt audited → request at the runner, ms (p50 / p99 / max)", delays(s.sendDelays)],
           ["the same, for the attempts answered too late", delays(s.lateSendDelays)],
           ["runner requests (with retries) / proposals retried", `${s.runnerRequests} / ${s.retried}`],
-          ["runner answers", Object.entries(s.answers).map(([k, v]) => `${k}: ${v}`).join(", ")],
-          ["final statuses", Object.entries(s.statuses).map(([k, v]) => `${k}: ${v}`).join(", ")],
+          [
+            "runner answers",
+            Object.entries(s.answers)
+              .map(([k, v]) => `${k}: ${v}`)
+              .join(", "),
+          ],
+          [
+            "final statuses",
+            Object.entries(s.statuses)
+              .map(([k, v]) => `${k}: ${v}`)
+              .join(", "),
+          ],
           ["click errors (non-200)", String(s.clickErrors)],
-          ["violations", s.violations.length === 0 ? "none" : `${s.violations.length}: ${s.violations.slice(0, 5).join("; ")}`],
+          [
+            "violations",
+            s.violations.length === 0 ? "none" : `${s.violations.length}: ${s.violations.slice(0, 5).join("; ")}`,
+          ],
           ["workerd CPU while the clicks were sent, cores", busyDuringStress.toFixed(2)],
           ["phase time, s", s.seconds.toFixed(1)],
         ],
@@ -715,12 +927,18 @@ function render(startedAt: Date, wallSeconds: number): string {
   }
   if (results.chains) {
     const c = results.chains;
-    out.push(`Audit chains after the run: ${c.ok ? "all verify" : `${c.problems} PROBLEM(S)`} — ${int(c.events)} events of ${int(c.proposals)} proposals (\`verifyChains\`, src/audit/chain.ts).`, "");
+    out.push(
+      `Audit chains after the run: ${c.ok ? "all verify" : `${c.problems} PROBLEM(S)`} — ${int(c.events)} events of ${int(c.proposals)} proposals (\`verifyChains\`, src/audit/chain.ts).`,
+      "",
+    );
   }
 
   if (results.profile.length > 0) {
     out.push("### Where a click's time goes", "");
-    out.push(`${PROFILE_REQUESTS} requests per row (${PROFILE_REQUESTS * 5} for the first three) at ${PROFILE_CONCURRENCY} concurrent; each row adds one step to the row above. CPU ms/req as above; "+CPU" is what the step adds.`, "");
+    out.push(
+      `${PROFILE_REQUESTS} requests per row (${PROFILE_REQUESTS * 5} for the first three) at ${PROFILE_CONCURRENCY} concurrent; each row adds one step to the row above. CPU ms/req as above; "+CPU" is what the step adds.`,
+      "",
+    );
     let previous: number | null = null;
     out.push(
       table(
@@ -737,26 +955,51 @@ function render(startedAt: Date, wallSeconds: number): string {
     out.push(
       table(
         ["per approving click (the 100-concurrent level)", "value"],
-        [...Object.entries(results.perClick).map(([k, v]) => [k, Number.isInteger(v) ? String(v) : v.toFixed(2)]), ...Object.entries(results.sizes).map(([k, v]) => [k, int(v)])],
+        [
+          ...Object.entries(results.perClick).map(([k, v]) => [k, Number.isInteger(v) ? String(v) : v.toFixed(2)]),
+          ...Object.entries(results.sizes).map(([k, v]) => [k, int(v)]),
+        ],
       ),
       "",
     );
-
   }
 
   if (results.cpuProfile) {
     const p = results.cpuProfile;
-    out.push(`### CPU profile of the Worker's isolate (\`--profile\`): ${p.clicks} approving clicks ×10 and their background work`, "");
-    out.push("Self time by source module of the bundle (workerd's sampling profiler over DevTools); \"(idle)\" is time the isolate waited, e.g. while workerd ran D1's or the entry worker's code.", "");
-    out.push(table(["module or native", "self ms", "share"], p.modules.map((m) => [m.name, m.selfMs.toFixed(0), `${(m.share * 100).toFixed(1)} %`])), "");
-    out.push(table(["function · module", "self ms", "share"], p.functions.map((m) => [m.name, m.selfMs.toFixed(0), `${(m.share * 100).toFixed(1)} %`])), "");
+    out.push(
+      `### CPU profile of the Worker's isolate (\`--profile\`): ${p.clicks} approving clicks ×10 and their background work`,
+      "",
+    );
+    out.push(
+      "Self time by source module of the bundle (workerd's sampling profiler over DevTools); \"(idle)\" is time the isolate waited, e.g. while workerd ran D1's or the entry worker's code.",
+      "",
+    );
+    out.push(
+      table(
+        ["module or native", "self ms", "share"],
+        p.modules.map((m) => [m.name, m.selfMs.toFixed(0), `${(m.share * 100).toFixed(1)} %`]),
+      ),
+      "",
+    );
+    out.push(
+      table(
+        ["function · module", "self ms", "share"],
+        p.functions.map((m) => [m.name, m.selfMs.toFixed(0), `${(m.share * 100).toFixed(1)} %`]),
+      ),
+      "",
+    );
   }
 
   out.push("### Memory (RSS from /proc, MiB)", "");
   out.push(
     table(
       ["process", "before", "after", "peak"],
-      Object.entries(results.memory).map(([name, m]) => [name, m.before ? m.before.rssMiB.toFixed(0) : "–", m.after ? m.after.rssMiB.toFixed(0) : "–", m.after ? m.after.peakMiB.toFixed(0) : "–"]),
+      Object.entries(results.memory).map(([name, m]) => [
+        name,
+        m.before ? m.before.rssMiB.toFixed(0) : "–",
+        m.after ? m.after.rssMiB.toFixed(0) : "–",
+        m.after ? m.after.peakMiB.toFixed(0) : "–",
+      ]),
     ),
     "",
   );
@@ -770,7 +1013,11 @@ function render(startedAt: Date, wallSeconds: number): string {
     table(
       ["target", "measured", "verdict"],
       [
-        ["click acknowledged far inside 3 s: p99 at 100 concurrent", top ? `${ms(p99)} ms` : "not run", top ? (p99 < 3000 ? "met" : "NOT met") : "–"],
+        [
+          "click acknowledged far inside 3 s: p99 at 100 concurrent",
+          top ? `${ms(p99)} ms` : "not run",
+          top ? (p99 < 3000 ? "met" : "NOT met") : "–",
+        ],
         [
           "click throughput ≥ 0.5 × bare Hono, every level",
           top ? `lowest ratio ${minRatio.toFixed(2)}` : "not run",
@@ -781,7 +1028,11 @@ function render(startedAt: Date, wallSeconds: number): string {
           s ? `${s.exactlyOnce}/${s.approved} exactly once, ${s.violations.length} violations` : "not run",
           s ? (s.violations.length === 0 && s.exactlyOnce === s.approved ? "met" : "NOT met") : "–",
         ],
-        ["zero lost audit events (chains verify)", results.chains ? `${results.chains.problems} chain problems` : "not run", results.chains ? (results.chains.ok ? "met" : "NOT met") : "–"],
+        [
+          "zero lost audit events (chains verify)",
+          results.chains ? `${results.chains.problems} chain problems` : "not run",
+          results.chains ? (results.chains.ok ? "met" : "NOT met") : "–",
+        ],
         [
           "expiry within 1 s of the deadline",
           alarm.n > 0 ? `max ${ms(alarm.max)} ms (p99 ${ms(alarm.p99)} ms)` : "not run",
@@ -799,7 +1050,10 @@ async function main(): Promise<void> {
   secrets = benchSecrets();
   const cleanups: Array<() => Promise<unknown> | unknown> = [() => rmSync(workDir, { recursive: true, force: true })];
   const cleanup = async () => {
-    for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(() => undefined);
+    for (const fn of cleanups.reverse())
+      await Promise.resolve()
+        .then(fn)
+        .catch(() => undefined);
   };
   process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
   try {
@@ -818,8 +1072,11 @@ async function main(): Promise<void> {
     bare = await startBare({ root: ROOT, workDir, ...compatibilityOf(ROOT) });
     cleanups.push(() => bare.stop());
     const health = await api<{ ok: boolean }>("GET", "/healthz");
-    if (health.status !== 200) throw new Error(`signoff answers /healthz with ${health.status}: ${JSON.stringify(health.body)}`);
-    log(`signoff at ${signoff.url.href} (workerd pid ${signoff.pid}), bare at ${bare.url.href} (pid ${bare.pid}), peers at ${peers.url}; ${migrations} migration(s) applied`);
+    if (health.status !== 200)
+      throw new Error(`signoff answers /healthz with ${health.status}: ${JSON.stringify(health.body)}`);
+    log(
+      `signoff at ${signoff.url.href} (workerd pid ${signoff.pid}), bare at ${bare.url.href} (pid ${bare.pid}), peers at ${peers.url}; ${migrations} migration(s) applied`,
+    );
     results.memory["workerd (signoff)"] = { before: memoryOf(signoff.pid), after: null };
     results.memory["workerd (bare route)"] = { before: memoryOf(bare.pid), after: null };
     results.memory["node (bench + load)"] = { before: memoryOf(process.pid), after: null };
@@ -827,7 +1084,8 @@ async function main(): Promise<void> {
 
     // Warm-up: JIT, the group cache, D1's first writes. Not measured.
     const warm = await createMany(60);
-    results.sizes["click request body, bytes"] = clickRequest(secrets.SLACK_SIGNING_SECRET, warm.proposals[0]!, ALICE).body!.length;
+    results.sizes["click request body, bytes"] = clickRequest(secrets.SLACK_SIGNING_SECRET, warm.proposals[0]!, ALICE)
+      .body!.length;
     await closedLoop(bare.url, clicksFor(warm.proposals, [ALICE, OSCAR]), 10);
     await closedLoop(signoff.url, clicksFor(warm.proposals, [ALICE, OSCAR]), 10);
     await drain("warm-up", { runnerAccepted: warm.proposals.length });
@@ -839,7 +1097,9 @@ async function main(): Promise<void> {
       results.create = created.load;
       await drain("creation");
       results.createCpuMs = (cpuOf(signoff.pid).cpuMs - cpuBefore) / needed;
-      log(`created ${needed} proposals: ${created.load.rps.toFixed(0)}/s, ${results.createCpuMs.toFixed(1)} ms CPU each`);
+      log(
+        `created ${needed} proposals: ${created.load.rps.toFixed(0)}/s, ${results.createCpuMs.toFixed(1)} ms CPU each`,
+      );
       const pool = created.proposals;
 
       await phaseLevels(pool);
@@ -852,8 +1112,18 @@ async function main(): Promise<void> {
 
     const all = await auditEvents();
     const report = verifyChains([...all.values()].flat());
-    results.chains = { ok: report.ok, proposals: report.proposals, events: report.events, problems: report.problems.length };
-    for (const [name, pid] of [["workerd (signoff)", signoff.pid], ["workerd (bare route)", bare.pid], ["node (bench + load)", process.pid], ["node (Slack + runner peers)", peers.pid]] as const) {
+    results.chains = {
+      ok: report.ok,
+      proposals: report.proposals,
+      events: report.events,
+      problems: report.problems.length,
+    };
+    for (const [name, pid] of [
+      ["workerd (signoff)", signoff.pid],
+      ["workerd (bare route)", bare.pid],
+      ["node (bench + load)", process.pid],
+      ["node (Slack + runner peers)", peers.pid],
+    ] as const) {
       results.memory[name]!.after = memoryOf(pid);
     }
     if (inspectorPort) await phaseCpuProfile(inspectorPort, workDir);

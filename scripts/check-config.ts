@@ -4,9 +4,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs, parseEnv } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
-import { SECRET_NAMES, VAR_NAMES, checkConfig } from "../src/config/check.ts";
-import type { Config, ConfigEnv } from "../src/config/check.ts";
 import { isLoopbackHost } from "../src/config/api-keys.ts";
+import type { Config, ConfigEnv } from "../src/config/check.ts";
+import { checkConfig, SECRET_NAMES, VAR_NAMES } from "../src/config/check.ts";
 
 const USAGE = `Usage: npm run check-config [-- --env NAME] [--wrangler PATH] [--dev-vars PATH] [--secrets-from-env | --vars-only]
 
@@ -26,7 +26,14 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-let args: { env?: string; wrangler?: string; "dev-vars"?: string; "secrets-from-env"?: boolean; "vars-only"?: boolean; help?: boolean };
+let args: {
+  env?: string;
+  wrangler?: string;
+  "dev-vars"?: string;
+  "secrets-from-env"?: boolean;
+  "vars-only"?: boolean;
+  help?: boolean;
+};
 try {
   ({ values: args } = parseArgs({
     options: {
@@ -47,14 +54,18 @@ if (args.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
-if (args["secrets-from-env"] && args["dev-vars"] !== undefined) fail("--secrets-from-env and --dev-vars exclude each other");
-if (args["vars-only"] && (args["secrets-from-env"] || args["dev-vars"] !== undefined)) fail("--vars-only checks no secrets: drop --secrets-from-env / --dev-vars");
+if (args["secrets-from-env"] && args["dev-vars"] !== undefined)
+  fail("--secrets-from-env and --dev-vars exclude each other");
+if (args["vars-only"] && (args["secrets-from-env"] || args["dev-vars"] !== undefined))
+  fail("--vars-only checks no secrets: drop --secrets-from-env / --dev-vars");
 
 const cwd = process.cwd();
 const show = (path: string) => relative(cwd, path) || path;
 
 const wranglerPath = resolve(
-  args.wrangler ?? ["wrangler.toml", "wrangler.jsonc", "wrangler.json"].find((name) => existsSync(name)) ?? "wrangler.toml",
+  args.wrangler ??
+    ["wrangler.toml", "wrangler.jsonc", "wrangler.json"].find((name) => existsSync(name)) ??
+    "wrangler.toml",
 );
 if (!existsSync(wranglerPath)) fail(`no wrangler config at ${show(wranglerPath)} (use --wrangler PATH)`);
 
@@ -80,7 +91,10 @@ const varsTable = args.env === undefined ? "[vars]" : `[env.${args.env}.vars]`;
 
 for (const name of SECRET_NAMES) {
   if (vars[name] !== undefined) {
-    problems.push({ path: name, message: `is in ${show(wranglerPath)} ${varsTable}, in clear: remove it and use \`wrangler secret put ${name}\`` });
+    problems.push({
+      path: name,
+      message: `is in ${show(wranglerPath)} ${varsTable}, in clear: remove it and use \`wrangler secret put ${name}\``,
+    });
     delete vars[name];
   }
 }
@@ -98,9 +112,10 @@ if (args["vars-only"]) {
   }
 } else if (!args["secrets-from-env"]) {
   const dir = dirname(wranglerPath);
-  const candidates = args["dev-vars"] !== undefined
-    ? [resolve(args["dev-vars"])]
-    : [...(args.env === undefined ? [] : [join(dir, `.dev.vars.${args.env}`)]), join(dir, ".dev.vars")];
+  const candidates =
+    args["dev-vars"] !== undefined
+      ? [resolve(args["dev-vars"])]
+      : [...(args.env === undefined ? [] : [join(dir, `.dev.vars.${args.env}`)]), join(dir, ".dev.vars")];
   devVarsPath = candidates.find((path) => existsSync(path));
   if (args["dev-vars"] !== undefined && devVarsPath === undefined) fail(`no dev vars file at ${show(candidates[0]!)}`);
   if (devVarsPath !== undefined) {
@@ -191,7 +206,11 @@ const lines: string[] = [`OK: signoff configuration (${where})`];
 const actions = Object.values(config.policy.actions);
 lines.push(`  actions (${actions.length}):`);
 for (const a of actions) {
-  const deciders = [...a.approvers, ...(a.links?.recipients ?? []), ...(a.links?.teams_recipient ? [a.links.teams_recipient] : [])];
+  const deciders = [
+    ...a.approvers,
+    ...(a.links?.recipients ?? []),
+    ...(a.links?.teams_recipient ? [a.links.teams_recipient] : []),
+  ];
   const who = a.verify
     ? `verification prompt ("${a.verify.labels.yes}" / "${a.verify.labels.no}" / "${a.verify.labels.unsure}")`
     : a.requester_only
@@ -211,17 +230,23 @@ for (const a of actions) {
   ];
   lines.push(`    ${parts.filter((p) => p !== "").join(" · ")}`);
 }
-const channels = [...new Set(actions.flatMap((a) => [a.channel, a.escalation?.channel ?? null]).filter((c) => c !== null))];
+const channels = [
+  ...new Set(actions.flatMap((a) => [a.channel, a.escalation?.channel ?? null]).filter((c) => c !== null)),
+];
 lines.push(`  channels: ${channels.join(", ") || "none (every action is requester_only)"}`);
 lines.push(`  keys (${config.apiKeys.length}):`);
 for (const key of config.apiKeys) {
   const hosts = key.callback_hosts.length > 0 ? ` · callbacks ${key.callback_hosts.join(", ")}` : "";
   lines.push(`    ${key.name} · ${key.scopes.join(", ")} · actions ${key.actions.join(", ") || "none"}${hosts}`);
 }
-lines.push(`  runner: ${config.runnerUrl} (${config.dispatchMaxAttempts} attempts, ${config.dispatchTimeoutMs} ms timeout)`);
+lines.push(
+  `  runner: ${config.runnerUrl} (${config.dispatchMaxAttempts} attempts, ${config.dispatchTimeoutMs} ms timeout)`,
+);
 lines.push(`  slack api: ${config.slackApiBase}`);
 // LINK_SECRET matters only when some action enables links (or it was given anyway).
-const shownSecrets = SECRET_NAMES.filter((name) => name !== "LINK_SECRET" || config.linkSecret !== null || sources[name] !== undefined);
+const shownSecrets = SECRET_NAMES.filter(
+  (name) => name !== "LINK_SECRET" || config.linkSecret !== null || sources[name] !== undefined,
+);
 lines.push(`  secrets: ${shownSecrets.map((name) => `${name} (${sources[name] ?? "?"})`).join(", ")}`);
 if (config.publicUrl !== null) lines.push(`  public url: ${config.publicUrl} (signed links point here)`);
 process.stdout.write(`${lines.join("\n")}\n`);

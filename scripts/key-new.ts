@@ -1,7 +1,7 @@
 // `npm run key:new -- --name alertmanager --actions 'k8s.*' …`: mints a proposer API key, prints the token once and
 // the API_KEYS entry that stores only its SHA-256 (SPEC 3).
 import { parseArgs } from "node:util";
-import { SCOPES, newApiKey } from "../src/config/api-keys.ts";
+import { newApiKey, SCOPES } from "../src/config/api-keys.ts";
 import { ConfigError } from "../src/config/problems.ts";
 
 const USAGE = `Usage: npm run key:new -- --name NAME --actions PATTERNS [--scopes SCOPES] [--callback-hosts HOSTS] [--json]
@@ -24,7 +24,14 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-let values: { name?: string; actions?: string; scopes?: string; "callback-hosts"?: string; json?: boolean; help?: boolean };
+let values: {
+  name?: string;
+  actions?: string;
+  scopes?: string;
+  "callback-hosts"?: string;
+  json?: boolean;
+  help?: boolean;
+};
 try {
   ({ values } = parseArgs({
     options: {
@@ -61,13 +68,21 @@ try {
   minted = await newApiKey(values.name, scopes, actions, callbackHosts);
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
-  const lines = error.details.map((d) => `  --${d.path.replace(/^key\./, "").replace(/\[\d+\]$/, "").replace("callback_hosts", "callback-hosts")}: ${d.message}`);
+  const lines = error.details.map(
+    (d) =>
+      `  --${d.path
+        .replace(/^key\./, "")
+        .replace(/\[\d+\]$/, "")
+        .replace("callback_hosts", "callback-hosts")}: ${d.message}`,
+  );
   fail(`the key is not valid:\n${lines.join("\n")}`);
 }
 
 const { token, entry } = minted;
 if (actions.includes("*")) {
-  process.stderr.write("key:new: warning: --actions '*' lets this key propose every action type in the policy, now and later\n");
+  process.stderr.write(
+    "key:new: warning: --actions '*' lets this key propose every action type in the policy, now and later\n",
+  );
 }
 if (values.json) {
   process.stdout.write(`${JSON.stringify({ token, entry })}\n`);

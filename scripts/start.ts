@@ -3,9 +3,9 @@
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
-import { parsePolicy, type ActionPolicy } from "../src/config/policy.ts";
+import { type ActionPolicy, parsePolicy } from "../src/config/policy.ts";
 import { DEMO_PROPOSALS } from "../src/local/demo.ts";
-import { DEMO_KEY_NAME, ROOT, checkNode, startLocal } from "./local/stack.ts";
+import { checkNode, DEMO_KEY_NAME, ROOT, startLocal } from "./local/stack.ts";
 
 const USAGE = `Usage: npm start [-- --port PORT] [--runner-port PORT] [--persist-to DIR]
 
@@ -58,7 +58,9 @@ const runnerPort = port(args["runner-port"] ?? process.env.RUNNER_PORT, "--runne
 /** The demo policy as the Worker will load it, from wrangler.toml [env.local]. */
 function demoPolicy(): ActionPolicy[] {
   try {
-    const raw = experimental_readRawConfig({ config: join(ROOT, "wrangler.toml") }).rawConfig as { env?: Record<string, { vars?: Record<string, unknown> }> };
+    const raw = experimental_readRawConfig({ config: join(ROOT, "wrangler.toml") }).rawConfig as {
+      env?: Record<string, { vars?: Record<string, unknown> }>;
+    };
     return Object.values(parsePolicy(raw.env?.local?.vars?.POLICY).actions);
   } catch (error) {
     process.stderr.write(`start: warning: cannot read the demo policy: ${(error as Error).message}\n`);

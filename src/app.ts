@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import pkg from "../package.json";
 import { auditRoutes } from "./api/audit.ts";
-import { configOf, type AppEnv } from "./api/http.ts";
+import { type AppEnv, configOf } from "./api/http.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { proposalRoutes } from "./api/proposals.ts";
 import { resultRoutes } from "./api/results.ts";
@@ -26,7 +26,9 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/slack", slackRoutes);
   app.route("/l", linkRoutes);
 
-  app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).toBody(), 404));
+  app.notFound((c) =>
+    c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).toBody(), 404),
+  );
   app.onError((error, c) => {
     if (error instanceof ApiError) return c.json(error.toBody(), error.status);
     // Anything else is our fault: logged here, never described to the caller.

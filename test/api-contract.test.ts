@@ -6,7 +6,18 @@ import { env, exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { SECRETS, TOKENS } from "./fixtures.ts";
-import { auditOf, BASE, call, clickPayload, json, proposalBody, runnerSignedHeaders, settle, signedSlackBody, slackRequest } from "./helpers/api.ts";
+import {
+  auditOf,
+  BASE,
+  call,
+  clickPayload,
+  json,
+  proposalBody,
+  runnerSignedHeaders,
+  settle,
+  signedSlackBody,
+  slackRequest,
+} from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -24,7 +35,11 @@ afterEach(async () => {
 });
 
 async function create(overrides: Json = {}, options: { token?: string; headers?: Record<string, string> } = {}) {
-  const res = await call("/v1/proposals", { body: proposalBody(overrides), token: options.token ?? TOKENS.writer, headers: options.headers ?? {} });
+  const res = await call("/v1/proposals", {
+    body: proposalBody(overrides),
+    token: options.token ?? TOKENS.writer,
+    headers: options.headers ?? {},
+  });
   const body = await json(res);
   expect(res.status, JSON.stringify(body)).toBe(201);
   created.push(body.id);
@@ -55,7 +70,9 @@ async function expectError(res: Response, status: number, fields: string[] = [])
   }
   for (const field of fields) {
     // A detail names a field by its path, or (for unknown fields reported at their parent) in its message.
-    const named = body.error.details.some((d: Json) => d.path === field || d.path.startsWith(`${field}.`) || (d.message as string).includes(field));
+    const named = body.error.details.some(
+      (d: Json) => d.path === field || d.path.startsWith(`${field}.`) || (d.message as string).includes(field),
+    );
     expect(named, `details should name ${field}: ${JSON.stringify(body.error.details)}`).toBe(true);
   }
   return body;
@@ -66,7 +83,10 @@ async function expectError(res: Response, status: number, fields: string[] = [])
  * created earlier may still be arriving from their alarms, so the row count is no measure.)
  */
 async function auditedProposals(): Promise<number> {
-  return (await testEnv.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ?? 0;
+  return (
+    (await testEnv.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ??
+    0
+  );
 }
 
 async function cardsPosted(): Promise<Json[]> {
@@ -97,12 +117,18 @@ async function expectRefusedCreate(
   {
     const probe = await call("/v1/proposals", { body: proposalBody(), token, headers: { "idempotency-key": key } });
     const probeBody = track(await json(probe));
-    expect(probe.status, `the refused request left something under its Idempotency-Key: ${JSON.stringify(probeBody)}`).toBe(201);
+    expect(
+      probe.status,
+      `the refused request left something under its Idempotency-Key: ${JSON.stringify(probeBody)}`,
+    ).toBe(201);
   }
   return body;
 }
 
-function postProposal(key: string, options: { body?: unknown; rawBody?: BodyInit; token?: string | null; headers?: Record<string, string> }) {
+function postProposal(
+  key: string,
+  options: { body?: unknown; rawBody?: BodyInit; token?: string | null; headers?: Record<string, string> },
+) {
   return call("/v1/proposals", {
     method: "POST",
     ...options,
@@ -178,7 +204,10 @@ const UNKNOWN_TOKEN = `so_${"Q".repeat(43)}`;
 const BAD_CREDENTIALS: Array<[string, Record<string, string>]> = [
   ["no Authorization header", {}],
   ["a wrong token", { authorization: "Bearer not-a-token" }],
-  ["the Basic scheme (with a valid token as password)", { authorization: `Basic ${btoa(`alertmanager:${TOKENS.writer}`)}` }],
+  [
+    "the Basic scheme (with a valid token as password)",
+    { authorization: `Basic ${btoa(`alertmanager:${TOKENS.writer}`)}` },
+  ],
   ["the Basic scheme with the bare token", { authorization: `Basic ${TOKENS.writer}` }],
   ["a token of the right shape that no key has", { authorization: `Bearer ${UNKNOWN_TOKEN}` }],
   ["Bearer with nothing after it", { authorization: "Bearer " }],
@@ -197,7 +226,10 @@ describe("POST /v1/proposals", () => {
 
   describe("403 not allowed", () => {
     it("403 when the key lacks the proposals:write scope (reader)", async () => {
-      const body = await expectRefusedCreate((key) => postProposal(key, { body: proposalBody(), token: TOKENS.reader }), 403);
+      const body = await expectRefusedCreate(
+        (key) => postProposal(key, { body: proposalBody(), token: TOKENS.reader }),
+        403,
+      );
       expect(body.error.message).toContain("proposals:write");
     });
 
@@ -207,7 +239,11 @@ describe("POST /v1/proposals", () => {
 
     it("403 for an action type outside the key's actions (ci may only propose k8s.rollout_restart)", async () => {
       await expectRefusedCreate(
-        (key) => postProposal(key, { body: proposalBody({ action: { type: "db.failover", params: {} } }), token: TOKENS.other }),
+        (key) =>
+          postProposal(key, {
+            body: proposalBody({ action: { type: "db.failover", params: {} } }),
+            token: TOKENS.other,
+          }),
         403,
         ["action.type"],
         TOKENS.other,
@@ -224,7 +260,11 @@ describe("POST /v1/proposals", () => {
 
     it("403 for any callback_url from a key with no callback_hosts (ci)", async () => {
       await expectRefusedCreate(
-        (key) => postProposal(key, { body: proposalBody({ callback_url: "https://hooks.example.com/signoff" }), token: TOKENS.other }),
+        (key) =>
+          postProposal(key, {
+            body: proposalBody({ callback_url: "https://hooks.example.com/signoff" }),
+            token: TOKENS.other,
+          }),
         403,
         ["callback_url"],
         TOKENS.other,
@@ -241,7 +281,8 @@ describe("POST /v1/proposals", () => {
 
     it("403 for a callback_url carrying credentials", async () => {
       await expectRefusedCreate(
-        (key) => postProposal(key, { body: proposalBody({ callback_url: "https://user:pw@hooks.example.com/signoff" }) }),
+        (key) =>
+          postProposal(key, { body: proposalBody({ callback_url: "https://user:pw@hooks.example.com/signoff" }) }),
         403,
         ["callback_url"],
       );
@@ -257,27 +298,42 @@ describe("POST /v1/proposals", () => {
     it("413 for a 70 KiB body with Content-Length, refused before parsing (invalid JSON gets 413, not 400)", async () => {
       const raw = "{".repeat(70 * KiB);
       await expectRefusedCreate(
-        (key) => postProposal(key, { rawBody: raw, headers: { "content-type": "application/json", "content-length": String(raw.length) } }),
+        (key) =>
+          postProposal(key, {
+            rawBody: raw,
+            headers: { "content-type": "application/json", "content-length": String(raw.length) },
+          }),
         413,
       );
     });
 
     it("413 for a 70 KiB body sent as a stream without Content-Length, refused before parsing", async () => {
       await expectRefusedCreate(
-        (key) => postProposal(key, { rawBody: streamOf(70 * KiB, 4 * KiB, "{"), headers: { "content-type": "application/json" } }),
+        (key) =>
+          postProposal(key, {
+            rawBody: streamOf(70 * KiB, 4 * KiB, "{"),
+            headers: { "content-type": "application/json" },
+          }),
         413,
       );
     });
 
     it("413 for a streamed body of one byte over 64 KiB", async () => {
       await expectRefusedCreate(
-        (key) => postProposal(key, { rawBody: streamOf(64 * KiB + 1, 1000, " "), headers: { "content-type": "application/json" } }),
+        (key) =>
+          postProposal(key, {
+            rawBody: streamOf(64 * KiB + 1, 1000, " "),
+            headers: { "content-type": "application/json" },
+          }),
         413,
       );
     });
 
     it("413 for a 70 KiB well-formed proposal (big metadata)", async () => {
-      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ metadata: { pad: "x".repeat(70 * KiB) } }) }), 413);
+      await expectRefusedCreate(
+        (key) => postProposal(key, { body: proposalBody({ metadata: { pad: "x".repeat(70 * KiB) } }) }),
+        413,
+      );
     });
 
     it("a body of exactly 64 KiB is not over the limit", async () => {
@@ -296,7 +352,10 @@ describe("POST /v1/proposals", () => {
       ["text/plain", () => ({ rawBody: valid, headers: { "content-type": "text/plain" } })],
       ["no content-type at all", () => ({ rawBody: new TextEncoder().encode(valid), headers: {} })],
       ["form-encoded", () => ({ rawBody: new URLSearchParams({ payload: valid }), headers: {} })],
-      ["multipart/form-data", () => ({ rawBody: valid, headers: { "content-type": "multipart/form-data; boundary=x" } })],
+      [
+        "multipart/form-data",
+        () => ({ rawBody: valid, headers: { "content-type": "multipart/form-data; boundary=x" } }),
+      ],
       ["application/jsonp (not JSON)", () => ({ rawBody: valid, headers: { "content-type": "application/jsonp" } })],
       ["application/xml", () => ({ rawBody: "<proposal/>", headers: { "content-type": "application/xml" } })],
     ])("415 for %s, and nothing is created", async (_name, make) => {
@@ -305,17 +364,21 @@ describe("POST /v1/proposals", () => {
     });
 
     it("application/json with a charset parameter is JSON", async () => {
-      const res = await call("/v1/proposals", { rawBody: valid, headers: { "content-type": "application/json; charset=utf-8" } });
+      const res = await call("/v1/proposals", {
+        rawBody: valid,
+        headers: { "content-type": "application/json; charset=utf-8" },
+      });
       track(await json(res));
       expect(res.status).toBe(201);
     });
   });
 
   describe("400 bad JSON or schema (details name the fields)", () => {
-    const raw = (text: string) => (key: string) => postProposal(key, { rawBody: text, headers: { "content-type": "application/json" } });
+    const raw = (text: string) => (key: string) =>
+      postProposal(key, { rawBody: text, headers: { "content-type": "application/json" } });
 
     it.each([
-      ["invalid JSON", "{\"action\": "],
+      ["invalid JSON", '{"action": '],
       ["an empty body", ""],
       ["JSON with a trailing comma", `${JSON.stringify(proposalBody()).slice(0, -1)},}`],
     ])("400 for %s", async (_name, text) => {
@@ -324,14 +387,17 @@ describe("POST /v1/proposals", () => {
 
     it("400 for bytes that are not UTF-8", async () => {
       const bytes = new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]);
-      await expectRefusedCreate((key) => postProposal(key, { rawBody: bytes, headers: { "content-type": "application/json" } }), 400);
+      await expectRefusedCreate(
+        (key) => postProposal(key, { rawBody: bytes, headers: { "content-type": "application/json" } }),
+        400,
+      );
     });
 
     it.each([
       ["a JSON array", "[]"],
       ["JSON null", "null"],
       ["a JSON number", "42"],
-      ["a JSON string", "\"restart api\""],
+      ["a JSON string", '"restart api"'],
       ["an empty object", "{}"],
     ])("400 for %s as the body", async (_name, text) => {
       await expectRefusedCreate(raw(text), 400);
@@ -358,12 +424,17 @@ describe("POST /v1/proposals", () => {
     });
 
     it.each(["summary", "reason", "blast_radius", "rollback"])("400 naming %s when it is blank", async (field) => {
-      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ [field]: " \n\t " }) }), 400, [field]);
+      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ [field]: " \n\t " }) }), 400, [
+        field,
+      ]);
     });
 
-    it.each(["summary", "reason", "blast_radius", "rollback"])("400 naming %s when it is the empty string", async (field) => {
-      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ [field]: "" }) }), 400, [field]);
-    });
+    it.each(["summary", "reason", "blast_radius", "rollback"])(
+      "400 naming %s when it is the empty string",
+      async (field) => {
+        await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ [field]: "" }) }), 400, [field]);
+      },
+    );
 
     it.each<[string, Json]>([
       ["summary", { summary: 42 }],
@@ -384,52 +455,85 @@ describe("POST /v1/proposals", () => {
     });
 
     it("400 naming an unknown top-level field: the proposer never supplies a command", async () => {
-      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ command: "rm -rf /" }) }), 400, ["command"]);
+      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ command: "rm -rf /" }) }), 400, [
+        "command",
+      ]);
     });
 
     it("400 naming an unknown field inside action", async () => {
       await expectRefusedCreate(
-        (key) => postProposal(key, { body: proposalBody({ action: { type: "k8s.rollout_restart", params: { deployment: "api" }, command: "rm -rf /" } }) }),
+        (key) =>
+          postProposal(key, {
+            body: proposalBody({
+              action: { type: "k8s.rollout_restart", params: { deployment: "api" }, command: "rm -rf /" },
+            }),
+          }),
         400,
         ["action.command"],
       );
     });
 
-    it.each(["bob", "@bob", "u0bob", "U", "C0INCIDENT", "S0ONCALL", "<@U0BOB>"])("400 naming requested_by for %j (not a Slack user id)", async (value) => {
-      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ requested_by: value }) }), 400, ["requested_by"]);
-    });
+    it.each(["bob", "@bob", "u0bob", "U", "C0INCIDENT", "S0ONCALL", "<@U0BOB>"])(
+      "400 naming requested_by for %j (not a Slack user id)",
+      async (value) => {
+        await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ requested_by: value }) }), 400, [
+          "requested_by",
+        ]);
+      },
+    );
 
     it.each([1.5, 300.25, "1e2x"])("400 naming ttl_seconds for the non-integer %j", async (value) => {
-      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ ttl_seconds: value }) }), 400, ["ttl_seconds"]);
+      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ ttl_seconds: value }) }), 400, [
+        "ttl_seconds",
+      ]);
     });
 
     it.each(["not a url", "/relative/path", ""])("400 naming callback_url for %j", async (value) => {
-      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ callback_url: value }) }), 400, ["callback_url"]);
+      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ callback_url: value }) }), 400, [
+        "callback_url",
+      ]);
     });
 
     it.each([
-      ["metadata", 5_000, (deep: string) => JSON.stringify(proposalBody({ metadata: { x: "DEEP" } })).replace('"DEEP"', deep)],
-      ["metadata", 20_000, (deep: string) => JSON.stringify(proposalBody({ metadata: { x: "DEEP" } })).replace('"DEEP"', deep)],
-    ])("bad input never yields a 5xx: %s nested %d deep (under 64 KiB) is refused or stored, never a 500", async (_field, depth, build) => {
-      const text = build("[".repeat(depth) + "]".repeat(depth));
-      expect(text.length).toBeLessThan(64 * KiB);
-      const proposalsBefore = await auditedProposals();
-      const res = await call("/v1/proposals", { rawBody: text, headers: { "content-type": "application/json" } });
-      if (res.status === 201) {
-        track(await json(res));
-        return;
-      }
-      await expectError(res, 400, ["metadata"]);
-      expect(await auditedProposals()).toBe(proposalsBefore);
-    });
+      [
+        "metadata",
+        5_000,
+        (deep: string) => JSON.stringify(proposalBody({ metadata: { x: "DEEP" } })).replace('"DEEP"', deep),
+      ],
+      [
+        "metadata",
+        20_000,
+        (deep: string) => JSON.stringify(proposalBody({ metadata: { x: "DEEP" } })).replace('"DEEP"', deep),
+      ],
+    ])(
+      "bad input never yields a 5xx: %s nested %d deep (under 64 KiB) is refused or stored, never a 500",
+      async (_field, depth, build) => {
+        const text = build("[".repeat(depth) + "]".repeat(depth));
+        expect(text.length).toBeLessThan(64 * KiB);
+        const proposalsBefore = await auditedProposals();
+        const res = await call("/v1/proposals", { rawBody: text, headers: { "content-type": "application/json" } });
+        if (res.status === 201) {
+          track(await json(res));
+          return;
+        }
+        await expectError(res, 400, ["metadata"]);
+        expect(await auditedProposals()).toBe(proposalsBefore);
+      },
+    );
 
     it("400 naming summary when it is longer than a card can show (300 characters)", async () => {
-      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ summary: "s".repeat(301) }) }), 400, ["summary"]);
+      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ summary: "s".repeat(301) }) }), 400, [
+        "summary",
+      ]);
     });
 
     it("400 naming Idempotency-Key when it is not 1–255 visible ASCII characters", async () => {
       const proposalsBefore = await auditedProposals();
-      await expectError(await call("/v1/proposals", { body: proposalBody(), headers: { "idempotency-key": "k".repeat(256) } }), 400, ["Idempotency-Key"]);
+      await expectError(
+        await call("/v1/proposals", { body: proposalBody(), headers: { "idempotency-key": "k".repeat(256) } }),
+        400,
+        ["Idempotency-Key"],
+      );
       expect(await auditedProposals()).toBe(proposalsBefore);
     });
   });
@@ -437,7 +541,10 @@ describe("POST /v1/proposals", () => {
   describe("422 semantically invalid", () => {
     it("422 naming action.type for an action type not in the policy (even when the key's pattern allows it)", async () => {
       await expectRefusedCreate(
-        (key) => postProposal(key, { body: proposalBody({ action: { type: "k8s.delete_namespace", params: { deployment: "api" } } }) }),
+        (key) =>
+          postProposal(key, {
+            body: proposalBody({ action: { type: "k8s.delete_namespace", params: { deployment: "api" } } }),
+          }),
         422,
         ["action.type"],
       );
@@ -458,7 +565,10 @@ describe("POST /v1/proposals", () => {
 
     it("422 names action.params.deployment when deployment fails its pattern", async () => {
       const body = await expectRefusedCreate(
-        (key) => postProposal(key, { body: proposalBody({ action: { type: "k8s.rollout_restart", params: { deployment: "Not_Valid" } } }) }),
+        (key) =>
+          postProposal(key, {
+            body: proposalBody({ action: { type: "k8s.rollout_restart", params: { deployment: "Not_Valid" } } }),
+          }),
         422,
       );
       expect(body.error.details.map((d: Json) => d.path).join(" ")).toContain("action.params.deployment");
@@ -466,15 +576,23 @@ describe("POST /v1/proposals", () => {
 
     it("422 naming action.params when an action without params_schema gets more than 4 KiB of params", async () => {
       await expectRefusedCreate(
-        (key) => postProposal(key, { body: proposalBody({ action: { type: "db.failover", params: { blob: "x".repeat(5 * KiB) } } }) }),
+        (key) =>
+          postProposal(key, {
+            body: proposalBody({ action: { type: "db.failover", params: { blob: "x".repeat(5 * KiB) } } }),
+          }),
         422,
         ["action.params"],
       );
     });
 
-    it.each([0, -1, 3601, 86_400, 10 ** 12])("422 naming ttl_seconds for ttl %d (outside 1…max_ttl_seconds 3600)", async (ttl) => {
-      await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ ttl_seconds: ttl }) }), 422, ["ttl_seconds"]);
-    });
+    it.each([0, -1, 3601, 86_400, 10 ** 12])(
+      "422 naming ttl_seconds for ttl %d (outside 1…max_ttl_seconds 3600)",
+      async (ttl) => {
+        await expectRefusedCreate((key) => postProposal(key, { body: proposalBody({ ttl_seconds: ttl }) }), 422, [
+          "ttl_seconds",
+        ]);
+      },
+    );
 
     it.each([1, 3600])("ttl_seconds %d is inside the range and accepted", async (ttl) => {
       const before = Date.now();
@@ -514,13 +632,21 @@ describe("POST /v1/proposals", () => {
     });
 
     it("plan_sha256 is the SHA-256 of the RFC 8785 canonical JSON of {action, summary, reason, blast_radius, rollback}", async () => {
-      const body = proposalBody({ summary: "Restart \"api\" — ünïcødé ✓ <b>", metadata: { z: 1, a: 2 }, ttl_seconds: 120 });
+      const body = proposalBody({
+        summary: 'Restart "api" — ünïcødé ✓ <b>',
+        metadata: { z: 1, a: 2 },
+        ttl_seconds: 120,
+      });
       const p = await create(body);
       const { action, summary, reason, blast_radius, rollback } = body;
       const expected = await sha256Hex(canonical({ action, summary, reason, blast_radius, rollback }));
       expect(p.plan_sha256).toBe(expected);
       // Keys in another order, other metadata and ttl: the same plan, the same hash.
-      const reordered = await create({ ...Object.fromEntries(Object.entries(body).reverse()), metadata: { other: true }, ttl_seconds: 60 });
+      const reordered = await create({
+        ...Object.fromEntries(Object.entries(body).reverse()),
+        metadata: { other: true },
+        ttl_seconds: 60,
+      });
       expect(reordered.plan_sha256).toBe(expected);
       // Any change to the plan is a new hash.
       const changed = await create({ ...body, rollback: `${body.rollback} ` });
@@ -576,8 +702,13 @@ describe("POST /v1/proposals", () => {
       const key = `idem-${crypto.randomUUID()}`;
       const body = proposalBody({ metadata: { incident: "INC-7", team: "sre" } });
       const first = await create(body, { headers: { "idempotency-key": key } });
-      const reordered = Object.fromEntries(Object.entries({ ...body, metadata: { team: "sre", incident: "INC-7" } }).reverse());
-      const res = await call("/v1/proposals", { rawBody: JSON.stringify(reordered, null, 2), headers: { "content-type": "application/json", "idempotency-key": key } });
+      const reordered = Object.fromEntries(
+        Object.entries({ ...body, metadata: { team: "sre", incident: "INC-7" } }).reverse(),
+      );
+      const res = await call("/v1/proposals", {
+        rawBody: JSON.stringify(reordered, null, 2),
+        headers: { "content-type": "application/json", "idempotency-key": key },
+      });
       expect(res.status).toBe(200);
       expect((await json(res)).id).toBe(first.id);
       await settle(first.id);
@@ -589,7 +720,10 @@ describe("POST /v1/proposals", () => {
       const first = await create({}, { headers: { "idempotency-key": key } });
       await settle(first.id);
       const proposalsBefore = await auditedProposals();
-      const res = await call("/v1/proposals", { body: proposalBody({ reason: "a different reason" }), headers: { "idempotency-key": key } });
+      const res = await call("/v1/proposals", {
+        body: proposalBody({ reason: "a different reason" }),
+        headers: { "idempotency-key": key },
+      });
       await expectError(res, 409);
       const still = await json(await call(`/v1/proposals/${first.id}`, { token: TOKENS.reader }));
       expect(still.reason).toBe(first.reason);
@@ -614,7 +748,9 @@ describe("POST /v1/proposals", () => {
     it("20 concurrent identical requests with one key make one proposal and one card", async () => {
       const key = `idem-${crypto.randomUUID()}`;
       const responses = await Promise.all(
-        Array.from({ length: 20 }, () => call("/v1/proposals", { body: proposalBody(), headers: { "idempotency-key": key } })),
+        Array.from({ length: 20 }, () =>
+          call("/v1/proposals", { body: proposalBody(), headers: { "idempotency-key": key } }),
+        ),
       );
       const bodies = await Promise.all(responses.map((r) => json(r)));
       const statuses = responses.map((r) => r.status).sort();
@@ -626,14 +762,18 @@ describe("POST /v1/proposals", () => {
       track({ id });
       await settle(id!);
       expect((await cardsPosted()).length).toBe(1);
-      const creations = (await json(await call(`/v1/audit?proposal_id=${id}&type=proposal.created`, { token: TOKENS.auditor }))).events;
+      const creations = (
+        await json(await call(`/v1/audit?proposal_id=${id}&type=proposal.created`, { token: TOKENS.auditor }))
+      ).events;
       expect(creations.length).toBe(1);
     });
 
     it("concurrent requests under one key with different bodies: one proposal wins, every other body gets 409", async () => {
       const key = `idem-${crypto.randomUUID()}`;
       const responses = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => call("/v1/proposals", { body: proposalBody({ reason: `reason ${i}` }), headers: { "idempotency-key": key } })),
+        Array.from({ length: 10 }, (_, i) =>
+          call("/v1/proposals", { body: proposalBody({ reason: `reason ${i}` }), headers: { "idempotency-key": key } }),
+        ),
       );
       const bodies = await Promise.all(responses.map((r) => json(r)));
       const statuses = responses.map((r) => r.status);
@@ -662,7 +802,11 @@ describe("POST /v1/proposals", () => {
 
 describe("GET /v1/proposals/:id", () => {
   it("returns the whole state: status, action, texts, requested_by, created_by, approvals, decision, expires_at, dispatch, result", async () => {
-    const body = proposalBody({ callback_url: "https://hooks.example.com/signoff", metadata: { incident: "INC-7" }, ttl_seconds: 300 });
+    const body = proposalBody({
+      callback_url: "https://hooks.example.com/signoff",
+      metadata: { incident: "INC-7" },
+      ttl_seconds: 300,
+    });
     const p = await create(body);
     const res = await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader });
     expect(res.status).toBe(200);
@@ -786,7 +930,9 @@ describe("POST /v1/proposals/:id/cancel", () => {
     expect(view.status).toBe("cancelled");
     expect(view.decision).toMatchObject({ outcome: "cancelled" });
     await settle(p.id);
-    const auditBefore = (await json(await call(`/v1/audit?proposal_id=${p.id}&type=proposal.cancelled`, { token: TOKENS.auditor }))).events.length;
+    const auditBefore = (
+      await json(await call(`/v1/audit?proposal_id=${p.id}&type=proposal.cancelled`, { token: TOKENS.auditor }))
+    ).events.length;
     expect(auditBefore).toBe(1);
     await expectError(await call(`/v1/proposals/${p.id}/cancel`, { method: "POST" }), 409);
     const after = await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }));
@@ -847,7 +993,6 @@ describe("POST /v1/proposals/:id/cancel", () => {
 // ---- POST /v1/proposals/:id/result -----------------------------------------------------
 
 describe("POST /v1/proposals/:id/result", () => {
-
   async function signedResult(id: string, body: string, contentType = "application/json") {
     return exports.default.fetch(
       new Request(`${BASE}/v1/proposals/${id}/result`, {
@@ -913,7 +1058,10 @@ describe("POST /v1/proposals/:id/result", () => {
 
   it("413 for a result body over 64 KiB", async () => {
     const p = await create();
-    await expectError(await signedResult(p.id, JSON.stringify({ status: "succeeded", output: "x".repeat(70 * KiB) })), 413);
+    await expectError(
+      await signedResult(p.id, JSON.stringify({ status: "succeeded", output: "x".repeat(70 * KiB) })),
+      413,
+    );
   });
 });
 
@@ -923,7 +1071,7 @@ describe("GET /v1/audit", () => {
   /** Three proposals with a few events each (one cancelled, one by another key), flushed to D1. */
   async function history() {
     const since = Date.now() - 1;
-    const a = await create({ summary: "Restart api, \"carefully\", then check" });
+    const a = await create({ summary: 'Restart api, "carefully", then check' });
     const b = await create({}, { token: TOKENS.other });
     const c = await create();
     expect((await call(`/v1/proposals/${a.id}/cancel`, { method: "POST" })).status).toBe(200);
@@ -1060,12 +1208,21 @@ describe("GET /v1/audit", () => {
     const text = await res.text();
     const rows = parseCsv(text);
     const [header, ...body] = rows;
-    expect(header).toEqual(expect.arrayContaining(["seq", "at", "proposal_id", "type", "actor", "details", "prev_hash", "hash"]));
+    expect(header).toEqual(
+      expect.arrayContaining(["seq", "at", "proposal_id", "type", "actor", "details", "prev_hash", "hash"]),
+    );
     expect(body.length).toBe(asJson.length);
     body.forEach((row, i) => {
       const record = Object.fromEntries(header!.map((name, j) => [name, row[j]]));
       const event = asJson[i]!;
-      expect(record).toMatchObject({ seq: String(event.seq), at: event.at, proposal_id: event.proposal_id, type: event.type, actor: event.actor, hash: event.hash });
+      expect(record).toMatchObject({
+        seq: String(event.seq),
+        at: event.at,
+        proposal_id: event.proposal_id,
+        type: event.type,
+        actor: event.actor,
+        hash: event.hash,
+      });
       expect(JSON.parse(record.details!)).toEqual(event.details);
     });
     // details holds commas and quotes: it must be a quoted field with doubled quotes.
@@ -1155,7 +1312,11 @@ describe("POST /slack/interactions", () => {
     const p = await create();
     const body = `payload=${encodeURIComponent(JSON.stringify(clickPayload("approve", p.id, "U0ALICE")))}`;
     const res = await exports.default.fetch(
-      new Request(`${BASE}/slack/interactions`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body }),
+      new Request(`${BASE}/slack/interactions`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body,
+      }),
     );
     await expectError(res, 401);
     expect((await view(p.id)).status).toBe("pending");
@@ -1163,7 +1324,10 @@ describe("POST /slack/interactions", () => {
 
   it("401 for a request signed with another secret: nothing changed", async () => {
     const p = await create();
-    await expectError(await slackRequest(clickPayload("approve", p.id, "U0ALICE"), { secret: "not-the-signing-secret" }), 401);
+    await expectError(
+      await slackRequest(clickPayload("approve", p.id, "U0ALICE"), { secret: "not-the-signing-secret" }),
+      401,
+    );
     expect((await view(p.id)).status).toBe("pending");
   });
 
@@ -1186,7 +1350,7 @@ describe("POST /slack/interactions", () => {
   );
 
   const DEEP_ARRAY = "[".repeat(5000) + "]".repeat(5000);
-  const DEEP_OBJECT = '{"a":'.repeat(2500) + "null" + "}".repeat(2500);
+  const DEEP_OBJECT = `${'{"a":'.repeat(2500)}null${"}".repeat(2500)}`;
   const click = (id: string, user: string, overrides: Json) => ({
     type: "block_actions",
     user: { id: user },
@@ -1196,26 +1360,53 @@ describe("POST /slack/interactions", () => {
   });
 
   it.each<[string, (id: string) => Json, string]>([
-    ["actions[0].action_id", (id) => click(id, "U0ALICE", { actions: [{ action_id: "DEEP", value: id, type: "button" }] }), DEEP_ARRAY],
-    ["actions[0].value", (id) => click(id, "U0ALICE", { actions: [{ action_id: "signoff.approve", value: "DEEP", type: "button" }] }), DEEP_ARRAY],
+    [
+      "actions[0].action_id",
+      (id) => click(id, "U0ALICE", { actions: [{ action_id: "DEEP", value: id, type: "button" }] }),
+      DEEP_ARRAY,
+    ],
+    [
+      "actions[0].value",
+      (id) => click(id, "U0ALICE", { actions: [{ action_id: "signoff.approve", value: "DEEP", type: "button" }] }),
+      DEEP_ARRAY,
+    ],
     // A click by someone who may not decide, so that ignoring the bad channel changes nothing either.
     ["channel.id", (id) => click(id, "U0MALLORY", { channel: { id: "DEEP" } }), DEEP_OBJECT],
-    ["container.channel_id", (id) => click(id, "U0MALLORY", { channel: undefined, container: { type: "message", channel_id: "DEEP" } }), DEEP_OBJECT],
-    ["view.private_metadata", () => ({ type: "view_submission", user: { id: "U0ALICE" }, view: { callback_id: "signoff.deny_reason", private_metadata: "DEEP" } }), DEEP_ARRAY],
-  ])("a signed payload whose %s is deeply nested JSON (not a string) never yields a 5xx and changes nothing", async (_field, build, deep) => {
-    const p = await create();
-    await settle(p.id);
-    const res = await signedSlack(`payload=${encodeURIComponent(JSON.stringify(build(p.id)).replace('"DEEP"', deep))}`);
-    expect(res.status, await res.clone().text()).toBeLessThan(500);
-    const after = await view(p.id);
-    expect(after.status).toBe("pending");
-    expect(after.approvals).toEqual([]);
-  });
+    [
+      "container.channel_id",
+      (id) => click(id, "U0MALLORY", { channel: undefined, container: { type: "message", channel_id: "DEEP" } }),
+      DEEP_OBJECT,
+    ],
+    [
+      "view.private_metadata",
+      () => ({
+        type: "view_submission",
+        user: { id: "U0ALICE" },
+        view: { callback_id: "signoff.deny_reason", private_metadata: "DEEP" },
+      }),
+      DEEP_ARRAY,
+    ],
+  ])(
+    "a signed payload whose %s is deeply nested JSON (not a string) never yields a 5xx and changes nothing",
+    async (_field, build, deep) => {
+      const p = await create();
+      await settle(p.id);
+      const res = await signedSlack(
+        `payload=${encodeURIComponent(JSON.stringify(build(p.id)).replace('"DEEP"', deep))}`,
+      );
+      expect(res.status, await res.clone().text()).toBeLessThan(500);
+      const after = await view(p.id);
+      expect(after.status).toBe("pending");
+      expect(after.approvals).toEqual([]);
+    },
+  );
 
   it("a signed click whose action_id is an array holding a button's name is not that button: nothing changes", async () => {
     const p = await create();
     await settle(p.id);
-    const res = await slackRequest(click(p.id, "U0ALICE", { actions: [{ action_id: ["signoff.approve"], value: p.id, type: "button" }] }));
+    const res = await slackRequest(
+      click(p.id, "U0ALICE", { actions: [{ action_id: ["signoff.approve"], value: p.id, type: "button" }] }),
+    );
     expect(res.status).toBeLessThan(500);
     const after = await view(p.id);
     expect(after.status).toBe("pending");
@@ -1245,41 +1436,51 @@ describe("POST /slack/interactions", () => {
     ["a boolean", true],
     ["an object", { text: "why" }],
     ["an array", ["why"]],
-  ])("a deny form whose reason is %s (not text) never yields a 5xx, and any stored reason is text", async (_name, value) => {
-    const p = await create();
-    await settle(p.id);
-    const res = await slackRequest({
-      type: "view_submission",
-      user: { id: "U0ALICE" },
-      view: { callback_id: "signoff.deny_reason", private_metadata: p.id, state: { values: { reason: { reason: { type: "plain_text_input", value } } } } },
-    });
-    expect(res.status, await res.clone().text()).toBeLessThan(500);
-    const after = await view(p.id);
-    expect(["pending", "denied"]).toContain(after.status);
-    if (after.decision?.reason !== undefined) expect(typeof after.decision.reason).toBe("string");
-  });
+  ])(
+    "a deny form whose reason is %s (not text) never yields a 5xx, and any stored reason is text",
+    async (_name, value) => {
+      const p = await create();
+      await settle(p.id);
+      const res = await slackRequest({
+        type: "view_submission",
+        user: { id: "U0ALICE" },
+        view: {
+          callback_id: "signoff.deny_reason",
+          private_metadata: p.id,
+          state: { values: { reason: { reason: { type: "plain_text_input", value } } } },
+        },
+      });
+      expect(res.status, await res.clone().text()).toBeLessThan(500);
+      const after = await view(p.id);
+      expect(["pending", "denied"]).toContain(after.status);
+      if (after.decision?.reason !== undefined) expect(typeof after.decision.reason).toBe("string");
+    },
+  );
 
   it.each<[string, unknown]>([
     ["an array nested 5 000 deep", "DEEP"],
     ["an array holding an approver's id", ["U0ALICE"]],
     ["an object", { id: "U0ALICE" }],
     ["a number", 42],
-  ])("a signed click whose user id is %s (not a Slack user id) is refused as bad input (400), and nothing is audited", async (_name, id) => {
-    const p = await create();
-    await settle(p.id);
-    const eventsBefore = (await auditOf(p.id)).length;
-    const text = JSON.stringify({
-      type: "block_actions",
-      user: { id },
-      channel: { id: "C0INCIDENT" },
-      actions: [{ action_id: "signoff.approve", value: p.id, type: "button" }],
-    }).replace('"DEEP"', "[".repeat(5000) + "]".repeat(5000));
-    const res = await signedSlack(`payload=${encodeURIComponent(text)}`);
-    await expectError(res, 400);
-    await settle(p.id);
-    expect((await auditOf(p.id)).length).toBe(eventsBefore);
-    expect((await view(p.id)).status).toBe("pending");
-  });
+  ])(
+    "a signed click whose user id is %s (not a Slack user id) is refused as bad input (400), and nothing is audited",
+    async (_name, id) => {
+      const p = await create();
+      await settle(p.id);
+      const eventsBefore = (await auditOf(p.id)).length;
+      const text = JSON.stringify({
+        type: "block_actions",
+        user: { id },
+        channel: { id: "C0INCIDENT" },
+        actions: [{ action_id: "signoff.approve", value: p.id, type: "button" }],
+      }).replace('"DEEP"', "[".repeat(5000) + "]".repeat(5000));
+      const res = await signedSlack(`payload=${encodeURIComponent(text)}`);
+      await expectError(res, 400);
+      await settle(p.id);
+      expect((await auditOf(p.id)).length).toBe(eventsBefore);
+      expect((await view(p.id)).status).toBe("pending");
+    },
+  );
 });
 
 // ---- GET /healthz, GET /openapi.json, unknown routes ------------------------------------
@@ -1310,23 +1511,39 @@ describe("GET /openapi.json", () => {
       ["/healthz", "get"],
       ["/openapi.json", "get"],
     ];
-    for (const [path, method] of routes) expect(doc.paths?.[path]?.[method], `${method.toUpperCase()} ${path}`).toBeDefined();
+    for (const [path, method] of routes)
+      expect(doc.paths?.[path]?.[method], `${method.toUpperCase()} ${path}`).toBeDefined();
   });
 
   it("describes the create body with its required fields, the ?wait parameter and the audit filters", async () => {
     const doc = await json(await call("/openapi.json", { token: null }));
     const create = doc.paths["/v1/proposals"].post;
     const schema = create.requestBody.content["application/json"].schema;
-    expect(schema.required).toEqual(expect.arrayContaining(["action", "summary", "reason", "blast_radius", "rollback"]));
+    expect(schema.required).toEqual(
+      expect.arrayContaining(["action", "summary", "reason", "blast_radius", "rollback"]),
+    );
     expect(Object.keys(schema.properties)).toEqual(
-      expect.arrayContaining(["action", "summary", "reason", "blast_radius", "rollback", "requested_by", "ttl_seconds", "callback_url", "metadata"]),
+      expect.arrayContaining([
+        "action",
+        "summary",
+        "reason",
+        "blast_radius",
+        "rollback",
+        "requested_by",
+        "ttl_seconds",
+        "callback_url",
+        "metadata",
+      ]),
     );
     expect(create.responses).toHaveProperty("201");
-    for (const status of ["400", "401", "403", "409", "413", "415", "422"]) expect(create.responses, status).toHaveProperty(status);
+    for (const status of ["400", "401", "403", "409", "413", "415", "422"])
+      expect(create.responses, status).toHaveProperty(status);
     const wait = doc.paths["/v1/proposals/{id}"].get.parameters.find((p: Json) => p.name === "wait");
     expect(wait).toMatchObject({ in: "query" });
     const auditParams = doc.paths["/v1/audit"].get.parameters.map((p: Json) => p.name);
-    expect(auditParams).toEqual(expect.arrayContaining(["proposal_id", "type", "actor", "since", "until", "limit", "cursor", "format"]));
+    expect(auditParams).toEqual(
+      expect.arrayContaining(["proposal_id", "type", "actor", "since", "until", "limit", "cursor", "format"]),
+    );
   });
 });
 

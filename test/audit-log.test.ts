@@ -3,7 +3,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { GENESIS_HASH, verifyChains, type AuditEvent } from "../src/audit/chain.ts";
+import { type AuditEvent, GENESIS_HASH, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
 import { auditOf, click, createProposal, getProposal, runJobsNow, settle, stubOf } from "./helpers/api.ts";
 import { d1 } from "./helpers/d1-outage.ts";
@@ -15,9 +15,11 @@ async function allEvents(): Promise<AuditEvent[]> {
 }
 
 async function outboxSize(id: string): Promise<number> {
-  return runInDurableObject(stubOf(id), (_i, state) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n);
+  return runInDurableObject(
+    stubOf(id),
+    (_i, state) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n,
+  );
 }
-
 
 afterEach(async () => {
   await d1.restoreAuditTable();
@@ -27,13 +29,17 @@ describe("append-only", () => {
   it("the schema refuses UPDATE of an audit row", async () => {
     const p = await createProposal();
     await settle(p.id);
-    await expect(db.prepare("UPDATE audit_events SET actor = 'key:mallory' WHERE proposal_id = ?").bind(p.id).run()).rejects.toThrow(/append-only/);
+    await expect(
+      db.prepare("UPDATE audit_events SET actor = 'key:mallory' WHERE proposal_id = ?").bind(p.id).run(),
+    ).rejects.toThrow(/append-only/);
   });
 
   it("the schema refuses DELETE of an audit row", async () => {
     const p = await createProposal();
     await settle(p.id);
-    await expect(db.prepare("DELETE FROM audit_events WHERE proposal_id = ?").bind(p.id).run()).rejects.toThrow(/append-only/);
+    await expect(db.prepare("DELETE FROM audit_events WHERE proposal_id = ?").bind(p.id).run()).rejects.toThrow(
+      /append-only/,
+    );
     expect((await auditOf(p.id)).length).toBeGreaterThan(0);
   });
 });
@@ -47,8 +53,13 @@ describe("hash chain", () => {
     await settle(a.id);
     await settle(b.id);
     const events = await auditOf(a.id);
-    expect(events[0]).toMatchObject({ idx: 1, type: "proposal.created", actor: "key:alertmanager", prev_hash: GENESIS_HASH });
-    events.slice(1).forEach((event, i) => expect(event.prev_hash).toBe(events[i]!.hash));
+    expect(events[0]).toMatchObject({
+      idx: 1,
+      type: "proposal.created",
+      actor: "key:alertmanager",
+      prev_hash: GENESIS_HASH,
+    });
+    for (const [i, event] of events.slice(1).entries()) expect(event.prev_hash).toBe(events[i]!.hash);
     const report = verifyChains(await allEvents());
     expect(report).toMatchObject({ ok: true, problems: [] });
     expect(report.proposals).toBeGreaterThanOrEqual(2);
@@ -61,15 +72,22 @@ describe("hash chain", () => {
     await db.exec("DROP TRIGGER audit_events_no_update");
     try {
       await db
-        .prepare("UPDATE audit_events SET actor = 'slack:U0MALLORY' WHERE proposal_id = ? AND type = 'proposal.approved'")
+        .prepare(
+          "UPDATE audit_events SET actor = 'slack:U0MALLORY' WHERE proposal_id = ? AND type = 'proposal.approved'",
+        )
         .bind(p.id)
         .run();
       const report = verifyChains(await allEvents());
       expect(report.ok).toBe(false);
-      expect(report.problems).toContainEqual(expect.objectContaining({ proposal_id: p.id, problem: expect.stringMatching(/edited/) }));
+      expect(report.problems).toContainEqual(
+        expect.objectContaining({ proposal_id: p.id, problem: expect.stringMatching(/edited/) }),
+      );
     } finally {
       // Put the row back as it was (the hash tells us the original) and the trigger too.
-      await db.prepare("UPDATE audit_events SET actor = 'slack:U0ALICE' WHERE proposal_id = ? AND type = 'proposal.approved'").bind(p.id).run();
+      await db
+        .prepare("UPDATE audit_events SET actor = 'slack:U0ALICE' WHERE proposal_id = ? AND type = 'proposal.approved'")
+        .bind(p.id)
+        .run();
       await db.exec(
         "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END;",
       );
@@ -100,7 +118,9 @@ describe("D1 unavailable", () => {
     expect((await getProposal(p.id)).status).toBe("succeeded");
     const waiting = await outboxSize(p.id);
     expect(waiting).toBeGreaterThanOrEqual(4);
-    const retry = await runInDurableObject(stubOf(p.id), (_i, state) => state.storage.sql.exec(`SELECT attempt FROM jobs WHERE kind = 'audit'`).toArray());
+    const retry = await runInDurableObject(stubOf(p.id), (_i, state) =>
+      state.storage.sql.exec(`SELECT attempt FROM jobs WHERE kind = 'audit'`).toArray(),
+    );
     expect(retry[0]?.attempt).toBeGreaterThanOrEqual(1);
 
     await d1.restoreAuditTable();
@@ -111,7 +131,13 @@ describe("D1 unavailable", () => {
     expect(events.map((e) => e.idx)).toEqual(events.map((_, i) => i + 1));
     expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((x, y) => x - y));
     expect(events.map((e) => e.type)).toEqual(
-      expect.arrayContaining(["proposal.created", "approval.recorded", "proposal.approved", "dispatch.attempt", "proposal.succeeded"]),
+      expect.arrayContaining([
+        "proposal.created",
+        "approval.recorded",
+        "proposal.approved",
+        "dispatch.attempt",
+        "proposal.succeeded",
+      ]),
     );
     expect(verifyChains(events as AuditEvent[]).ok).toBe(true);
   });

@@ -1,17 +1,17 @@
 // API_KEYS (SPEC 3) and Bearer auth (SPEC 4): parsing, constant-time matching, scopes, action patterns, callbacks.
 import { describe, expect, it } from "vitest";
-import type { ErrorDetail } from "../src/errors.ts";
+import type { ApiKey } from "../src/config/api-keys.ts";
 import {
-  TOKEN_PATTERN,
   authenticate,
   callbackAllowed,
   hasScope,
   keyAllowsAction,
   newApiKey,
   parseApiKeys,
+  TOKEN_PATTERN,
 } from "../src/config/api-keys.ts";
-import type { ApiKey } from "../src/config/api-keys.ts";
 import { ConfigError } from "../src/config/problems.ts";
+import type { ErrorDetail } from "../src/errors.ts";
 import { sha256Hex } from "../src/lib/crypto.ts";
 import { KEY_ENTRIES, TOKENS } from "./fixtures.ts";
 
@@ -52,7 +52,10 @@ describe("parseApiKeys", () => {
   });
 
   it("lowercases callback hosts and drops IPv6 brackets", () => {
-    expect(key({ callback_hosts: ["Hooks.Example.COM", "[::1]"] }).callback_hosts).toEqual(["hooks.example.com", "::1"]);
+    expect(key({ callback_hosts: ["Hooks.Example.COM", "[::1]"] }).callback_hosts).toEqual([
+      "hooks.example.com",
+      "::1",
+    ]);
   });
 
   it("refuses duplicate names and duplicate hashes, at the later entry", () => {
@@ -86,7 +89,12 @@ describe("parseApiKeys", () => {
       problems([
         { name: "a", sha256: HASH_A, scopes: ["proposals:delete"] },
         { name: "b", sha256: HASH_B, scopes: [], actions: ["k8s.*.x", "K8S", "k8s*"] },
-        { name: "c", sha256: "c".repeat(64), scopes: ["audit:read"], callback_hosts: ["https://x.com", "x.com:443", "*.x.com"] },
+        {
+          name: "c",
+          sha256: "c".repeat(64),
+          scopes: ["audit:read"],
+          callback_hosts: ["https://x.com", "x.com:443", "*.x.com"],
+        },
       ]).map((d) => d.path),
     ).toEqual([
       "API_KEYS[0].scopes[0]",
@@ -111,7 +119,9 @@ describe("parseApiKeys", () => {
 
   it("never repeats a value from the input in a message", () => {
     const secretish = "so_do_not_print_me_0000000000000000000000000";
-    const details = problems([{ name: secretish, sha256: secretish, scopes: [secretish], actions: [secretish], callback_hosts: [secretish] }]);
+    const details = problems([
+      { name: secretish, sha256: secretish, scopes: [secretish], actions: [secretish], callback_hosts: [secretish] },
+    ]);
     expect(details.length).toBeGreaterThan(0);
     expect(details.map((d) => d.message).join("\n")).not.toContain("do_not_print");
   });
@@ -208,7 +218,10 @@ describe("callbackAllowed (SPEC 3: callback host must be listed)", () => {
     expect(callbackAllowed(k, "http://127.0.0.1:8788/cb")).toEqual({ ok: true });
     expect(callbackAllowed(k, "http://localhost/cb")).toEqual({ ok: true });
     expect(callbackAllowed(k, "http://[::1]:9000/cb")).toEqual({ ok: true });
-    expect(callbackAllowed(k, "http://plain.example.com/cb")).toEqual({ ok: false, message: expect.stringContaining("https") });
+    expect(callbackAllowed(k, "http://plain.example.com/cb")).toEqual({
+      ok: false,
+      message: expect.stringContaining("https"),
+    });
   });
 
   it("refuses a host not listed, even a subdomain of one", () => {

@@ -1,17 +1,19 @@
 // loadConfig (SPEC 3): every input checked together, 503 `misconfigured` naming each field and no secret, cached.
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { MockInstance } from "vitest";
-import { ApiError } from "../src/errors.ts";
-import { loadConfig } from "../src/config/load.ts";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ConfigEnv } from "../src/config/load.ts";
+import { loadConfig } from "../src/config/load.ts";
+import { ApiError } from "../src/errors.ts";
 import { sha256Hex } from "../src/lib/crypto.ts";
 import { KEY_ENTRIES, POLICY, SECRETS, TOKENS } from "./fixtures.ts";
 
 const testEnv = env as unknown as ConfigEnv & Record<string, unknown>;
 
 async function goodEnv(): Promise<ConfigEnv> {
-  const keys = await Promise.all(KEY_ENTRIES.map(async ({ token, ...entry }) => ({ ...entry, sha256: await sha256Hex(token) })));
+  const keys = await Promise.all(
+    KEY_ENTRIES.map(async ({ token, ...entry }) => ({ ...entry, sha256: await sha256Hex(token) })),
+  );
   return {
     ...SECRETS,
     POLICY,
@@ -109,7 +111,11 @@ describe("a bad configuration is a 503 naming every field (SPEC 3)", () => {
   });
 
   it("answers misconfigured with the count and the fields", async () => {
-    const error = refusal({ ...(await goodEnv()), RUNNER_SECRET: undefined, POLICY: { actions: { "k8s.x": { approvers: ["U0A1"], ttl_seconds: 900, max_ttl_seconds: 60 } } } });
+    const error = refusal({
+      ...(await goodEnv()),
+      RUNNER_SECRET: undefined,
+      POLICY: { actions: { "k8s.x": { approvers: ["U0A1"], ttl_seconds: 900, max_ttl_seconds: 60 } } },
+    });
     expect(error.status).toBe(503);
     expect(error.code).toBe("misconfigured");
     expect(error.message).toMatch(/^signoff is misconfigured: 3 problem\(s\) in POLICY, RUNNER_SECRET/);
@@ -196,6 +202,8 @@ describe("a bad configuration is a 503 naming every field (SPEC 3)", () => {
     // Logged for `wrangler tail` once per distinct configuration, not once per request.
     expect(logged).toHaveBeenCalledTimes(1);
     expect(String(logged.mock.calls[0]![0])).toContain("RUNNER_URL");
-    expect(loadConfig({ ...bad, RUNNER_URL: "https://runner.internal/run" }).runnerUrl).toBe("https://runner.internal/run");
+    expect(loadConfig({ ...bad, RUNNER_URL: "https://runner.internal/run" }).runnerUrl).toBe(
+      "https://runner.internal/run",
+    );
   });
 });

@@ -1,9 +1,9 @@
 // POLICY (SPEC 3): defaults, strictness, each cross-field rule, params_schema checks and params validation.
 import { describe, expect, it } from "vitest";
-import type { ErrorDetail } from "../src/errors.ts";
-import { actionPolicy, decisionRuleFor, parsePolicy, ttlAllowed, validateParams } from "../src/config/policy.ts";
 import type { ActionPolicy, Policy } from "../src/config/policy.ts";
+import { actionPolicy, decisionRuleFor, parsePolicy, ttlAllowed, validateParams } from "../src/config/policy.ts";
 import { ConfigError } from "../src/config/problems.ts";
+import type { ErrorDetail } from "../src/errors.ts";
 import { POLICY } from "./fixtures.ts";
 
 /** The details parsePolicy throws for `input`; fails the test when it does not throw a ConfigError. */
@@ -17,7 +17,10 @@ function problems(input: unknown): ErrorDetail[] {
   throw new Error("parsePolicy accepted the input");
 }
 
-function withAction(action: Record<string, unknown>, top: Record<string, unknown> = { default_channel: "C0APPROVALS" }) {
+function withAction(
+  action: Record<string, unknown>,
+  top: Record<string, unknown> = { default_channel: "C0APPROVALS" },
+) {
   return { ...top, actions: { "k8s.x": action } };
 }
 
@@ -63,7 +66,12 @@ describe("defaults (SPEC 3)", () => {
 
   it("lets a requester_only action go without approvers or channel", () => {
     const policy = parsePolicy({ actions: { "demo.echo": { requester_only: true, ttl_seconds: 30 } } });
-    expect(policy.actions["demo.echo"]).toMatchObject({ approvers: [], requester_only: true, channel: null, ttl_seconds: 30 });
+    expect(policy.actions["demo.echo"]).toMatchObject({
+      approvers: [],
+      requester_only: true,
+      channel: null,
+      ttl_seconds: 30,
+    });
   });
 
   it("freezes the parsed policy, which every request shares", () => {
@@ -113,9 +121,9 @@ describe("cross-field rules name the field", () => {
   });
 
   it("an escalation needs somewhere to go", () => {
-    expect(problems({ actions: { "k8s.x": { requester_only: true, escalation: { approvers: ["S0LEADS"] } } } })).toEqual([
-      { path: 'POLICY.actions["k8s.x"].escalation.channel', message: expect.any(String) },
-    ]);
+    expect(
+      problems({ actions: { "k8s.x": { requester_only: true, escalation: { approvers: ["S0LEADS"] } } } }),
+    ).toEqual([{ path: 'POLICY.actions["k8s.x"].escalation.channel', message: expect.any(String) }]);
   });
 
   it("an approver listed twice would count twice: refused", () => {
@@ -132,7 +140,10 @@ describe("cross-field rules name the field", () => {
         "a.two": { approvers: ["U0A1"], ttl_seconds: 900, max_ttl_seconds: 60 },
       },
     });
-    expect(details.map((d) => d.path).sort()).toEqual(['POLICY.actions["a.one"].ttl_seconds', 'POLICY.actions["a.two"].ttl_seconds']);
+    expect(details.map((d) => d.path).sort()).toEqual([
+      'POLICY.actions["a.one"].ttl_seconds',
+      'POLICY.actions["a.two"].ttl_seconds',
+    ]);
   });
 });
 
@@ -170,7 +181,9 @@ describe("strict input: typos are errors, not silent defaults", () => {
       { path: 'POLICY.actions["k8s.x"].ttl_seconds', message: "must be an integer, not a string" },
     ]);
     expect(problems(withAction({ approvers: ["U0A1"], required_approvals: 0 }))[0]!.message).toBe("must be at least 1");
-    expect(problems(withAction({ approvers: ["U0A1"], confirm: "yes" }))[0]!.path).toBe('POLICY.actions["k8s.x"].confirm');
+    expect(problems(withAction({ approvers: ["U0A1"], confirm: "yes" }))[0]!.path).toBe(
+      'POLICY.actions["k8s.x"].confirm',
+    );
   });
 
   it("refuses Slack names where ids are needed", () => {
@@ -188,9 +201,13 @@ describe("strict input: typos are errors, not silent defaults", () => {
   });
 
   it("refuses an empty actions map, a missing policy and bad JSON", () => {
-    expect(problems({ actions: {} })).toEqual([{ path: "POLICY.actions", message: expect.stringContaining("at least one") }]);
+    expect(problems({ actions: {} })).toEqual([
+      { path: "POLICY.actions", message: expect.stringContaining("at least one") },
+    ]);
     expect(problems(undefined)).toEqual([{ path: "POLICY", message: "is required" }]);
-    expect(problems('{"actions": ')).toEqual([{ path: "POLICY", message: expect.stringMatching(/^is not valid JSON/) }]);
+    expect(problems('{"actions": ')).toEqual([
+      { path: "POLICY", message: expect.stringMatching(/^is not valid JSON/) },
+    ]);
     expect(problems([])).toEqual([{ path: "POLICY", message: "must be an object, not an array" }]);
   });
 });
@@ -200,7 +217,9 @@ describe("params_schema must be a usable JSON Schema", () => {
   const schemaProblems = (params_schema: unknown) => problems(withAction({ approvers: ["U0A1"], params_schema }));
 
   it("accepts the fixture's schema", () => {
-    expect(parsePolicy(POLICY).actions["k8s.rollout_restart"]!.params_schema).toMatchObject({ required: ["deployment"] });
+    expect(parsePolicy(POLICY).actions["k8s.rollout_restart"]!.params_schema).toMatchObject({
+      required: ["deployment"],
+    });
   });
 
   it("refuses a schema that is not an object", () => {
@@ -236,7 +255,9 @@ describe("params_schema must be a usable JSON Schema", () => {
     expect(schemaProblems({ type: "object", properties: { a: { $ref: "#/$defs/missing" } } })).toEqual([
       { path: `${at}.properties.a.$ref`, message: expect.stringContaining("does not resolve") },
     ]);
-    expect(schemaProblems({ $schema: "http://json-schema.org/draft-03/schema#", type: "object" })[0]!.path).toBe(`${at}.$schema`);
+    expect(schemaProblems({ $schema: "http://json-schema.org/draft-03/schema#", type: "object" })[0]!.path).toBe(
+      `${at}.$schema`,
+    );
   });
 
   it("accepts $refs into $defs, vendor extensions and annotations", () => {
@@ -331,7 +352,11 @@ describe("decisionRuleFor", () => {
       channel: "C0INCIDENT",
       escalation: { approvers: ["S0SRELEADS"], channel: "C0ESCALATE", extend_ttl_seconds: 600 },
     });
-    expect(decisionRuleFor(policy, "demo.echo")).toMatchObject({ requester_only: true, channel: "C0APPROVALS", escalation: null });
+    expect(decisionRuleFor(policy, "demo.echo")).toMatchObject({
+      requester_only: true,
+      channel: "C0APPROVALS",
+      escalation: null,
+    });
   });
 
   it("returns a mutable copy that shares nothing with the policy", () => {
@@ -360,7 +385,10 @@ describe("validateParams never throws on hostile params", () => {
     for (let i = 0; i < 100_000; i++) deep = { a: deep };
     const recursive = only({
       approvers: ["U0A1"],
-      params_schema: { $defs: { node: { type: "object", properties: { a: { $ref: "#/$defs/node" } } } }, $ref: "#/$defs/node" },
+      params_schema: {
+        $defs: { node: { type: "object", properties: { a: { $ref: "#/$defs/node" } } } },
+        $ref: "#/$defs/node",
+      },
     });
     const plain = actionPolicy(parsePolicy(POLICY), "db.failover")!;
     for (const action of [recursive, plain]) {

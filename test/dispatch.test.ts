@@ -4,7 +4,17 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { SECRETS } from "./fixtures.ts";
-import { auditOf, call, click, createProposal, getProposal, json, runJobsNow, runnerSignedHeaders, settle } from "./helpers/api.ts";
+import {
+  auditOf,
+  call,
+  click,
+  createProposal,
+  getProposal,
+  json,
+  runJobsNow,
+  runnerSignedHeaders,
+  settle,
+} from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
 const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
@@ -46,11 +56,19 @@ describe("dispatch", () => {
       attempt: 1,
     });
     const after = await getProposal(p.id);
-    expect(after).toMatchObject({ status: "succeeded", result: { status: "succeeded", output: "ran ok" }, dispatch: { attempts: 1 } });
+    expect(after).toMatchObject({
+      status: "succeeded",
+      result: { status: "succeeded", output: "ran ok" },
+      dispatch: { attempts: 1 },
+    });
   });
 
   it("408/429/5xx are retried with backoff and the same webhook-id: 500, 503, then 200 → three attempts", async () => {
-    await peer.script("/runner", [{ status: 500 }, { status: 503 }, { status: 200, body: { status: "succeeded", output: "third time" } }]);
+    await peer.script("/runner", [
+      { status: 500 },
+      { status: 503 },
+      { status: 200, body: { status: "succeeded", output: "third time" } },
+    ]);
     const p = await approved();
     await settle(p.id);
     expect((await getProposal(p.id)).status).toBe("approved");
@@ -66,7 +84,11 @@ describe("dispatch", () => {
     expect(new Set(attempts.map((a) => a.headers["webhook-id"])).size).toBe(1);
     expect(attempts.map((a) => JSON.parse(a.body).attempt)).toEqual([1, 2, 3]);
     expect(attempts.every((a) => a.signature_valid)).toBe(true);
-    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", result: { output: "third time" }, dispatch: { attempts: 3 } });
+    expect(await getProposal(p.id)).toMatchObject({
+      status: "succeeded",
+      result: { output: "third time" },
+      dispatch: { attempts: 3 },
+    });
     const answers = (await auditOf(p.id)).filter((e) => e.type === "dispatch.answer").map((e) => e.details.outcome);
     expect(answers).toEqual(["retry", "retry", "final"]);
   });
@@ -83,13 +105,19 @@ describe("dispatch", () => {
   });
 
   it("retries exhausted → dispatch_failed (DISPATCH_MAX_ATTEMPTS, default 8)", async () => {
-    await peer.script("/runner", Array.from({ length: 8 }, () => ({ status: 502 })));
+    await peer.script(
+      "/runner",
+      Array.from({ length: 8 }, () => ({ status: 502 })),
+    );
     const p = await approved();
     await settle(p.id);
     for (let i = 0; i < 8; i++) await runJobsNow(p.id, ["dispatch"]);
     await settle(p.id);
     expect(await peer.requests("/runner")).toHaveLength(8);
-    expect(await getProposal(p.id)).toMatchObject({ status: "dispatch_failed", dispatch: { attempts: 8, last_error: "runner answered HTTP 502" } });
+    expect(await getProposal(p.id)).toMatchObject({
+      status: "dispatch_failed",
+      dispatch: { attempts: 8, last_error: "runner answered HTTP 502" },
+    });
   });
 
   it("a runner that hangs times out and is retried", async () => {
@@ -101,7 +129,11 @@ describe("dispatch", () => {
     expect(after.dispatch.last_error).toMatch(/timed out/);
     await runJobsNow(p.id, ["dispatch"]);
     await settle(p.id);
-    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", result: { output: "ran ok" }, dispatch: { attempts: 2 } });
+    expect(await getProposal(p.id)).toMatchObject({
+      status: "succeeded",
+      result: { output: "ran ok" },
+      dispatch: { attempts: 2 },
+    });
   });
 
   it("an alarm that runs twice never dispatches twice", async () => {
@@ -136,7 +168,10 @@ describe("asynchronous results", () => {
     const res = await signedResult(p.id, { status: "failed", output: "deployment <api> not found & <!channel>" });
     expect(res.status).toBe(200);
     await settle(p.id);
-    expect(await getProposal(p.id)).toMatchObject({ status: "failed", result: { status: "failed", output: "deployment <api> not found & <!channel>" } });
+    expect(await getProposal(p.id)).toMatchObject({
+      status: "failed",
+      result: { status: "failed", output: "deployment <api> not found & <!channel>" },
+    });
     const card = (await peer.slackCalls("chat.update")).filter((u) => JSON.stringify(u.blocks).includes(p.id)).at(-1)!;
     const text = JSON.stringify(card.blocks);
     expect(text).toContain("deployment &lt;api&gt; not found &amp; &lt;!channel&gt;");
@@ -145,7 +180,10 @@ describe("asynchronous results", () => {
 
   it("unsigned, wrongly signed or stale results are 401 and change nothing", async () => {
     const p = await dispatched();
-    const unsigned = await call(`/v1/proposals/${p.id}/result`, { token: null, body: { status: "succeeded", output: "x" } });
+    const unsigned = await call(`/v1/proposals/${p.id}/result`, {
+      token: null,
+      body: { status: "succeeded", output: "x" },
+    });
     expect(unsigned.status).toBe(401);
     expect((await json(unsigned)).error.code).toBe("bad_signature");
     const forged = await signedResult(p.id, { status: "succeeded" }, { secret: SECRETS.EVENTS_SECRET });
@@ -220,7 +258,10 @@ describe("outcome events (SPEC 7)", () => {
     await slackRequest(denySubmission(denied.id, "U0ALICE", "not during the sale"));
     await settle(denied.id);
     const [deniedEvent] = await events("denied");
-    expect(deniedEvent).toMatchObject({ type: "proposal.denied", data: { decision: { reason: "not during the sale" } } });
+    expect(deniedEvent).toMatchObject({
+      type: "proposal.denied",
+      data: { decision: { reason: "not during the sale" } },
+    });
 
     const cancelled = await createProposal({ callback_url: callback("cancelled") });
     await call(`/v1/proposals/${cancelled.id}/cancel`, { method: "POST" });
@@ -228,7 +269,10 @@ describe("outcome events (SPEC 7)", () => {
     expect((await events("cancelled")).map((e) => e.type)).toEqual(["proposal.cancelled"]);
 
     const expiring = await createProposal({ callback_url: callback("expired"), ttl_seconds: 1 });
-    await call(`/v1/proposals/${expiring.id}?wait=5`, { token: null, headers: { authorization: "Bearer so_test_reader_token_0000000000000000000000" } });
+    await call(`/v1/proposals/${expiring.id}?wait=5`, {
+      token: null,
+      headers: { authorization: "Bearer so_test_reader_token_0000000000000000000000" },
+    });
     await settle(expiring.id);
     expect((await events("expired")).map((e) => e.type)).toEqual(["proposal.expired"]);
   });
@@ -239,7 +283,11 @@ describe("outcome events (SPEC 7)", () => {
     await settle(p.id);
     await signedResult(p.id, { status: "failed", output: "exit 1" });
     await settle(p.id);
-    expect((await events("async")).map((e) => e.type)).toEqual(["proposal.approved", "proposal.dispatched", "proposal.failed"]);
+    expect((await events("async")).map((e) => e.type)).toEqual([
+      "proposal.approved",
+      "proposal.dispatched",
+      "proposal.failed",
+    ]);
   });
 
   it("a failing listener is retried, audited, and never changes the proposal", async () => {

@@ -1,8 +1,8 @@
 // SPEC 2: expiry by the Durable Object's alarm, alarms that run twice, and races between
 // approval, expiry and cancel — the first transition out of pending wins, once.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import type { ProposalObject } from "../src/proposal/object.ts";
 import { describe, expect, it } from "vitest";
+import type { ProposalObject } from "../src/proposal/object.ts";
 import { TOKENS } from "./fixtures.ts";
 import { auditOf, call, click, createProposal, getProposal, json, runAlarm, settle, stubOf } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";

@@ -4,7 +4,7 @@
 import { abortAllDurableObjects, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { verifyChains, type AuditEvent } from "../src/audit/chain.ts";
+import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
 import { TOKENS } from "./fixtures.ts";
 import {
@@ -22,8 +22,8 @@ import {
   slackRequest,
   stubOf,
 } from "./helpers/api.ts";
-import { peer, type RecordedRequest, type ScriptedResponse } from "./peer/client.ts";
 import { d1 } from "./helpers/d1-outage.ts";
+import { peer, type RecordedRequest, type ScriptedResponse } from "./peer/client.ts";
 
 const db = env.AUDIT_DB;
 const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
@@ -33,7 +33,6 @@ type P = Record<string, any>;
 /** Up to ten proposals made together, destructured by name (the test made that many). */
 type Ten<T> = [T, T, T, T, T, T, T, T, T, T];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 
 afterEach(async () => {
   await d1.restoreAuditTable();
@@ -49,11 +48,15 @@ async function d1Events(ids: readonly string[]): Promise<Map<string, AuditEvent[
 }
 
 /** The object's own view of its audit trail: how far its chain goes and what still waits for D1. */
-async function objectAudit(id: string): Promise<{ head: number; outbox: number; auditJob: { attempt: number; due_at: number } | null }> {
+async function objectAudit(
+  id: string,
+): Promise<{ head: number; outbox: number; auditJob: { attempt: number; due_at: number } | null }> {
   return runInDurableObject(stubOf(id), (_instance, state) => {
     const sql = state.storage.sql;
     const head = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`).toArray()[0];
-    const job = sql.exec<{ attempt: number; due_at: number }>(`SELECT attempt, due_at FROM jobs WHERE kind = 'audit'`).toArray()[0];
+    const job = sql
+      .exec<{ attempt: number; due_at: number }>(`SELECT attempt, due_at FROM jobs WHERE kind = 'audit'`)
+      .toArray()[0];
     return {
       head: head ? (JSON.parse(head.value) as { idx: number }).idx : 0,
       outbox: sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n,
@@ -64,25 +67,41 @@ async function objectAudit(id: string): Promise<{ head: number; outbox: number; 
 
 async function jobRows(id: string, kind: string) {
   return runInDurableObject(stubOf(id), (_instance, state) =>
-    state.storage.sql.exec<{ key: string; due_at: number; attempt: number }>(`SELECT key, due_at, attempt FROM jobs WHERE kind = ?`, kind).toArray(),
+    state.storage.sql
+      .exec<{ key: string; due_at: number; attempt: number }>(
+        `SELECT key, due_at, attempt FROM jobs WHERE kind = ?`,
+        kind,
+      )
+      .toArray(),
   );
 }
 
 /** Dispatches the runner received for one proposal (other tests' objects may still be retrying theirs). */
 async function runnerRequestsOf(id: string): Promise<RecordedRequest[]> {
-  return (await peer.requests("/runner")).filter((r) => (JSON.parse(r.body) as { proposal_id: string }).proposal_id === id);
+  return (await peer.requests("/runner")).filter(
+    (r) => (JSON.parse(r.body) as { proposal_id: string }).proposal_id === id,
+  );
 }
 
 /** When the object's alarm should fire next: its earliest job (or the end of a run that holds it). */
 async function nextWake(id: string): Promise<number | null> {
-  return runInDurableObject(stubOf(id), (_instance, state) =>
-    state.storage.sql.exec<{ wake: number | null }>(`SELECT MIN(MAX(due_at, lease_until)) AS wake FROM jobs`).one().wake,
+  return runInDurableObject(
+    stubOf(id),
+    (_instance, state) =>
+      state.storage.sql.exec<{ wake: number | null }>(`SELECT MIN(MAX(due_at, lease_until)) AS wake FROM jobs`).one()
+        .wake,
   );
 }
 
 /** The i-th request to a scripted path got the i-th scripted answer (the peer answers in arrival order). */
-function answersOf(requests: RecordedRequest[], script: ScriptedResponse[]): Array<{ request: RecordedRequest; status: number }> {
-  return requests.map((request, i) => ({ request, status: script[i] ? (script[i]!.destroy ? 0 : (script[i]!.status ?? 200)) : 200 }));
+function answersOf(
+  requests: RecordedRequest[],
+  script: ScriptedResponse[],
+): Array<{ request: RecordedRequest; status: number }> {
+  return requests.map((request, i) => ({
+    request,
+    status: script[i] ? (script[i]!.destroy ? 0 : (script[i]!.status ?? 200)) : 200,
+  }));
 }
 
 describe("D1 unavailable during a busy period", () => {
@@ -119,10 +138,23 @@ describe("D1 unavailable during a busy period", () => {
     // Several alarm runs while D1 stays down: dispatch, Slack and outcome work goes on, flushes fail.
     for (let round = 0; round < 4; round++) await Promise.all(all.map((p) => runJobsNow(p.id)));
 
-    const statuses = Object.fromEntries(await Promise.all(all.map(async (p) => [p.id, (await getProposal(p.id)).status] as const)));
-    expect([statuses[a1.id], statuses[a2.id], statuses[a3.id], statuses[multi[0]!.id]]).toEqual(["succeeded", "succeeded", "succeeded", "succeeded"]);
+    const statuses = Object.fromEntries(
+      await Promise.all(all.map(async (p) => [p.id, (await getProposal(p.id)).status] as const)),
+    );
+    expect([statuses[a1.id], statuses[a2.id], statuses[a3.id], statuses[multi[0]!.id]]).toEqual([
+      "succeeded",
+      "succeeded",
+      "succeeded",
+      "succeeded",
+    ]);
     expect([statuses[d1p.id], statuses[d2p.id], statuses[c1.id]]).toEqual(["denied", "denied", "cancelled"]);
-    expect([statuses[o1.id], statuses[m1.id], statuses[m2.id], statuses[idle.id], statuses[born.id]]).toEqual(["pending", "pending", "pending", "pending", "pending"]);
+    expect([statuses[o1.id], statuses[m1.id], statuses[m2.id], statuses[idle.id], statuses[born.id]]).toEqual([
+      "pending",
+      "pending",
+      "pending",
+      "pending",
+      "pending",
+    ]);
     expect(await peer.requests("/runner")).toHaveLength(4);
 
     // Nothing new reached D1; it all waits in the objects, the flush job retried with backoff.
@@ -142,7 +174,9 @@ describe("D1 unavailable during a busy period", () => {
     // More flush attempts than the cap needs: the events are still kept.
     for (let round = 0; round < 4; round++) await Promise.all(touched.map((p) => runJobsNow(p.id, ["audit"])));
     const stillWaiting = await Promise.all(touched.map((p) => objectAudit(p.id)));
-    stillWaiting.forEach((audit, i) => expect(audit.outbox, touched[i]!.id).toBe(waiting[all.indexOf(touched[i]!)]!.outbox));
+    for (const [i, audit] of stillWaiting.entries()) {
+      expect(audit.outbox, touched[i]!.id).toBe(waiting[all.indexOf(touched[i]!)]!.outbox);
+    }
     // By now the wait has reached its cap: about a minute (54–60 s with jitter), and it stays there.
     for (const audit of stillWaiting) {
       expect(audit.auditJob!.attempt).toBeGreaterThanOrEqual(8);
@@ -159,20 +193,36 @@ describe("D1 unavailable during a busy period", () => {
       const events = after.get(p.id)!;
       expect(heads[i]!.outbox, p.id).toBe(0);
       // Every sealed event is in D1 exactly once, positions 1…n, written in chain order.
-      expect(events.map((e) => e.idx), p.id).toEqual(Array.from({ length: heads[i]!.head }, (_, k) => k + 1));
+      expect(
+        events.map((e) => e.idx),
+        p.id,
+      ).toEqual(Array.from({ length: heads[i]!.head }, (_, k) => k + 1));
       const seqs = (events as Array<AuditEvent & { seq: number }>).map((e) => e.seq);
       expect(seqs, p.id).toEqual([...seqs].sort((x, y) => x - y));
       // What D1 had before the outage is untouched.
       const earlier = before.get(p.id) ?? [];
-      expect(events.slice(0, earlier.length).map((e) => e.hash), p.id).toEqual(earlier.map((e) => e.hash));
+      expect(
+        events.slice(0, earlier.length).map((e) => e.hash),
+        p.id,
+      ).toEqual(earlier.map((e) => e.hash));
     });
     const report = verifyChains([...after.values()].flat());
     expect(report).toMatchObject({ ok: true, problems: [] });
 
     const typesOf = (id: string) => after.get(id)!.map((e) => e.type);
-    expect(typesOf(a2.id)).toEqual(expect.arrayContaining(["approval.recorded", "proposal.approved", "dispatch.attempt", "dispatch.answer", "proposal.succeeded"]));
+    expect(typesOf(a2.id)).toEqual(
+      expect.arrayContaining([
+        "approval.recorded",
+        "proposal.approved",
+        "dispatch.attempt",
+        "dispatch.answer",
+        "proposal.succeeded",
+      ]),
+    );
     expect(typesOf(d1p.id)).toContain("proposal.denied");
-    expect(after.get(d1p.id)!.find((e) => e.type === "proposal.denied")!.details).toMatchObject({ reason: "not during the freeze" });
+    expect(after.get(d1p.id)!.find((e) => e.type === "proposal.denied")!.details).toMatchObject({
+      reason: "not during the freeze",
+    });
     expect(typesOf(c1.id)).toContain("proposal.cancelled");
     expect(typesOf(o1.id)).toContain("click.refused");
     expect(typesOf(m1.id)).toContain("click.refused");
@@ -241,7 +291,13 @@ describe("runner down for many minutes", () => {
   });
 
   it("down for all 8 attempts (about four minutes of backoff): dispatch_failed, the card says nothing ran, nothing is sent again", async () => {
-    await peer.script("/runner", Array.from({ length: 8 }, (_, i): ScriptedResponse => (i % 3 === 2 ? { destroy: true } : { status: 500 + (i % 4) })));
+    await peer.script(
+      "/runner",
+      Array.from(
+        { length: 8 },
+        (_, i): ScriptedResponse => (i % 3 === 2 ? { destroy: true } : { status: 500 + (i % 4) }),
+      ),
+    );
     const p = await createProposal();
     await click("approve", p.id, "U0ALICE");
     await settle(p.id);
@@ -252,7 +308,10 @@ describe("runner down for many minutes", () => {
     expect(waits.reduce((sum, w) => sum + w, 0)).toBeGreaterThan(3.5 * 60_000);
     const after = await getProposal(p.id);
     expect(after).toMatchObject({ status: "dispatch_failed", dispatch: { attempts: 8 } });
-    expect((await auditOf(p.id)).find((e) => e.type === "proposal.dispatch_failed")!.details).toMatchObject({ reason: "retries_exhausted", attempts: 8 });
+    expect((await auditOf(p.id)).find((e) => e.type === "proposal.dispatch_failed")!.details).toMatchObject({
+      reason: "retries_exhausted",
+      attempts: 8,
+    });
     const card = (await peer.slackCalls("chat.update")).at(-1)!;
     expect(JSON.stringify(card.blocks)).toMatch(/nothing ran/i);
     expect((card.blocks as Array<{ type: string }>).some((b) => b.type === "actions")).toBe(false);
@@ -264,7 +323,10 @@ describe("runner down for many minutes", () => {
   });
 
   it("with DISPATCH_MAX_ATTEMPTS 12 the wait stops growing at 5 minutes", async () => {
-    await peer.script("/runner", Array.from({ length: 11 }, () => ({ status: 503 })));
+    await peer.script(
+      "/runner",
+      Array.from({ length: 11 }, () => ({ status: 503 })),
+    );
     const p = await createProposal();
     // The operator's knob (1–50), given to this one object: the same code reads it through loadConfig.
     await runInDurableObject(stubOf(p.id), (instance) => {
@@ -275,7 +337,10 @@ describe("runner down for many minutes", () => {
     await settle(p.id);
     for (let i = 0; i < 11; i++) await runJobsNow(p.id, ["dispatch"]);
     await settle(p.id);
-    expectBackoff(await schedule(p.id), [2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000, 300_000, 300_000]);
+    expectBackoff(
+      await schedule(p.id),
+      [2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000, 300_000, 300_000],
+    );
     expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", dispatch: { attempts: 12 } });
     expect(await runnerRequestsOf(p.id)).toHaveLength(12);
   });
@@ -285,7 +350,11 @@ describe("forged and malicious runner answers", () => {
   it("a runner answer is data: a redirect is not followed, a huge hostile output is cut and escaped, no body reaches an error", async () => {
     const hostileOutput = `<!channel> <https://evil.example|your bank> ${"A".repeat(40_000)}`;
     await peer.script("/runner", [
-      { status: 302, headers: { location: `${PEER}/internal/metadata` }, body: { leaked: "RUNNER-BODY-MUST-NOT-LEAK" } },
+      {
+        status: 302,
+        headers: { location: `${PEER}/internal/metadata` },
+        body: { leaked: "RUNNER-BODY-MUST-NOT-LEAK" },
+      },
       { status: 200, body: { status: "failed", output: hostileOutput } },
     ]);
     const redirected = await createProposal();
@@ -297,15 +366,22 @@ describe("forged and malicious runner answers", () => {
 
     // A redirect is an answer, not an instruction: not followed, and the dispatch ends.
     const afterRedirect = await getProposal(redirected.id);
-    expect(afterRedirect).toMatchObject({ status: "dispatch_failed", dispatch: { attempts: 1, last_error: "runner refused with HTTP 302" } });
+    expect(afterRedirect).toMatchObject({
+      status: "dispatch_failed",
+      dispatch: { attempts: 1, last_error: "runner refused with HTTP 302" },
+    });
     expect(await peer.requests("/internal")).toHaveLength(0);
-    expect(JSON.stringify(afterRedirect) + JSON.stringify(await auditOf(redirected.id))).not.toContain("RUNNER-BODY-MUST-NOT-LEAK");
+    expect(JSON.stringify(afterRedirect) + JSON.stringify(await auditOf(redirected.id))).not.toContain(
+      "RUNNER-BODY-MUST-NOT-LEAK",
+    );
 
     // A huge hostile result is kept to 16 KiB, and the card shows an escaped excerpt.
     const afterHostile = await getProposal(hostile.id);
     expect(afterHostile.status).toBe("failed");
     expect(afterHostile.result.output).toBe(hostileOutput.slice(0, 16_384));
-    const card = (await peer.slackCalls("chat.update")).filter((c) => JSON.stringify(c.blocks).includes(hostile.id)).at(-1)!;
+    const card = (await peer.slackCalls("chat.update"))
+      .filter((c) => JSON.stringify(c.blocks).includes(hostile.id))
+      .at(-1)!;
     const text = JSON.stringify(card.blocks);
     expect(text).toContain("&lt;!channel&gt;");
     expect(text).not.toContain("<!channel>");
@@ -314,7 +390,10 @@ describe("forged and malicious runner answers", () => {
   });
 
   it("a correctly signed result for one proposal is refused on another", async () => {
-    await peer.script("/runner", [{ status: 202, body: {} }, { status: 202, body: {} }]);
+    await peer.script("/runner", [
+      { status: 202, body: {} },
+      { status: 202, body: {} },
+    ]);
     const a = await createProposal();
     const b = await createProposal();
     await Promise.all([click("approve", a.id, "U0ALICE"), click("approve", b.id, "U0ALICE")]);
@@ -324,7 +403,10 @@ describe("forged and malicious runner answers", () => {
     // The runner reports on A with a random webhook-id and, like a runner older than
     // proposal_id in results, nothing in the signed body that names A.
     const body = JSON.stringify({ status: "failed", output: "A's disk is full" });
-    const headers = { "content-type": "application/json", ...runnerSignedHeaders(body, { msgId: `msg_result_${crypto.randomUUID()}` }) };
+    const headers = {
+      "content-type": "application/json",
+      ...runnerSignedHeaders(body, { msgId: `msg_result_${crypto.randomUUID()}` }),
+    };
     expect((await call(`/v1/proposals/${a.id}/result`, { token: null, rawBody: body, headers })).status).toBe(200);
 
     // Whoever saw that request replays it, byte for byte, against B.
@@ -340,7 +422,10 @@ describe("forged and malicious runner answers", () => {
     await settle(p.id);
     expect((await getProposal(p.id)).status).toBe("dispatched");
     const body = JSON.stringify({ status: "succeeded", output: "done while D1 was away", proposal_id: p.id });
-    const headers = { "content-type": "application/json", ...runnerSignedHeaders(body, { msgId: `msg_result_${crypto.randomUUID()}` }) };
+    const headers = {
+      "content-type": "application/json",
+      ...runnerSignedHeaders(body, { msgId: `msg_result_${crypto.randomUUID()}` }),
+    };
     await d1.breakAuditTable();
     await db.exec("ALTER TABLE runner_result_ids RENAME TO runner_result_ids_offline");
     let res: Response;
@@ -353,14 +438,31 @@ describe("forged and malicious runner answers", () => {
     // (A 5xx makes the runner retry for a few minutes and then give up: the proposal would stay
     // "dispatched" for ever if D1 is away longer.)
     expect(res.status, await res.clone().text()).toBe(200);
-    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", result: { output: "done while D1 was away" } });
+    expect(await getProposal(p.id)).toMatchObject({
+      status: "succeeded",
+      result: { output: "done while D1 was away" },
+    });
   });
 });
 
 describe("Slack 429/5xx storms", () => {
-  const rateLimited: ScriptedResponse = { status: 429, headers: { "retry-after": "2" }, body: { ok: false, error: "ratelimited" } };
+  const rateLimited: ScriptedResponse = {
+    status: 429,
+    headers: { "retry-after": "2" },
+    body: { ok: false, error: "ratelimited" },
+  };
   const storm = (n: number): ScriptedResponse[] =>
-    Array.from({ length: n }, (_, i) => [rateLimited, { status: 500 }, { status: 503 }, { status: 502 }, { status: 200, body: { ok: false, error: "service_unavailable" } }][i % 5]!);
+    Array.from(
+      { length: n },
+      (_, i) =>
+        [
+          rateLimited,
+          { status: 500 },
+          { status: 503 },
+          { status: 502 },
+          { status: 200, body: { ok: false, error: "service_unavailable" } },
+        ][i % 5]!,
+    );
 
   /** What the message for proposal `id` says now: the last successful post or update that names it. */
   async function lastMessage(id: string, scripts: Record<string, ScriptedResponse[]>) {
@@ -369,7 +471,9 @@ describe("Slack 429/5xx storms", () => {
       const requests = await peer.requests(`/slack/api/${method}`);
       requests.forEach((request, i) => {
         const scripted = scripts[method]?.[i];
-        const ok = !scripted || ((scripted.status ?? 200) === 200 && (scripted.body as { ok?: boolean } | undefined)?.ok !== false);
+        const ok =
+          !scripted ||
+          ((scripted.status ?? 200) === 200 && (scripted.body as { ok?: boolean } | undefined)?.ok !== false);
         calls.push({ seq: request.seq, ok, body: JSON.parse(request.body) as Record<string, unknown> });
       });
     }
@@ -389,7 +493,9 @@ describe("Slack 429/5xx storms", () => {
     const [approved, approved2, denied, cancelled, refused, pending] = proposals as Ten<P>;
 
     // Retry-After is honoured: a card whose last post was rate-limited waits as long as Slack said.
-    const failures = (await Promise.all(proposals.map((p) => auditOf(p.id)))).flat().filter((e) => e.type === "slack.failed");
+    const failures = (await Promise.all(proposals.map((p) => auditOf(p.id))))
+      .flat()
+      .filter((e) => e.type === "slack.failed");
     expect(failures.length).toBeGreaterThan(0);
     for (const failure of failures) expect(failure.details).toMatchObject({ final: false });
     let honoured = 0;
@@ -444,13 +550,18 @@ describe("Slack 429/5xx storms", () => {
       const message = await lastMessage(p.id, scripts);
       expect(message, p.id).toBeDefined();
       expect(JSON.stringify(message!.body.blocks), p.id).toMatch(says);
-      expect((message!.body.blocks as Array<{ type: string }>).some((b) => b.type === "actions"), p.id).toBe(buttons);
+      expect(
+        (message!.body.blocks as Array<{ type: string }>).some((b) => b.type === "actions"),
+        p.id,
+      ).toBe(buttons);
     }
     // Every failure was audited, none of them final (the storm was shorter than the retry budget).
     const all = (await Promise.all(proposals.map((p) => auditOf(p.id)))).flat();
     const slackFailures = all.filter((e) => e.type === "slack.failed");
     expect(slackFailures.length).toBeGreaterThanOrEqual(10);
-    expect(slackFailures.filter((e) => e.details.final === true && e.details.method !== "chat.postEphemeral")).toEqual([]);
+    expect(slackFailures.filter((e) => e.details.final === true && e.details.method !== "chat.postEphemeral")).toEqual(
+      [],
+    );
   });
 });
 
@@ -484,7 +595,10 @@ describe("a Durable Object evicted mid-flow", () => {
     await Promise.all([a, b, c].map((p) => evictDurableObject(stubOf(p.id))));
 
     // New instances, from storage alone: state, jobs, alarms and the outbox are all there.
-    expect(await getProposal(a.id)).toMatchObject({ status: "approved", dispatch: { attempts: 4, last_error: "runner answered HTTP 502" } });
+    expect(await getProposal(a.id)).toMatchObject({
+      status: "approved",
+      dispatch: { attempts: 4, last_error: "runner answered HTTP 502" },
+    });
     expect(await jobRows(a.id, "dispatch")).toEqual([retry]);
     expect(await getProposal(b.id)).toMatchObject({ status: "pending" });
     expect(await getProposal(c.id)).toMatchObject({ status: "denied", decision: { reason: "evicted meanwhile" } });
@@ -523,11 +637,17 @@ describe("a Durable Object evicted mid-flow", () => {
       expect(verifyChains(events).ok).toBe(true);
     }
     expect((await auditOf(b.id)).filter((e) => e.type === "proposal.expired")).toHaveLength(1);
-    expect((await auditOf(c.id)).find((e) => e.type === "proposal.denied")!.details).toMatchObject({ reason: "evicted meanwhile" });
+    expect((await auditOf(c.id)).find((e) => e.type === "proposal.denied")!.details).toMatchObject({
+      reason: "evicted meanwhile",
+    });
   }, 60_000);
 
-  it("evicted while a dispatch is in flight: the proposal still ends with one accepted dispatch, under one webhook-id", { timeout: 60_000 }, async () => {
-    await peer.script("/runner", [{ delay_ms: 600, status: 200, body: { status: "succeeded", output: "slow but fine" } }]);
+  it("evicted while a dispatch is in flight: the proposal still ends with one accepted dispatch, under one webhook-id", {
+    timeout: 60_000,
+  }, async () => {
+    await peer.script("/runner", [
+      { delay_ms: 600, status: 200, body: { status: "succeeded", output: "slow but fine" } },
+    ]);
     const p = await createProposal();
     await settle(p.id);
     await click("approve", p.id, "U0ALICE");
@@ -547,13 +667,19 @@ describe("a Durable Object evicted mid-flow", () => {
     expect(requests.length).toBeGreaterThanOrEqual(1);
     expect(new Set(requests.map((r) => r.headers["webhook-id"]))).toEqual(new Set([`dsp_${p.id}`]));
     expect(new Set(requests.map((r) => r.headers["idempotency-key"]))).toEqual(new Set([p.id]));
-    const recorded = (await auditOf(p.id)).filter((e) => e.type === "dispatch.answer" && ["final", "accepted"].includes(e.details.outcome));
+    const recorded = (await auditOf(p.id)).filter(
+      (e) => e.type === "dispatch.answer" && ["final", "accepted"].includes(e.details.outcome),
+    );
     expect(recorded).toHaveLength(1);
     expect(after.dispatch.attempts).toBe(requests.length);
   });
-  it("crashed (not evicted) while a dispatch is in flight: once the run's lease runs out the same dispatch goes again, same webhook-id, one answer recorded", { timeout: 60_000 }, async () => {
+  it("crashed (not evicted) while a dispatch is in flight: once the run's lease runs out the same dispatch goes again, same webhook-id, one answer recorded", {
+    timeout: 60_000,
+  }, async () => {
     // The runner takes it (200) but signoff dies before it hears the answer.
-    await peer.script("/runner", [{ delay_ms: 800, status: 200, body: { status: "succeeded", output: "ran, answer lost" } }]);
+    await peer.script("/runner", [
+      { delay_ms: 800, status: 200, body: { status: "succeeded", output: "ran, answer lost" } },
+    ]);
     const p = await createProposal();
     await settle(p.id);
     await click("approve", p.id, "U0ALICE");

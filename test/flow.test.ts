@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { auditOf, click, createProposal, getProposal, settle, runJobsNow } from "./helpers/api.ts";
+import { auditOf, click, createProposal, getProposal, settle } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
 describe("smoke", () => {

@@ -62,7 +62,9 @@ interface World {
 }
 
 async function world(): Promise<World> {
-  const proposals = (await testEnv.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ?? 0;
+  const proposals =
+    (await testEnv.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ??
+    0;
   const cards = (await peer.requests("/slack/api/chat.postMessage")).length;
   return { proposals, cards };
 }
@@ -130,6 +132,7 @@ const hostileString = fc.constantFrom(
   "😀".repeat(100),
   "e\u0301".repeat(100),
   "'; DROP TABLE audit_events; --",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a template-injection probe, meant literally
   "${{7*7}}",
   "%00",
   "\r\n\r\n",
@@ -150,12 +153,14 @@ const POOL = "\u0002pool:";
 
 /** Marks where the serialized body gets an n-deep nesting, written as text (no recursion on our side). */
 const DEEP = "\u0001deep:";
-const deepNesting = fc.tuple(fc.integer({ min: 1, max: 30_000 }), fc.constantFrom("[]", "{}")).map(([n, kind]) => `${DEEP}${kind}:${n}`);
+const deepNesting = fc
+  .tuple(fc.integer({ min: 1, max: 30_000 }), fc.constantFrom("[]", "{}"))
+  .map(([n, kind]) => `${DEEP}${kind}:${n}`);
 
 function expandDeep(text: string): string {
   return text.replace(/"\\u0001deep:(\[\]|\{\}):(\d+)"/g, (_m, kind: string, n: string) => {
     const depth = Number(n);
-    return kind === "[]" ? "[".repeat(depth) + "]".repeat(depth) : '{"a":'.repeat(depth) + "null" + "}".repeat(depth);
+    return kind === "[]" ? "[".repeat(depth) + "]".repeat(depth) : `${'{"a":'.repeat(depth)}null${"}".repeat(depth)}`;
   });
 }
 
@@ -221,24 +226,49 @@ const fieldPath = fc.constantFrom(...FIELD_PATHS);
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant("drop" as const), path: fieldPath }),
   fc.record({ op: fc.constant("set" as const), path: fieldPath, value: junkValue }),
-  fc.record({ op: fc.constant("set" as const), path: fc.constant<Path>(["action", "type"]), value: fc.constantFrom<unknown>(...ACTION_TYPES) }),
+  fc.record({
+    op: fc.constant("set" as const),
+    path: fc.constant<Path>(["action", "type"]),
+    value: fc.constantFrom<unknown>(...ACTION_TYPES),
+  }),
   fc.record({
     op: fc.constant("set" as const),
     path: fc.constant<Path>(["ttl_seconds"]),
-    value: fc.oneof(fc.integer({ min: -10, max: 4000 }), fc.double(), fc.constantFrom<unknown>(1, 3600, 3601, 2 ** 31, 1e21, "60")),
+    value: fc.oneof(
+      fc.integer({ min: -10, max: 4000 }),
+      fc.double(),
+      fc.constantFrom<unknown>(1, 3600, 3601, 2 ** 31, 1e21, "60"),
+    ),
   }),
   fc.record({
     op: fc.constant("set" as const),
     path: fc.constant<Path>(["requested_by"]),
-    value: fc.oneof(fc.stringMatching(/^[UWSC][A-Z0-9]{0,12}$/), fc.constantFrom<unknown>("U0BOB", "u0bob", "@bob", null)),
+    value: fc.oneof(
+      fc.stringMatching(/^[UWSC][A-Z0-9]{0,12}$/),
+      fc.constantFrom<unknown>("U0BOB", "u0bob", "@bob", null),
+    ),
   }),
   fc.record({
     op: fc.constant("set" as const),
     path: fc.constant<Path>(["callback_url"]),
     // No allowed host here: a callback that is really delivered would go on retrying in later runs.
-    value: fc.oneof(fc.webUrl(), fc.constantFrom<unknown>("https://evil.example/x", "http://10.0.0.1/", "javascript:alert(1)", "https://u:p@hooks.example.com/", "//hooks.example.com")),
+    value: fc.oneof(
+      fc.webUrl(),
+      fc.constantFrom<unknown>(
+        "https://evil.example/x",
+        "http://10.0.0.1/",
+        "javascript:alert(1)",
+        "https://u:p@hooks.example.com/",
+        "//hooks.example.com",
+      ),
+    ),
   }),
-  fc.record({ op: fc.constant("add" as const), path: fc.constantFrom(...OBJECT_PATHS), key: keyName, value: junkValue }),
+  fc.record({
+    op: fc.constant("add" as const),
+    path: fc.constantFrom(...OBJECT_PATHS),
+    key: keyName,
+    value: junkValue,
+  }),
 );
 
 function applyMutation(body: Json, m: Mutation): void {
@@ -250,7 +280,13 @@ function applyMutation(body: Json, m: Mutation): void {
   }
   if (parent === null || typeof parent !== "object" || Array.isArray(parent)) return;
   if (m.op === "drop") delete parent[m.path.at(-1)!];
-  else if (m.op === "set") Object.defineProperty(parent, m.path.at(-1)!, { value: m.value, enumerable: true, configurable: true, writable: true });
+  else if (m.op === "set")
+    Object.defineProperty(parent, m.path.at(-1)!, {
+      value: m.value,
+      enumerable: true,
+      configurable: true,
+      writable: true,
+    });
   else Object.defineProperty(parent, m.key, { value: m.value, enumerable: true, configurable: true, writable: true });
 }
 
@@ -276,7 +312,12 @@ function serialize(value: unknown): string | undefined {
   }
 }
 
-function post(path: string, rawBody: BodyInit | undefined, headers: Record<string, string>, token: string | null = TOKENS.writer) {
+function post(
+  path: string,
+  rawBody: BodyInit | undefined,
+  headers: Record<string, string>,
+  token: string | null = TOKENS.writer,
+) {
   return call(path, { method: "POST", token, ...(rawBody === undefined ? {} : { rawBody }), headers });
 }
 
@@ -290,9 +331,21 @@ describe("fuzz POST /v1/proposals: bad input never yields a 5xx and never change
       fc.json({ maxDepth: 4 }),
       fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
       fc.anything({ maxDepth: 3, withBigInt: false }).map((v) => serialize(v) ?? "undefined"),
-      fc.dictionary(fc.constantFrom("action", "summary", "reason", "blast_radius", "rollback", "requested_by", "ttl_seconds", "metadata"), junkValue).map(
-        (v) => serialize(v) ?? "{}",
-      ),
+      fc
+        .dictionary(
+          fc.constantFrom(
+            "action",
+            "summary",
+            "reason",
+            "blast_radius",
+            "rollback",
+            "requested_by",
+            "ttl_seconds",
+            "metadata",
+          ),
+          junkValue,
+        )
+        .map((v) => serialize(v) ?? "{}"),
     );
     await fc.assert(
       fc.asyncProperty(bodies, async (text) => {
@@ -311,11 +364,13 @@ describe("fuzz POST /v1/proposals: bad input never yields a 5xx and never change
       fc.uint8Array({ maxLength: 2048 }),
       fc.string({ unit: "binary", maxLength: 512 }).map((s) => new TextEncoder().encode(s)),
       // Around the 64 KiB limit: a random pattern repeated (generating 70 000 bytes one by one is slow).
-      fc.tuple(fc.integer({ min: 60_000, max: 70_000 }), fc.uint8Array({ minLength: 1, maxLength: 64 })).map(([n, pattern]) => {
-        const bytes = new Uint8Array(n);
-        for (let i = 0; i < n; i++) bytes[i] = pattern[i % pattern.length]!;
-        return bytes;
-      }),
+      fc
+        .tuple(fc.integer({ min: 60_000, max: 70_000 }), fc.uint8Array({ minLength: 1, maxLength: 64 }))
+        .map(([n, pattern]) => {
+          const bytes = new Uint8Array(n);
+          for (let i = 0; i < n; i++) bytes[i] = pattern[i % pattern.length]!;
+          return bytes;
+        }),
     );
     await fc.assert(
       fc.asyncProperty(bytes, async (data) => {
@@ -341,7 +396,8 @@ describe("fuzz POST /v1/proposals: bad input never yields a 5xx and never change
         if (res.status === 201) {
           // Whatever got through is stored as sent.
           const view = await json(await call(`/v1/proposals/${answer!.id}`, { token: TOKENS.reader }));
-          for (const field of ["summary", "reason", "blast_radius", "rollback"]) expect(view[field], what).toBe(body[field]);
+          for (const field of ["summary", "reason", "blast_radius", "rollback"])
+            expect(view[field], what).toBe(body[field]);
         }
         await checkCreateEffects(res, answer, before, what);
       }),
@@ -349,7 +405,10 @@ describe("fuzz POST /v1/proposals: bad input never yields a 5xx and never change
         numRuns: RUNS.heavy,
         interruptAfterTimeLimit: TIME_LIMIT_MS,
         // Found by this property: metadata nested 5 000+ deep (well under 64 KiB) overflows the stack (500).
-        examples: [[{ body: proposalBody({ metadata: { x: `${DEEP}[]:5000` } }), mutations: [] }], [{ body: proposalBody({ metadata: { x: `${DEEP}{}:3000` } }), mutations: [] }]],
+        examples: [
+          [{ body: proposalBody({ metadata: { x: `${DEEP}[]:5000` } }), mutations: [] }],
+          [{ body: proposalBody({ metadata: { x: `${DEEP}{}:3000` } }), mutations: [] }],
+        ],
       },
     );
   });
@@ -376,7 +435,10 @@ describe("fuzz POST /v1/proposals: bad input never yields a 5xx and never change
       { nil: undefined },
     );
     const contentLength = fc.option(
-      fc.oneof(fc.constantFrom("0", "1", "-1", "abc", "65536", "65537", "1e5", "99999999999999999999999", "NaN", "0x10"), fc.nat().map(String)),
+      fc.oneof(
+        fc.constantFrom("0", "1", "-1", "abc", "65536", "65537", "1e5", "99999999999999999999999", "NaN", "0x10"),
+        fc.nat().map(String),
+      ),
       { nil: undefined },
     );
     const authorization = fc.option(
@@ -399,7 +461,10 @@ describe("fuzz POST /v1/proposals: bad input never yields a 5xx and never change
       ),
       { nil: undefined },
     );
-    const idempotencyKey = fc.option(fc.oneof(fc.string({ minLength: 0, maxLength: 20 }), fc.constantFrom("k".repeat(256), "same-key", "sp ace")), { nil: undefined });
+    const idempotencyKey = fc.option(
+      fc.oneof(fc.string({ minLength: 0, maxLength: 20 }), fc.constantFrom("k".repeat(256), "same-key", "sp ace")),
+      { nil: undefined },
+    );
     const body = fc.oneof(
       fc.constant(JSON.stringify(proposalBody())),
       fc.constant(JSON.stringify(proposalBody({ action: { type: "db.failover", params: {} } }))),
@@ -410,30 +475,38 @@ describe("fuzz POST /v1/proposals: bad input never yields a 5xx and never change
     );
     const asStream = fc.boolean();
     await fc.assert(
-      fc.asyncProperty(contentType, contentLength, authorization, idempotencyKey, body, asStream, async (type, length, auth, idem, text, stream) => {
-        const headers: Record<string, string> = {};
-        if (type !== undefined) headers["content-type"] = type;
-        if (length !== undefined) headers["content-length"] = length;
-        if (auth !== undefined) headers["authorization"] = auth;
-        if (idem !== undefined) headers["idempotency-key"] = idem;
-        const bytes = new TextEncoder().encode(text);
-        let request: Request;
-        try {
-          request = new Request(`${BASE}/v1/proposals`, {
-            method: "POST",
-            headers,
-            body: stream ? new Blob([bytes]).stream() : bytes,
-          });
-        } catch {
-          fc.pre(false); // not a request a client could send (e.g. a header value fetch refuses)
-          return;
-        }
-        const before = await world();
-        const res = await exports.default.fetch(request);
-        const what = `POST /v1/proposals headers=${JSON.stringify(headers)} stream=${stream} body=${describeBody(text)}`;
-        const answer = await checkAnswer(res, what, CREATE_STATUSES);
-        await checkCreateEffects(res, answer, before, what);
-      }),
+      fc.asyncProperty(
+        contentType,
+        contentLength,
+        authorization,
+        idempotencyKey,
+        body,
+        asStream,
+        async (type, length, auth, idem, text, stream) => {
+          const headers: Record<string, string> = {};
+          if (type !== undefined) headers["content-type"] = type;
+          if (length !== undefined) headers["content-length"] = length;
+          if (auth !== undefined) headers.authorization = auth;
+          if (idem !== undefined) headers["idempotency-key"] = idem;
+          const bytes = new TextEncoder().encode(text);
+          let request: Request;
+          try {
+            request = new Request(`${BASE}/v1/proposals`, {
+              method: "POST",
+              headers,
+              body: stream ? new Blob([bytes]).stream() : bytes,
+            });
+          } catch {
+            fc.pre(false); // not a request a client could send (e.g. a header value fetch refuses)
+            return;
+          }
+          const before = await world();
+          const res = await exports.default.fetch(request);
+          const what = `POST /v1/proposals headers=${JSON.stringify(headers)} stream=${stream} body=${describeBody(text)}`;
+          const answer = await checkAnswer(res, what, CREATE_STATUSES);
+          await checkCreateEffects(res, answer, before, what);
+        },
+      ),
       { numRuns: RUNS.heavy, interruptAfterTimeLimit: TIME_LIMIT_MS },
     );
   });
@@ -457,8 +530,32 @@ describe("fuzz reads: never a 5xx, 4xx in the error shape", SUITE, () => {
 
   const AUDIT_PARAMS = ["proposal_id", "type", "actor", "since", "until", "limit", "cursor", "format"];
   const auditValue = fc.oneof(
-    fc.constantFrom("", "0", "1", "1000", "1001", "-1", "1e3", "0x10", "NaN", "Infinity", "9".repeat(20), "9".repeat(400), "json", "ndjson", "csv", "CSV"),
-    fc.constantFrom("2026-01-01", "2026-01-01T00:00:00Z", "2026-13-45", "yesterday", "1970-01-01T00:00:00.000Z", "+275760-09-13T00:00:00.000Z"),
+    fc.constantFrom(
+      "",
+      "0",
+      "1",
+      "1000",
+      "1001",
+      "-1",
+      "1e3",
+      "0x10",
+      "NaN",
+      "Infinity",
+      "9".repeat(20),
+      "9".repeat(400),
+      "json",
+      "ndjson",
+      "csv",
+      "CSV",
+    ),
+    fc.constantFrom(
+      "2026-01-01",
+      "2026-01-01T00:00:00Z",
+      "2026-13-45",
+      "yesterday",
+      "1970-01-01T00:00:00.000Z",
+      "+275760-09-13T00:00:00.000Z",
+    ),
     fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
     fc.integer().map(String),
     fc.double().map(String),
@@ -469,9 +566,15 @@ describe("fuzz reads: never a 5xx, 4xx in the error shape", SUITE, () => {
 
   it("GET /v1/audit with random query strings", async () => {
     const query = fc.oneof(
-      fc.array(fc.tuple(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...AUDIT_PARAMS) }, { weight: 1, arbitrary: keyName }), auditValue), { maxLength: 5 }).map((pairs) =>
-        new URLSearchParams(pairs).toString(),
-      ),
+      fc
+        .array(
+          fc.tuple(
+            fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...AUDIT_PARAMS) }, { weight: 1, arbitrary: keyName }),
+            auditValue,
+          ),
+          { maxLength: 5 },
+        )
+        .map((pairs) => new URLSearchParams(pairs).toString()),
       fc.string({ maxLength: 80 }),
       fc.string({ unit: "binary", maxLength: 40 }),
     );
@@ -501,12 +604,33 @@ describe("fuzz reads: never a 5xx, 4xx in the error shape", SUITE, () => {
     const waitValue = fc.oneof(
       fc.integer({ min: -100, max: 100 }).map(String),
       fc.double().map(String),
-      fc.constantFrom("", "abc", "1e1", "0x3c", " 5", "5 ", "60", "61", "1e400", "-0", "+5", "Infinity", "NaN", "[]", "{}"),
+      fc.constantFrom(
+        "",
+        "abc",
+        "1e1",
+        "0x3c",
+        " 5",
+        "5 ",
+        "60",
+        "61",
+        "1e400",
+        "-0",
+        "+5",
+        "Infinity",
+        "NaN",
+        "[]",
+        "{}",
+      ),
       fc.string({ maxLength: 20 }),
     );
     const query = fc.oneof(
       waitValue.map((w) => new URLSearchParams({ wait: w }).toString()),
-      fc.tuple(waitValue, waitValue).map(([a, b]) => new URLSearchParams([["wait", a], ["wait", b]]).toString()),
+      fc.tuple(waitValue, waitValue).map(([a, b]) =>
+        new URLSearchParams([
+          ["wait", a],
+          ["wait", b],
+        ]).toString(),
+      ),
       fc.tuple(keyName, waitValue).map(([k, v]) => new URLSearchParams([[k, v]]).toString()),
       fc.string({ maxLength: 40 }),
     );
@@ -526,7 +650,22 @@ describe("fuzz reads: never a 5xx, 4xx in the error shape", SUITE, () => {
   it("random ids, methods and paths", async () => {
     const id = await cancelledProposal();
     const segment = fc.oneof(
-      fc.constantFrom(id, id.toUpperCase(), `${id}x`, id.slice(0, -1), `prp_${"0".repeat(64)}`, "prp_", "%", "%ZZ", "%E0%A4%A", "..", ".", "%2e%2e", "%00", "%F0%9F%98%80"),
+      fc.constantFrom(
+        id,
+        id.toUpperCase(),
+        `${id}x`,
+        id.slice(0, -1),
+        `prp_${"0".repeat(64)}`,
+        "prp_",
+        "%",
+        "%ZZ",
+        "%E0%A4%A",
+        "..",
+        ".",
+        "%2e%2e",
+        "%00",
+        "%F0%9F%98%80",
+      ),
       fc.stringMatching(/^prp_[0-9a-f]{0,70}$/),
       fc.string({ maxLength: 30 }).map(encodeURIComponent),
       fc.string({ unit: "binary", maxLength: 20 }).map(encodeURIComponent),
@@ -537,20 +676,38 @@ describe("fuzz reads: never a 5xx, 4xx in the error shape", SUITE, () => {
       segment.map((s) => `/v1/proposals/${s}/result`),
       segment.map((s) => `/v1/${s}`),
       segment.map((s) => `/${s}`),
-      fc.constantFrom("/v1/proposals", "/v1/audit", "/healthz", "/openapi.json", "/slack/interactions", "/v1", "/v1/", "//v1/audit", "/v1/proposals/"),
+      fc.constantFrom(
+        "/v1/proposals",
+        "/v1/audit",
+        "/healthz",
+        "/openapi.json",
+        "/slack/interactions",
+        "/v1",
+        "/v1/",
+        "//v1/audit",
+        "/v1/proposals/",
+      ),
     );
     const method = fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS");
     const token = fc.constantFrom<string | null>(TOKENS.writer, TOKENS.reader, TOKENS.auditor, TOKENS.other, null);
-    const body = fc.option(fc.oneof(fc.constant(JSON.stringify({ status: "succeeded", output: "ok" })), fc.json({ maxDepth: 2 })), { nil: undefined });
+    const body = fc.option(
+      fc.oneof(fc.constant(JSON.stringify({ status: "succeeded", output: "ok" })), fc.json({ maxDepth: 2 })),
+      { nil: undefined },
+    );
     await fc.assert(
       fc.asyncProperty(route, method, token, body, async (path, m, t, b) => {
         const before = await world();
         const withBody = b !== undefined && m !== "GET";
-        const res = await call(path, { method: m, token: t, ...(withBody ? { rawBody: b, headers: { "content-type": "application/json" } } : {}) });
+        const res = await call(path, {
+          method: m,
+          token: t,
+          ...(withBody ? { rawBody: b, headers: { "content-type": "application/json" } } : {}),
+        });
         const what = `${m} ${path} (token ${t ? t.slice(8, 14) : "none"})`;
         await checkAnswer(res, what);
         // Nothing on this route list may create a proposal (POST /v1/proposals with a JSON body aside).
-        if (!(m === "POST" && /^\/+v1\/proposals\/?$/.test(path))) expect((await world()).cards, what).toBe(before.cards);
+        if (!(m === "POST" && /^\/+v1\/proposals\/?$/.test(path)))
+          expect((await world()).cards, what).toBe(before.cards);
       }),
       { numRuns: RUNS.light, interruptAfterTimeLimit: TIME_LIMIT_MS },
     );
@@ -568,7 +725,9 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
 
   async function freshPool(n = 3): Promise<string[]> {
     for (let i = 0; i < n; i++) {
-      const res = await call("/v1/proposals", { body: proposalBody(i === 1 ? { action: { type: "db.failover", params: {} } } : {}) });
+      const res = await call("/v1/proposals", {
+        body: proposalBody(i === 1 ? { action: { type: "db.failover", params: {} } } : {}),
+      });
       const p = await json(res);
       expect(res.status).toBe(201);
       pool.push(p.id);
@@ -581,7 +740,11 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
     if (typeof payload.user?.id !== "string") return false;
     if (payload.type === "block_actions") {
       const action = Array.isArray(payload.actions) ? payload.actions[0] : undefined;
-      return typeof action?.action_id === "string" && BUTTONS.includes(action.action_id) && action.action_id !== "signoff.deny";
+      return (
+        typeof action?.action_id === "string" &&
+        BUTTONS.includes(action.action_id) &&
+        action.action_id !== "signoff.deny"
+      );
     }
     return payload.type === "view_submission" && payload.view?.callback_id === "signoff.deny_reason";
   }
@@ -592,7 +755,11 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
     return exports.default.fetch(
       new Request(`${BASE}/slack/interactions`, {
         method: "POST",
-        headers: { "content-type": contentType, "x-slack-request-timestamp": String(timestamp), "x-slack-signature": signature },
+        headers: {
+          "content-type": contentType,
+          "x-slack-request-timestamp": String(timestamp),
+          "x-slack-signature": signature,
+        },
         body,
       }),
     );
@@ -600,10 +767,19 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
 
   it("signed payloads that are random JSON values", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.dictionary(fc.constantFrom("type", "user", "actions", "view", "channel", "container", "trigger_id"), junkValue)), async (payload) => {
-        const res = await slackRequest(payload);
-        await checkAnswer(res, `signed payload=${describeBody(JSON.stringify(payload) ?? "")}`);
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.jsonValue({ maxDepth: 4 }),
+          fc.dictionary(
+            fc.constantFrom("type", "user", "actions", "view", "channel", "container", "trigger_id"),
+            junkValue,
+          ),
+        ),
+        async (payload) => {
+          const res = await slackRequest(payload);
+          await checkAnswer(res, `signed payload=${describeBody(JSON.stringify(payload) ?? "")}`);
+        },
+      ),
       { numRuns: RUNS.light, interruptAfterTimeLimit: TIME_LIMIT_MS },
     );
   });
@@ -614,9 +790,25 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
     const live = await freshPool();
     const unknown = `prp_${testEnv.PROPOSALS.newUniqueId().toString()}`;
     const poolRef = fc.integer({ min: 0, max: 2 }).map((i) => `${POOL}${i}`);
-    const idLike = fc.oneof({ weight: 3, arbitrary: poolRef }, { weight: 1, arbitrary: fc.constantFrom<unknown>(unknown, `prp_${"0".repeat(64)}`, "", null) }, { weight: 1, arbitrary: junkValue });
+    const idLike = fc.oneof(
+      { weight: 3, arbitrary: poolRef },
+      { weight: 1, arbitrary: fc.constantFrom<unknown>(unknown, `prp_${"0".repeat(64)}`, "", null) },
+      { weight: 1, arbitrary: junkValue },
+    );
     const user = fc.oneof(
-      { weight: 3, arbitrary: fc.constantFrom<unknown>("U0ALICE", "U0BOB", "U0DAVE", "U0ERIN", "U0LEAD", "U0OSCAR", "U0MALLORY", "W0ALICE") },
+      {
+        weight: 3,
+        arbitrary: fc.constantFrom<unknown>(
+          "U0ALICE",
+          "U0BOB",
+          "U0DAVE",
+          "U0ERIN",
+          "U0LEAD",
+          "U0OSCAR",
+          "U0MALLORY",
+          "W0ALICE",
+        ),
+      },
       { weight: 1, arbitrary: junkValue },
       { weight: 1, arbitrary: fc.constantFrom<unknown>(["U0ALICE"], ["U0BOB"], { id: "U0ALICE" }) },
     );
@@ -630,10 +822,20 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
         type: fc.constant("block_actions"),
         user: fc.oneof({ weight: 4, arbitrary: user.map((id) => ({ id })) }, { weight: 1, arbitrary: junkValue }),
         trigger_id: fc.oneof(fc.constant("123.456.abc"), junkValue),
-        channel: fc.oneof(fc.constantFrom<unknown>({ id: "C0INCIDENT" }), junkValue.map((id) => ({ id })), junkValue),
+        channel: fc.oneof(
+          fc.constantFrom<unknown>({ id: "C0INCIDENT" }),
+          junkValue.map((id) => ({ id })),
+          junkValue,
+        ),
         container: fc.oneof(fc.constant({ type: "message", channel_id: "C0INCIDENT" }), junkValue),
         actions: fc.oneof(
-          { weight: 4, arbitrary: fc.array(fc.oneof(fc.record({ action_id: actionId, value: idLike, type: fc.constant("button") }), junkValue), { minLength: 1, maxLength: 3 }) },
+          {
+            weight: 4,
+            arbitrary: fc.array(
+              fc.oneof(fc.record({ action_id: actionId, value: idLike, type: fc.constant("button") }), junkValue),
+              { minLength: 1, maxLength: 3 },
+            ),
+          },
           { weight: 1, arbitrary: junkValue },
         ),
       },
@@ -661,23 +863,57 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
     );
     const examples: Array<[Json]> = [
       // Found by this property: a user id that is a deeply nested array overflows the stack (500).
-      [{ type: "view_submission", user: { id: `${DEEP}[]:5000` }, view: { callback_id: "signoff.deny_reason", private_metadata: `${POOL}0` } }],
+      [
+        {
+          type: "view_submission",
+          user: { id: `${DEEP}[]:5000` },
+          view: { callback_id: "signoff.deny_reason", private_metadata: `${POOL}0` },
+        },
+      ],
       // An action_id that is not a string, deeply nested: the same stack overflow (500).
-      [{ type: "block_actions", user: { id: "U0ALICE" }, actions: [{ action_id: `${DEEP}[]:5000`, value: `${POOL}0`, type: "button" }] }],
+      [
+        {
+          type: "block_actions",
+          user: { id: "U0ALICE" },
+          actions: [{ action_id: `${DEEP}[]:5000`, value: `${POOL}0`, type: "button" }],
+        },
+      ],
       // A button value that is not a string, deeply nested: the same stack overflow (500).
-      [{ type: "block_actions", user: { id: "U0ALICE" }, actions: [{ action_id: "signoff.approve", value: `${DEEP}[]:5000`, type: "button" }] }],
+      [
+        {
+          type: "block_actions",
+          user: { id: "U0ALICE" },
+          actions: [{ action_id: "signoff.approve", value: `${DEEP}[]:5000`, type: "button" }],
+        },
+      ],
       // A channel id that is not a string, deeply nested: a stack overflow crossing the RPC boundary (500).
-      [{ type: "block_actions", user: { id: "U0ALICE" }, channel: { id: `${DEEP}{}:2500` }, actions: [{ action_id: "signoff.approve", value: `${POOL}0`, type: "button" }] }],
+      [
+        {
+          type: "block_actions",
+          user: { id: "U0ALICE" },
+          channel: { id: `${DEEP}{}:2500` },
+          actions: [{ action_id: "signoff.approve", value: `${POOL}0`, type: "button" }],
+        },
+      ],
       // Inherited Object.prototype names are not signoff's buttons (they approved, skipping four-eyes, or 500ed).
       ...["toString", "constructor", "__proto__", "hasOwnProperty", "valueOf"].map((action_id): [Json] => [
-        { type: "block_actions", user: { id: "U0BOB" }, channel: { id: "C0INCIDENT" }, actions: [{ action_id, value: `${POOL}0`, type: "button" }] },
+        {
+          type: "block_actions",
+          user: { id: "U0BOB" },
+          channel: { id: "C0INCIDENT" },
+          actions: [{ action_id, value: `${POOL}0`, type: "button" }],
+        },
       ]),
       // A deny reason that is not text (500 from the Durable Object).
       ...[5, true, { a: 1 }, ["x"]].map((value): [Json] => [
         {
           type: "view_submission",
           user: { id: "U0ALICE" },
-          view: { callback_id: "signoff.deny_reason", private_metadata: `${POOL}2`, state: { values: { reason: { reason: { type: "plain_text_input", value } } } } },
+          view: {
+            callback_id: "signoff.deny_reason",
+            private_metadata: `${POOL}2`,
+            state: { values: { reason: { reason: { type: "plain_text_input", value } } } },
+          },
         },
       ]),
     ];
@@ -688,14 +924,22 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
         const target = /\\u0002pool:(\d)/.exec(text!)?.[1];
         const index = target === undefined ? null : Number(target);
         const sent = text!.replace(/"\\u0002pool:(\d)"/g, (_m, i: string) => JSON.stringify(live[Number(i)]));
-        const before = index === null ? null : await json(await call(`/v1/proposals/${live[index]}`, { token: TOKENS.reader }));
+        const before =
+          index === null ? null : await json(await call(`/v1/proposals/${live[index]}`, { token: TOKENS.reader }));
         const res = await signedRaw(`payload=${encodeURIComponent(sent)}`);
         const what = `signed payload=${describeBody(sent)}`;
         await checkAnswer(res, what);
         if (index === null) return;
-        const after = await checkAnswer(await call(`/v1/proposals/${live[index]}`, { token: TOKENS.reader }), `GET after ${what}`, [200]);
+        const after = await checkAnswer(
+          await call(`/v1/proposals/${live[index]}`, { token: TOKENS.reader }),
+          `GET after ${what}`,
+          [200],
+        );
         if (!mayChangeState(payload)) {
-          expect({ status: after!.status, approvals: after!.approvals }, `${what}: not a signoff button or deny form, yet the proposal changed`).toEqual({
+          expect(
+            { status: after!.status, approvals: after!.approvals },
+            `${what}: not a signoff button or deny form, yet the proposal changed`,
+          ).toEqual({
             status: before!.status,
             approvals: before!.approvals,
           });

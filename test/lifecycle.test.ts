@@ -1,11 +1,16 @@
 // Unit tests of the pure state machine and decision rules (SPEC 2, 3, 5): no I/O.
 import { describe, expect, it } from "vitest";
-import { applyCancel, applyClick, applyExpiry, mayDecide, type Click } from "../src/proposal/lifecycle.ts";
+import { applyCancel, applyClick, applyExpiry, type Click, mayDecide } from "../src/proposal/lifecycle.ts";
 import { EXPIRES_AT, makeProposal } from "./helpers/proposal-factory.ts";
 
 const BEFORE = Date.parse(EXPIRES_AT) - 60_000;
 const AFTER = Date.parse(EXPIRES_AT) + 1;
-const clickBy = (user: string, kind: Click["kind"] = "approve", memberOf: string[] = []): Click => ({ kind, user, memberOf, via: "slack" });
+const clickBy = (user: string, kind: Click["kind"] = "approve", memberOf: string[] = []): Click => ({
+  kind,
+  user,
+  memberOf,
+  via: "slack",
+});
 
 describe("who may decide", () => {
   it("a listed approver may approve", () => {
@@ -64,7 +69,11 @@ describe("transitions", () => {
     const p = makeProposal({ rule: { required_approvals: 2 } });
     const t = applyClick(p, { ...clickBy("U0ALICE", "deny"), reason: "not during the sale" }, BEFORE);
     expect(t.ok && t.proposal.status).toBe("denied");
-    expect(t.ok && t.proposal.decision).toMatchObject({ by: "slack:U0ALICE", outcome: "denied", reason: "not during the sale" });
+    expect(t.ok && t.proposal.decision).toMatchObject({
+      by: "slack:U0ALICE",
+      outcome: "denied",
+      reason: "not during the sale",
+    });
   });
   it("escalation stays pending, moves the decision, extends the deadline, keeps earlier approvals aside", () => {
     const p = makeProposal({ rule: { required_approvals: 2 }, approvals: [{ user: "U0ALICE", at: EXPIRES_AT }] });
@@ -76,7 +85,10 @@ describe("transitions", () => {
     expect(t.proposal.escalated?.prior_approvals).toEqual([{ user: "U0ALICE", at: EXPIRES_AT }]);
     const lead = applyClick(t.proposal, clickBy("U0LEAD", "approve", ["S0SRELEADS"]), BEFORE);
     expect(lead.ok && lead.proposal.status).toBe("approved");
-    expect(applyClick(t.proposal, clickBy("U0LEAD", "escalate", ["S0SRELEADS"]), BEFORE)).toMatchObject({ ok: false, code: "already_escalated" });
+    expect(applyClick(t.proposal, clickBy("U0LEAD", "escalate", ["S0SRELEADS"]), BEFORE)).toMatchObject({
+      ok: false,
+      code: "already_escalated",
+    });
   });
   it("no escalation path: escalate is refused", () => {
     const p = makeProposal({ rule: { escalation: null } });
@@ -95,7 +107,11 @@ describe("transitions", () => {
     }
     const refused = applyClick(approved.proposal, clickBy("U0OSCAR", "deny", ["S0ONCALL"]), BEFORE);
     expect(refused.events).toEqual([
-      { type: "click.refused", actor: "slack:U0OSCAR", details: { action: "deny", code: "not_pending", status: "approved", via: "slack" } },
+      {
+        type: "click.refused",
+        actor: "slack:U0OSCAR",
+        details: { action: "deny", code: "not_pending", status: "approved", via: "slack" },
+      },
     ]);
     expect(!refused.ok && refused.message).toContain("<@U0ALICE>");
   });
@@ -112,6 +128,9 @@ describe("transitions", () => {
     expect(applyCancel(makeProposal(), "someone-else", BEFORE)).toMatchObject({ ok: false, code: "not_creator" });
     const t = applyCancel(makeProposal(), "alertmanager", BEFORE);
     expect(t.ok && t.proposal.status).toBe("cancelled");
-    expect(applyCancel(makeProposal({ status: "approved" }), "alertmanager", BEFORE)).toMatchObject({ ok: false, code: "not_pending" });
+    expect(applyCancel(makeProposal({ status: "approved" }), "alertmanager", BEFORE)).toMatchObject({
+      ok: false,
+      code: "not_pending",
+    });
   });
 });

@@ -5,13 +5,13 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { checkConfig } from "../src/config/check.ts";
 import { parsePolicy } from "../src/config/policy.ts";
-import { mintLinkToken, verifyLinkToken, type LinkClaims } from "../src/links/token.ts";
+import { type LinkClaims, mintLinkToken, verifyLinkToken } from "../src/links/token.ts";
 import { escapeTeamsMarkdown } from "../src/teams/card.ts";
 import { LINK_BINDINGS, SECRETS, TOKENS } from "./fixtures.ts";
 import { auditOf, call, click, createProposal, getProposal, json, runJobsNow, settle, stubOf } from "./helpers/api.ts";
 import {
-  approvalBody,
   api,
+  approvalBody,
   claimsOf,
   confirmLink,
   linkFor,
@@ -29,10 +29,20 @@ import { peer } from "./peer/client.ts";
 const SECRET = LINK_BINDINGS.LINK_SECRET;
 const OTHER_SECRET = "whsec_b3RoZXItbGluay1zZWNyZXQtMDAwMDAwMDAwMA==";
 const PROPOSAL_ID = `prp_${"ab".repeat(32)}`;
-const CLAIMS: LinkClaims = { p: PROPOSAL_ID, c: "approve", r: "alice@example.com", e: 4_102_444_800, n: "bm9uY2Utbm9uY2Utbm9uY2U" };
+const CLAIMS: LinkClaims = {
+  p: PROPOSAL_ID,
+  c: "approve",
+  r: "alice@example.com",
+  e: 4_102_444_800,
+  n: "bm9uY2Utbm9uY2Utbm9uY2U",
+};
 
 const solo = (overrides: Record<string, unknown> = {}) =>
-  approvalBody({ action: { type: "links.solo", params: { service: "billing" } }, summary: "Restart billing workers", ...overrides });
+  approvalBody({
+    action: { type: "links.solo", params: { service: "billing" } },
+    summary: "Restart billing workers",
+    ...overrides,
+  });
 
 /** Flips one character of a base64url string to another valid one. */
 function flip(text: string, at: number): string {
@@ -45,7 +55,9 @@ async function statusOf(id: string): Promise<string> {
 }
 
 async function linkRows(id: string) {
-  return runInDurableObject(stubOf(id), (_i, state) => state.storage.sql.exec(`SELECT recipient, choice, used_at FROM links ORDER BY rowid`).toArray());
+  return runInDurableObject(stubOf(id), (_i, state) =>
+    state.storage.sql.exec(`SELECT recipient, choice, used_at FROM links ORDER BY rowid`).toArray(),
+  );
 }
 
 describe("tokens: v1.<payload>.<HMAC-SHA256>, verified in constant time", () => {
@@ -63,11 +75,18 @@ describe("tokens: v1.<payload>.<HMAC-SHA256>, verified in constant time", () => 
       expect(result.ok, `payload char ${at}`).toBe(false);
     }
     for (let at = 0; at < mac.length; at += 5) {
-      expect(await verifyLinkToken(SECRET, `${v}.${payload}.${flip(mac, at)}`)).toMatchObject({ ok: false, reason: "bad_signature" });
+      expect(await verifyLinkToken(SECRET, `${v}.${payload}.${flip(mac, at)}`)).toMatchObject({
+        ok: false,
+        reason: "bad_signature",
+      });
     }
     const foreign = await mintLinkToken(OTHER_SECRET, CLAIMS);
     // A forgery still says which proposal it names, so the refusal can be audited there.
-    expect(await verifyLinkToken(SECRET, foreign)).toEqual({ ok: false, reason: "bad_signature", claimedProposal: PROPOSAL_ID });
+    expect(await verifyLinkToken(SECRET, foreign)).toEqual({
+      ok: false,
+      reason: "bad_signature",
+      claimedProposal: PROPOSAL_ID,
+    });
   });
 
   it("truncated tokens and junk are refused without being parsed", async () => {
@@ -93,8 +112,13 @@ describe("tokens: v1.<payload>.<HMAC-SHA256>, verified in constant time", () => 
   });
 
   it("a correctly signed token with claims signoff never mints (another choice word, extra fields) is refused", async () => {
-    expect(await verifyLinkToken(SECRET, await mintLinkToken(SECRET, { ...CLAIMS, c: "launch" as never }))).toMatchObject({ ok: false, reason: "bad_claims" });
-    expect(await verifyLinkToken(SECRET, await mintLinkToken(SECRET, { ...CLAIMS, r: "<script>" }))).toMatchObject({ ok: false, reason: "bad_claims" });
+    expect(
+      await verifyLinkToken(SECRET, await mintLinkToken(SECRET, { ...CLAIMS, c: "launch" as never })),
+    ).toMatchObject({ ok: false, reason: "bad_claims" });
+    expect(await verifyLinkToken(SECRET, await mintLinkToken(SECRET, { ...CLAIMS, r: "<script>" }))).toMatchObject({
+      ok: false,
+      reason: "bad_claims",
+    });
   });
 });
 
@@ -106,13 +130,21 @@ describe("the create response carries the links; GET never shows them", () => {
     for (const link of p.links!) {
       expect(link.url.startsWith(`${LINK_BINDINGS.PUBLIC_URL}/l/v1.`)).toBe(true);
       const verified = await verifies(link.url);
-      expect(verified).toMatchObject({ ok: true, claims: { p: p.id, c: link.choice, r: link.recipient, e: Math.ceil(Date.parse(p.expires_at) / 1000) } });
+      expect(verified).toMatchObject({
+        ok: true,
+        claims: { p: p.id, c: link.choice, r: link.recipient, e: Math.ceil(Date.parse(p.expires_at) / 1000) },
+      });
     }
     expect(new Set(p.links!.map((l) => `${l.recipient} ${l.choice}`))).toEqual(
-      new Set(["alice@example.com", "bob@example.com", "carol+ops@example.com"].flatMap((r) => [`${r} approve`, `${r} deny`])),
+      new Set(
+        ["alice@example.com", "bob@example.com", "carol+ops@example.com"].flatMap((r) => [`${r} approve`, `${r} deny`]),
+      ),
     );
     expect(new Set(p.links!.map((l) => claimsOf(l.url).n)).size).toBe(6);
-    expect(p.rule.links).toEqual({ recipients: ["alice@example.com", "bob@example.com", "carol+ops@example.com"], teams_recipient: "teams-sre" });
+    expect(p.rule.links).toEqual({
+      recipients: ["alice@example.com", "bob@example.com", "carol+ops@example.com"],
+      teams_recipient: "teams-sre",
+    });
 
     const view = await getProposal(p.id);
     expect(view).not.toHaveProperty("links");
@@ -143,7 +175,13 @@ describe("the create response carries the links; GET never shows them", () => {
 
     // Even a correctly signed token (only signoff holds LINK_SECRET) cannot decide one of these.
     for (const p of [quiet, classic]) {
-      const url = await signedLink({ p: p.id, c: "approve", r: "alice@example.com", e: Math.ceil(Date.now() / 1000) + 600, n: "AAAAAAAAAAAAAAAAAAAAAA" });
+      const url = await signedLink({
+        p: p.id,
+        c: "approve",
+        r: "alice@example.com",
+        e: Math.ceil(Date.now() / 1000) + 600,
+        n: "AAAAAAAAAAAAAAAAAAAAAA",
+      });
       const page = await openLink(url);
       expect(page.res.status).toBe(403);
       expect(page.html).toContain("Links are not enabled for this action");
@@ -159,7 +197,7 @@ describe("the create response carries the links; GET never shows them", () => {
 
 describe("prefetch: a GET never decides", () => {
   it("the page states the proposal and the choice; GET ten times and HEAD three times change nothing", async () => {
-    const p = await propose(solo({ summary: "Restart <b>billing</b> & \"friends\"" }));
+    const p = await propose(solo({ summary: 'Restart <b>billing</b> & "friends"' }));
     const url = linkFor(p, "dana@example.com", "approve");
     for (let i = 0; i < 10; i++) {
       const page = await openLink(url, "GET", { "user-agent": "Mozilla/5.0 (compatible; SafeLinks scanner)" });
@@ -194,11 +232,15 @@ describe("prefetch: a GET never decides", () => {
     const page = await openLink(linkFor(p, "dana@example.com", "deny"));
     const h = page.res.headers;
     expect(h.get("content-type")).toBe("text/html; charset=utf-8");
-    expect(h.get("content-security-policy")).toContain("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+    expect(h.get("content-security-policy")).toContain(
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    );
     expect(h.get("x-frame-options")).toBe("DENY");
     expect(h.get("cache-control")).toBe("no-store");
     expect(h.get("referrer-policy")).toBe("same-origin");
-    expect(page.setCookie).toMatch(/^signoff_csrf=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Secure; Path=\/l\/; Max-Age=\d+$/);
+    expect(page.setCookie).toMatch(
+      /^signoff_csrf=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Secure; Path=\/l\/; Max-Age=\d+$/,
+    );
     expect(page.csrf).toBe(page.cookie);
     expect(page.html).toContain('name="reason"'); // deny asks for an optional reason
     expect(page.html).not.toMatch(/<script|<link|<img|https?:\/\/(?!signoff)/i);
@@ -242,20 +284,34 @@ describe("POST decides once", () => {
     expect(await peer.requests("/runner")).toHaveLength(1);
     const audit = await auditOf(p.id);
     expect(audit.filter((e) => e.type === "proposal.approved")).toHaveLength(1);
-    expect(audit.find((e) => e.type === "approval.recorded")).toMatchObject({ actor: "link:dana@example.com", details: { via: "link" } });
-    expect(audit.find((e) => e.type === "link.refused")).toMatchObject({ actor: "link:dana@example.com", details: { code: "already_used", choice: "approve" } });
+    expect(audit.find((e) => e.type === "approval.recorded")).toMatchObject({
+      actor: "link:dana@example.com",
+      details: { via: "link" },
+    });
+    expect(audit.find((e) => e.type === "link.refused")).toMatchObject({
+      actor: "link:dana@example.com",
+      details: { code: "already_used", choice: "approve" },
+    });
     expect((await linkRows(p.id)).find((r) => r.choice === "approve")!.used_at).toEqual(expect.any(Number));
   });
 
   it("deny by link takes an optional reason into the decision and the audit log", async () => {
     const p = await propose(solo());
-    const done = await openAndConfirm(linkFor(p, "dana@example.com", "deny"), { reason: "  Not during the <freeze>  " });
+    const done = await openAndConfirm(linkFor(p, "dana@example.com", "deny"), {
+      reason: "  Not during the <freeze>  ",
+    });
     expect(done.res.status).toBe(200);
     expect(done.html).toContain("Nothing will run");
     const after = await getProposal(p.id);
-    expect(after).toMatchObject({ status: "denied", decision: { by: "link:dana@example.com", outcome: "denied", reason: "Not during the <freeze>" } });
+    expect(after).toMatchObject({
+      status: "denied",
+      decision: { by: "link:dana@example.com", outcome: "denied", reason: "Not during the <freeze>" },
+    });
     await settle(p.id);
-    expect((await auditOf(p.id)).find((e) => e.type === "proposal.denied")).toMatchObject({ actor: "link:dana@example.com", details: { reason: "Not during the <freeze>", via: "link" } });
+    expect((await auditOf(p.id)).find((e) => e.type === "proposal.denied")).toMatchObject({
+      actor: "link:dana@example.com",
+      details: { reason: "Not during the <freeze>", via: "link" },
+    });
     expect(await peer.requests("/runner")).toHaveLength(0);
   });
 
@@ -263,7 +319,10 @@ describe("POST decides once", () => {
     const p = await propose(solo());
     const url = linkFor(p, "dana@example.com", "approve");
     const page = await openLink(url);
-    const both = await Promise.all([confirmLink(url, { cookie: page.cookie, csrf: page.csrf }), confirmLink(url, { cookie: page.cookie, csrf: page.csrf })]);
+    const both = await Promise.all([
+      confirmLink(url, { cookie: page.cookie, csrf: page.csrf }),
+      confirmLink(url, { cookie: page.cookie, csrf: page.csrf }),
+    ]);
     expect(both.map((r) => r.res.status).sort()).toEqual([200, 409]);
     await settle(p.id);
     expect(await peer.requests("/runner")).toHaveLength(1);
@@ -271,13 +330,31 @@ describe("POST decides once", () => {
 });
 
 describe("CSRF: the POST must come from the link's own page", () => {
-  const cases: Array<[string, (page: { cookie: string | null; csrf: string | null }) => Parameters<typeof confirmLink>[1], string]> = [
+  const cases: Array<
+    [string, (page: { cookie: string | null; csrf: string | null }) => Parameters<typeof confirmLink>[1], string]
+  > = [
     ["no cookie", (page) => ({ cookie: null, csrf: page.csrf }), "csrf_cookie"],
     ["no form field", (page) => ({ cookie: page.cookie, csrf: null }), "csrf_cookie"],
-    ["a field that does not match the cookie", (page) => ({ cookie: page.cookie, csrf: `${page.csrf!.slice(0, -1)}${page.csrf!.endsWith("A") ? "B" : "A"}` }), "csrf_cookie"],
-    ["matching values an attacker chose, without our cookie's form", () => ({ cookie: "short", csrf: "short" }), "csrf_cookie"],
-    ["a foreign Origin", (page) => ({ cookie: page.cookie, csrf: page.csrf, origin: "https://evil.example" }), "csrf_origin"],
-    ["Origin: null (a sandboxed or no-referrer page)", (page) => ({ cookie: page.cookie, csrf: page.csrf, origin: "null" }), "csrf_origin"],
+    [
+      "a field that does not match the cookie",
+      (page) => ({ cookie: page.cookie, csrf: `${page.csrf!.slice(0, -1)}${page.csrf!.endsWith("A") ? "B" : "A"}` }),
+      "csrf_cookie",
+    ],
+    [
+      "matching values an attacker chose, without our cookie's form",
+      () => ({ cookie: "short", csrf: "short" }),
+      "csrf_cookie",
+    ],
+    [
+      "a foreign Origin",
+      (page) => ({ cookie: page.cookie, csrf: page.csrf, origin: "https://evil.example" }),
+      "csrf_origin",
+    ],
+    [
+      "Origin: null (a sandboxed or no-referrer page)",
+      (page) => ({ cookie: page.cookie, csrf: page.csrf, origin: "null" }),
+      "csrf_origin",
+    ],
   ];
   for (const [name, options, code] of cases) {
     it(`${name}: 403, nothing decided, audited`, async () => {
@@ -289,7 +366,10 @@ describe("CSRF: the POST must come from the link's own page", () => {
       expect(res.html).toContain("Nothing was decided");
       expect(await statusOf(p.id)).toBe("pending");
       await settle(p.id);
-      expect((await auditOf(p.id)).find((e) => e.type === "link.refused")).toMatchObject({ actor: "link:dana@example.com", details: { code } });
+      expect((await auditOf(p.id)).find((e) => e.type === "link.refused")).toMatchObject({
+        actor: "link:dana@example.com",
+        details: { code },
+      });
       expect((await linkRows(p.id)).every((r) => r.used_at === null)).toBe(true);
       // The link still works from its page.
       expect((await confirmLink(url, { cookie: page.cookie, csrf: page.csrf })).res.status).toBe(200);
@@ -300,7 +380,9 @@ describe("CSRF: the POST must come from the link's own page", () => {
   it("a POST that is not a form is refused", async () => {
     const p = await propose(solo());
     const url = linkFor(p, "dana@example.com", "approve");
-    const jsonPost = await send(new Request(url, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }));
+    const jsonPost = await send(
+      new Request(url, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }),
+    );
     expect(jsonPost.status).toBe(415);
     expect(await statusOf(p.id)).toBe("pending");
     await settle(p.id);
@@ -350,7 +432,9 @@ describe("tampered, expired, and someone else's links", () => {
     expect(post.html).toContain("This link has expired");
     expect(await statusOf(p.id)).toBe("pending");
     await settle(p.id);
-    expect((await auditOf(p.id)).find((e) => e.type === "link.refused")).toMatchObject({ details: { code: "expired" } });
+    expect((await auditOf(p.id)).find((e) => e.type === "link.refused")).toMatchObject({
+      details: { code: "expired" },
+    });
   });
 
   it("a link of a proposal past its deadline: expired page; POST refused and the expiry applied", async () => {
@@ -410,7 +494,10 @@ describe("M of N through links", () => {
     expect(done.status).not.toBe("pending");
     expect(done.approvals.map((a: { user: string }) => a.user)).toEqual(["link:alice@example.com", "U0ALICE"]);
     await settle(p.id);
-    expect(JSON.parse((await peer.requests("/runner"))[0]!.body).approvers).toEqual(["link:alice@example.com", "U0ALICE"]);
+    expect(JSON.parse((await peer.requests("/runner"))[0]!.body).approvers).toEqual([
+      "link:alice@example.com",
+      "U0ALICE",
+    ]);
   });
 
   it("two link recipients make the two approvals; a third finds it decided", async () => {
@@ -421,15 +508,24 @@ describe("M of N through links", () => {
     const late = await openLink(linkFor(p, "carol+ops@example.com", "approve"));
     expect(pageKind(late.html)).toBe("not_pending");
     await settle(p.id);
-    expect((await getProposal(p.id)).approvals.map((a: { user: string }) => a.user)).toEqual(["link:alice@example.com", "link:bob@example.com"]);
+    expect((await getProposal(p.id)).approvals.map((a: { user: string }) => a.user)).toEqual([
+      "link:alice@example.com",
+      "link:bob@example.com",
+    ]);
     expect(await peer.requests("/runner")).toHaveLength(1);
   });
 });
 
 describe("Teams: an Adaptive Card with the links, then a follow-up per status change", () => {
   it("posts the card to the policy's webhook: structure, escaped texts, one OpenUrl per choice with links that verify", async () => {
-    const hostile = "Deploy [click me](https://evil.example) **now** <at>all</at> {{DATE(2030-01-01T00:00:00Z, SHORT)}} www.evil.example";
-    const p = await propose(approvalBody({ summary: hostile.slice(0, 300), reason: "see https://evil.example/x and mail admin@evil.example" }));
+    const hostile =
+      "Deploy [click me](https://evil.example) **now** <at>all</at> {{DATE(2030-01-01T00:00:00Z, SHORT)}} www.evil.example";
+    const p = await propose(
+      approvalBody({
+        summary: hostile.slice(0, 300),
+        reason: "see https://evil.example/x and mail admin@evil.example",
+      }),
+    );
     await settle(p.id);
     const posts = await peer.requests("/teams/approve");
     expect(posts).toHaveLength(1);
@@ -442,7 +538,8 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
     const card = attachment.content;
     expect(card).toMatchObject({ type: "AdaptiveCard", version: "1.4" });
     expect(card.body.length).toBeGreaterThan(3);
-    for (const block of card.body) expect(block).toMatchObject({ type: "TextBlock", wrap: true, text: expect.any(String) });
+    for (const block of card.body)
+      expect(block).toMatchObject({ type: "TextBlock", wrap: true, text: expect.any(String) });
     const texts = card.body.map((b: { text: string }) => b.text).join("\n");
     expect(texts).toContain(escapeTeamsMarkdown(hostile));
     // Nothing the proposer wrote can form a link, mention, emphasis or date function.
@@ -462,7 +559,10 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
       [p.id, "teams-sre", "approve"],
       [p.id, "teams-sre", "deny"],
     ]);
-    expect((await auditOf(p.id)).find((e) => e.type === "teams.posted")).toMatchObject({ actor: "system", details: { message: "card", status: "pending" } });
+    expect((await auditOf(p.id)).find((e) => e.type === "teams.posted")).toMatchObject({
+      actor: "system",
+      details: { message: "card", status: "pending" },
+    });
   });
 
   it("the card's link decides as link:<teams_recipient>; follow-ups announce the outcome without buttons", async () => {
@@ -483,19 +583,34 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
       expect(followUp).not.toHaveProperty("actions");
       expect(followUp.type).toBe("AdaptiveCard");
     }
-    const last = posts.at(-1)!.body.map((b: { text: string }) => b.text).join("\n");
+    const last = posts
+      .at(-1)!
+      .body.map((b: { text: string }) => b.text)
+      .join("\n");
     expect((await getProposal(p.id)).status).toBe("succeeded");
     expect(last).toContain("Succeeded");
-    expect((await auditOf(p.id)).filter((e) => e.type === "teams.posted").at(-1)).toMatchObject({ details: { message: "outcome", status: "succeeded" } });
+    expect((await auditOf(p.id)).filter((e) => e.type === "teams.posted").at(-1)).toMatchObject({
+      details: { message: "outcome", status: "succeeded" },
+    });
   });
 
   it("429 honours Retry-After, 500s are retried with backoff, and the card arrives; failures are audited", async () => {
-    await peer.script("/teams/approve", [{ status: 429, headers: { "retry-after": "7" } }, { status: 500 }, { status: 503 }]);
+    await peer.script("/teams/approve", [
+      { status: 429, headers: { "retry-after": "7" } },
+      { status: 500 },
+      { status: 503 },
+    ]);
     const p = await propose(approvalBody());
     await settle(p.id);
     const failed = (await auditOf(p.id)).filter((e) => e.type === "teams.failed");
-    expect(failed[0]).toMatchObject({ details: { message: "card", attempt: 1, error: "HTTP 429 rate limited", final: false } });
-    const job = (await runInDurableObject(stubOf(p.id), (_i, state) => state.storage.sql.exec(`SELECT due_at FROM jobs WHERE kind = 'teams'`).toArray()))[0]!;
+    expect(failed[0]).toMatchObject({
+      details: { message: "card", attempt: 1, error: "HTTP 429 rate limited", final: false },
+    });
+    const job = (
+      await runInDurableObject(stubOf(p.id), (_i, state) =>
+        state.storage.sql.exec(`SELECT due_at FROM jobs WHERE kind = 'teams'`).toArray(),
+      )
+    )[0]!;
     const wait = Number(job.due_at) - Date.now();
     expect(wait).toBeGreaterThan(5_000);
     expect(wait).toBeLessThanOrEqual(7_000);
@@ -506,7 +621,11 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
     expect(attempts).toHaveLength(4);
     expect(new Set(attempts.map((a) => a.body)).size).toBe(1); // the same card each time
     const audit = await auditOf(p.id);
-    expect(audit.filter((e) => e.type === "teams.failed").map((e) => e.details.error)).toEqual(["HTTP 429 rate limited", "HTTP 500", "HTTP 503"]);
+    expect(audit.filter((e) => e.type === "teams.failed").map((e) => e.details.error)).toEqual([
+      "HTTP 429 rate limited",
+      "HTTP 500",
+      "HTTP 503",
+    ]);
     expect(audit.filter((e) => e.type === "teams.posted")).toHaveLength(1);
     // None of it touched the proposal, which can still be decided.
     expect(await statusOf(p.id)).toBe("pending");
@@ -516,13 +635,17 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
     await peer.script("/teams/approve", [{ status: 404 }]);
     const p = await propose(approvalBody());
     await settle(p.id);
-    expect((await auditOf(p.id)).find((e) => e.type === "teams.failed")).toMatchObject({ details: { error: "HTTP 404", final: true } });
+    expect((await auditOf(p.id)).find((e) => e.type === "teams.failed")).toMatchObject({
+      details: { error: "HTTP 404", final: true },
+    });
     await openAndConfirm(linkFor(p, "alice@example.com", "approve"));
     await openAndConfirm(linkFor(p, "bob@example.com", "approve"));
     await settle(p.id);
     expect(await statusOf(p.id)).toBe("succeeded");
     // After the card was given up, the outcome is still announced.
-    const outcome = (await peer.requests("/teams/approve")).slice(1).map((r) => JSON.parse(r.body).attachments[0].content.body[0].text);
+    const outcome = (await peer.requests("/teams/approve"))
+      .slice(1)
+      .map((r) => JSON.parse(r.body).attachments[0].content.body[0].text);
     expect(outcome.at(-1)).toContain("Succeeded");
   });
 });
@@ -537,13 +660,18 @@ describe("/openapi.json", () => {
     const created = create.responses["201"].content["application/json"].schema;
     expect(created.properties.links.items.properties).toHaveProperty("url");
     expect(created.properties.status.enum).toEqual(expect.arrayContaining(["acknowledged", "escalated"]));
-    expect(doc.paths["/v1/proposals/{id}"].get.responses["200"].content["application/json"].schema.properties).not.toHaveProperty("links");
+    expect(
+      doc.paths["/v1/proposals/{id}"].get.responses["200"].content["application/json"].schema.properties,
+    ).not.toHaveProperty("links");
     expect(Object.keys(doc.paths["/l/{token}"])).toEqual(["get", "post"]);
   });
 });
 
 describe("policy and configuration for links", () => {
-  const action = (extra: Record<string, unknown>) => ({ default_channel: "C0APPROVALS", actions: { "x.y": { approvers: ["U0ALICE"], ...extra } } });
+  const action = (extra: Record<string, unknown>) => ({
+    default_channel: "C0APPROVALS",
+    actions: { "x.y": { approvers: ["U0ALICE"], ...extra } },
+  });
   const problems = (policy: unknown) => {
     try {
       parsePolicy(policy);
@@ -555,34 +683,70 @@ describe("policy and configuration for links", () => {
 
   it("links are off by default; enabled ones resolve recipients, webhook and Teams identity", () => {
     expect(parsePolicy(action({})).actions["x.y"]).not.toHaveProperty("links");
-    expect(parsePolicy(action({ links: { recipients: ["a@example.com"] } })).actions["x.y"]).not.toHaveProperty("links");
-    expect(parsePolicy(action({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "https://x.webhook.office.com/abc" } })).actions["x.y"]!.links).toEqual({
+    expect(parsePolicy(action({ links: { recipients: ["a@example.com"] } })).actions["x.y"]).not.toHaveProperty(
+      "links",
+    );
+    expect(
+      parsePolicy(
+        action({
+          links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "https://x.webhook.office.com/abc" },
+        }),
+      ).actions["x.y"]!.links,
+    ).toEqual({
       recipients: ["a@example.com"],
       teams_webhook: "https://x.webhook.office.com/abc",
       teams_recipient: "teams",
     });
     // Only links: no Slack approvers, no channel needed.
-    expect(parsePolicy({ actions: { "x.y": { links: { enabled: true, recipients: ["a@example.com", "b@example.com"] }, required_approvals: 2 } } }).actions["x.y"]).toMatchObject({ approvers: [], channel: null });
+    expect(
+      parsePolicy({
+        actions: {
+          "x.y": { links: { enabled: true, recipients: ["a@example.com", "b@example.com"] }, required_approvals: 2 },
+        },
+      }).actions["x.y"],
+    ).toMatchObject({ approvers: [], channel: null });
   });
 
   it("refuses what does not fit, each at its own path", () => {
     const at = (field: string) => `POLICY.actions["x.y"].${field}`;
     const paths = (extra: Record<string, unknown>) => problems(action(extra)).map((d) => d.path);
     // A typo is named at its own path; the checks across fields still run on what is left.
-    expect(paths({ links: { enabled: true, recipient: ["a@example.com"] } })).toEqual([at("links.recipient"), at("links.recipients")]);
-    expect(problems(action({ links: { enabled: true, recipients: ["a b"] } }))[0]).toMatchObject({ path: at("links.recipients[0]"), message: expect.stringContaining("e-mail") });
-    expect(paths({ links: { enabled: true, recipients: ["a@example.com", "a@example.com"] } })).toEqual([at("links.recipients[1]")]);
+    expect(paths({ links: { enabled: true, recipient: ["a@example.com"] } })).toEqual([
+      at("links.recipient"),
+      at("links.recipients"),
+    ]);
+    expect(problems(action({ links: { enabled: true, recipients: ["a b"] } }))[0]).toMatchObject({
+      path: at("links.recipients[0]"),
+      message: expect.stringContaining("e-mail"),
+    });
+    expect(paths({ links: { enabled: true, recipients: ["a@example.com", "a@example.com"] } })).toEqual([
+      at("links.recipients[1]"),
+    ]);
     expect(paths({ links: { enabled: true } })).toEqual([at("links.recipients")]);
-    expect(paths({ links: { enabled: true, recipients: ["a@example.com"], teams_recipient: "t" } })).toEqual([at("links.teams_recipient")]);
-    expect(paths({ links: { enabled: true, recipients: ["teams"], teams_webhook: "https://t.example/x" } })).toEqual([at("links.teams_recipient")]);
-    expect(paths({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "http://teams.example/x" } })).toEqual([at("links.teams_webhook")]);
-    expect(paths({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "https://u:p@teams.example/x" } })).toEqual([at("links.teams_webhook")]);
+    expect(paths({ links: { enabled: true, recipients: ["a@example.com"], teams_recipient: "t" } })).toEqual([
+      at("links.teams_recipient"),
+    ]);
+    expect(paths({ links: { enabled: true, recipients: ["teams"], teams_webhook: "https://t.example/x" } })).toEqual([
+      at("links.teams_recipient"),
+    ]);
+    expect(
+      paths({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "http://teams.example/x" } }),
+    ).toEqual([at("links.teams_webhook")]);
+    expect(
+      paths({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "https://u:p@teams.example/x" } }),
+    ).toEqual([at("links.teams_webhook")]);
     expect(paths({ links: { enabled: "yes" } })).toEqual([at("links.enabled")]);
-    expect(paths({ requester_only: true, approvers: [], links: { enabled: true, recipients: ["a@example.com"] } })).toEqual([at("links.enabled")]);
-    expect(paths({ required_approvals: 3, links: { enabled: true, recipients: ["a@example.com"] } })).toEqual([at("required_approvals")]);
+    expect(
+      paths({ requester_only: true, approvers: [], links: { enabled: true, recipients: ["a@example.com"] } }),
+    ).toEqual([at("links.enabled")]);
+    expect(paths({ required_approvals: 3, links: { enabled: true, recipients: ["a@example.com"] } })).toEqual([
+      at("required_approvals"),
+    ]);
     expect(paths({ verify_labels: { yes: "Y" } })).toEqual([at("verify_labels")]);
     // http to loopback is fine (tests, local mode)
-    expect(paths({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "http://127.0.0.1:9/teams" } })).toEqual([]);
+    expect(
+      paths({ links: { enabled: true, recipients: ["a@example.com"], teams_webhook: "http://127.0.0.1:9/teams" } }),
+    ).toEqual([]);
   });
 
   it("LINK_SECRET and PUBLIC_URL are required once an action enables links, and checked whenever given", async () => {
@@ -600,13 +764,43 @@ describe("policy and configuration for links", () => {
       'PUBLIC_URL: is required when links are enabled (POLICY.actions["x.y"].links)',
     ]);
     const ok = checkConfig({ ...base, POLICY: withLinks, ...LINK_BINDINGS });
-    expect(ok.ok && [ok.config.linkSecret, ok.config.publicUrl]).toEqual([LINK_BINDINGS.LINK_SECRET, "https://signoff.test"]);
-    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: "whsec_c2hvcnQ=", PUBLIC_URL: "https://signoff.test" })[0]).toMatch(/^LINK_SECRET: decodes to 5 bytes/);
-    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: SECRETS.EVENTS_SECRET, PUBLIC_URL: "https://signoff.test" })[0]).toMatch(/^LINK_SECRET: must differ/);
-    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: LINK_BINDINGS.LINK_SECRET, PUBLIC_URL: "http://signoff.example.com" })[0]).toMatch(/^PUBLIC_URL: must use https/);
-    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: LINK_BINDINGS.LINK_SECRET, PUBLIC_URL: "https://signoff.example.com/app" })[0]).toMatch(/^PUBLIC_URL: must be the Worker's origin only/);
-    expect(paths({ ...base, POLICY: withLinks, LINK_SECRET: LINK_BINDINGS.LINK_SECRET, PUBLIC_URL: "http://localhost:8787/" })).toEqual([]);
-    expect(paths({ ...base, POLICY: noLinks, LINK_SECRET: "oops" })).toEqual(["LINK_SECRET: must be whsec_ followed by base64 (a Standard Webhooks secret)"]);
+    expect(ok.ok && [ok.config.linkSecret, ok.config.publicUrl]).toEqual([
+      LINK_BINDINGS.LINK_SECRET,
+      "https://signoff.test",
+    ]);
+    expect(
+      paths({ ...base, POLICY: withLinks, LINK_SECRET: "whsec_c2hvcnQ=", PUBLIC_URL: "https://signoff.test" })[0],
+    ).toMatch(/^LINK_SECRET: decodes to 5 bytes/);
+    expect(
+      paths({ ...base, POLICY: withLinks, LINK_SECRET: SECRETS.EVENTS_SECRET, PUBLIC_URL: "https://signoff.test" })[0],
+    ).toMatch(/^LINK_SECRET: must differ/);
+    expect(
+      paths({
+        ...base,
+        POLICY: withLinks,
+        LINK_SECRET: LINK_BINDINGS.LINK_SECRET,
+        PUBLIC_URL: "http://signoff.example.com",
+      })[0],
+    ).toMatch(/^PUBLIC_URL: must use https/);
+    expect(
+      paths({
+        ...base,
+        POLICY: withLinks,
+        LINK_SECRET: LINK_BINDINGS.LINK_SECRET,
+        PUBLIC_URL: "https://signoff.example.com/app",
+      })[0],
+    ).toMatch(/^PUBLIC_URL: must be the Worker's origin only/);
+    expect(
+      paths({
+        ...base,
+        POLICY: withLinks,
+        LINK_SECRET: LINK_BINDINGS.LINK_SECRET,
+        PUBLIC_URL: "http://localhost:8787/",
+      }),
+    ).toEqual([]);
+    expect(paths({ ...base, POLICY: noLinks, LINK_SECRET: "oops" })).toEqual([
+      "LINK_SECRET: must be whsec_ followed by base64 (a Standard Webhooks secret)",
+    ]);
   });
 
   it("a policy change never touches a waiting proposal's links: the rule is frozen at creation", async () => {

@@ -21,7 +21,9 @@ describe("production has no Slack stand-in", () => {
           new Request(`${host}${path}`, {
             method,
             headers: { "content-type": "application/json", authorization: "Bearer xoxb-test-bot-token" },
-            ...(method === "POST" ? { body: JSON.stringify({ channel: "C0APPROVALS", text: "hi", as: "U0ALICE" }) } : {}),
+            ...(method === "POST"
+              ? { body: JSON.stringify({ channel: "C0APPROVALS", text: "hi", as: "U0ALICE" }) }
+              : {}),
           }),
         );
         expect(res.status).toBe(404);

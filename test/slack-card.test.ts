@@ -15,7 +15,10 @@ type TextObject = { type: string; text: string };
 function texts(blocks: readonly KnownBlock[]): Array<{ where: string; text: string }> {
   const out: Array<{ where: string; text: string }> = [];
   const walk = (value: unknown, where: string) => {
-    if (Array.isArray(value)) return value.forEach((item, i) => walk(item, `${where}[${i}]`));
+    if (Array.isArray(value)) {
+      for (const [i, item] of value.entries()) walk(item, `${where}[${i}]`);
+      return;
+    }
     if (typeof value !== "object" || value === null) return;
     const record = value as Record<string, unknown>;
     if ((record.type === "mrkdwn" || record.type === "plain_text") && typeof record.text === "string") {
@@ -74,7 +77,8 @@ function expectWithinLimits(blocks: readonly KnownBlock[]) {
       for (const field of block.fields ?? []) expect(field.text.length).toBeLessThanOrEqual(SLACK_LIMITS.sectionField);
     }
     if (block.type === "context") {
-      for (const element of block.elements) expect((element as TextObject).text.length).toBeLessThanOrEqual(SLACK_LIMITS.contextElement);
+      for (const element of block.elements)
+        expect((element as TextObject).text.length).toBeLessThanOrEqual(SLACK_LIMITS.contextElement);
     }
   }
   for (const button of buttons(blocks)) {
@@ -208,7 +212,10 @@ describe("escaping every proposer string (SPEC 5)", () => {
 describe("cutting to Slack's limits (SPEC 5)", () => {
   const long = "Ünïcödé & <tags> 日本語 👨‍👩‍👧‍👦 🇨🇭 ".repeat(400);
   const huge = makeProposal({
-    action: { type: "k8s.rollout_restart", params: { blob: long, list: Array.from({ length: 200 }, (_, i) => `item-${i}&`) } },
+    action: {
+      type: "k8s.rollout_restart",
+      params: { blob: long, list: Array.from({ length: 200 }, (_, i) => `item-${i}&`) },
+    },
     summary: long,
     reason: long,
     blast_radius: long,
@@ -239,7 +246,15 @@ describe("cutting to Slack's limits (SPEC 5)", () => {
   });
 
   it("shows at most 500 characters of output", () => {
-    const card = renderCard({ ...huge, ...approvedBase, status: "succeeded", result: { status: "succeeded", output: "x".repeat(5000), at: APPROVED_AT } }, { role: "card" });
+    const card = renderCard(
+      {
+        ...huge,
+        ...approvedBase,
+        status: "succeeded",
+        result: { status: "succeeded", output: "x".repeat(5000), at: APPROVED_AT },
+      },
+      { role: "card" },
+    );
     const block = statusLine(card.blocks).match(/```([\s\S]*)```/)?.[1] ?? "";
     expect(block.length).toBeLessThanOrEqual(500);
     expect(block.length).toBeGreaterThan(400);
@@ -279,7 +294,9 @@ describe("buttons (SPEC 5)", () => {
   });
 
   it("no Escalate button when the policy has no escalation", () => {
-    const ids = buttons(renderCard(makeProposal({ rule: { escalation: null } }), { role: "card" }).blocks).map((b) => b.action_id);
+    const ids = buttons(renderCard(makeProposal({ rule: { escalation: null } }), { role: "card" }).blocks).map(
+      (b) => b.action_id,
+    );
     expect(ids).toEqual([ACTION_IDS.approve, ACTION_IDS.deny]);
   });
 
@@ -287,7 +304,9 @@ describe("buttons (SPEC 5)", () => {
     const p = makeProposal({ escalated: { by: "slack:U0ALICE", at: APPROVED_AT, prior_approvals: [] } });
     const card = renderCard(p, { role: "card" });
     expect(actionsBlock(card.blocks)).toBeUndefined();
-    expect(statusLine(card.blocks)).toMatch(/^:arrow_heading_up: Escalated by <@U0ALICE> <!date\^\d+\^.*> to <!subteam\^S0SRELEADS> in <#C0ESCALATE>\./);
+    expect(statusLine(card.blocks)).toMatch(
+      /^:arrow_heading_up: Escalated by <@U0ALICE> <!date\^\d+\^.*> to <!subteam\^S0SRELEADS> in <#C0ESCALATE>\./,
+    );
     expect(statusLine(card.blocks)).toContain("escalation message");
   });
 
@@ -349,8 +368,14 @@ describe("the status line tells the truth, and decided cards keep no buttons (SP
     ],
     [
       "denied",
-      { decision: { by: "slack:U0ALICE", at: APPROVED_AT, outcome: "denied", reason: "Not during the <freeze> & peak" } },
-      [/^:no_entry: Denied by <@U0ALICE> <!date\^\d+\^/, /Nothing ran\./, /\*Reason:\* Not during the &lt;freeze&gt; &amp; peak/],
+      {
+        decision: { by: "slack:U0ALICE", at: APPROVED_AT, outcome: "denied", reason: "Not during the <freeze> & peak" },
+      },
+      [
+        /^:no_entry: Denied by <@U0ALICE> <!date\^\d+\^/,
+        /Nothing ran\./,
+        /\*Reason:\* Not during the &lt;freeze&gt; &amp; peak/,
+      ],
     ],
     ["denied", { decision: { by: "slack:U0ALICE", at: APPROVED_AT, outcome: "denied" } }, [/No reason given\./]],
     [
@@ -378,7 +403,16 @@ describe("the status line tells the truth, and decided cards keep no buttons (SP
   });
 
   it("every status other than pending renders without buttons", () => {
-    const statuses: Status[] = ["approved", "dispatched", "succeeded", "failed", "dispatch_failed", "denied", "expired", "cancelled"];
+    const statuses: Status[] = [
+      "approved",
+      "dispatched",
+      "succeeded",
+      "failed",
+      "dispatch_failed",
+      "denied",
+      "expired",
+      "cancelled",
+    ];
     for (const status of statuses) {
       expect(actionsBlock(renderCard(makeProposal({ status }), { role: "card" }).blocks), status).toBeUndefined();
     }
@@ -414,6 +448,8 @@ describe("deny modal and refusals (SPEC 5)", () => {
   });
 
   it("refusal text is escaped", () => {
-    expect(refusalText("You may not approve <!channel> & co")).toBe(":no_entry_sign: You may not approve &lt;!channel&gt; &amp; co");
+    expect(refusalText("You may not approve <!channel> & co")).toBe(
+      ":no_entry_sign: You may not approve &lt;!channel&gt; &amp; co",
+    );
   });
 });

@@ -1,12 +1,12 @@
 // SPEC 5 end to end: signed clicks through POST /slack/interactions, who may decide, the
 // Deny modal, ephemeral refusals, a card that always tells the truth, Slack failures.
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS } from "./fixtures.ts";
 import {
-  BASE,
   auditOf,
+  BASE,
   call,
   click,
   clickPayload,
@@ -19,16 +19,24 @@ import {
   slackRequest,
 } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
-import { exports } from "cloudflare:workers";
 
 type Blocks = Array<{ type: string; elements?: Array<Record<string, unknown>> }>;
-const buttonsOf = (blocks: unknown) => ((blocks as Blocks).find((b) => b.type === "actions")?.elements ?? []) as Array<Record<string, any>>;
+const buttonsOf = (blocks: unknown) =>
+  ((blocks as Blocks).find((b) => b.type === "actions")?.elements ?? []) as Array<Record<string, any>>;
 /** The latest chat.update of this proposal's messages (other tests' late updates are ignored). */
 const lastCard = async (id: string, channel?: string) =>
-  (await peer.slackCalls("chat.update")).filter((u) => JSON.stringify(u.blocks).includes(id) && (!channel || u.channel === channel)).at(-1)!;
+  (await peer.slackCalls("chat.update"))
+    .filter((u) => JSON.stringify(u.blocks).includes(id) && (!channel || u.channel === channel))
+    .at(-1)!;
 
 async function rawSlack(body: string, headers: Record<string, string>) {
-  return exports.default.fetch(new Request(`${BASE}/slack/interactions`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body }));
+  return exports.default.fetch(
+    new Request(`${BASE}/slack/interactions`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+      body,
+    }),
+  );
 }
 
 describe("signature verification, before anything is parsed", () => {
@@ -37,16 +45,43 @@ describe("signature verification, before anything is parsed", () => {
 
   it("a correctly signed request is accepted", async () => {
     const ts = now();
-    const res = await rawSlack(body, { "x-slack-request-timestamp": String(ts), "x-slack-signature": await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts, body) });
+    const res = await rawSlack(body, {
+      "x-slack-request-timestamp": String(ts),
+      "x-slack-signature": await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts, body),
+    });
     expect(res.status).toBe(200);
   });
 
   for (const [name, make] of [
-    ["wrong secret", async (ts: number) => ({ "x-slack-request-timestamp": String(ts), "x-slack-signature": await signSlackRequest("another-secret", ts, body) })],
-    ["stale timestamp (6 min old)", async (ts: number) => ({ "x-slack-request-timestamp": String(ts - 360), "x-slack-signature": await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts - 360, body) })],
-    ["future timestamp (6 min ahead)", async (ts: number) => ({ "x-slack-request-timestamp": String(ts + 360), "x-slack-signature": await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts + 360, body) })],
+    [
+      "wrong secret",
+      async (ts: number) => ({
+        "x-slack-request-timestamp": String(ts),
+        "x-slack-signature": await signSlackRequest("another-secret", ts, body),
+      }),
+    ],
+    [
+      "stale timestamp (6 min old)",
+      async (ts: number) => ({
+        "x-slack-request-timestamp": String(ts - 360),
+        "x-slack-signature": await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts - 360, body),
+      }),
+    ],
+    [
+      "future timestamp (6 min ahead)",
+      async (ts: number) => ({
+        "x-slack-request-timestamp": String(ts + 360),
+        "x-slack-signature": await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts + 360, body),
+      }),
+    ],
     ["missing headers", async () => ({})],
-    ["missing v0= prefix", async (ts: number) => ({ "x-slack-request-timestamp": String(ts), "x-slack-signature": (await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts, body)).slice(3) })],
+    [
+      "missing v0= prefix",
+      async (ts: number) => ({
+        "x-slack-request-timestamp": String(ts),
+        "x-slack-signature": (await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts, body)).slice(3),
+      }),
+    ],
   ] as const) {
     it(`${name}: 401, nothing parsed, nothing changed`, async () => {
       const res = await rawSlack(body, await make(now()));
@@ -60,7 +95,10 @@ describe("signature verification, before anything is parsed", () => {
     const honest = `payload=${encodeURIComponent(JSON.stringify(clickPayload("deny", p.id, "U0ALICE")))}`;
     const forged = `payload=${encodeURIComponent(JSON.stringify(clickPayload("approve", p.id, "U0ALICE")))}`;
     const ts = now();
-    const res = await rawSlack(forged, { "x-slack-request-timestamp": String(ts), "x-slack-signature": await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts, honest) });
+    const res = await rawSlack(forged, {
+      "x-slack-request-timestamp": String(ts),
+      "x-slack-signature": await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, ts, honest),
+    });
     expect(res.status).toBe(401);
     expect((await getProposal(p.id)).status).toBe("pending");
   });
@@ -77,7 +115,9 @@ describe("who may decide", () => {
     const p = await createProposal();
     await click("approve", p.id, "U0OSCAR");
     expect((await getProposal(p.id)).approvals.map((a: { user: string }) => a.user)).toEqual(["U0OSCAR"]);
-    expect(await peer.slackCalls("usergroups.users.list")).toEqual(expect.arrayContaining([expect.objectContaining({ usergroup: "S0ONCALL" })]));
+    expect(await peer.slackCalls("usergroups.users.list")).toEqual(
+      expect.arrayContaining([expect.objectContaining({ usergroup: "S0ONCALL" })]),
+    );
   });
 
   it("an outsider changes nothing, is told why in an ephemeral message, and the attempt is audited", async () => {
@@ -88,7 +128,10 @@ describe("who may decide", () => {
     const [ephemeral] = await peer.slackCalls("chat.postEphemeral");
     expect(ephemeral).toMatchObject({ channel: "C0INCIDENT", user: "U0MALLORY" });
     expect(String(ephemeral!.text)).toMatch(/not among the approvers/);
-    expect((await auditOf(p.id)).find((e) => e.type === "click.refused")).toMatchObject({ actor: "slack:U0MALLORY", details: { code: "not_an_approver" } });
+    expect((await auditOf(p.id)).find((e) => e.type === "click.refused")).toMatchObject({
+      actor: "slack:U0MALLORY",
+      details: { code: "not_an_approver" },
+    });
   });
 
   it("four-eyes: the requester (a group member) may not approve their own proposal", async () => {
@@ -100,7 +143,11 @@ describe("who may decide", () => {
   });
 
   it("requester_only: the card goes to the requester's DM and only they can confirm", async () => {
-    const p = await createProposal({ action: { type: "demo.echo", params: { message: "hi" } }, requested_by: "U0BOB", ttl_seconds: 30 });
+    const p = await createProposal({
+      action: { type: "demo.echo", params: { message: "hi" } },
+      requested_by: "U0BOB",
+      ttl_seconds: 30,
+    });
     await settle(p.id);
     expect((await peer.slackCalls("chat.postMessage"))[0]).toMatchObject({ channel: "U0BOB" });
     await click("approve", p.id, "U0ALICE");
@@ -150,15 +197,24 @@ describe("Deny with a reason (modal)", () => {
     const res = await click("deny", p.id, "U0ALICE");
     expect(res.status).toBe(200);
     const [opened] = await peer.slackCalls("views.open");
-    expect(opened).toMatchObject({ trigger_id: "123.456.abc", view: { type: "modal", callback_id: "signoff.deny_reason", private_metadata: p.id } });
+    expect(opened).toMatchObject({
+      trigger_id: "123.456.abc",
+      view: { type: "modal", callback_id: "signoff.deny_reason", private_metadata: p.id },
+    });
     expect((await getProposal(p.id)).status).toBe("pending"); // the modal alone decides nothing
 
     const submitted = await slackRequest(denySubmission(p.id, "U0ALICE", "Black Friday freeze <!channel>"));
     expect(submitted.status).toBe(200);
     const denied = await getProposal(p.id);
-    expect(denied.decision).toMatchObject({ by: "slack:U0ALICE", outcome: "denied", reason: "Black Friday freeze <!channel>" });
+    expect(denied.decision).toMatchObject({
+      by: "slack:U0ALICE",
+      outcome: "denied",
+      reason: "Black Friday freeze <!channel>",
+    });
     await settle(p.id);
-    expect((await auditOf(p.id)).find((e) => e.type === "proposal.denied")!.details.reason).toBe("Black Friday freeze <!channel>");
+    expect((await auditOf(p.id)).find((e) => e.type === "proposal.denied")!.details.reason).toBe(
+      "Black Friday freeze <!channel>",
+    );
     const card = JSON.stringify((await lastCard(p.id)).blocks);
     expect(card).toContain("Black Friday freeze &lt;!channel&gt;");
     expect(card).not.toContain("<!channel>");
@@ -179,7 +235,10 @@ describe("Deny with a reason (modal)", () => {
     await click("approve", p.id, "U0OSCAR");
     const res = await slackRequest(denySubmission(p.id, "U0ALICE", "too late"));
     const body = await json(res);
-    expect(body).toMatchObject({ response_action: "errors", errors: { reason: expect.stringMatching(/Already approved by <@U0OSCAR>/) } });
+    expect(body).toMatchObject({
+      response_action: "errors",
+      errors: { reason: expect.stringMatching(/Already approved by <@U0OSCAR>/) },
+    });
     expect((await getProposal(p.id)).status).not.toBe("denied");
   });
 });
@@ -227,7 +286,9 @@ describe("a card that tells the truth", () => {
 
 describe("Slack API failures never block the decision", () => {
   it("429 honours Retry-After, then the card is posted", async () => {
-    await peer.script("/slack/api/chat.postMessage", [{ status: 429, headers: { "retry-after": "7" }, body: { ok: false, error: "ratelimited" } }]);
+    await peer.script("/slack/api/chat.postMessage", [
+      { status: 429, headers: { "retry-after": "7" }, body: { ok: false, error: "ratelimited" } },
+    ]);
     const p = await createProposal();
     await settle(p.id);
     const failure = (await auditOf(p.id)).find((e) => e.type === "slack.failed")!;
@@ -243,7 +304,10 @@ describe("Slack API failures never block the decision", () => {
   });
 
   it("5xx is retried with backoff; an ok:false error is audited and not retried", async () => {
-    await peer.script("/slack/api/chat.postMessage", [{ status: 500 }, { status: 200, body: { ok: false, error: "channel_not_found" } }]);
+    await peer.script("/slack/api/chat.postMessage", [
+      { status: 500 },
+      { status: 200, body: { ok: false, error: "channel_not_found" } },
+    ]);
     const p = await createProposal();
     await settle(p.id);
     await runJobsNow(p.id, ["slack"]);
@@ -259,5 +323,7 @@ describe("Slack API failures never block the decision", () => {
 });
 
 it("env sanity: the stand-in Slack is the loopback peer", () => {
-  expect(String((env as unknown as { SLACK_API_BASE: string }).SLACK_API_BASE)).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/slack\/api$/);
+  expect(String((env as unknown as { SLACK_API_BASE: string }).SLACK_API_BASE)).toMatch(
+    /^http:\/\/127\.0\.0\.1:\d+\/slack\/api$/,
+  );
 });

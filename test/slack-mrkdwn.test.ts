@@ -86,7 +86,12 @@ describe("truncate", () => {
 
   it("handles multi-byte text at Slack's limits", () => {
     const text = escapeMrkdwn("Größe & Übermaß — 日本語のテキスト 🎉 ".repeat(200));
-    for (const limit of [SLACK_LIMITS.headerText, SLACK_LIMITS.sectionField, SLACK_LIMITS.sectionText, SLACK_LIMITS.confirmText]) {
+    for (const limit of [
+      SLACK_LIMITS.headerText,
+      SLACK_LIMITS.sectionField,
+      SLACK_LIMITS.sectionText,
+      SLACK_LIMITS.confirmText,
+    ]) {
       const out = truncate(text, limit);
       expect(out.length).toBeLessThanOrEqual(limit);
       expect(out.length).toBeGreaterThan(limit - 12);
@@ -117,7 +122,7 @@ describe("fit, codeSpan, codeBlock", () => {
   });
 
   it("codeBlock keeps the block closed and the content within its limit", () => {
-    const out = codeBlock("```\nrm -rf <x>\n```" + "y".repeat(1000), 500);
+    const out = codeBlock(`\`\`\`\nrm -rf <x>\n\`\`\`${"y".repeat(1000)}`, 500);
     expect(out.startsWith("```")).toBe(true);
     expect(out.endsWith("```")).toBe(true);
     const inner = out.slice(3, -3);

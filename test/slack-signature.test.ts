@@ -1,6 +1,6 @@
 // SPEC 5: every Slack request is verified (v0 HMAC, constant time, ±5 min) before it is parsed.
 import { describe, expect, it } from "vitest";
-import { signSlackRequest, SLACK_MAX_SKEW_SECONDS, verifySlackSignature } from "../src/slack/signature.ts";
+import { SLACK_MAX_SKEW_SECONDS, signSlackRequest, verifySlackSignature } from "../src/slack/signature.ts";
 
 // Slack's published example: https://docs.slack.dev/authentication/verifying-requests-from-slack
 const SECRET = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -50,7 +50,9 @@ describe("Slack request signature (SPEC 5)", () => {
 
   it("refuses a tampered body", async () => {
     const tampered = BODY.replace("user_id=U2CERLKJA", "user_id=U2CERLKJB");
-    expect(await refusal(verifySlackSignature(SECRET, headers(EXPECTED, TIMESTAMP), tampered, TIMESTAMP))).toMatch(/mismatch/);
+    expect(await refusal(verifySlackSignature(SECRET, headers(EXPECTED, TIMESTAMP), tampered, TIMESTAMP))).toMatch(
+      /mismatch/,
+    );
   });
 
   it("refuses a tampered timestamp (it is part of what is signed)", async () => {
@@ -60,12 +62,16 @@ describe("Slack request signature (SPEC 5)", () => {
 
   it("refuses a stale timestamp (more than five minutes old)", async () => {
     const h = headers(EXPECTED, TIMESTAMP);
-    expect(await refusal(verifySlackSignature(SECRET, h, BODY, TIMESTAMP + SLACK_MAX_SKEW_SECONDS + 1))).toMatch(/too old/);
+    expect(await refusal(verifySlackSignature(SECRET, h, BODY, TIMESTAMP + SLACK_MAX_SKEW_SECONDS + 1))).toMatch(
+      /too old/,
+    );
   });
 
   it("refuses a timestamp more than five minutes in the future", async () => {
     const h = headers(EXPECTED, TIMESTAMP);
-    expect(await refusal(verifySlackSignature(SECRET, h, BODY, TIMESTAMP - SLACK_MAX_SKEW_SECONDS - 1))).toMatch(/future/);
+    expect(await refusal(verifySlackSignature(SECRET, h, BODY, TIMESTAMP - SLACK_MAX_SKEW_SECONDS - 1))).toMatch(
+      /future/,
+    );
   });
 
   it("refuses a replay of a once-valid request long after", async () => {
@@ -79,17 +85,13 @@ describe("Slack request signature (SPEC 5)", () => {
     expect(await refusal(verifySlackSignature(SECRET, new Headers(), BODY, TIMESTAMP))).toMatch(/missing/);
   });
 
-  it.each([
-    ["1531420618.5"],
-    ["-1531420618"],
-    ["+1531420618"],
-    ["1.531420618e9"],
-    [""],
-    ["abc"],
-  ])("refuses a timestamp that is not a plain integer: %j", async (timestamp) => {
-    const reason = await refusal(verifySlackSignature(SECRET, headers(EXPECTED, timestamp), BODY, TIMESTAMP));
-    expect(reason).toMatch(/integer/);
-  });
+  it.each([["1531420618.5"], ["-1531420618"], ["+1531420618"], ["1.531420618e9"], [""], ["abc"]])(
+    "refuses a timestamp that is not a plain integer: %j",
+    async (timestamp) => {
+      const reason = await refusal(verifySlackSignature(SECRET, headers(EXPECTED, timestamp), BODY, TIMESTAMP));
+      expect(reason).toMatch(/integer/);
+    },
+  );
 
   it("refuses a signature without the v0= prefix", async () => {
     const hex = EXPECTED.slice(3);
@@ -100,7 +102,13 @@ describe("Slack request signature (SPEC 5)", () => {
 
   it("refuses a signature that is not 64 hex digits", async () => {
     const hex = EXPECTED.slice(3);
-    for (const bad of [`v0=${hex.slice(0, 63)}g`, `v0=${hex.slice(0, 62)}`, `v0=${hex}00`, "v0=", `${EXPECTED}, ${EXPECTED}`]) {
+    for (const bad of [
+      `v0=${hex.slice(0, 63)}g`,
+      `v0=${hex.slice(0, 62)}`,
+      `v0=${hex}00`,
+      "v0=",
+      `${EXPECTED}, ${EXPECTED}`,
+    ]) {
       expect(await refusal(verifySlackSignature(SECRET, headers(bad, TIMESTAMP), BODY, TIMESTAMP))).toMatch(/v0=/);
     }
   });
@@ -111,7 +119,7 @@ describe("Slack request signature (SPEC 5)", () => {
 
   it("never throws and never echoes the secret or the expected signature", async () => {
     const inputs: Array<[string, Headers, string, number]> = [
-      [SECRET, headers("v0=" + "0".repeat(64), TIMESTAMP), BODY, TIMESTAMP],
+      [SECRET, headers(`v0=${"0".repeat(64)}`, TIMESTAMP), BODY, TIMESTAMP],
       [SECRET, headers(EXPECTED, TIMESTAMP), BODY, Number.NaN],
       [SECRET, headers(EXPECTED, "9".repeat(12)), BODY, TIMESTAMP],
       [SECRET, headers(EXPECTED, TIMESTAMP), "\u{1F600}\u0000\uD800", TIMESTAMP],

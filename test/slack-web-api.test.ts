@@ -19,7 +19,11 @@ function expectNoLeak(result: SlackCallResult, ...secrets: string[]) {
 
 describe("callSlack: success", () => {
   it("POSTs JSON with the bot token as a Bearer header and returns Slack's data", async () => {
-    const result = await callSlack(base(), TOKEN, "chat.postMessage", { channel: "C0INCIDENT", text: "hi", blocks: [{ type: "divider" }] });
+    const result = await callSlack(base(), TOKEN, "chat.postMessage", {
+      channel: "C0INCIDENT",
+      text: "hi",
+      blocks: [{ type: "divider" }],
+    });
     expect(result.kind).toBe("ok");
     expect(result.kind === "ok" ? result.data : null).toMatchObject({ ok: true, channel: "C0INCIDENT" });
     expect(result.kind === "ok" ? typeof result.data.ts : null).toBe("string");
@@ -29,16 +33,26 @@ describe("callSlack: success", () => {
     expect(request?.method).toBe("POST");
     expect(request?.headers.authorization).toBe(`Bearer ${TOKEN}`);
     expect(request?.headers["content-type"]).toBe("application/json; charset=utf-8");
-    expect(JSON.parse(request?.body ?? "")).toEqual({ channel: "C0INCIDENT", text: "hi", blocks: [{ type: "divider" }] });
+    expect(JSON.parse(request?.body ?? "")).toEqual({
+      channel: "C0INCIDENT",
+      text: "hi",
+      blocks: [{ type: "divider" }],
+    });
     expect(request?.body).not.toContain(TOKEN);
   });
 
   it("sends usergroups.users.list form-encoded, since Slack refuses JSON for it", async () => {
-    const result = await callSlack(base(), TOKEN, "usergroups.users.list", { usergroup: "S0ONCALL", include_disabled: false });
+    const result = await callSlack(base(), TOKEN, "usergroups.users.list", {
+      usergroup: "S0ONCALL",
+      include_disabled: false,
+    });
     expect(result).toEqual({ kind: "ok", data: { ok: true, users: ["U0BOB", "U0OSCAR"] } });
     const [request] = await peer.requests(path("usergroups.users.list"));
     expect(request?.headers["content-type"]).toBe("application/x-www-form-urlencoded");
-    expect(Object.fromEntries(new URLSearchParams(request?.body))).toEqual({ usergroup: "S0ONCALL", include_disabled: "false" });
+    expect(Object.fromEntries(new URLSearchParams(request?.body))).toEqual({
+      usergroup: "S0ONCALL",
+      include_disabled: "false",
+    });
     expect(request?.headers.authorization).toBe(`Bearer ${TOKEN}`);
   });
 
@@ -57,7 +71,10 @@ describe("callSlack: Slack says no (failed, not retried)", () => {
 
   it("ok:false with invalid_auth fails (a bad token is not fixed by retrying)", async () => {
     await peer.script(path("chat.update"), [{ body: { ok: false, error: "invalid_auth" } }]);
-    expect(await callSlack(base(), TOKEN, "chat.update", {})).toEqual({ kind: "failed", error: "chat.update: invalid_auth" });
+    expect(await callSlack(base(), TOKEN, "chat.update", {})).toEqual({
+      kind: "failed",
+      error: "chat.update: invalid_auth",
+    });
   });
 
   it("other 4xx fail with the status and Slack's code when there is one", async () => {
@@ -76,7 +93,9 @@ describe("callSlack: Slack says no (failed, not retried)", () => {
   });
 
   it("a 200 that is not Slack's JSON fails without quoting it", async () => {
-    await peer.script(path("chat.postMessage"), [{ headers: { "content-type": "text/plain" }, body: `gateway says ${TOKEN}` }]);
+    await peer.script(path("chat.postMessage"), [
+      { headers: { "content-type": "text/plain" }, body: `gateway says ${TOKEN}` },
+    ]);
     const result = await callSlack(base(), TOKEN, "chat.postMessage", {});
     expect(result.kind).toBe("failed");
     expectNoLeak(result, "gateway says");
@@ -97,7 +116,9 @@ describe("callSlack: Slack says no (failed, not retried)", () => {
 
 describe("callSlack: try again (retry)", () => {
   it("429 honours Retry-After in seconds", async () => {
-    await peer.script(path("chat.postMessage"), [{ status: 429, headers: { "retry-after": "7" }, body: { ok: false, error: "ratelimited" } }]);
+    await peer.script(path("chat.postMessage"), [
+      { status: 429, headers: { "retry-after": "7" }, body: { ok: false, error: "ratelimited" } },
+    ]);
     const result = await callSlack(base(), TOKEN, "chat.postMessage", { channel: "C1", text: "x" });
     expect(result).toEqual({ kind: "retry", afterMs: 7000, error: "chat.postMessage: HTTP 429 rate limited" });
   });
@@ -109,12 +130,21 @@ describe("callSlack: try again (retry)", () => {
   });
 
   it("200 with ok:false ratelimited also honours Retry-After", async () => {
-    await peer.script(path("chat.update"), [{ headers: { "retry-after": "3" }, body: { ok: false, error: "ratelimited" } }]);
-    expect(await callSlack(base(), TOKEN, "chat.update", {})).toEqual({ kind: "retry", afterMs: 3000, error: "chat.update: ratelimited" });
+    await peer.script(path("chat.update"), [
+      { headers: { "retry-after": "3" }, body: { ok: false, error: "ratelimited" } },
+    ]);
+    expect(await callSlack(base(), TOKEN, "chat.update", {})).toEqual({
+      kind: "retry",
+      afterMs: 3000,
+      error: "chat.update: ratelimited",
+    });
   });
 
   it("transient Slack errors (internal_error, service_unavailable) are retried", async () => {
-    await peer.script(path("chat.update"), [{ body: { ok: false, error: "internal_error" } }, { body: { ok: false, error: "service_unavailable" } }]);
+    await peer.script(path("chat.update"), [
+      { body: { ok: false, error: "internal_error" } },
+      { body: { ok: false, error: "service_unavailable" } },
+    ]);
     expect(await callSlack(base(), TOKEN, "chat.update", {})).toMatchObject({ kind: "retry", afterMs: null });
     expect(await callSlack(base(), TOKEN, "chat.update", {})).toMatchObject({ kind: "retry", afterMs: null });
   });

@@ -15,7 +15,11 @@ const VECTOR = {
 
 const SECRET = SECRETS.RUNNER_SECRET;
 const OTHER_SECRET = SECRETS.EVENTS_SECRET;
-const BODY = JSON.stringify({ type: "proposal.approved", proposal_id: "prp_abc", action: { type: "demo.echo", params: { message: "hi ünïcødé ✓" } } });
+const BODY = JSON.stringify({
+  type: "proposal.approved",
+  proposal_id: "prp_abc",
+  action: { type: "demo.echo", params: { message: "hi ünïcødé ✓" } },
+});
 
 /** The library checks timestamps against Date.now(), so anything it verifies must be signed "now". */
 const now = () => Math.floor(Date.now() / 1000);
@@ -107,7 +111,11 @@ describe("verifyWebhook", () => {
   it("accepts a delivery signed by the standardwebhooks library", async () => {
     const t = now();
     const signature = new Webhook(SECRET).sign("msg_lib_1", new Date(t * 1000), BODY);
-    const headers = headersOf({ "webhook-id": "msg_lib_1", "webhook-timestamp": String(t), "webhook-signature": signature });
+    const headers = headersOf({
+      "webhook-id": "msg_lib_1",
+      "webhook-timestamp": String(t),
+      "webhook-signature": signature,
+    });
     expect(await verifyWebhook(SECRET, headers, BODY, t)).toEqual({ ok: true, id: "msg_lib_1", timestamp: t });
   });
 
@@ -170,7 +178,13 @@ describe("verifyWebhook", () => {
   describe("timestamps", () => {
     const T = 1_700_000_000;
     const at = async (signedAt: number, nowSeconds: number, tolerance?: number) =>
-      verifyWebhook(SECRET, headersOf(await signWebhook(SECRET, "msg_ts", signedAt, BODY)), BODY, nowSeconds, tolerance);
+      verifyWebhook(
+        SECRET,
+        headersOf(await signWebhook(SECRET, "msg_ts", signedAt, BODY)),
+        BODY,
+        nowSeconds,
+        tolerance,
+      );
 
     it("accepts up to the tolerance either way (default 300 s)", async () => {
       expect((await at(T, T + 300)).ok).toBe(true);
@@ -219,7 +233,13 @@ describe("verifyWebhook", () => {
     it("passes when any v1 entry matches (secret rotation), wherever it sits", async () => {
       const good = (await signWebhook(SECRET, "msg_m", T, BODY))["webhook-signature"];
       const old = (await signWebhook(OTHER_SECRET, "msg_m", T, BODY))["webhook-signature"];
-      for (const list of [`${old} ${good}`, `${good} ${old}`, `v1a,c2lnbmF0dXJl ${good}`, `junk ${good}`, `  ${old}  ${good} `]) {
+      for (const list of [
+        `${old} ${good}`,
+        `${good} ${old}`,
+        `v1a,c2lnbmF0dXJl ${good}`,
+        `junk ${good}`,
+        `  ${old}  ${good} `,
+      ]) {
         const headers = headersOf({ "webhook-id": "msg_m", "webhook-timestamp": String(T), "webhook-signature": list });
         expect(await verifyWebhook(SECRET, headers, BODY, T)).toEqual({ ok: true, id: "msg_m", timestamp: T });
       }
@@ -252,11 +272,17 @@ describe("verifyWebhook", () => {
   describe("missing headers", () => {
     const T = 1_700_000_000;
 
-    it.each(["webhook-id", "webhook-timestamp", "webhook-signature"] as const)("refuses a delivery without %s", async (name) => {
-      const signed: Record<string, string> = await signWebhook(SECRET, "msg_h", T, BODY);
-      delete signed[name];
-      expect(await verifyWebhook(SECRET, headersOf(signed), BODY, T)).toEqual({ ok: false, reason: "missing_headers" });
-    });
+    it.each(["webhook-id", "webhook-timestamp", "webhook-signature"] as const)(
+      "refuses a delivery without %s",
+      async (name) => {
+        const signed: Record<string, string> = await signWebhook(SECRET, "msg_h", T, BODY);
+        delete signed[name];
+        expect(await verifyWebhook(SECRET, headersOf(signed), BODY, T)).toEqual({
+          ok: false,
+          reason: "missing_headers",
+        });
+      },
+    );
 
     it("refuses empty header values", async () => {
       const signed = await signWebhook(SECRET, "msg_h", T, BODY);
@@ -280,7 +306,10 @@ describe("verifyWebhook", () => {
           "webhook-timestamp": String(VECTOR.timestamp),
           "webhook-signature": VECTOR.signature,
         });
-        expect(await verifyWebhook(secret, headers, VECTOR.body, VECTOR.timestamp)).toEqual({ ok: false, reason: "bad_secret" });
+        expect(await verifyWebhook(secret, headers, VECTOR.body, VECTOR.timestamp)).toEqual({
+          ok: false,
+          reason: "bad_secret",
+        });
       },
     );
   });
@@ -302,12 +331,20 @@ describe("verifyWebhook", () => {
       "V1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
       "x".repeat(10_000),
     ])("answers bad_signature for signature %#", async (signature) => {
-      const headers = headersOf({ "webhook-id": "msg_j", "webhook-timestamp": String(T), "webhook-signature": signature });
+      const headers = headersOf({
+        "webhook-id": "msg_j",
+        "webhook-timestamp": String(T),
+        "webhook-signature": signature,
+      });
       expect(await verifyWebhook(SECRET, headers, BODY, T)).toEqual({ ok: false, reason: "bad_signature" });
     });
 
     it("survives a Headers object that throws", async () => {
-      const hostile = { get: () => { throw new Error("boom"); } } as unknown as Headers;
+      const hostile = {
+        get: () => {
+          throw new Error("boom");
+        },
+      } as unknown as Headers;
       expect(await verifyWebhook(SECRET, hostile, BODY, T)).toEqual({ ok: false, reason: "bad_signature" });
     });
   });

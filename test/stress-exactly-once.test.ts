@@ -5,11 +5,11 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { verifyChains, type AuditEvent } from "../src/audit/chain.ts";
+import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
+import { TOKENS } from "./fixtures.ts";
 import { call, click, createProposal, jobsOf, json, runAlarm, settle as settleHelper, stubOf } from "./helpers/api.ts";
 import { peer, type ScriptedResponse } from "./peer/client.ts";
-import { TOKENS } from "./fixtures.ts";
 
 /**
  * How many proposals: the most that stays inside a minute on a 2-core machine even when other
@@ -72,7 +72,8 @@ function runnerAnswers(random: () => number, count: number): { script: ScriptedR
     // Longer than the dispatch timeout, then a 5xx: never a late 2xx signoff did not see.
     else if (r < 0.35) add("hang", { status: 504, delay_ms: HANG_MS });
     else if (r < 0.4) add("drop", { destroy: true });
-    else if (r < 0.42) add("403", { status: 403 }); // the runner refuses: dispatch_failed at once
+    else if (r < 0.42)
+      add("403", { status: 403 }); // the runner refuses: dispatch_failed at once
     else if (r < 0.6) add("202", { status: 202, body: {} });
     else add("200", { status: 200, body: { status: "succeeded", output: "ran ok" } });
   }
@@ -83,14 +84,20 @@ const is2xx = (label: string) => label === "200" || label === "202";
 
 async function chainHead(id: string): Promise<{ idx: number; outbox: number }> {
   return runInDurableObject(stubOf(id), (_instance, state) => {
-    const head = state.storage.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`).toArray()[0];
+    const head = state.storage.sql
+      .exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`)
+      .toArray()[0];
     const outbox = state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n;
     return { idx: head ? (JSON.parse(head.value) as { idx: number }).idx : 0, outbox };
   });
 }
 
 async function dispatchJobs(id: string): Promise<number> {
-  return runInDurableObject(stubOf(id), (_instance, state) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE kind = 'dispatch'`).one().n);
+  return runInDurableObject(
+    stubOf(id),
+    (_instance, state) =>
+      state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE kind = 'dispatch'`).one().n,
+  );
 }
 
 /** Runs `fn` on every item, `concurrency` at a time (a sliding window: a slow one holds up no other). */
@@ -126,7 +133,9 @@ async function inPool<T>(items: readonly T[], concurrency: number, fn: (item: T)
 }
 
 describe("exactly once under stress", () => {
-  it(`${N} proposals, concurrent clicks by approvers and outsiders, alarms re-run, a runner failing at random: every approved proposal has exactly one accepted dispatch, none without an approval, no audit event lost`, { timeout: 180_000 }, async () => {
+  it(`${N} proposals, concurrent clicks by approvers and outsiders, alarms re-run, a runner failing at random: every approved proposal has exactly one accepted dispatch, none without an approval, no audit event lost`, {
+    timeout: 180_000,
+  }, async () => {
     const t0 = Date.now();
     const marks: string[] = [];
     const mark = (what: string) => marks.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)}s`);
@@ -138,7 +147,9 @@ describe("exactly once under stress", () => {
     await peer.script("/runner", answers.script);
 
     // ---- create ---------------------------------------------------------------------
-    const kinds: Kind[] = Array.from({ length: N }, (_, i) => (i % 10 === 3 ? "two_of_three" : i % 10 === 7 ? "outsiders" : "rollout"));
+    const kinds: Kind[] = Array.from({ length: N }, (_, i) =>
+      i % 10 === 3 ? "two_of_three" : i % 10 === 7 ? "outsiders" : "rollout",
+    );
     const cases: Case[] = [];
     await inPool(kinds, POOL, async (kind) => {
       const p = await createProposal(
@@ -179,7 +190,10 @@ describe("exactly once under stress", () => {
     mark("retried");
     // ---- what the runner saw, and what it answered --------------------------------------
     const requests = await peer.requests("/runner");
-    const byProposal = new Map<string, Array<{ attempt: number; answer: string; webhookId: string; idempotencyKey: string; signed: boolean }>>();
+    const byProposal = new Map<
+      string,
+      Array<{ attempt: number; answer: string; webhookId: string; idempotencyKey: string; signed: boolean }>
+    >();
     requests.forEach((request, i) => {
       const body = JSON.parse(request.body) as { proposal_id: string; attempt: number };
       const list = byProposal.get(body.proposal_id) ?? [];
@@ -207,18 +221,31 @@ describe("exactly once under stress", () => {
       states.set(c.id, { status: view.status, attempts: view.dispatch.attempts, head: await chainHead(c.id) });
     });
 
-    const tally = { approved: 0, exactlyOnce: 0, refusedByRunner: 0, exhausted: 0, neverApproved: 0, retried: 0, lateAcceptsRedelivered: 0 };
+    const tally = {
+      approved: 0,
+      exactlyOnce: 0,
+      refusedByRunner: 0,
+      exhausted: 0,
+      neverApproved: 0,
+      retried: 0,
+      lateAcceptsRedelivered: 0,
+    };
     for (const c of cases) {
       const mine = eventsOf.get(c.id) ?? [];
       const count = (type: string) => mine.filter((e) => e.type === type).length;
       const dispatches = byProposal.get(c.id) ?? [];
-      const trail = mine.map((e) => (e.type.startsWith("dispatch.") ? `${e.type}(${JSON.stringify(e.details)})` : e.type));
+      const trail = mine.map((e) =>
+        e.type.startsWith("dispatch.") ? `${e.type}(${JSON.stringify(e.details)})` : e.type,
+      );
       const where = `${c.kind} ${c.id} (${context}): runner saw ${JSON.stringify(dispatches)}; audit ${trail.join(", ")}`;
       const state = states.get(c.id)!;
 
       // Nothing lost: every sealed event reached D1, in chain order.
       expect(state.head.outbox, where).toBe(0);
-      expect(mine.map((e) => e.idx), where).toEqual(Array.from({ length: state.head.idx }, (_, i) => i + 1));
+      expect(
+        mine.map((e) => e.idx),
+        where,
+      ).toEqual(Array.from({ length: state.head.idx }, (_, i) => i + 1));
 
       expect(count("proposal.approved"), where).toBeLessThanOrEqual(1);
       if (c.kind === "outsiders") {
@@ -242,13 +269,22 @@ describe("exactly once under stress", () => {
       expect(attempts, where).toBeGreaterThanOrEqual(1);
       expect(state.attempts, where).toBe(attempts);
       const answered = mine.filter((e) => e.type === "dispatch.answer");
-      expect(answered.map((e) => e.details.attempt), where).toEqual(Array.from({ length: attempts }, (_, i) => i + 1));
+      expect(
+        answered.map((e) => e.details.attempt),
+        where,
+      ).toEqual(Array.from({ length: attempts }, (_, i) => i + 1));
       const seen = dispatches.map((d) => d.attempt);
       expect(seen, where).toEqual([...new Set(seen)].sort((a, b) => a - b));
-      expect(seen.every((a) => a >= 1 && a <= attempts), where).toBe(true);
+      expect(
+        seen.every((a) => a >= 1 && a <= attempts),
+        where,
+      ).toBe(true);
       expect(new Set(dispatches.map((d) => d.webhookId)), where).toEqual(new Set([`dsp_${c.id}`]));
       expect(new Set(dispatches.map((d) => d.idempotencyKey)), where).toEqual(new Set([c.id]));
-      expect(dispatches.every((d) => d.signed), where).toBe(true);
+      expect(
+        dispatches.every((d) => d.signed),
+        where,
+      ).toBe(true);
       if (attempts > 1) tally.retried += 1;
 
       // What signoff made of each answer. A timeout or a dropped connection means it never
@@ -262,7 +298,8 @@ describe("exactly once under stress", () => {
         if (!lost) {
           expect(atRunner, `${where}: attempt ${attempt} was answered but the runner never saw it`).toBeDefined();
           const answer = atRunner!.answer;
-          const expected = answer === "200" ? "final" : answer === "202" ? "accepted" : answer === "403" ? "refused" : "retry";
+          const expected =
+            answer === "200" ? "final" : answer === "202" ? "accepted" : answer === "403" ? "refused" : "retry";
           expect(outcome, `${where}: attempt ${attempt}`).toBe(expected);
         } else if (atRunner && is2xx(atRunner.answer)) tally.lateAcceptsRedelivered += 1;
         return { attempt, outcome, lost, answer: atRunner?.answer ?? "never arrived" };
@@ -297,6 +334,8 @@ describe("exactly once under stress", () => {
     // The flaky runner really was flaky: many proposals needed more than one attempt.
     expect(tally.retried).toBeGreaterThan(N / 10);
     mark("verified");
-    console.info(`stress (${context}): ${JSON.stringify(tally)}, ${requests.length} runner requests; ${marks.join(", ")}`);
+    console.info(
+      `stress (${context}): ${JSON.stringify(tally)}, ${requests.length} runner requests; ${marks.join(", ")}`,
+    );
   });
 });

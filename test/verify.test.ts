@@ -4,9 +4,32 @@
 import { describe, expect, it } from "vitest";
 import { parsePolicy } from "../src/config/policy.ts";
 import { applyClick, applyLink } from "../src/proposal/lifecycle.ts";
+import {
+  auditOf,
+  call,
+  clickPayload,
+  createProposal,
+  getProposal,
+  proposalBody,
+  runAlarm,
+  settle,
+  slackRequest,
+} from "./helpers/api.ts";
+import {
+  api,
+  claimsOf,
+  confirmLink,
+  linkFor,
+  openAndConfirm,
+  openLink,
+  PEER,
+  pageKind,
+  propose,
+  signedLink,
+  verifies,
+  verifyBody,
+} from "./helpers/links.ts";
 import { EXPIRES_AT, makeProposal } from "./helpers/proposal-factory.ts";
-import { auditOf, call, clickPayload, createProposal, getProposal, proposalBody, runAlarm, settle, slackRequest } from "./helpers/api.ts";
-import { PEER, api, claimsOf, confirmLink, linkFor, openAndConfirm, openLink, pageKind, propose, signedLink, verifies, verifyBody } from "./helpers/links.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -22,7 +45,10 @@ const slackPrompt = (overrides: Json = {}) => ({
 
 /** A click on one of the DM card's answer buttons. */
 const answer = (kind: "yes" | "no" | "unsure", id: string, user: string) =>
-  slackRequest({ ...clickPayload("approve", id, user, "D0BOB"), actions: [{ action_id: `signoff.verify_${kind}`, value: id, type: "button" }] });
+  slackRequest({
+    ...clickPayload("approve", id, user, "D0BOB"),
+    actions: [{ action_id: `signoff.verify_${kind}`, value: id, type: "button" }],
+  });
 
 async function dmCard(): Promise<Json> {
   const [post, ...more] = await peer.slackCalls("chat.postMessage");
@@ -35,40 +61,92 @@ function buttons(message: Json): Json[] {
 }
 
 describe("the pure rules", () => {
-  const prompt = (over: Json = {}) => makeProposal({ kind: "verify", requested_by: "U0BOB", rule: { requester_only: true, approvers: [], escalation: null }, ...over });
+  const prompt = (over: Json = {}) =>
+    makeProposal({
+      kind: "verify",
+      requested_by: "U0BOB",
+      rule: { requester_only: true, approvers: [], escalation: null },
+      ...over,
+    });
 
   it("only the person asked may answer, and only with an answer", () => {
-    expect(applyClick(prompt(), { kind: "yes", user: "U0ALICE", memberOf: [], via: "slack" }, BEFORE)).toMatchObject({ ok: false, code: "requester_only" });
-    expect(applyClick(prompt(), { kind: "approve", user: "U0BOB", memberOf: [], via: "slack" }, BEFORE)).toMatchObject({ ok: false, code: "wrong_kind" });
-    expect(applyClick(makeProposal(), { kind: "yes", user: "U0ALICE", memberOf: [], via: "slack" }, BEFORE)).toMatchObject({ ok: false, code: "wrong_kind" });
+    expect(applyClick(prompt(), { kind: "yes", user: "U0ALICE", memberOf: [], via: "slack" }, BEFORE)).toMatchObject({
+      ok: false,
+      code: "requester_only",
+    });
+    expect(applyClick(prompt(), { kind: "approve", user: "U0BOB", memberOf: [], via: "slack" }, BEFORE)).toMatchObject({
+      ok: false,
+      code: "wrong_kind",
+    });
+    expect(
+      applyClick(makeProposal(), { kind: "yes", user: "U0ALICE", memberOf: [], via: "slack" }, BEFORE),
+    ).toMatchObject({ ok: false, code: "wrong_kind" });
   });
 
   it("each answer is an outcome, recorded with the answer", () => {
-    for (const [kind, status] of [["yes", "acknowledged"], ["no", "denied"], ["unsure", "escalated"]] as const) {
+    for (const [kind, status] of [
+      ["yes", "acknowledged"],
+      ["no", "denied"],
+      ["unsure", "escalated"],
+    ] as const) {
       const t = applyClick(prompt(), { kind, user: "U0BOB", memberOf: [], via: "slack" }, BEFORE);
       expect(t.ok).toBe(true);
       if (!t.ok) continue;
       expect(t.proposal.status).toBe(status);
-      expect(t.proposal.decision).toEqual({ by: "slack:U0BOB", at: new Date(BEFORE).toISOString(), outcome: status, answer: kind });
+      expect(t.proposal.decision).toEqual({
+        by: "slack:U0BOB",
+        at: new Date(BEFORE).toISOString(),
+        outcome: status,
+        answer: kind,
+      });
       expect(t.events.map((e) => e.type)).toEqual(["verify.answered", `proposal.${status}`]);
     }
   });
 
   it("by link: only the prompt's recipient; a second answer finds it answered", () => {
-    const p = prompt({ recipient: "bob@example.com", rule: { requester_only: true, approvers: [], escalation: null, links: { recipients: [], teams_recipient: null } } });
-    expect(applyLink(p, { recipient: "eve@example.com", choice: "yes" }, BEFORE)).toMatchObject({ ok: false, code: "not_a_recipient" });
-    expect(applyLink(p, { recipient: "bob@example.com", choice: "approve" }, BEFORE)).toMatchObject({ ok: false, code: "wrong_kind" });
+    const p = prompt({
+      recipient: "bob@example.com",
+      rule: { requester_only: true, approvers: [], escalation: null, links: { recipients: [], teams_recipient: null } },
+    });
+    expect(applyLink(p, { recipient: "eve@example.com", choice: "yes" }, BEFORE)).toMatchObject({
+      ok: false,
+      code: "not_a_recipient",
+    });
+    expect(applyLink(p, { recipient: "bob@example.com", choice: "approve" }, BEFORE)).toMatchObject({
+      ok: false,
+      code: "wrong_kind",
+    });
     const t = applyLink(p, { recipient: "bob@example.com", choice: "no" }, BEFORE);
-    expect(t).toMatchObject({ ok: true, proposal: { status: "denied", decision: { by: "link:bob@example.com", answer: "no" } } });
-    if (t.ok) expect(applyLink(t.proposal, { recipient: "bob@example.com", choice: "yes" }, BEFORE)).toMatchObject({ ok: false, code: "not_pending" });
+    expect(t).toMatchObject({
+      ok: true,
+      proposal: { status: "denied", decision: { by: "link:bob@example.com", answer: "no" } },
+    });
+    if (t.ok)
+      expect(applyLink(t.proposal, { recipient: "bob@example.com", choice: "yes" }, BEFORE)).toMatchObject({
+        ok: false,
+        code: "not_pending",
+      });
   });
 });
 
 describe("over Slack: a DM with three answers", () => {
   it("the card goes to the user's DM with three buttons whose value is the proposal id only", async () => {
     const p = await propose(slackPrompt());
-    expect(p).toMatchObject({ kind: "verify", status: "pending", blast_radius: "", rollback: "", recipient: null, requested_by: "U0BOB" });
-    expect(p.rule).toMatchObject({ requester_only: true, approvers: [], required_approvals: 1, escalation: null, verify_labels: expect.any(Object) });
+    expect(p).toMatchObject({
+      kind: "verify",
+      status: "pending",
+      blast_radius: "",
+      rollback: "",
+      recipient: null,
+      requested_by: "U0BOB",
+    });
+    expect(p.rule).toMatchObject({
+      requester_only: true,
+      approvers: [],
+      required_approvals: 1,
+      escalation: null,
+      verify_labels: expect.any(Object),
+    });
     expect(p).not.toHaveProperty("links");
     await settle(p.id);
     const card = await dmCard();
@@ -118,14 +196,20 @@ describe("over Slack: a DM with three answers", () => {
       expect(events).toHaveLength(1);
       expect(events[0]!.signature_valid).toBe(true);
       const event = JSON.parse(events[0]!.body);
-      expect(event).toMatchObject({ type: `proposal.${status}`, data: { id: p.id, kind: "verify", status, decision: { answer: kind } } });
+      expect(event).toMatchObject({
+        type: `proposal.${status}`,
+        data: { id: p.id, kind: "verify", status, decision: { answer: kind } },
+      });
       expect(event.data).not.toHaveProperty("teams");
 
       const update = (await peer.slackCalls("chat.update")).at(-1)!;
       expect(buttons(update)).toEqual([]);
       expect(JSON.stringify(update.blocks)).toContain(`Answered “${label}” by <@U0BOB>`);
       const audit = await auditOf(p.id);
-      expect(audit.find((e) => e.type === "verify.answered")).toMatchObject({ actor: "slack:U0BOB", details: { answer: kind, label, via: "slack" } });
+      expect(audit.find((e) => e.type === "verify.answered")).toMatchObject({
+        actor: "slack:U0BOB",
+        details: { answer: kind, label, via: "slack" },
+      });
       expect(audit.map((e) => e.type)).toContain(`proposal.${status}`);
       expect(await peer.requests("/runner")).toHaveLength(0);
 
@@ -175,7 +259,14 @@ describe("creating a prompt", () => {
     const noLinks = await create(slackPrompt({ recipient: "bob@example.com" }));
     expect(noLinks.status).toBe(422);
     expect((await error(noLinks)).code).toBe("recipient_not_allowed");
-    const approvalRecipient = await create({ action: { type: "links.deploy", params: {} }, summary: "s", reason: "r", blast_radius: "b", rollback: "r", recipient: "x@example.com" });
+    const approvalRecipient = await create({
+      action: { type: "links.deploy", params: {} },
+      summary: "s",
+      reason: "r",
+      blast_radius: "b",
+      rollback: "r",
+      recipient: "x@example.com",
+    });
     expect((await error(approvalRecipient)).code).toBe("recipient_not_allowed");
     const linkless = await create(verifyBody({ recipient: undefined }));
     expect(linkless.status).toBe(422);
@@ -217,12 +308,18 @@ describe("over signed links (and Teams)", () => {
     expect(done.res.status).toBe(200);
     expect(done.html).toContain("Your answer “No, block it” was recorded");
     await settle(p.id);
-    expect(await getProposal(p.id)).toMatchObject({ status: "denied", decision: { by: "link:bob@example.com", answer: "no" } });
+    expect(await getProposal(p.id)).toMatchObject({
+      status: "denied",
+      decision: { by: "link:bob@example.com", answer: "no" },
+    });
     const [event] = await peer.requests("/events/device");
     expect(event!.signature_valid).toBe(true);
     expect(JSON.parse(event!.body)).toMatchObject({ type: "proposal.denied", data: { decision: { answer: "no" } } });
     expect(pageKind((await openLink(linkFor(p, "bob@example.com", "yes"))).html)).toBe("not_pending");
-    expect((await auditOf(p.id)).find((e) => e.type === "verify.answered")).toMatchObject({ actor: "link:bob@example.com", details: { answer: "no", via: "link" } });
+    expect((await auditOf(p.id)).find((e) => e.type === "verify.answered")).toMatchObject({
+      actor: "link:bob@example.com",
+      details: { answer: "no", via: "link" },
+    });
     expect(await peer.requests("/runner")).toHaveLength(0);
   });
 
@@ -258,7 +355,7 @@ describe("over signed links (and Teams)", () => {
     await settle(p.id);
     expect((await getProposal(p.id)).status).toBe("escalated");
     const followUp = JSON.parse((await peer.requests("/teams/verify")).at(-1)!.body).attachments[0].content;
-    expect(followUp.body[0].text).toContain("Answered \"I'm not sure — escalate\" by bob\\@example\\.com \\(by link\\)");
+    expect(followUp.body[0].text).toContain('Answered "I\'m not sure — escalate" by bob\\@example\\.com \\(by link\\)');
     expect(followUp).not.toHaveProperty("actions");
   });
 
@@ -279,18 +376,37 @@ describe("policy for verification prompts", () => {
       parsePolicy({ actions: { "v.x": { kind: "verify", ...action } } });
       return [];
     } catch (error) {
-      return (error as { details: Array<{ path: string; message: string }> }).details.map((d) => d.path.replace('POLICY.actions["v.x"].', ""));
+      return (error as { details: Array<{ path: string; message: string }> }).details.map((d) =>
+        d.path.replace('POLICY.actions["v.x"].', ""),
+      );
     }
   };
 
   it("defaults: requester-only semantics, one answer, the default labels; no channel needed", () => {
-    const action = parsePolicy({ actions: { "v.x": { kind: "verify", verify_labels: { unsure: "Ask the SOC" } } } }).actions["v.x"]!;
-    expect(action).toMatchObject({ requester_only: true, required_approvals: 1, approvers: [], channel: null, escalation: null });
+    const action = parsePolicy({ actions: { "v.x": { kind: "verify", verify_labels: { unsure: "Ask the SOC" } } } })
+      .actions["v.x"]!;
+    expect(action).toMatchObject({
+      requester_only: true,
+      required_approvals: 1,
+      approvers: [],
+      channel: null,
+      escalation: null,
+    });
     expect(action.verify!.labels).toEqual({ yes: "Yes, that was me", no: "No, that wasn't me", unsure: "Ask the SOC" });
   });
 
   it("refuses the fields that do not apply, and bad labels, each by name", () => {
-    expect(problems({ approvers: ["U0ALICE"], required_approvals: 2, escalation: { approvers: ["U0LEAD"] }, channel: "C0X", confirm: true, allow_self_approval: false, requester_only: false })).toEqual([
+    expect(
+      problems({
+        approvers: ["U0ALICE"],
+        required_approvals: 2,
+        escalation: { approvers: ["U0LEAD"] },
+        channel: "C0X",
+        confirm: true,
+        allow_self_approval: false,
+        requester_only: false,
+      }),
+    ).toEqual([
       "approvers",
       "required_approvals",
       "requester_only",
@@ -304,7 +420,9 @@ describe("policy for verification prompts", () => {
     expect(problems({ verify_labels: { maybe: "Perhaps" } })).toEqual(["verify_labels.maybe"]);
     expect(problems({ kind: "survey" })).toEqual(["kind"]);
     expect(problems({ links: { enabled: true, recipients: ["a@example.com"] } })).toEqual(["links.recipients"]);
-    expect(problems({ links: { enabled: true, teams_webhook: "https://t.example/x", teams_recipient: "t" } })).toEqual(["links.teams_recipient"]);
+    expect(problems({ links: { enabled: true, teams_webhook: "https://t.example/x", teams_recipient: "t" } })).toEqual([
+      "links.teams_recipient",
+    ]);
     expect(problems({ links: { enabled: true, teams_webhook: "https://t.example/x" } })).toEqual([]);
   });
 

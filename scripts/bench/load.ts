@@ -55,17 +55,25 @@ export function send(base: URL, req: PreparedRequest, agent: Agent, timeoutMs = 
             body: Buffer.concat(chunks).toString("utf8"),
           }),
         );
-        res.on("error", () => resolve({ tag: req.tag, status: 0, ms: performance.now() - started, doneAt: Date.now(), body: "" }));
+        res.on("error", () =>
+          resolve({ tag: req.tag, status: 0, ms: performance.now() - started, doneAt: Date.now(), body: "" }),
+        );
       },
     );
     r.on("timeout", () => r.destroy(new Error("timeout")));
-    r.on("error", () => resolve({ tag: req.tag, status: 0, ms: performance.now() - started, doneAt: Date.now(), body: "" }));
+    r.on("error", () =>
+      resolve({ tag: req.tag, status: 0, ms: performance.now() - started, doneAt: Date.now(), body: "" }),
+    );
     r.end(req.body);
   });
 }
 
 /** Sends every request, `concurrency` at a time, and measures each and the whole. */
-export async function closedLoop(base: URL, requests: readonly PreparedRequest[], concurrency: number): Promise<LoadResult> {
+export async function closedLoop(
+  base: URL,
+  requests: readonly PreparedRequest[],
+  concurrency: number,
+): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
   const samples: Sample[] = new Array(requests.length);
   let next = 0;

@@ -69,7 +69,11 @@ let ts = 1_700_000_000;
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = typeof body === "string" ? body : JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)), ...headers });
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(text)),
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -113,7 +117,17 @@ async function runnerAnswer(req: IncomingMessage, res: ServerResponse, body: str
     signed = false;
   }
   const dispatch = JSON.parse(body) as { proposal_id: string; attempt: number };
-  const record = (runner[dispatch.proposal_id] ??= { attempts: [], firstAt: Date.now(), accepted: 0, answers: [], answerOf: {}, arrivedAt: {}, webhookIds: [], badSignatures: 0 });
+  runner[dispatch.proposal_id] ??= {
+    attempts: [],
+    firstAt: Date.now(),
+    accepted: 0,
+    answers: [],
+    answerOf: {},
+    arrivedAt: {},
+    webhookIds: [],
+    badSignatures: 0,
+  };
+  const record = runner[dispatch.proposal_id]!;
   record.attempts.push(dispatch.attempt);
   record.arrivedAt[dispatch.attempt] = Date.now();
   record.webhookIds.push(headers["webhook-id"] ?? "");
@@ -127,14 +141,21 @@ async function runnerAnswer(req: IncomingMessage, res: ServerResponse, body: str
   };
   if (!signed) return answer("401", 401, { error: "bad signature" });
 
-  const chaos = mode.mode === "chaos" && dispatch.attempt <= (mode.failUpToAttempt ?? 3) && Math.random() < (mode.failProbability ?? 0.4);
+  const chaos =
+    mode.mode === "chaos" &&
+    dispatch.attempt <= (mode.failUpToAttempt ?? 3) &&
+    Math.random() < (mode.failProbability ?? 0.4);
   if (!chaos) {
     // Success comes in both shapes the SPEC allows: a final result, or 202 and a result later.
     if (mode.mode === "chaos" && Math.random() < 0.3) return answer("202", 202, {});
     return answer("200", 200, { status: "succeeded", output: "ran ok" });
   }
   // A hang costs a whole dispatch timeout (10 s): only first attempts hang, so the run ends sooner.
-  const failure = pick(dispatch.attempt === 1 ? (["500", "503", "408", "429", "hang", "drop"] as const) : (["500", "503", "408", "429", "drop"] as const));
+  const failure = pick(
+    dispatch.attempt === 1
+      ? (["500", "503", "408", "429", "hang", "drop"] as const)
+      : (["500", "503", "408", "429", "drop"] as const),
+  );
   if (failure === "drop") {
     record.answers.push("drop");
     record.answerOf[dispatch.attempt] = "drop";
@@ -181,7 +202,8 @@ const server = createServer((req, res) => {
     }
     if (url.pathname.startsWith("/slack/api/")) {
       const method = url.pathname.slice("/slack/api/".length);
-      const counter = (slack[method] ??= { calls: 0, bytes: 0 });
+      slack[method] ??= { calls: 0, bytes: 0 };
+      const counter = slack[method]!;
       counter.calls += 1;
       counter.bytes += Buffer.byteLength(body);
       return send(res, 200, slackAnswer(method, body, req.headers["content-type"] ?? ""));

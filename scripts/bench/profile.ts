@@ -27,7 +27,10 @@ export class CpuProfiler {
   private pending = new Map<number, (result: unknown) => void>();
 
   static async connect(inspectorPort: number, match: (title: string) => boolean = () => true): Promise<CpuProfiler> {
-    const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as Array<{ title: string; webSocketDebuggerUrl: string }>;
+    const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as Array<{
+      title: string;
+      webSocketDebuggerUrl: string;
+    }>;
     const target = targets.find((t) => match(t.title)) ?? targets[0];
     if (!target) throw new Error("no inspector target");
     const profiler = new CpuProfiler();
@@ -69,11 +72,17 @@ export class CpuProfiler {
 }
 
 /** Self time per function (named with its source module when `moduleOf` is given), largest first. */
-export function hotspots(profile: Profile, top = 25, moduleOf?: (url: string, line: number) => string): { totalMs: number; spots: Hotspot[] } {
+export function hotspots(
+  profile: Profile,
+  top = 25,
+  moduleOf?: (url: string, line: number) => string,
+): { totalMs: number; spots: Hotspot[] } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   const deltas = profile.timeDeltas ?? [];
-  (profile.samples ?? []).forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (deltas[i + 1] ?? deltas[i] ?? 0)));
+  (profile.samples ?? []).forEach((id, i) => {
+    self.set(id, (self.get(id) ?? 0) + (deltas[i + 1] ?? deltas[i] ?? 0));
+  });
   const totals = new Map<string, number>();
   let total = 0;
   for (const [id, micros] of self) {
@@ -99,7 +108,13 @@ export function moduleLines(bundleText: string): (line: number) => string {
   const starts: Array<{ line: number; module: string }> = [];
   bundleText.split("\n").forEach((text, i) => {
     const match = /^\/\/ ((?:src|node_modules|scripts)\/[^\s]+)$/.exec(text);
-    if (match) starts.push({ line: i, module: match[1]!.replace(/^node_modules\/([^/]+(?:\/[^/]+)?).*$/, (_, pkg: string) => (pkg.startsWith("@") ? pkg : pkg.split("/")[0]!)) });
+    if (match)
+      starts.push({
+        line: i,
+        module: match[1]!.replace(/^node_modules\/([^/]+(?:\/[^/]+)?).*$/, (_, pkg: string) =>
+          pkg.startsWith("@") ? pkg : pkg.split("/")[0]!,
+        ),
+      });
   });
   return (line) => {
     let found = "(runtime)";
@@ -112,7 +127,11 @@ export function moduleLines(bundleText: string): (line: number) => string {
 }
 
 /** Self time per source module, largest first. */
-export function hotspotsByModule(profile: Profile, moduleOf: (line: number) => string, bundleName: string): { totalMs: number; spots: Hotspot[] } {
+export function hotspotsByModule(
+  profile: Profile,
+  moduleOf: (line: number) => string,
+  bundleName: string,
+): { totalMs: number; spots: Hotspot[] } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const deltas = profile.timeDeltas ?? [];
   const totals = new Map<string, number>();
@@ -120,10 +139,16 @@ export function hotspotsByModule(profile: Profile, moduleOf: (line: number) => s
   (profile.samples ?? []).forEach((id, i) => {
     const micros = deltas[i + 1] ?? deltas[i] ?? 0;
     const frame = byId.get(id)!.callFrame;
-    const key = frame.url.endsWith(bundleName) ? moduleOf(frame.lineNumber) : frame.functionName ? `(${frame.functionName})` : "(runtime/idle)";
+    const key = frame.url.endsWith(bundleName)
+      ? moduleOf(frame.lineNumber)
+      : frame.functionName
+        ? `(${frame.functionName})`
+        : "(runtime/idle)";
     totals.set(key, (totals.get(key) ?? 0) + micros);
     total += micros;
   });
-  const spots = [...totals].sort((a, b) => b[1] - a[1]).map(([name, micros]) => ({ name, selfMs: micros / 1000, share: micros / total }));
+  const spots = [...totals]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, micros]) => ({ name, selfMs: micros / 1000, share: micros / total }));
   return { totalMs: total / 1000, spots };
 }

@@ -1,6 +1,6 @@
 // Formatting the bench's results: Markdown tables for the terminal and BENCHMARKS.md, the machine
 // description, and the rewrite of BENCHMARKS.md's results section (between its markers).
-import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import type { Quantiles } from "./load.ts";
 

@@ -1,8 +1,8 @@
 // Slack interaction requests as Slack sends them: a block_actions payload (with the message the
 // button sits in, as Slack includes it), form-encoded, signed v0 with the signing secret.
 import { createHmac } from "node:crypto";
-import { renderCard } from "../../src/slack/card.ts";
 import type { Proposal } from "../../src/proposal/types.ts";
+import { renderCard } from "../../src/slack/card.ts";
 import type { PreparedRequest } from "./load.ts";
 
 export function slackSignature(secret: string, timestamp: number, body: string): string {
@@ -19,7 +19,14 @@ export function clickRequest(
   secret: string,
   proposal: Proposal,
   user: string,
-  options: { kind?: ClickKind; actionId?: string; timestamp?: number; badSignature?: boolean; noChannel?: boolean; tag?: string } = {},
+  options: {
+    kind?: ClickKind;
+    actionId?: string;
+    timestamp?: number;
+    badSignature?: boolean;
+    noChannel?: boolean;
+    tag?: string;
+  } = {},
 ): PreparedRequest {
   const kind = options.kind ?? "approve";
   const channel = proposal.rule.channel ?? "C0APPROVALS";

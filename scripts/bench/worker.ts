@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { Miniflare, convertV4MiniflareOptions, type V4WorkerOptionsShape } from "miniflare";
+import { convertV4MiniflareOptions, Miniflare, type V4WorkerOptionsShape } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_splitSqlQuery } from "wrangler";
 import { BENCH_KEY_NAME } from "./fixtures.ts";
 
@@ -38,7 +38,10 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-type WranglerWorkerOptions = Pick<V4WorkerOptionsShape, "compatibilityDate" | "compatibilityFlags" | "durableObjects" | "d1Databases" | "bindings">;
+type WranglerWorkerOptions = Pick<
+  V4WorkerOptionsShape,
+  "compatibilityDate" | "compatibilityFlags" | "durableObjects" | "d1Databases" | "bindings"
+>;
 
 /** The options wrangler derived from wrangler.toml that the bench uses (its .d.ts leaves them untyped). */
 function workerOptionsOf(options: unknown): WranglerWorkerOptions {
@@ -122,7 +125,11 @@ export async function startSignoff(options: {
     },
   ];
   const script = join(options.workDir, "signoff.mjs");
-  await bundle(options.entry ?? config.main ?? join(options.root, "src/index.ts"), script, join(options.root, "node_modules"));
+  await bundle(
+    options.entry ?? config.main ?? join(options.root, "src/index.ts"),
+    script,
+    join(options.root, "node_modules"),
+  );
   const worker = await launch({
     name: "signoff",
     host: "127.0.0.1",
@@ -143,7 +150,9 @@ export async function startSignoff(options: {
     async applyMigrations() {
       const db = await worker.mf.getD1Database("AUDIT_DB");
       const dir = join(options.root, "migrations");
-      const files = readdirSync(dir).filter((f) => f.endsWith(".sql")).sort();
+      const files = readdirSync(dir)
+        .filter((f) => f.endsWith(".sql"))
+        .sort();
       for (const file of files) {
         const statements = unstable_splitSqlQuery(readFileSync(join(dir, file), "utf8"));
         await db.batch(statements.map((sql) => db.prepare(sql)));
@@ -154,7 +163,12 @@ export async function startSignoff(options: {
 }
 
 /** The bare Hono route (scripts/bench/bare-worker.ts), bundled and served the same way. */
-export async function startBare(options: { root: string; workDir: string; compatibilityDate: string; compatibilityFlags: string[] }): Promise<RunningWorker> {
+export async function startBare(options: {
+  root: string;
+  workDir: string;
+  compatibilityDate: string;
+  compatibilityFlags: string[];
+}): Promise<RunningWorker> {
   const script = join(options.workDir, "bare.mjs");
   await bundle(join(options.root, "scripts/bench/bare-worker.ts"), script);
   return launch({

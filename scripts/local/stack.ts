@@ -1,9 +1,9 @@
 // Local mode's moving parts (SPEC 9), startable and stoppable from code: dev secrets on first run, local D1
 // migrations, the reference runner, and `wrangler dev --env local` (the Worker with the Slack stand-in).
 // `npm start` (scripts/start.ts) and the browser test (e2e/) both use startLocal().
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,7 +55,9 @@ export interface LocalStack {
 export function checkNode(): void {
   const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
   if (major < 22 || (major === 22 && minor < 12)) {
-    throw new Error(`Node ${process.versions.node} is too old: run this through npm (\`npm start\`), which uses the project's Node 22`);
+    throw new Error(
+      `Node ${process.versions.node} is too old: run this through npm (\`npm start\`), which uses the project's Node 22`,
+    );
   }
 }
 
@@ -86,7 +88,10 @@ function dotenvLine(name: string, value: string): string {
  * Creates the dev secrets file on first run and adds whatever a later version needs, never changing a value
  * already there. The demo key's token goes to .dev.vars (the stand-in's form proposes with it) and to tokenPath.
  */
-export async function ensureDevVars(devVarsPath: string, tokenPath: string): Promise<{ token: string; created: string[]; warnings: string[] }> {
+export async function ensureDevVars(
+  devVarsPath: string,
+  tokenPath: string,
+): Promise<{ token: string; created: string[]; warnings: string[] }> {
   const existing = existsSync(devVarsPath) ? parseEnv(readFileSync(devVarsPath, "utf8")) : {};
   const add: Record<string, string> = {};
   const warnings: string[] = [];
@@ -97,7 +102,12 @@ export async function ensureDevVars(devVarsPath: string, tokenPath: string): Pro
 
   let token = existing.LOCAL_DEMO_TOKEN ?? "";
   if (!existing.API_KEYS) {
-    const minted = await newApiKey(DEMO_KEY_NAME, ["proposals:write", "proposals:read", "audit:read"], ["demo.*", "k8s.*"], ["127.0.0.1", "localhost"]);
+    const minted = await newApiKey(
+      DEMO_KEY_NAME,
+      ["proposals:write", "proposals:read", "audit:read"],
+      ["demo.*", "k8s.*"],
+      ["127.0.0.1", "localhost"],
+    );
     token = minted.token;
     add.API_KEYS = JSON.stringify([minted.entry]);
     add.LOCAL_DEMO_TOKEN = token;
@@ -116,7 +126,11 @@ export async function ensureDevVars(devVarsPath: string, tokenPath: string): Pro
         "# Delete this file to get new ones. LOCAL_DEMO_TOKEN is the demo API key's token, for the stand-in's form.\n"
       : "\n# Added by `npm start`:\n";
     const needsNewline = !fresh && !readFileSync(devVarsPath, "utf8").endsWith("\n");
-    appendFileSync(devVarsPath, (needsNewline ? "\n" : "") + header + names.map((n) => dotenvLine(n, add[n]!)).join("\n") + "\n", { mode: 0o600 });
+    appendFileSync(
+      devVarsPath,
+      `${(needsNewline ? "\n" : "") + header + names.map((n) => dotenvLine(n, add[n]!)).join("\n")}\n`,
+      { mode: 0o600 },
+    );
   }
   if (token) {
     mkdirSync(dirname(tokenPath), { recursive: true });
@@ -144,7 +158,7 @@ function run(args: string[], env: NodeJS.ProcessEnv, log: (line: string) => void
     const output: string[] = [];
     const collect = (chunk: Buffer) => {
       for (const line of chunk.toString("utf8").split("\n")) {
-        if (line.trim() === "" || line.includes('npm warn Unknown user config')) continue;
+        if (line.trim() === "" || line.includes("npm warn Unknown user config")) continue;
         output.push(line);
         log(`[${label}] ${line}`);
       }
@@ -161,11 +175,27 @@ function run(args: string[], env: NodeJS.ProcessEnv, log: (line: string) => void
 
 /** Environment for wrangler here: never prompt, no telemetry, no lookup of Cloudflare's request.cf (no internet). */
 function wranglerEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
+  return {
+    ...process.env,
+    CI: "true",
+    WRANGLER_SEND_METRICS: "false",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    NO_COLOR: "1",
+    FORCE_COLOR: "0",
+  };
 }
 
 export function migrateArgs(persistTo?: string): string[] {
-  return ["d1", "migrations", "apply", "signoff-audit", "--local", "--env", "local", ...(persistTo ? ["--persist-to", persistTo] : [])];
+  return [
+    "d1",
+    "migrations",
+    "apply",
+    "signoff-audit",
+    "--local",
+    "--env",
+    "local",
+    ...(persistTo ? ["--persist-to", persistTo] : []),
+  ];
 }
 
 async function waitFor(url: string, deadline: number, exited: () => string | null): Promise<Response> {
@@ -188,7 +218,13 @@ async function waitFor(url: string, deadline: number, exited: () => string | nul
 }
 
 /** Starts the child in its own process group, so that stopping it also stops what it started (workerd). */
-function launch(args: string[], env: NodeJS.ProcessEnv, label: string, log: (line: string) => void, keep: string[]): ChildProcess {
+function launch(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  label: string,
+  log: (line: string) => void,
+  keep: string[],
+): ChildProcess {
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) {
@@ -233,7 +269,8 @@ async function stopGroup(child: ChildProcess, timeoutMs = 8_000): Promise<void> 
   }
   // Whatever the child left behind in its group (workerd, a running command) goes with it.
   signal("SIGKILL");
-  for (let waited = 0; groupAlive(pid) && waited < 5_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+  for (let waited = 0; groupAlive(pid) && waited < 5_000; waited += 50)
+    await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
 export async function startLocal(options: LocalOptions = {}): Promise<LocalStack> {
@@ -248,7 +285,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
 
   const vars = await ensureDevVars(devVarsPath, tokenPath);
-  if (vars.created.length > 0) log(`[start] wrote ${vars.created.join(", ")} to ${relative(ROOT, devVarsPath) || devVarsPath}`);
+  if (vars.created.length > 0)
+    log(`[start] wrote ${vars.created.join(", ")} to ${relative(ROOT, devVarsPath) || devVarsPath}`);
   for (const warning of vars.warnings) log(`[start] warning: ${warning}`);
   const secrets = parseEnv(readFileSync(devVarsPath, "utf8"));
 
@@ -263,7 +301,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const exits: string[] = [];
   const watch = (child: ChildProcess, label: string) => {
     children.push(child);
-    child.on("exit", (code, sig) => exits.push(`${label} exited (${sig ?? `code ${code}`}) before it was ready:\n${output.slice(-40).join("\n")}`));
+    child.on("exit", (code, sig) =>
+      exits.push(`${label} exited (${sig ?? `code ${code}`}) before it was ready:\n${output.slice(-40).join("\n")}`),
+    );
   };
   const stop = async () => {
     await Promise.all(children.map((child) => stopGroup(child)));
@@ -290,12 +330,24 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     watch(
       launch(
         [
-          WRANGLER, "dev", "--env", "local",
-          "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
-          "--persist-to", persistTo,
-          "--env-file", devVarsPath,
-          "--var", `RUNNER_URL:${runnerUrl}`,
-          "--var", `SLACK_API_BASE:${workerBase}/__local/slack/api`,
+          WRANGLER,
+          "dev",
+          "--env",
+          "local",
+          "--ip",
+          "127.0.0.1",
+          "--port",
+          String(port),
+          "--inspector-port",
+          String(inspectorPort),
+          "--persist-to",
+          persistTo,
+          "--env-file",
+          devVarsPath,
+          "--var",
+          `RUNNER_URL:${runnerUrl}`,
+          "--var",
+          `SLACK_API_BASE:${workerBase}/__local/slack/api`,
           "--show-interactive-dev-session=false",
         ],
         wranglerEnv(),

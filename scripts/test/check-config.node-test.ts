@@ -5,8 +5,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
 
 const SCRIPT = fileURLToPath(new URL("../check-config.ts", import.meta.url));
 const dirs: string[] = [];
@@ -96,7 +96,10 @@ test("fails naming the field of a bad policy", () => {
   const out = run(dir);
   assert.equal(out.code, 1, out.all);
   assert.match(out.stderr, /1 problem\(s\)/);
-  assert.match(out.stderr, /POLICY\.actions\["k8s\.rollout_restart"\]\.ttl_seconds: \(default\) 600 is more than max_ttl_seconds \(60\)/);
+  assert.match(
+    out.stderr,
+    /POLICY\.actions\["k8s\.rollout_restart"\]\.ttl_seconds: \(default\) 600 is more than max_ttl_seconds \(60\)/,
+  );
   assert.equal(out.stdout, "");
 });
 
@@ -130,7 +133,10 @@ test("--env checks that environment's own vars, which are not inherited", () => 
   assert.match(staging.stderr, /POLICY: is missing from \[env\.staging\.vars\] \(top-level \[vars\] are not inherited/);
   assert.match(staging.stderr, /RUNNER_URL: is missing from \[env\.staging\.vars\]/);
   const missingSecrets = run(dir, ["--env", "production", "--secrets-from-env"]);
-  assert.match(missingSecrets.stderr, /RUNNER_SECRET: is missing: set it with `wrangler secret put RUNNER_SECRET --env production`/);
+  assert.match(
+    missingSecrets.stderr,
+    /RUNNER_SECRET: is missing: set it with `wrangler secret put RUNNER_SECRET --env production`/,
+  );
   const unknown = run(dir, ["--env", "prod"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /no \[env\.prod\]/);

@@ -1,19 +1,31 @@
 // `npm run key:new` from Node: the printed token authenticates against the printed entry, bad input names the flag.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { TOKEN_PATTERN, authenticate, parseApiKeys } from "../../src/config/api-keys.ts";
+import { fileURLToPath } from "node:url";
+import { authenticate, parseApiKeys, TOKEN_PATTERN } from "../../src/config/api-keys.ts";
 
 const SCRIPT = fileURLToPath(new URL("../key-new.ts", import.meta.url));
 
 function run(...args: string[]) {
-  const result = spawnSync(process.execPath, [SCRIPT, ...args], { encoding: "utf8", env: { PATH: process.env.PATH ?? "" } as unknown as NodeJS.ProcessEnv });
+  const result = spawnSync(process.execPath, [SCRIPT, ...args], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "" } as unknown as NodeJS.ProcessEnv,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 test("prints a token and an entry that authenticates it", async () => {
-  const out = run("--name", "alertmanager", "--scopes", "proposals:write,proposals:read", "--actions", "k8s.*", "--callback-hosts", "hooks.example.com");
+  const out = run(
+    "--name",
+    "alertmanager",
+    "--scopes",
+    "proposals:write,proposals:read",
+    "--actions",
+    "k8s.*",
+    "--callback-hosts",
+    "hooks.example.com",
+  );
   assert.equal(out.code, 0, out.stderr);
   const token = /^\s+(so_\S+)$/m.exec(out.stdout)?.[1];
   assert.ok(token && TOKEN_PATTERN.test(token), out.stdout);
@@ -65,9 +77,19 @@ test("--actions '*' works but warns", () => {
 });
 
 test("bad input names each flag and prints no token", () => {
-  const out = run("--name", "bad name", "--scopes", "proposals:delete", "--actions", "K8S", "--callback-hosts", "https://x.com");
+  const out = run(
+    "--name",
+    "bad name",
+    "--scopes",
+    "proposals:delete",
+    "--actions",
+    "K8S",
+    "--callback-hosts",
+    "https://x.com",
+  );
   assert.equal(out.code, 2);
-  for (const flag of ["--name", "--scopes", "--actions", "--callback-hosts"]) assert.match(out.stderr, new RegExp(`${flag}: `));
+  for (const flag of ["--name", "--scopes", "--actions", "--callback-hosts"])
+    assert.match(out.stderr, new RegExp(`${flag}: `));
   assert.doesNotMatch(out.stdout + out.stderr, /so_[A-Za-z0-9_-]{43}/);
   assert.equal(run("--name").code, 2);
   assert.equal(run("--name", "x", "--actions", "x", "--bogus").code, 2);

@@ -29,7 +29,10 @@ function build(env: string | null): string {
   });
   assert.equal(result.status, 0, `wrangler ${args.slice(1).join(" ")} failed:\n${result.stdout}\n${result.stderr}`);
   const files = readdirSync(out, { recursive: true, encoding: "utf8" }).filter((f) => statSync(join(out, f)).isFile());
-  assert.ok(files.some((f) => f.endsWith(".js")), `no JavaScript in ${out}: ${files.join(", ")}`);
+  assert.ok(
+    files.some((f) => f.endsWith(".js")),
+    `no JavaScript in ${out}: ${files.join(", ")}`,
+  );
   return files.map((f) => readFileSync(join(out, f), "utf8")).join("\n");
 }
 

@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { toCsv, toNdjson } from "../audit/export-formats.ts";
 import { queryAuditEvents } from "../audit/store.ts";
-import { configOf, queryOf, requireKey, validate, type AppEnv } from "./http.ts";
+import { type AppEnv, configOf, queryOf, requireKey, validate } from "./http.ts";
 import { AuditQueryParams } from "./schemas.ts";
 
 export const auditRoutes = new Hono<AppEnv>();

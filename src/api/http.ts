@@ -1,8 +1,8 @@
 // Request plumbing shared by the routes: config, bearer auth, bounded JSON bodies, zod errors.
 import type { Context } from "hono";
 import type { z } from "zod";
-import { authenticate, hasScope, type ApiKey } from "../config/api-keys.ts";
-import { loadConfig, type Config, type ConfigEnv } from "../config/load.ts";
+import { type ApiKey, authenticate, hasScope } from "../config/api-keys.ts";
+import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import { ApiError, type ErrorDetail } from "../errors.ts";
 import { tooDeepAt } from "../lib/json-depth.ts";
 

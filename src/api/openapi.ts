@@ -24,13 +24,23 @@ const errors = (...statuses: number[]) =>
 
 const html = (description: string) => ({ description, content: { "text/html": { schema: { type: "string" } } } });
 
-const linkParam = { name: "token", in: "path", required: true, schema: { type: "string", pattern: "^v1\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$" } };
+const linkParam = {
+  name: "token",
+  in: "path",
+  required: true,
+  schema: { type: "string", pattern: "^v1\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$" },
+};
 
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^prp_[0-9a-f]{64}$" } };
 
 function queryParameters(s: z.ZodObject) {
   const json = schema(s, "input") as { properties?: Record<string, unknown> };
-  return Object.entries(json.properties ?? {}).map(([name, property]) => ({ name, in: "query", required: false, schema: property }));
+  return Object.entries(json.properties ?? {}).map(([name, property]) => ({
+    name,
+    in: "query",
+    required: false,
+    schema: property,
+  }));
 }
 
 let cached: unknown;
@@ -41,7 +51,8 @@ export function openApiDocument(): unknown {
     info: {
       title: "signoff",
       version: pkg.version,
-      description: "A ChatOps approval gate: proposals wait for a verified human in Slack before a runner executes them.",
+      description:
+        "A ChatOps approval gate: proposals wait for a verified human in Slack before a runner executes them.",
     },
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
@@ -52,11 +63,19 @@ export function openApiDocument(): unknown {
       "/v1/proposals": {
         post: {
           summary: "Propose an action",
-          parameters: [{ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 255 } }],
-          requestBody: { required: true, content: { "application/json": { schema: schema(CreateProposalBody, "input") } } },
+          parameters: [
+            { name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 255 } },
+          ],
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: schema(CreateProposalBody, "input") } },
+          },
           responses: {
             "201": json(CreatedProposalResponse, "Created (with its signed links when the action enables them)"),
-            "200": json(CreatedProposalResponse, "The same Idempotency-Key and body again: the first proposal, and the same links"),
+            "200": json(
+              CreatedProposalResponse,
+              "The same Idempotency-Key and body again: the first proposal, and the same links",
+            ),
             ...errors(400, 401, 403, 409, 413, 415, 422, 503),
           },
         },
@@ -64,7 +83,10 @@ export function openApiDocument(): unknown {
       "/v1/proposals/{id}": {
         get: {
           summary: "Read a proposal; ?wait=N long-polls up to N seconds for a status change",
-          parameters: [idParam, { name: "wait", in: "query", required: false, schema: { type: "integer", minimum: 0, maximum: 60 } }],
+          parameters: [
+            idParam,
+            { name: "wait", in: "query", required: false, schema: { type: "integer", minimum: 0, maximum: 60 } },
+          ],
           responses: { "200": json(ProposalResponse, "The proposal"), ...errors(400, 401, 403, 404, 503) },
         },
       },
@@ -137,7 +159,10 @@ export function openApiDocument(): unknown {
                 schema: {
                   type: "object",
                   required: ["csrf"],
-                  properties: { csrf: { type: "string" }, reason: { type: "string", maxLength: 500, description: "deny links only" } },
+                  properties: {
+                    csrf: { type: "string" },
+                    reason: { type: "string", maxLength: 500, description: "deny links only" },
+                  },
                 },
               },
             },
@@ -153,7 +178,11 @@ export function openApiDocument(): unknown {
         },
       },
       "/healthz": {
-        get: { summary: "Liveness and configuration check", security: [], responses: { "200": json(Health, "OK"), ...errors(503) } },
+        get: {
+          summary: "Liveness and configuration check",
+          security: [],
+          responses: { "200": json(Health, "OK"), ...errors(503) },
+        },
       },
       "/openapi.json": {
         get: { summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3.1" } } },

@@ -1,14 +1,20 @@
 // Routes for proposers: create, read (with long-poll), cancel (SPEC 4).
 import { Hono } from "hono";
 import { callbackAllowed, keyAllowsAction } from "../config/api-keys.ts";
-import { actionKind, actionPolicy as policyOf, decisionRuleFor, validateParams, type Policy } from "../config/policy.ts";
-import { mintLinkUrls } from "../links/token.ts";
+import {
+  actionKind,
+  decisionRuleFor,
+  type Policy,
+  actionPolicy as policyOf,
+  validateParams,
+} from "../config/policy.ts";
 import { ApiError, toApiError } from "../errors.ts";
+import { mintLinkUrls } from "../links/token.ts";
 import { newProposal, requestSha256 } from "../proposal/create.ts";
 import { idempotentObjectId, objectIdOf, publicId } from "../proposal/ids.ts";
 import type { CreateOutcome, Outcome } from "../proposal/object.ts";
 import { toView } from "../proposal/view.ts";
-import { configOf, parseJson, queryOf, readBody, requireKey, validate, type AppContext, type AppEnv } from "./http.ts";
+import { type AppContext, type AppEnv, configOf, parseJson, queryOf, readBody, requireKey, validate } from "./http.ts";
 import { CreateProposalBody, CreateVerifyBody, WaitQuery } from "./schemas.ts";
 
 export const proposalRoutes = new Hono<AppEnv>();
@@ -28,23 +34,41 @@ proposalRoutes.post("/", async (c) => {
 
   const type = body.action.type;
   if (!keyAllowsAction(key, type)) {
-    throw new ApiError(403, "action_not_allowed", `this API key may not propose ${type}`, [{ path: "action.type", message: "not in the key's actions" }]);
+    throw new ApiError(403, "action_not_allowed", `this API key may not propose ${type}`, [
+      { path: "action.type", message: "not in the key's actions" },
+    ]);
   }
   const rule = decisionRuleFor(config.policy, type);
   const actionPolicy = config.policy.actions[type];
   if (!rule || !actionPolicy) {
-    throw new ApiError(422, "unknown_action", `action type ${type} is not in the policy`, [{ path: "action.type", message: "not in POLICY.actions" }]);
+    throw new ApiError(422, "unknown_action", `action type ${type} is not in the policy`, [
+      { path: "action.type", message: "not in POLICY.actions" },
+    ]);
   }
   const kind = actionKind(actionPolicy);
   if (body.kind !== undefined && body.kind !== kind) {
-    const what = kind === "verify" ? 'a verification prompt (policy kind "verify")' : 'an approval (policy kind "approval")';
-    throw new ApiError(422, "kind_mismatch", `${type} is ${what}`, [{ path: "kind", message: `must be "${kind}" for ${type}, or left out` }]);
+    const what =
+      kind === "verify" ? 'a verification prompt (policy kind "verify")' : 'an approval (policy kind "approval")';
+    throw new ApiError(422, "kind_mismatch", `${type} is ${what}`, [
+      { path: "kind", message: `must be "${kind}" for ${type}, or left out` },
+    ]);
   }
   const links = actionPolicy.links ?? null;
   if (body.recipient !== undefined && !(kind === "verify" && links)) {
-    throw new ApiError(422, "recipient_not_allowed", `recipient is only for verification prompts whose action enables links`, [
-      { path: "recipient", message: kind === "verify" ? `${type} does not enable links: address the prompt with requested_by` : `approval links go to the policy's links.recipients` },
-    ]);
+    throw new ApiError(
+      422,
+      "recipient_not_allowed",
+      `recipient is only for verification prompts whose action enables links`,
+      [
+        {
+          path: "recipient",
+          message:
+            kind === "verify"
+              ? `${type} does not enable links: address the prompt with requested_by`
+              : `approval links go to the policy's links.recipients`,
+        },
+      ],
+    );
   }
   if (kind === "verify" && links && body.recipient === undefined) {
     throw new ApiError(422, "recipient_required", `${type} sends its question as signed links: give recipient`, [
@@ -57,9 +81,12 @@ proposalRoutes.post("/", async (c) => {
   }
   const ttlSeconds = body.ttl_seconds ?? actionPolicy.ttl_seconds;
   if (ttlSeconds < 1 || ttlSeconds > actionPolicy.max_ttl_seconds) {
-    throw new ApiError(422, "ttl_out_of_range", `ttl_seconds must be from 1 to ${actionPolicy.max_ttl_seconds} for ${type}`, [
-      { path: "ttl_seconds", message: `from 1 to ${actionPolicy.max_ttl_seconds}` },
-    ]);
+    throw new ApiError(
+      422,
+      "ttl_out_of_range",
+      `ttl_seconds must be from 1 to ${actionPolicy.max_ttl_seconds} for ${type}`,
+      [{ path: "ttl_seconds", message: `from 1 to ${actionPolicy.max_ttl_seconds}` }],
+    );
   }
   if (kind === "verify" && !links && !body.requested_by) {
     throw new ApiError(422, "requested_by_required", `${type} asks one person in Slack: give requested_by`, [
@@ -67,13 +94,19 @@ proposalRoutes.post("/", async (c) => {
     ]);
   }
   if (kind === "approval" && rule.requester_only && !body.requested_by) {
-    throw new ApiError(422, "requested_by_required", `${type} can only be confirmed by its requester: give requested_by`, [
-      { path: "requested_by", message: "required for requester_only actions" },
-    ]);
+    throw new ApiError(
+      422,
+      "requested_by_required",
+      `${type} can only be confirmed by its requester: give requested_by`,
+      [{ path: "requested_by", message: "required for requester_only actions" }],
+    );
   }
   if (body.callback_url) {
     const allowed = callbackAllowed(key, body.callback_url);
-    if (!allowed.ok) throw new ApiError(403, "callback_not_allowed", allowed.message, [{ path: "callback_url", message: allowed.message }]);
+    if (!allowed.ok)
+      throw new ApiError(403, "callback_not_allowed", allowed.message, [
+        { path: "callback_url", message: allowed.message },
+      ]);
   }
 
   const ns = c.env.PROPOSALS;
@@ -92,7 +125,8 @@ proposalRoutes.post("/", async (c) => {
   if (!outcome.ok) throw toApiError(outcome.refusal);
   const status = outcome.created ? 201 : 200;
   const created = outcome.proposal;
-  if (!created.rule.links || config.linkSecret === null || config.publicUrl === null) return c.json(toView(created), status);
+  if (!created.rule.links || config.linkSecret === null || config.publicUrl === null)
+    return c.json(toView(created), status);
   // The signed links, for the proposer to deliver (e-mail, SMS). They are credentials: only this answer (and an
   // Idempotency-Key replay of it) carries them; GET never does. The Teams identity's links go to Teams only.
   const teamsOnly = created.kind === "approval" ? created.rule.links.teams_recipient : null;

@@ -1,12 +1,12 @@
 // POST /v1/proposals/:id/result: the runner's asynchronous result, signed with RUNNER_SECRET.
 import { Hono } from "hono";
+import { claimResultId } from "../dispatch/result-ids.ts";
 import { ApiError, toApiError } from "../errors.ts";
+import type { Outcome } from "../proposal/object.ts";
 import { verifyWebhook } from "../webhooks/standard-webhooks.ts";
-import { configOf, parseJson, readBody, validate, type AppEnv } from "./http.ts";
+import { type AppEnv, configOf, parseJson, readBody, validate } from "./http.ts";
 import { stubOf } from "./proposals.ts";
 import { ResultBody } from "./schemas.ts";
-import { claimResultId } from "../dispatch/result-ids.ts";
-import type { Outcome } from "../proposal/object.ts";
 
 export const resultRoutes = new Hono<AppEnv>();
 
@@ -20,7 +20,8 @@ resultRoutes.post("/:id/result", async (c) => {
   const id = c.req.param("id");
   // A signed result must not be replayable on another proposal: by the id it names, and by
   // its webhook-id, which may serve one proposal only.
-  if (named !== undefined && named !== id) throw new ApiError(401, "wrong_proposal", "this signed result names another proposal");
+  if (named !== undefined && named !== id)
+    throw new ApiError(401, "wrong_proposal", "this signed result names another proposal");
   const stub = stubOf(c);
   // A body that names its proposal is bound by the signature itself, so recording it never
   // needs D1. Without proposal_id, the webhook-id is claimed globally first.
@@ -37,6 +38,10 @@ async function claimOrUnavailable(db: D1Database, webhookId: string, proposalId:
     return await claimResultId(db, webhookId, proposalId, Date.now());
   } catch {
     // The runner retries a 503; sending proposal_id in the body avoids this dependency.
-    throw new ApiError(503, "unavailable", "cannot check this result for replay right now; retry, or include proposal_id in the body");
+    throw new ApiError(
+      503,
+      "unavailable",
+      "cannot check this result for replay right now; retry, or include proposal_id in the body",
+    );
   }
 }

@@ -22,17 +22,21 @@ function createBodyWith(texts: "required" | "optional") {
     .object({
       action: z
         .object({
-          type: z.string().min(1).max(100).regex(/^[A-Za-z0-9_.:-]+$/, "must be an action type name like k8s.rollout_restart"),
+          type: z
+            .string()
+            .min(1)
+            .max(100)
+            .regex(/^[A-Za-z0-9_.:-]+$/, "must be an action type name like k8s.rollout_restart"),
           params: z.record(z.string(), z.unknown()).default({}),
         })
         .strict(),
       summary: text(300, "summary"),
       reason: text(3000, "reason"),
       blast_radius: (texts === "required" ? blastRadius : blastRadius.optional()).describe(
-        "required, except for verification prompts (kind verify), where it defaults to \"\"",
+        'required, except for verification prompts (kind verify), where it defaults to ""',
       ),
       rollback: (texts === "required" ? rollback : rollback.optional()).describe(
-        "required, except for verification prompts (kind verify), where it defaults to \"\"",
+        'required, except for verification prompts (kind verify), where it defaults to ""',
       ),
       requested_by: SlackUserId.optional(),
       ttl_seconds: z.number().int("must be a whole number of seconds").optional(),
@@ -41,7 +45,9 @@ function createBodyWith(texts: "required" | "optional") {
       kind: z
         .enum(PROPOSAL_KINDS)
         .optional()
-        .describe("optional; when given it must match the action's policy kind (approval, or verify for a verification prompt)"),
+        .describe(
+          "optional; when given it must match the action's policy kind (approval, or verify for a verification prompt)",
+        ),
       recipient: Recipient.optional().describe(
         "a verification prompt's addressee for signed links (e-mail address or opaque id); required when its action enables links",
       ),
@@ -64,9 +70,7 @@ export const ResultBody = z
   })
   .strict();
 
-export const WaitQuery = z
-  .object({ wait: z.coerce.number().int().min(0).max(60).optional() })
-  .strict();
+export const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60).optional() }).strict();
 
 /** ISO 8601 date-time or Unix milliseconds, as a number of ms. */
 const instant = z.string().transform((value, ctx) => {
@@ -86,7 +90,10 @@ export const AuditQueryParams = z
     since: instant.optional(),
     until: instant.optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
-    cursor: z.string().regex(/^[0-9]{1,15}$/, "must be a next_cursor value from a previous page").optional(),
+    cursor: z
+      .string()
+      .regex(/^[0-9]{1,15}$/, "must be a next_cursor value from a previous page")
+      .optional(),
     format: z.enum(["json", "ndjson", "csv"]).default("json"),
   })
   .strict();
@@ -99,7 +106,7 @@ const VerifyLabels = z.object({ yes: z.string(), no: z.string(), unsure: z.strin
 
 export const ProposalResponse = z.object({
   id: z.string().describe("prp_… — unguessable"),
-  kind: z.enum(PROPOSAL_KINDS).describe("approval, or verify for a verification prompt (\"was this you?\")"),
+  kind: z.enum(PROPOSAL_KINDS).describe('approval, or verify for a verification prompt ("was this you?")'),
   status: z.enum(STATUSES),
   action: z.object({ type: z.string(), params: z.record(z.string(), z.unknown()) }),
   summary: z.string(),
@@ -121,7 +128,9 @@ export const ProposalResponse = z.object({
     requester_only: z.boolean(),
     confirm: z.boolean(),
     channel: z.string().nullable(),
-    escalation: z.object({ approvers: z.array(z.string()), channel: z.string().nullable(), extend_ttl_seconds: z.number() }).nullable(),
+    escalation: z
+      .object({ approvers: z.array(z.string()), channel: z.string().nullable(), extend_ttl_seconds: z.number() })
+      .nullable(),
     links: z
       .object({ recipients: z.array(z.string()), teams_recipient: z.string().nullable() })
       .optional()
@@ -154,7 +163,10 @@ export const CreatedProposalResponse = ProposalResponse.extend({
   links: z
     .array(IssuedLinkResponse)
     .optional()
-    .describe("when the action enables signed links: one per recipient and choice, for the proposer to deliver (e-mail, SMS). Credentials: GET never shows them"),
+    .describe(
+      "when the action enables signed links: one per recipient and choice, for the proposer to deliver " +
+        "(e-mail, SMS). Credentials: GET never shows them",
+    ),
 });
 
 export const AuditEventResponse = z.object({

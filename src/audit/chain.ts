@@ -70,7 +70,11 @@ export function verifyChains(events: Iterable<AuditEvent>): ChainReport {
     chain.forEach((event, i) => {
       const expectedIdx = i + 1;
       if (event.idx !== expectedIdx) {
-        problems.push({ proposal_id, idx: event.idx, problem: `expected position ${expectedIdx}: a row is missing or duplicated` });
+        problems.push({
+          proposal_id,
+          idx: event.idx,
+          problem: `expected position ${expectedIdx}: a row is missing or duplicated`,
+        });
       }
       if (event.prev_hash !== prev) {
         problems.push({ proposal_id, idx: event.idx, problem: "prev_hash does not match the previous row's hash" });

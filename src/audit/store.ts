@@ -32,7 +32,16 @@ export async function appendAuditEvents(db: D1Database, events: readonly AuditEv
   );
   await db.batch(
     events.map((e) =>
-      insert.bind(e.proposal_id, e.idx, Date.parse(e.at), e.type, e.actor, JSON.stringify(e.details), e.prev_hash, e.hash),
+      insert.bind(
+        e.proposal_id,
+        e.idx,
+        Date.parse(e.at),
+        e.type,
+        e.actor,
+        JSON.stringify(e.details),
+        e.prev_hash,
+        e.hash,
+      ),
     ),
   );
 }

@@ -48,11 +48,12 @@ const entrySchema = z.strictObject({
       error: "holds a token, not its SHA-256: API_KEYS must never contain tokens",
       abort: true,
     })
-    .regex(/^[0-9a-f]{64}$/, "must be the SHA-256 of the token as 64 lowercase hex digits (`npm run key:new` prints it)"),
+    .regex(
+      /^[0-9a-f]{64}$/,
+      "must be the SHA-256 of the token as 64 lowercase hex digits (`npm run key:new` prints it)",
+    ),
   scopes: z.array(z.enum(SCOPES)).min(1),
-  actions: z
-    .array(z.string().refine(isActionPattern, "must be an action type, `prefix.*` or `*`"))
-    .default([]),
+  actions: z.array(z.string().refine(isActionPattern, "must be an action type, `prefix.*` or `*`")).default([]),
   callback_hosts: z
     .array(
       z
@@ -112,7 +113,10 @@ export function parseApiKeys(input: unknown, root = "API_KEYS"): ApiKey[] {
       details.push({ path: formatPath(root, [i, "name"]), message: "is used by an earlier key; names must be unique" });
     }
     if (keys.some((k) => k.sha256 === entry.sha256)) {
-      details.push({ path: formatPath(root, [i, "sha256"]), message: "is the same as an earlier key's; every key needs its own token" });
+      details.push({
+        path: formatPath(root, [i, "sha256"]),
+        message: "is the same as an earlier key's; every key needs its own token",
+      });
     }
     keys.push(entry);
   });
@@ -124,7 +128,10 @@ export function parseApiKeys(input: unknown, root = "API_KEYS"): ApiKey[] {
  * The key whose hash matches the `Bearer` token, or null. Every key's hash is compared, in constant time and
  * without stopping at a match, so the timing tells nothing about which key (or how many) were checked.
  */
-export async function authenticate(keys: readonly ApiKey[], authorization: string | null | undefined): Promise<ApiKey | null> {
+export async function authenticate(
+  keys: readonly ApiKey[],
+  authorization: string | null | undefined,
+): Promise<ApiKey | null> {
   const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(authorization ?? "");
   const token = match?.[1];
   if (!token || token.length > MAX_TOKEN_LENGTH) return null;
@@ -145,7 +152,8 @@ export function hasScope(key: ApiKey, scope: Scope): boolean {
 export function keyAllowsAction(key: ApiKey, actionType: string): boolean {
   return key.actions.some((pattern) => {
     if (pattern === "*") return true;
-    if (pattern.endsWith(".*")) return actionType.startsWith(pattern.slice(0, -1)) && actionType.length > pattern.length - 1;
+    if (pattern.endsWith(".*"))
+      return actionType.startsWith(pattern.slice(0, -1)) && actionType.length > pattern.length - 1;
     return pattern === actionType;
   });
 }
@@ -193,7 +201,13 @@ export async function newApiKey(
 ): Promise<{ token: string; entry: ApiKeyEntry }> {
   const token = `${TOKEN_PREFIX}${randomToken(32)}`;
   const result = entryDetails(
-    { name, sha256: await sha256Hex(token), scopes: [...scopes], actions: [...actions], callback_hosts: [...callbackHosts] },
+    {
+      name,
+      sha256: await sha256Hex(token),
+      scopes: [...scopes],
+      actions: [...actions],
+      callback_hosts: [...callbackHosts],
+    },
     "key",
   );
   if (!result.entry) throw new ConfigError(`the key has ${result.details.length} problem(s)`, result.details);

@@ -2,10 +2,10 @@
 // Worker-only imports: the Worker (via load.ts) and the operator scripts (plain Node) both run it.
 import type { ErrorDetail } from "../errors.ts";
 import { fromBase64 } from "../lib/encoding.ts";
-import { parseApiKeys } from "./api-keys.ts";
 import type { ApiKey } from "./api-keys.ts";
-import { parsePolicy } from "./policy.ts";
+import { parseApiKeys } from "./api-keys.ts";
 import type { Policy } from "./policy.ts";
+import { parsePolicy } from "./policy.ts";
 import { ConfigError, deepFreeze } from "./problems.ts";
 
 /**
@@ -28,9 +28,23 @@ export interface ConfigEnv {
 }
 
 /** Set with `wrangler secret put` (or `.dev.vars` locally); never in wrangler.toml. */
-export const SECRET_NAMES = ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "RUNNER_SECRET", "EVENTS_SECRET", "API_KEYS", "LINK_SECRET"] as const;
+export const SECRET_NAMES = [
+  "SLACK_SIGNING_SECRET",
+  "SLACK_BOT_TOKEN",
+  "RUNNER_SECRET",
+  "EVENTS_SECRET",
+  "API_KEYS",
+  "LINK_SECRET",
+] as const;
 /** `[vars]` in wrangler.toml. */
-export const VAR_NAMES = ["RUNNER_URL", "SLACK_API_BASE", "POLICY", "DISPATCH_MAX_ATTEMPTS", "DISPATCH_TIMEOUT_MS", "PUBLIC_URL"] as const;
+export const VAR_NAMES = [
+  "RUNNER_URL",
+  "SLACK_API_BASE",
+  "POLICY",
+  "DISPATCH_MAX_ATTEMPTS",
+  "DISPATCH_TIMEOUT_MS",
+  "PUBLIC_URL",
+] as const;
 
 export const CONFIG_INPUTS = [...VAR_NAMES, ...SECRET_NAMES] as const;
 export type ConfigInput = (typeof CONFIG_INPUTS)[number];
@@ -159,7 +173,10 @@ function publicOrigin(name: string, raw: unknown, required: string | null, probl
   const checked = url(name, value, null, problems, true);
   if (checked === null) return null;
   const parsed = new URL(checked);
-  const loopback = parsed.hostname === "localhost" || parsed.hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(parsed.hostname);
+  const loopback =
+    parsed.hostname === "localhost" ||
+    parsed.hostname === "[::1]" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(parsed.hostname);
   if (parsed.protocol !== "https:" && !loopback) {
     problems.add(name, "must use https (plain http only on localhost): people open links to it");
     return null;
@@ -215,8 +232,22 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
   }
   const runnerUrl = url("RUNNER_URL", env.RUNNER_URL, null, problems);
   const slackApiBase = url("SLACK_API_BASE", env.SLACK_API_BASE, DEFAULT_SLACK_API_BASE, problems, true);
-  const dispatchMaxAttempts = integer("DISPATCH_MAX_ATTEMPTS", env.DISPATCH_MAX_ATTEMPTS, DEFAULT_DISPATCH_MAX_ATTEMPTS, 1, 50, problems);
-  const dispatchTimeoutMs = integer("DISPATCH_TIMEOUT_MS", env.DISPATCH_TIMEOUT_MS, DEFAULT_DISPATCH_TIMEOUT_MS, 100, 300_000, problems);
+  const dispatchMaxAttempts = integer(
+    "DISPATCH_MAX_ATTEMPTS",
+    env.DISPATCH_MAX_ATTEMPTS,
+    DEFAULT_DISPATCH_MAX_ATTEMPTS,
+    1,
+    50,
+    problems,
+  );
+  const dispatchTimeoutMs = integer(
+    "DISPATCH_TIMEOUT_MS",
+    env.DISPATCH_TIMEOUT_MS,
+    DEFAULT_DISPATCH_TIMEOUT_MS,
+    100,
+    300_000,
+    problems,
+  );
   // Signed links: both inputs are required as soon as one action enables links, and checked whenever given.
   const linkAction = policy ? Object.values(policy.actions).find((a) => a.links) : undefined;
   const needed = linkAction ? `when links are enabled (POLICY.actions["${linkAction.type}"].links)` : null;

@@ -1,8 +1,9 @@
 // An action's params_schema: checked once when the policy loads, then used to validate each proposal's params.
 // @cfworker/json-schema validates without eval (Workers forbid it) but checks nothing about a schema itself, so
 // the keyword check below is what turns a typo like "require" into an error instead of a schema that allows all.
-import { Validator, dereference, format } from "@cfworker/json-schema";
+
 import type { Schema, SchemaDraft } from "@cfworker/json-schema";
+import { dereference, format, Validator } from "@cfworker/json-schema";
 import type { ErrorDetail } from "../errors.ts";
 import { closest, formatPath, isPlainObject } from "./problems.ts";
 
@@ -53,6 +54,7 @@ const KEYWORDS: Record<string, Kind> = {
   allOf: "nonEmptySchemaArray",
   oneOf: "nonEmptySchemaArray",
   if: "schema",
+  // biome-ignore lint/suspicious/noThenProperty: JSON Schema's own keyword, in a plain lookup table
   then: "schema",
   else: "schema",
   format: "format",
@@ -144,14 +146,15 @@ function checkSchema(node: unknown, root: string, path: (string | number)[], out
         checkSchema(value, root, [...path, keyword], out);
         break;
       case "schemaOrSchemaArray":
-        if (Array.isArray(value)) value.forEach((s, i) => checkSchema(s, root, [...path, keyword, i], out));
+        if (Array.isArray(value))
+          for (const [i, s] of value.entries()) checkSchema(s, root, [...path, keyword, i], out);
         else checkSchema(value, root, [...path, keyword], out);
         break;
       case "schemaArray":
       case "nonEmptySchemaArray":
         if (!Array.isArray(value)) bad("must be an array of schemas");
         else if (kind === "nonEmptySchemaArray" && value.length === 0) bad("must list at least one schema");
-        else value.forEach((s, i) => checkSchema(s, root, [...path, keyword, i], out));
+        else for (const [i, s] of value.entries()) checkSchema(s, root, [...path, keyword, i], out);
         break;
       case "schemaMap":
       case "patternSchemaMap":
@@ -202,7 +205,10 @@ function checkSchema(node: unknown, root: string, path: (string | number)[], out
         if (!Array.isArray(value) || !value.every((s) => typeof s === "string")) bad("must be an array of strings");
         break;
       case "stringArrayMap":
-        if (!isPlainObject(value) || !Object.values(value).every((v) => Array.isArray(v) && v.every((s) => typeof s === "string")))
+        if (
+          !isPlainObject(value) ||
+          !Object.values(value).every((v) => Array.isArray(v) && v.every((s) => typeof s === "string"))
+        )
           bad("must map property names to arrays of property names");
         break;
       case "type": {
@@ -232,16 +238,19 @@ function checkRefs(
   out: ErrorDetail[],
 ): void {
   if (Array.isArray(node)) {
-    node.forEach((child, i) => checkRefs(child, lookup, root, [...path, i], out));
+    for (const [i, child] of node.entries()) checkRefs(child, lookup, root, [...path, i], out);
     return;
   }
   if (!isPlainObject(node)) return;
-  const ref = node["$ref"];
+  const ref = node.$ref;
   if (typeof ref === "string") {
     // dereference() records the resolved absolute URI on the node (non-enumerable); validate() looks it up the same way.
     const absolute = (node as Schema).__absolute_ref__ ?? ref;
     if (lookup[absolute] === undefined)
-      out.push({ path: formatPath(root, [...path, "$ref"]), message: "does not resolve to a schema in this params_schema" });
+      out.push({
+        path: formatPath(root, [...path, "$ref"]),
+        message: "does not resolve to a schema in this params_schema",
+      });
   }
   for (const [key, child] of Object.entries(node)) {
     if (key === "enum" || key === "const" || key === "default" || key === "examples") continue; // data, not schemas
@@ -259,11 +268,15 @@ export function compileParamsSchema(schema: unknown, root: string): CompiledSche
   if (!isPlainObject(schema)) return { ok: false, details: [{ path: root, message: "must be a JSON Schema object" }] };
   const details: ErrorDetail[] = [];
   let draft: SchemaDraft = "2020-12";
-  const declared = schema["$schema"];
+  const declared = schema.$schema;
   if (declared !== undefined) {
     const match = typeof declared === "string" ? DRAFTS.find(([re]) => re.test(declared)) : undefined;
     if (match) draft = match[1];
-    else details.push({ path: `${root}.$schema`, message: "must name draft-04, draft-07, 2019-09 or 2020-12 (the drafts the validator supports)" });
+    else
+      details.push({
+        path: `${root}.$schema`,
+        message: "must name draft-04, draft-07, 2019-09 or 2020-12 (the drafts the validator supports)",
+      });
   }
   checkSchema(schema, root, [], details);
   if (details.length > 0) return { ok: false, details };

@@ -1,9 +1,10 @@
 // The Worker's configuration: checked once per isolate for each distinct set of inputs, else a 503 `misconfigured`
 // naming every bad field (SPEC 3). Kept apart from check.ts because ApiError is the HTTP layer's vocabulary.
-import { ApiError } from "../errors.ts";
+
 import type { ErrorDetail } from "../errors.ts";
-import { CONFIG_INPUTS, checkConfig } from "./check.ts";
+import { ApiError } from "../errors.ts";
 import type { Config, ConfigEnv } from "./check.ts";
+import { CONFIG_INPUTS, checkConfig } from "./check.ts";
 
 export type { Config, ConfigEnv } from "./check.ts";
 

@@ -1,12 +1,21 @@
 // The approval policy (SPEC 3 `POLICY`): parsed strictly with defaults, checked across fields, and the pure
 // questions asked of it per proposal (its decision rule, whether its params are acceptable).
-import { z } from "zod";
+
 import type { Validator } from "@cfworker/json-schema";
+import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
 import type { DecisionRule, VerifyLabels } from "../proposal/types.ts";
 import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
-import { ConfigError, decodeJson, deepFreeze, explainIssue, formatPath, isPlainObject, zodDetails } from "./problems.ts";
+import {
+  ConfigError,
+  decodeJson,
+  deepFreeze,
+  explainIssue,
+  formatPath,
+  isPlainObject,
+  zodDetails,
+} from "./problems.ts";
 
 /** Action type names: lowercase, digits, `_ . -`; dots group them (`k8s.rollout_restart`) for `prefix.*` keys. */
 export const ACTION_TYPE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
@@ -175,7 +184,8 @@ function parseAction(
   const links = a.links?.enabled ? a.links : null;
   if (a.links) details.push(...linksProblems(a.links, verify, at));
   // Deciders through links count toward M of N like approvers do (each recipient once; the Teams channel once).
-  const linkDeciders = links && !verify ? (links.recipients?.length ?? 0) + (links.teams_webhook !== undefined ? 1 : 0) : 0;
+  const linkDeciders =
+    links && !verify ? (links.recipients?.length ?? 0) + (links.teams_webhook !== undefined ? 1 : 0) : 0;
   if (verify) {
     details.push(...verifyProblems(a, given, at));
   } else {
@@ -208,7 +218,10 @@ function parseAction(
     countsStatically(a.approvers) &&
     a.required_approvals > a.approvers.length + linkDeciders
   ) {
-    const listed = linkDeciders > 0 ? `${a.approvers.length} approver(s) and ${linkDeciders} link recipient(s) are` : `${a.approvers.length} approver(s) are`;
+    const listed =
+      linkDeciders > 0
+        ? `${a.approvers.length} approver(s) and ${linkDeciders} link recipient(s) are`
+        : `${a.approvers.length} approver(s) are`;
     details.push({
       path: at("required_approvals"),
       message: `asks for ${a.required_approvals} approvals but only ${listed} listed`,
@@ -224,7 +237,10 @@ function parseAction(
   const resolved = verify ? null : (a.channel ?? defaultChannel);
   const linksOnly = a.approvers.length === 0 && linkDeciders > 0;
   if (resolved === null && !a.requester_only && !verify && !linksOnly) {
-    details.push({ path: at("channel"), message: "no channel: set channel here or default_channel at the top of POLICY" });
+    details.push({
+      path: at("channel"),
+      message: "no channel: set channel here or default_channel at the top of POLICY",
+    });
   }
   let escalation: Escalation | null = null;
   if (a.escalation && !verify) {
@@ -280,7 +296,12 @@ function parseAction(
   return { action, ...(validator ? { validator } : {}), details };
 }
 
-type ParsedLinks = { enabled: boolean; recipients?: string[] | undefined; teams_webhook?: string | undefined; teams_recipient?: string | undefined };
+type ParsedLinks = {
+  enabled: boolean;
+  recipients?: string[] | undefined;
+  teams_webhook?: string | undefined;
+  teams_recipient?: string | undefined;
+};
 type At = (...segments: (string | number)[]) => string;
 
 /** Problems of an action's `links`; the shapes are checked even while disabled, the combinations only when enabled. */
@@ -294,22 +315,37 @@ function linksProblems(links: ParsedLinks, verify: boolean, at: At): ErrorDetail
   if (!links.enabled) return details;
   if (verify) {
     if (links.recipients !== undefined) {
-      details.push({ path: at("links", "recipients"), message: "a verification prompt's links go to the proposal's own recipient: list none here" });
+      details.push({
+        path: at("links", "recipients"),
+        message: "a verification prompt's links go to the proposal's own recipient: list none here",
+      });
     }
     if (links.teams_recipient !== undefined) {
-      details.push({ path: at("links", "teams_recipient"), message: "a verification prompt's Teams links are minted for the proposal's recipient: leave this out" });
+      details.push({
+        path: at("links", "teams_recipient"),
+        message: "a verification prompt's Teams links are minted for the proposal's recipient: leave this out",
+      });
     }
     return details;
   }
   if ((links.recipients?.length ?? 0) === 0 && links.teams_webhook === undefined) {
-    details.push({ path: at("links", "recipients"), message: "list at least one recipient (or set teams_webhook) when links are enabled" });
+    details.push({
+      path: at("links", "recipients"),
+      message: "list at least one recipient (or set teams_webhook) when links are enabled",
+    });
   }
   if (links.teams_recipient !== undefined && links.teams_webhook === undefined) {
-    details.push({ path: at("links", "teams_recipient"), message: "only with teams_webhook: it names who the Teams card's links are for" });
+    details.push({
+      path: at("links", "teams_recipient"),
+      message: "only with teams_webhook: it names who the Teams card's links are for",
+    });
   }
   const teamsRecipient = links.teams_webhook === undefined ? undefined : (links.teams_recipient ?? "teams");
   if (teamsRecipient !== undefined && links.recipients?.includes(teamsRecipient)) {
-    details.push({ path: at("links", "teams_recipient"), message: `"${teamsRecipient}" is also in recipients: the Teams card needs an identity of its own` });
+    details.push({
+      path: at("links", "teams_recipient"),
+      message: `"${teamsRecipient}" is also in recipients: the Teams card needs an identity of its own`,
+    });
   }
   return details;
 }
@@ -321,10 +357,12 @@ function verifyProblems(
   at: At,
 ): ErrorDetail[] {
   const details: ErrorDetail[] = [];
-  const notForVerify = (field: string, why: string) => details.push({ path: at(field), message: `does not apply to kind: "verify": ${why}` });
+  const notForVerify = (field: string, why: string) =>
+    details.push({ path: at(field), message: `does not apply to kind: "verify": ${why}` });
   if (a.approvers.length > 0) notForVerify("approvers", "only the person asked may answer");
   if (a.required_approvals !== 1) notForVerify("required_approvals", "one answer decides (leave it out, or 1)");
-  if (given("requester_only") && !a.requester_only) notForVerify("requester_only", "only the person asked may answer (it is implied)");
+  if (given("requester_only") && !a.requester_only)
+    notForVerify("requester_only", "only the person asked may answer (it is implied)");
   if (given("allow_self_approval")) notForVerify("allow_self_approval", "there is no approval");
   if (given("confirm")) notForVerify("confirm", "the answer buttons have no confirm dialog");
   if (given("channel")) notForVerify("channel", "the question goes to the person's Slack DM");
@@ -367,14 +405,17 @@ export function parsePolicy(input: unknown, root = "POLICY"): Policy {
   const details: ErrorDetail[] = [];
   const top = policySchema.safeParse(value, { error: explainIssue });
   if (!top.success) details.push(...zodDetails(root, top.error.issues, VOCABULARY));
-  const rawDefault = isPlainObject(value) ? value["default_channel"] : undefined;
+  const rawDefault = isPlainObject(value) ? value.default_channel : undefined;
   const defaultChannel = typeof rawDefault === "string" ? rawDefault : null;
-  const rawActions = isPlainObject(value) ? value["actions"] : undefined;
+  const rawActions = isPlainObject(value) ? value.actions : undefined;
   const entries = isPlainObject(rawActions) ? Object.entries(rawActions) : [];
   const actions: Record<string, ActionPolicy> = {};
   const built = new Map<ActionPolicy, Validator>();
   if (isPlainObject(rawActions) && entries.length === 0) {
-    details.push({ path: `${root}.actions`, message: "define at least one action: every action type not listed is refused" });
+    details.push({
+      path: `${root}.actions`,
+      message: "define at least one action: every action type not listed is refused",
+    });
   }
   for (const [type, raw] of entries) {
     const result = parseAction(type, raw, defaultChannel, root);

@@ -16,7 +16,8 @@ export function classifyRunnerResponse(status: number, bodyText: string): Runner
     return result ? { kind: "final", ...result } : { kind: "accepted" };
   }
   // Upstream bodies are never copied into errors: they may hold anything.
-  if (status === 408 || status === 429 || status >= 500) return { kind: "retry", error: `runner answered HTTP ${status}` };
+  if (status === 408 || status === 429 || status >= 500)
+    return { kind: "retry", error: `runner answered HTTP ${status}` };
   return { kind: "refused", error: `runner refused with HTTP ${status}` };
 }
 
@@ -31,7 +32,8 @@ export function parseResult(bodyText: string): { status: "succeeded" | "failed";
   if (typeof body !== "object" || body === null) return null;
   const { status, output } = body as { status?: unknown; output?: unknown };
   if (status !== "succeeded" && status !== "failed") return null;
-  const text = output === undefined || output === null ? "" : typeof output === "string" ? output : JSON.stringify(output);
+  const text =
+    output === undefined || output === null ? "" : typeof output === "string" ? output : JSON.stringify(output);
   return { status, output: text.slice(0, MAX_OUTPUT_CHARS) };
 }
 

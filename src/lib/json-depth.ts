@@ -9,7 +9,7 @@ export function tooDeepAt(value: unknown, max: number): string | null {
     if (typeof node !== "object" || node === null) continue;
     if (depth >= max) return path || "(root)";
     if (Array.isArray(node)) {
-      node.forEach((item, i) => stack.push({ value: item, depth: depth + 1, path: `${path}[${i}]` }));
+      for (const [i, item] of node.entries()) stack.push({ value: item, depth: depth + 1, path: `${path}[${i}]` });
     } else {
       for (const [key, item] of Object.entries(node)) {
         stack.push({ value: item, depth: depth + 1, path: path ? `${path}.${key}` : key });

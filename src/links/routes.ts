@@ -1,8 +1,8 @@
 // GET and POST /l/:token — signed links (issue 7). GET shows a confirmation page and never decides anything (mail
 // scanners and link unfurlers fetch links on their own); only the page's button, a POST carrying a CSRF value that
 // matches its cookie, decides, in the proposal's Durable Object, with the same rules and races as a Slack click.
-import { Hono, type Context } from "hono";
-import { configOf, type AppEnv } from "../api/http.ts";
+import { type Context, Hono } from "hono";
+import { type AppEnv, configOf } from "../api/http.ts";
 import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { randomToken, timingSafeEqual } from "../lib/crypto.ts";
@@ -11,8 +11,8 @@ import { objectIdOf } from "../proposal/ids.ts";
 import { mayDecideByLink, notPendingMessage, requiredApprovals, verifyLabels } from "../proposal/lifecycle.ts";
 import type { LinkOutcome } from "../proposal/object.ts";
 import type { Proposal } from "../proposal/types.ts";
-import { renderConfirmPage, renderResultPage, type ResultPage } from "./page.ts";
-import { verifyLinkToken, type LinkClaims } from "./token.ts";
+import { type ResultPage, renderConfirmPage, renderResultPage } from "./page.ts";
+import { type LinkClaims, verifyLinkToken } from "./token.ts";
 
 export const CSRF_COOKIE = "signoff_csrf";
 const CSRF_VALUE = /^[A-Za-z0-9_-]{43}$/;
@@ -26,7 +26,8 @@ export const linkRoutes = new Hono<AppEnv>();
 // Pages load nothing and run nothing; their one form posts back here. HEAD is answered by this GET, without body.
 const BASE_HEADERS: Record<string, string> = {
   "content-type": "text/html; charset=utf-8",
-  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "content-security-policy":
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   "x-frame-options": "DENY",
   "x-content-type-options": "nosniff",
   "cache-control": "no-store",
@@ -51,17 +52,33 @@ const invalid = () =>
   });
 
 /** The configuration with links enabled, or the page to answer instead. */
-function linkConfig(c: LinkContext): { config: Config & { linkSecret: string; publicUrl: string } } | { page: Response } {
+function linkConfig(
+  c: LinkContext,
+): { config: Config & { linkSecret: string; publicUrl: string } } | { page: Response } {
   let config: Config;
   try {
     config = configOf(c);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    return { page: result(503, { kind: "unavailable", heading: "signoff is unavailable", message: "Its configuration has a problem; nothing was decided. Please tell its operator.", tone: "refused" }) };
+    return {
+      page: result(503, {
+        kind: "unavailable",
+        heading: "signoff is unavailable",
+        message: "Its configuration has a problem; nothing was decided. Please tell its operator.",
+        tone: "refused",
+      }),
+    };
   }
   const { linkSecret, publicUrl } = config;
   if (linkSecret === null || publicUrl === null) {
-    return { page: result(404, { kind: "invalid", heading: "Links are not enabled", message: "No action of this signoff decides through links.", tone: "refused" }) };
+    return {
+      page: result(404, {
+        kind: "invalid",
+        heading: "Links are not enabled",
+        message: "No action of this signoff decides through links.",
+        tone: "refused",
+      }),
+    };
   }
   return { config: { ...config, linkSecret, publicUrl } };
 }
@@ -87,7 +104,10 @@ linkRoutes.get("/:token", async (c) => {
   const claims = verified.claims;
   const stub = stubFor(c, claims.p);
   if (!stub) return invalid();
-  const { proposal, link } = (await stub.inspectLink(claims.n)) as { proposal: Proposal | null; link: { recipient: string; choice: string; used_at: number | null } | null };
+  const { proposal, link } = (await stub.inspectLink(claims.n)) as {
+    proposal: Proposal | null;
+    link: { recipient: string; choice: string; used_at: number | null } | null;
+  };
   if (!proposal) return invalid();
   if (!proposal.rule.links) return disabled();
   if (!link || link.recipient !== claims.r || link.choice !== claims.c) return invalid();
@@ -104,9 +124,16 @@ linkRoutes.get("/:token", async (c) => {
   // value is kept, so two links opened in two tabs both still work.
   const existing = cookieOf(c, CSRF_COOKIE);
   const csrf = existing && CSRF_VALUE.test(existing) ? existing : randomToken(32);
-  const body = renderConfirmPage({ proposal, choice: claims.c, recipient: claims.r, csrf, formAction: new URL(c.req.url).pathname });
+  const body = renderConfirmPage({
+    proposal,
+    choice: claims.c,
+    recipient: claims.r,
+    csrf,
+    formAction: new URL(c.req.url).pathname,
+  });
+  const cookieAge = Math.max(60, Math.ceil((Date.parse(proposal.expires_at) - now) / 1000));
   return html(body, 200, {
-    "set-cookie": `${CSRF_COOKIE}=${csrf}; HttpOnly; SameSite=Strict; Secure; Path=/l/; Max-Age=${Math.max(60, Math.ceil((Date.parse(proposal.expires_at) - now) / 1000))}`,
+    "set-cookie": `${CSRF_COOKIE}=${csrf}; HttpOnly; SameSite=Strict; Secure; Path=/l/; Max-Age=${cookieAge}`,
     // The form posts to this same origin: with no-referrer, browsers would send `Origin: null` on that POST
     // (Fetch standard), which the Origin check must refuse. same-origin keeps the URL from every other origin.
     "referrer-policy": "same-origin",
@@ -118,10 +145,21 @@ linkRoutes.post("/:token", async (c) => {
   if ("page" in loaded) return loaded.page;
   const config = loaded.config;
   if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(c.req.header("content-type") ?? "")) {
-    return result(415, { kind: "refused", heading: "Nothing was decided", message: "Please use the button on the link's page.", tone: "refused" });
+    return result(415, {
+      kind: "refused",
+      heading: "Nothing was decided",
+      message: "Please use the button on the link's page.",
+      tone: "refused",
+    });
   }
   const form = await readForm(c);
-  if (form === null) return result(413, { kind: "refused", heading: "Nothing was decided", message: "The form was too large.", tone: "refused" });
+  if (form === null)
+    return result(413, {
+      kind: "refused",
+      heading: "Nothing was decided",
+      message: "The form was too large.",
+      tone: "refused",
+    });
 
   const verified = await verifyLinkToken(config.linkSecret, c.req.param("token"));
   if (!verified.ok) {
@@ -141,7 +179,8 @@ linkRoutes.post("/:token", async (c) => {
     return result(403, {
       kind: "forbidden",
       heading: "Nothing was decided",
-      message: "This request did not come from the link's own page (or its cookie is missing). Open the link again and press its button.",
+      message:
+        "This request did not come from the link's own page (or its cookie is missing). Open the link again and press its button.",
       tone: "refused",
     });
   }
@@ -225,19 +264,45 @@ function alreadyUsed(p: Proposal | null, recipient: string): Response {
 }
 
 function notPending(p: Proposal, recipient: string): Response {
-  return result(409, { kind: "not_pending", heading: "Already decided", message: `${plain(notPendingMessage(p))} Nothing more to decide.`, tone: "info", proposal: p, recipient });
+  return result(409, {
+    kind: "not_pending",
+    heading: "Already decided",
+    message: `${plain(notPendingMessage(p))} Nothing more to decide.`,
+    tone: "info",
+    proposal: p,
+    recipient,
+  });
 }
 
 function expired(p: Proposal, recipient: string): Response {
-  return result(410, { kind: "expired", heading: "This link has expired", message: "The deadline has passed; nothing was decided through this link.", tone: "refused", proposal: p, recipient });
+  return result(410, {
+    kind: "expired",
+    heading: "This link has expired",
+    message: "The deadline has passed; nothing was decided through this link.",
+    tone: "refused",
+    proposal: p,
+    recipient,
+  });
 }
 
 function forbidden(message: string, p: Proposal | null, recipient: string): Response {
-  return result(403, { kind: "forbidden", heading: "Nothing was decided", message, tone: "refused", proposal: p, recipient });
+  return result(403, {
+    kind: "forbidden",
+    heading: "Nothing was decided",
+    message,
+    tone: "refused",
+    proposal: p,
+    recipient,
+  });
 }
 
 function disabled(): Response {
-  return result(403, { kind: "forbidden", heading: "Links are not enabled for this action", message: "This proposal can only be decided in Slack.", tone: "refused" });
+  return result(403, {
+    kind: "forbidden",
+    heading: "Links are not enabled for this action",
+    message: "This proposal can only be decided in Slack.",
+    tone: "refused",
+  });
 }
 
 /** notPendingMessage speaks Slack (`<@U…>`); the page shows the plain id. */

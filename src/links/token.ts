@@ -58,7 +58,9 @@ function keyFor(secret: string): Promise<CryptoKey> {
 }
 
 export async function mintLinkToken(secret: string, claims: LinkClaims): Promise<string> {
-  const payload = toBase64Url(utf8(JSON.stringify({ p: claims.p, c: claims.c, r: claims.r, e: claims.e, n: claims.n })));
+  const payload = toBase64Url(
+    utf8(JSON.stringify({ p: claims.p, c: claims.c, r: claims.r, e: claims.e, n: claims.n })),
+  );
   const signed = `${VERSION}.${payload}`;
   const tag = await hmacSha256(await keyFor(secret), signed);
   return `${signed}.${toBase64Url(tag)}`;
@@ -78,7 +80,8 @@ export async function verifyLinkToken(secret: string, token: string): Promise<Li
   const tag = fromBase64Url(mac);
   const claimed = () => claimedProposalOf(payload);
   // Canonical encoding only: a tag re-spelled in its unused low bits is another string, so another token.
-  if (!tag || tag.length !== TAG_BYTES || toBase64Url(tag) !== mac) return { ok: false, reason: "bad_signature", claimedProposal: claimed() };
+  if (!tag || tag.length !== TAG_BYTES || toBase64Url(tag) !== mac)
+    return { ok: false, reason: "bad_signature", claimedProposal: claimed() };
   let valid = false;
   try {
     valid = await hmacSha256Verify(await keyFor(secret), tag, `${VERSION}.${payload}`);

@@ -3,7 +3,7 @@
 // so none of it can be in a production deploy (scripts/test/production-bundle.node-test.ts checks the bundle).
 import { buildApp } from "../app.ts";
 import { isLoopbackHost } from "../config/api-keys.ts";
-import { standinRoutes, type LocalEnv } from "./routes.ts";
+import { type LocalEnv, standinRoutes } from "./routes.ts";
 
 export { ProposalObject } from "../proposal/object.ts";
 export { LocalSlack } from "./store.ts";

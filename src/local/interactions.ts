@@ -15,7 +15,10 @@ export interface ButtonElement {
 }
 
 /** The button `actionId` of `message`, with the block it sits in; null when the card shows no such button. */
-export function findButton(message: StoredMessage, actionId: string): { blockId: string; button: ButtonElement } | null {
+export function findButton(
+  message: StoredMessage,
+  actionId: string,
+): { blockId: string; button: ButtonElement } | null {
   for (const block of message.blocks) {
     if (!isRecord(block) || block.type !== "actions" || !Array.isArray(block.elements)) continue;
     for (const element of block.elements) {
@@ -32,7 +35,13 @@ function userOf(user: string) {
 }
 
 /** https://docs.slack.dev/reference/interaction-payloads/block_actions-payload */
-export function blockActionsPayload(user: string, message: StoredMessage, blockId: string, button: ButtonElement, triggerId: string) {
+export function blockActionsPayload(
+  user: string,
+  message: StoredMessage,
+  blockId: string,
+  button: ButtonElement,
+  triggerId: string,
+) {
   const now = Date.now() / 1000;
   return {
     type: "block_actions",
@@ -44,7 +53,10 @@ export function blockActionsPayload(user: string, message: StoredMessage, blockI
     team: { ...DEMO_TEAM },
     enterprise: null,
     is_enterprise_install: false,
-    channel: { id: message.channel, name: message.dm_user ? "directmessage" : (DEMO_CHANNELS[message.channel] ?? message.channel) },
+    channel: {
+      id: message.channel,
+      name: message.dm_user ? "directmessage" : (DEMO_CHANNELS[message.channel] ?? message.channel),
+    },
     message: { type: "message", ts: message.ts, text: message.text, blocks: message.blocks },
     state: { values: {} },
     actions: [
@@ -75,13 +87,23 @@ export function viewState(view: StoredView, inputs: Record<string, string>) {
     const element = block.element;
     const text = (inputs[blockId] ?? "").slice(0, typeof element.max_length === "number" ? element.max_length : 3000);
     if (text.trim() === "" && block.optional !== true) errors[blockId] = "Please complete this required field.";
-    values[blockId] = { [String(element.action_id ?? "")]: { type: String(element.type ?? "plain_text_input"), value: text === "" ? null : text } };
+    values[blockId] = {
+      [String(element.action_id ?? "")]: {
+        type: String(element.type ?? "plain_text_input"),
+        value: text === "" ? null : text,
+      },
+    };
   }
   return { values, errors };
 }
 
 /** https://docs.slack.dev/reference/interaction-payloads/view-interactions-payload#view_submission */
-export function viewSubmissionPayload(user: string, view: StoredView, values: ReturnType<typeof viewState>["values"], triggerId: string) {
+export function viewSubmissionPayload(
+  user: string,
+  view: StoredView,
+  values: ReturnType<typeof viewState>["values"],
+  triggerId: string,
+) {
   return {
     type: "view_submission",
     team: { ...DEMO_TEAM },

@@ -1,12 +1,19 @@
 // The stand-in's routes: the page, the fake Slack Web API signoff posts to, and the page's JSON endpoints, which
 // turn a click into the signed request Slack would send and pass it to the production handler unchanged.
-import { Hono } from "hono";
+
 import type { Context } from "hono";
+import { Hono } from "hono";
 import type { AppEnv } from "../api/http.ts";
-import { loadConfig, type ConfigEnv } from "../config/load.ts";
+import { type ConfigEnv, loadConfig } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { DEMO_CHANNELS, DEMO_GROUPS, DEMO_PROPOSALS, DEMO_USERS } from "./demo.ts";
-import { blockActionsPayload, findButton, signedInteraction, viewState, viewSubmissionPayload } from "./interactions.ts";
+import {
+  blockActionsPayload,
+  findButton,
+  signedInteraction,
+  viewState,
+  viewSubmissionPayload,
+} from "./interactions.ts";
 import { STANDIN_MARKER } from "./marker.ts";
 import page from "./standin.html";
 import type { LocalSlack, Snapshot, StoredMessage, StoredView } from "./store.ts";
@@ -47,7 +54,8 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
   routes.use("/__local/*", async (c, next) => {
     if (c.req.method === "POST" && !c.req.path.startsWith("/__local/slack/api/")) {
       const origin = c.req.header("origin");
-      if (origin !== undefined && origin !== new URL(c.req.url).origin) throw new ApiError(403, "forbidden", "cross-origin request refused");
+      if (origin !== undefined && origin !== new URL(c.req.url).origin)
+        throw new ApiError(403, "forbidden", "cross-origin request refused");
       if (!/^application\/json\s*(;|$)/i.test(c.req.header("content-type") ?? "")) {
         throw new ApiError(415, "unsupported_media_type", "send the body as application/json");
       }
@@ -68,7 +76,8 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
     const method = c.req.param("method");
     const auth = c.req.header("authorization") ?? "";
     if (!auth) return c.json({ ok: false, error: "not_authed" });
-    if (!c.env.SLACK_BOT_TOKEN || auth !== `Bearer ${c.env.SLACK_BOT_TOKEN}`) return c.json({ ok: false, error: "invalid_auth" });
+    if (!c.env.SLACK_BOT_TOKEN || auth !== `Bearer ${c.env.SLACK_BOT_TOKEN}`)
+      return c.json({ ok: false, error: "invalid_auth" });
     const params = await slackParams(c.req.raw);
     if (!params) return c.json({ ok: false, error: "invalid_arguments" });
     return jsonText(c, await slackStore(c.env).api(method, JSON.stringify(params)));
@@ -92,7 +101,10 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
         escalation: a.escalation ? { approvers: a.escalation.approvers } : null,
       }));
     } catch (error) {
-      configError = error instanceof ApiError ? `${error.message}: ${JSON.stringify(error.details)}` : "configuration could not be read";
+      configError =
+        error instanceof ApiError
+          ? `${error.message}: ${JSON.stringify(error.details)}`
+          : "configuration could not be read";
     }
     return jsonText(c, {
       marker: STANDIN_MARKER,
@@ -130,7 +142,9 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
     const stored = await store.view(String(input.view_id ?? ""), as);
     if (!stored) throw new ApiError(404, "not_found", "no such open modal for this user");
     const view = JSON.parse(stored) as StoredView;
-    const inputs = isRecord(input.values) ? Object.fromEntries(Object.entries(input.values).map(([k, v]) => [k, String(v ?? "")])) : {};
+    const inputs = isRecord(input.values)
+      ? Object.fromEntries(Object.entries(input.values).map(([k, v]) => [k, String(v ?? "")]))
+      : {};
     const state = viewState(view, inputs);
     // The Slack client itself refuses to submit a required field left empty; nothing is sent.
     if (Object.keys(state.errors).length > 0) {
@@ -138,7 +152,10 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
       return c.json({ status: null, errors: state.errors });
     }
     const trigger = await store.newTrigger(as);
-    const res = await forward(c, await signedInteraction(interactionsUrl(c), secretOf(c), viewSubmissionPayload(as, view, state.values, trigger)));
+    const res = await forward(
+      c,
+      await signedInteraction(interactionsUrl(c), secretOf(c), viewSubmissionPayload(as, view, state.values, trigger)),
+    );
     const text = await res.text();
     const errors = res.status === 200 ? responseErrors(text) : { "": `signoff answered HTTP ${res.status}` };
     await store.settleView(view.id, errors);
@@ -153,7 +170,12 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
 
   routes.post("/__local/propose", async (c) => {
     const token = c.env.LOCAL_DEMO_TOKEN;
-    if (!token) throw new ApiError(503, "misconfigured", "LOCAL_DEMO_TOKEN is not in .dev.vars: start local mode with `npm start`");
+    if (!token)
+      throw new ApiError(
+        503,
+        "misconfigured",
+        "LOCAL_DEMO_TOKEN is not in .dev.vars: start local mode with `npm start`",
+      );
     const input = await pageBody(c);
     const res = await forward(
       c,
@@ -212,7 +234,9 @@ function pageCsp(): Promise<string> {
  * type of the Durable Object's answers. A string is sent as it is (already JSON).
  */
 function jsonText(c: LocalContext, value: unknown): Response {
-  return c.body(typeof value === "string" ? value : JSON.stringify(value), 200, { "content-type": "application/json; charset=utf-8" });
+  return c.body(typeof value === "string" ? value : JSON.stringify(value), 200, {
+    "content-type": "application/json; charset=utf-8",
+  });
 }
 
 function interactionsUrl(c: LocalContext): string {
@@ -221,7 +245,8 @@ function interactionsUrl(c: LocalContext): string {
 
 function secretOf(c: LocalContext): string {
   const secret = c.env.SLACK_SIGNING_SECRET;
-  if (!secret) throw new ApiError(503, "misconfigured", "SLACK_SIGNING_SECRET is not set: start local mode with `npm start`");
+  if (!secret)
+    throw new ApiError(503, "misconfigured", "SLACK_SIGNING_SECRET is not set: start local mode with `npm start`");
   return secret;
 }
 

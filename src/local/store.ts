@@ -75,7 +75,9 @@ export class LocalSlack extends DurableObject<Env> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS ephemerals (
       id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
       channel TEXT NOT NULL, user TEXT NOT NULL, text TEXT NOT NULL, blocks TEXT NOT NULL)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS triggers (id TEXT PRIMARY KEY, user TEXT NOT NULL, at INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0)`);
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS triggers (id TEXT PRIMARY KEY, user TEXT NOT NULL, at INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0)`,
+    );
     this.sql.exec(`CREATE TABLE IF NOT EXISTS views (
       id TEXT PRIMARY KEY, user TEXT NOT NULL, at INTEGER NOT NULL, view TEXT NOT NULL,
       open INTEGER NOT NULL DEFAULT 1, errors TEXT)`);
@@ -109,13 +111,17 @@ export class LocalSlack extends DurableObject<Env> {
 
   /** The StoredMessage as JSON text, or null. */
   async message(channel: string, ts: string): Promise<string | null> {
-    const row = this.sql.exec<MessageRow>(`SELECT * FROM messages WHERE channel = ? AND ts = ?`, channel, ts).toArray()[0];
+    const row = this.sql
+      .exec<MessageRow>(`SELECT * FROM messages WHERE channel = ? AND ts = ?`, channel, ts)
+      .toArray()[0];
     return row ? JSON.stringify(messageOf(row)) : null;
   }
 
   /** The open modal `id` as a StoredView in JSON text, if it belongs to `user`. */
   async view(id: string, user: string): Promise<string | null> {
-    const row = this.sql.exec<ViewRow>(`SELECT * FROM views WHERE id = ? AND user = ? AND open = 1`, id, user).toArray()[0];
+    const row = this.sql
+      .exec<ViewRow>(`SELECT * FROM views WHERE id = ? AND user = ? AND open = 1`, id, user)
+      .toArray()[0];
     return row ? JSON.stringify(viewOf(row)) : null;
   }
 
@@ -132,14 +138,21 @@ export class LocalSlack extends DurableObject<Env> {
   /** What `user` sees: every card (local mode shows DMs too, labelled), their own ephemerals and open modal. */
   /** A Snapshot as JSON text. */
   async snapshot(user: string): Promise<string> {
-    const messages = this.sql.exec<MessageRow>(`SELECT * FROM messages ORDER BY posted_at, ts`).toArray().map(messageOf);
+    const messages = this.sql
+      .exec<MessageRow>(`SELECT * FROM messages ORDER BY posted_at, ts`)
+      .toArray()
+      .map(messageOf);
     const ephemerals = this.sql
       .exec<EphemeralRow>(`SELECT * FROM ephemerals WHERE user = ? ORDER BY id`, user)
       .toArray()
       .map((row) => ({ ...row, blocks: JSON.parse(row.blocks) as unknown[] }));
-    const view = this.sql.exec<ViewRow>(`SELECT * FROM views WHERE user = ? AND open = 1 ORDER BY at DESC LIMIT 1`, user).toArray()[0];
+    const view = this.sql
+      .exec<ViewRow>(`SELECT * FROM views WHERE user = ? AND open = 1 ORDER BY at DESC LIMIT 1`, user)
+      .toArray()[0];
     const calls = this.sql
-      .exec<{ at: number; method: string; ok: number; error: string | null }>(`SELECT at, method, ok, error FROM calls ORDER BY seq DESC LIMIT 20`)
+      .exec<{ at: number; method: string; ok: number; error: string | null }>(
+        `SELECT at, method, ok, error FROM calls ORDER BY seq DESC LIMIT 20`,
+      )
       .toArray()
       .map((c) => ({ ...c, ok: c.ok === 1 }));
     return JSON.stringify({ messages, ephemerals, view: view ? viewOf(view) : null, calls } satisfies Snapshot);
@@ -167,20 +180,31 @@ export class LocalSlack extends DurableObject<Env> {
         const ts = this.nextTs(now);
         this.sql.exec(
           `INSERT INTO messages (channel, ts, dm_user, posted_at, updated_at, revision, text, blocks) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`,
-          channel, ts, dmUser, now, now, text, JSON.stringify(blocks),
+          channel,
+          ts,
+          dmUser,
+          now,
+          now,
+          text,
+          JSON.stringify(blocks),
         );
         return { ok: true, channel, ts, message: { type: "message", ts, text, blocks } };
       }
       case "chat.update": {
         const channel = str(p.channel);
         const ts = str(p.ts);
-        const exists = this.sql.exec(`SELECT 1 FROM messages WHERE channel = ? AND ts = ?`, channel, ts).toArray().length > 0;
+        const exists =
+          this.sql.exec(`SELECT 1 FROM messages WHERE channel = ? AND ts = ?`, channel, ts).toArray().length > 0;
         if (!exists) return { ok: false, error: "message_not_found" };
         const text = str(p.text);
         const blocks = Array.isArray(p.blocks) ? p.blocks : [];
         this.sql.exec(
           `UPDATE messages SET text = ?, blocks = ?, updated_at = ?, revision = revision + 1 WHERE channel = ? AND ts = ?`,
-          text, JSON.stringify(blocks), now, channel, ts,
+          text,
+          JSON.stringify(blocks),
+          now,
+          channel,
+          ts,
         );
         return { ok: true, channel, ts, text };
       }
@@ -192,13 +216,20 @@ export class LocalSlack extends DurableObject<Env> {
         const blocks = Array.isArray(p.blocks) ? p.blocks : [];
         this.sql.exec(
           `INSERT INTO ephemerals (at, channel, user, text, blocks) VALUES (?, ?, ?, ?, ?)`,
-          now, channel, user, str(p.text), JSON.stringify(blocks),
+          now,
+          channel,
+          user,
+          str(p.text),
+          JSON.stringify(blocks),
         );
         return { ok: true, message_ts: this.nextTs(now) };
       }
       case "views.open": {
         const trigger = this.sql
-          .exec<{ user: string; at: number; used: number }>(`SELECT user, at, used FROM triggers WHERE id = ?`, str(p.trigger_id))
+          .exec<{ user: string; at: number; used: number }>(
+            `SELECT user, at, used FROM triggers WHERE id = ?`,
+            str(p.trigger_id),
+          )
           .toArray()[0];
         if (!trigger) return { ok: false, error: "invalid_trigger_id" };
         if (trigger.used === 1 || now - trigger.at > TRIGGER_TTL_MS) return { ok: false, error: "expired_trigger_id" };
@@ -208,7 +239,13 @@ export class LocalSlack extends DurableObject<Env> {
         this.sql.exec(`UPDATE triggers SET used = 1 WHERE id = ?`, str(p.trigger_id));
         // One modal at a time per person, as on a screen.
         this.sql.exec(`UPDATE views SET open = 0 WHERE user = ?`, trigger.user);
-        this.sql.exec(`INSERT INTO views (id, user, at, view) VALUES (?, ?, ?, ?)`, id, trigger.user, now, JSON.stringify(view));
+        this.sql.exec(
+          `INSERT INTO views (id, user, at, view) VALUES (?, ?, ?, ?)`,
+          id,
+          trigger.user,
+          now,
+          JSON.stringify(view),
+        );
         return { ok: true, view: { id, ...view } };
       }
       case "usergroups.users.list": {

@@ -5,7 +5,9 @@ import { canonicalJson } from "../lib/jcs.ts";
 import type { DecisionRule, Proposal, ProposalKind } from "./types.ts";
 
 /** SPEC 2: SHA-256 of the JCS form of {action, summary, reason, blast_radius, rollback}. */
-export function planSha256(body: Pick<CreateProposalBody, "action" | "summary" | "reason" | "blast_radius" | "rollback">): string {
+export function planSha256(
+  body: Pick<CreateProposalBody, "action" | "summary" | "reason" | "blast_radius" | "rollback">,
+): string {
   const { action, summary, reason } = body;
   // A verification prompt may leave these out; they are hashed as the empty strings it stores.
   const blast_radius = body.blast_radius ?? "";

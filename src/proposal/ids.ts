@@ -21,6 +21,10 @@ export function objectIdOf(ns: DurableObjectNamespace, publicIdText: string): Du
 }
 
 /** The object that an Idempotency-Key of a given API key always names. */
-export function idempotentObjectId(ns: DurableObjectNamespace, keyName: string, idempotencyKey: string): DurableObjectId {
+export function idempotentObjectId(
+  ns: DurableObjectNamespace,
+  keyName: string,
+  idempotencyKey: string,
+): DurableObjectId {
   return ns.idFromName(`idempotency\n${keyName}\n${idempotencyKey}`);
 }

@@ -148,7 +148,12 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
     return refuse("expired", "This proposal expired; nothing ran.");
   }
   if (p.kind === "verify" ? !isVerifyAnswer(click.kind) : isVerifyAnswer(click.kind)) {
-    return refuse("wrong_kind", p.kind === "verify" ? "This is a question to answer, not an approval." : "This proposal asks for approval, not an answer.");
+    return refuse(
+      "wrong_kind",
+      p.kind === "verify"
+        ? "This is a question to answer, not an approval."
+        : "This proposal asks for approval, not an answer.",
+    );
   }
   const allowed = mayDecide(p, click.user, click.memberOf, click.kind);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
@@ -195,9 +200,13 @@ export interface LinkDecision {
  * (or the Teams identity) for an approval still with its first approvers; the prompt's own
  * `recipient` for a verification prompt.
  */
-export function mayDecideByLink(p: Proposal, recipient: string): { ok: true } | { ok: false; code: RefusalCode; message: string } {
+export function mayDecideByLink(
+  p: Proposal,
+  recipient: string,
+): { ok: true } | { ok: false; code: RefusalCode; message: string } {
   const links = p.rule.links ?? null;
-  if (links === null) return { ok: false, code: "links_disabled", message: "Signed links are not enabled for this action." };
+  if (links === null)
+    return { ok: false, code: "links_disabled", message: "Signed links are not enabled for this action." };
   if (p.kind === "verify") {
     if (p.recipient === null || recipient !== p.recipient) {
       return { ok: false, code: "not_a_recipient", message: "This question is addressed to someone else." };
@@ -205,7 +214,11 @@ export function mayDecideByLink(p: Proposal, recipient: string): { ok: true } | 
     return { ok: true };
   }
   if (p.escalated) {
-    return { ok: false, code: "not_a_recipient", message: "This proposal was escalated: the decision is now with the escalation approvers in Slack." };
+    return {
+      ok: false,
+      code: "not_a_recipient",
+      message: "This proposal was escalated: the decision is now with the escalation approvers in Slack.",
+    };
   }
   if (!links.recipients.includes(recipient) && recipient !== links.teams_recipient) {
     return { ok: false, code: "not_a_recipient", message: "This link's recipient may not decide this proposal." };
@@ -239,12 +252,16 @@ export function applyLink(p: Proposal, link: LinkDecision, now: number): Transit
   if (p.status !== "pending") return refuse("not_pending", notPendingMessage(p));
   if (now >= Date.parse(p.expires_at)) return refuse("expired", "This proposal expired; nothing ran.");
   const verifyChoice = isVerifyAnswer(link.choice);
-  if (p.kind === "verify" ? !verifyChoice : verifyChoice) return refuse("wrong_kind", "This link does not fit this proposal.");
+  if (p.kind === "verify" ? !verifyChoice : verifyChoice)
+    return refuse("wrong_kind", "This link does not fit this proposal.");
   const allowed = mayDecideByLink(p, link.recipient);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
   if (isVerifyAnswer(link.choice)) return answerVerify(p, link.choice, actor, "link", now);
-  if (link.choice !== "approve" && link.choice !== "deny") return refuse("wrong_kind", "This link does not fit this proposal.");
-  return decideApproval(p, { kind: link.choice, approver: actor, actor, reason: link.reason }, now, refuse, { via: "link" });
+  if (link.choice !== "approve" && link.choice !== "deny")
+    return refuse("wrong_kind", "This link does not fit this proposal.");
+  return decideApproval(p, { kind: link.choice, approver: actor, actor, reason: link.reason }, now, refuse, {
+    via: "link",
+  });
 }
 
 type Refuse = (code: RefusalCode, message: string) => Transition;
@@ -278,12 +295,19 @@ function decideApproval(
       status: "denied",
       decision: { by: actor, at, outcome: "denied", ...(reason ? { reason } : {}) },
     };
-    return { ok: true, proposal: next, events: [{ type: "proposal.denied", actor, details: { reason: reason ?? null, ...extra } }] };
+    return {
+      ok: true,
+      proposal: next,
+      events: [{ type: "proposal.denied", actor, details: { reason: reason ?? null, ...extra } }],
+    };
   }
 
   if (p.approvals.some((a) => a.user === d.approver)) {
     const left = requiredApprovals(p) - p.approvals.length;
-    return refuse("already_approved", `You already approved; waiting for ${left} more approval${left === 1 ? "" : "s"}.`);
+    return refuse(
+      "already_approved",
+      `You already approved; waiting for ${left} more approval${left === 1 ? "" : "s"}.`,
+    );
   }
   const approvals = [...p.approvals, { user: d.approver, at }];
   const events: EventDraft[] = [
@@ -308,7 +332,10 @@ function decideApproval(
   };
 }
 
-const ANSWER_STATUS = { yes: "acknowledged", no: "denied", unsure: "escalated" } as const satisfies Record<VerifyAnswer, Status>;
+const ANSWER_STATUS = { yes: "acknowledged", no: "denied", unsure: "escalated" } as const satisfies Record<
+  VerifyAnswer,
+  Status
+>;
 
 /** A verification prompt's answer: the answer is the outcome (yes → acknowledged, no → denied, unsure → escalated). */
 function answerVerify(p: Proposal, answer: VerifyAnswer, actor: string, via: string, now: number): Transition {
@@ -334,7 +361,13 @@ export function applyExpiry(p: Proposal, now: number): Transition {
   return {
     ok: true,
     proposal: { ...p, status: "expired", decision: { by: "system", at, outcome: "expired" } },
-    events: [{ type: "proposal.expired", actor: "system", details: { deadline: p.expires_at, lateness_ms: now - Date.parse(p.expires_at) } }],
+    events: [
+      {
+        type: "proposal.expired",
+        actor: "system",
+        details: { deadline: p.expires_at, lateness_ms: now - Date.parse(p.expires_at) },
+      },
+    ],
   };
 }
 

@@ -1,21 +1,23 @@
 // One Durable Object per proposal: owns its state, serializes every transition, and drives
 // expiry, Slack sync, dispatch, outcome events and audit delivery from its alarm.
 import { DurableObject } from "cloudflare:workers";
-import { loadConfig, type Config, type ConfigEnv } from "../config/load.ts";
+import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import type { Refusal } from "../errors.ts";
+import { newNonce } from "../links/token.ts";
 import { membershipOf } from "../slack/usergroups.ts";
 import { flushAudit } from "./jobs/audit-flush.ts";
-import type { JobContext, JobRunner } from "./jobs/context.ts";
+import type { JobContext, JobOutcome, JobRunner } from "./jobs/context.ts";
 import { dispatchToRunner } from "./jobs/dispatch.ts";
 import { deliverNotifications } from "./jobs/notify.ts";
-import { hasSlackCard, syncSlack, type EphemeralPayload } from "./jobs/slack-sync.ts";
+import { type EphemeralPayload, hasSlackCard, syncSlack } from "./jobs/slack-sync.ts";
 import { syncTeams } from "./jobs/teams-sync.ts";
-import { newNonce } from "../links/token.ts";
 import {
   applyCancel,
   applyClick,
   applyExpiry,
   applyLink,
+  type ClickKind,
+  type EventDraft,
   groupsOf,
   isTerminal,
   linkActor,
@@ -23,14 +25,13 @@ import {
   linkDeciders,
   mayDecide,
   notPendingMessage,
-  type ClickKind,
-  type EventDraft,
   type Transition,
 } from "./lifecycle.ts";
-import { JobTable, backoffMs, type Job, type JobKind } from "./scheduler.ts";
+import { backoffMs, type Job, type JobKind, JobTable } from "./scheduler.ts";
 import {
   appendToOutbox,
   findLink,
+  type IssuedLink,
   issueLinks,
   listLinks,
   loadProposal,
@@ -39,13 +40,17 @@ import {
   migrate,
   queueNotification,
   saveProposal,
-  type IssuedLink,
 } from "./store.ts";
 import type { LinkChoice, Proposal } from "./types.ts";
 import { outcomeEvent } from "./view.ts";
 
 export type CreateOutcome =
-  | { ok: true; created: boolean; proposal: Proposal; /** Issued signed links (none when the action has no links). */ links: IssuedLink[] }
+  | {
+      ok: true;
+      created: boolean;
+      proposal: Proposal /** Issued signed links (none when the action has no links). */;
+      links: IssuedLink[];
+    }
   | { ok: false; refusal: Refusal };
 export type Outcome = { ok: true; proposal: Proposal } | { ok: false; refusal: Refusal };
 
@@ -124,30 +129,44 @@ export class ProposalObject extends DurableObject<Env> {
   async create(proposal: Proposal, requestSha256: string): Promise<CreateOutcome> {
     const existing = loadProposal(this.sql);
     if (existing) {
-      if (existing.request_sha256 === requestSha256) return { ok: true, created: false, proposal: existing.proposal, links: listLinks(this.sql) };
+      if (existing.request_sha256 === requestSha256)
+        return { ok: true, created: false, proposal: existing.proposal, links: listLinks(this.sql) };
       return {
         ok: false,
-        refusal: { status: 409, code: "idempotency_conflict", message: "Idempotency-Key was already used with a different request body" },
+        refusal: {
+          status: 409,
+          code: "idempotency_conflict",
+          message: "Idempotency-Key was already used with a different request body",
+        },
       };
     }
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       saveProposal(this.sql, proposal, requestSha256);
       this.cached = proposal;
-      this.record(proposal.id, [
-        {
-          type: "proposal.created",
-          actor: `key:${proposal.created_by}`,
-          details: {
-            action_type: proposal.action.type,
-            plan_sha256: proposal.plan_sha256,
-            requested_by: proposal.requested_by,
-            expires_at: proposal.expires_at,
+      this.record(
+        proposal.id,
+        [
+          {
+            type: "proposal.created",
+            actor: `key:${proposal.created_by}`,
+            details: {
+              action_type: proposal.action.type,
+              plan_sha256: proposal.plan_sha256,
+              requested_by: proposal.requested_by,
+              expires_at: proposal.expires_at,
+            },
           },
-        },
-      ], now);
+        ],
+        now,
+      );
       // One single-use link per recipient and choice; the nonce is what the signed token names.
-      issueLinks(this.sql, linkDeciders(proposal).flatMap((recipient) => linkChoices(proposal).map((choice) => ({ recipient, choice, nonce: newNonce() }))));
+      issueLinks(
+        this.sql,
+        linkDeciders(proposal).flatMap((recipient) =>
+          linkChoices(proposal).map((choice) => ({ recipient, choice, nonce: newNonce() })),
+        ),
+      );
       this.jobs.schedule("expire", "ttl", Date.parse(proposal.expires_at));
       if (hasSlackCard(proposal)) this.jobs.schedule("slack", "card", now);
       if (proposal.teams) this.jobs.schedule("teams", "sync", now);
@@ -178,11 +197,20 @@ export class ProposalObject extends DurableObject<Env> {
     const now = Date.now();
     this.expireIfDue(p, now);
     const transition = applyCancel(this.current()!, keyName, now);
-    this.ctx.storage.transactionSync(() => this.apply(transition.ok ? transition.proposal : null, transition.events, now));
+    this.ctx.storage.transactionSync(() =>
+      this.apply(transition.ok ? transition.proposal : null, transition.events, now),
+    );
     await this.arm();
     if (transition.ok) return { ok: true, proposal: transition.proposal };
     const status = transition.code === "not_creator" ? 403 : 409;
-    return { ok: false, refusal: { status, code: transition.code === "not_creator" ? "forbidden" : "wrong_state", message: transition.message } };
+    return {
+      ok: false,
+      refusal: {
+        status,
+        code: transition.code === "not_creator" ? "forbidden" : "wrong_state",
+        message: transition.message,
+      },
+    };
   }
 
   /**
@@ -198,24 +226,34 @@ export class ProposalObject extends DurableObject<Env> {
     const now = Date.now();
     this.expireIfDue(this.current()!, now);
     const p = this.current()!;
-    const transition = applyClick(p, { kind: input.kind, user: input.user, memberOf: membership.memberOf, reason: input.reason, via: "slack" }, now);
+    const transition = applyClick(
+      p,
+      { kind: input.kind, user: input.user, memberOf: membership.memberOf, reason: input.reason, via: "slack" },
+      now,
+    );
     let message = transition.ok ? "" : transition.message;
     if (!transition.ok && transition.code === "not_an_approver" && membership.unresolved.length > 0) {
       message = "Your Slack user-group membership could not be checked just now; please try again in a minute.";
     }
     this.ctx.storage.transactionSync(() => {
       this.apply(transition.ok ? transition.proposal : null, transition.events, now);
-      if (!transition.ok && input.channel) this.ephemeral({ channel: input.channel, user: input.user, text: message }, now);
+      if (!transition.ok && input.channel)
+        this.ephemeral({ channel: input.channel, user: input.user, text: message }, now);
     });
     await this.arm();
-    return transition.ok ? { ok: true, status: transition.proposal.status } : { ok: false, code: transition.code, message };
+    return transition.ok
+      ? { ok: true, status: transition.proposal.status }
+      : { ok: false, code: transition.code, message };
   }
 
   /**
    * Before the Deny modal opens: may this user deny now? A refusal is audited and answered
    * with an ephemeral message, exactly like a refused click.
    */
-  async checkDeny(user: string, channel?: string): Promise<{ ok: true; summary: string } | { ok: false; code: string; message: string }> {
+  async checkDeny(
+    user: string,
+    channel?: string,
+  ): Promise<{ ok: true; summary: string } | { ok: false; code: string; message: string }> {
     const p = this.current();
     if (!p) return { ok: false, code: "not_found", message: "This proposal does not exist." };
     const membership = await this.membership(p, user);
@@ -229,7 +267,13 @@ export class ProposalObject extends DurableObject<Env> {
       if (!allowed.ok) refusal = allowed;
     }
     if (!refusal) return { ok: true, summary: current.summary };
-    const events: EventDraft[] = [{ type: "click.refused", actor: `slack:${user}`, details: { action: "deny", code: refusal.code, status: current.status, via: "slack" } }];
+    const events: EventDraft[] = [
+      {
+        type: "click.refused",
+        actor: `slack:${user}`,
+        details: { action: "deny", code: refusal.code, status: current.status, via: "slack" },
+      },
+    ];
     this.ctx.storage.transactionSync(() => {
       this.apply(null, events, now);
       if (channel) this.ephemeral({ channel, user, text: refusal.message }, now);
@@ -244,7 +288,8 @@ export class ProposalObject extends DurableObject<Env> {
    * it is marked used in the same step as the decision it made. Every refusal is audited.
    */
   async decideByLink(input: LinkInput): Promise<LinkOutcome> {
-    if (!this.current()) return { ok: false, code: "not_found", message: "This proposal does not exist.", proposal: null };
+    if (!this.current())
+      return { ok: false, code: "not_found", message: "This proposal does not exist.", proposal: null };
     const now = Date.now();
     this.expireIfDue(this.current()!, now);
     const p = this.current()!;
@@ -261,7 +306,11 @@ export class ProposalObject extends DurableObject<Env> {
     } else if (now > input.expires * 1000) {
       refusal = { code: "expired", message: "This link has expired; nothing was decided." };
     } else {
-      transition = applyLink(p, { recipient: input.recipient, choice: input.choice, ...(input.reason ? { reason: input.reason } : {}) }, now);
+      transition = applyLink(
+        p,
+        { recipient: input.recipient, choice: input.choice, ...(input.reason ? { reason: input.reason } : {}) },
+        now,
+      );
       if (!transition.ok) refusal = { code: transition.code, message: transition.message };
     }
     this.ctx.storage.transactionSync(() => {
@@ -271,7 +320,11 @@ export class ProposalObject extends DurableObject<Env> {
         return;
       }
       const events = transition?.events ?? [
-        { type: "link.refused", actor, details: { choice: input.choice, code: refusal!.code, status: p.status, via: "link" } },
+        {
+          type: "link.refused",
+          actor,
+          details: { choice: input.choice, code: refusal!.code, status: p.status, via: "link" },
+        },
       ];
       this.apply(null, events, now);
     });
@@ -290,13 +343,27 @@ export class ProposalObject extends DurableObject<Env> {
    * Audits a link refused before it reached a decision (a forged signature that names this proposal, a failed
    * CSRF check). `recipient` only when the token verified; a forgery's claims are not repeated.
    */
-  async noteLinkRefusal(code: string, recipient: string | null = null, choice: LinkChoice | null = null): Promise<void> {
+  async noteLinkRefusal(
+    code: string,
+    recipient: string | null = null,
+    choice: LinkChoice | null = null,
+  ): Promise<void> {
     const p = this.current();
     if (!p) return;
     const now = Date.now();
     const actor = recipient === null ? "link:?" : linkActor(recipient);
     this.ctx.storage.transactionSync(() =>
-      this.apply(null, [{ type: "link.refused", actor, details: { ...(choice ? { choice } : {}), code, status: p.status, via: "link" } }], now),
+      this.apply(
+        null,
+        [
+          {
+            type: "link.refused",
+            actor,
+            details: { ...(choice ? { choice } : {}), code, status: p.status, via: "link" },
+          },
+        ],
+        now,
+      ),
     );
     await this.arm();
   }
@@ -319,15 +386,38 @@ export class ProposalObject extends DurableObject<Env> {
     let outcome: Outcome;
     this.ctx.storage.transactionSync(() => {
       if (!markWebhookSeen(this.sql, webhookId, now)) {
-        outcome = { ok: false, refusal: { status: 401, code: "replayed", message: "this result was already delivered (webhook-id seen before)" } };
-        this.apply(null, [{ type: "result.refused", actor: "runner", details: { code: "replayed", webhook_id: webhookId } }], now);
+        outcome = {
+          ok: false,
+          refusal: {
+            status: 401,
+            code: "replayed",
+            message: "this result was already delivered (webhook-id seen before)",
+          },
+        };
+        this.apply(
+          null,
+          [{ type: "result.refused", actor: "runner", details: { code: "replayed", webhook_id: webhookId } }],
+          now,
+        );
         return;
       }
       const dispatchedOrUnderWay = p.status === "dispatched" || (p.status === "approved" && p.dispatch.attempts > 0);
       if (!dispatchedOrUnderWay) {
-        const message = p.result ? "a result was already recorded for this proposal" : `proposal is ${p.status}: no dispatch awaits a result`;
+        const message = p.result
+          ? "a result was already recorded for this proposal"
+          : `proposal is ${p.status}: no dispatch awaits a result`;
         outcome = { ok: false, refusal: { status: 409, code: "wrong_state", message } };
-        this.apply(null, [{ type: "result.refused", actor: "runner", details: { code: "wrong_state", status: p.status, webhook_id: webhookId } }], now);
+        this.apply(
+          null,
+          [
+            {
+              type: "result.refused",
+              actor: "runner",
+              details: { code: "wrong_state", status: p.status, webhook_id: webhookId },
+            },
+          ],
+          now,
+        );
         return;
       }
       const at = new Date(now).toISOString();
@@ -337,7 +427,17 @@ export class ProposalObject extends DurableObject<Env> {
         dispatch: { ...p.dispatch, dispatched_at: p.dispatch.dispatched_at ?? at },
         result: { ...result, at },
       };
-      this.apply(next, [{ type: `proposal.${result.status}`, actor: "runner", details: { webhook_id: webhookId, output_chars: result.output.length } }], now);
+      this.apply(
+        next,
+        [
+          {
+            type: `proposal.${result.status}`,
+            actor: "runner",
+            details: { webhook_id: webhookId, output_chars: result.output.length },
+          },
+        ],
+        now,
+      );
       this.jobs.cancel("dispatch", "runner");
       outcome = { ok: true, proposal: next };
     });
@@ -439,7 +539,7 @@ export class ProposalObject extends DurableObject<Env> {
       proposal: () => this.current()!,
       commit: (next, events) => this.ctx.storage.transactionSync(() => this.apply(next, events, Date.now())),
     };
-    let outcome;
+    let outcome: JobOutcome;
     try {
       if (job.kind !== "audit" && !this.current()) outcome = { done: true } as const;
       else outcome = await RUNNERS[job.kind](context, job);

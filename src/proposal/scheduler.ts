@@ -67,7 +67,12 @@ export class JobTable {
       .map(toJob)
       .filter((job) => (filter.only === undefined || job.kind === filter.only) && job.kind !== filter.except);
     for (const job of jobs) {
-      this.sql.exec(`UPDATE jobs SET lease_until = ? WHERE kind = ? AND key = ?`, now + leaseMs(job.kind), job.kind, job.key);
+      this.sql.exec(
+        `UPDATE jobs SET lease_until = ? WHERE kind = ? AND key = ?`,
+        now + leaseMs(job.kind),
+        job.kind,
+        job.key,
+      );
     }
     return jobs;
   }

@@ -1,7 +1,7 @@
 // The proposal Durable Object's own SQLite tables: the proposal, its unflushed audit events
 // (the outbox), queued outcome events, seen runner-result ids and issued signed links. Synchronous, so a state
 // change and the events that record it are written in one step.
-import { GENESIS_HASH, sealEvent, type AuditEvent } from "../audit/chain.ts";
+import { type AuditEvent, GENESIS_HASH, sealEvent } from "../audit/chain.ts";
 import type { EventDraft } from "./lifecycle.ts";
 import type { LinkChoice, Proposal } from "./types.ts";
 
@@ -46,8 +46,12 @@ export function migrate(sql: SqlStorage): void {
 }
 
 export function loadProposal(sql: SqlStorage): { proposal: Proposal; request_sha256: string } | null {
-  const row = sql.exec<{ record: string; request_sha256: string }>(`SELECT record, request_sha256 FROM proposal`).toArray()[0];
-  return row ? { proposal: withDefaults(JSON.parse(row.record) as Proposal), request_sha256: row.request_sha256 } : null;
+  const row = sql
+    .exec<{ record: string; request_sha256: string }>(`SELECT record, request_sha256 FROM proposal`)
+    .toArray()[0];
+  return row
+    ? { proposal: withDefaults(JSON.parse(row.record) as Proposal), request_sha256: row.request_sha256 }
+    : null;
 }
 
 /** Records stored before verification prompts and links existed lack their fields: they are approvals without either. */
@@ -57,14 +61,24 @@ function withDefaults(p: Proposal): Proposal {
 
 export function saveProposal(sql: SqlStorage, proposal: Proposal, requestSha256?: string): void {
   if (requestSha256 !== undefined) {
-    sql.exec(`INSERT INTO proposal (id, request_sha256, record) VALUES (?, ?, ?)`, proposal.id, requestSha256, JSON.stringify(proposal));
+    sql.exec(
+      `INSERT INTO proposal (id, request_sha256, record) VALUES (?, ?, ?)`,
+      proposal.id,
+      requestSha256,
+      JSON.stringify(proposal),
+    );
   } else {
     sql.exec(`UPDATE proposal SET record = ? WHERE id = ?`, JSON.stringify(proposal), proposal.id);
   }
 }
 
 /** Numbers, chains and seals the drafts after the last event, then queues them for D1. */
-export function appendToOutbox(sql: SqlStorage, proposalId: string, drafts: readonly EventDraft[], now: number): AuditEvent[] {
+export function appendToOutbox(
+  sql: SqlStorage,
+  proposalId: string,
+  drafts: readonly EventDraft[],
+  now: number,
+): AuditEvent[] {
   const head = chainHead(sql);
   let idx = head.idx;
   let prev = head.hash;
@@ -72,7 +86,15 @@ export function appendToOutbox(sql: SqlStorage, proposalId: string, drafts: read
   const sealed: AuditEvent[] = [];
   for (const draft of drafts) {
     idx += 1;
-    const event = sealEvent({ proposal_id: proposalId, idx, at, type: draft.type, actor: draft.actor, details: draft.details, prev_hash: prev });
+    const event = sealEvent({
+      proposal_id: proposalId,
+      idx,
+      at,
+      type: draft.type,
+      actor: draft.actor,
+      details: draft.details,
+      prev_hash: prev,
+    });
     sql.exec(`INSERT INTO outbox (idx, event) VALUES (?, ?)`, idx, JSON.stringify(event));
     prev = event.hash;
     sealed.push(event);
@@ -122,7 +144,11 @@ export type QueuedNotification = {
 };
 
 export function nextNotification(sql: SqlStorage): QueuedNotification | null {
-  return sql.exec<QueuedNotification>(`SELECT seq, type, body, attempts FROM notifications ORDER BY seq LIMIT 1`).toArray()[0] ?? null;
+  return (
+    sql
+      .exec<QueuedNotification>(`SELECT seq, type, body, attempts FROM notifications ORDER BY seq LIMIT 1`)
+      .toArray()[0] ?? null
+  );
 }
 
 export function countNotificationAttempt(sql: SqlStorage, seq: number): void {
@@ -147,18 +173,31 @@ export interface IssuedLink {
 }
 
 /** Records the links issued at creation (one per recipient and choice). */
-export function issueLinks(sql: SqlStorage, links: ReadonlyArray<Pick<IssuedLink, "recipient" | "choice" | "nonce">>): void {
+export function issueLinks(
+  sql: SqlStorage,
+  links: ReadonlyArray<Pick<IssuedLink, "recipient" | "choice" | "nonce">>,
+): void {
   for (const link of links) {
     sql.exec(`INSERT INTO links (nonce, recipient, choice) VALUES (?, ?, ?)`, link.nonce, link.recipient, link.choice);
   }
 }
 
 export function listLinks(sql: SqlStorage): IssuedLink[] {
-  return sql.exec<Record<keyof IssuedLink, SqlStorageValue>>(`SELECT nonce, recipient, choice, used_at FROM links ORDER BY rowid`).toArray().map(toLink);
+  return sql
+    .exec<Record<keyof IssuedLink, SqlStorageValue>>(
+      `SELECT nonce, recipient, choice, used_at FROM links ORDER BY rowid`,
+    )
+    .toArray()
+    .map(toLink);
 }
 
 export function findLink(sql: SqlStorage, nonce: string): IssuedLink | null {
-  const row = sql.exec<Record<keyof IssuedLink, SqlStorageValue>>(`SELECT nonce, recipient, choice, used_at FROM links WHERE nonce = ?`, nonce).toArray()[0];
+  const row = sql
+    .exec<Record<keyof IssuedLink, SqlStorageValue>>(
+      `SELECT nonce, recipient, choice, used_at FROM links WHERE nonce = ?`,
+      nonce,
+    )
+    .toArray()[0];
   return row ? toLink(row) : null;
 }
 

@@ -1,5 +1,13 @@
 // Renders a proposal as a Block Kit card (and the deny-reason modal): pure, every proposer string escaped and cut (SPEC 5).
-import type { ActionsBlock, Button, ContextBlock, HeaderBlock, KnownBlock, ModalView, SectionBlock } from "@slack/types";
+import type {
+  ActionsBlock,
+  Button,
+  ContextBlock,
+  HeaderBlock,
+  KnownBlock,
+  ModalView,
+  SectionBlock,
+} from "@slack/types";
 import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
 import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
 import { codeBlock, codeSpan, escapeMrkdwn, fit, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
@@ -77,7 +85,8 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
   ];
 
   const status = statusText(p, opts);
-  if (status) blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.status, text: mrkdwn(status) } satisfies SectionBlock);
+  if (status)
+    blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.status, text: mrkdwn(status) } satisfies SectionBlock);
 
   blocks.push({
     type: "context",
@@ -188,7 +197,11 @@ function decisionButtons(p: Proposal, opts: RenderOptions): Button[] {
 function renderVerifyCard(p: Proposal, opts: RenderOptions): RenderedMessage {
   const blocks: KnownBlock[] = [
     header(p, "card"),
-    { type: "section", block_id: CARD_BLOCK_IDS.question, text: mrkdwn(":grey_question: *Was this you?* Please answer below.") } satisfies SectionBlock,
+    {
+      type: "section",
+      block_id: CARD_BLOCK_IDS.question,
+      text: mrkdwn(":grey_question: *Was this you?* Please answer below."),
+    } satisfies SectionBlock,
     {
       type: "section",
       block_id: CARD_BLOCK_IDS.facts,
@@ -203,11 +216,13 @@ function renderVerifyCard(p: Proposal, opts: RenderOptions): RenderedMessage {
   if (Object.keys(p.action.params).length > 0) {
     blocks.push(labelled(CARD_BLOCK_IDS.params, "Params", (room) => codeSpan(compactJson(p.action.params), room)));
   }
-  if (p.blast_radius) blocks.push(labelled(CARD_BLOCK_IDS.blastRadius, "Blast radius", (room) => fit(p.blast_radius, room)));
+  if (p.blast_radius)
+    blocks.push(labelled(CARD_BLOCK_IDS.blastRadius, "Blast radius", (room) => fit(p.blast_radius, room)));
   if (p.rollback) blocks.push(labelled(CARD_BLOCK_IDS.rollback, "Back-out", (room) => fit(p.rollback, room)));
 
   const status = verifyStatusText(p, opts);
-  if (status) blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.status, text: mrkdwn(status) } satisfies SectionBlock);
+  if (status)
+    blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.status, text: mrkdwn(status) } satisfies SectionBlock);
   blocks.push({
     type: "context",
     block_id: CARD_BLOCK_IDS.meta,
@@ -237,7 +252,11 @@ function labelsOf(p: Proposal) {
   return p.rule.verify_labels ?? DEFAULT_VERIFY_LABELS;
 }
 
-const ANSWER_ICON: Record<VerifyAnswer, string> = { yes: ":white_check_mark:", no: ":no_entry:", unsure: ":arrow_heading_up:" };
+const ANSWER_ICON: Record<VerifyAnswer, string> = {
+  yes: ":white_check_mark:",
+  no: ":no_entry:",
+  unsure: ":arrow_heading_up:",
+};
 
 /** "Answered “No, that wasn't me” by <@U…> <date>." for a prompt that has its answer. */
 function answeredLine(p: Proposal): string | null {
@@ -274,13 +293,16 @@ function statusText(p: Proposal, opts: RenderOptions): string | null {
     case "pending": {
       const lines: string[] = [];
       if (p.escalated) {
-        const to = p.rule.escalation ? ` to ${policyApprovers(p.rule.escalation.approvers)}${channelSuffix(p.rule.escalation.channel)}` : "";
+        const to = p.rule.escalation
+          ? ` to ${policyApprovers(p.rule.escalation.approvers)}${channelSuffix(p.rule.escalation.channel)}`
+          : "";
         lines.push(`:arrow_heading_up: Escalated by ${actor(p.escalated.by)} ${slackDate(p.escalated.at)}${to}.`);
         const prior = p.escalated.prior_approvals;
         if (prior.length > 0) lines.push(`Approvals before escalation: ${actors(prior.map((a) => a.user))}.`);
         if (opts.role === "card") lines.push("The decision is now on the escalation message.");
       }
-      if (deadlinePassed(p, opts)) lines.push(":hourglass: The deadline has passed; this proposal is expiring. Nothing will run.");
+      if (deadlinePassed(p, opts))
+        lines.push(":hourglass: The deadline has passed; this proposal is expiring. Nothing will run.");
       return lines.length > 0 ? lines.join("\n") : null;
     }
     case "approved": {
@@ -308,11 +330,16 @@ function statusText(p: Proposal, opts: RenderOptions): string | null {
     case "denied": {
       const by = p.decision ? ` by ${actor(p.decision.by)}` : "";
       const at = decidedAt ? ` ${slackDate(decidedAt)}` : "";
-      const reason = p.decision?.reason ? `\n*Reason:* ${fit(p.decision.reason, DENY_REASON_MAX)}` : "\nNo reason given.";
+      const reason = p.decision?.reason
+        ? `\n*Reason:* ${fit(p.decision.reason, DENY_REASON_MAX)}`
+        : "\nNo reason given.";
       return `:no_entry: Denied${by}${at}. Nothing ran.${reason}`;
     }
     case "expired":
-      return `:hourglass: Expired ${slackDate(decidedAt ?? p.expires_at)} with ${p.approvals.length} of ${p.rule.required_approvals} approvals. Nothing ran.`;
+      return (
+        `:hourglass: Expired ${slackDate(decidedAt ?? p.expires_at)} with ` +
+        `${p.approvals.length} of ${p.rule.required_approvals} approvals. Nothing ran.`
+      );
     case "cancelled": {
       const by = p.decision ? ` by ${actor(p.decision.by)}` : "";
       const at = decidedAt ? ` ${slackDate(decidedAt)}` : "";
@@ -326,7 +353,8 @@ function statusText(p: Proposal, opts: RenderOptions): string | null {
 }
 
 function approvedBy(p: Proposal): string {
-  const who = p.approvals.length > 0 ? actors(p.approvals.map((a) => a.user)) : p.decision ? actor(p.decision.by) : "unknown";
+  const who =
+    p.approvals.length > 0 ? actors(p.approvals.map((a) => a.user)) : p.decision ? actor(p.decision.by) : "unknown";
   const at = p.decision?.at ?? p.approvals.at(-1)?.at;
   return `:white_check_mark: Approved by ${who}${at ? ` ${slackDate(at)}` : ""}.`;
 }
@@ -353,7 +381,14 @@ const FALLBACK_LEAD: Record<Proposal["status"], string> = {
 };
 
 function fallbackText(p: Proposal, opts: RenderOptions): string {
-  const lead = p.status === "pending" ? (opts.role === "escalation" ? "Escalated, approval needed" : p.escalated ? "Escalated" : "Approval needed") : FALLBACK_LEAD[p.status];
+  const lead =
+    p.status === "pending"
+      ? opts.role === "escalation"
+        ? "Escalated, approval needed"
+        : p.escalated
+          ? "Escalated"
+          : "Approval needed"
+      : FALLBACK_LEAD[p.status];
   return truncate(`${lead}: ${escapeMrkdwn(p.summary)} (${escapeMrkdwn(p.action.type)})`, FALLBACK_TEXT_MAX);
 }
 

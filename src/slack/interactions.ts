@@ -1,15 +1,15 @@
 // POST /slack/interactions: Slack's interactivity endpoint. Verifies the signature before
 // anything is parsed, hands each click to the proposal's Durable Object, answers at once.
 import { Hono } from "hono";
-import { configOf, type AppEnv } from "../api/http.ts";
+import { type AppEnv, configOf } from "../api/http.ts";
+import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { objectIdOf } from "../proposal/ids.ts";
 import type { ClickKind } from "../proposal/lifecycle.ts";
 import { ACTION_IDS, DENY_MODAL, renderDenyModal } from "./card.ts";
-import { readInteraction, type BlockActionsPayload, type ViewSubmissionPayload } from "./payloads.ts";
+import { type BlockActionsPayload, readInteraction, type ViewSubmissionPayload } from "./payloads.ts";
 import { verifySlackSignature } from "./signature.ts";
 import { callSlack } from "./web-api.ts";
-import type { Config } from "../config/load.ts";
 
 /** Slack's own payloads (with a whole message's blocks) can be far larger than API bodies. */
 const MAX_SLACK_BODY = 1024 * 1024;
@@ -35,7 +35,12 @@ slackRoutes.post("/interactions", async (c) => {
   const bytes = await c.req.arrayBuffer();
   if (bytes.byteLength > MAX_SLACK_BODY) throw tooLarge();
   const raw = new TextDecoder().decode(bytes);
-  const verified = await verifySlackSignature(config.slackSigningSecret, c.req.raw.headers, raw, Math.floor(Date.now() / 1000));
+  const verified = await verifySlackSignature(
+    config.slackSigningSecret,
+    c.req.raw.headers,
+    raw,
+    Math.floor(Date.now() / 1000),
+  );
   if (!verified.ok) throw new ApiError(401, "bad_signature", `Slack signature refused: ${verified.reason}`);
 
   const interaction = readInteraction(parsePayloadField(raw));
@@ -46,7 +51,12 @@ slackRoutes.post("/interactions", async (c) => {
       await onButton(c.env, config, interaction.payload);
       return c.body(null, 200);
     case "view_submission":
-      return onDenySubmission(c.env, interaction.payload, (body) => c.json(body), () => c.body(null, 200));
+      return onDenySubmission(
+        c.env,
+        interaction.payload,
+        (body) => c.json(body),
+        () => c.body(null, 200),
+      );
     case "other":
       return c.body(null, 200); // not something signoff asked for (view_closed, …): nothing to do
   }
@@ -84,11 +94,16 @@ async function onDenySubmission(
 ): Promise<Response> {
   if (payload.view.callback_id !== DENY_MODAL.callbackId) return close();
   const stub = stubFor(env, payload.view.private_metadata);
-  if (!stub) return answer({ response_action: "errors", errors: { [DENY_MODAL.reasonBlockId]: "This proposal no longer exists." } });
+  if (!stub)
+    return answer({
+      response_action: "errors",
+      errors: { [DENY_MODAL.reasonBlockId]: "This proposal no longer exists." },
+    });
   const reason = payload.view.state?.values[DENY_MODAL.reasonBlockId]?.[DENY_MODAL.reasonActionId]?.value ?? undefined;
   const outcome = await stub.click({ kind: "deny", user: payload.user.id, ...(reason ? { reason } : {}) });
   // A refusal is shown in the modal itself, next to the reason box.
-  if (!outcome.ok) return answer({ response_action: "errors", errors: { [DENY_MODAL.reasonBlockId]: outcome.message } });
+  if (!outcome.ok)
+    return answer({ response_action: "errors", errors: { [DENY_MODAL.reasonBlockId]: outcome.message } });
   return close();
 }
 

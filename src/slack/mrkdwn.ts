@@ -49,7 +49,8 @@ const ENTITY = /&(?:[a-zA-Z][a-zA-Z0-9]{0,15}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6})
 let graphemeSegmenter: Intl.Segmenter | null | undefined;
 function segmenter(): Intl.Segmenter | null {
   // workerd has Intl.Segmenter; the fallback keeps the module usable in runtimes without ICU.
-  graphemeSegmenter ??= typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+  graphemeSegmenter ??=
+    typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
   return graphemeSegmenter;
 }
 
@@ -106,5 +107,5 @@ export function codeSpan(text: string, maxChars: number): string {
 /** Untrusted text as a code block, escaped, the content at most `maxContentChars`. */
 export function codeBlock(text: string, maxContentChars: number): string {
   const inner = fit(neutralizeBackticks(text), maxContentChars);
-  return "```" + (inner || " ") + "```";
+  return `\`\`\`${inner || " "}\`\`\``;
 }

@@ -23,7 +23,10 @@ export const ViewSubmissionPayload = z.object({
     private_metadata: z.string().max(3000).default(""),
     state: z
       .object({
-        values: z.record(z.string(), z.record(z.string(), z.object({ value: z.string().max(3000).nullable().optional() }).loose())),
+        values: z.record(
+          z.string(),
+          z.record(z.string(), z.object({ value: z.string().max(3000).nullable().optional() }).loose()),
+        ),
       })
       .optional(),
   }),
@@ -38,15 +41,20 @@ export type InteractionPayload =
 
 /** Classifies a parsed `payload` form field. Types signoff does not handle are "other". */
 export function readInteraction(value: unknown): InteractionPayload {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return { kind: "invalid", problem: "payload is not a JSON object" };
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return { kind: "invalid", problem: "payload is not a JSON object" };
   const type = (value as { type?: unknown }).type;
   if (type === "block_actions") {
     const parsed = BlockActionsPayload.safeParse(value);
-    return parsed.success ? { kind: "block_actions", payload: parsed.data } : { kind: "invalid", problem: problemOf(parsed.error) };
+    return parsed.success
+      ? { kind: "block_actions", payload: parsed.data }
+      : { kind: "invalid", problem: problemOf(parsed.error) };
   }
   if (type === "view_submission") {
     const parsed = ViewSubmissionPayload.safeParse(value);
-    return parsed.success ? { kind: "view_submission", payload: parsed.data } : { kind: "invalid", problem: problemOf(parsed.error) };
+    return parsed.success
+      ? { kind: "view_submission", payload: parsed.data }
+      : { kind: "invalid", problem: problemOf(parsed.error) };
   }
   return { kind: "other" };
 }

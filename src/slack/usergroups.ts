@@ -34,7 +34,11 @@ export async function membershipOf(
 /** Lookups under way, shared: a burst of clicks on a cold cache costs one call per group. */
 const inFlight = new Map<string, Promise<ReadonlySet<string> | null>>();
 
-function groupMembers(group: string, slack: { base: string; token: string }, now: number): Promise<ReadonlySet<string> | null> {
+function groupMembers(
+  group: string,
+  slack: { base: string; token: string },
+  now: number,
+): Promise<ReadonlySet<string> | null> {
   const hit = cache.get(group);
   if (hit && hit.until > now) return Promise.resolve(hit.users);
   let pending = inFlight.get(group);
@@ -45,7 +49,11 @@ function groupMembers(group: string, slack: { base: string; token: string }, now
   return pending;
 }
 
-async function fetchMembers(group: string, slack: { base: string; token: string }, now: number): Promise<ReadonlySet<string> | null> {
+async function fetchMembers(
+  group: string,
+  slack: { base: string; token: string },
+  now: number,
+): Promise<ReadonlySet<string> | null> {
   const result = await callSlack(slack.base, slack.token, "usergroups.users.list", { usergroup: group });
   if (result.kind !== "ok") return null;
   const list = (result.data as { users?: unknown }).users;

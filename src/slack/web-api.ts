@@ -65,7 +65,8 @@ async function callSlackWithin(
   fetchImpl: typeof fetch,
   timeoutMs: number,
 ): Promise<SlackCallResult> {
-  if (!/^[a-zA-Z][a-zA-Z0-9]*(\.[a-zA-Z0-9]+)+$/.test(method)) return { kind: "failed", error: "not a Slack method name" };
+  if (!/^[a-zA-Z][a-zA-Z0-9]*(\.[a-zA-Z0-9]+)+$/.test(method))
+    return { kind: "failed", error: "not a Slack method name" };
   const url = `${base.replace(/\/+$/, "")}/${method}`;
   const form = FORM_METHODS.has(method);
   let res: Response;
@@ -85,7 +86,11 @@ async function callSlackWithin(
 
   if (res.status === 429) {
     await discard(res);
-    return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: `${method}: HTTP 429 rate limited` };
+    return {
+      kind: "retry",
+      afterMs: retryAfterMs(res.headers.get("retry-after")),
+      error: `${method}: HTTP 429 rate limited`,
+    };
   }
   if (res.status >= 500) {
     await discard(res);
@@ -98,7 +103,8 @@ async function callSlackWithin(
   } catch (error) {
     if (res.status >= 400) return { kind: "failed", error: `${method}: HTTP ${res.status}` };
     // The body timing out mid-read is a network failure; a 2xx that is not JSON is not Slack.
-    if (isAbort(error)) return { kind: "retry", afterMs: null, error: `${method}: ${networkFailure(error, timeoutMs)}` };
+    if (isAbort(error))
+      return { kind: "retry", afterMs: null, error: `${method}: ${networkFailure(error, timeoutMs)}` };
     return { kind: "failed", error: `${method}: HTTP ${res.status} with a body that is not Slack's JSON` };
   }
 

@@ -59,7 +59,12 @@ export function escapeTeamsMarkdown(text: string): string {
 /** Cut to `max` characters (code points) before escaping, with "…" when cut. */
 function cut(text: string, max: number): string {
   const chars = [...text];
-  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("").trimEnd()}…`;
+  return chars.length <= max
+    ? text
+    : `${chars
+        .slice(0, max - 1)
+        .join("")
+        .trimEnd()}…`;
 }
 
 const safe = (text: string, max = TEXT_MAX) => escapeTeamsMarkdown(cut(text, max));
@@ -107,7 +112,8 @@ export function renderTeamsCard(p: Proposal, links: readonly CardLink[]): TeamsM
     block(safe(p.summary, SUMMARY_MAX), { weight: "Bolder", size: "Large" }),
     block(`**${verify ? "About" : "Action"}:** ${safe(p.action.type, 200)}`),
   ];
-  if (Object.keys(p.action.params).length > 0) body.push(block(safe(JSON.stringify(p.action.params), 1000), { fontType: "Monospace" }));
+  if (Object.keys(p.action.params).length > 0)
+    body.push(block(safe(JSON.stringify(p.action.params), 1000), { fontType: "Monospace" }));
   body.push(block(`**${verify ? "Details" : "Why"}:** ${safe(p.reason)}`));
   if (p.blast_radius) body.push(block(`**Blast radius:** ${safe(p.blast_radius)}`));
   if (p.rollback) body.push(block(`**Back-out:** ${safe(p.rollback)}`));
@@ -115,11 +121,18 @@ export function renderTeamsCard(p: Proposal, links: readonly CardLink[]): TeamsM
   if (!verify && p.rule.required_approvals > 1) body.push(block(`**Approvals needed:** ${p.rule.required_approvals}`));
   body.push(
     block(
-      escapeTeamsMarkdown(`Proposal ${p.id} · plan ${p.plan_sha256.slice(0, 12)}. Each button opens a confirmation page; nothing is decided until you confirm there.`),
+      escapeTeamsMarkdown(
+        `Proposal ${p.id} · plan ${p.plan_sha256.slice(0, 12)}. ` +
+          "Each button opens a confirmation page; nothing is decided until you confirm there.",
+      ),
       { isSubtle: true, size: "Small" },
     ),
   );
-  const actions = links.map((link) => ({ type: "Action.OpenUrl" as const, title: choiceTitle(p, link.choice), url: link.url }));
+  const actions = links.map((link) => ({
+    type: "Action.OpenUrl" as const,
+    title: choiceTitle(p, link.choice),
+    url: link.url,
+  }));
   return message(body, actions);
 }
 

@@ -5,13 +5,21 @@ import { retryAfterMs } from "../slack/web-api.ts";
 export const TEAMS_TIMEOUT_MS = 10_000;
 
 /** Errors name a status code or the kind of failure only: never the URL (a credential) or a response body. */
-export type TeamsPostResult = { kind: "ok" } | { kind: "retry"; afterMs: number | null; error: string } | { kind: "failed"; error: string };
+export type TeamsPostResult =
+  | { kind: "ok" }
+  | { kind: "retry"; afterMs: number | null; error: string }
+  | { kind: "failed"; error: string };
 
 export function postToTeams(url: string, body: unknown, timeoutMs = TEAMS_TIMEOUT_MS): Promise<TeamsPostResult> {
   return withDeadline(timeoutMs, (signal) => postWithin(signal, url, body, timeoutMs));
 }
 
-async function postWithin(signal: AbortSignal, url: string, body: unknown, timeoutMs: number): Promise<TeamsPostResult> {
+async function postWithin(
+  signal: AbortSignal,
+  url: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<TeamsPostResult> {
   let res: Response;
   try {
     res = await fetch(url, {
@@ -31,7 +39,9 @@ async function postWithin(signal: AbortSignal, url: string, body: unknown, timeo
     // the body is unwanted either way
   }
   if (res.status >= 200 && res.status < 300) return { kind: "ok" };
-  if (res.status === 429) return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: "HTTP 429 rate limited" };
-  if (res.status === 408 || res.status >= 500) return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: `HTTP ${res.status}` };
+  if (res.status === 429)
+    return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: "HTTP 429 rate limited" };
+  if (res.status === 408 || res.status >= 500)
+    return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: `HTTP ${res.status}` };
   return { kind: "failed", error: `HTTP ${res.status}` };
 }

@@ -2,10 +2,10 @@
 // through `exports.default.fetch`, plus helpers to fire and inspect Durable Object alarms.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { expect } from "vitest";
 import { Webhook } from "standardwebhooks";
+import { expect } from "vitest";
 import { signSlackRequest } from "../../src/slack/signature.ts";
-import { TOKENS, SECRETS } from "../fixtures.ts";
+import { SECRETS, TOKENS } from "../fixtures.ts";
 
 export const BASE = "https://signoff.test";
 
@@ -26,7 +26,9 @@ export async function call(path: string, options: CallOptions = {}): Promise<Res
     body = JSON.stringify(options.body);
     headers["content-type"] ??= "application/json";
   }
-  return exports.default.fetch(new Request(`${BASE}${path}`, { method: options.method ?? (body ? "POST" : "GET"), headers, body }));
+  return exports.default.fetch(
+    new Request(`${BASE}${path}`, { method: options.method ?? (body ? "POST" : "GET"), headers, body }),
+  );
 }
 
 export async function json<T = Record<string, any>>(res: Response): Promise<T> {
@@ -121,7 +123,9 @@ export async function settle(id: string, timeoutMs = 10_000): Promise<void> {
 }
 
 export async function jobsOf(id: string) {
-  return runInDurableObject(stubOf(id), (_instance, state) => state.storage.sql.exec(`SELECT * FROM jobs ORDER BY due_at`).toArray());
+  return runInDurableObject(stubOf(id), (_instance, state) =>
+    state.storage.sql.exec(`SELECT * FROM jobs ORDER BY due_at`).toArray(),
+  );
 }
 
 /** Audit events of one proposal as the API shows them. */
@@ -133,12 +137,18 @@ export async function auditOf(id: string): Promise<Array<Record<string, any>>> {
 
 // ---- Slack ---------------------------------------------------------------------------
 
-export async function slackRequest(payload: unknown, options: { timestamp?: number; secret?: string } = {}): Promise<Response> {
+export async function slackRequest(
+  payload: unknown,
+  options: { timestamp?: number; secret?: string } = {},
+): Promise<Response> {
   return signedSlackBody(`payload=${encodeURIComponent(JSON.stringify(payload))}`, options);
 }
 
 /** Any raw form body, signed as Slack signs it (junk included). */
-export async function signedSlackBody(body: string, options: { timestamp?: number; secret?: string } = {}): Promise<Response> {
+export async function signedSlackBody(
+  body: string,
+  options: { timestamp?: number; secret?: string } = {},
+): Promise<Response> {
   const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
   const signature = await signSlackRequest(options.secret ?? SECRETS.SLACK_SIGNING_SECRET, timestamp, body);
   return exports.default.fetch(
@@ -154,7 +164,12 @@ export async function signedSlackBody(body: string, options: { timestamp?: numbe
   );
 }
 
-export function clickPayload(kind: "approve" | "deny" | "escalate", proposalId: string, user: string, channel = "C0INCIDENT") {
+export function clickPayload(
+  kind: "approve" | "deny" | "escalate",
+  proposalId: string,
+  user: string,
+  channel = "C0INCIDENT",
+) {
   return {
     type: "block_actions",
     user: { id: user },
@@ -165,7 +180,11 @@ export function clickPayload(kind: "approve" | "deny" | "escalate", proposalId: 
   };
 }
 
-export async function click(kind: "approve" | "deny" | "escalate", proposalId: string, user: string): Promise<Response> {
+export async function click(
+  kind: "approve" | "deny" | "escalate",
+  proposalId: string,
+  user: string,
+): Promise<Response> {
   return slackRequest(clickPayload(kind, proposalId, user));
 }
 
@@ -184,7 +203,10 @@ export function denySubmission(proposalId: string, user: string, reason?: string
 // ---- the runner --------------------------------------------------------------------------
 
 /** Standard Webhooks headers for a runner result body, signed by the reference library. */
-export function runnerSignedHeaders(text: string, options: { msgId?: string; date?: Date; secret?: string } = {}): Record<string, string> {
+export function runnerSignedHeaders(
+  text: string,
+  options: { msgId?: string; date?: Date; secret?: string } = {},
+): Record<string, string> {
   const msgId = options.msgId ?? `res_${crypto.randomUUID()}`;
   const date = options.date ?? new Date();
   return {

@@ -9,7 +9,9 @@ export const d1 = {
   },
   /** Safe to call when nothing is broken (tests call it in afterEach). */
   async restoreAuditTable(): Promise<void> {
-    const { results } = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_events_offline'").all();
+    const { results } = await db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_events_offline'")
+      .all();
     if (results.length > 0) await db.exec("ALTER TABLE audit_events_offline RENAME TO audit_events");
   },
 };

@@ -10,8 +10,8 @@ import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import worker from "../../src/index.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
-import { fromBase64Url, mintLinkToken, verifyLinkToken, type LinkClaims } from "../../src/links/token.ts";
-import { KEY_ENTRIES, LINK_BINDINGS, POLICY, SOC_KEY, linkActions } from "../fixtures.ts";
+import { fromBase64Url, type LinkClaims, mintLinkToken, verifyLinkToken } from "../../src/links/token.ts";
+import { KEY_ENTRIES, LINK_BINDINGS, linkActions, POLICY, SOC_KEY } from "../fixtures.ts";
 import { BASE, createdThisTest } from "./api.ts";
 
 export const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
@@ -20,7 +20,9 @@ let cached: Env | undefined;
 
 export async function linkEnv(): Promise<Env> {
   if (!cached) {
-    const keys = await Promise.all([...KEY_ENTRIES, SOC_KEY].map(async ({ token, ...entry }) => ({ ...entry, sha256: await sha256Hex(token) })));
+    const keys = await Promise.all(
+      [...KEY_ENTRIES, SOC_KEY].map(async ({ token, ...entry }) => ({ ...entry, sha256: await sha256Hex(token) })),
+    );
     cached = {
       ...env,
       POLICY: JSON.stringify({ ...POLICY, actions: { ...POLICY.actions, ...linkActions(PEER) } }),
@@ -38,7 +40,10 @@ export async function send(request: Request): Promise<Response> {
   return res;
 }
 
-export async function api(path: string, options: { method?: string; token?: string | null; body?: unknown; headers?: Record<string, string> } = {}) {
+export async function api(
+  path: string,
+  options: { method?: string; token?: string | null; body?: unknown; headers?: Record<string, string> } = {},
+) {
   const headers: Record<string, string> = { ...options.headers };
   const token = options.token === undefined ? SOC_KEY.token : options.token;
   if (token) headers.authorization = `Bearer ${token}`;
@@ -71,7 +76,10 @@ export function verifyBody(overrides: Record<string, unknown> = {}) {
   };
 }
 
-export type Created = Record<string, any> & { id: string; links?: Array<{ recipient: string; choice: string; url: string }> };
+export type Created = Record<string, any> & {
+  id: string;
+  links?: Array<{ recipient: string; choice: string; url: string }>;
+};
 
 /** Creates a proposal with the link env and returns its JSON (asserting 201). */
 export async function propose(body: Record<string, unknown>): Promise<Created> {
@@ -118,7 +126,11 @@ export interface OpenedPage {
 }
 
 /** What a browser (or a mail scanner) does with a link: GET (or HEAD) it. */
-export async function openLink(url: string, method: "GET" | "HEAD" = "GET", headers: Record<string, string> = {}): Promise<OpenedPage> {
+export async function openLink(
+  url: string,
+  method: "GET" | "HEAD" = "GET",
+  headers: Record<string, string> = {},
+): Promise<OpenedPage> {
   const res = await send(new Request(url, { method, headers }));
   const html = await res.text();
   const setCookie = res.headers.get("set-cookie");

@@ -76,7 +76,11 @@ export function startPeer(port = 0): Promise<{ server: Server; port: number }> {
       }
       if (command === "requests") {
         const prefix = url.searchParams.get("path") ?? "";
-        return send(res, 200, requests.filter((r) => r.path.startsWith(prefix)));
+        return send(
+          res,
+          200,
+          requests.filter((r) => r.path.startsWith(prefix)),
+        );
       }
       if (command === "script") {
         const { path, responses } = JSON.parse(body) as { path: string; responses: ScriptedResponse[] };
@@ -88,7 +92,14 @@ export function startPeer(port = 0): Promise<{ server: Server; port: number }> {
 
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) headers[name] = String(value);
-    const recorded: RecordedRequest = { seq: ++seq, at: Date.now(), method: req.method ?? "GET", path: url.pathname, headers, body };
+    const recorded: RecordedRequest = {
+      seq: ++seq,
+      at: Date.now(),
+      method: req.method ?? "GET",
+      path: url.pathname,
+      headers,
+      body,
+    };
     for (const [prefix, webhook] of verifiers) {
       if (!url.pathname.startsWith(prefix)) continue;
       try {

@@ -83,7 +83,8 @@ export function parseAllowlist(input: unknown): Allowlist {
   const problems: Problem[] = [];
   if (!isRecord(input)) throw new AllowlistError([{ path: "", message: "must be a JSON object" }]);
   for (const key of Object.keys(input)) {
-    if (key !== "env" && key !== "actions" && !key.startsWith("$")) problems.push({ path: key, message: "unknown field" });
+    if (key !== "env" && key !== "actions" && !key.startsWith("$"))
+      problems.push({ path: key, message: "unknown field" });
   }
   const env = checkEnvList(input.env, "env", problems);
   const actions: Record<string, ActionSpec> = {};
@@ -124,7 +125,10 @@ function parseAction(raw: unknown, path: string, problems: Problem[]): ActionSpe
         compilePattern(rule.pattern);
         params[name] = { pattern: rule.pattern };
       } catch (error) {
-        problems.push({ path: `${rulePath}.pattern`, message: `not a valid regular expression: ${(error as Error).message}` });
+        problems.push({
+          path: `${rulePath}.pattern`,
+          message: `not a valid regular expression: ${(error as Error).message}`,
+        });
       }
     }
   }
@@ -138,12 +142,14 @@ function parseAction(raw: unknown, path: string, problems: Problem[]): ActionSpe
     argv.forEach((element, i) => {
       for (const name of placeholders(element)) {
         used.add(name);
-        if (i === 0) problems.push({ path: `${path}.argv[0]`, message: "the program must be fixed, not a placeholder" });
+        if (i === 0)
+          problems.push({ path: `${path}.argv[0]`, message: "the program must be fixed, not a placeholder" });
         else if (!(isRecord(raw.params) && name in raw.params)) {
           problems.push({ path: `${path}.argv[${i}]`, message: `placeholder {${name}} has no entry in params` });
         }
       }
-      if (element.includes("\u0000")) problems.push({ path: `${path}.argv[${i}]`, message: "contains a NUL character" });
+      if (element.includes("\u0000"))
+        problems.push({ path: `${path}.argv[${i}]`, message: "contains a NUL character" });
     });
     for (const name of Object.keys(params)) {
       // Every declared param must end up in argv: one the template ignores means the approved
@@ -200,7 +206,13 @@ export function renderArgv(action: CompiledAction, params: unknown): Rendered {
       problems.push({ path, message: "is not a parameter of this action" });
       continue;
     }
-    if (!(typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value)))) {
+    if (
+      !(
+        typeof value === "string" ||
+        typeof value === "boolean" ||
+        (typeof value === "number" && Number.isFinite(value))
+      )
+    ) {
       problems.push({ path, message: "must be a string, number or boolean" });
       continue;
     }
@@ -223,7 +235,9 @@ export function renderArgv(action: CompiledAction, params: unknown): Rendered {
     // A value that turns a plain argument into an option ("--kubeconfig=…", "-n", "--help")
     // changes what the program does, whatever the pattern allowed.
     if (element.startsWith("-") && !template.startsWith("-")) {
-      const names = placeholders(template).map((name) => `{${name}}`).join(", ");
+      const names = placeholders(template)
+        .map((name) => `{${name}}`)
+        .join(", ");
       problems.push({ path: "action.params", message: `argument ${i} (${names}) may not start with '-'` });
     }
     argv.push(element);

@@ -23,7 +23,10 @@ export interface RunResult {
 }
 
 /** PATH plus the listed variables that are set in `source`; nothing else reaches the command. */
-export function narrowEnv(source: Record<string, string | undefined>, names: readonly string[]): Record<string, string> {
+export function narrowEnv(
+  source: Record<string, string | undefined>,
+  names: readonly string[],
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of ["PATH", ...names]) {
     const value = source[name];
@@ -146,14 +149,24 @@ export function runCommand(argv: readonly string[], options: RunOptions): Promis
         setTimeout(() => {
           killGroup(child.pid, "SIGKILL");
           // If something escaped the group and still holds the pipes, stop waiting for it.
-          timers.push(setTimeout(() => { stopStreams(); finish(null, "SIGKILL", []); }, 1000));
+          timers.push(
+            setTimeout(() => {
+              stopStreams();
+              finish(null, "SIGKILL", []);
+            }, 1000),
+          );
         }, grace),
       );
     };
     function onAbort() {
       aborted = true;
       killGroup(child.pid, "SIGKILL");
-      timers.push(setTimeout(() => { stopStreams(); finish(null, "SIGKILL", []); }, 1000));
+      timers.push(
+        setTimeout(() => {
+          stopStreams();
+          finish(null, "SIGKILL", []);
+        }, 1000),
+      );
     }
 
     child.stdout?.on("data", (chunk: Buffer) => capture.push(chunk));
@@ -170,7 +183,12 @@ export function runCommand(argv: readonly string[], options: RunOptions): Promis
       finish(code, signal, notes);
     });
 
-    timers.push(setTimeout(() => { timedOut = true; kill(); }, options.timeoutMs));
+    timers.push(
+      setTimeout(() => {
+        timedOut = true;
+        kill();
+      }, options.timeoutMs),
+    );
     if (options.signal?.aborted) onAbort();
     else options.signal?.addEventListener("abort", onAbort, { once: true });
   });

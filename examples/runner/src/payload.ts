@@ -31,8 +31,11 @@ export function parseDispatch(input: unknown): Parsed {
   if (!isRecord(action) || typeof action.type !== "string" || action.type.length === 0) {
     problems.push({ path: "action", message: "must be { type, params }" });
   }
-  const approvers = Array.isArray(input.approvers) ? input.approvers.filter((a): a is string => typeof a === "string") : [];
-  const optionalString = (key: string): string | null => (typeof input[key] === "string" ? (input[key] as string) : null);
+  const approvers = Array.isArray(input.approvers)
+    ? input.approvers.filter((a): a is string => typeof a === "string")
+    : [];
+  const optionalString = (key: string): string | null =>
+    typeof input[key] === "string" ? (input[key] as string) : null;
   if (problems.length > 0 || !isRecord(action)) return { ok: false, problems };
   return {
     ok: true,

@@ -1,5 +1,5 @@
 // Reports a finished job to signoff (POST /v1/proposals/:id/result), signed with Standard Webhooks, with retries.
-import { Webhook } from "standardwebhooks";
+import type { Webhook } from "standardwebhooks";
 
 export interface ReportPolicy {
   /** Deliveries tried in all, the first included. */
@@ -89,7 +89,13 @@ export async function reportResult(input: ReportInput): Promise<boolean> {
     }
     if (attempt < input.policy.attempts) {
       const delay = Math.min(input.policy.maxDelayMs, input.policy.baseDelayMs * 2 ** (attempt - 1));
-      input.log({ event: "report_retry", proposal_id: input.proposalId, attempt, http_status: status, delay_ms: delay });
+      input.log({
+        event: "report_retry",
+        proposal_id: input.proposalId,
+        attempt,
+        http_status: status,
+        delay_ms: delay,
+      });
       await sleep(delay, input.signal);
     }
   }

@@ -4,7 +4,14 @@ import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
-import { type Allowlist, type CompiledAction, type Problem, compileAllowlist, parseAllowlist, renderArgv } from "./allowlist.ts";
+import {
+  type Allowlist,
+  type CompiledAction,
+  compileAllowlist,
+  type Problem,
+  parseAllowlist,
+  renderArgv,
+} from "./allowlist.ts";
 import { narrowEnv, runCommand } from "./exec.ts";
 import { parseDispatch } from "./payload.ts";
 import { DEFAULT_REPORT_POLICY, type ReportPolicy, reportResult } from "./report.ts";
@@ -85,7 +92,9 @@ function readBody(req: IncomingMessage): Promise<string> {
       // a reset connection; past 16× the limit it is not worth the bandwidth.
       else if (size > 16 * MAX_BODY_BYTES) req.destroy();
     });
-    req.on("end", () => (size > MAX_BODY_BYTES ? reject(new TooLarge()) : resolve(Buffer.concat(chunks).toString("utf8"))));
+    req.on("end", () =>
+      size > MAX_BODY_BYTES ? reject(new TooLarge()) : resolve(Buffer.concat(chunks).toString("utf8")),
+    );
     req.on("error", reject);
   });
 }
@@ -123,7 +132,8 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   const allowlist = loadAllowlist(options.actions);
   const actions = compileAllowlist(allowlist);
   const signoffUrl = options.signoffUrl?.trim() || undefined;
-  if (signoffUrl !== undefined && !/^https?:\/\/[^/]/.test(signoffUrl)) throw new Error("SIGNOFF_URL must be an http(s) URL");
+  if (signoffUrl !== undefined && !/^https?:\/\/[^/]/.test(signoffUrl))
+    throw new Error("SIGNOFF_URL must be an http(s) URL");
   const asyncActions = [...actions.values()].filter((a) => a.spec.async).map((a) => a.type);
   if (asyncActions.length > 0 && signoffUrl === undefined) {
     throw new Error(`SIGNOFF_URL is required: ${asyncActions.join(", ")} report their results asynchronously`);
@@ -222,7 +232,11 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
       webhook.verify(raw, headers, { jsonParse: false });
     } catch (cause) {
       log({ event: "refused", reason: "signature", detail: (cause as Error).message });
-      return send(res, 401, error("unauthorized", `Standard Webhooks verification failed: ${(cause as Error).message}`));
+      return send(
+        res,
+        401,
+        error("unauthorized", `Standard Webhooks verification failed: ${(cause as Error).message}`),
+      );
     }
 
     let body: unknown;
@@ -240,7 +254,12 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     // retries, and a proposal that somehow arrived under a second id must not run again either.
     const seen = byWebhookId.get(webhookId) ?? byProposal.get(dispatch.proposal_id);
     if (seen) {
-      log({ event: "duplicate", proposal_id: dispatch.proposal_id, webhook_id: webhookId, first_webhook_id: seen.webhookId });
+      log({
+        event: "duplicate",
+        proposal_id: dispatch.proposal_id,
+        webhook_id: webhookId,
+        first_webhook_id: seen.webhookId,
+      });
       if (seen.result) return send(res, 200, { ...seen.result });
       // Still running: this answer says "dispatched", so the result has to follow by POST.
       seen.reportLater = true;
@@ -249,13 +268,35 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
 
     const action = actions.get(dispatch.action.type);
     if (!action) {
-      log({ event: "refused", reason: "unknown_action", proposal_id: dispatch.proposal_id, action: dispatch.action.type });
-      return send(res, 403, error("action_not_allowed", `action type ${JSON.stringify(dispatch.action.type)} is not in the runner's allowlist`));
+      log({
+        event: "refused",
+        reason: "unknown_action",
+        proposal_id: dispatch.proposal_id,
+        action: dispatch.action.type,
+      });
+      return send(
+        res,
+        403,
+        error(
+          "action_not_allowed",
+          `action type ${JSON.stringify(dispatch.action.type)} is not in the runner's allowlist`,
+        ),
+      );
     }
     const rendered = renderArgv(action, dispatch.action.params);
     if (!rendered.ok) {
-      log({ event: "refused", reason: "params", proposal_id: dispatch.proposal_id, action: action.type, problems: rendered.problems });
-      return send(res, 422, error("params_rejected", "the params do not pass the runner's allowlist", rendered.problems));
+      log({
+        event: "refused",
+        reason: "params",
+        proposal_id: dispatch.proposal_id,
+        action: action.type,
+        problems: rendered.problems,
+      });
+      return send(
+        res,
+        422,
+        error("params_rejected", "the params do not pass the runner's allowlist", rendered.problems),
+      );
     }
 
     const job: Job = {
@@ -294,7 +335,8 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     const path = new URL(req.url ?? "/", "http://runner").pathname;
     const route = async () => {
       if (path === "/healthz") {
-        if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, error("method_not_allowed", "use GET"));
+        if (req.method !== "GET" && req.method !== "HEAD")
+          return send(res, 405, error("method_not_allowed", "use GET"));
         return send(res, 200, { ok: true });
       }
       if (path === "/run" || path === "/") {

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Webhook } from "standardwebhooks";
-import { AllowlistError, compileAllowlist, parseAllowlist, renderArgv } from "../src/allowlist.ts";
 import type { Allowlist } from "../src/allowlist.ts";
+import { AllowlistError, compileAllowlist, parseAllowlist, renderArgv } from "../src/allowlist.ts";
 import { truncateUtf8 } from "../src/exec.ts";
 import { type Runner, startRunner } from "../src/server.ts";
 
@@ -28,7 +28,13 @@ function testAllowlist(): Allowlist {
     actions: {
       // Appends one "x" to a file, then lingers: counts how many times an action really ran.
       "test.mark": {
-        argv: [NODE, "-e", "require('node:fs').appendFileSync(process.argv[1], 'x'); setTimeout(() => {}, Number(process.argv[2]))", "{file}", "{linger_ms}"],
+        argv: [
+          NODE,
+          "-e",
+          "require('node:fs').appendFileSync(process.argv[1], 'x'); setTimeout(() => {}, Number(process.argv[2]))",
+          "{file}",
+          "{linger_ms}",
+        ],
         params: { file: { pattern: "^/[\\w./-]+$" }, linger_ms: { pattern: "^[0-9]{1,4}$" } },
       },
       // Prints its arguments as JSON: shows exactly what the program received.
@@ -62,7 +68,13 @@ interface Received {
 }
 
 /** Stands in for signoff's /v1/proposals/:id/result; answers from a queue of statuses, then 200. */
-async function startListener(): Promise<{ url: string; server: Server; received: Received[]; answers: number[]; next(): Promise<Received> }> {
+async function startListener(): Promise<{
+  url: string;
+  server: Server;
+  received: Received[];
+  answers: number[];
+  next(): Promise<Received>;
+}> {
   const received: Received[] = [];
   const answers: number[] = [];
   let waiters: Array<() => void> = [];
@@ -122,7 +134,11 @@ function dispatchBody(proposalId: string, type: string, params: Record<string, u
   };
 }
 
-async function send(runner: Runner, payload: unknown, options: SendOptions = {}): Promise<{ status: number; json: Record<string, unknown> }> {
+async function send(
+  runner: Runner,
+  payload: unknown,
+  options: SendOptions = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const body = typeof payload === "string" ? payload : JSON.stringify(payload);
   const id = options.id ?? unique("msg");
   const seconds = Math.floor(Date.now() / 1000) + (options.skew ?? 0);
@@ -132,7 +148,11 @@ async function send(runner: Runner, payload: unknown, options: SendOptions = {})
     headers["webhook-timestamp"] = String(seconds);
     headers["webhook-signature"] = new Webhook(options.secret ?? SECRET).sign(id, new Date(seconds * 1000), body);
   }
-  const response = await fetch(`${runner.url}/run`, { method: "POST", headers, body: options.tamper ? options.tamper(body) : body });
+  const response = await fetch(`${runner.url}/run`, {
+    method: "POST",
+    headers,
+    body: options.tamper ? options.tamper(body) : body,
+  });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 
@@ -164,7 +184,13 @@ describe("reference runner", () => {
       actions: testAllowlist(),
       port: 0,
       signoffUrl: listener.url,
-      env: { PATH: process.env.PATH, ALLOWED_VAR: "allowed", RUNNER_SECRET: SECRET, HOME: "/home/someone", AWS_SECRET_ACCESS_KEY: "leak" },
+      env: {
+        PATH: process.env.PATH,
+        ALLOWED_VAR: "allowed",
+        RUNNER_SECRET: SECRET,
+        HOME: "/home/someone",
+        AWS_SECRET_ACCESS_KEY: "leak",
+      },
       log: () => {},
       killGraceMs: 200,
       report: { baseDelayMs: 20, maxDelayMs: 100, attempts: 4 },
@@ -198,7 +224,9 @@ describe("reference runner", () => {
 
     it("refuses a body changed after signing", async () => {
       const { file, body } = marked();
-      const { status } = await send(runner, body, { tamper: (text) => text.replace('"linger_ms":"0"', '"linger_ms":"1"') });
+      const { status } = await send(runner, body, {
+        tamper: (text) => text.replace('"linger_ms":"0"', '"linger_ms":"1"'),
+      });
       assert.equal(status, 401);
       assert.equal(runsIn(file), 0);
     });
@@ -219,18 +247,27 @@ describe("reference runner", () => {
 
   describe("allowlist", () => {
     it("refuses an unknown action type with 403 and a JSON error", async () => {
-      const { status, json } = await send(runner, dispatchBody(unique("prp"), "k8s.delete_namespace", { namespace: "prod" }));
+      const { status, json } = await send(
+        runner,
+        dispatchBody(unique("prp"), "k8s.delete_namespace", { namespace: "prod" }),
+      );
       assert.equal(status, 403);
       assert.equal((json.error as { code: string }).code, "action_not_allowed");
     });
 
     it("refuses a param failing its pattern (422) and runs nothing", async () => {
       const file = markFile();
-      const { status, json } = await send(runner, dispatchBody(unique("prp"), "test.mark", { file, linger_ms: "1; touch /tmp/x" }));
+      const { status, json } = await send(
+        runner,
+        dispatchBody(unique("prp"), "test.mark", { file, linger_ms: "1; touch /tmp/x" }),
+      );
       assert.equal(status, 422);
       const error = json.error as { code: string; details: Array<{ path: string }> };
       assert.equal(error.code, "params_rejected");
-      assert.deepEqual(error.details.map((d) => d.path), ["action.params.linger_ms"]);
+      assert.deepEqual(
+        error.details.map((d) => d.path),
+        ["action.params.linger_ms"],
+      );
       assert.equal(runsIn(file), 0);
     });
 
@@ -249,9 +286,22 @@ describe("reference runner", () => {
     });
 
     it("refuses a body that is not a proposal.approved dispatch (400)", async () => {
-      assert.equal((await send(runner, { type: "proposal.denied", proposal_id: unique("prp"), action: { type: "demo.echo", params: {} } })).status, 400);
+      assert.equal(
+        (
+          await send(runner, {
+            type: "proposal.denied",
+            proposal_id: unique("prp"),
+            action: { type: "demo.echo", params: {} },
+          })
+        ).status,
+        400,
+      );
       assert.equal((await send(runner, "not json")).status, 400);
-      assert.equal((await send(runner, { type: "proposal.approved", proposal_id: "../../etc", action: { type: "demo.echo" } })).status, 400);
+      assert.equal(
+        (await send(runner, { type: "proposal.approved", proposal_id: "../../etc", action: { type: "demo.echo" } }))
+          .status,
+        400,
+      );
     });
 
     it("refuses a body over 64 KiB with 413", async () => {
@@ -262,7 +312,10 @@ describe("reference runner", () => {
 
   describe("running", () => {
     it("runs demo.echo and returns its output", async () => {
-      const { status, json } = await send(runner, dispatchBody(unique("prp"), "demo.echo", { message: "Hello, signoff: all good!" }));
+      const { status, json } = await send(
+        runner,
+        dispatchBody(unique("prp"), "demo.echo", { message: "Hello, signoff: all good!" }),
+      );
       assert.equal(status, 200);
       assert.deepEqual(json, { status: "succeeded", output: "Hello, signoff: all good!\n" });
     });
@@ -361,7 +414,11 @@ describe("reference runner", () => {
       // The 202 told signoff "dispatched", so the result must also arrive on /result.
       const posted = await listener.next();
       assert.equal(posted.path, `/v1/proposals/${proposalId}/result`);
-      assert.deepEqual(new Webhook(SECRET).verify(posted.body, posted.headers), { status: "succeeded", output: "", proposal_id: proposalId });
+      assert.deepEqual(new Webhook(SECRET).verify(posted.body, posted.headers), {
+        status: "succeeded",
+        output: "",
+        proposal_id: proposalId,
+      });
     });
 
     it("never runs one proposal twice, even under a second webhook-id", async () => {
@@ -377,8 +434,14 @@ describe("reference runner", () => {
       const file = markFile();
       const id = unique("msg");
       const proposalId = unique("prp");
-      assert.equal((await send(runner, dispatchBody(proposalId, "test.mark", { file, linger_ms: "x" }), { id })).status, 422);
-      assert.equal((await send(runner, dispatchBody(proposalId, "test.mark", { file, linger_ms: "0" }), { id })).status, 200);
+      assert.equal(
+        (await send(runner, dispatchBody(proposalId, "test.mark", { file, linger_ms: "x" }), { id })).status,
+        422,
+      );
+      assert.equal(
+        (await send(runner, dispatchBody(proposalId, "test.mark", { file, linger_ms: "0" }), { id })).status,
+        200,
+      );
       assert.equal(runsIn(file), 1);
     });
   });
@@ -444,7 +507,10 @@ describe("allowlist file", () => {
     for (const deployment of ["api --all", "api/../x", "-api", "API", "", "a".repeat(64)]) {
       assert.equal(renderArgv(actions.get("k8s.rollout_restart")!, { deployment }).ok, false, deployment);
     }
-    assert.deepEqual(renderArgv(actions.get("demo.echo")!, { message: "hi there" }), { ok: true, argv: ["echo", "hi there"] });
+    assert.deepEqual(renderArgv(actions.get("demo.echo")!, { message: "hi there" }), {
+      ok: true,
+      argv: ["echo", "hi there"],
+    });
   });
 
   it("anchors patterns written without ^ and $", () => {
@@ -472,8 +538,16 @@ describe("allowlist file", () => {
   });
 
   it("leaves braces that are not placeholders alone (e.g. kubectl jsonpath)", () => {
-    const action = compile({ a: { argv: ["kubectl", "get", "deploy/{d}", "-o", "jsonpath={.status.replicas}"], params: { d: { pattern: "[a-z]+" } } } }).get("a")!;
-    assert.deepEqual(renderArgv(action, { d: "api" }), { ok: true, argv: ["kubectl", "get", "deploy/api", "-o", "jsonpath={.status.replicas}"] });
+    const action = compile({
+      a: {
+        argv: ["kubectl", "get", "deploy/{d}", "-o", "jsonpath={.status.replicas}"],
+        params: { d: { pattern: "[a-z]+" } },
+      },
+    }).get("a")!;
+    assert.deepEqual(renderArgv(action, { d: "api" }), {
+      ok: true,
+      argv: ["kubectl", "get", "deploy/api", "-o", "jsonpath={.status.replicas}"],
+    });
   });
 
   it("cuts UTF-8 on a character boundary", () => {

@@ -19,7 +19,9 @@ export const flushAudit: JobRunner = async (ctx, job) => {
     try {
       await appendAuditEvents(ctx.env.AUDIT_DB, events);
     } catch (error) {
-      console.warn(`audit flush for ${last.proposal_id} failed (attempt ${job.attempt + 1}): ${(error as Error).message}`);
+      console.warn(
+        `audit flush for ${last.proposal_id} failed (attempt ${job.attempt + 1}): ${(error as Error).message}`,
+      );
       return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
     }
     dropFlushed(ctx.sql, last.idx);

@@ -2,7 +2,7 @@
 // signed with EVENTS_SECRET, retried like dispatches; failures never touch the proposal.
 import { withDeadline } from "../../lib/deadline.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
-import { WEBHOOK_BACKOFF, backoffMs } from "../scheduler.ts";
+import { backoffMs, WEBHOOK_BACKOFF } from "../scheduler.ts";
 import { countNotificationAttempt, dropNotification, nextNotification } from "../store.ts";
 import { DONE, type JobRunner } from "./context.ts";
 
@@ -46,12 +46,18 @@ export const deliverNotifications: JobRunner = async (ctx) => {
 
     if (error === null) {
       dropNotification(ctx.sql, next.seq);
-      ctx.commit(null, [{ type: "notify.delivered", actor: "system", details: { event: next.type, webhook_id: webhookId, attempt } }]);
+      ctx.commit(null, [
+        { type: "notify.delivered", actor: "system", details: { event: next.type, webhook_id: webhookId, attempt } },
+      ]);
       continue;
     }
     const giveUp = permanent || attempt >= config.dispatchMaxAttempts;
     ctx.commit(null, [
-      { type: "notify.failed", actor: "system", details: { event: next.type, webhook_id: webhookId, attempt, error, final: giveUp } },
+      {
+        type: "notify.failed",
+        actor: "system",
+        details: { event: next.type, webhook_id: webhookId, attempt, error, final: giveUp },
+      },
     ]);
     if (!giveUp) {
       countNotificationAttempt(ctx.sql, next.seq);

@@ -3,7 +3,7 @@
 // Slack's Retry-After; failures are audited and never block or reverse a decision.
 import { renderCard } from "../../slack/card.ts";
 import { callSlack, type SlackCallResult } from "../../slack/web-api.ts";
-import { messageRetryDelayMs, type Job } from "../scheduler.ts";
+import { type Job, messageRetryDelayMs } from "../scheduler.ts";
 import type { Proposal, SlackMessageRef } from "../types.ts";
 import { DONE, type JobContext, type JobOutcome, type JobRunner } from "./context.ts";
 
@@ -25,7 +25,12 @@ export const syncSlack: JobRunner = async (ctx, job) => {
   const ref = p.slack.messages.find((m) => m.role === role);
   const { text, blocks } = renderCard(p, { role, nowMs: ctx.now() });
   const result = ref
-    ? await callSlack(config.slackApiBase, config.slackBotToken, "chat.update", { channel: ref.channel, ts: ref.ts, text, blocks })
+    ? await callSlack(config.slackApiBase, config.slackBotToken, "chat.update", {
+        channel: ref.channel,
+        ts: ref.ts,
+        text,
+        blocks,
+      })
     : await callSlack(config.slackApiBase, config.slackBotToken, "chat.postMessage", {
         channel: targetChannel(p, role),
         text,
@@ -40,7 +45,11 @@ export const syncSlack: JobRunner = async (ctx, job) => {
       return DONE;
     }
     const data = result.data as { channel?: unknown; ts?: unknown };
-    const posted: SlackMessageRef = { role, channel: String(data.channel ?? targetChannel(p, role)), ts: String(data.ts ?? "") };
+    const posted: SlackMessageRef = {
+      role,
+      channel: String(data.channel ?? targetChannel(p, role)),
+      ts: String(data.ts ?? ""),
+    };
     const now = ctx.proposal();
     ctx.commit({ ...now, slack: { messages: [...now.slack.messages, posted] } }, [
       { type: "slack.message_posted", actor: "system", details: { role, channel: posted.channel, ts: posted.ts } },
@@ -87,7 +96,9 @@ function slackFailure(
 ): JobOutcome {
   const attempt = job.attempt + 1;
   const final = result.kind === "failed" || attempt >= maxAttempts;
-  ctx.commit(null, [{ type: "slack.failed", actor: "system", details: { method, job: job.key, attempt, error: result.error, final } }]);
+  ctx.commit(null, [
+    { type: "slack.failed", actor: "system", details: { method, job: job.key, attempt, error: result.error, final } },
+  ]);
   if (final) return DONE;
   const wait = messageRetryDelayMs(result.kind === "retry" ? result.afterMs : null, attempt);
   return { retryAt: ctx.now() + wait };

@@ -18,7 +18,13 @@ export const syncTeams: JobRunner = async (ctx, job) => {
     const teams = p.teams;
     if (!teams) return DONE;
     // A card for a proposal decided before it could be posted would offer dead buttons: only the outcome is sent.
-    const step = !teams.card_posted ? (p.status === "pending" ? "card" : "skip_card") : p.status !== "pending" && teams.announced !== p.status ? "outcome" : null;
+    const step = !teams.card_posted
+      ? p.status === "pending"
+        ? "card"
+        : "skip_card"
+      : p.status !== "pending" && teams.announced !== p.status
+        ? "outcome"
+        : null;
     if (step === null) return DONE;
     if (step === "skip_card") {
       ctx.commit({ ...p, teams: { ...teams, card_posted: true } }, []);
@@ -38,7 +44,11 @@ export const syncTeams: JobRunner = async (ctx, job) => {
     const attempt = job.attempt + 1;
     const final = result.kind === "failed" || attempt >= MESSAGE_ATTEMPTS;
     ctx.commit(final ? done() : null, [
-      { type: "teams.failed", actor: "system", details: { message: step, status: p.status, attempt, error: result.error, final } },
+      {
+        type: "teams.failed",
+        actor: "system",
+        details: { message: step, status: p.status, attempt, error: result.error, final },
+      },
     ]);
     if (final) continue;
     const wait = messageRetryDelayMs(result.kind === "retry" ? result.afterMs : null, attempt);
