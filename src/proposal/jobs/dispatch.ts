@@ -2,9 +2,16 @@
 // one accepted delivery per proposal.
 import { classifyRunnerResponse, dispatchBody, type RunnerAnswer } from "../../dispatch/runner-answer.ts";
 import { withDeadline } from "../../lib/deadline.ts";
+import { readCapped } from "../../lib/read-capped.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
 import { backoffMs, WEBHOOK_BACKOFF } from "../scheduler.ts";
 import { DONE, type JobRunner } from "./context.ts";
+
+/**
+ * The most of a runner's answer that is read (issue 11 item 8): a result is at most 16 KiB of
+ * output (MAX_OUTPUT_CHARS) in a small JSON object, so more is a faulty or hostile runner.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024;
 
 /**
  * The job exists only while the proposal is `approved`. Each attempt is counted and
@@ -25,6 +32,7 @@ export const dispatchToRunner: JobRunner = async (ctx, _job) => {
   const body = dispatchBody(before, attempt);
   const headers = await signWebhook(config.runnerSecret, `dsp_${before.id}`, Math.floor(ctx.now() / 1000), body);
   let answer: RunnerAnswer;
+  let truncated = false;
   const started = ctx.now();
   try {
     answer = await withDeadline(config.dispatchTimeoutMs, async (signal) => {
@@ -35,7 +43,10 @@ export const dispatchToRunner: JobRunner = async (ctx, _job) => {
         redirect: "manual",
         signal,
       });
-      return classifyRunnerResponse(response.status, await response.text());
+      // An answer cut at the cap is no longer JSON: a 2xx then counts as accepted (SPEC 6, no status).
+      const read = await readCapped(response.body, MAX_ANSWER_BYTES);
+      truncated = read.truncated;
+      return classifyRunnerResponse(response.status, read.text);
     });
   } catch (error) {
     const timedOut = (error as Error).name === "TimeoutError";
@@ -49,7 +60,7 @@ export const dispatchToRunner: JobRunner = async (ctx, _job) => {
   if (p.status !== "approved") return DONE; // a result arrived on the result route meanwhile
   const now = ctx.now();
   const at = new Date(now).toISOString();
-  const answered = { attempt, outcome: answer.kind, ms: now - started };
+  const answered = { attempt, outcome: answer.kind, ms: now - started, ...(truncated ? { truncated } : {}) };
   switch (answer.kind) {
     case "final":
       ctx.commit(
