@@ -4,6 +4,7 @@ import type { RunnerAnswer } from "../src/dispatch/runner-answer.ts";
 import {
   applyCancel,
   applyClick,
+  applyCreate,
   applyDispatchAnswer,
   applyDispatchAttempt,
   applyExpiry,
@@ -145,6 +146,28 @@ describe("transitions", () => {
     expect(applyCancel(makeProposal({ status: "approved" }), "alertmanager", BEFORE)).toMatchObject({
       ok: false,
       code: "not_pending",
+    });
+  });
+});
+
+describe("creation", () => {
+  it("a new proposal is pending and its chain opens with who asked, for what plan, until when", () => {
+    const p = makeProposal();
+    expect(applyCreate(p)).toEqual({
+      ok: true,
+      proposal: p,
+      events: [
+        {
+          type: "proposal.created",
+          actor: "key:alertmanager",
+          details: {
+            action_type: "k8s.rollout_restart",
+            plan_sha256: PLAN_SHA256,
+            requested_by: "U0BOB",
+            expires_at: EXPIRES_AT,
+          },
+        },
+      ],
     });
   });
 });

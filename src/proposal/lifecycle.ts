@@ -423,6 +423,26 @@ function answerVerify(p: Proposal, answer: VerifyAnswer, actor: string, via: str
   };
 }
 
+/** A new proposal (built by src/proposal/create.ts) enters `pending`: the event that opens its audit chain. */
+export function applyCreate(p: Proposal): Transition {
+  return {
+    ok: true,
+    proposal: p,
+    events: [
+      {
+        type: "proposal.created",
+        actor: `key:${p.created_by}`,
+        details: {
+          action_type: p.action.type,
+          plan_sha256: p.plan_sha256,
+          requested_by: p.requested_by,
+          expires_at: p.expires_at,
+        },
+      },
+    ],
+  };
+}
+
 /** Expires a pending proposal whose deadline has passed; anything else is left alone. */
 export function applyExpiry(p: Proposal, now: number): Transition {
   if (p.status !== "pending" || now < Date.parse(p.expires_at)) {
