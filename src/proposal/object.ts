@@ -65,6 +65,9 @@ export interface ClickInput {
 
 export type ClickOutcome = { ok: true; status: Proposal["status"] } | { ok: false; code: string; message: string };
 
+/** Whether the Deny modal may open, with the summary it shows. */
+export type DenyCheckOutcome = { ok: true; summary: string } | { ok: false; code: string; message: string };
+
 /** A decision through a signed link whose token verified; `expires` is its `e` (Unix seconds). */
 export interface LinkInput {
   recipient: string;
@@ -242,29 +245,23 @@ export class ProposalObject extends DurableObject<Env> {
    * Before the Deny modal opens: may this user deny now? A refusal is audited and answered
    * with an ephemeral message, exactly like a refused click.
    */
-  async checkDeny(
-    user: string,
-    channel?: string,
-  ): Promise<{ ok: true; summary: string } | { ok: false; code: string; message: string }> {
+  async checkDeny(user: string, channel?: string): Promise<DenyCheckOutcome> {
     const before = this.#current();
     if (!before) return NO_PROPOSAL_SLACK;
     const membership = await this.#membership(before, user);
-    return this.#mutate<{ ok: true; summary: string } | { ok: false; code: string; message: string }>(
-      NO_PROPOSAL_SLACK,
-      (p) => {
-        const verdict = precheckDeny(p, user, membership.memberOf);
-        if (verdict.ok) return { next: null, events: [], answer: { ok: true, summary: p.summary } };
-        const { code, message } = verdict;
-        return {
-          next: null,
-          events: verdict.events,
-          also: (at) => {
-            if (channel) this.#ephemeral({ channel, user, text: message }, at);
-          },
-          answer: { ok: false, code, message },
-        };
-      },
-    );
+    return this.#mutate<DenyCheckOutcome>(NO_PROPOSAL_SLACK, (p) => {
+      const verdict = precheckDeny(p, user, membership.memberOf);
+      if (verdict.ok) return { next: null, events: [], answer: { ok: true, summary: p.summary } };
+      const { code, message } = verdict;
+      return {
+        next: null,
+        events: verdict.events,
+        also: (at) => {
+          if (channel) this.#ephemeral({ channel, user, text: message }, at);
+        },
+        answer: { ok: false, code, message },
+      };
+    });
   }
 
   /**
