@@ -2,6 +2,7 @@
 // one accepted delivery per proposal.
 import { classifyRunnerResponse, dispatchBody, type RunnerAnswer } from "../../dispatch/runner-answer.ts";
 import { withDeadline } from "../../lib/deadline.ts";
+import { signingKeys } from "../../webhooks/signing-keys.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
 import { backoffMs, WEBHOOK_BACKOFF } from "../scheduler.ts";
 import { DONE, type JobRunner } from "./context.ts";
@@ -23,7 +24,8 @@ export const dispatchToRunner: JobRunner = async (ctx, _job) => {
   ]);
 
   const body = dispatchBody(before, attempt);
-  const headers = await signWebhook(config.runnerSecret, `dsp_${before.id}`, Math.floor(ctx.now() / 1000), body);
+  const keys = await signingKeys(config.runnerSigningKeys);
+  const headers = await signWebhook(config.runnerSecret, `dsp_${before.id}`, Math.floor(ctx.now() / 1000), body, keys);
   let answer: RunnerAnswer;
   const started = ctx.now();
   try {
