@@ -139,6 +139,8 @@ const production = args.env !== undefined || args["secrets-from-env"] === true |
 function placeholderSecret(name: string): string {
   if (name === "API_KEYS") return "[]";
   if (name === "SLACK_BOT_TOKEN") return "xoxb-placeholder";
+  // Optional lists of Ed25519 keys: left empty, since a stand-in key could only collide or mislead.
+  if (name === "EVENTS_SIGNING_KEYS" || name === "RUNNER_SIGNING_KEYS") return "";
   return `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
 }
 const envFlag = args.env === undefined ? "" : ` --env ${args.env}`;

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import pkg from "../package.json";
 import { auditRoutes } from "./api/audit.ts";
 import { type AppEnv, configOf } from "./api/http.ts";
+import { keyRoutes } from "./api/keys.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { proposalRoutes } from "./api/proposals.ts";
 import { resultRoutes } from "./api/results.ts";
@@ -23,6 +24,7 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v1/proposals", resultRoutes);
   app.route("/v1/proposals", proposalRoutes);
   app.route("/v1/audit", auditRoutes);
+  app.route("/v1/keys", keyRoutes);
   app.route("/slack", slackRoutes);
   app.route("/l", linkRoutes);
 

@@ -13,6 +13,10 @@ export const SECRETS = {
   // whsec_ + base64 of 24 bytes, as Standard Webhooks secrets are written.
   RUNNER_SECRET: "whsec_cnVubmVyLXNlY3JldC1mb3ItdGVzdHMtMDAwMDAw",
   EVENTS_SECRET: "whsec_ZXZlbnRzLXNlY3JldC1mb3ItdGVzdHMtMDAwMDAw",
+  // Ed25519 seeds (whsk_ + base64 of 32 bytes): two for events, as during a rotation, one for the runner.
+  EVENTS_SIGNING_KEYS:
+    "whsk_GT8OQInmFodmmGQ0pZvlf+rBOY4za1E0IVzcW2cXZl0= whsk_458oJ1XaoaBGqCAzjzJDGWGJXQnF8rNbDX8Fiynn+O0=",
+  RUNNER_SIGNING_KEYS: "whsk_gqyjNrflhKduMqo7SwlpjqXDiH6YBCyHNbixuEJxp94=",
 } as const;
 
 /** The API_KEYS entries, minus their sha256, which the config computes from TOKENS. */

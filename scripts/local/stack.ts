@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
 import { newApiKey, parseApiKeys } from "../../src/config/api-keys.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
+import { newSigningKey } from "../../src/webhooks/signing-keys.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WRANGLER = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -99,6 +100,7 @@ export async function ensureDevVars(
   if (!existing.SLACK_BOT_TOKEN) add.SLACK_BOT_TOKEN = `xoxb-local-${randomBytes(18).toString("hex")}`;
   if (!existing.RUNNER_SECRET) add.RUNNER_SECRET = webhookSecret();
   if (!existing.EVENTS_SECRET) add.EVENTS_SECRET = webhookSecret();
+  if (!existing.EVENTS_SIGNING_KEYS) add.EVENTS_SIGNING_KEYS = newSigningKey();
 
   let token = existing.LOCAL_DEMO_TOKEN ?? "";
   if (!existing.API_KEYS) {

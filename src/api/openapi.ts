@@ -9,6 +9,7 @@ import {
   ErrorResponse,
   Health,
   ProposalResponse,
+  PublicKeys,
   ResultBody,
 } from "./schemas.ts";
 
@@ -174,6 +175,19 @@ export function openApiDocument(): unknown {
             "409": html("Already used, or already decided"),
             "410": html("Expired"),
             "415": html("Not a form post"),
+          },
+        },
+      },
+      "/v1/keys": {
+        get: {
+          summary: "Public keys that sign outcome events and dispatches (Standard Webhooks v1a, Ed25519)",
+          description:
+            "No API key needed. Every listed key of a use signs every delivery of that use, so keys rotate " +
+            "with overlap: add the new key, let listeners refetch, then remove the old one.",
+          security: [],
+          responses: {
+            "200": json(PublicKeys, "The keys; empty when only HMAC (v1) secrets are configured"),
+            ...errors(503),
           },
         },
       },

@@ -192,3 +192,17 @@ export const ErrorResponse = z.object({
 });
 
 export const Health = z.object({ ok: z.boolean(), version: z.string() });
+
+/** GET /v1/keys: every Ed25519 public key that signs `v1a` webhooks, events and runner dispatches apart. */
+export const PublicKeys = z.object({
+  keys: z.array(
+    z.object({
+      kid: z.string().describe("ed25519:<first 16 hex digits of the SHA-256 of the public key>"),
+      use: z.enum(["events", "runner"]).describe("events: outcome events to proposers; runner: dispatches"),
+      alg: z.literal("Ed25519"),
+      public_key: z.string().describe("whpk_<base64 of the 32-byte public key>, as Standard Webhooks writes it"),
+      jwk: z.object({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: z.string(), kid: z.string() }),
+    }),
+  ),
+});
+export type PublicKeys = z.infer<typeof PublicKeys>;

@@ -2,6 +2,7 @@
 // Worker-only imports: the Worker (via load.ts) and the operator scripts (plain Node) both run it.
 import type { ErrorDetail } from "../errors.ts";
 import { fromBase64 } from "../lib/encoding.ts";
+import { parseSecretKey, splitKeyList } from "../webhooks/signing-keys.ts";
 import type { ApiKey } from "./api-keys.ts";
 import { parseApiKeys } from "./api-keys.ts";
 import type { Policy } from "./policy.ts";
@@ -25,6 +26,8 @@ export interface ConfigEnv {
   DISPATCH_TIMEOUT_MS?: unknown;
   LINK_SECRET?: unknown;
   PUBLIC_URL?: unknown;
+  EVENTS_SIGNING_KEYS?: unknown;
+  RUNNER_SIGNING_KEYS?: unknown;
 }
 
 /** Set with `wrangler secret put` (or `.dev.vars` locally); never in wrangler.toml. */
@@ -35,6 +38,8 @@ export const SECRET_NAMES = [
   "EVENTS_SECRET",
   "API_KEYS",
   "LINK_SECRET",
+  "EVENTS_SIGNING_KEYS",
+  "RUNNER_SIGNING_KEYS",
 ] as const;
 /** `[vars]` in wrangler.toml. */
 export const VAR_NAMES = [
@@ -63,8 +68,12 @@ export interface Config {
   slackBotToken: string;
   /** `whsec_<base64>`, as Standard Webhooks libraries take it. */
   runnerSecret: string;
-  /** `whsec_<base64>` */
-  eventsSecret: string;
+  /** `whsec_<base64>`: signs outcome events `v1`; null when only EVENTS_SIGNING_KEYS sign them. */
+  eventsSecret: string | null;
+  /** `whsk_<base64>` Ed25519 keys that sign outcome events `v1a` (every one signs; GET /v1/keys publishes them). */
+  eventsSigningKeys: readonly string[];
+  /** `whsk_<base64>` Ed25519 keys that also sign dispatches `v1a`, beside RUNNER_SECRET's `v1`. */
+  runnerSigningKeys: readonly string[];
   runnerUrl: string;
   /** Without a trailing slash: `${slackApiBase}/chat.postMessage`. */
   slackApiBase: string;
@@ -106,6 +115,24 @@ function secret(name: string, value: unknown, problems: Problems): string | null
     return null;
   }
   return value;
+}
+
+/** An optional list of `whsk_` Ed25519 keys, separated by whitespace. */
+function signingKeyList(name: string, value: unknown, problems: Problems): string[] {
+  if (isMissing(value)) return [];
+  if (typeof value !== "string") {
+    problems.add(name, "must be a string of whsk_ keys separated by spaces");
+    return [];
+  }
+  const keys = splitKeyList(value);
+  if (keys.length === 0) return [];
+  const bad = keys.findIndex((key) => parseSecretKey(key) === null);
+  if (bad >= 0) {
+    problems.add(name, `key ${bad + 1} must be whsk_ followed by the base64 of a 32-byte Ed25519 seed`);
+    return [];
+  }
+  if (new Set(keys).size !== keys.length) problems.add(name, "lists the same key twice");
+  return keys;
 }
 
 function webhookSecret(name: string, value: unknown, problems: Problems): string | null {
@@ -225,7 +252,18 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     slackBotToken = null;
   }
   const runnerSecret = webhookSecret("RUNNER_SECRET", env.RUNNER_SECRET, problems);
-  const eventsSecret = webhookSecret("EVENTS_SECRET", env.EVENTS_SECRET, problems);
+  const eventsSigningKeys = signingKeyList("EVENTS_SIGNING_KEYS", env.EVENTS_SIGNING_KEYS, problems);
+  const runnerSigningKeys = signingKeyList("RUNNER_SIGNING_KEYS", env.RUNNER_SIGNING_KEYS, problems);
+  if (eventsSigningKeys.some((key) => runnerSigningKeys.includes(key))) {
+    // An outcome event signed with a runner key would verify as a dispatch at the runner.
+    problems.add("RUNNER_SIGNING_KEYS", "must not share a key with EVENTS_SIGNING_KEYS");
+  }
+  // With Ed25519 keys for events the shared secret is optional: every listener holding it could forge v1 events
+  // for every other listener, which is why the keys exist.
+  const eventsSecret =
+    eventsSigningKeys.length > 0 && isMissing(env.EVENTS_SECRET)
+      ? null
+      : webhookSecret("EVENTS_SECRET", env.EVENTS_SECRET, problems);
   if (runnerSecret !== null && runnerSecret === eventsSecret) {
     // Proposers hold EVENTS_SECRET to verify outcome events; with the runner's secret they could sign dispatches.
     problems.add("EVENTS_SECRET", "must differ from RUNNER_SECRET: proposers verify events with it");
@@ -270,7 +308,7 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     slackSigningSecret === null ||
     slackBotToken === null ||
     runnerSecret === null ||
-    eventsSecret === null ||
+    (eventsSecret === null && eventsSigningKeys.length === 0) ||
     runnerUrl === null ||
     slackApiBase === null
   ) {
@@ -285,6 +323,8 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
       slackBotToken,
       runnerSecret,
       eventsSecret,
+      eventsSigningKeys,
+      runnerSigningKeys,
       runnerUrl,
       slackApiBase,
       dispatchMaxAttempts,

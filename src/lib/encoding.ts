@@ -41,3 +41,9 @@ export function fromBase64(text: string): Uint8Array<ArrayBuffer> | null {
 export function toBase64Url(bytes: ArrayBuffer | Uint8Array): string {
   return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
+
+/** Unpadded base64url (RFC 4648 §5) to bytes; null when it is not. */
+export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  return fromBase64(text.replace(/-/g, "+").replace(/_/g, "/"));
+}

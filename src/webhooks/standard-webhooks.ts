@@ -1,6 +1,8 @@
-// Standard Webhooks (https://www.standardwebhooks.com/) signing and verification on WebCrypto.
+// Standard Webhooks (https://www.standardwebhooks.com/) signing and verification on WebCrypto: symmetric `v1`
+// (HMAC-SHA256 with a shared `whsec_` secret) and asymmetric `v1a` (Ed25519, verified with a `whpk_` public key).
 import { hmacSha256, importHmacKey, timingSafeEqual } from "../lib/crypto.ts";
 import { fromBase64, toBase64 } from "../lib/encoding.ts";
+import { parsePublicKey, type SigningKey, signEd25519, verifyEd25519 } from "./signing-keys.ts";
 
 const SECRET_PREFIX = "whsec_";
 /** Canonical, padded standard base64 (RFC 4648 §4) — what the reference libraries accept. */
@@ -49,28 +51,72 @@ function signedContent(msgId: string, timestamp: string, body: string): string {
 }
 
 /**
- * The three Standard Webhooks headers for one delivery. Throws on a malformed secret, id or
- * timestamp: those come from signoff's own configuration and code, never from a caller.
+ * The three Standard Webhooks headers for one delivery: a `v1` signature with `secret` (when given) and a `v1a`
+ * signature with each of `keys`, space-separated as the spec allows, so listeners can verify either way and keys
+ * can rotate with overlap. Throws on a malformed secret, id or timestamp, or when nothing would sign: those come
+ * from signoff's own configuration and code, never from a caller.
  */
 export async function signWebhook(
-  secret: string,
+  secret: string | null,
   msgId: string,
   timestampSeconds: number,
   body: string,
+  keys: readonly SigningKey[] = [],
 ): Promise<WebhookHeaders> {
-  const key = parseSecret(secret);
-  if (!key) throw new TypeError("webhook secret must be whsec_ followed by base64");
+  const key = secret === null ? null : parseSecret(secret);
+  if (secret !== null && !key) throw new TypeError("webhook secret must be whsec_ followed by base64");
+  if (key === null && keys.length === 0) throw new TypeError("a webhook needs a secret or a signing key");
   if (msgId.length === 0 || /\s/.test(msgId)) throw new TypeError("webhook id must be non-empty without whitespace");
   if (!Number.isSafeInteger(timestampSeconds) || timestampSeconds < 0) {
     throw new TypeError("webhook timestamp must be a non-negative integer number of seconds");
   }
   const timestamp = String(timestampSeconds);
-  const tag = await hmacSha256(await importHmacKey(key), signedContent(msgId, timestamp, body));
+  const content = signedContent(msgId, timestamp, body);
+  const signatures: string[] = [];
+  if (key) signatures.push(`v1,${toBase64(await hmacSha256(await importHmacKey(key), content))}`);
+  for (const signing of keys) signatures.push(`v1a,${await signEd25519(signing, content)}`);
   return {
     "webhook-id": msgId,
     "webhook-timestamp": timestamp,
-    "webhook-signature": `v1,${toBase64(tag)}`,
+    "webhook-signature": signatures.join(" "),
   };
+}
+
+/** A delivery whose headers and timestamp passed; what is left is to match one of its signatures. */
+type Envelope = { ok: true; id: string; timestamp: number; content: string; candidates: Array<[string, string]> };
+
+/** The checks every version shares: the three headers present, the timestamp well-formed and fresh. */
+function openEnvelope(
+  headers: Headers,
+  body: string,
+  nowSeconds: number,
+  toleranceSeconds: number,
+): Envelope | { ok: false; reason: WebhookFailureReason } {
+  // A NaN clock would make every age comparison false and so accept any timestamp: fail closed.
+  if (!Number.isFinite(nowSeconds) || !Number.isFinite(toleranceSeconds) || toleranceSeconds < 0) {
+    return { ok: false, reason: "bad_timestamp" };
+  }
+  const id = headers.get("webhook-id");
+  const timestampHeader = headers.get("webhook-timestamp");
+  const signatureHeader = headers.get("webhook-signature");
+  if (!id || !timestampHeader || !signatureHeader) return { ok: false, reason: "missing_headers" };
+
+  if (!TIMESTAMP.test(timestampHeader)) return { ok: false, reason: "bad_timestamp" };
+  const timestamp = Number(timestampHeader);
+  if (!Number.isSafeInteger(timestamp)) return { ok: false, reason: "bad_timestamp" };
+  if (nowSeconds - timestamp > toleranceSeconds) return { ok: false, reason: "stale" };
+  if (timestamp - nowSeconds > toleranceSeconds) return { ok: false, reason: "future" };
+
+  const entries = signatureHeader.split(" ").filter((entry) => entry.length > 0);
+  if (entries.length === 0 || entries.length > MAX_SIGNATURES) return { ok: false, reason: "bad_signature" };
+  const candidates: Array<[string, string]> = [];
+  for (const entry of entries) {
+    const comma = entry.indexOf(",");
+    if (comma < 0) continue;
+    const encoded = entry.slice(comma + 1);
+    if (BASE64.test(encoded)) candidates.push([entry.slice(0, comma), encoded]);
+  }
+  return { ok: true, id, timestamp, content: signedContent(id, timestampHeader, body), candidates };
 }
 
 /**
@@ -88,41 +134,53 @@ export async function verifyWebhook(
   try {
     const key = parseSecret(secret);
     if (!key) return { ok: false, reason: "bad_secret" };
-    // A NaN clock would make every age comparison false and so accept any timestamp: fail closed.
-    if (!Number.isFinite(nowSeconds) || !Number.isFinite(toleranceSeconds) || toleranceSeconds < 0) {
-      return { ok: false, reason: "bad_timestamp" };
-    }
-
-    const id = headers.get("webhook-id");
-    const timestampHeader = headers.get("webhook-timestamp");
-    const signatureHeader = headers.get("webhook-signature");
-    if (!id || !timestampHeader || !signatureHeader) return { ok: false, reason: "missing_headers" };
-
-    if (!TIMESTAMP.test(timestampHeader)) return { ok: false, reason: "bad_timestamp" };
-    const timestamp = Number(timestampHeader);
-    if (!Number.isSafeInteger(timestamp)) return { ok: false, reason: "bad_timestamp" };
-    if (nowSeconds - timestamp > toleranceSeconds) return { ok: false, reason: "stale" };
-    if (timestamp - nowSeconds > toleranceSeconds) return { ok: false, reason: "future" };
-
-    const candidates = signatureHeader.split(" ").filter((entry) => entry.length > 0);
-    if (candidates.length === 0 || candidates.length > MAX_SIGNATURES) return { ok: false, reason: "bad_signature" };
-
+    const envelope = openEnvelope(headers, body, nowSeconds, toleranceSeconds);
+    if (!envelope.ok) return envelope;
     // One HMAC for the message, then a constant-time compare per candidate: the cost does not
     // grow with the body size times the number of entries.
-    const expected = await hmacSha256(await importHmacKey(key), signedContent(id, timestampHeader, body));
+    const expected = await hmacSha256(await importHmacKey(key), envelope.content);
     let matched = false;
-    for (const entry of candidates) {
-      const comma = entry.indexOf(",");
+    for (const [version, encoded] of envelope.candidates) {
       // Other versions (v1a is asymmetric ed25519) are skipped, as the spec says, not failed.
-      if (comma < 0 || entry.slice(0, comma) !== "v1") continue;
-      const encoded = entry.slice(comma + 1);
-      if (!BASE64.test(encoded)) continue;
+      if (version !== "v1") continue;
       const tag = fromBase64(encoded);
       if (tag && tag.length === TAG_BYTES && timingSafeEqual(tag, expected)) matched = true;
     }
-    return matched ? { ok: true, id, timestamp } : { ok: false, reason: "bad_signature" };
+    return matched
+      ? { ok: true, id: envelope.id, timestamp: envelope.timestamp }
+      : { ok: false, reason: "bad_signature" };
   } catch {
     // WebCrypto failures or a hostile Headers implementation: a refusal, never an exception.
+    return { ok: false, reason: "bad_signature" };
+  }
+}
+
+/**
+ * Verifies a delivery's `v1a` (Ed25519) signatures against any of `publicKeys` (`whpk_…`, e.g. from GET /v1/keys):
+ * what a listener does that must not be able to sign. Same header and timestamp rules as verifyWebhook.
+ */
+export async function verifyWebhookPublic(
+  publicKeys: readonly string[],
+  headers: Headers,
+  body: string,
+  nowSeconds: number,
+  toleranceSeconds = 300,
+): Promise<WebhookVerification> {
+  try {
+    const keys = publicKeys.map(parsePublicKey);
+    if (keys.length === 0 || keys.some((key) => key === null)) return { ok: false, reason: "bad_secret" };
+    const envelope = openEnvelope(headers, body, nowSeconds, toleranceSeconds);
+    if (!envelope.ok) return envelope;
+    for (const [version, encoded] of envelope.candidates) {
+      if (version !== "v1a") continue;
+      for (const key of keys) {
+        if (key && (await verifyEd25519(key, encoded, envelope.content))) {
+          return { ok: true, id: envelope.id, timestamp: envelope.timestamp };
+        }
+      }
+    }
+    return { ok: false, reason: "bad_signature" };
+  } catch {
     return { ok: false, reason: "bad_signature" };
   }
 }

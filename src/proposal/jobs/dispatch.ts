@@ -3,6 +3,7 @@
 import { classifyRunnerResponse, dispatchBody, type RunnerAnswer } from "../../dispatch/runner-answer.ts";
 import { withDeadline } from "../../lib/deadline.ts";
 import { readCapped } from "../../lib/read-capped.ts";
+import { signingKeys } from "../../webhooks/signing-keys.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
 import { applyDispatchAnswer, applyDispatchAttempt } from "../lifecycle.ts";
 import { backoffMs, WEBHOOK_BACKOFF } from "../scheduler.ts";
@@ -29,7 +30,8 @@ export const dispatchToRunner: JobRunner = async (ctx, _job) => {
   const attempt = sent.dispatch.attempts;
 
   const body = dispatchBody(sent, attempt);
-  const headers = await signWebhook(config.runnerSecret, `dsp_${sent.id}`, Math.floor(ctx.now() / 1000), body);
+  const keys = await signingKeys(config.runnerSigningKeys);
+  const headers = await signWebhook(config.runnerSecret, `dsp_${sent.id}`, Math.floor(ctx.now() / 1000), body, keys);
   let answer: RunnerAnswer;
   let truncated = false;
   const started = ctx.now();

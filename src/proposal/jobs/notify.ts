@@ -1,6 +1,7 @@
 // Job: deliver queued outcome events to the proposal's callback_url (SPEC 7), in order,
-// signed with EVENTS_SECRET, retried like dispatches; failures never touch the proposal.
+// signed with EVENTS_SIGNING_KEYS (v1a) and/or EVENTS_SECRET (v1), retried like dispatches; failures never touch the proposal.
 import { withDeadline } from "../../lib/deadline.ts";
+import { signingKeys } from "../../webhooks/signing-keys.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
 import { backoffMs, WEBHOOK_BACKOFF } from "../scheduler.ts";
 import { countNotificationAttempt, dropNotification, nextNotification } from "../store.ts";
@@ -20,7 +21,8 @@ export const deliverNotifications: JobRunner = async (ctx) => {
     }
     const config = ctx.config();
     const webhookId = `evt_${p.id}_${next.seq}`;
-    const headers = await signWebhook(config.eventsSecret, webhookId, Math.floor(ctx.now() / 1000), next.body);
+    const keys = await signingKeys(config.eventsSigningKeys);
+    const headers = await signWebhook(config.eventsSecret, webhookId, Math.floor(ctx.now() / 1000), next.body, keys);
     let error: string | null = null;
     let permanent = false;
     try {
