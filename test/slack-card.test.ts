@@ -112,7 +112,7 @@ describe("what the card shows (SPEC 5)", () => {
     expect(header?.type).toBe("header");
     expect(header && header.type === "header" ? header.text.text : "").toBe(p.summary);
     expect(everything).toContain("`k8s.rollout_restart`");
-    expect(everything).toContain('`{"deployment":"api"}`');
+    expect(everything).toContain('*Params*\n```{"deployment":"api"}```');
     expect(everything).toContain(`*Why*\n${p.reason}`);
     expect(everything).toContain(`*Blast radius*\n${p.blast_radius}`);
     expect(everything).toContain(`*Back-out*\n${p.rollback}`);
@@ -202,10 +202,11 @@ describe("escaping every proposer string (SPEC 5)", () => {
     expect(shown(null)).toBe("not given");
   });
 
-  it("keeps code spans closed when params contain backticks", () => {
+  it("keeps the params' code block closed when params contain backticks", () => {
     const text = allText(renderCard(hostile, { role: "card" }));
     const params = text.match(/\*Params\*\n(.*)/)?.[1] ?? "";
-    expect(params).toMatch(/^`[^`]+`$/);
+    expect(params).toMatch(/^```[^`]+```$/);
+    expect(params).toContain("\\u0060code\\u0060");
   });
 });
 
@@ -238,7 +239,11 @@ describe("cutting to Slack's limits (SPEC 5)", () => {
   });
 
   it("keeps the confirm dialog within 300 characters and still shows the plan hash", () => {
-    const approve = buttons(renderCard(huge, { role: "card" }).blocks).find((b) => b.action_id === ACTION_IDS.approve);
+    // Params that fit: a plan the card cannot show whole gets no Approve button, so no confirm dialog.
+    const approvable = { ...huge, action: makeProposal().action };
+    const approve = buttons(renderCard(approvable, { role: "card" }).blocks).find(
+      (b) => b.action_id === ACTION_IDS.approve,
+    );
     const text = approve?.confirm?.text.text ?? "";
     expect(text.length).toBeLessThanOrEqual(SLACK_LIMITS.confirmText);
     expect(text).toContain(`\`${PLAN_SHA256.slice(0, 12)}\``);
@@ -451,5 +456,44 @@ describe("deny modal and refusals (SPEC 5)", () => {
     expect(refusalText("You may not approve <!channel> & co")).toBe(
       ":no_entry_sign: You may not approve &lt;!channel&gt; &amp; co",
     );
+  });
+});
+
+describe("what will run is shown whole (issue 11 item 4)", () => {
+  function blockOf(blocks: readonly KnownBlock[], id: string) {
+    return blocks.find((b) => b.block_id === id);
+  }
+
+  function blockText(blocks: readonly KnownBlock[], id: string): string {
+    const block = blockOf(blocks, id);
+    if (block?.type === "section") return (block.text as TextObject | undefined)?.text ?? "";
+    if (block?.type === "context") return (block.elements as TextObject[]).map((e) => e.text).join("\n");
+    return "";
+  }
+
+  /** What Slack shows for mrkdwn text: the three entities as characters. */
+  const slackShows = (text: string) => text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+
+  it("shows the params whole in a code block, as JSON that parses to exactly what the runner receives", () => {
+    const params = { cmd: "restart`; echo \u202eevil\u202c & <b>", pad: "x".repeat(2500), real: "the real change" };
+    const card = renderCard(makeProposal({ action: { type: "db.failover", params } }), { role: "card" });
+    const shown = /^\*Params\*\n```([^`]*)```$/.exec(blockText(card.blocks, CARD_BLOCK_IDS.params))?.[1];
+    expect(shown).toBeDefined();
+    expect(shown).toMatch(/^[\x20-\x7e]*$/);
+    expect(JSON.parse(slackShows(shown!))).toEqual(params);
+    expect(buttons(card.blocks)[0]?.action_id).toBe(ACTION_IDS.approve);
+    expectWithinLimits(card.blocks);
+  });
+
+  it("a plan the card cannot show whole (a proposal from before the check) is never offered for approval", () => {
+    const params = { pad: "x".repeat(4000), real: "DROP TABLE users" };
+    const p = makeProposal({ action: { type: "db.failover", params } });
+    for (const role of ["card", "escalation"] as const) {
+      const card = renderCard(p, { role });
+      expect(buttons(card.blocks).map((b) => b.action_id)).not.toContain(ACTION_IDS.approve);
+      expect(buttons(card.blocks).map((b) => b.action_id)).toContain(ACTION_IDS.deny);
+      expect(blockText(card.blocks, CARD_BLOCK_IDS.params)).toContain("too long to show whole");
+      expectWithinLimits(card.blocks);
+    }
   });
 });

@@ -1,4 +1,5 @@
-// Renders a proposal as a Block Kit card (and the deny-reason modal): pure, every proposer string escaped and cut (SPEC 5).
+// Renders a proposal as a Block Kit card (and the deny-reason modal): pure, every proposer string escaped and cut (SPEC 5),
+// except the plan, which is shown whole (issue 11 item 4).
 import type {
   ActionsBlock,
   Button,
@@ -11,6 +12,7 @@ import type {
 import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
 import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
 import { codeBlock, codeSpan, escapeMrkdwn, fit, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
+import { paramsSectionText } from "./plan.ts";
 
 /** The `action_id`s of the card's buttons; each button's `value` is the proposal id and nothing else. */
 export const ACTION_IDS = {
@@ -66,6 +68,7 @@ export interface RenderOptions {
 /** Renders the card for `p` as it stands: facts, a status line that tells the truth, and buttons only while a decision is possible here. */
 export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
   if (p.kind === "verify") return renderVerifyCard(p, opts);
+  const params = paramsSectionText(p.action.params);
   const blocks: KnownBlock[] = [
     header(p, opts.role),
     {
@@ -78,7 +81,7 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
         mrkdwn(`*Approvals*\n${approvalsSoFar(p)}`),
       ],
     } satisfies SectionBlock,
-    labelled(CARD_BLOCK_IDS.params, "Params", (room) => codeSpan(compactJson(p.action.params), room)),
+    { type: "section", block_id: CARD_BLOCK_IDS.params, text: mrkdwn(params.text) } satisfies SectionBlock,
     labelled(CARD_BLOCK_IDS.reason, "Why", (room) => fit(p.reason, room)),
     labelled(CARD_BLOCK_IDS.blastRadius, "Blast radius", (room) => fit(p.blast_radius, room)),
     labelled(CARD_BLOCK_IDS.rollback, "Back-out", (room) => fit(p.rollback, room)),
@@ -98,7 +101,7 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
     ],
   } satisfies ContextBlock);
 
-  const buttons = decisionButtons(p, opts);
+  const buttons = decisionButtons(p, opts, params.whole);
   if (buttons.length > 0) {
     blocks.push({ type: "actions", block_id: CARD_BLOCK_IDS.actions, elements: buttons } satisfies ActionsBlock);
   }
@@ -159,7 +162,8 @@ function labelled(blockId: string, label: string, value: (room: number) => strin
   return { type: "section", block_id: blockId, text: mrkdwn(head + (body || "—")) };
 }
 
-function decisionButtons(p: Proposal, opts: RenderOptions): Button[] {
+/** Approve is offered only for a plan the card shows whole: no one approves what they cannot see (issue 11 item 4). */
+function decisionButtons(p: Proposal, opts: RenderOptions, planWhole: boolean): Button[] {
   if (p.status !== "pending") return [];
   if (opts.role === "card" && p.escalated) return [];
   if (deadlinePassed(p, opts)) return [];
@@ -182,7 +186,7 @@ function decisionButtons(p: Proposal, opts: RenderOptions): Button[] {
     };
   }
   const buttons: Button[] = [
-    approve,
+    ...(planWhole ? [approve] : []),
     { type: "button", action_id: ACTION_IDS.deny, text: plain("Deny"), style: "danger", value: p.id },
   ];
   if (opts.role === "card" && p.rule.escalation && !p.escalated) {
@@ -214,7 +218,12 @@ function renderVerifyCard(p: Proposal, opts: RenderOptions): RenderedMessage {
     labelled(CARD_BLOCK_IDS.reason, "Details", (room) => fit(p.reason, room)),
   ];
   if (Object.keys(p.action.params).length > 0) {
-    blocks.push(labelled(CARD_BLOCK_IDS.params, "Params", (room) => codeSpan(compactJson(p.action.params), room)));
+    // Nothing is dispatched for a prompt, but its facts are shown whole all the same.
+    blocks.push({
+      type: "section",
+      block_id: CARD_BLOCK_IDS.params,
+      text: mrkdwn(paramsSectionText(p.action.params).text),
+    } satisfies SectionBlock);
   }
   if (p.blast_radius)
     blocks.push(labelled(CARD_BLOCK_IDS.blastRadius, "Blast radius", (room) => fit(p.blast_radius, room)));
@@ -443,14 +452,6 @@ function deadlinePassed(p: Proposal, opts: RenderOptions): boolean {
   if (opts.nowMs === undefined) return false;
   const deadline = Date.parse(p.expires_at);
   return !Number.isNaN(deadline) && opts.nowMs >= deadline;
-}
-
-function compactJson(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? "null";
-  } catch {
-    return "(params cannot be shown)";
-  }
 }
 
 // ---- text objects ----
