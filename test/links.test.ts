@@ -814,12 +814,15 @@ describe("policy and configuration for links", () => {
 });
 
 describe("what will run is shown whole off Slack too (issue 11 item 4)", () => {
-  it("the Teams card and the confirmation page show the whole plan, as JSON in printable ASCII that parses to it", async () => {
+  it("Teams and the link page show the whole plan as ASCII JSON; Teams says whose the texts are", async () => {
     const params = { pad: "x".repeat(2000), real: "drop table users", sneaky: "a\u202eb\u200bc`d é" };
     const p = await propose(approvalBody({ action: { type: "links.deploy", params } }));
     await settle(p.id);
     const [post] = await peer.requests("/teams/approve");
     const card = JSON.parse(post!.body).attachments[0].content;
+    expect(card.body[2].text).toBe(
+      escapeTeamsMarkdown("Proposed by API key soc: the summary above and the texts below are the proposer's words."),
+    );
     const monospace = card.body.filter((b: { fontType?: string }) => b.fontType === "Monospace");
     expect(monospace).toHaveLength(1);
     // Teams shows the text with its Markdown escapes (a backslash before punctuation) removed.

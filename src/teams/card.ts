@@ -111,6 +111,13 @@ export function renderTeamsCard(p: Proposal, links: readonly CardLink[]): TeamsM
   const body: TextBlock[] = [
     block(verify ? "Was this you?" : "Approval needed", { weight: "Bolder", size: "Medium" }),
     block(safe(p.summary, SUMMARY_MAX), { weight: "Bolder", size: "Large" }),
+    // Whose words the summary and the texts below are, so none passes for signoff's (issue 11 item 4).
+    block(
+      escapeTeamsMarkdown(
+        `Proposed by API key ${p.created_by}: the summary above and the texts below are the proposer's words.`,
+      ),
+      { isSubtle: true, size: "Small" },
+    ),
     block(`**${verify ? "About" : "Action"}:** ${safe(p.action.type, 200)}`),
   ];
   // The plan whole, never cut: creation refuses a plan longer than the Slack card holds (src/slack/plan.ts), which
