@@ -198,6 +198,15 @@ function sleep(ms: number) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * The most characters of params the card's params section holds (issue 11 item 4): Slack's 3,000 characters of
+ * section text less the `*Params*\n` label and the two code fences.
+ */
+const CARD_PLAN_MAX = 2985;
+
+/** A proposer hiding the real change behind padding, as the card used to cut params at about 3,000 characters. */
+const PADDED_PLAN = { pad: "x".repeat(3500), cluster: "pg-main", target: "pg-replica-2" };
+
 const UNKNOWN_TOKEN = `so_${"Q".repeat(43)}`;
 
 /** Every way of not being authenticated SPEC 4 knows: none, wrong, another scheme, unknown token. */
@@ -585,6 +594,24 @@ describe("POST /v1/proposals", () => {
       );
     });
 
+    it.each<[string, Json]>([
+      ["3,500 bytes of padding, then the real change (under the 4 KiB params limit)", PADDED_PLAN],
+      ["700 ampersands: 700 bytes, but 3,500 characters once escaped for Slack", { note: "&".repeat(700) }],
+      ["500 non-ASCII characters: 1,000 bytes, but 3,000 characters as \\u escapes", { note: "é".repeat(500) }],
+      ["one character more than the card holds", { blob: "x".repeat(CARD_PLAN_MAX - 10) }],
+    ])(
+      "422 plan_too_large naming action.params when the card could not show the plan whole: %s",
+      async (_name, params) => {
+        const body = await expectRefusedCreate(
+          (key) => postProposal(key, { body: proposalBody({ action: { type: "db.failover", params } }) }),
+          422,
+          ["action.params"],
+        );
+        expect(body.error.code).toBe("plan_too_large");
+        expect(body.error.message).toMatch(/card/);
+      },
+    );
+
     it.each([0, -1, 3601, 86_400, 10 ** 12])(
       "422 naming ttl_seconds for ttl %d (outside 1…max_ttl_seconds 3600)",
       async (ttl) => {
@@ -673,6 +700,18 @@ describe("POST /v1/proposals", () => {
       const cards = cardsMentioning(await cardsPosted(), p.id);
       expect(cards.length).toBe(1);
       expect(cards[0]!.channel).toBe("C0INCIDENT");
+    });
+
+    it("the largest plan the card can hold is accepted and posted whole: what Slack shows parses to the params", async () => {
+      const params = { blob: "x".repeat(CARD_PLAN_MAX - '{"blob":""}'.length) };
+      const p = await create({ action: { type: "db.failover", params } });
+      await settle(p.id);
+      const [card] = cardsMentioning(await cardsPosted(), p.id);
+      const section = (card!.blocks as Json[]).find((b) => b.block_id === "signoff.params");
+      const shown = /^\*Params\*\n```([^`]*)```$/.exec(section?.text?.text ?? "")?.[1];
+      expect(shown, "the params section is one whole code block").toBeDefined();
+      expect(JSON.parse(shown!.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&"))).toEqual(params);
+      expect(section!.text.text.length).toBe(3000);
     });
 
     it("the creation is audited as proposal.created by key:<name>", async () => {
@@ -1534,6 +1573,9 @@ describe("GET /openapi.json", () => {
         "callback_url",
         "metadata",
       ]),
+    );
+    expect(schema.properties.action.properties.params.description).toContain(
+      `at most ${CARD_PLAN_MAX} characters so written, else 422 plan_too_large`,
     );
     expect(create.responses).toHaveProperty("201");
     for (const status of ["400", "401", "403", "409", "413", "415", "422"])

@@ -812,3 +812,33 @@ describe("policy and configuration for links", () => {
     await settle(p.id);
   });
 });
+
+describe("what will run is shown whole off Slack too (issue 11 item 4)", () => {
+  it("Teams and the link page show the whole plan as ASCII JSON; Teams says whose the texts are", async () => {
+    const params = { pad: "x".repeat(2000), real: "drop table users", sneaky: "a\u202eb\u200bc`d é" };
+    const p = await propose(approvalBody({ action: { type: "links.deploy", params } }));
+    await settle(p.id);
+    const [post] = await peer.requests("/teams/approve");
+    const card = JSON.parse(post!.body).attachments[0].content;
+    expect(card.body[2].text).toBe(
+      escapeTeamsMarkdown("Proposed by API key soc: the summary above and the texts below are the proposer's words."),
+    );
+    const monospace = card.body.filter((b: { fontType?: string }) => b.fontType === "Monospace");
+    expect(monospace).toHaveLength(1);
+    // Teams shows the text with its Markdown escapes (a backslash before punctuation) removed.
+    const teamsShown = (monospace[0].text as string).replace(/\\(.)/g, "$1");
+    expect(teamsShown).toMatch(/^[\x20-\x7e]*$/);
+    expect(JSON.parse(teamsShown)).toEqual(params);
+
+    const page = await openLink(linkFor(p, "alice@example.com", "approve"));
+    const pre = /<dt>Params<\/dt><dd><pre>([\s\S]*?)<\/pre>/.exec(page.html)?.[1] ?? "";
+    const pageShown = pre
+      .replace(/&lt;/g, "<")
+      .replace(/&gt;/g, ">")
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'")
+      .replace(/&amp;/g, "&");
+    expect(pageShown).toMatch(/^[\x20-\x7e\n]*$/);
+    expect(JSON.parse(pageShown)).toEqual(params);
+  });
+});

@@ -14,6 +14,7 @@ import { newProposal, requestSha256 } from "../proposal/create.ts";
 import { idempotentObjectId, objectIdOf, publicId } from "../proposal/ids.ts";
 import type { CreateOutcome, Outcome } from "../proposal/object.ts";
 import { toView } from "../proposal/view.ts";
+import { planProblems } from "../slack/plan.ts";
 import { type AppContext, type AppEnv, configOf, parseJson, queryOf, readBody, requireKey, validate } from "./http.ts";
 import { CreateProposalBody, CreateVerifyBody, WaitQuery } from "./schemas.ts";
 
@@ -78,6 +79,16 @@ proposalRoutes.post("/", async (c) => {
   const paramProblems = validateParams(actionPolicy, body.action.params);
   if (paramProblems.length > 0) {
     throw new ApiError(422, "invalid_params", `action.params do not satisfy ${type}'s params_schema`, paramProblems);
+  }
+  // The card cuts nothing that will run: a plan it cannot show whole is refused, not shown in part (issue 11 item 4).
+  const planTooLarge = planProblems(body.action.params);
+  if (planTooLarge.length > 0) {
+    throw new ApiError(
+      422,
+      "plan_too_large",
+      "action.params are too long for the Slack card to show whole",
+      planTooLarge,
+    );
   }
   const ttlSeconds = body.ttl_seconds ?? actionPolicy.ttl_seconds;
   if (ttlSeconds < 1 || ttlSeconds > actionPolicy.max_ttl_seconds) {

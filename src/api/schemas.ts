@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { RECIPIENT_MESSAGE, RECIPIENT_PATTERN } from "../config/policy.ts";
 import { PROPOSAL_KINDS, STATUSES, VERIFY_ANSWERS } from "../proposal/types.ts";
+import { PLAN_MAX_CHARS } from "../slack/plan.ts";
 
 /** Visible text: at least one non-space character, at most `max` characters. */
 const text = (max: number, what: string) =>
@@ -27,7 +28,13 @@ function createBodyWith(texts: "required" | "optional") {
             .min(1)
             .max(100)
             .regex(/^[A-Za-z0-9_.:-]+$/, "must be an action type name like k8s.rollout_restart"),
-          params: z.record(z.string(), z.unknown()).default({}),
+          params: z
+            .record(z.string(), z.unknown())
+            .default({})
+            .describe(
+              "shown whole on the Slack card, written as JSON in printable ASCII (\\uXXXX for anything else) with " +
+                `& < > as &amp; &lt; &gt;: at most ${PLAN_MAX_CHARS} characters so written, else 422 plan_too_large`,
+            ),
         })
         .strict(),
       summary: text(300, "summary"),
