@@ -5,6 +5,7 @@ import { type ApiKey, authenticate, hasScope } from "../config/api-keys.ts";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import { ApiError, type ErrorDetail } from "../errors.ts";
 import { tooDeepAt } from "../lib/json-depth.ts";
+import { type ProposalStub, proposalStub } from "../proposal/stub.ts";
 
 export type AppEnv = { Bindings: Env };
 export type AppContext = Context<AppEnv>;
@@ -103,4 +104,15 @@ export function validate<S extends z.ZodType>(schema: S, input: unknown, where: 
 /** Query parameters as a plain object (the last value wins for repeated names). */
 export function queryOf(c: AppContext): Record<string, string> {
   return Object.fromEntries(new URL(c.req.url).searchParams);
+}
+
+/** The proposal named by the route's `:id`; 404 when the id is not one of ours. */
+export function proposalOf(c: AppContext): ProposalStub {
+  const stub = proposalStub(c.env.PROPOSALS, c.req.param("id") ?? "");
+  if (!stub) throw proposalNotFound();
+  return stub;
+}
+
+export function proposalNotFound(): ApiError {
+  return new ApiError(404, "not_found", "no proposal with that id");
 }

@@ -11,10 +11,20 @@ import {
 import { ApiError, toApiError } from "../errors.ts";
 import { mintLinkUrls } from "../links/token.ts";
 import { newProposal, requestSha256 } from "../proposal/create.ts";
-import { idempotentObjectId, objectIdOf, publicId } from "../proposal/ids.ts";
-import type { CreateOutcome, Outcome } from "../proposal/object.ts";
+import { idempotentObjectId, publicId } from "../proposal/ids.ts";
+import { proposalStubAt } from "../proposal/stub.ts";
 import { toView } from "../proposal/view.ts";
-import { type AppContext, type AppEnv, configOf, parseJson, queryOf, readBody, requireKey, validate } from "./http.ts";
+import {
+  type AppEnv,
+  configOf,
+  parseJson,
+  proposalNotFound,
+  proposalOf,
+  queryOf,
+  readBody,
+  requireKey,
+  validate,
+} from "./http.ts";
 import { CreateProposalBody, CreateVerifyBody, WaitQuery } from "./schemas.ts";
 
 export const proposalRoutes = new Hono<AppEnv>();
@@ -121,7 +131,7 @@ proposalRoutes.post("/", async (c) => {
     kind,
     teamsWebhook: links?.teams_webhook ?? null,
   });
-  const outcome = (await ns.get(objectId).create(proposal, requestSha256(raw))) as CreateOutcome;
+  const outcome = await proposalStubAt(ns, objectId).create(proposal, requestSha256(raw));
   if (!outcome.ok) throw toApiError(outcome.refusal);
   const status = outcome.created ? 201 : 200;
   const created = outcome.proposal;
@@ -149,25 +159,15 @@ proposalRoutes.get("/:id", async (c) => {
   const config = configOf(c);
   await requireKey(c, config, "proposals:read");
   const { wait } = validate(WaitQuery, queryOf(c), "query");
-  const proposal = await stubOf(c).read(wait ?? 0);
-  if (!proposal) throw notFound();
+  const proposal = await proposalOf(c).read(wait ?? 0);
+  if (!proposal) throw proposalNotFound();
   return c.json(toView(proposal));
 });
 
 proposalRoutes.post("/:id/cancel", async (c) => {
   const config = configOf(c);
   const key = await requireKey(c, config, "proposals:write");
-  const outcome = (await stubOf(c).cancel(key.name)) as Outcome;
+  const outcome = await proposalOf(c).cancel(key.name);
   if (!outcome.ok) throw toApiError(outcome.refusal);
   return c.json(toView(outcome.proposal));
 });
-
-export function stubOf(c: AppContext) {
-  const id = objectIdOf(c.env.PROPOSALS, c.req.param("id") ?? "");
-  if (!id) throw notFound();
-  return c.env.PROPOSALS.get(id);
-}
-
-function notFound(): ApiError {
-  return new ApiError(404, "not_found", "no proposal with that id");
-}

@@ -2,10 +2,8 @@
 import { Hono } from "hono";
 import { claimResultId } from "../dispatch/result-ids.ts";
 import { ApiError, toApiError } from "../errors.ts";
-import type { Outcome } from "../proposal/object.ts";
 import { verifyWebhook } from "../webhooks/standard-webhooks.ts";
-import { type AppEnv, configOf, parseJson, readBody, validate } from "./http.ts";
-import { stubOf } from "./proposals.ts";
+import { type AppEnv, configOf, parseJson, proposalOf, readBody, validate } from "./http.ts";
 import { ResultBody } from "./schemas.ts";
 
 export const resultRoutes = new Hono<AppEnv>();
@@ -22,13 +20,13 @@ resultRoutes.post("/:id/result", async (c) => {
   // its webhook-id, which may serve one proposal only.
   if (named !== undefined && named !== id)
     throw new ApiError(401, "wrong_proposal", "this signed result names another proposal");
-  const stub = stubOf(c);
+  const stub = proposalOf(c);
   // A body that names its proposal is bound by the signature itself, so recording it never
   // needs D1. Without proposal_id, the webhook-id is claimed globally first.
   if (named === undefined && (await claimOrUnavailable(c.env.AUDIT_DB, verified.id, id)) === "other_proposal") {
     throw new ApiError(401, "replayed", "this result (webhook-id) was already delivered for another proposal");
   }
-  const outcome = (await stub.recordResult(verified.id, result)) as Outcome;
+  const outcome = await stub.recordResult(verified.id, result);
   if (!outcome.ok) throw toApiError(outcome.refusal);
   return c.json({ ok: true, status: outcome.proposal.status });
 });

@@ -7,9 +7,8 @@ import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { randomToken, timingSafeEqual } from "../lib/crypto.ts";
 import { utf8 } from "../lib/encoding.ts";
-import { objectIdOf } from "../proposal/ids.ts";
 import { mayDecideByLink, notPendingMessage, requiredApprovals, verifyLabels } from "../proposal/lifecycle.ts";
-import type { LinkOutcome } from "../proposal/object.ts";
+import { proposalStub } from "../proposal/stub.ts";
 import type { Proposal } from "../proposal/types.ts";
 import { type ResultPage, renderConfirmPage, renderResultPage } from "./page.ts";
 import { type LinkClaims, verifyLinkToken } from "./token.ts";
@@ -83,11 +82,6 @@ function linkConfig(
   return { config: { ...config, linkSecret, publicUrl } };
 }
 
-function stubFor(c: LinkContext, proposalId: string) {
-  const id = objectIdOf(c.env.PROPOSALS, proposalId);
-  return id ? c.env.PROPOSALS.get(id) : null;
-}
-
 function cookieOf(c: LinkContext, name: string): string | null {
   for (const part of (c.req.header("cookie") ?? "").split(";")) {
     const eq = part.indexOf("=");
@@ -102,12 +96,9 @@ linkRoutes.get("/:token", async (c) => {
   const verified = await verifyLinkToken(loaded.config.linkSecret, c.req.param("token"));
   if (!verified.ok) return invalid();
   const claims = verified.claims;
-  const stub = stubFor(c, claims.p);
+  const stub = proposalStub(c.env.PROPOSALS, claims.p);
   if (!stub) return invalid();
-  const { proposal, link } = (await stub.inspectLink(claims.n)) as {
-    proposal: Proposal | null;
-    link: { recipient: string; choice: string; used_at: number | null } | null;
-  };
+  const { proposal, link } = await stub.inspectLink(claims.n);
   if (!proposal) return invalid();
   if (!proposal.rule.links) return disabled();
   if (!link || link.recipient !== claims.r || link.choice !== claims.c) return invalid();
@@ -165,12 +156,12 @@ linkRoutes.post("/:token", async (c) => {
   if (!verified.ok) {
     // A forgery is audited against the proposal it names, if that is a real one; its claims are not repeated.
     if (verified.reason !== "malformed" && verified.claimedProposal) {
-      await stubFor(c, verified.claimedProposal)?.noteLinkRefusal(verified.reason);
+      await proposalStub(c.env.PROPOSALS, verified.claimedProposal)?.noteLinkRefusal(verified.reason);
     }
     return invalid();
   }
   const claims = verified.claims;
-  const stub = stubFor(c, claims.p);
+  const stub = proposalStub(c.env.PROPOSALS, claims.p);
   if (!stub) return invalid();
 
   const csrfProblem = checkCsrf(c, form, config.publicUrl);
@@ -185,13 +176,13 @@ linkRoutes.post("/:token", async (c) => {
     });
   }
   const reasonText = claims.c === "deny" ? (form.get("reason") ?? "").trim().slice(0, REASON_MAX) : "";
-  const outcome = (await stub.decideByLink({
+  const outcome = await stub.decideByLink({
     recipient: claims.r,
     choice: claims.c,
     nonce: claims.n,
     expires: claims.e,
     ...(reasonText ? { reason: reasonText } : {}),
-  })) as LinkOutcome;
+  });
   if (outcome.ok) return decided(outcome.proposal, claims);
   const p = outcome.proposal;
   switch (outcome.code) {

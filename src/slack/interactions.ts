@@ -4,8 +4,8 @@ import { Hono } from "hono";
 import { type AppEnv, configOf } from "../api/http.ts";
 import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
-import { objectIdOf } from "../proposal/ids.ts";
 import type { ClickKind } from "../proposal/lifecycle.ts";
+import { proposalStub } from "../proposal/stub.ts";
 import { ACTION_IDS, DENY_MODAL, renderDenyModal } from "./card.ts";
 import { type BlockActionsPayload, readInteraction, type ViewSubmissionPayload } from "./payloads.ts";
 import { verifySlackSignature } from "./signature.ts";
@@ -65,7 +65,7 @@ slackRoutes.post("/interactions", async (c) => {
 async function onButton(env: Env, config: Config, payload: BlockActionsPayload): Promise<void> {
   const action = payload.actions[0]!;
   const kind = BUTTONS.get(action.action_id);
-  const stub = kind && action.value ? stubFor(env, action.value) : null;
+  const stub = kind && action.value ? proposalStub(env.PROPOSALS, action.value) : null;
   if (!kind || !stub) return; // not one of our buttons, or not one of our ids
   const user = payload.user.id;
   const channel = payload.channel?.id ?? payload.container?.channel_id;
@@ -93,7 +93,7 @@ async function onDenySubmission(
   close: () => Response,
 ): Promise<Response> {
   if (payload.view.callback_id !== DENY_MODAL.callbackId) return close();
-  const stub = stubFor(env, payload.view.private_metadata);
+  const stub = proposalStub(env.PROPOSALS, payload.view.private_metadata);
   if (!stub)
     return answer({
       response_action: "errors",
@@ -115,11 +115,6 @@ function parsePayloadField(raw: string): unknown {
   } catch {
     throw new ApiError(400, "invalid_request", "payload is not JSON");
   }
-}
-
-function stubFor(env: Env, proposalId: string) {
-  const id = objectIdOf(env.PROPOSALS, proposalId);
-  return id ? env.PROPOSALS.get(id) : null;
 }
 
 function tooLarge(): ApiError {
