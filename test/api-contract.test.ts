@@ -222,6 +222,21 @@ describe("POST /v1/proposals", () => {
     it.each(BAD_CREDENTIALS)("401 for %s, and nothing is created", async (_name, headers) => {
       await expectRefusedCreate((key) => postProposal(key, { body: proposalBody(), token: null, headers }), 401);
     });
+
+    it("a 401 carries the Bearer challenge (RFC 6750), with invalid_token only when a bearer token was sent", async () => {
+      const challenge = async (headers: Record<string, string>) =>
+        (await call("/v1/proposals", { body: proposalBody(), token: null, headers })).headers.get("www-authenticate");
+      expect(await challenge({})).toBe('Bearer realm="signoff"');
+      expect(await challenge({ authorization: `Basic ${TOKENS.writer}` })).toBe('Bearer realm="signoff"');
+      expect(await challenge({ authorization: `Bearer ${UNKNOWN_TOKEN}` })).toBe(
+        'Bearer realm="signoff", error="invalid_token"',
+      );
+      for (const path of ["/v1/proposals/prp_x", "/v1/audit"]) {
+        expect((await call(path, { token: null })).headers.get("www-authenticate"), path).toBe(
+          'Bearer realm="signoff"',
+        );
+      }
+    });
   });
 
   describe("403 not allowed", () => {
@@ -231,6 +246,14 @@ describe("POST /v1/proposals", () => {
         403,
       );
       expect(body.error.message).toContain("proposals:write");
+    });
+
+    it("a 403 for a missing scope names it in the Bearer challenge (RFC 6750 insufficient_scope)", async () => {
+      const res = await call("/v1/proposals", { body: proposalBody(), token: TOKENS.reader });
+      await expectError(res, 403);
+      expect(res.headers.get("www-authenticate")).toBe(
+        'Bearer realm="signoff", error="insufficient_scope", scope="proposals:write"',
+      );
     });
 
     it("403 when the key lacks the proposals:write scope (auditor)", async () => {

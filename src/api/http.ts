@@ -1,30 +1,15 @@
-// Request plumbing shared by the routes: config, bearer auth, bounded JSON bodies, zod errors.
+// Request helpers shared by the routes: bounded JSON bodies, zod errors as details, the :id proposal.
 import type { Context } from "hono";
 import type { z } from "zod";
-import { type ApiKey, authenticate, hasScope } from "../config/api-keys.ts";
-import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import { ApiError, type ErrorDetail } from "../errors.ts";
 import { tooDeepAt } from "../lib/json-depth.ts";
 import { type ProposalStub, proposalStub } from "../proposal/stub.ts";
 
 export type AppEnv = { Bindings: Env };
-export type AppContext = Context<AppEnv>;
+/** What these helpers use of a route's context, whatever its middleware put on `c.var`. */
+export type AppContext = Pick<Context<AppEnv>, "req" | "env">;
 
 export const MAX_BODY_BYTES = 64 * 1024;
-
-export function configOf(c: AppContext): Config {
-  return loadConfig(c.env as unknown as ConfigEnv);
-}
-
-export type Scope = "proposals:write" | "proposals:read" | "audit:read";
-
-/** The API key behind `Authorization: Bearer …`, which must hold `scope`. */
-export async function requireKey(c: AppContext, config: Config, scope: Scope): Promise<ApiKey> {
-  const key = await authenticate(config.apiKeys, c.req.header("authorization"));
-  if (!key) throw new ApiError(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <token>)");
-  if (!hasScope(key, scope)) throw new ApiError(403, "forbidden", `this API key lacks the ${scope} scope`);
-  return key;
-}
 
 /**
  * The request body as text, refused before parsing when it is not JSON (415) or larger

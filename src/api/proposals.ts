@@ -14,24 +14,14 @@ import { newProposal, requestSha256 } from "../proposal/create.ts";
 import { idempotentObjectId, publicId } from "../proposal/ids.ts";
 import { proposalStubAt } from "../proposal/stub.ts";
 import { toView } from "../proposal/view.ts";
-import {
-  type AppEnv,
-  configOf,
-  parseJson,
-  proposalNotFound,
-  proposalOf,
-  queryOf,
-  readBody,
-  requireKey,
-  validate,
-} from "./http.ts";
+import { type AppEnv, parseJson, proposalNotFound, proposalOf, queryOf, readBody, validate } from "./http.ts";
+import { requireScope, withConfig } from "./middleware.ts";
 import { CreateProposalBody, CreateVerifyBody, WaitQuery } from "./schemas.ts";
 
 export const proposalRoutes = new Hono<AppEnv>();
 
-proposalRoutes.post("/", async (c) => {
-  const config = configOf(c);
-  const key = await requireKey(c, config, "proposals:write");
+proposalRoutes.post("/", withConfig, requireScope("proposals:write"), async (c) => {
+  const { config, key } = c.var;
   const idempotencyKey = c.req.header("idempotency-key");
   if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
     throw new ApiError(400, "invalid_request", "Idempotency-Key must be 1–255 visible ASCII characters", [
@@ -155,19 +145,15 @@ function verifyExpected(policy: Policy, raw: unknown): boolean {
   return found !== undefined && actionKind(found) === "verify";
 }
 
-proposalRoutes.get("/:id", async (c) => {
-  const config = configOf(c);
-  await requireKey(c, config, "proposals:read");
+proposalRoutes.get("/:id", withConfig, requireScope("proposals:read"), async (c) => {
   const { wait } = validate(WaitQuery, queryOf(c), "query");
   const proposal = await proposalOf(c).read(wait ?? 0);
   if (!proposal) throw proposalNotFound();
   return c.json(toView(proposal));
 });
 
-proposalRoutes.post("/:id/cancel", async (c) => {
-  const config = configOf(c);
-  const key = await requireKey(c, config, "proposals:write");
-  const outcome = await proposalOf(c).cancel(key.name);
+proposalRoutes.post("/:id/cancel", withConfig, requireScope("proposals:write"), async (c) => {
+  const outcome = await proposalOf(c).cancel(c.var.key.name);
   if (!outcome.ok) throw toApiError(outcome.refusal);
   return c.json(toView(outcome.proposal));
 });

@@ -3,13 +3,14 @@ import { Hono } from "hono";
 import { claimResultId } from "../dispatch/result-ids.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { verifyWebhook } from "../webhooks/standard-webhooks.ts";
-import { type AppEnv, configOf, parseJson, proposalOf, readBody, validate } from "./http.ts";
+import { type AppEnv, parseJson, proposalOf, readBody, validate } from "./http.ts";
+import { withConfig } from "./middleware.ts";
 import { ResultBody } from "./schemas.ts";
 
 export const resultRoutes = new Hono<AppEnv>();
 
-resultRoutes.post("/:id/result", async (c) => {
-  const config = configOf(c);
+resultRoutes.post("/:id/result", withConfig, async (c) => {
+  const { config } = c.var;
   const text = await readBody(c);
   // Verified before it is parsed: an unsigned, forged or stale report changes nothing.
   const verified = await verifyWebhook(config.runnerSecret, c.req.raw.headers, text, Math.floor(Date.now() / 1000));

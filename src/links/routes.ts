@@ -2,8 +2,9 @@
 // scanners and link unfurlers fetch links on their own); only the page's button, a POST carrying a CSRF value that
 // matches its cookie, decides, in the proposal's Durable Object, with the same rules and races as a Slack click.
 import { type Context, Hono } from "hono";
-import { type AppEnv, configOf } from "../api/http.ts";
-import type { Config } from "../config/load.ts";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../api/http.ts";
+import { type Config, loadConfig } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { randomToken, timingSafeEqual } from "../lib/crypto.ts";
 import { utf8 } from "../lib/encoding.ts";
@@ -17,8 +18,6 @@ export const CSRF_COOKIE = "signoff_csrf";
 const CSRF_VALUE = /^[A-Za-z0-9_-]{43}$/;
 const MAX_FORM_BYTES = 8 * 1024;
 const REASON_MAX = 500;
-
-type LinkContext = Context<AppEnv>;
 
 export const linkRoutes = new Hono<AppEnv>();
 
@@ -50,37 +49,37 @@ const invalid = () =>
     tone: "refused",
   });
 
-/** The configuration with links enabled, or the page to answer instead. */
-function linkConfig(
-  c: LinkContext,
-): { config: Config & { linkSecret: string; publicUrl: string } } | { page: Response } {
+/** The configuration, with links enabled: its secret and public origin are known. */
+type LinkConfig = Config & { linkSecret: string; publicUrl: string };
+type LinkEnv = { Bindings: Env; Variables: { config: LinkConfig } };
+type LinkContext = Context<LinkEnv>;
+
+/** Puts the configuration with links enabled on `c.var.config`, or answers with the page saying why it cannot. */
+const linksEnabled = createMiddleware<LinkEnv>(async (c, next) => {
   let config: Config;
   try {
-    config = configOf(c);
+    config = loadConfig(c.env);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    return {
-      page: result(503, {
-        kind: "unavailable",
-        heading: "signoff is unavailable",
-        message: "Its configuration has a problem; nothing was decided. Please tell its operator.",
-        tone: "refused",
-      }),
-    };
+    return result(503, {
+      kind: "unavailable",
+      heading: "signoff is unavailable",
+      message: "Its configuration has a problem; nothing was decided. Please tell its operator.",
+      tone: "refused",
+    });
   }
   const { linkSecret, publicUrl } = config;
   if (linkSecret === null || publicUrl === null) {
-    return {
-      page: result(404, {
-        kind: "invalid",
-        heading: "Links are not enabled",
-        message: "No action of this signoff decides through links.",
-        tone: "refused",
-      }),
-    };
+    return result(404, {
+      kind: "invalid",
+      heading: "Links are not enabled",
+      message: "No action of this signoff decides through links.",
+      tone: "refused",
+    });
   }
-  return { config: { ...config, linkSecret, publicUrl } };
-}
+  c.set("config", { ...config, linkSecret, publicUrl });
+  await next();
+});
 
 function cookieOf(c: LinkContext, name: string): string | null {
   for (const part of (c.req.header("cookie") ?? "").split(";")) {
@@ -90,10 +89,8 @@ function cookieOf(c: LinkContext, name: string): string | null {
   return null;
 }
 
-linkRoutes.get("/:token", async (c) => {
-  const loaded = linkConfig(c);
-  if ("page" in loaded) return loaded.page;
-  const verified = await verifyLinkToken(loaded.config.linkSecret, c.req.param("token"));
+linkRoutes.get("/:token", linksEnabled, async (c) => {
+  const verified = await verifyLinkToken(c.var.config.linkSecret, c.req.param("token"));
   if (!verified.ok) return invalid();
   const claims = verified.claims;
   const stub = proposalStub(c.env.PROPOSALS, claims.p);
@@ -131,10 +128,8 @@ linkRoutes.get("/:token", async (c) => {
   });
 });
 
-linkRoutes.post("/:token", async (c) => {
-  const loaded = linkConfig(c);
-  if ("page" in loaded) return loaded.page;
-  const config = loaded.config;
+linkRoutes.post("/:token", linksEnabled, async (c) => {
+  const { config } = c.var;
   if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(c.req.header("content-type") ?? "")) {
     return result(415, {
       kind: "refused",

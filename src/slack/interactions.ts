@@ -1,7 +1,8 @@
 // POST /slack/interactions: Slack's interactivity endpoint. Verifies the signature before
 // anything is parsed, hands each click to the proposal's Durable Object, answers at once.
 import { Hono } from "hono";
-import { type AppEnv, configOf } from "../api/http.ts";
+import type { AppEnv } from "../api/http.ts";
+import { withConfig } from "../api/middleware.ts";
 import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import type { ClickKind } from "../proposal/lifecycle.ts";
@@ -29,8 +30,8 @@ const VIEWS_OPEN_TIMEOUT_MS = 2_500;
 
 export const slackRoutes = new Hono<AppEnv>();
 
-slackRoutes.post("/interactions", async (c) => {
-  const config = configOf(c);
+slackRoutes.post("/interactions", withConfig, async (c) => {
+  const { config } = c.var;
   if (Number(c.req.header("content-length") ?? "0") > MAX_SLACK_BODY) throw tooLarge();
   const bytes = await c.req.arrayBuffer();
   if (bytes.byteLength > MAX_SLACK_BODY) throw tooLarge();
