@@ -5,6 +5,7 @@
 import { env, exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
+import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "./fixtures.ts";
 import {
   auditOf,
@@ -18,6 +19,7 @@ import {
   signedSlackBody,
   slackRequest,
 } from "./helpers/api.ts";
+import { countedStream, paddedForm } from "./helpers/streams.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -350,6 +352,18 @@ describe("POST /v1/proposals", () => {
           }),
         413,
       );
+    });
+
+    it("413 for a chunked proposal of 4 MiB without Content-Length: refused as it streams, never read whole", async () => {
+      // A valid proposal padded with whitespace: anything that read it whole and parsed it would create it.
+      const text = JSON.stringify(proposalBody()).padEnd(4 * 1024 * KiB, " ");
+      const sent: Array<ReturnType<typeof countedStream>> = [];
+      await expectRefusedCreate((key) => {
+        const body = countedStream(new TextEncoder().encode(text));
+        sent.push(body);
+        return postProposal(key, { rawBody: body.stream, headers: { "content-type": "application/json" } });
+      }, 413);
+      expect(sent[0]!.pulled()).toBeLessThan(1024 * KiB);
     });
 
     it("413 for a 70 KiB well-formed proposal (big metadata)", async () => {
@@ -1086,6 +1100,24 @@ describe("POST /v1/proposals/:id/result", () => {
       413,
     );
   });
+
+  it("413 for a signed result of 4 MiB sent chunked without Content-Length: never read whole, nothing recorded", async () => {
+    const p = await create();
+    const text = JSON.stringify({ status: "succeeded", output: "ok" }).padEnd(4 * 1024 * KiB, " ");
+    const body = countedStream(new TextEncoder().encode(text));
+    const res = await exports.default.fetch(
+      new Request(`${BASE}/v1/proposals/${p.id}/result`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...runnerSignedHeaders(text) },
+        body: body.stream,
+      }),
+    );
+    await expectError(res, 413);
+    expect(body.pulled()).toBeLessThan(1024 * KiB);
+    expect((await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }))).status).toBe("pending");
+    await settle(p.id);
+    expect((await auditOf(p.id)).map((e) => e.type)).not.toContain("result.refused");
+  });
 });
 
 // ---- GET /v1/audit -------------------------------------------------------------------
@@ -1352,6 +1384,36 @@ describe("POST /slack/interactions", () => {
       401,
     );
     expect((await view(p.id)).status).toBe("pending");
+  });
+
+  it("413 for a signed click of 16 MiB sent chunked without Content-Length: never read whole, nothing changed", async () => {
+    const p = await create();
+    await settle(p.id);
+    const before = (await auditOf(p.id)).length;
+    // A correctly signed approval by an approver, padded: read whole, it would count.
+    const form = paddedForm(
+      `payload=${encodeURIComponent(JSON.stringify(clickPayload("approve", p.id, "U0ALICE")))}`,
+      16 * 1024 * KiB,
+    );
+    const timestamp = Math.floor(Date.now() / 1000);
+    const signature = await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, timestamp, new TextDecoder().decode(form));
+    const body = countedStream(form, 64 * KiB);
+    const res = await exports.default.fetch(
+      new Request(`${BASE}/slack/interactions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          "x-slack-request-timestamp": String(timestamp),
+          "x-slack-signature": signature,
+        },
+        body: body.stream,
+      }),
+    );
+    await expectError(res, 413);
+    expect(body.pulled()).toBeLessThan(4 * 1024 * KiB);
+    expect((await view(p.id)).status).toBe("pending");
+    await settle(p.id);
+    expect(await auditOf(p.id)).toHaveLength(before);
   });
 
   it.each(["toString", "constructor", "hasOwnProperty", "valueOf", "__proto__", "signoff.unknown"])(

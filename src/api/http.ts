@@ -1,4 +1,4 @@
-// Request helpers shared by the routes: bounded JSON bodies, zod errors as details, the :id proposal.
+// Request helpers shared by the routes: the body as text, JSON within a depth, zod errors as details, the :id proposal.
 import type { Context } from "hono";
 import type { z } from "zod";
 import { ApiError, type ErrorDetail } from "../errors.ts";
@@ -9,48 +9,14 @@ export type AppEnv = { Bindings: Env };
 /** What these helpers use of a route's context, whatever its middleware put on `c.var`. */
 export type AppContext = Pick<Context<AppEnv>, "req" | "env">;
 
-export const MAX_BODY_BYTES = 64 * 1024;
-
-/**
- * The request body as text, refused before parsing when it is not JSON (415) or larger
- * than 64 KiB (413) — by Content-Length when given, and by counting bytes as they arrive.
- */
-export async function readBody(c: AppContext): Promise<string> {
-  const type = c.req.header("content-type") ?? "";
-  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-    throw new ApiError(415, "unsupported_media_type", "send the body as application/json");
-  }
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
-  const reader = c.req.raw.body?.getReader();
-  if (!reader) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+/** The body as UTF-8 text; jsonBody (middleware) has already refused it when too large or not JSON. */
+export async function bodyText(c: AppContext): Promise<string> {
+  const bytes = await c.req.arrayBuffer();
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
     throw new ApiError(400, "bad_json", "body is not valid UTF-8");
   }
-}
-
-function tooLarge(): ApiError {
-  return new ApiError(413, "payload_too_large", `body is larger than ${MAX_BODY_BYTES} bytes`);
 }
 
 /** No legitimate request nests deeper; deeper input is refused before it reaches recursive code. */

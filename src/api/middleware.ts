@@ -1,9 +1,14 @@
-// Middleware the routes share: the checked configuration and the caller's API key on `c.var`.
+// Middleware the routes share: the checked configuration and the caller's API key on `c.var`, and JSON bodies
+// refused by media type (415) and by size while they stream (413), before a handler reads them.
 
+import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { type ApiKey, authenticate, hasScope, type Scope } from "../config/api-keys.ts";
 import { type Config, loadConfig } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
+
+/** SPEC 4: 413 for a body over 64 KiB. */
+export const MAX_BODY_BYTES = 64 * 1024;
 
 export type ConfigVars = { Bindings: Env; Variables: { config: Config } };
 export type KeyVars = { Bindings: Env; Variables: { config: Config; key: ApiKey } };
@@ -41,3 +46,23 @@ export function requireScope(scope: Scope) {
 }
 
 const CHALLENGE = 'Bearer realm="signoff"';
+
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+// Hono's limit refuses a declared Content-Length over the limit at once (HTTP framing holds a body to the length it
+// declares) and counts the bytes of a body sent without one (chunked), stopping at the first byte too many: it never
+// holds more than the limit.
+const limitJson = bodyLimit({
+  maxSize: MAX_BODY_BYTES,
+  onError: () => {
+    throw new ApiError(413, "payload_too_large", `body is larger than ${MAX_BODY_BYTES} bytes`);
+  },
+});
+
+/** A JSON body of at most 64 KiB: 415 for another media type (whatever its size), else 413 when larger. */
+export const jsonBody = createMiddleware<{ Bindings: Env }>(async (c, next) => {
+  if (!JSON_MEDIA_TYPE.test(c.req.header("content-type") ?? "")) {
+    throw new ApiError(415, "unsupported_media_type", "send the body as application/json");
+  }
+  return limitJson(c, next);
+});

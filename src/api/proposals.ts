@@ -1,5 +1,6 @@
 // Routes for proposers: create, read (with long-poll), cancel (SPEC 4).
 import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
 import { callbackAllowed, keyAllowsAction } from "../config/api-keys.ts";
 import {
   actionKind,
@@ -14,21 +15,29 @@ import { newProposal, requestSha256 } from "../proposal/create.ts";
 import { idempotentObjectId, publicId } from "../proposal/ids.ts";
 import { proposalStubAt } from "../proposal/stub.ts";
 import { toView } from "../proposal/view.ts";
-import { type AppEnv, parseJson, proposalNotFound, proposalOf, queryOf, readBody, validate } from "./http.ts";
-import { requireScope, withConfig } from "./middleware.ts";
+import { type AppEnv, bodyText, parseJson, proposalNotFound, proposalOf, queryOf, validate } from "./http.ts";
+import { jsonBody, requireScope, withConfig } from "./middleware.ts";
 import { CreateProposalBody, CreateVerifyBody, WaitQuery } from "./schemas.ts";
 
 export const proposalRoutes = new Hono<AppEnv>();
 
-proposalRoutes.post("/", withConfig, requireScope("proposals:write"), async (c) => {
-  const { config, key } = c.var;
-  const idempotencyKey = c.req.header("idempotency-key");
-  if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-    throw new ApiError(400, "invalid_request", "Idempotency-Key must be 1–255 visible ASCII characters", [
-      { path: "Idempotency-Key", message: "1–255 visible ASCII characters" },
-    ]);
-  }
-  const raw = parseJson(await readBody(c));
+/** A malformed Idempotency-Key is refused before the body is looked at (so before 415 and 413). */
+const idempotencyKeyHeader = createMiddleware<{ Bindings: Env; Variables: { idempotencyKey: string | undefined } }>(
+  async (c, next) => {
+    const idempotencyKey = c.req.header("idempotency-key");
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+      throw new ApiError(400, "invalid_request", "Idempotency-Key must be 1–255 visible ASCII characters", [
+        { path: "Idempotency-Key", message: "1–255 visible ASCII characters" },
+      ]);
+    }
+    c.set("idempotencyKey", idempotencyKey);
+    await next();
+  },
+);
+
+proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotencyKeyHeader, jsonBody, async (c) => {
+  const { config, key, idempotencyKey } = c.var;
+  const raw = parseJson(await bodyText(c));
   // Approvals keep SPEC 4's required texts; a verification prompt may leave blast_radius and rollback out.
   const body = validate(verifyExpected(config.policy, raw) ? CreateVerifyBody : CreateProposalBody, raw, "body");
 

@@ -3,15 +3,15 @@ import { Hono } from "hono";
 import { claimResultId } from "../dispatch/result-ids.ts";
 import { ApiError, toApiError } from "../errors.ts";
 import { verifyWebhook } from "../webhooks/standard-webhooks.ts";
-import { type AppEnv, parseJson, proposalOf, readBody, validate } from "./http.ts";
-import { withConfig } from "./middleware.ts";
+import { type AppEnv, bodyText, parseJson, proposalOf, validate } from "./http.ts";
+import { jsonBody, withConfig } from "./middleware.ts";
 import { ResultBody } from "./schemas.ts";
 
 export const resultRoutes = new Hono<AppEnv>();
 
-resultRoutes.post("/:id/result", withConfig, async (c) => {
+resultRoutes.post("/:id/result", withConfig, jsonBody, async (c) => {
   const { config } = c.var;
-  const text = await readBody(c);
+  const text = await bodyText(c);
   // Verified before it is parsed: an unsigned, forged or stale report changes nothing.
   const verified = await verifyWebhook(config.runnerSecret, c.req.raw.headers, text, Math.floor(Date.now() / 1000));
   if (!verified.ok) throw new ApiError(401, "bad_signature", `runner result refused: ${verified.reason}`);

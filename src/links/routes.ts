@@ -2,6 +2,7 @@
 // scanners and link unfurlers fetch links on their own); only the page's button, a POST carrying a CSRF value that
 // matches its cookie, decides, in the proposal's Durable Object, with the same rules and races as a Slack click.
 import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../api/http.ts";
 import { type Config, loadConfig } from "../config/load.ts";
@@ -81,6 +82,32 @@ const linksEnabled = createMiddleware<LinkEnv>(async (c, next) => {
   await next();
 });
 
+/** The page's form is the only thing that posts here. */
+const formOnly = createMiddleware(async (c, next) => {
+  if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(c.req.header("content-type") ?? "")) {
+    return result(415, {
+      kind: "refused",
+      heading: "Nothing was decided",
+      message: "Please use the button on the link's page.",
+      tone: "refused",
+    });
+  }
+  await next();
+});
+
+// Counted as it streams: a form sent without Content-Length (chunked) is refused at its first byte over the
+// limit, never buffered whole (issue 11).
+const limitForm = bodyLimit({
+  maxSize: MAX_FORM_BYTES,
+  onError: () =>
+    result(413, {
+      kind: "refused",
+      heading: "Nothing was decided",
+      message: "The form was too large.",
+      tone: "refused",
+    }),
+});
+
 function cookieOf(c: LinkContext, name: string): string | null {
   for (const part of (c.req.header("cookie") ?? "").split(";")) {
     const eq = part.indexOf("=");
@@ -128,24 +155,9 @@ linkRoutes.get("/:token", linksEnabled, async (c) => {
   });
 });
 
-linkRoutes.post("/:token", linksEnabled, async (c) => {
+linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
   const { config } = c.var;
-  if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(c.req.header("content-type") ?? "")) {
-    return result(415, {
-      kind: "refused",
-      heading: "Nothing was decided",
-      message: "Please use the button on the link's page.",
-      tone: "refused",
-    });
-  }
-  const form = await readForm(c);
-  if (form === null)
-    return result(413, {
-      kind: "refused",
-      heading: "Nothing was decided",
-      message: "The form was too large.",
-      tone: "refused",
-    });
+  const form = new URLSearchParams(await c.req.text());
 
   const verified = await verifyLinkToken(config.linkSecret, c.req.param("token"));
   if (!verified.ok) {
@@ -197,13 +209,6 @@ linkRoutes.post("/:token", linksEnabled, async (c) => {
       return invalid();
   }
 });
-
-async function readForm(c: LinkContext): Promise<URLSearchParams | null> {
-  if (Number(c.req.header("content-length") ?? "0") > MAX_FORM_BYTES) return null;
-  const bytes = await c.req.arrayBuffer();
-  if (bytes.byteLength > MAX_FORM_BYTES) return null;
-  return new URLSearchParams(new TextDecoder().decode(bytes));
-}
 
 /** null when the POST came from our page: the cookie equals the form's value, and any Origin is PUBLIC_URL's. */
 function checkCsrf(c: LinkContext, form: URLSearchParams, publicUrl: string): "origin" | "cookie" | null {

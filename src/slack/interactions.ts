@@ -1,6 +1,7 @@
 // POST /slack/interactions: Slack's interactivity endpoint. Verifies the signature before
 // anything is parsed, hands each click to the proposal's Durable Object, answers at once.
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../api/http.ts";
 import { withConfig } from "../api/middleware.ts";
 import type { Config } from "../config/load.ts";
@@ -30,12 +31,18 @@ const VIEWS_OPEN_TIMEOUT_MS = 2_500;
 
 export const slackRoutes = new Hono<AppEnv>();
 
-slackRoutes.post("/interactions", withConfig, async (c) => {
+// Counted as it streams: a body without Content-Length (chunked) is refused at its first byte over the limit,
+// never buffered whole (issue 11).
+const limitSlackBody = bodyLimit({
+  maxSize: MAX_SLACK_BODY,
+  onError: () => {
+    throw new ApiError(413, "payload_too_large", `body is larger than ${MAX_SLACK_BODY} bytes`);
+  },
+});
+
+slackRoutes.post("/interactions", withConfig, limitSlackBody, async (c) => {
   const { config } = c.var;
-  if (Number(c.req.header("content-length") ?? "0") > MAX_SLACK_BODY) throw tooLarge();
-  const bytes = await c.req.arrayBuffer();
-  if (bytes.byteLength > MAX_SLACK_BODY) throw tooLarge();
-  const raw = new TextDecoder().decode(bytes);
+  const raw = await c.req.text();
   const verified = await verifySlackSignature(
     config.slackSigningSecret,
     c.req.raw.headers,
@@ -116,8 +123,4 @@ function parsePayloadField(raw: string): unknown {
   } catch {
     throw new ApiError(400, "invalid_request", "payload is not JSON");
   }
-}
-
-function tooLarge(): ApiError {
-  return new ApiError(413, "payload_too_large", `body is larger than ${MAX_SLACK_BODY} bytes`);
 }
