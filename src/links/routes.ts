@@ -3,6 +3,7 @@
 // matches its cookie, decides, in the proposal's Durable Object, with the same rules and races as a Slack click.
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { getCookie, setCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../api/http.ts";
 import { type Config, loadConfig } from "../config/load.ts";
@@ -34,12 +35,8 @@ const BASE_HEADERS: Record<string, string> = {
   "referrer-policy": "no-referrer",
 };
 
-function html(body: string, status: number, extra: Record<string, string> = {}): Response {
-  return new Response(body, { status, headers: { ...BASE_HEADERS, ...extra } });
-}
-
 function result(status: number, page: ResultPage): Response {
-  return html(renderResultPage(page), status);
+  return new Response(renderResultPage(page), { status, headers: BASE_HEADERS });
 }
 
 const invalid = () =>
@@ -108,14 +105,6 @@ const limitForm = bodyLimit({
     }),
 });
 
-function cookieOf(c: LinkContext, name: string): string | null {
-  for (const part of (c.req.header("cookie") ?? "").split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return null;
-}
-
 linkRoutes.get("/:token", linksEnabled, async (c) => {
   const verified = await verifyLinkToken(c.var.config.linkSecret, c.req.param("token"));
   if (!verified.ok) return invalid();
@@ -137,7 +126,7 @@ linkRoutes.get("/:token", linksEnabled, async (c) => {
 
   // Double-submit CSRF: the same random value in an HttpOnly, SameSite=Strict cookie and in the form. An existing
   // value is kept, so two links opened in two tabs both still work.
-  const existing = cookieOf(c, CSRF_COOKIE);
+  const existing = getCookie(c, CSRF_COOKIE);
   const csrf = existing && CSRF_VALUE.test(existing) ? existing : randomToken(32);
   const body = renderConfirmPage({
     proposal,
@@ -146,9 +135,16 @@ linkRoutes.get("/:token", linksEnabled, async (c) => {
     csrf,
     formAction: new URL(c.req.url).pathname,
   });
-  const cookieAge = Math.max(60, Math.ceil((Date.parse(proposal.expires_at) - now) / 1000));
-  return html(body, 200, {
-    "set-cookie": `${CSRF_COOKIE}=${csrf}; HttpOnly; SameSite=Strict; Secure; Path=/l/; Max-Age=${cookieAge}`,
+  setCookie(c, CSRF_COOKIE, csrf, {
+    httpOnly: true,
+    sameSite: "Strict",
+    secure: true,
+    path: "/l/",
+    maxAge: Math.max(60, Math.ceil((Date.parse(proposal.expires_at) - now) / 1000)),
+  });
+  // Through c.body, which sends the cookie set on c along.
+  return c.body(body, 200, {
+    ...BASE_HEADERS,
     // The form posts to this same origin: with no-referrer, browsers would send `Origin: null` on that POST
     // (Fetch standard), which the Origin check must refuse. same-origin keeps the URL from every other origin.
     "referrer-policy": "same-origin",
@@ -214,7 +210,7 @@ linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
 function checkCsrf(c: LinkContext, form: URLSearchParams, publicUrl: string): "origin" | "cookie" | null {
   const origin = c.req.header("origin");
   if (origin !== undefined && origin !== new URL(publicUrl).origin) return "origin";
-  const cookie = cookieOf(c, CSRF_COOKIE);
+  const cookie = getCookie(c, CSRF_COOKIE);
   const field = form.get("csrf");
   if (!cookie || !field || !CSRF_VALUE.test(cookie)) return "cookie";
   return timingSafeEqual(utf8(cookie), utf8(field)) ? null : "cookie";
