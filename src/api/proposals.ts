@@ -122,7 +122,7 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
   const objectId = idempotencyKey ? idempotentObjectId(ns, key.name, idempotencyKey) : ns.newUniqueId();
   const proposal = newProposal({
     id: publicId(objectId),
-    body,
+    draft: body,
     keyName: key.name,
     rule,
     ttlSeconds,

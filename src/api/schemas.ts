@@ -59,7 +59,6 @@ function createBodyWith(texts: "required" | "optional") {
 export const CreateProposalBody = createBodyWith("required");
 /** Verification prompts: the same fields, blast_radius and rollback optional. */
 export const CreateVerifyBody = createBodyWith("optional");
-export type CreateProposalBody = z.infer<typeof CreateVerifyBody>;
 
 export const ResultBody = z
   .object({
