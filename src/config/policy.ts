@@ -4,8 +4,6 @@
 import type { Validator } from "@cfworker/json-schema";
 import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
-import type { DecisionRule, VerifyLabels } from "../proposal/types.ts";
-import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
 import {
   ConfigError,
@@ -98,6 +96,43 @@ const VOCABULARY = [
   ...Object.keys(verifyLabelsShape),
   ...Object.keys(linksShape),
 ];
+
+/** A verification prompt's button labels (policy `verify_labels`, defaults applied). */
+export interface VerifyLabels {
+  yes: string;
+  no: string;
+  unsure: string;
+}
+
+export const DEFAULT_VERIFY_LABELS: VerifyLabels = {
+  yes: "Yes, that was me",
+  no: "No, that wasn't me",
+  unsure: "I'm not sure — escalate",
+};
+
+/** Signed-link deciders frozen from the policy (approval actions; a verify prompt's is its `recipient`). */
+export interface LinkRule {
+  /** Who gets links (e-mail-like or opaque ids); each counts once toward required_approvals. */
+  recipients: string[];
+  /** The identity the Teams card's links are minted for (approval actions with a Teams webhook), else null. */
+  teams_recipient: string | null;
+}
+
+/** Who may decide, frozen from the policy when the proposal is created (SPEC 3). */
+export interface DecisionRule {
+  /** Slack user ids (U…/W…) and user-group ids (S…). */
+  approvers: string[];
+  required_approvals: number;
+  allow_self_approval: boolean;
+  requester_only: boolean;
+  confirm: boolean;
+  channel: string | null;
+  escalation: { approvers: string[]; channel: string | null; extend_ttl_seconds: number } | null;
+  /** Signed links, when the action enables them (absent in proposals created before links existed). */
+  links?: LinkRule | null;
+  /** A verification prompt's button labels (absent or null for approvals). */
+  verify_labels?: VerifyLabels | null;
+}
 
 export interface Escalation {
   approvers: string[];

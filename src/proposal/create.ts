@@ -1,7 +1,8 @@
 // Building a new proposal from a validated draft: plan hash, deadline, frozen rule. Pure.
 import { createHash } from "node:crypto";
+import type { DecisionRule } from "../config/policy.ts";
 import { canonicalJson } from "../lib/jcs.ts";
-import type { DecisionRule, Proposal, ProposalKind } from "./types.ts";
+import type { Proposal, ProposalKind } from "./types.ts";
 
 /**
  * What the proposer asked for, already validated: the domain's side of a create request (the API's body is one).

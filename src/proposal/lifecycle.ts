@@ -1,7 +1,9 @@
 // The proposal state machine and who may decide (SPEC 2, 3, 5): pure functions, no I/O.
 // Each returns either a refusal or the next proposal plus the audit events that record it.
+
+import { DEFAULT_VERIFY_LABELS } from "../config/policy.ts";
 import type { LinkChoice, Proposal, Status, VerifyAnswer } from "./types.ts";
-import { DEFAULT_VERIFY_LABELS, TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
+import { TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
 
 /** An audit event before the Durable Object numbers and seals it. */
 export interface EventDraft {

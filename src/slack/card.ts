@@ -8,8 +8,8 @@ import type {
   ModalView,
   SectionBlock,
 } from "@slack/types";
+import { DEFAULT_VERIFY_LABELS } from "../config/policy.ts";
 import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
-import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
 import { codeBlock, codeSpan, escapeMrkdwn, fit, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
 
 /** The `action_id`s of the card's buttons; each button's `value` is the proposal id and nothing else. */
