@@ -1,4 +1,5 @@
 // What a runner's HTTP answer means for the proposal (SPEC 6): pure classification.
+import { isRetryableStatus } from "../lib/retry.ts";
 
 export type RunnerAnswer =
   | { kind: "final"; status: "succeeded" | "failed"; output: string }
@@ -16,8 +17,7 @@ export function classifyRunnerResponse(status: number, bodyText: string): Runner
     return result ? { kind: "final", ...result } : { kind: "accepted" };
   }
   // Upstream bodies are never copied into errors: they may hold anything.
-  if (status === 408 || status === 429 || status >= 500)
-    return { kind: "retry", error: `runner answered HTTP ${status}` };
+  if (isRetryableStatus(status)) return { kind: "retry", error: `runner answered HTTP ${status}` };
   return { kind: "refused", error: `runner refused with HTTP ${status}` };
 }
 
