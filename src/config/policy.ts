@@ -4,6 +4,7 @@
 import type { Validator } from "@cfworker/json-schema";
 import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
+import { isLoopbackHost } from "../lib/hosts.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
 import {
   ConfigError,
@@ -405,12 +406,6 @@ function verifyProblems(
   return details;
 }
 
-/** The rule of api-keys.ts's isLoopbackHost, repeated here because api-keys.ts imports this module. */
-function isLoopback(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
 /** Outgoing webhooks (Teams): https, or plain http to a loopback host (tests, local mode); no credentials in the URL. */
 export function webhookUrlProblem(value: string): string | null {
   let url: URL;
@@ -421,7 +416,7 @@ export function webhookUrlProblem(value: string): string | null {
   }
   if (url.username !== "" || url.password !== "") return "must not contain user:password@";
   if (url.protocol === "https:") return null;
-  if (url.protocol === "http:" && isLoopback(url.hostname)) return null;
+  if (url.protocol === "http:" && isLoopbackHost(url.hostname)) return null;
   return "must use https (plain http only to a loopback host)";
 }
 
