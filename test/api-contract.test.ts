@@ -510,6 +510,14 @@ describe("POST /v1/proposals", () => {
       );
     });
 
+    it("details spell paths as configuration errors do: a key that is no identifier is bracketed", async () => {
+      const body = await expectRefusedCreate(
+        (key) => postProposal(key, { body: { ...proposalBody(), "blast-radius": "all of prod" } }),
+        400,
+      );
+      expect(body.error.details).toContainEqual({ path: '["blast-radius"]', message: "unknown field" });
+    });
+
     it.each(["bob", "@bob", "u0bob", "U", "C0INCIDENT", "S0ONCALL", "<@U0BOB>"])(
       "400 naming requested_by for %j (not a Slack user id)",
       async (value) => {

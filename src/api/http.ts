@@ -1,7 +1,8 @@
 // Request helpers shared by the routes: the body as text, JSON within a depth, zod errors as details, the :id proposal.
 import type { Context } from "hono";
 import type { z } from "zod";
-import { ApiError, type ErrorDetail } from "../errors.ts";
+import { ApiError } from "../errors.ts";
+import { zodDetails } from "../lib/details.ts";
 import { tooDeepAt } from "../lib/json-depth.ts";
 import { type ProposalStub, proposalStub } from "../proposal/stub.ts";
 
@@ -43,12 +44,8 @@ export function parseJson(text: string): unknown {
 export function validate<S extends z.ZodType>(schema: S, input: unknown, where: string): z.infer<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const pathOf = (segments: PropertyKey[]) => (segments.length ? segments.map(String).join(".") : where);
-  const details: ErrorDetail[] = result.error.issues.flatMap((issue) =>
-    issue.code === "unrecognized_keys"
-      ? issue.keys.map((key) => ({ path: pathOf([...issue.path, key]), message: "unknown field" }))
-      : [{ path: pathOf(issue.path), message: issue.message }],
-  );
+  // Paths are relative to the body or query; a problem with the whole of it is named by `where`.
+  const details = zodDetails("", result.error.issues).map((d) => (d.path === "" ? { ...d, path: where } : d));
   throw new ApiError(400, "invalid_request", `${where} is invalid: ${details.map((d) => d.path).join(", ")}`, details);
 }
 

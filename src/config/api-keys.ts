@@ -3,9 +3,10 @@
 import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
 import { randomToken, sha256Hex, timingSafeEqualHex } from "../lib/crypto.ts";
+import { formatPath, zodDetails } from "../lib/details.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
 import { ACTION_TYPE_PATTERN } from "./policy.ts";
-import { ConfigError, decodeJson, deepFreeze, explainIssue, formatPath, zodDetails } from "./problems.ts";
+import { ConfigError, decodeJson, deepFreeze, explainIssue } from "./problems.ts";
 
 export const SCOPES = ["proposals:write", "proposals:read", "audit:read"] as const;
 export type Scope = (typeof SCOPES)[number];

@@ -4,17 +4,10 @@
 import type { Validator } from "@cfworker/json-schema";
 import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
+import { formatPath, zodDetails } from "../lib/details.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
-import {
-  ConfigError,
-  decodeJson,
-  deepFreeze,
-  explainIssue,
-  formatPath,
-  isPlainObject,
-  zodDetails,
-} from "./problems.ts";
+import { ConfigError, decodeJson, deepFreeze, explainIssue, isPlainObject } from "./problems.ts";
 
 /** Action type names: lowercase, digits, `_ . -`; dots group them (`k8s.rollout_restart`) for `prefix.*` keys. */
 export const ACTION_TYPE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
