@@ -5,7 +5,7 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../api/http.ts";
-import { type ConfigEnv, loadConfig } from "../config/load.ts";
+import { loadConfig } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { DEMO_CHANNELS, DEMO_GROUPS, DEMO_PROPOSALS, DEMO_USERS } from "./demo.ts";
 import {
@@ -94,7 +94,7 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
     let actions: unknown[] = [];
     let configError: string | null = null;
     try {
-      actions = Object.values(loadConfig(c.env as unknown as ConfigEnv).policy.actions).map((a) => ({
+      actions = Object.values(loadConfig(c.env).policy.actions).map((a) => ({
         type: a.type,
         approvers: a.approvers,
         required_approvals: a.required_approvals,
