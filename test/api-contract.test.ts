@@ -5,6 +5,7 @@
 import { env, exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
+import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "./fixtures.ts";
 import {
   auditOf,
@@ -18,6 +19,7 @@ import {
   signedSlackBody,
   slackRequest,
 } from "./helpers/api.ts";
+import { countedStream, paddedForm } from "./helpers/streams.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -231,6 +233,21 @@ describe("POST /v1/proposals", () => {
     it.each(BAD_CREDENTIALS)("401 for %s, and nothing is created", async (_name, headers) => {
       await expectRefusedCreate((key) => postProposal(key, { body: proposalBody(), token: null, headers }), 401);
     });
+
+    it("a 401 carries the Bearer challenge (RFC 6750), with invalid_token only when a bearer token was sent", async () => {
+      const challenge = async (headers: Record<string, string>) =>
+        (await call("/v1/proposals", { body: proposalBody(), token: null, headers })).headers.get("www-authenticate");
+      expect(await challenge({})).toBe('Bearer realm="signoff"');
+      expect(await challenge({ authorization: `Basic ${TOKENS.writer}` })).toBe('Bearer realm="signoff"');
+      expect(await challenge({ authorization: `Bearer ${UNKNOWN_TOKEN}` })).toBe(
+        'Bearer realm="signoff", error="invalid_token"',
+      );
+      for (const path of ["/v1/proposals/prp_x", "/v1/audit"]) {
+        expect((await call(path, { token: null })).headers.get("www-authenticate"), path).toBe(
+          'Bearer realm="signoff"',
+        );
+      }
+    });
   });
 
   describe("403 not allowed", () => {
@@ -240,6 +257,14 @@ describe("POST /v1/proposals", () => {
         403,
       );
       expect(body.error.message).toContain("proposals:write");
+    });
+
+    it("a 403 for a missing scope names it in the Bearer challenge (RFC 6750 insufficient_scope)", async () => {
+      const res = await call("/v1/proposals", { body: proposalBody(), token: TOKENS.reader });
+      await expectError(res, 403);
+      expect(res.headers.get("www-authenticate")).toBe(
+        'Bearer realm="signoff", error="insufficient_scope", scope="proposals:write"',
+      );
     });
 
     it("403 when the key lacks the proposals:write scope (auditor)", async () => {
@@ -336,6 +361,18 @@ describe("POST /v1/proposals", () => {
           }),
         413,
       );
+    });
+
+    it("413 for a chunked proposal of 4 MiB without Content-Length: refused as it streams, never read whole", async () => {
+      // A valid proposal padded with whitespace: anything that read it whole and parsed it would create it.
+      const text = JSON.stringify(proposalBody()).padEnd(4 * 1024 * KiB, " ");
+      const sent: Array<ReturnType<typeof countedStream>> = [];
+      await expectRefusedCreate((key) => {
+        const body = countedStream(new TextEncoder().encode(text));
+        sent.push(body);
+        return postProposal(key, { rawBody: body.stream, headers: { "content-type": "application/json" } });
+      }, 413);
+      expect(sent[0]!.pulled()).toBeLessThan(1024 * KiB);
     });
 
     it("413 for a 70 KiB well-formed proposal (big metadata)", async () => {
@@ -480,6 +517,14 @@ describe("POST /v1/proposals", () => {
         400,
         ["action.command"],
       );
+    });
+
+    it("details spell paths as configuration errors do: a key that is no identifier is bracketed", async () => {
+      const body = await expectRefusedCreate(
+        (key) => postProposal(key, { body: { ...proposalBody(), "blast-radius": "all of prod" } }),
+        400,
+      );
+      expect(body.error.details).toContainEqual({ path: '["blast-radius"]', message: "unknown field" });
     });
 
     it.each(["bob", "@bob", "u0bob", "U", "C0INCIDENT", "S0ONCALL", "<@U0BOB>"])(
@@ -1102,6 +1147,24 @@ describe("POST /v1/proposals/:id/result", () => {
       413,
     );
   });
+
+  it("413 for a signed result of 4 MiB sent chunked without Content-Length: never read whole, nothing recorded", async () => {
+    const p = await create();
+    const text = JSON.stringify({ status: "succeeded", output: "ok" }).padEnd(4 * 1024 * KiB, " ");
+    const body = countedStream(new TextEncoder().encode(text));
+    const res = await exports.default.fetch(
+      new Request(`${BASE}/v1/proposals/${p.id}/result`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...runnerSignedHeaders(text) },
+        body: body.stream,
+      }),
+    );
+    await expectError(res, 413);
+    expect(body.pulled()).toBeLessThan(1024 * KiB);
+    expect((await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }))).status).toBe("pending");
+    await settle(p.id);
+    expect((await auditOf(p.id)).map((e) => e.type)).not.toContain("result.refused");
+  });
 });
 
 // ---- GET /v1/audit -------------------------------------------------------------------
@@ -1368,6 +1431,36 @@ describe("POST /slack/interactions", () => {
       401,
     );
     expect((await view(p.id)).status).toBe("pending");
+  });
+
+  it("413 for a signed click of 16 MiB sent chunked without Content-Length: never read whole, nothing changed", async () => {
+    const p = await create();
+    await settle(p.id);
+    const before = (await auditOf(p.id)).length;
+    // A correctly signed approval by an approver, padded: read whole, it would count.
+    const form = paddedForm(
+      `payload=${encodeURIComponent(JSON.stringify(clickPayload("approve", p.id, "U0ALICE")))}`,
+      16 * 1024 * KiB,
+    );
+    const timestamp = Math.floor(Date.now() / 1000);
+    const signature = await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, timestamp, new TextDecoder().decode(form));
+    const body = countedStream(form, 64 * KiB);
+    const res = await exports.default.fetch(
+      new Request(`${BASE}/slack/interactions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          "x-slack-request-timestamp": String(timestamp),
+          "x-slack-signature": signature,
+        },
+        body: body.stream,
+      }),
+    );
+    await expectError(res, 413);
+    expect(body.pulled()).toBeLessThan(4 * 1024 * KiB);
+    expect((await view(p.id)).status).toBe("pending");
+    await settle(p.id);
+    expect(await auditOf(p.id)).toHaveLength(before);
   });
 
   it.each(["toString", "constructor", "hasOwnProperty", "valueOf", "__proto__", "signoff.unknown"])(

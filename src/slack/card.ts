@@ -9,8 +9,8 @@ import type {
   ModalView,
   SectionBlock,
 } from "@slack/types";
+import { DEFAULT_VERIFY_LABELS } from "../config/policy.ts";
 import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
-import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
 import { codeBlock, codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
 import { paramsSectionText } from "./plan.ts";
 
