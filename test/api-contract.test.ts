@@ -22,7 +22,6 @@ import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
 
-const testEnv = env as unknown as { PROPOSALS: DurableObjectNamespace; AUDIT_DB: D1Database };
 const PUBLIC_ID = /^prp_[0-9a-f]{64}$/;
 const KiB = 1024;
 
@@ -84,8 +83,7 @@ async function expectError(res: Response, status: number, fields: string[] = [])
  */
 async function auditedProposals(): Promise<number> {
   return (
-    (await testEnv.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ??
-    0
+    (await env.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ?? 0
   );
 }
 
@@ -139,7 +137,7 @@ function postProposal(
 
 /** A well-formed id that no proposal has (a real object id of the namespace, never used). */
 function unknownId(): string {
-  return `prp_${testEnv.PROPOSALS.newUniqueId().toString()}`;
+  return `prp_${env.PROPOSALS.newUniqueId().toString()}`;
 }
 
 const MALFORMED_IDS = [

@@ -17,7 +17,7 @@ import {
 } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
-const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
+const PEER = env.TEST_PEER;
 
 async function approved(overrides: Record<string, unknown> = {}) {
   const p = await createProposal(overrides);

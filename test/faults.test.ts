@@ -26,7 +26,7 @@ import { d1 } from "./helpers/d1-outage.ts";
 import { peer, type RecordedRequest, type ScriptedResponse } from "./peer/client.ts";
 
 const db = env.AUDIT_DB;
-const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
+const PEER = env.TEST_PEER;
 
 /** A proposal as the API returns it. */
 type P = Record<string, any>;

@@ -12,7 +12,6 @@ import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
 
-const testEnv = env as unknown as { PROPOSALS: DurableObjectNamespace; AUDIT_DB: D1Database };
 const PUBLIC_ID = /^prp_[0-9a-f]{64}$/;
 
 /** Enough runs to find the odd input, few enough that the file stays well under a minute. */
@@ -63,8 +62,7 @@ interface World {
 
 async function world(): Promise<World> {
   const proposals =
-    (await testEnv.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ??
-    0;
+    (await env.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ?? 0;
   const cards = (await peer.requests("/slack/api/chat.postMessage")).length;
   return { proposals, cards };
 }
@@ -788,7 +786,7 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
     // Three pending proposals; payloads name them by a marker (\u0002pool:i) replaced at send time,
     // and one that got decided is replaced by a fresh one, so most runs click on a pending proposal.
     const live = await freshPool();
-    const unknown = `prp_${testEnv.PROPOSALS.newUniqueId().toString()}`;
+    const unknown = `prp_${env.PROPOSALS.newUniqueId().toString()}`;
     const poolRef = fc.integer({ min: 0, max: 2 }).map((i) => `${POOL}${i}`);
     const idLike = fc.oneof(
       { weight: 3, arbitrary: poolRef },

@@ -35,8 +35,7 @@ describe("production has no Slack stand-in", () => {
   }
 
   it("has neither the stand-in's binding nor LOCAL_MODE", () => {
-    const bindings = env as unknown as Record<string, unknown>;
-    expect(bindings.LOCAL_SLACK).toBeUndefined();
-    expect(bindings.LOCAL_MODE).toBeUndefined();
+    expect(env.LOCAL_SLACK).toBeUndefined();
+    expect(env.LOCAL_MODE).toBeUndefined();
   });
 });

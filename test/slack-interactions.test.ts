@@ -323,7 +323,5 @@ describe("Slack API failures never block the decision", () => {
 });
 
 it("env sanity: the stand-in Slack is the loopback peer", () => {
-  expect(String((env as unknown as { SLACK_API_BASE: string }).SLACK_API_BASE)).toMatch(
-    /^http:\/\/127\.0\.0\.1:\d+\/slack\/api$/,
-  );
+  expect(env.SLACK_API_BASE).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/slack\/api$/);
 });

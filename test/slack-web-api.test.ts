@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { callSlack, retryAfterMs, type SlackCallResult } from "../src/slack/web-api.ts";
 import { peer } from "./peer/client.ts";
 
-const base = () => (env as unknown as { SLACK_API_BASE: string }).SLACK_API_BASE;
+const base = () => env.SLACK_API_BASE;
 const TOKEN = "xoxb-secret-test-token-must-never-leak-0123456789";
 const path = (method: string) => `/slack/api/${method}`;
 
