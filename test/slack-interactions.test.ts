@@ -13,6 +13,7 @@ import {
   createProposal,
   denySubmission,
   getProposal,
+  jobsOf,
   json,
   runJobsNow,
   settle,
@@ -293,9 +294,8 @@ describe("Slack API failures never block the decision", () => {
     await settle(p.id);
     const failure = (await auditOf(p.id)).find((e) => e.type === "slack.failed")!;
     expect(failure.details).toMatchObject({ method: "chat.postMessage", final: false });
-    const job = (await import("./helpers/api.ts")).jobsOf;
-    const [slackJob] = (await job(p.id)).filter((j) => j.kind === "slack");
-    expect(Number(slackJob!.due_at) - Date.parse(failure.at)).toBeGreaterThanOrEqual(6_900);
+    const [slackJob] = await jobsOf(p.id, "slack");
+    expect(slackJob!.due_at - Date.parse(failure.at)).toBeGreaterThanOrEqual(6_900);
     // Meanwhile an approval goes through.
     await click("approve", p.id, "U0ALICE");
     expect((await getProposal(p.id)).status).not.toBe("pending");
