@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "./fixtures.ts";
 import { BASE, call, clickPayload, json, proposalBody, settle, slackRequest } from "./helpers/api.ts";
+import { expectErrorShape } from "./helpers/contract.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -35,15 +36,7 @@ async function checkAnswer(res: Response, what: string, allowed?: readonly numbe
     } catch {
       throw new Error(`${show}: a ${res.status} that is not JSON`);
     }
-    expect(Object.keys(body), show).toEqual(["error"]);
-    expect(Object.keys(body.error).sort(), show).toEqual(["code", "details", "message"]);
-    expect(typeof body.error.code, show).toBe("string");
-    expect(typeof body.error.message, show).toBe("string");
-    expect(Array.isArray(body.error.details), show).toBe(true);
-    for (const d of body.error.details) {
-      expect(typeof d.path, show).toBe("string");
-      expect(typeof d.message, show).toBe("string");
-    }
+    expectErrorShape(body, show);
     return body;
   }
   if (text === "") return null;

@@ -19,6 +19,7 @@ import {
   settle,
   slackRequest,
 } from "./helpers/api.ts";
+import { expectError } from "./helpers/contract.ts";
 import { peer } from "./peer/client.ts";
 
 type Blocks = Array<{ type: string; elements?: Array<Record<string, unknown>> }>;
@@ -86,8 +87,7 @@ describe("signature verification, before anything is parsed", () => {
   ] as const) {
     it(`${name}: 401, nothing parsed, nothing changed`, async () => {
       const res = await rawSlack(body, await make(now()));
-      expect(res.status).toBe(401);
-      expect((await json(res)).error.code).toBe("bad_signature");
+      expect((await expectError(res, 401)).error.code).toBe("bad_signature");
     });
   }
 

@@ -51,9 +51,16 @@ export function proposalBody(overrides: Record<string, unknown> = {}) {
 /** Proposals made by the current test, settled after it so their late jobs never leak into the next. */
 export const createdThisTest = new Set<string>();
 
-/** Creates a proposal through the API and returns its JSON (asserting 201). */
-export async function createProposal(overrides: Record<string, unknown> = {}, token: string = TOKENS.writer) {
-  const res = await call("/v1/proposals", { body: proposalBody(overrides), token });
+/** Creates a proposal through the API (as `token`, with extra `headers`) and returns its JSON, asserting 201. */
+export async function createProposal(
+  overrides: Record<string, unknown> = {},
+  options: { token?: string; headers?: Record<string, string> } = {},
+) {
+  const res = await call("/v1/proposals", {
+    body: proposalBody(overrides),
+    token: options.token ?? TOKENS.writer,
+    headers: options.headers ?? {},
+  });
   const body = await json(res);
   expect(res.status, JSON.stringify(body)).toBe(201);
   createdThisTest.add(body.id);
