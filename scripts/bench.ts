@@ -14,7 +14,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
 import type { Proposal } from "../src/proposal/types.ts";
@@ -35,32 +34,26 @@ import {
   startBare,
   startSignoff,
 } from "./bench/worker.ts";
+import { parseCommandLine } from "./lib/cli.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const COMMAND = "npm run bench";
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    "no-write": { type: "boolean", default: false },
-    profile: { type: "boolean", default: false },
-    only: { type: "string" },
-    "state-dir": { type: "string" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-  strict: true,
+const USAGE = `Usage: ${COMMAND} [-- --quick] [--no-write] [--profile] [--only PHASES] [--state-dir DIR]
+
+  --quick     fewer requests per phase (a smoke run; results are not written)
+  --no-write  print the table only, leave BENCHMARKS.md alone
+  --profile   also take a CPU profile of the Worker's isolate during approving clicks (after the measurements)
+  --only P,…  run only these phases: clicks (creation, levels, hot, where the time goes, dispatch), expiry, stress; nothing is written
+  --state-dir DIR  where the Worker's local state lives during the run (default: the system's temporary directory, on disk as with wrangler dev; /dev/shm shows what the disk costs)`;
+
+const args = parseCommandLine("bench", USAGE, {
+  quick: { type: "boolean", default: false },
+  "no-write": { type: "boolean", default: false },
+  profile: { type: "boolean", default: false },
+  only: { type: "string" },
+  "state-dir": { type: "string" },
 });
-if (args.help) {
-  process.stdout.write(
-    `Usage: ${COMMAND} [-- --quick] [-- --no-write] [-- --profile]\n` +
-      "  --quick     fewer requests per phase (a smoke run; results are not written)\n" +
-      "  --no-write  print the table only, leave BENCHMARKS.md alone\n" +
-      "  --profile   also take a CPU profile of the Worker's isolate during approving clicks (after the measurements)\n" +
-      "  --only P,…  run only these phases: clicks (creation, levels, hot, where the time goes, dispatch), expiry, stress; nothing is written\n" +
-      "  --state-dir DIR  where the Worker's local state lives during the run (default: the system's temporary directory, on disk as with wrangler dev; /dev/shm shows what the disk costs)\n",
-  );
-  process.exit(0);
-}
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
   process.stderr.write(
