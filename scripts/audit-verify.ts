@@ -4,26 +4,27 @@
 //   npm run audit:verify -- --url https://signoff.example.com   through GET /v1/audit
 //                                              (token from SIGNOFF_AUDIT_TOKEN, scope audit:read)
 import { execFileSync } from "node:child_process";
-import { parseArgs } from "node:util";
 import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
+import { parseCommandLine } from "./lib/cli.ts";
+
+const USAGE = `Usage: npm run audit:verify [-- --remote | --url URL] [--database NAME] [--config PATH] [--persist-to DIR]
+
+  (no option)      the local D1 of \`npm start\`
+  --remote         the deployed D1, through wrangler
+  --url URL        a running signoff, through GET /v1/audit (token from SIGNOFF_AUDIT_TOKEN, scope audit:read)
+  --database NAME  the D1 database, default signoff-audit
+  --config PATH    the wrangler config, default wrangler.toml
+  --persist-to DIR the local state directory, when not wrangler's default`;
 
 const PAGE = 1000;
 
-const { values } = parseArgs({
-  options: {
-    url: { type: "string" },
-    remote: { type: "boolean", default: false },
-    database: { type: "string", default: "signoff-audit" },
-    "persist-to": { type: "string" },
-    config: { type: "string", default: "wrangler.toml" },
-    help: { type: "boolean", default: false },
-  },
+const values = parseCommandLine("audit:verify", USAGE, {
+  url: { type: "string" },
+  remote: { type: "boolean", default: false },
+  database: { type: "string", default: "signoff-audit" },
+  "persist-to": { type: "string" },
+  config: { type: "string", default: "wrangler.toml" },
 });
-
-if (values.help) {
-  console.log("usage: npm run audit:verify [-- --remote | --url <signoff base URL>] [--database signoff-audit]");
-  process.exit(0);
-}
 
 async function* fromApi(base: string): AsyncGenerator<AuditEvent[]> {
   const token = process.env.SIGNOFF_AUDIT_TOKEN;
@@ -48,11 +49,11 @@ function* fromD1(): Generator<AuditEvent[]> {
     const args = [
       "d1",
       "execute",
-      values.database!,
+      values.database,
       values.remote ? "--remote" : "--local",
       "--json",
       "--config",
-      values.config!,
+      values.config,
       "--command",
       sql,
     ];

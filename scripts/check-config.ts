@@ -2,11 +2,14 @@
 // of wrangler.toml and the secrets of .dev.vars or the environment, before a deploy rather than at the first request.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { parseArgs, parseEnv } from "node:util";
+import { parseEnv } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
 import type { Config, ConfigEnv } from "../src/config/check.ts";
 import { checkConfig, SECRET_NAMES, VAR_NAMES } from "../src/config/check.ts";
 import { isLoopbackHost } from "../src/lib/hosts.ts";
+import { fail, parseCommandLine } from "./lib/cli.ts";
+
+const COMMAND = "check-config";
 
 const USAGE = `Usage: npm run check-config [-- --env NAME] [--wrangler PATH] [--dev-vars PATH] [--secrets-from-env | --vars-only]
 
@@ -21,43 +24,17 @@ interface Problem {
   message: string;
 }
 
-function fail(message: string): never {
-  process.stderr.write(`check-config: ${message}\n`);
-  process.exit(2);
-}
-
-let args: {
-  env?: string;
-  wrangler?: string;
-  "dev-vars"?: string;
-  "secrets-from-env"?: boolean;
-  "vars-only"?: boolean;
-  help?: boolean;
-};
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      env: { type: "string" },
-      wrangler: { type: "string" },
-      "dev-vars": { type: "string" },
-      "secrets-from-env": { type: "boolean", default: false },
-      "vars-only": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }));
-} catch (error) {
-  fail(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const args = parseCommandLine(COMMAND, USAGE, {
+  env: { type: "string" },
+  wrangler: { type: "string" },
+  "dev-vars": { type: "string" },
+  "secrets-from-env": { type: "boolean", default: false },
+  "vars-only": { type: "boolean", default: false },
+});
 if (args["secrets-from-env"] && args["dev-vars"] !== undefined)
-  fail("--secrets-from-env and --dev-vars exclude each other");
+  fail(COMMAND, "--secrets-from-env and --dev-vars exclude each other");
 if (args["vars-only"] && (args["secrets-from-env"] || args["dev-vars"] !== undefined))
-  fail("--vars-only checks no secrets: drop --secrets-from-env / --dev-vars");
+  fail(COMMAND, "--vars-only checks no secrets: drop --secrets-from-env / --dev-vars");
 
 const cwd = process.cwd();
 const show = (path: string) => relative(cwd, path) || path;
@@ -67,7 +44,7 @@ const wranglerPath = resolve(
     ["wrangler.toml", "wrangler.jsonc", "wrangler.json"].find((name) => existsSync(name)) ??
     "wrangler.toml",
 );
-if (!existsSync(wranglerPath)) fail(`no wrangler config at ${show(wranglerPath)} (use --wrangler PATH)`);
+if (!existsSync(wranglerPath)) fail(COMMAND, `no wrangler config at ${show(wranglerPath)} (use --wrangler PATH)`);
 
 const problems: Problem[] = [];
 const warnings: string[] = [];
@@ -78,12 +55,12 @@ let raw: Section & { env?: Record<string, Section> };
 try {
   raw = experimental_readRawConfig({ config: wranglerPath }).rawConfig as typeof raw;
 } catch (error) {
-  fail(`cannot read ${show(wranglerPath)}: ${error instanceof Error ? error.message : String(error)}`);
+  fail(COMMAND, `cannot read ${show(wranglerPath)}: ${error instanceof Error ? error.message : String(error)}`);
 }
 let section: Section = raw;
 if (args.env !== undefined) {
   const named = raw.env?.[args.env];
-  if (named === undefined) fail(`${show(wranglerPath)} has no [env.${args.env}]`);
+  if (named === undefined) fail(COMMAND, `${show(wranglerPath)} has no [env.${args.env}]`);
   section = named;
 }
 const vars: Record<string, unknown> = { ...(section.vars ?? {}) };
@@ -117,7 +94,8 @@ if (args["vars-only"]) {
       ? [resolve(args["dev-vars"])]
       : [...(args.env === undefined ? [] : [join(dir, `.dev.vars.${args.env}`)]), join(dir, ".dev.vars")];
   devVarsPath = candidates.find((path) => existsSync(path));
-  if (args["dev-vars"] !== undefined && devVarsPath === undefined) fail(`no dev vars file at ${show(candidates[0]!)}`);
+  if (args["dev-vars"] !== undefined && devVarsPath === undefined)
+    fail(COMMAND, `no dev vars file at ${show(candidates[0]!)}`);
   if (devVarsPath !== undefined) {
     const parsed = parseEnv(readFileSync(devVarsPath, "utf8"));
     for (const [name, value] of Object.entries(parsed)) {

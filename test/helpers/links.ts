@@ -14,11 +14,11 @@ import { fromBase64Url, type LinkClaims, mintLinkToken, verifyLinkToken } from "
 import { KEY_ENTRIES, LINK_BINDINGS, linkActions, POLICY, SOC_KEY } from "../fixtures.ts";
 import { BASE, createdThisTest } from "./api.ts";
 
-export const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
+export const PEER = env.TEST_PEER;
 
-let cached: Env | undefined;
+let cached: Cloudflare.Env | undefined;
 
-export async function linkEnv(): Promise<Env> {
+export async function linkEnv(): Promise<Cloudflare.Env> {
   if (!cached) {
     const keys = await Promise.all(
       [...KEY_ENTRIES, SOC_KEY].map(async ({ token, ...entry }) => ({ ...entry, sha256: await sha256Hex(token) })),
@@ -27,7 +27,7 @@ export async function linkEnv(): Promise<Env> {
       ...env,
       POLICY: JSON.stringify({ ...POLICY, actions: { ...POLICY.actions, ...linkActions(PEER) } }),
       API_KEYS: JSON.stringify(keys),
-    } as Env;
+    };
   }
   return cached;
 }
