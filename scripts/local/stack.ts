@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
+import { newSigningKey } from "../../src/audit/signing.ts";
 import { newApiKey, parseApiKeys } from "../../src/config/api-keys.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
 
@@ -99,6 +100,8 @@ export async function ensureDevVars(
   if (!existing.SLACK_BOT_TOKEN) add.SLACK_BOT_TOKEN = `xoxb-local-${randomBytes(18).toString("hex")}`;
   if (!existing.RUNNER_SECRET) add.RUNNER_SECRET = webhookSecret();
   if (!existing.EVENTS_SECRET) add.EVENTS_SECRET = webhookSecret();
+  // Signs the local audit log's chain heads; `npm run audit:verify` reads its public half from this file.
+  if (!existing.AUDIT_SIGNING_KEY) add.AUDIT_SIGNING_KEY = (await newSigningKey()).secret;
 
   let token = existing.LOCAL_DEMO_TOKEN ?? "";
   if (!existing.API_KEYS) {

@@ -1,5 +1,6 @@
 // Every configuration input of SPEC 3 checked into one Config, collecting all problems at once. Pure and free of
 // Worker-only imports: the Worker (via load.ts) and the operator scripts (plain Node) both run it.
+import { signingKeyProblem } from "../audit/signing.ts";
 import type { ErrorDetail } from "../errors.ts";
 import { fromBase64 } from "../lib/encoding.ts";
 import type { ApiKey } from "./api-keys.ts";
@@ -25,6 +26,7 @@ export interface ConfigEnv {
   DISPATCH_TIMEOUT_MS?: unknown;
   LINK_SECRET?: unknown;
   PUBLIC_URL?: unknown;
+  AUDIT_SIGNING_KEY?: unknown;
 }
 
 /** Set with `wrangler secret put` (or `.dev.vars` locally); never in wrangler.toml. */
@@ -35,6 +37,7 @@ export const SECRET_NAMES = [
   "EVENTS_SECRET",
   "API_KEYS",
   "LINK_SECRET",
+  "AUDIT_SIGNING_KEY",
 ] as const;
 /** `[vars]` in wrangler.toml. */
 export const VAR_NAMES = [
@@ -74,6 +77,8 @@ export interface Config {
   linkSecret: string | null;
   /** The Worker's public origin (`https://signoff.example.com`, no trailing slash), where links point; null like linkSecret. */
   publicUrl: string | null;
+  /** `auditsk_<base64>`: the Ed25519 key that signs audit chain heads and checkpoints (SPEC 12; src/audit/signing.ts). */
+  auditSigningKey: string;
 }
 
 export type ConfigCheck = { ok: true; config: Config } | { ok: false; problems: ErrorDetail[] };
@@ -262,6 +267,13 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     linkSecret = null;
   }
   const publicUrl = publicOrigin("PUBLIC_URL", env.PUBLIC_URL, needed, problems);
+  // Required, like the other secrets: without it the audit log's heads go unsigned and SPEC 12 silently fails.
+  let auditSigningKey = secret("AUDIT_SIGNING_KEY", env.AUDIT_SIGNING_KEY, problems);
+  const keyProblem = auditSigningKey === null ? null : signingKeyProblem(auditSigningKey);
+  if (keyProblem !== null) {
+    problems.add("AUDIT_SIGNING_KEY", keyProblem);
+    auditSigningKey = null;
+  }
 
   if (
     problems.list.length > 0 ||
@@ -272,7 +284,8 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     runnerSecret === null ||
     eventsSecret === null ||
     runnerUrl === null ||
-    slackApiBase === null
+    slackApiBase === null ||
+    auditSigningKey === null
   ) {
     return { ok: false, problems: problems.list };
   }
@@ -291,6 +304,7 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
       dispatchTimeoutMs,
       linkSecret,
       publicUrl,
+      auditSigningKey,
     }),
   };
 }
