@@ -1,14 +1,22 @@
 // SPEC 12: "The audit log's chain heads are signed with a key D1 never sees; `audit:verify` detects rewrite,
 // truncation and deletion against a signed checkpoint." Each attack is made for real on D1, as someone holding
 // D1 write access (but not the Worker's secrets or its Durable Objects) could make it.
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { verifyChains } from "../src/audit/chain.ts";
-import { queryAuditEvents } from "../src/audit/store.ts";
+import { GENESIS_HASH, sealEvent, verifyChains } from "../src/audit/chain.ts";
+import { type Checkpoint, compareCheckpoints } from "../src/audit/checkpoint.ts";
+import { auditSigner } from "../src/audit/signing.ts";
+import { appendAuditEvents, queryAuditEvents } from "../src/audit/store.ts";
 import { verifyAuditLog } from "../src/audit/verify.ts";
-import { AUDIT_PUBLIC_KEY, OTHER_AUDIT_PUBLIC_KEY, TOKENS } from "./fixtures.ts";
-import { auditOf, call, click, createProposal, json, settle } from "./helpers/api.ts";
+import { canonicalJson } from "../src/lib/jcs.ts";
+import { flushAudit } from "../src/proposal/jobs/audit-flush.ts";
+import type { JobContext } from "../src/proposal/jobs/context.ts";
+import type { Job } from "../src/proposal/scheduler.ts";
+import { AUDIT_PUBLIC_KEY, OTHER_AUDIT_PUBLIC_KEY, OTHER_AUDIT_SIGNING_KEY, TOKENS } from "./fixtures.ts";
+import { auditOf, call, click, createProposal, json, settle, stubOf } from "./helpers/api.ts";
 import { asAttacker, cutChain, deleteChain, emptyLog, rewriteChain } from "./helpers/d1-attacker.ts";
+import { d1 } from "./helpers/d1-outage.ts";
 
 const db = env.AUDIT_DB;
 
@@ -18,13 +26,13 @@ async function allEvents() {
 
 /** What `npm run audit:verify` concludes about D1 as it is now, holding only the public key. */
 async function verify(checkpoint?: unknown, publicKeys: string[] = [AUDIT_PUBLIC_KEY]) {
-  return verifyAuditLog(await allEvents(), { publicKeys, checkpoint: checkpoint as never });
+  return verifyAuditLog(await allEvents(), { publicKeys, checkpoint });
 }
 
 /** A signed checkpoint, as `npm run audit:checkpoint` fetches it. */
-async function checkpoint(): Promise<Record<string, any>> {
+async function checkpoint(): Promise<Checkpoint> {
   const res = await call("/v1/audit/checkpoint", { token: TOKENS.auditor });
-  const body = await json(res);
+  const body = await json<Checkpoint>(res);
   expect(res.status, JSON.stringify(body)).toBe(200);
   return body;
 }
@@ -79,6 +87,66 @@ describe("signed chain heads", () => {
     const report = await verify(undefined, [OTHER_AUDIT_PUBLIC_KEY]);
     expect(report.ok).toBe(false);
     expect(problemsOf(report, p.id)).toContainEqual(expect.stringMatching(/unknown key/));
+  });
+});
+
+describe("GET /v1/audit/checkpoint", () => {
+  it("needs the audit:read scope and takes no parameters", async () => {
+    expect((await call("/v1/audit/checkpoint", { token: null })).status).toBe(401);
+    expect((await call("/v1/audit/checkpoint", { token: TOKENS.reader })).status).toBe(403);
+    const res = await call("/v1/audit/checkpoint?since=0", { token: TOKENS.auditor });
+    expect(res.status).toBe(400);
+    expect((await json(res)).error.details).toEqual([{ path: "since", message: "unknown field" }]);
+  });
+
+  it("is described in /openapi.json, with the checkpoint's shape and the 409 that refuses a tampered log", async () => {
+    const doc = await json(await call("/openapi.json", { token: null }));
+    const route = doc.paths["/v1/audit/checkpoint"].get;
+    expect(Object.keys(route.responses)).toEqual(expect.arrayContaining(["200", "401", "403", "409"]));
+    const schema = route.responses["200"].content["application/json"].schema;
+    expect(schema.required).toEqual(
+      expect.arrayContaining(["max_seq", "events", "chains", "key_id", "public_key", "signature"]),
+    );
+    expect(doc.paths["/v1/audit"].get.responses["200"].content["application/json"].schema).toBeDefined();
+  });
+
+  it("lists each chain's last seq, hash and count and the log's max seq, signed by the Worker's key", async () => {
+    const p = await approvedFailover();
+    const events = await auditOf(p.id);
+    const last = events.at(-1)!;
+    const saved = await checkpoint();
+    expect(saved).toMatchObject({ type: "signoff.audit.checkpoint", version: 1, public_key: AUDIT_PUBLIC_KEY });
+    expect(saved.chains[p.id]).toEqual({ idx: last.idx, hash: last.hash, seq: last.seq, count: events.length });
+    const all = await allEvents();
+    expect(saved.max_seq).toBe(Math.max(...all.map((e) => e.seq)));
+    expect(saved.events).toBe(all.length);
+    expect(await verify(saved)).toMatchObject({ ok: true, problems: [], warnings: [] });
+  });
+
+  it("a checkpoint changed after signing, or signed by another key, is refused before anything is compared", async () => {
+    const p = await approvedFailover();
+    const saved = await checkpoint();
+    const edited = { ...saved, chains: { ...saved.chains, [p.id]: { ...saved.chains[p.id], count: 1, idx: 1 } } };
+    expect(problemsOf(await verify(edited), null)).toEqual([expect.stringMatching(/^checkpoint: .*signature/)]);
+    // Signed correctly, but by a key the verifier does not trust (an attacker's own).
+    const other = await auditSigner(OTHER_AUDIT_SIGNING_KEY);
+    const { signature: _s, ...body } = { ...saved, key_id: other.keyId, public_key: other.publicKey };
+    const forged = { ...body, signature: await other.sign(canonicalJson(body)) };
+    expect(problemsOf(await verify(forged), null)).toEqual([expect.stringMatching(/^checkpoint: signed with key/)]);
+    expect(problemsOf(await verify({ ...saved, version: 2 }), null)).toEqual([
+      expect.stringMatching(/^checkpoint: not a signoff audit checkpoint/),
+    ]);
+  });
+
+  it("chains written before heads were signed verify once a checkpoint (checked against their objects) covers them", async () => {
+    const p = await approvedFailover();
+    await asAttacker(async () => {
+      // What an upgraded deployment's older chains look like: no head signature anywhere.
+      await db.prepare("UPDATE audit_events SET head_sig = NULL WHERE proposal_id = ?").bind(p.id).run();
+      expect(problemsOf(await verify(), p.id)).toEqual([expect.stringMatching(/^unsigned: /)]);
+      const covering = await checkpoint();
+      expect((await verify(covering)).ok).toBe(true);
+    });
   });
 });
 
@@ -159,6 +227,14 @@ describe("an attacker with D1 write access", () => {
       const against = await verify(saved);
       expect(against.ok).toBe(false);
       expect(problemsOf(against, p.id)).toContainEqual(expect.stringMatching(/^deleted: /));
+      // Nothing left in D1 names the chain, so the Worker signs a new checkpoint without it; compared with the
+      // earlier one (`npm run audit:checkpoint -- --previous`) the loss shows.
+      const later = await checkpoint();
+      expect(later.chains[p.id]).toBeUndefined();
+      expect(compareCheckpoints(saved, later)).toContainEqual({
+        proposal_id: p.id,
+        problem: expect.stringMatching(/^deleted: /),
+      });
     });
   });
 
@@ -174,5 +250,64 @@ describe("an attacker with D1 write access", () => {
       expect(problemsOf(against, p.id)).toContainEqual(expect.stringMatching(/^deleted: /));
       expect(problemsOf(against, null)).toContainEqual(expect.stringMatching(/^deleted: .*max seq/));
     });
+  });
+});
+
+describe("forged and withheld heads", () => {
+  it("a chain inserted for a proposal that never existed: unsigned, and its Durable Object sealed nothing", async () => {
+    const id = `prp_${env.PROPOSALS.newUniqueId().toString()}`;
+    const forged = sealEvent({
+      proposal_id: id,
+      idx: 1,
+      at: new Date().toISOString(),
+      type: "proposal.approved",
+      actor: "slack:U0ALICE",
+      details: {},
+      prev_hash: GENESIS_HASH,
+    });
+    await asAttacker(async () => {
+      await appendAuditEvents(db, [forged]);
+      expect(problemsOf(await verify(), id)).toEqual([expect.stringMatching(/^unsigned: /)]);
+      const res = await call("/v1/audit/checkpoint", { token: TOKENS.auditor });
+      expect(res.status).toBe(409);
+      expect((await json(res)).error.details).toContainEqual({ path: id, message: expect.stringMatching(/^forged: /) });
+    });
+  });
+
+  it("without a usable AUDIT_SIGNING_KEY a flush writes nothing: the events wait in the outbox rather than reach D1 unsigned", async () => {
+    const p = await createProposal();
+    await settle(p.id);
+    await d1.breakAuditTable();
+    try {
+      await click("approve", p.id, "U0ALICE");
+      await settle(p.id);
+    } finally {
+      await d1.restoreAuditTable();
+    }
+    const before = (await auditOf(p.id)).length;
+    const job: Job = { kind: "audit", key: "flush", due_at: 0, attempt: 0, version: 1, lease_until: 0, payload: null };
+    await runInDurableObject(stubOf(p.id), async (_instance, state) => {
+      const context = (key: unknown) =>
+        ({
+          env: { ...env, AUDIT_SIGNING_KEY: key },
+          sql: state.storage.sql,
+          now: () => Date.now(),
+        }) as unknown as JobContext;
+      const waiting = () => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
+      const queued = waiting();
+      expect(queued).toBeGreaterThan(0);
+      for (const key of [undefined, "", AUDIT_PUBLIC_KEY]) {
+        expect(await flushAudit(context(key), job)).toEqual({ retryAt: expect.any(Number) });
+        expect(waiting()).toBe(queued);
+      }
+    });
+    expect((await auditOf(p.id)).length).toBe(before);
+    await runInDurableObject(stubOf(p.id), (_instance, state) =>
+      state.storage.sql.exec("UPDATE jobs SET due_at = 0 WHERE kind = 'audit'"),
+    );
+    await settle(p.id);
+    const events = await auditOf(p.id);
+    expect(events.length).toBeGreaterThan(before);
+    expect(events.at(-1)!.head_sig).not.toBeNull();
   });
 });
