@@ -26,7 +26,7 @@ async function allEvents() {
 
 /** What `npm run audit:verify` concludes about D1 as it is now, holding only the public key. */
 async function verify(checkpoint?: unknown, publicKeys: string[] = [AUDIT_PUBLIC_KEY]) {
-  return verifyAuditLog(await allEvents(), { publicKeys, checkpoint });
+  return verifyAuditLog(await allEvents(), { publicKeys, checkpoints: checkpoint ? [checkpoint] : [] });
 }
 
 /** A signed checkpoint, as `npm run audit:checkpoint` fetches it. */

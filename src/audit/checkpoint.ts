@@ -51,6 +51,15 @@ function signedPart(checkpoint: Omit<Checkpoint, "signature"> & { signature?: st
   return canonicalJson(body);
 }
 
+/** Signs a checkpoint's members with the audit key (its id and public key are added). */
+export async function signCheckpoint(
+  body: Omit<Checkpoint, "signature" | "key_id" | "public_key">,
+  signer: AuditSigner,
+): Promise<Checkpoint> {
+  const signed = { ...body, key_id: signer.keyId, public_key: signer.publicKey };
+  return { ...signed, signature: await signer.sign(signedPart(signed)) };
+}
+
 /** The checkpoint in `json`, or an error whose message names what is wrong. */
 export function parseCheckpoint(json: unknown): Checkpoint {
   const result = CheckpointSchema.safeParse(json);
@@ -128,19 +137,19 @@ export async function takeCheckpoint(options: TakeCheckpointOptions): Promise<Ch
     problems.sort((a, b) => ((a.proposal_id ?? "") < (b.proposal_id ?? "") ? -1 : 1));
     throw new AuditMismatch(problems);
   }
-  const body: Omit<Checkpoint, "signature"> = {
-    type: CHECKPOINT_TYPE,
-    version: 1,
-    created_at: new Date(options.now).toISOString(),
-    max_seq: heads.max_seq,
-    events: heads.events,
-    chains: Object.fromEntries(
-      heads.chains.map(({ proposal_id, idx, hash, seq, count }) => [proposal_id, { idx, hash, seq, count }]),
-    ),
-    key_id: signer.keyId,
-    public_key: signer.publicKey,
-  };
-  return { ...body, signature: await signer.sign(signedPart(body)) };
+  return signCheckpoint(
+    {
+      type: CHECKPOINT_TYPE,
+      version: 1,
+      created_at: new Date(options.now).toISOString(),
+      max_seq: heads.max_seq,
+      events: heads.events,
+      chains: Object.fromEntries(
+        heads.chains.map(({ proposal_id, idx, hash, seq, count }) => [proposal_id, { idx, hash, seq, count }]),
+      ),
+    },
+    signer,
+  );
 }
 
 /**

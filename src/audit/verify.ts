@@ -28,10 +28,13 @@ export interface AuditReport {
 }
 
 export interface VerifyOptions {
-  /** Trusted public keys (`auditpk_…`): head signatures and the checkpoint must be made by one of them. */
+  /** Trusted public keys (`auditpk_…`): head signatures and checkpoints must be made by one of them. */
   publicKeys: readonly string[];
-  /** A signed checkpoint taken earlier, as JSON; its signature is checked before anything is compared with it. */
-  checkpoint?: Checkpoint | unknown;
+  /**
+   * Signed checkpoints taken earlier, as JSON (a file kept outside D1, the Worker's answer of a moment ago);
+   * each one's signature is checked before anything is compared with it.
+   */
+  checkpoints?: readonly unknown[];
 }
 
 export async function verifyAuditLog(
@@ -45,12 +48,13 @@ export async function verifyAuditLog(
   }));
   const warnings: string[] = [];
 
-  let checkpoint: Checkpoint | null = null;
-  if (options.checkpoint !== undefined && options.checkpoint !== null) {
-    const problem = await checkpointProblem(options.checkpoint, verifier);
-    if (typeof problem === "string") problems.push({ proposal_id: null, idx: null, problem: `checkpoint: ${problem}` });
-    else checkpoint = problem;
-  } else {
+  const checkpoints: Checkpoint[] = [];
+  for (const json of options.checkpoints ?? []) {
+    const checked = await checkpointProblem(json, verifier);
+    if (typeof checked === "string") problems.push({ proposal_id: null, idx: null, problem: `checkpoint: ${checked}` });
+    else checkpoints.push(checked);
+  }
+  if ((options.checkpoints ?? []).length === 0) {
     warnings.push(
       "no checkpoint given: a chain cut where a flush ended, a chain deleted as a whole and an emptied log " +
         "are detectable only against one (`npm run audit:checkpoint`)",
@@ -68,10 +72,16 @@ export async function verifyAuditLog(
   for (const [id, chain] of chains) {
     chain.sort((a, b) => a.idx - b.idx);
     const head = chain.at(-1)!;
-    const problem = await headProblem(head, verifier, checkpoint?.chains[id]);
+    const covered = checkpoints.some((c) => c.chains[id]?.idx === head.idx && c.chains[id]?.hash === head.hash);
+    const problem = covered ? null : await headProblem(head, verifier);
     if (problem) problems.push({ proposal_id: id, idx: head.idx, problem });
   }
-  if (checkpoint) problems.push(...againstCheckpoint(chains, maxSeq, events.length, checkpoint));
+  for (const checkpoint of checkpoints) {
+    for (const problem of againstCheckpoint(chains, maxSeq, events.length, checkpoint)) {
+      if (!problems.some((p) => p.proposal_id === problem.proposal_id && p.problem === problem.problem))
+        problems.push(problem);
+    }
+  }
 
   return { ok: problems.length === 0, proposals: chains.size, events: events.length, problems, warnings };
 }
@@ -88,15 +98,10 @@ async function checkpointProblem(json: unknown, verifier: AuditVerifier): Promis
 }
 
 /**
- * A chain's last event must carry a valid head signature — or be exactly the head a trusted checkpoint names
- * (chains last flushed before heads were signed are covered that way).
+ * A chain's last event must carry a valid head signature, unless it is exactly the head a trusted checkpoint
+ * names (chains last flushed before heads were signed are covered that way).
  */
-async function headProblem(
-  head: StoredAuditEvent,
-  verifier: AuditVerifier,
-  checkpointed: Checkpoint["chains"][string] | undefined,
-): Promise<string | null> {
-  if (checkpointed && checkpointed.idx === head.idx && checkpointed.hash === head.hash) return null;
+async function headProblem(head: StoredAuditEvent, verifier: AuditVerifier): Promise<string | null> {
   if (head.head_sig === null) {
     return `unsigned: #${head.idx}, the chain's last event, carries no head signature (the chain was cut, or its signature removed)`;
   }
