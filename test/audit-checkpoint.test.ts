@@ -218,6 +218,27 @@ describe("an attacker with D1 write access", () => {
     });
   });
 
+  it("deletes an event and inserts it again unchanged: its new seq is newer than the checkpoint that lists it", async () => {
+    const p = await approvedFailover();
+    const saved = await checkpoint();
+    await asAttacker(async () => {
+      const row = await db
+        .prepare("SELECT * FROM audit_events WHERE proposal_id = ? AND idx = 2")
+        .bind(p.id)
+        .first<Record<string, unknown>>();
+      await db.prepare("DELETE FROM audit_events WHERE seq = ?").bind(row!.seq).run();
+      const columns = Object.keys(row!).filter((c) => c !== "seq");
+      await db
+        .prepare(`INSERT INTO audit_events (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`)
+        .bind(...columns.map((c) => row![c]))
+        .run();
+      expect((await verify()).ok).toBe(true);
+      expect(problemsOf(await verify(saved), p.id)).toEqual([
+        expect.stringMatching(/^rewritten: #2 has seq \d+, newer/),
+      ]);
+    });
+  });
+
   it("deletes a proposal's whole chain: the checkpoint lists it", async () => {
     const p = await approvedFailover();
     const saved = await checkpoint();

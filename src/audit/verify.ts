@@ -151,9 +151,18 @@ function againstCheckpoint(
         problem: `rewritten: #${listed.idx} has seq ${there.seq}, the checkpoint's ${listed.seq} (deleted and inserted again)`,
       });
     }
-    // Events newer than the checkpoint cannot have a seq it already counted: seqs only grow.
+    // Events newer than the checkpoint cannot have a seq it already counted, and events it counted cannot have
+    // a newer one: seqs only grow.
     const back = chain.find((e) => e.idx > listed.idx && e.seq <= checkpoint.max_seq);
     if (back) problems.push(insertedProblem(id, back, checkpoint));
+    const moved = chain.find((e) => e.idx < listed.idx && e.seq > checkpoint.max_seq);
+    if (moved) {
+      problems.push({
+        proposal_id: id,
+        idx: moved.idx,
+        problem: `rewritten: #${moved.idx} has seq ${moved.seq}, newer than the checkpoint that lists it (deleted and inserted again)`,
+      });
+    }
   }
   for (const [id, chain] of chains) {
     if (checkpoint.chains[id]) continue;
