@@ -14,6 +14,7 @@ import { CHECKPOINT_TYPE, type Checkpoint, signCheckpoint } from "../../src/audi
 import { auditSigner, auditVerifier, checkHeadSignature, signHead } from "../../src/audit/signing.ts";
 import type { StoredAuditEvent } from "../../src/audit/store.ts";
 import { AUDIT_PUBLIC_KEY, OTHER_AUDIT_SIGNING_KEY, SECRETS } from "../../test/fixtures.ts";
+import { ensureDevVars } from "../local/stack.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const script = (name: string) => join(ROOT, "scripts", `${name}.ts`);
@@ -283,6 +284,27 @@ describe("usage", () => {
     const sig = await signHead(await auditSigner(key.secret), head);
     assert.equal(await checkHeadSignature(await auditVerifier([key.public_key]), head, sig), "valid");
     assert.equal(sig.split(":")[0], key.key_id);
+  });
+});
+
+describe("local mode's key", () => {
+  test("npm start writes an AUDIT_SIGNING_KEY to a new .dev.vars, and adds one to an older file without changing the rest", async () => {
+    const dir = tmp();
+    const fresh = join(dir, "fresh.vars");
+    const made = await ensureDevVars(fresh, join(dir, "token"));
+    assert.ok(made.created.includes("AUDIT_SIGNING_KEY"), made.created.join(", "));
+    const key = /^AUDIT_SIGNING_KEY='(auditsk_[^']+)'$/m.exec(readFileSync(fresh, "utf8"))?.[1];
+    assert.ok(key, readFileSync(fresh, "utf8"));
+    await auditSigner(key);
+
+    const older = join(dir, "older.vars");
+    const before = readFileSync(fresh, "utf8").replace(/^AUDIT_SIGNING_KEY=.*\n/m, "");
+    writeFileSync(older, before);
+    const again = await ensureDevVars(older, join(dir, "token"));
+    assert.deepEqual(again.created, ["AUDIT_SIGNING_KEY"]);
+    const after = readFileSync(older, "utf8");
+    assert.ok(after.startsWith(before), "an existing value changed");
+    assert.match(after, /^AUDIT_SIGNING_KEY='auditsk_[A-Za-z0-9+/]{43}='$/m);
   });
 });
 
