@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseEnv } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
+import { auditSigner, SIGNING_KEY_PREFIX } from "../src/audit/signing.ts";
 import type { Config, ConfigEnv } from "../src/config/check.ts";
 import { checkConfig, SECRET_NAMES, VAR_NAMES } from "../src/config/check.ts";
 import { isLoopbackHost } from "../src/lib/hosts.ts";
@@ -119,6 +120,8 @@ function placeholderSecret(name: string): string {
   if (name === "SLACK_BOT_TOKEN") return "xoxb-placeholder";
   // Optional lists of Ed25519 keys: left empty, since a stand-in key could only collide or mislead.
   if (name === "EVENTS_SIGNING_KEYS" || name === "RUNNER_SIGNING_KEYS") return "";
+  if (name === "AUDIT_SIGNING_KEY")
+    return SIGNING_KEY_PREFIX + Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
   return `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
 }
 const envFlag = args.env === undefined ? "" : ` --env ${args.env}`;
@@ -132,9 +135,10 @@ if (!result.ok) {
     const when = required ? problem.message.slice("is required".length) : "";
     const missing = (SECRET_NAMES as readonly string[]).includes(problem.path) && required;
     if (missing) {
+      const make = problem.path === "AUDIT_SIGNING_KEY" ? " (`npm run audit:key` makes one)" : "";
       problem.message = production
-        ? `is missing${when}: set it with \`wrangler secret put ${problem.path}${envFlag}\` (and export it here with --secrets-from-env to check it)`
-        : `is missing${when}: add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"} (or export it)`;
+        ? `is missing${when}: set it with \`wrangler secret put ${problem.path}${envFlag}\`${make} (and export it here with --secrets-from-env to check it)`
+        : `is missing${when}: add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"}${make} (or export it)`;
     } else if ((VAR_NAMES as readonly string[]).includes(problem.path) && required) {
       const inherited = args.env !== undefined && raw.vars?.[problem.path] !== undefined;
       problem.message = `is missing from ${varsTable}${when}${inherited ? " (top-level [vars] are not inherited by environments)" : ""}`;
@@ -229,4 +233,9 @@ const shownSecrets = SECRET_NAMES.filter(
 );
 lines.push(`  secrets: ${shownSecrets.map((name) => `${name} (${sources[name] ?? "?"})`).join(", ")}`);
 if (config.publicUrl !== null) lines.push(`  public url: ${config.publicUrl} (signed links point here)`);
+if (!args["vars-only"]) {
+  // Public: verifiers of the audit log need it (`npm run audit:verify -- --public-key …`).
+  const signer = await auditSigner(config.auditSigningKey);
+  lines.push(`  audit heads and checkpoints signed by ${signer.publicKey} (key id ${signer.keyId})`);
+}
 process.stdout.write(`${lines.join("\n")}\n`);

@@ -1,5 +1,6 @@
 // Every configuration input of SPEC 3 checked into one Config, collecting all problems at once. Pure and free of
 // Worker-only imports: the Worker (via load.ts) and the operator scripts (plain Node) both run it.
+import { signingKeyProblem } from "../audit/signing.ts";
 import type { ErrorDetail } from "../errors.ts";
 import { fromBase64 } from "../lib/encoding.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
@@ -29,6 +30,7 @@ export interface ConfigEnv {
   PUBLIC_URL?: unknown;
   EVENTS_SIGNING_KEYS?: unknown;
   RUNNER_SIGNING_KEYS?: unknown;
+  AUDIT_SIGNING_KEY?: unknown;
 }
 
 /** Set with `wrangler secret put` (or `.dev.vars` locally); never in wrangler.toml. */
@@ -41,6 +43,7 @@ export const SECRET_NAMES = [
   "LINK_SECRET",
   "EVENTS_SIGNING_KEYS",
   "RUNNER_SIGNING_KEYS",
+  "AUDIT_SIGNING_KEY",
 ] as const;
 /** `[vars]` in wrangler.toml. */
 export const VAR_NAMES = [
@@ -84,6 +87,8 @@ export interface Config {
   linkSecret: string | null;
   /** The Worker's public origin (`https://signoff.example.com`, no trailing slash), where links point; null like linkSecret. */
   publicUrl: string | null;
+  /** `auditsk_<base64>`: the Ed25519 key that signs audit chain heads and checkpoints (SPEC 12; src/audit/signing.ts). */
+  auditSigningKey: string;
 }
 
 export type ConfigCheck = { ok: true; config: Config } | { ok: false; problems: ErrorDetail[] };
@@ -297,6 +302,13 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     linkSecret = null;
   }
   const publicUrl = publicOrigin("PUBLIC_URL", env.PUBLIC_URL, needed, problems);
+  // Required, like the other secrets: without it the audit log's heads go unsigned and SPEC 12 silently fails.
+  let auditSigningKey = secret("AUDIT_SIGNING_KEY", env.AUDIT_SIGNING_KEY, problems);
+  const keyProblem = auditSigningKey === null ? null : signingKeyProblem(auditSigningKey);
+  if (keyProblem !== null) {
+    problems.add("AUDIT_SIGNING_KEY", keyProblem);
+    auditSigningKey = null;
+  }
 
   if (
     problems.list.length > 0 ||
@@ -307,7 +319,8 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     runnerSecret === null ||
     (eventsSecret === null && eventsSigningKeys.length === 0) ||
     runnerUrl === null ||
-    slackApiBase === null
+    slackApiBase === null ||
+    auditSigningKey === null
   ) {
     return { ok: false, problems: problems.list };
   }
@@ -328,6 +341,7 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
       dispatchTimeoutMs,
       linkSecret,
       publicUrl,
+      auditSigningKey,
     }),
   };
 }
