@@ -4,8 +4,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { checkConfig } from "../src/config/check.ts";
+import { importEd25519PublicKey, signEd25519, verifyEd25519 } from "../src/lib/ed25519.ts";
 import { fromHex, toHex, utf8 } from "../src/lib/encoding.ts";
-import { importSigningKey, parsePublicKey, signEd25519, verifyEd25519 } from "../src/webhooks/signing-keys.ts";
+import { importSigningKey, parsePublicKey } from "../src/webhooks/signing-keys.ts";
 import { signWebhook, verifyWebhook, verifyWebhookPublic } from "../src/webhooks/standard-webhooks.ts";
 import { SECRETS } from "./fixtures.ts";
 import { call, click, createProposal, json, settle } from "./helpers/api.ts";
@@ -28,12 +29,13 @@ describe("Ed25519 keys", () => {
     const seed = fromHex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")!;
     const key = await importSigningKey(`whsk_${btoa(String.fromCharCode(...seed))}`);
     expect(toHex(key.rawPublicKey)).toBe("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
-    const signature = await signEd25519(key, "");
+    const signature = await signEd25519(key.privateKey, "");
     expect(toHex(Uint8Array.from(atob(signature), (ch) => ch.charCodeAt(0)))).toBe(
       "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
     );
-    expect(await verifyEd25519(key.rawPublicKey, signature, "")).toBe(true);
-    expect(await verifyEd25519(key.rawPublicKey, signature, "x")).toBe(false);
+    const publicKey = await importEd25519PublicKey(key.rawPublicKey);
+    expect(await verifyEd25519(publicKey, signature, "")).toBe(true);
+    expect(await verifyEd25519(publicKey, signature, "x")).toBe(false);
   });
 
   it("a v1a delivery verifies with the public key only, and not once its body, id or time changes", async () => {

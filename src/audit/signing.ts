@@ -3,17 +3,22 @@
 // key, so nobody able to check a signature (an auditor, a CI job) can make one. WebCrypto only: the Worker and
 // the operator scripts (Node) run this same module.
 
-import { fromBase64, toBase64, toHex, utf8 } from "../lib/encoding.ts";
+import {
+  ED25519_KEY_BYTES,
+  ed25519KeyId,
+  importEd25519PublicKey,
+  importEd25519Seed,
+  signEd25519,
+  verifyEd25519,
+} from "../lib/ed25519.ts";
+import { fromBase64, toBase64 } from "../lib/encoding.ts";
 import { canonicalJson } from "../lib/jcs.ts";
 
 /** `auditsk_` + base64 of the 32-byte Ed25519 private key (RFC 8032's seed). */
 export const SIGNING_KEY_PREFIX = "auditsk_";
 /** `auditpk_` + base64 of the 32-byte Ed25519 public key. */
 export const PUBLIC_KEY_PREFIX = "auditpk_";
-const KEY_BYTES = 32;
-const ED25519 = { name: "Ed25519" } as const;
-// An Ed25519 private key in PKCS #8 is this fixed DER header and the 32-byte seed (RFC 8410 §7).
-const PKCS8_PREFIX = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+const KEY_BYTES = ED25519_KEY_BYTES;
 
 function keyBytes(text: string, prefix: string): Uint8Array<ArrayBuffer> | null {
   if (!text.startsWith(prefix)) return null;
@@ -35,11 +40,6 @@ export function signingKeyProblem(text: string): string | null {
 /** The public key's bytes, or null when `text` is not `auditpk_` + base64 of 32 bytes. */
 export function parsePublicKey(text: string): Uint8Array<ArrayBuffer> | null {
   return keyBytes(text.trim(), PUBLIC_KEY_PREFIX);
-}
-
-/** A short, stable name for a public key: the first 16 hex digits of its SHA-256. */
-async function keyIdOf(publicKey: Uint8Array<ArrayBuffer>): Promise<string> {
-  return toHex(await crypto.subtle.digest("SHA-256", publicKey)).slice(0, 16);
 }
 
 export interface AuditSigner {
@@ -67,18 +67,11 @@ export function auditSigner(secret: string): Promise<AuditSigner> {
 async function importSigner(secret: string): Promise<AuditSigner> {
   const seed = keyBytes(secret, SIGNING_KEY_PREFIX);
   if (!seed) throw new Error(`AUDIT_SIGNING_KEY ${signingKeyProblem(secret)}`);
-  const der = new Uint8Array(PKCS8_PREFIX.length + KEY_BYTES);
-  der.set(PKCS8_PREFIX);
-  der.set(seed, PKCS8_PREFIX.length);
-  // Extractable only to read the public half (JWK `x`); the private key never leaves this object.
-  const privateKey = await crypto.subtle.importKey("pkcs8", der, ED25519, true, ["sign"]);
-  const jwk = (await crypto.subtle.exportKey("jwk", privateKey)) as JsonWebKey;
-  const publicBytes = fromBase64((jwk.x ?? "").replace(/-/g, "+").replace(/_/g, "/"));
-  if (!publicBytes || publicBytes.length !== KEY_BYTES) throw new Error("AUDIT_SIGNING_KEY: no public key derived");
+  const { privateKey, publicKey } = await importEd25519Seed(seed);
   return {
-    keyId: await keyIdOf(publicBytes),
-    publicKey: PUBLIC_KEY_PREFIX + toBase64(publicBytes),
-    sign: async (message) => toBase64(await crypto.subtle.sign(ED25519, privateKey, utf8(message))),
+    keyId: await ed25519KeyId(publicKey),
+    publicKey: PUBLIC_KEY_PREFIX + toBase64(publicKey),
+    sign: (message) => signEd25519(privateKey, message),
   };
 }
 
@@ -95,15 +88,13 @@ export async function auditVerifier(publicKeys: readonly string[]): Promise<Audi
   for (const text of publicKeys) {
     const bytes = parsePublicKey(text);
     if (!bytes) throw new Error(`not an audit public key (${PUBLIC_KEY_PREFIX} + base64 of 32 bytes): ${text}`);
-    keys.set(await keyIdOf(bytes), await crypto.subtle.importKey("raw", bytes, ED25519, false, ["verify"]));
+    keys.set(await ed25519KeyId(bytes), await importEd25519PublicKey(bytes));
   }
   return {
     keyIds: [...keys.keys()],
     async verify(keyId, message, signature) {
       const key = keys.get(keyId);
-      const bytes = fromBase64(signature);
-      if (!key || !bytes || bytes.length !== 64) return false;
-      return crypto.subtle.verify(ED25519, key, bytes, utf8(message));
+      return key ? verifyEd25519(key, signature, message) : false;
     },
   };
 }

@@ -6,7 +6,7 @@
 // p proposal id, c choice, r recipient, e expiry (Unix seconds), n a random nonce the proposal's object issued.
 import { RECIPIENT_PATTERN } from "../config/policy.ts";
 import { hmacSha256, hmacSha256Verify, importHmacKey } from "../lib/crypto.ts";
-import { toBase64Url, utf8 } from "../lib/encoding.ts";
+import { fromBase64Url, toBase64Url, utf8 } from "../lib/encoding.ts";
 import type { LinkChoice } from "../proposal/types.ts";
 import { parseSecret } from "../webhooks/standard-webhooks.ts";
 
@@ -116,19 +116,6 @@ function decodeJson(payload: string): unknown {
   if (!bytes) return null;
   try {
     return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes)) as unknown;
-  } catch {
-    return null;
-  }
-}
-
-/** Unpadded base64url (RFC 4648 §5) to bytes; null when it is not. */
-export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
-  if (!BASE64URL.test(text) || text.length % 4 === 1) return null;
-  try {
-    const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-    const out = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-    return out;
   } catch {
     return null;
   }

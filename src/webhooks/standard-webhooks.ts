@@ -1,8 +1,9 @@
 // Standard Webhooks (https://www.standardwebhooks.com/) signing and verification on WebCrypto: symmetric `v1`
 // (HMAC-SHA256 with a shared `whsec_` secret) and asymmetric `v1a` (Ed25519, verified with a `whpk_` public key).
 import { hmacSha256, importHmacKey, timingSafeEqual } from "../lib/crypto.ts";
+import { importEd25519PublicKey, signEd25519, verifyEd25519 } from "../lib/ed25519.ts";
 import { fromBase64, toBase64 } from "../lib/encoding.ts";
-import { parsePublicKey, type SigningKey, signEd25519, verifyEd25519 } from "./signing-keys.ts";
+import { parsePublicKey, type SigningKey } from "./signing-keys.ts";
 
 const SECRET_PREFIX = "whsec_";
 /** Canonical, padded standard base64 (RFC 4648 §4) — what the reference libraries accept. */
@@ -74,7 +75,7 @@ export async function signWebhook(
   const content = signedContent(msgId, timestamp, body);
   const signatures: string[] = [];
   if (key) signatures.push(`v1,${toBase64(await hmacSha256(await importHmacKey(key), content))}`);
-  for (const signing of keys) signatures.push(`v1a,${await signEd25519(signing, content)}`);
+  for (const signing of keys) signatures.push(`v1a,${await signEd25519(signing.privateKey, content)}`);
   return {
     "webhook-id": msgId,
     "webhook-timestamp": timestamp,
@@ -167,14 +168,15 @@ export async function verifyWebhookPublic(
   toleranceSeconds = 300,
 ): Promise<WebhookVerification> {
   try {
-    const keys = publicKeys.map(parsePublicKey);
-    if (keys.length === 0 || keys.some((key) => key === null)) return { ok: false, reason: "bad_secret" };
+    const raw = publicKeys.map(parsePublicKey);
+    if (raw.length === 0 || raw.some((key) => key === null)) return { ok: false, reason: "bad_secret" };
     const envelope = openEnvelope(headers, body, nowSeconds, toleranceSeconds);
     if (!envelope.ok) return envelope;
+    const keys = await Promise.all(raw.map((key) => importEd25519PublicKey(key!)));
     for (const [version, encoded] of envelope.candidates) {
       if (version !== "v1a") continue;
       for (const key of keys) {
-        if (key && (await verifyEd25519(key, encoded, envelope.content))) {
+        if (await verifyEd25519(key, encoded, envelope.content)) {
           return { ok: true, id: envelope.id, timestamp: envelope.timestamp };
         }
       }

@@ -10,7 +10,8 @@ import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import worker from "../../src/index.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
-import { fromBase64Url, type LinkClaims, mintLinkToken, verifyLinkToken } from "../../src/links/token.ts";
+import { fromBase64Url } from "../../src/lib/encoding.ts";
+import { type LinkClaims, mintLinkToken, verifyLinkToken } from "../../src/links/token.ts";
 import { KEY_ENTRIES, LINK_BINDINGS, linkActions, POLICY, SOC_KEY } from "../fixtures.ts";
 import { BASE, createdThisTest } from "./api.ts";
 
