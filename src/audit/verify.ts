@@ -190,6 +190,8 @@ function insertedProblem(id: string, event: StoredAuditEvent, checkpoint: Checkp
   return {
     proposal_id: id,
     idx: event.idx,
-    problem: `inserted: #${event.idx} has seq ${event.seq}, at or before the checkpoint's max seq ${checkpoint.max_seq}, yet the checkpoint does not list it`,
+    problem:
+      `inserted: #${event.idx} has seq ${event.seq}, at or before the checkpoint's max seq ` +
+      `${checkpoint.max_seq}, yet the checkpoint does not list it`,
   };
 }
