@@ -62,6 +62,8 @@ export const POLICY = {
     },
     "demo.echo": {
       requester_only: true,
+      // Who a requester_only proposal may name: a stolen key cannot address an account of its choosing.
+      requesters: ["U0BOB", "U0ALICE", "S0ONCALL"],
       ttl_seconds: 30,
     },
   },

@@ -70,16 +70,24 @@ describe("the pure rules", () => {
     });
 
   it("only the person asked may answer, and only with an answer", () => {
-    expect(applyClick(prompt(), { kind: "yes", user: "U0ALICE", memberOf: [], via: "slack" }, BEFORE)).toMatchObject({
+    expect(
+      applyClick(prompt(), { kind: "yes", user: "U0ALICE", memberOf: [], standing: "member", via: "slack" }, BEFORE),
+    ).toMatchObject({
       ok: false,
       code: "requester_only",
     });
-    expect(applyClick(prompt(), { kind: "approve", user: "U0BOB", memberOf: [], via: "slack" }, BEFORE)).toMatchObject({
+    expect(
+      applyClick(prompt(), { kind: "approve", user: "U0BOB", memberOf: [], standing: "member", via: "slack" }, BEFORE),
+    ).toMatchObject({
       ok: false,
       code: "wrong_kind",
     });
     expect(
-      applyClick(makeProposal(), { kind: "yes", user: "U0ALICE", memberOf: [], via: "slack" }, BEFORE),
+      applyClick(
+        makeProposal(),
+        { kind: "yes", user: "U0ALICE", memberOf: [], standing: "member", via: "slack" },
+        BEFORE,
+      ),
     ).toMatchObject({ ok: false, code: "wrong_kind" });
   });
 
@@ -89,7 +97,7 @@ describe("the pure rules", () => {
       ["no", "denied"],
       ["unsure", "escalated"],
     ] as const) {
-      const t = applyClick(prompt(), { kind, user: "U0BOB", memberOf: [], via: "slack" }, BEFORE);
+      const t = applyClick(prompt(), { kind, user: "U0BOB", memberOf: [], standing: "member", via: "slack" }, BEFORE);
       expect(t.ok).toBe(true);
       if (!t.ok) continue;
       expect(t.proposal.status).toBe(status);
@@ -108,21 +116,23 @@ describe("the pure rules", () => {
       recipient: "bob@example.com",
       rule: { requester_only: true, approvers: [], escalation: null, links: { recipients: [], teams_recipient: null } },
     });
-    expect(applyLink(p, { recipient: "eve@example.com", choice: "yes" }, BEFORE)).toMatchObject({
+    expect(applyLink(p, { recipient: "eve@example.com", identity: null, choice: "yes" }, BEFORE)).toMatchObject({
       ok: false,
       code: "not_a_recipient",
     });
-    expect(applyLink(p, { recipient: "bob@example.com", choice: "approve" }, BEFORE)).toMatchObject({
+    expect(applyLink(p, { recipient: "bob@example.com", identity: null, choice: "approve" }, BEFORE)).toMatchObject({
       ok: false,
       code: "wrong_kind",
     });
-    const t = applyLink(p, { recipient: "bob@example.com", choice: "no" }, BEFORE);
+    const t = applyLink(p, { recipient: "bob@example.com", identity: null, choice: "no" }, BEFORE);
     expect(t).toMatchObject({
       ok: true,
       proposal: { status: "denied", decision: { by: "link:bob@example.com", answer: "no" } },
     });
     if (t.ok)
-      expect(applyLink(t.proposal, { recipient: "bob@example.com", choice: "yes" }, BEFORE)).toMatchObject({
+      expect(
+        applyLink(t.proposal, { recipient: "bob@example.com", identity: null, choice: "yes" }, BEFORE),
+      ).toMatchObject({
         ok: false,
         code: "not_pending",
       });

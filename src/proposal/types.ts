@@ -70,16 +70,26 @@ export interface DecisionRule {
   requester_only: boolean;
   confirm: boolean;
   channel: string | null;
-  escalation: { approvers: string[]; channel: string | null; extend_ttl_seconds: number } | null;
+  escalation: {
+    approvers: string[];
+    channel: string | null;
+    extend_ttl_seconds: number;
+    /** Distinct people needed once escalated, never the escalator or the requester (absent before it existed: 1). */
+    required_approvals?: number;
+  } | null;
   /** Signed links, when the action enables them (absent in proposals created before links existed). */
   links?: LinkRule | null;
   /** A verification prompt's button labels (absent or null for approvals). */
   verify_labels?: VerifyLabels | null;
+  /** The policy's `people` directory at creation, identity → person; absent when it has none (each id is a person). */
+  people?: Record<string, string>;
 }
 
 export interface Approval {
-  /** A Slack user id, or `link:<recipient>` for an approval given through a signed link. */
+  /** A Slack user id, or `link:<identity>` for an approval given through a signed link. */
   user: string;
+  /** The person behind `user` (the `people` directory's name, else the identity itself); absent in older proposals. */
+  person?: string;
   at: string;
 }
 
