@@ -3,6 +3,8 @@
 // peer with the `standardwebhooks` reference library, not with signoff's own code.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { readCapped } from "../src/lib/read-capped.ts";
+import { MAX_ANSWER_BYTES } from "../src/proposal/jobs/dispatch.ts";
 import { SECRETS } from "./fixtures.ts";
 import {
   auditOf,
@@ -144,6 +146,40 @@ describe("dispatch", () => {
     expect(await peer.requests("/runner")).toHaveLength(1);
   });
 
+  // Issue 11 item 8: the runner's answer is read up to 64 KiB, never whole.
+  it("an answer over 64 KiB is read only up to 64 KiB and the cut is audited; with no status left to read it is dispatched", async () => {
+    await peer.script("/runner", [{ status: 200, body: { status: "succeeded", output: "x".repeat(100 * 1024) } }]);
+    const p = await approved();
+    await settle(p.id);
+    expect(await getProposal(p.id)).toMatchObject({ status: "dispatched", result: null, dispatch: { attempts: 1 } });
+    const answers = (await auditOf(p.id)).filter((e) => e.type === "dispatch.answer");
+    expect(answers.map((e) => e.details)).toEqual([
+      { attempt: 1, outcome: "accepted", ms: expect.any(Number), truncated: true },
+    ]);
+  });
+
+  it("reading stops at 64 KiB: an answer that never ends is not waited on until the timeout", async () => {
+    await peer.script("/runner", [{ status: 200, body: "x".repeat(70 * 1024), hold_open_ms: 5_000 }]);
+    const p = await approved();
+    await settle(p.id);
+    expect(await getProposal(p.id)).toMatchObject({
+      status: "dispatched",
+      dispatch: { attempts: 1, last_error: null },
+    });
+    const [answer] = (await auditOf(p.id)).filter((e) => e.type === "dispatch.answer");
+    expect(answer!.details).toMatchObject({ outcome: "accepted", truncated: true });
+  });
+
+  it("an answer within 64 KiB is read whole and its audit says nothing of a cut", async () => {
+    const output = "y".repeat(60 * 1024);
+    await peer.script("/runner", [{ status: 200, body: { status: "failed", output } }]);
+    const p = await approved();
+    await settle(p.id);
+    expect(await getProposal(p.id)).toMatchObject({ status: "failed", result: { output: output.slice(0, 16_384) } });
+    const [answer] = (await auditOf(p.id)).filter((e) => e.type === "dispatch.answer");
+    expect(answer!.details).not.toHaveProperty("truncated");
+  });
+
   it("a 202 (accepted) moves to dispatched and is never sent again", async () => {
     await peer.script("/runner", [{ status: 202, body: {} }]);
     const p = await approved();
@@ -151,6 +187,44 @@ describe("dispatch", () => {
     expect((await getProposal(p.id)).status).toBe("dispatched");
     await runJobsNow(p.id);
     expect(await peer.requests("/runner")).toHaveLength(1);
+  });
+});
+
+describe("reading a runner's answer: at most 64 KiB", () => {
+  const KiB = 1024;
+  /** A body of `chunks` chunks of 16 KiB (endless when null) that counts what was pulled and whether it was cancelled. */
+  function body(chunks: number | null) {
+    const seen = { pulled: 0, cancelled: false };
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (chunks !== null && seen.pulled >= chunks) return controller.close();
+        seen.pulled += 1;
+        controller.enqueue(new TextEncoder().encode("z".repeat(16 * KiB)));
+      },
+      cancel() {
+        seen.cancelled = true;
+      },
+    });
+    return { stream, seen };
+  }
+
+  it("a body of exactly 64 KiB is read whole and not called cut", async () => {
+    const { stream } = body(4);
+    const read = await readCapped(stream, MAX_ANSWER_BYTES);
+    expect(read).toEqual({ text: "z".repeat(64 * KiB), truncated: false });
+  });
+
+  it("an endless body: reading stops at the cap and the stream is cancelled", async () => {
+    const { stream, seen } = body(null);
+    const read = await readCapped(stream, MAX_ANSWER_BYTES);
+    expect(read.text.length).toBe(64 * KiB);
+    expect(read.truncated).toBe(true);
+    expect(seen.cancelled).toBe(true);
+    expect(seen.pulled).toBeLessThanOrEqual(6); // the four that fit, the one that overflows, maybe one queued ahead
+  });
+
+  it("no body is an empty answer", async () => {
+    expect(await readCapped(null, MAX_ANSWER_BYTES)).toEqual({ text: "", truncated: false });
   });
 });
 

@@ -5,6 +5,7 @@ import { type Context, Hono } from "hono";
 import { type AppEnv, configOf } from "../api/http.ts";
 import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
+import { verifyAccess } from "../identity/access.ts";
 import { randomToken, timingSafeEqual } from "../lib/crypto.ts";
 import { utf8 } from "../lib/encoding.ts";
 import { objectIdOf } from "../proposal/ids.ts";
@@ -83,6 +84,32 @@ function linkConfig(
   return { config: { ...config, linkSecret, publicUrl } };
 }
 
+/**
+ * Who is opening an approval link, as Cloudflare Access vouches for it on this very request; null for verification
+ * prompts (their links go by possession and never dispatch). A page instead when Access could not be asked.
+ */
+async function identityFor(
+  c: LinkContext,
+  config: Config,
+  choice: string,
+): Promise<{ identity: string | null } | { page: Response }> {
+  // approve/deny are approval links; a verification prompt's links carry its answers.
+  if ((choice !== "approve" && choice !== "deny") || config.access === null) return { identity: null };
+  const verified = await verifyAccess(config.access, c.req.raw.headers);
+  if (verified.ok) return { identity: verified.email };
+  if (verified.reason === "unavailable") {
+    return {
+      page: result(503, {
+        kind: "unavailable",
+        heading: "Your sign-in could not be checked",
+        message: "The identity provider did not answer just now; nothing was decided. Please try again in a minute.",
+        tone: "refused",
+      }),
+    };
+  }
+  return { identity: null };
+}
+
 function stubFor(c: LinkContext, proposalId: string) {
   const id = objectIdOf(c.env.PROPOSALS, proposalId);
   return id ? c.env.PROPOSALS.get(id) : null;
@@ -117,7 +144,9 @@ linkRoutes.get("/:token", async (c) => {
   const past = now > claims.e * 1000 || now >= Date.parse(proposal.expires_at);
   if (proposal.status === "expired" || (proposal.status === "pending" && past)) return expired(proposal, claims.r);
   if (proposal.status !== "pending") return notPending(proposal, claims.r);
-  const allowed = mayDecideByLink(proposal, claims.r);
+  const who = await identityFor(c, loaded.config, claims.c);
+  if ("page" in who) return who.page;
+  const allowed = mayDecideByLink(proposal, claims.r, who.identity);
   if (!allowed.ok) return forbidden(allowed.message, proposal, claims.r);
 
   // Double-submit CSRF: the same random value in an HttpOnly, SameSite=Strict cookie and in the form. An existing
@@ -185,8 +214,12 @@ linkRoutes.post("/:token", async (c) => {
     });
   }
   const reasonText = claims.c === "deny" ? (form.get("reason") ?? "").trim().slice(0, REASON_MAX) : "";
+  // The identity is checked again on the POST that decides: the page may have been opened by someone else.
+  const who = await identityFor(c, config, claims.c);
+  if ("page" in who) return who.page;
   const outcome = (await stub.decideByLink({
     recipient: claims.r,
+    identity: who.identity,
     choice: claims.c,
     nonce: claims.n,
     expires: claims.e,
@@ -206,6 +239,9 @@ linkRoutes.post("/:token", async (c) => {
       return disabled();
     case "not_a_recipient":
     case "already_approved":
+    case "identity_required":
+    case "wrong_identity":
+    case "self_approval":
       return forbidden(outcome.message, p, claims.r);
     default:
       return invalid();

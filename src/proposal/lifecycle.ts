@@ -1,5 +1,7 @@
-// The proposal state machine and who may decide (SPEC 2, 3, 5): pure functions, no I/O.
-// Each returns either a refusal or the next proposal plus the audit events that record it.
+// The proposal state machine and who may decide (SPEC 2, 3, 5, 6, 12): pure functions, no I/O.
+// Each returns either a refusal or the next proposal plus the audit events that record it;
+// nothing else in the code base builds a new status.
+import type { RunnerAnswer } from "../dispatch/runner-answer.ts";
 import type { Approval, LinkChoice, Proposal, Status, VerifyAnswer } from "./types.ts";
 import { DEFAULT_VERIFY_LABELS, TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
 
@@ -13,6 +15,9 @@ export interface EventDraft {
 export type Transition =
   | { ok: true; proposal: Proposal; events: EventDraft[] }
   | { ok: false; code: RefusalCode; message: string; events: EventDraft[] };
+
+/** A refusal: the proposal stays as it is, and only the events that record the refusal are kept. */
+export type Refused = Extract<Transition, { ok: false }>;
 
 export type RefusalCode =
   | "not_pending"
@@ -35,7 +40,13 @@ export type RefusalCode =
   | "wrong_kind"
   // signed links: the recipient may not decide this proposal, or links are not enabled for it
   | "not_a_recipient"
-  | "links_disabled";
+  | "links_disabled"
+  // signed links: not a link this proposal issued, or one that already decided
+  | "unknown_link"
+  | "already_used"
+  // runner results and dispatch answers: nothing awaits one, or this one was delivered before
+  | "wrong_state"
+  | "replayed";
 
 /** Slack buttons: approve/deny/escalate on approvals, the three answers on verification prompts. */
 export type ClickKind = "approve" | "deny" | "escalate" | VerifyAnswer;
@@ -265,6 +276,24 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
   return decideApproval(p, { kind: click.kind, approver: click.user, actor, reason: click.reason }, now, refuse, {});
 }
 
+/**
+ * Before the Deny modal opens (Slack asks for the reason first): may `user` deny now? Allowing
+ * changes nothing, since the deny itself arrives with the modal; a refusal is audited exactly
+ * like a refused click. Expiry that is due is applied by the caller first (applyExpiry).
+ */
+export function precheckDeny(
+  p: Proposal,
+  user: string,
+  memberOf: readonly string[],
+  standing: Standing,
+): { ok: true } | Refused {
+  const refuse = refuser(p, slackActor(user), "click.refused", { action: "deny" }, "slack");
+  if (p.status !== "pending") return refuse("not_pending", notPendingMessage(p));
+  const allowed = mayDecide(p, user, memberOf, "deny", standing);
+  if (!allowed.ok) return refuse(allowed.code, allowed.message);
+  return { ok: true };
+}
+
 /** A decision through a signed link: who it was minted for and what it says (already signature-checked). */
 export interface LinkDecision {
   recipient: string;
@@ -375,7 +404,54 @@ export function applyLink(p: Proposal, link: LinkDecision, now: number): Transit
   );
 }
 
-type Refuse = (code: RefusalCode, message: string) => Transition;
+/** A signed link as the proposal issued it (src/proposal/store.ts `links`). */
+export interface IssuedLinkState {
+  recipient: string;
+  choice: LinkChoice;
+  /** When it decided (Unix ms), or null while unused. */
+  used_at: number | null;
+}
+
+/** A signed link presented to decide: its verified claims, and `expires` (the token's `e`, Unix seconds). */
+export interface LinkUse extends LinkDecision {
+  expires: number;
+}
+
+/**
+ * Applies a signed link at time `now` (ms): it must be one this proposal issued (`issued`, found
+ * by the token's nonce) for the same recipient and choice, unused and unexpired; then it decides
+ * as applyLink says. On success the caller marks `issued` used in the same step.
+ */
+export function applyLinkUse(p: Proposal, issued: IssuedLinkState | null, use: LinkUse, now: number): Transition {
+  const refuse = refuser(p, linkActor(use.recipient), "link.refused", { choice: use.choice }, "link");
+  if (!p.rule.links) return refuse("links_disabled", "Signed links are not enabled for this action.");
+  if (!issued || issued.recipient !== use.recipient || issued.choice !== use.choice)
+    return refuse("unknown_link", "This link was not issued for this proposal.");
+  if (issued.used_at !== null) return refuse("already_used", "This link was already used: each link decides once.");
+  if (now > use.expires * 1000) return refuse("expired", "This link has expired; nothing was decided.");
+  const { recipient, identity, choice, reason } = use;
+  return applyLink(p, { recipient, identity, choice, ...(reason ? { reason } : {}) }, now);
+}
+
+/**
+ * The audit record of a link refused before it reached a decision (a forged signature that names
+ * this proposal, a failed CSRF check). `recipient` only when the token verified: a forgery's
+ * claims are not repeated.
+ */
+export function linkRefusal(
+  p: Proposal,
+  code: string,
+  recipient: string | null,
+  choice: LinkChoice | null,
+): EventDraft {
+  return {
+    type: "link.refused",
+    actor: recipient === null ? "link:?" : linkActor(recipient),
+    details: { ...(choice ? { choice } : {}), code, status: p.status, via: "link" },
+  };
+}
+
+type Refuse = (code: RefusalCode, message: string) => Refused;
 
 function refuser(p: Proposal, actor: string, type: string, what: Record<string, unknown>, via: string): Refuse {
   return (code, message) => ({
@@ -467,6 +543,26 @@ function answerVerify(p: Proposal, answer: VerifyAnswer, actor: string, via: str
   };
 }
 
+/** A new proposal (built by src/proposal/create.ts) enters `pending`: the event that opens its audit chain. */
+export function applyCreate(p: Proposal): Transition {
+  return {
+    ok: true,
+    proposal: p,
+    events: [
+      {
+        type: "proposal.created",
+        actor: `key:${p.created_by}`,
+        details: {
+          action_type: p.action.type,
+          plan_sha256: p.plan_sha256,
+          requested_by: p.requested_by,
+          expires_at: p.expires_at,
+        },
+      },
+    ],
+  };
+}
+
 /** Expires a pending proposal whose deadline has passed; anything else is left alone. */
 export function applyExpiry(p: Proposal, now: number): Transition {
   if (p.status !== "pending" || now < Date.parse(p.expires_at)) {
@@ -511,6 +607,160 @@ export function applyCancel(p: Proposal, keyName: string, now: number): Transiti
     ok: true,
     proposal: { ...p, status: "cancelled", decision: { by: actor, at, outcome: "cancelled" } },
     events: [{ type: "proposal.cancelled", actor, details: {} }],
+  };
+}
+
+/** Starts a dispatch attempt: counted (and audited) before the request leaves, so a crash mid-flight shows. */
+export function applyDispatchAttempt(p: Proposal): Transition {
+  // A verification prompt never reaches `approved`; the kind check keeps it so should anything change.
+  if (p.status !== "approved" || p.kind === "verify")
+    return { ok: false, code: "wrong_state", message: `proposal is ${p.status}: nothing to dispatch`, events: [] };
+  const attempt = p.dispatch.attempts + 1;
+  return {
+    ok: true,
+    proposal: { ...p, dispatch: { ...p.dispatch, attempts: attempt } },
+    events: [{ type: "dispatch.attempt", actor: "system", details: { attempt, plan_sha256: p.plan_sha256 } }],
+  };
+}
+
+/** What came back from one dispatch attempt. */
+export interface DispatchReply {
+  attempt: number;
+  answer: RunnerAnswer;
+  /** How long the runner took to answer (or to fail), in ms. */
+  ms: number;
+  /** The runner's body went past what is read of it (src/proposal/jobs/dispatch.ts MAX_ANSWER_BYTES). */
+  truncated: boolean;
+}
+
+/** A transition that may ask for another attempt at `retryAt` (ms); null when the dispatch is over. */
+export type DispatchStep = Transition & { retryAt: number | null };
+
+/**
+ * Applies the runner's answer to a dispatch (SPEC 6) at time `now` (ms): a final result, accepted
+ * (`dispatched`, the result comes later), refused (`dispatch_failed`), or worth another attempt at
+ * `retry.at` until `retry.maxAttempts` are spent. Refused when the proposal is no longer `approved`
+ * (a result arrived on the result route meanwhile): then nothing is recorded.
+ */
+export function applyDispatchAnswer(
+  p: Proposal,
+  reply: DispatchReply,
+  retry: { maxAttempts: number; at: number },
+  now: number,
+): DispatchStep {
+  if (p.status !== "approved") {
+    const message = `proposal is ${p.status}: the answer came after the outcome`;
+    return { ok: false, code: "wrong_state", message, events: [], retryAt: null };
+  }
+  const { answer, attempt } = reply;
+  const at = new Date(now).toISOString();
+  const answered = { attempt, outcome: answer.kind, ms: reply.ms, ...(reply.truncated ? { truncated: true } : {}) };
+  const done = (proposal: Proposal, events: EventDraft[]): DispatchStep => ({
+    ok: true,
+    proposal,
+    events,
+    retryAt: null,
+  });
+  switch (answer.kind) {
+    case "final":
+      return done(
+        {
+          ...p,
+          status: answer.status,
+          dispatch: { ...p.dispatch, dispatched_at: at, last_error: null },
+          result: { status: answer.status, output: answer.output, at },
+        },
+        [
+          { type: "dispatch.answer", actor: "runner", details: answered },
+          { type: `proposal.${answer.status}`, actor: "runner", details: { output_chars: answer.output.length } },
+        ],
+      );
+    case "accepted":
+      return done({ ...p, status: "dispatched", dispatch: { ...p.dispatch, dispatched_at: at, last_error: null } }, [
+        { type: "dispatch.answer", actor: "runner", details: answered },
+        { type: "proposal.dispatched", actor: "runner", details: {} },
+      ]);
+    case "refused":
+      return done({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error } }, [
+        { type: "dispatch.answer", actor: "runner", details: { ...answered, error: answer.error } },
+        { type: "proposal.dispatch_failed", actor: "system", details: { reason: "refused", error: answer.error } },
+      ]);
+    case "retry": {
+      if (attempt >= retry.maxAttempts) {
+        return done({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error } }, [
+          { type: "dispatch.answer", actor: "runner", details: { ...answered, error: answer.error } },
+          {
+            type: "proposal.dispatch_failed",
+            actor: "system",
+            details: { reason: "retries_exhausted", attempts: attempt, error: answer.error },
+          },
+        ]);
+      }
+      const retryAt = new Date(retry.at).toISOString();
+      return {
+        ok: true,
+        proposal: { ...p, dispatch: { ...p.dispatch, last_error: answer.error } },
+        events: [
+          {
+            type: "dispatch.answer",
+            actor: "runner",
+            details: { ...answered, error: answer.error, retry_at: retryAt },
+          },
+        ],
+        retryAt: retry.at,
+      };
+    }
+  }
+}
+
+/** A runner's asynchronous result (SPEC 6), its signature already checked by the Worker. */
+export interface RunnerResult {
+  /** Its `webhook-id`. */
+  webhookId: string;
+  status: "succeeded" | "failed";
+  output: string;
+  /** Whether this proposal accepted a result with the same `webhook-id` before. */
+  seenBefore: boolean;
+}
+
+/**
+ * Records a runner's result at time `now` (ms): only while a dispatch awaits one, i.e. `dispatched`,
+ * or `approved` with an attempt under way (the runner may report before its answer arrives).
+ */
+export function applyRunnerResult(p: Proposal, result: RunnerResult, now: number): Transition {
+  const webhook_id = result.webhookId;
+  if (result.seenBefore) {
+    return {
+      ok: false,
+      code: "replayed",
+      message: "this result was already delivered (webhook-id seen before)",
+      events: [{ type: "result.refused", actor: "runner", details: { code: "replayed", webhook_id } }],
+    };
+  }
+  const awaited = p.status === "dispatched" || (p.status === "approved" && p.dispatch.attempts > 0);
+  if (!awaited) {
+    return {
+      ok: false,
+      code: "wrong_state",
+      message: p.result
+        ? "a result was already recorded for this proposal"
+        : `proposal is ${p.status}: no dispatch awaits a result`,
+      events: [
+        { type: "result.refused", actor: "runner", details: { code: "wrong_state", status: p.status, webhook_id } },
+      ],
+    };
+  }
+  const at = new Date(now).toISOString();
+  const { status, output } = result;
+  return {
+    ok: true,
+    proposal: {
+      ...p,
+      status,
+      dispatch: { ...p.dispatch, dispatched_at: p.dispatch.dispatched_at ?? at },
+      result: { status, output, at },
+    },
+    events: [{ type: `proposal.${status}`, actor: "runner", details: { webhook_id, output_chars: output.length } }],
   };
 }
 

@@ -4,6 +4,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import type { Refusal } from "../errors.ts";
 import { newNonce } from "../links/token.ts";
+import { standingOf } from "../slack/standing.ts";
 import { membershipOf } from "../slack/usergroups.ts";
 import { flushAudit } from "./jobs/audit-flush.ts";
 import type { JobContext, JobOutcome, JobRunner } from "./jobs/context.ts";
@@ -14,17 +15,19 @@ import { syncTeams } from "./jobs/teams-sync.ts";
 import {
   applyCancel,
   applyClick,
+  applyCreate,
   applyExpiry,
-  applyLink,
+  applyLinkUse,
+  applyRunnerResult,
   type ClickKind,
   type EventDraft,
   groupsOf,
   isTerminal,
-  linkActor,
   linkChoices,
   linkDeciders,
-  mayDecide,
-  notPendingMessage,
+  linkRefusal,
+  precheckDeny,
+  type Standing,
   type Transition,
 } from "./lifecycle.ts";
 import { backoffMs, type Job, type JobKind, JobTable } from "./scheduler.ts";
@@ -57,6 +60,8 @@ export type Outcome = { ok: true; proposal: Proposal } | { ok: false; refusal: R
 export interface ClickInput {
   kind: ClickKind;
   user: string;
+  /** The workspace the signed payload puts the clicker in (`user.team_id`), compared with SLACK_TEAM_ID. */
+  team?: string | null;
   reason?: string;
   /** Where to send an ephemeral refusal (the channel the card is in), if anywhere. */
   channel?: string;
@@ -64,9 +69,14 @@ export interface ClickInput {
 
 export type ClickOutcome = { ok: true; status: Proposal["status"] } | { ok: false; code: string; message: string };
 
+/** Whether the Deny modal may open, with the summary it shows. */
+export type DenyCheckOutcome = { ok: true; summary: string } | { ok: false; code: string; message: string };
+
 /** A decision through a signed link whose token verified; `expires` is its `e` (Unix seconds). */
 export interface LinkInput {
   recipient: string;
+  /** The e-mail Cloudflare Access vouched for on this request, or null (possession-only verification links). */
+  identity: string | null;
   choice: LinkChoice;
   nonce: string;
   expires: number;
@@ -102,6 +112,24 @@ function cardChanged(before: Proposal, next: Proposal): boolean {
   );
 }
 
+/** A lifecycle.ts decision as what to commit: the next state when allowed, its events either way. */
+function committed(t: Transition): { next: Proposal | null; events: EventDraft[] } {
+  return { next: t.ok ? t.proposal : null, events: t.events };
+}
+
+/** What one call changes, decided from the proposal as it is inside the step, and what the caller is answered. */
+interface Change<R> {
+  /** The next state, or null when only `events` are recorded (a refusal, a note). */
+  next: Proposal | null;
+  events: EventDraft[];
+  /** Writes besides the proposal that belong to the same step (a link marked used, a reply to send). */
+  also?: (now: number) => void;
+  answer: R;
+}
+
+const NO_PROPOSAL: Refusal = { status: 404, code: "not_found", message: "no such proposal" };
+const NO_PROPOSAL_SLACK = { ok: false, code: "not_found", message: "This proposal does not exist." } as const;
+
 /** How long one run may hold its job before another run may take it over. */
 function leaseMs(kind: JobKind, config: Config | null): number {
   if (kind === "dispatch") return (config?.dispatchTimeoutMs ?? 10_000) + 5_000;
@@ -109,28 +137,30 @@ function leaseMs(kind: JobKind, config: Config | null): number {
 }
 
 export class ProposalObject extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
-  private readonly jobs: JobTable;
-  private cached: Proposal | null | undefined;
-  private readonly waiters = new Set<() => void>();
+  // Internals are #private: TypeScript's `private` is a type annotation only, and a stub could
+  // call such a method over RPC. The public methods below are the RPC surface, nothing more.
+  readonly #sql: SqlStorage;
+  readonly #jobs: JobTable;
+  #cached: Proposal | null | undefined;
+  readonly #waiters = new Set<() => void>();
   /** The platform alarm as last set or read: undefined until read, null when none is set. */
-  private alarmAt: number | null | undefined;
+  #alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    migrate(this.sql);
-    this.jobs = new JobTable(this.sql);
+    this.#sql = ctx.storage.sql;
+    migrate(this.#sql);
+    this.#jobs = new JobTable(this.#sql);
   }
 
   // ---- RPC -------------------------------------------------------------------------
 
   /** Creates the proposal, or (same request again under an Idempotency-Key) returns it. */
   async create(proposal: Proposal, requestSha256: string): Promise<CreateOutcome> {
-    const existing = loadProposal(this.sql);
+    const existing = loadProposal(this.#sql);
     if (existing) {
       if (existing.request_sha256 === requestSha256)
-        return { ok: true, created: false, proposal: existing.proposal, links: listLinks(this.sql) };
+        return { ok: true, created: false, proposal: existing.proposal, links: listLinks(this.#sql) };
       return {
         ok: false,
         refusal: {
@@ -140,77 +170,54 @@ export class ProposalObject extends DurableObject<Env> {
         },
       };
     }
-    const now = Date.now();
-    this.ctx.storage.transactionSync(() => {
-      saveProposal(this.sql, proposal, requestSha256);
-      this.cached = proposal;
-      this.record(
-        proposal.id,
-        [
-          {
-            type: "proposal.created",
-            actor: `key:${proposal.created_by}`,
-            details: {
-              action_type: proposal.action.type,
-              plan_sha256: proposal.plan_sha256,
-              requested_by: proposal.requested_by,
-              expires_at: proposal.expires_at,
-            },
-          },
-        ],
-        now,
-      );
+    return this.#commit((now) => {
+      saveProposal(this.#sql, proposal, requestSha256);
+      this.#cached = proposal;
+      this.#record(proposal.id, applyCreate(proposal).events, now);
       // One single-use link per recipient and choice; the nonce is what the signed token names.
       issueLinks(
-        this.sql,
+        this.#sql,
         linkDeciders(proposal).flatMap((recipient) =>
           linkChoices(proposal).map((choice) => ({ recipient, choice, nonce: newNonce() })),
         ),
       );
-      this.jobs.schedule("expire", "ttl", Date.parse(proposal.expires_at));
-      if (hasSlackCard(proposal)) this.jobs.schedule("slack", "card", now);
-      if (proposal.teams) this.jobs.schedule("teams", "sync", now);
+      this.#jobs.schedule("expire", "ttl", Date.parse(proposal.expires_at));
+      if (hasSlackCard(proposal)) this.#jobs.schedule("slack", "card", now);
+      if (proposal.teams) this.#jobs.schedule("teams", "sync", now);
+      return { ok: true, created: true, proposal, links: listLinks(this.#sql) };
     });
-    await this.arm();
-    return { ok: true, created: true, proposal, links: listLinks(this.sql) };
   }
 
   /** The proposal, or null; with `waitSeconds`, first waits (at most that long) for its status to change. */
   async read(waitSeconds = 0): Promise<Proposal | null> {
-    const p = this.current();
+    const p = this.#current();
     if (!p || waitSeconds <= 0 || isTerminal(p.status)) return p;
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.waiters.delete(done);
+        this.#waiters.delete(done);
         resolve();
       };
       const timer = setTimeout(done, waitSeconds * 1000);
-      this.waiters.add(done);
+      this.#waiters.add(done);
     });
-    return this.current();
+    return this.#current();
   }
 
   async cancel(keyName: string): Promise<Outcome> {
-    const p = this.current();
-    if (!p) return { ok: false, refusal: { status: 404, code: "not_found", message: "no such proposal" } };
-    const now = Date.now();
-    this.expireIfDue(p, now);
-    const transition = applyCancel(this.current()!, keyName, now);
-    this.ctx.storage.transactionSync(() =>
-      this.apply(transition.ok ? transition.proposal : null, transition.events, now),
-    );
-    await this.arm();
-    if (transition.ok) return { ok: true, proposal: transition.proposal };
-    const status = transition.code === "not_creator" ? 403 : 409;
-    return {
-      ok: false,
-      refusal: {
-        status,
-        code: transition.code === "not_creator" ? "forbidden" : "wrong_state",
-        message: transition.message,
-      },
-    };
+    return this.#mutate({ ok: false, refusal: NO_PROPOSAL }, (p, now) => {
+      const t = applyCancel(p, keyName, now);
+      const answer: Outcome = t.ok
+        ? { ok: true, proposal: t.proposal }
+        : {
+            ok: false,
+            refusal:
+              t.code === "not_creator"
+                ? { status: 403, code: "forbidden", message: t.message }
+                : { status: 409, code: "wrong_state", message: t.message },
+          };
+      return { ...committed(t), answer };
+    });
   }
 
   /**
@@ -219,67 +226,54 @@ export class ProposalObject extends DurableObject<Env> {
    * clicks are serialized and only the first transition out of `pending` wins.
    */
   async click(input: ClickInput): Promise<ClickOutcome> {
-    const before = this.current();
-    if (!before) return { ok: false, code: "not_found", message: "This proposal does not exist." };
-    const membership = await this.membership(before, input.user);
-
-    const now = Date.now();
-    this.expireIfDue(this.current()!, now);
-    const p = this.current()!;
-    const transition = applyClick(
-      p,
-      { kind: input.kind, user: input.user, memberOf: membership.memberOf, reason: input.reason, via: "slack" },
-      now,
-    );
-    let message = transition.ok ? "" : transition.message;
-    if (!transition.ok && transition.code === "not_an_approver" && membership.unresolved.length > 0) {
-      message = "Your Slack user-group membership could not be checked just now; please try again in a minute.";
-    }
-    this.ctx.storage.transactionSync(() => {
-      this.apply(transition.ok ? transition.proposal : null, transition.events, now);
-      if (!transition.ok && input.channel)
-        this.ephemeral({ channel: input.channel, user: input.user, text: message }, now);
+    const before = this.#current();
+    if (!before) return NO_PROPOSAL_SLACK;
+    const [membership, standing] = await Promise.all([
+      this.#membership(before, input.user),
+      this.#standing(input.user, input.team ?? null),
+    ]);
+    return this.#mutate<ClickOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
+      const { kind, user, reason } = input;
+      const t = applyClick(p, { kind, user, memberOf: membership.memberOf, standing, reason, via: "slack" }, now);
+      if (t.ok) return { ...committed(t), answer: { ok: true, status: t.proposal.status } };
+      const message =
+        t.code === "not_an_approver" && membership.unresolved.length > 0
+          ? "Your Slack user-group membership could not be checked just now; please try again in a minute."
+          : t.message;
+      return {
+        ...committed(t),
+        also: (at) => {
+          if (input.channel) this.#ephemeral({ channel: input.channel, user, text: message }, at);
+        },
+        answer: { ok: false, code: t.code, message },
+      };
     });
-    await this.arm();
-    return transition.ok
-      ? { ok: true, status: transition.proposal.status }
-      : { ok: false, code: transition.code, message };
   }
 
   /**
    * Before the Deny modal opens: may this user deny now? A refusal is audited and answered
    * with an ephemeral message, exactly like a refused click.
    */
-  async checkDeny(
-    user: string,
-    channel?: string,
-  ): Promise<{ ok: true; summary: string } | { ok: false; code: string; message: string }> {
-    const p = this.current();
-    if (!p) return { ok: false, code: "not_found", message: "This proposal does not exist." };
-    const membership = await this.membership(p, user);
-    const now = Date.now();
-    this.expireIfDue(this.current()!, now);
-    const current = this.current()!;
-    let refusal: { code: string; message: string } | null = null;
-    if (current.status !== "pending") refusal = { code: "not_pending", message: notPendingMessage(current) };
-    else {
-      const allowed = mayDecide(current, user, membership.memberOf, "deny");
-      if (!allowed.ok) refusal = allowed;
-    }
-    if (!refusal) return { ok: true, summary: current.summary };
-    const events: EventDraft[] = [
-      {
-        type: "click.refused",
-        actor: `slack:${user}`,
-        details: { action: "deny", code: refusal.code, status: current.status, via: "slack" },
-      },
-    ];
-    this.ctx.storage.transactionSync(() => {
-      this.apply(null, events, now);
-      if (channel) this.ephemeral({ channel, user, text: refusal.message }, now);
+  async checkDeny(user: string, channel?: string, team?: string | null): Promise<DenyCheckOutcome> {
+    const before = this.#current();
+    if (!before) return NO_PROPOSAL_SLACK;
+    const [membership, standing] = await Promise.all([
+      this.#membership(before, user),
+      this.#standing(user, team ?? null),
+    ]);
+    return this.#mutate<DenyCheckOutcome>(NO_PROPOSAL_SLACK, (p) => {
+      const verdict = precheckDeny(p, user, membership.memberOf, standing);
+      if (verdict.ok) return { next: null, events: [], answer: { ok: true, summary: p.summary } };
+      const { code, message } = verdict;
+      return {
+        next: null,
+        events: verdict.events,
+        also: (at) => {
+          if (channel) this.#ephemeral({ channel, user, text: message }, at);
+        },
+        answer: { ok: false, code, message },
+      };
     });
-    await this.arm();
-    return { ok: false, ...refusal };
   }
 
   /**
@@ -288,55 +282,27 @@ export class ProposalObject extends DurableObject<Env> {
    * it is marked used in the same step as the decision it made. Every refusal is audited.
    */
   async decideByLink(input: LinkInput): Promise<LinkOutcome> {
-    if (!this.current())
-      return { ok: false, code: "not_found", message: "This proposal does not exist.", proposal: null };
-    const now = Date.now();
-    this.expireIfDue(this.current()!, now);
-    const p = this.current()!;
-    const actor = linkActor(input.recipient);
-    const link = findLink(this.sql, input.nonce);
-    let refusal: { code: string; message: string } | null = null;
-    let transition: Transition | null = null;
-    if (!p.rule.links) {
-      refusal = { code: "links_disabled", message: "Signed links are not enabled for this action." };
-    } else if (!link || link.recipient !== input.recipient || link.choice !== input.choice) {
-      refusal = { code: "unknown_link", message: "This link was not issued for this proposal." };
-    } else if (link.used_at !== null) {
-      refusal = { code: "already_used", message: "This link was already used: each link decides once." };
-    } else if (now > input.expires * 1000) {
-      refusal = { code: "expired", message: "This link has expired; nothing was decided." };
-    } else {
-      transition = applyLink(
-        p,
-        { recipient: input.recipient, choice: input.choice, ...(input.reason ? { reason: input.reason } : {}) },
-        now,
-      );
-      if (!transition.ok) refusal = { code: transition.code, message: transition.message };
-    }
-    this.ctx.storage.transactionSync(() => {
-      if (transition?.ok) {
-        this.apply(transition.proposal, transition.events, now);
-        markLinkUsed(this.sql, input.nonce, now);
-        return;
-      }
-      const events = transition?.events ?? [
-        {
-          type: "link.refused",
-          actor,
-          details: { choice: input.choice, code: refusal!.code, status: p.status, via: "link" },
-        },
-      ];
-      this.apply(null, events, now);
+    const missing: LinkOutcome = {
+      ok: false,
+      code: "not_found",
+      message: "This proposal does not exist.",
+      proposal: null,
+    };
+    return this.#mutate<LinkOutcome>(missing, (p, now) => {
+      const t = applyLinkUse(p, findLink(this.#sql, input.nonce), input, now);
+      if (!t.ok) return { ...committed(t), answer: { ok: false, code: t.code, message: t.message, proposal: p } };
+      return {
+        ...committed(t),
+        also: (at) => markLinkUsed(this.#sql, input.nonce, at),
+        answer: { ok: true, proposal: t.proposal },
+      };
     });
-    await this.arm();
-    if (transition?.ok) return { ok: true, proposal: transition.proposal };
-    return { ok: false, ...refusal!, proposal: this.current() };
   }
 
   /** What a link's confirmation page shows: the proposal and the issued link. Reads only: a GET never decides. */
   async inspectLink(nonce: string): Promise<{ proposal: Proposal | null; link: IssuedLink | null }> {
-    const p = this.current();
-    return { proposal: p, link: p ? findLink(this.sql, nonce) : null };
+    const p = this.#current();
+    return { proposal: p, link: p ? findLink(this.#sql, nonce) : null };
   }
 
   /**
@@ -348,224 +314,193 @@ export class ProposalObject extends DurableObject<Env> {
     recipient: string | null = null,
     choice: LinkChoice | null = null,
   ): Promise<void> {
-    const p = this.current();
-    if (!p) return;
-    const now = Date.now();
-    const actor = recipient === null ? "link:?" : linkActor(recipient);
-    this.ctx.storage.transactionSync(() =>
-      this.apply(
-        null,
-        [
-          {
-            type: "link.refused",
-            actor,
-            details: { ...(choice ? { choice } : {}), code, status: p.status, via: "link" },
-          },
-        ],
-        now,
-      ),
-    );
-    await this.arm();
+    await this.#mutate(undefined, (p) => ({
+      next: null,
+      events: [linkRefusal(p, code, recipient, choice)],
+      answer: undefined,
+    }));
   }
 
   /** Audits a Slack call the Worker made on this proposal's behalf that failed (e.g. views.open). */
   async noteSlackFailure(method: string, error: string): Promise<void> {
-    if (!this.current()) return;
-    const now = Date.now();
-    this.ctx.storage.transactionSync(() =>
-      this.apply(null, [{ type: "slack.failed", actor: "system", details: { method, error, final: true } }], now),
-    );
-    await this.arm();
+    await this.#mutate(undefined, () => ({
+      next: null,
+      events: [{ type: "slack.failed", actor: "system", details: { method, error, final: true } }],
+      answer: undefined,
+    }));
   }
 
   /** The runner's asynchronous result (already signature-checked by the Worker). */
   async recordResult(webhookId: string, result: { status: "succeeded" | "failed"; output: string }): Promise<Outcome> {
-    const p = this.current();
-    if (!p) return { ok: false, refusal: { status: 404, code: "not_found", message: "no such proposal" } };
-    const now = Date.now();
-    let outcome: Outcome;
-    this.ctx.storage.transactionSync(() => {
-      if (!markWebhookSeen(this.sql, webhookId, now)) {
-        outcome = {
-          ok: false,
-          refusal: {
-            status: 401,
-            code: "replayed",
-            message: "this result was already delivered (webhook-id seen before)",
-          },
-        };
-        this.apply(
-          null,
-          [{ type: "result.refused", actor: "runner", details: { code: "replayed", webhook_id: webhookId } }],
-          now,
-        );
-        return;
-      }
-      const dispatchedOrUnderWay = p.status === "dispatched" || (p.status === "approved" && p.dispatch.attempts > 0);
-      if (!dispatchedOrUnderWay) {
-        const message = p.result
-          ? "a result was already recorded for this proposal"
-          : `proposal is ${p.status}: no dispatch awaits a result`;
-        outcome = { ok: false, refusal: { status: 409, code: "wrong_state", message } };
-        this.apply(
-          null,
-          [
-            {
-              type: "result.refused",
-              actor: "runner",
-              details: { code: "wrong_state", status: p.status, webhook_id: webhookId },
-            },
-          ],
-          now,
-        );
-        return;
-      }
-      const at = new Date(now).toISOString();
-      const next: Proposal = {
-        ...p,
-        status: result.status,
-        dispatch: { ...p.dispatch, dispatched_at: p.dispatch.dispatched_at ?? at },
-        result: { ...result, at },
-      };
-      this.apply(
-        next,
-        [
-          {
-            type: `proposal.${result.status}`,
-            actor: "runner",
-            details: { webhook_id: webhookId, output_chars: result.output.length },
-          },
-        ],
-        now,
-      );
-      this.jobs.cancel("dispatch", "runner");
-      outcome = { ok: true, proposal: next };
+    return this.#mutate<Outcome>({ ok: false, refusal: NO_PROPOSAL }, (p, now) => {
+      // Marked in the same step as the decision: a replay racing the first delivery still loses.
+      const seenBefore = !markWebhookSeen(this.#sql, webhookId, now);
+      const t = applyRunnerResult(p, { webhookId, ...result, seenBefore }, now);
+      if (t.ok) return { ...committed(t), answer: { ok: true, proposal: t.proposal } };
+      const status = t.code === "replayed" ? 401 : 409;
+      return { ...committed(t), answer: { ok: false, refusal: { status, code: t.code, message: t.message } } };
     });
-    await this.arm();
-    return outcome!;
   }
 
   override async alarm(): Promise<void> {
     const now = Date.now();
     let config: Config | null = null;
     try {
-      config = this.config();
+      config = this.#config();
     } catch {
       // Misconfigured: jobs that need config will fail and retry; expiry and audit still run.
     }
-    this.alarmAt = null; // the platform has consumed it
+    this.#alarmAt = null; // the platform has consumed it
     const lease = (kind: JobKind) => leaseMs(kind, config);
-    const due = this.jobs.claimDue(now, lease, { except: "audit" });
-    await Promise.all(due.map((job) => this.run(job)));
+    const due = this.#jobs.claimDue(now, lease, { except: "audit" });
+    await Promise.all(due.map((job) => this.#run(job)));
     // The audit flush goes last, so the events those jobs just recorded travel in the same
     // D1 batch instead of needing another alarm run (measured by npm run bench).
-    for (const job of this.jobs.claimDue(Date.now(), lease, { only: "audit" })) await this.run(job);
-    await this.arm();
+    for (const job of this.#jobs.claimDue(Date.now(), lease, { only: "audit" })) await this.#run(job);
+    await this.#arm();
+  }
+
+  // ---- the one path that changes state ---------------------------------------------
+
+  /**
+   * How every RPC call that may change the proposal does it: load; in one synchronous step,
+   * make an expiry that is due happen (a click after the deadline finds it expired), decide
+   * with `decide` (a lifecycle.ts function and any read it needs, inside the step) and write
+   * the outcome; then re-arm the alarm. `missing` answers when there is no proposal.
+   */
+  async #mutate<R>(missing: R, decide: (p: Proposal, now: number) => Change<R>): Promise<R> {
+    const loaded = this.#current();
+    if (!loaded) return missing;
+    return this.#commit((now) => {
+      const expiry = applyExpiry(loaded, now);
+      if (expiry.ok) this.#apply(expiry.proposal, expiry.events, now);
+      const change = decide(expiry.ok ? expiry.proposal : loaded, now);
+      this.#apply(change.next, change.events, now);
+      change.also?.(now);
+      return change.answer;
+    });
+  }
+
+  /** One synchronous transaction, then the alarm re-armed to whatever it scheduled. */
+  async #commit<R>(step: (now: number) => R): Promise<R> {
+    const result = this.#transact(step);
+    await this.#arm();
+    return result;
+  }
+
+  /** The only transaction: a state change, its audit events and its jobs are written together or not at all. */
+  #transact<R>(step: (now: number) => R): R {
+    const now = Date.now();
+    return this.ctx.storage.transactionSync(() => step(now));
   }
 
   // ---- internals -------------------------------------------------------------------
 
-  private current(): Proposal | null {
-    if (this.cached === undefined) this.cached = loadProposal(this.sql)?.proposal ?? null;
-    return this.cached;
+  #current(): Proposal | null {
+    if (this.#cached === undefined) this.#cached = loadProposal(this.#sql)?.proposal ?? null;
+    return this.#cached;
   }
 
-  private config(): Config {
+  #config(): Config {
     return loadConfig(this.env as unknown as ConfigEnv);
   }
 
-  private async membership(p: Proposal, user: string) {
+  async #membership(p: Proposal, user: string) {
     const groups = groupsOf(p);
     const listed = [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])].includes(user);
-    if (groups.length === 0 || listed || p.rule.requester_only) return { memberOf: [], unresolved: [] };
-    const config = this.config();
+    if (groups.length === 0 || listed || (p.rule.requester_only && !p.escalated))
+      return { memberOf: [], unresolved: [] };
+    const config = this.#config();
     return membershipOf(user, groups, { base: config.slackApiBase, token: config.slackBotToken });
   }
 
-  /** A click or cancel that arrives after the deadline first makes the expiry happen. */
-  private expireIfDue(p: Proposal, now: number): void {
-    const transition = applyExpiry(p, now);
-    if (transition.ok) this.ctx.storage.transactionSync(() => this.apply(transition.proposal, transition.events, now));
+  /** Whether the clicker is a full member of signoff's workspace (not a guest, not from a Slack Connect peer). */
+  #standing(user: string, team: string | null): Promise<Standing> {
+    const config = this.#config();
+    return standingOf(user, team, config.slackTeamId, { base: config.slackApiBase, token: config.slackBotToken });
   }
 
   /**
    * Writes a new state (if any) and its audit events, and schedules what follows from the
-   * change: Slack sync, dispatch, outcome events, waking long-polls. Call inside a
-   * transactionSync; arm the alarm afterwards.
+   * change: Slack sync, dispatch, outcome events, waking long-polls. Only inside #transact.
    */
-  private apply(next: Proposal | null, events: EventDraft[], now: number): void {
-    const before = this.current();
+  #apply(next: Proposal | null, events: EventDraft[], now: number): void {
+    const before = this.#current();
     if (next && before) {
-      saveProposal(this.sql, next);
-      this.cached = next;
+      saveProposal(this.#sql, next);
+      this.#cached = next;
       if (cardChanged(before, next) && hasSlackCard(next)) {
-        this.jobs.schedule("slack", "card", now);
-        if (next.escalated) this.jobs.schedule("slack", "escalation", now);
+        this.#jobs.schedule("slack", "card", now);
+        if (next.escalated) this.#jobs.schedule("slack", "escalation", now);
       }
-      if (next.escalated && !before.escalated) this.jobs.reschedule("expire", "ttl", Date.parse(next.expires_at));
-      if (next.status !== before.status) this.statusChanged(next, now);
+      if (next.escalated && !before.escalated) this.#jobs.reschedule("expire", "ttl", Date.parse(next.expires_at));
+      if (next.status !== before.status) this.#statusChanged(next, now);
     }
-    if (events.length > 0) this.record(next?.id ?? before!.id, events, now);
+    if (events.length > 0) this.#record(next?.id ?? before!.id, events, now);
   }
 
-  private statusChanged(next: Proposal, now: number): void {
-    if (next.status === "approved") this.jobs.schedule("dispatch", "runner", now);
-    if (next.status !== "pending") this.jobs.cancel("expire", "ttl");
-    if (next.teams) this.jobs.schedule("teams", "sync", now);
+  #statusChanged(next: Proposal, now: number): void {
+    // The dispatch job lives exactly while the proposal is `approved`: leaving it (an answer, a
+    // result on the result route) ends any retry still scheduled.
+    if (next.status === "approved") this.#jobs.schedule("dispatch", "runner", now);
+    else this.#jobs.cancel("dispatch", "runner");
+    if (next.status !== "pending") this.#jobs.cancel("expire", "ttl");
+    if (next.teams) this.#jobs.schedule("teams", "sync", now);
     if (next.callback_url) {
       const event = outcomeEvent(next, now);
-      queueNotification(this.sql, event.type, JSON.stringify(event));
-      this.jobs.schedule("notify", "queue", now);
+      queueNotification(this.#sql, event.type, JSON.stringify(event));
+      this.#jobs.schedule("notify", "queue", now);
     }
-    for (const wake of [...this.waiters]) wake();
+    for (const wake of [...this.#waiters]) wake();
   }
 
-  private record(proposalId: string, events: EventDraft[], now: number): void {
-    appendToOutbox(this.sql, proposalId, events, now);
-    this.jobs.schedule("audit", "flush", now);
+  #record(proposalId: string, events: EventDraft[], now: number): void {
+    appendToOutbox(this.#sql, proposalId, events, now);
+    this.#jobs.schedule("audit", "flush", now);
   }
 
-  private ephemeral(payload: EphemeralPayload, now: number): void {
-    this.jobs.schedule("slack", `ephemeral:${crypto.randomUUID()}`, now, JSON.stringify(payload));
+  #ephemeral(payload: EphemeralPayload, now: number): void {
+    this.#jobs.schedule("slack", `ephemeral:${crypto.randomUUID()}`, now, JSON.stringify(payload));
   }
 
-  private async run(job: Job): Promise<void> {
+  async #run(job: Job): Promise<void> {
     const context: JobContext = {
       env: this.env,
-      sql: this.sql,
-      jobs: this.jobs,
-      config: () => this.config(),
+      sql: this.#sql,
+      jobs: this.#jobs,
+      config: () => this.#config(),
       now: () => Date.now(),
-      proposal: () => this.current()!,
-      commit: (next, events) => this.ctx.storage.transactionSync(() => this.apply(next, events, Date.now())),
+      proposal: () => this.#current()!,
+      // Jobs commit through the same step as RPC calls; the alarm re-arms once they are done.
+      commit: (next, events) => this.#transact((now) => this.#apply(next, events, now)),
     };
     let outcome: JobOutcome;
     try {
-      if (job.kind !== "audit" && !this.current()) outcome = { done: true } as const;
+      if (job.kind !== "audit" && !this.#current()) outcome = { done: true } as const;
       else outcome = await RUNNERS[job.kind](context, job);
     } catch (error) {
       console.error(`job ${job.kind}/${job.key} failed: ${(error as Error).message}`);
       outcome = { retryAt: Date.now() + backoffMs(job.attempt + 1, 1_000, 300_000) };
     }
-    if ("done" in outcome) this.jobs.complete(job);
-    else this.jobs.retry(job, outcome.retryAt);
+    if ("done" in outcome) this.#jobs.complete(job);
+    else this.#jobs.retry(job, outcome.retryAt);
   }
 
-  private async arm(): Promise<void> {
-    const wake = this.jobs.nextWake();
+  async #arm(): Promise<void> {
+    const wake = this.#jobs.nextWake();
     // What the alarm is set to, read from storage once per instance and then remembered
     // (a getAlarm() on every change was measurable on the click path).
-    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.#alarmAt === undefined) this.#alarmAt = await this.ctx.storage.getAlarm();
     if (wake === null) {
-      if (this.alarmAt !== null) await this.ctx.storage.deleteAlarm();
-      this.alarmAt = null;
+      if (this.#alarmAt !== null) await this.ctx.storage.deleteAlarm();
+      this.#alarmAt = null;
       return;
     }
     // A job due in the past fires now; setAlarm refuses times <= 0.
     const at = Math.max(wake, Date.now());
-    if (this.alarmAt === null || this.alarmAt > at || this.alarmAt < wake) {
+    if (this.#alarmAt === null || this.#alarmAt > at || this.#alarmAt < wake) {
       await this.ctx.storage.setAlarm(at);
-      this.alarmAt = at;
+      this.#alarmAt = at;
     }
   }
 }

@@ -18,18 +18,8 @@ export interface Job {
 export type JobKind = "expire" | "audit" | "slack" | "dispatch" | "notify" | "teams";
 
 export class JobTable {
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
-      kind TEXT NOT NULL,
-      key TEXT NOT NULL,
-      due_at INTEGER NOT NULL,
-      attempt INTEGER NOT NULL DEFAULT 0,
-      version INTEGER NOT NULL DEFAULT 1,
-      lease_until INTEGER NOT NULL DEFAULT 0,
-      payload TEXT,
-      PRIMARY KEY (kind, key)
-    )`);
-  }
+  /** Wraps the `jobs` table that migrate() (src/proposal/store.ts) creates with the rest of the schema. */
+  constructor(private readonly sql: SqlStorage) {}
 
   /**
    * Asks for a run at `dueAt`. An existing job keeps its attempt count and any lease (a

@@ -1,11 +1,12 @@
 // The proposal Durable Object's own SQLite tables: the proposal, its unflushed audit events
-// (the outbox), queued outcome events, seen runner-result ids and issued signed links. Synchronous, so a state
-// change and the events that record it are written in one step.
+// (the outbox), queued outcome events, seen runner-result ids, issued signed links and the job
+// table (read and written by src/proposal/scheduler.ts). One versioned schema for all of them.
+// Synchronous, so a state change and the events that record it are written in one step.
 import { type AuditEvent, GENESIS_HASH, sealEvent } from "../audit/chain.ts";
 import type { EventDraft } from "./lifecycle.ts";
 import type { LinkChoice, Proposal } from "./types.ts";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export function migrate(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
@@ -37,6 +38,20 @@ export function migrate(sql: SqlStorage): void {
       choice TEXT NOT NULL,
       used_at INTEGER,                -- when it decided (Unix ms); a used link never decides again
       UNIQUE (recipient, choice)
+    )`);
+  }
+  if (version < 3) {
+    // The jobs the alarm runs (src/proposal/scheduler.ts). Objects older than version 3 have the
+    // table already, made by JobTable's constructor before the schema had one path: kept as is.
+    sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
+      kind TEXT NOT NULL,             -- expire, audit, slack, dispatch, notify, teams
+      key TEXT NOT NULL,              -- which one of its kind (card, escalation, ephemeral:<uuid>, …)
+      due_at INTEGER NOT NULL,        -- Unix ms
+      attempt INTEGER NOT NULL DEFAULT 0,
+      version INTEGER NOT NULL DEFAULT 1,
+      lease_until INTEGER NOT NULL DEFAULT 0,
+      payload TEXT,
+      PRIMARY KEY (kind, key)
     )`);
   }
   sql.exec(

@@ -24,6 +24,8 @@ export interface ScriptedResponse {
   delay_ms?: number;
   /** Drop the connection without answering (a network error). */
   destroy?: boolean;
+  /** Send the body, then keep the response open this long before ending it (a peer that never stops sending). */
+  hold_open_ms?: number;
 }
 
 export function startPeer(port = 0): Promise<{ server: Server; port: number }> {
@@ -36,10 +38,18 @@ export function startPeer(port = 0): Promise<{ server: Server; port: number }> {
     ["/events", new Webhook(SECRETS.EVENTS_SECRET)],
   ];
 
-  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  const send = (
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+    holdOpenMs = 0,
+  ) => {
     const text = typeof body === "string" ? body : JSON.stringify(body ?? {});
     res.writeHead(status, { "content-type": "application/json", ...headers });
-    res.end(text);
+    if (holdOpenMs <= 0) return void res.end(text);
+    res.write(text);
+    setTimeout(() => res.end(), holdOpenMs);
   };
 
   const defaultAnswer = (req: RecordedRequest): ScriptedResponse => {
@@ -115,7 +125,7 @@ export function startPeer(port = 0): Promise<{ server: Server; port: number }> {
     const answer = queue?.length ? queue.shift()! : defaultAnswer(recorded);
     if (answer.delay_ms) await new Promise((resolve) => setTimeout(resolve, answer.delay_ms));
     if (answer.destroy) return void req.socket.destroy();
-    send(res, answer.status ?? 200, answer.body ?? {}, answer.headers);
+    send(res, answer.status ?? 200, answer.body ?? {}, answer.headers, answer.hold_open_ms);
   };
 
   const server = createServer((req, res) => {

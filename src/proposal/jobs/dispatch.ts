@@ -1,11 +1,19 @@
 // Job: send the approved plan to the runner (SPEC 6), signed, retried with backoff, at most
-// one accepted delivery per proposal.
+// one accepted delivery per proposal. The I/O is here; what an answer does is lifecycle.ts's.
 import { classifyRunnerResponse, dispatchBody, type RunnerAnswer } from "../../dispatch/runner-answer.ts";
 import { withDeadline } from "../../lib/deadline.ts";
+import { readCapped } from "../../lib/read-capped.ts";
 import { signingKeys } from "../../webhooks/signing-keys.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
+import { applyDispatchAnswer, applyDispatchAttempt } from "../lifecycle.ts";
 import { backoffMs, WEBHOOK_BACKOFF } from "../scheduler.ts";
 import { DONE, type JobRunner } from "./context.ts";
+
+/**
+ * The most of a runner's answer that is read (issue 11 item 8): a result is at most 16 KiB of
+ * output (MAX_OUTPUT_CHARS) in a small JSON object, so more is a faulty or hostile runner.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024;
 
 /**
  * The job exists only while the proposal is `approved`. Each attempt is counted and
@@ -14,30 +22,32 @@ import { DONE, type JobRunner } from "./context.ts";
  * stay the same across attempts so the runner can drop a repeat it already ran.
  */
 export const dispatchToRunner: JobRunner = async (ctx, _job) => {
-  const before = ctx.proposal();
-  // A verification prompt never reaches `approved`; the kind check keeps it so should anything change.
-  if (before.status !== "approved" || before.kind === "verify") return DONE;
+  const start = applyDispatchAttempt(ctx.proposal());
+  if (!start.ok) return DONE;
   const config = ctx.config();
-  const attempt = before.dispatch.attempts + 1;
-  ctx.commit({ ...before, dispatch: { ...before.dispatch, attempts: attempt } }, [
-    { type: "dispatch.attempt", actor: "system", details: { attempt, plan_sha256: before.plan_sha256 } },
-  ]);
+  ctx.commit(start.proposal, start.events);
+  const sent = start.proposal;
+  const attempt = sent.dispatch.attempts;
 
-  const body = dispatchBody(before, attempt);
+  const body = dispatchBody(sent, attempt);
   const keys = await signingKeys(config.runnerSigningKeys);
-  const headers = await signWebhook(config.runnerSecret, `dsp_${before.id}`, Math.floor(ctx.now() / 1000), body, keys);
+  const headers = await signWebhook(config.runnerSecret, `dsp_${sent.id}`, Math.floor(ctx.now() / 1000), body, keys);
   let answer: RunnerAnswer;
+  let truncated = false;
   const started = ctx.now();
   try {
     answer = await withDeadline(config.dispatchTimeoutMs, async (signal) => {
       const response = await fetch(config.runnerUrl, {
         method: "POST",
-        headers: { ...headers, "content-type": "application/json", "idempotency-key": before.id },
+        headers: { ...headers, "content-type": "application/json", "idempotency-key": sent.id },
         body,
         redirect: "manual",
         signal,
       });
-      return classifyRunnerResponse(response.status, await response.text());
+      // An answer cut at the cap is no longer JSON: a 2xx then counts as accepted (SPEC 6, no status).
+      const read = await readCapped(response.body, MAX_ANSWER_BYTES);
+      truncated = read.truncated;
+      return classifyRunnerResponse(response.status, read.text);
     });
   } catch (error) {
     const timedOut = (error as Error).name === "TimeoutError";
@@ -47,59 +57,17 @@ export const dispatchToRunner: JobRunner = async (ctx, _job) => {
     };
   }
 
-  const p = ctx.proposal();
-  if (p.status !== "approved") return DONE; // a result arrived on the result route meanwhile
   const now = ctx.now();
-  const at = new Date(now).toISOString();
-  const answered = { attempt, outcome: answer.kind, ms: now - started };
-  switch (answer.kind) {
-    case "final":
-      ctx.commit(
-        {
-          ...p,
-          status: answer.status,
-          dispatch: { ...p.dispatch, dispatched_at: at, last_error: null },
-          result: { status: answer.status, output: answer.output, at },
-        },
-        [
-          { type: "dispatch.answer", actor: "runner", details: answered },
-          { type: `proposal.${answer.status}`, actor: "runner", details: { output_chars: answer.output.length } },
-        ],
-      );
-      return DONE;
-    case "accepted":
-      ctx.commit({ ...p, status: "dispatched", dispatch: { ...p.dispatch, dispatched_at: at, last_error: null } }, [
-        { type: "dispatch.answer", actor: "runner", details: answered },
-        { type: "proposal.dispatched", actor: "runner", details: {} },
-      ]);
-      return DONE;
-    case "refused":
-      ctx.commit({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error } }, [
-        { type: "dispatch.answer", actor: "runner", details: { ...answered, error: answer.error } },
-        { type: "proposal.dispatch_failed", actor: "system", details: { reason: "refused", error: answer.error } },
-      ]);
-      return DONE;
-    case "retry": {
-      if (attempt >= config.dispatchMaxAttempts) {
-        ctx.commit({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error } }, [
-          { type: "dispatch.answer", actor: "runner", details: { ...answered, error: answer.error } },
-          {
-            type: "proposal.dispatch_failed",
-            actor: "system",
-            details: { reason: "retries_exhausted", attempts: attempt, error: answer.error },
-          },
-        ]);
-        return DONE;
-      }
-      const retryAt = now + backoffMs(attempt, WEBHOOK_BACKOFF.baseMs, WEBHOOK_BACKOFF.capMs);
-      ctx.commit({ ...p, dispatch: { ...p.dispatch, last_error: answer.error } }, [
-        {
-          type: "dispatch.answer",
-          actor: "runner",
-          details: { ...answered, error: answer.error, retry_at: new Date(retryAt).toISOString() },
-        },
-      ]);
-      return { retryAt };
-    }
-  }
+  // Re-read: a result may have arrived on the result route while the request was out.
+  const step = applyDispatchAnswer(
+    ctx.proposal(),
+    { attempt, answer, ms: now - started, truncated },
+    {
+      maxAttempts: config.dispatchMaxAttempts,
+      at: now + backoffMs(attempt, WEBHOOK_BACKOFF.baseMs, WEBHOOK_BACKOFF.capMs),
+    },
+    now,
+  );
+  if (step.ok) ctx.commit(step.proposal, step.events);
+  return step.retryAt === null ? DONE : { retryAt: step.retryAt };
 };

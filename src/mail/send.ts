@@ -1,0 +1,58 @@
+// Sending mail through an HTTPS mail API (Resend's request shape, which several providers and relays accept):
+// one POST per message, with an answer that says whether to retry. Errors name a status or the kind of failure,
+// never the token or a response body.
+import { withDeadline } from "../lib/deadline.ts";
+import { retryAfterMs } from "../slack/web-api.ts";
+
+export interface MailConfig {
+  /** POST endpoint, e.g. `https://api.resend.com/emails`. */
+  url: string;
+  /** Bearer token for the mail API (a secret). */
+  token: string;
+  /** The sender: `signoff <signoff@example.com>`. */
+  from: string;
+}
+
+export interface Mail {
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export type MailResult =
+  | { kind: "ok" }
+  | { kind: "retry"; afterMs: number | null; error: string }
+  | { kind: "failed"; error: string };
+
+export const MAIL_TIMEOUT_MS = 10_000;
+
+export function sendMail(config: MailConfig, mail: Mail, timeoutMs = MAIL_TIMEOUT_MS): Promise<MailResult> {
+  return withDeadline(timeoutMs, async (signal) => {
+    let res: Response;
+    try {
+      res = await fetch(config.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${config.token}` },
+        body: JSON.stringify({
+          from: config.from,
+          to: [mail.to],
+          subject: mail.subject,
+          text: mail.text,
+          html: mail.html,
+        }),
+        redirect: "manual",
+        signal,
+      });
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+      return { kind: "retry", afterMs: null, error: timedOut ? `timed out after ${timeoutMs} ms` : "network error" };
+    }
+    await res.body?.cancel().catch(() => undefined);
+    if (res.status >= 200 && res.status < 300) return { kind: "ok" };
+    const afterMs = retryAfterMs(res.headers.get("retry-after"));
+    if (res.status === 429) return { kind: "retry", afterMs, error: "HTTP 429 rate limited" };
+    if (res.status === 408 || res.status >= 500) return { kind: "retry", afterMs, error: `HTTP ${res.status}` };
+    return { kind: "failed", error: `HTTP ${res.status}` };
+  });
+}
