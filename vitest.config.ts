@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { KEY_ENTRIES, LINK_BINDINGS, POLICY, SECRETS } from "./test/fixtures.ts";
+import { KEY_ENTRIES, LINK_BINDINGS, POLICY, SECRETS, SLACK_TEAM_ID } from "./test/fixtures.ts";
 
 const apiKeys = KEY_ENTRIES.map(({ token, ...entry }) => ({
   ...entry,
@@ -25,6 +25,7 @@ export default defineConfig(async () => {
               API_KEYS: JSON.stringify(apiKeys),
               POLICY: JSON.stringify(POLICY),
               SLACK_API_BASE: `${peer}/slack/api`,
+              SLACK_TEAM_ID,
               RUNNER_URL: `${peer}/runner`,
               // Short enough that the "runner hangs" test does not wait 10 s.
               DISPATCH_TIMEOUT_MS: "1500",

@@ -14,7 +14,10 @@ import {
   type Standing,
 } from "../src/proposal/lifecycle.ts";
 import type { Proposal } from "../src/proposal/types.ts";
+import { auditOf, click, clickPayload, createProposal, getProposal, settle, slackRequest } from "./helpers/api.ts";
+import { approvalBody, propose } from "./helpers/links.ts";
 import { EXPIRES_AT, makeProposal } from "./helpers/proposal-factory.ts";
+import { peer } from "./peer/client.ts";
 
 const NOW = Date.parse(EXPIRES_AT) - 60_000;
 const USERS = ["U0A", "U0B", "U0C", "U0D", "U0E", "U0F"] as const;
@@ -290,5 +293,45 @@ describe("the attacks the review found, one by one", () => {
     expect(
       applyLink(p, { recipient: "bob@example.com", identity: "bob@example.com", choice: "approve" }, NOW),
     ).toMatchObject({ ok: false, code: "self_approval" });
+  });
+});
+
+describe("end to end, in workerd: the same rules through Slack's real path", () => {
+  it("escalate, then approve alone: refused as escalated_by_you, nothing dispatched; another escalation approver decides", async () => {
+    const body = { ...approvalBody(), action: { type: "links.escalating", params: {} }, requested_by: "U0BOB" };
+    const p = await propose(body);
+    expect((await click("escalate", p.id, "U0ALICE")).status).toBe(200);
+    expect((await click("approve", p.id, "U0ALICE")).status).toBe(200);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("pending");
+    const refused = (await auditOf(p.id)).filter((e) => e.type === "click.refused");
+    expect(refused.map((e) => [e.actor, e.details.code])).toEqual([["slack:U0ALICE", "escalated_by_you"]]);
+    expect((await click("approve", p.id, "U0LEAD")).status).toBe(200);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("succeeded");
+  });
+
+  it("a guest's click and a Slack Connect member's click never count: refused, told why, audited", async () => {
+    const p = await createProposal({ requested_by: "U0BOB" });
+    // U0GUEST is a guest account (users.info is_restricted); U0EXTERNAL belongs to another workspace.
+    expect((await slackRequest(clickPayload("approve", p.id, "U0GUEST"))).status).toBe(200);
+    const foreign = clickPayload("approve", p.id, "U0ALICE");
+    expect((await slackRequest({ ...foreign, user: { id: "U0ALICE", team_id: "T0OTHERCO" } })).status).toBe(200);
+    expect((await slackRequest(clickPayload("approve", p.id, "U0EXTERNAL"))).status).toBe(200);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("pending");
+    const refusals = (await auditOf(p.id)).filter((e) => e.type === "click.refused");
+    expect(refusals.map((e) => [e.actor, e.details.code])).toEqual([
+      ["slack:U0GUEST", "not_a_member"],
+      ["slack:U0ALICE", "not_a_member"],
+      ["slack:U0EXTERNAL", "not_a_member"],
+    ]);
+    const ephemerals = (await peer.slackCalls("chat.postEphemeral")).map((call) => String(call.text));
+    expect(ephemerals.some((text) => /Guest accounts/.test(text))).toBe(true);
+    expect(ephemerals.some((text) => /own Slack workspace/.test(text))).toBe(true);
+    // The same person from the home workspace still decides.
+    expect((await click("approve", p.id, "U0ALICE")).status).toBe(200);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("succeeded");
   });
 });

@@ -11,7 +11,17 @@ import { expect } from "vitest";
 import worker from "../../src/index.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
 import { fromBase64Url, type LinkClaims, mintLinkToken, verifyLinkToken } from "../../src/links/token.ts";
-import { KEY_ENTRIES, LINK_BINDINGS, linkActions, POLICY, SOC_KEY } from "../fixtures.ts";
+import {
+  ACCESS_AUD,
+  KEY_ENTRIES,
+  LINK_BINDINGS,
+  linkActions,
+  MAIL_API_TOKEN,
+  MAIL_FROM,
+  MAIL_PATH,
+  POLICY,
+  SOC_KEY,
+} from "../fixtures.ts";
 import { BASE, createdThisTest } from "./api.ts";
 
 export const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
@@ -27,6 +37,12 @@ export async function linkEnv(): Promise<Env> {
       ...env,
       POLICY: JSON.stringify({ ...POLICY, actions: { ...POLICY.actions, ...linkActions(PEER) } }),
       API_KEYS: JSON.stringify(keys),
+      // Approval links need Access in front (the loopback peer stands in for the team domain) and a mail API.
+      ACCESS_TEAM_DOMAIN: PEER,
+      ACCESS_AUD,
+      MAIL_API_URL: `${PEER}${MAIL_PATH}`,
+      MAIL_FROM,
+      MAIL_API_TOKEN,
     } as Env;
   }
   return cached;
