@@ -130,7 +130,10 @@ async function flow(): Promise<void> {
   await page.locator("#confirm:not([hidden])").waitFor();
   assert.match(await page.locator("#confirm-title").innerText(), /Approve this action\?/);
   await page.click("#confirm-ok");
-  await card(echo).locator("pre", { hasText: "hello from the e2e test" }).waitFor({ timeout: FLOW_MS });
+  // The output's code block, not the params' (`{"message":"hello from the e2e test"}`), which is there from the start.
+  await card(echo)
+    .locator("pre", { hasText: /^hello from the e2e test/ })
+    .waitFor({ timeout: FLOW_MS });
   const approved = await card(echo).innerText();
   assert.match(approved, /Approved by @alice/);
   assert.match(approved, /Succeeded/);

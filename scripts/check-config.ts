@@ -4,9 +4,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs, parseEnv } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
-import { isLoopbackHost } from "../src/config/api-keys.ts";
 import type { Config, ConfigEnv } from "../src/config/check.ts";
 import { checkConfig, SECRET_NAMES, VAR_NAMES } from "../src/config/check.ts";
+import { isLoopbackHost } from "../src/lib/hosts.ts";
 
 const USAGE = `Usage: npm run check-config [-- --env NAME] [--wrangler PATH] [--dev-vars PATH] [--secrets-from-env | --vars-only]
 

@@ -2,8 +2,9 @@
 import { Hono } from "hono";
 import pkg from "../package.json";
 import { auditRoutes } from "./api/audit.ts";
-import { type AppEnv, configOf } from "./api/http.ts";
+import type { AppEnv } from "./api/http.ts";
 import { keyRoutes } from "./api/keys.ts";
+import { withConfig } from "./api/middleware.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { proposalRoutes } from "./api/proposals.ts";
 import { resultRoutes } from "./api/results.ts";
@@ -16,10 +17,8 @@ export const VERSION: string = pkg.version;
 export function buildApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
-  app.get("/healthz", (c) => {
-    configOf(c); // a bad configuration answers 503 misconfigured, naming the fields
-    return c.json({ ok: true, version: VERSION });
-  });
+  // withConfig: a bad configuration answers 503 misconfigured, naming the fields.
+  app.get("/healthz", withConfig, (c) => c.json({ ok: true, version: VERSION }));
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
   app.route("/v1/proposals", resultRoutes);
   app.route("/v1/proposals", proposalRoutes);

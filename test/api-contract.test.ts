@@ -5,6 +5,7 @@
 import { env, exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
+import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "./fixtures.ts";
 import {
   auditOf,
@@ -18,6 +19,7 @@ import {
   signedSlackBody,
   slackRequest,
 } from "./helpers/api.ts";
+import { countedStream, paddedForm } from "./helpers/streams.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -198,6 +200,15 @@ function sleep(ms: number) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * The most characters of params the card's params section holds (issue 11 item 4): Slack's 3,000 characters of
+ * section text less the `*Params*\n` label and the two code fences.
+ */
+const CARD_PLAN_MAX = 2985;
+
+/** A proposer hiding the real change behind padding, as the card used to cut params at about 3,000 characters. */
+const PADDED_PLAN = { pad: "x".repeat(3500), cluster: "pg-main", target: "pg-replica-2" };
+
 const UNKNOWN_TOKEN = `so_${"Q".repeat(43)}`;
 
 /** Every way of not being authenticated SPEC 4 knows: none, wrong, another scheme, unknown token. */
@@ -222,6 +233,21 @@ describe("POST /v1/proposals", () => {
     it.each(BAD_CREDENTIALS)("401 for %s, and nothing is created", async (_name, headers) => {
       await expectRefusedCreate((key) => postProposal(key, { body: proposalBody(), token: null, headers }), 401);
     });
+
+    it("a 401 carries the Bearer challenge (RFC 6750), with invalid_token only when a bearer token was sent", async () => {
+      const challenge = async (headers: Record<string, string>) =>
+        (await call("/v1/proposals", { body: proposalBody(), token: null, headers })).headers.get("www-authenticate");
+      expect(await challenge({})).toBe('Bearer realm="signoff"');
+      expect(await challenge({ authorization: `Basic ${TOKENS.writer}` })).toBe('Bearer realm="signoff"');
+      expect(await challenge({ authorization: `Bearer ${UNKNOWN_TOKEN}` })).toBe(
+        'Bearer realm="signoff", error="invalid_token"',
+      );
+      for (const path of ["/v1/proposals/prp_x", "/v1/audit"]) {
+        expect((await call(path, { token: null })).headers.get("www-authenticate"), path).toBe(
+          'Bearer realm="signoff"',
+        );
+      }
+    });
   });
 
   describe("403 not allowed", () => {
@@ -231,6 +257,14 @@ describe("POST /v1/proposals", () => {
         403,
       );
       expect(body.error.message).toContain("proposals:write");
+    });
+
+    it("a 403 for a missing scope names it in the Bearer challenge (RFC 6750 insufficient_scope)", async () => {
+      const res = await call("/v1/proposals", { body: proposalBody(), token: TOKENS.reader });
+      await expectError(res, 403);
+      expect(res.headers.get("www-authenticate")).toBe(
+        'Bearer realm="signoff", error="insufficient_scope", scope="proposals:write"',
+      );
     });
 
     it("403 when the key lacks the proposals:write scope (auditor)", async () => {
@@ -327,6 +361,18 @@ describe("POST /v1/proposals", () => {
           }),
         413,
       );
+    });
+
+    it("413 for a chunked proposal of 4 MiB without Content-Length: refused as it streams, never read whole", async () => {
+      // A valid proposal padded with whitespace: anything that read it whole and parsed it would create it.
+      const text = JSON.stringify(proposalBody()).padEnd(4 * 1024 * KiB, " ");
+      const sent: Array<ReturnType<typeof countedStream>> = [];
+      await expectRefusedCreate((key) => {
+        const body = countedStream(new TextEncoder().encode(text));
+        sent.push(body);
+        return postProposal(key, { rawBody: body.stream, headers: { "content-type": "application/json" } });
+      }, 413);
+      expect(sent[0]!.pulled()).toBeLessThan(1024 * KiB);
     });
 
     it("413 for a 70 KiB well-formed proposal (big metadata)", async () => {
@@ -473,6 +519,14 @@ describe("POST /v1/proposals", () => {
       );
     });
 
+    it("details spell paths as configuration errors do: a key that is no identifier is bracketed", async () => {
+      const body = await expectRefusedCreate(
+        (key) => postProposal(key, { body: { ...proposalBody(), "blast-radius": "all of prod" } }),
+        400,
+      );
+      expect(body.error.details).toContainEqual({ path: '["blast-radius"]', message: "unknown field" });
+    });
+
     it.each(["bob", "@bob", "u0bob", "U", "C0INCIDENT", "S0ONCALL", "<@U0BOB>"])(
       "400 naming requested_by for %j (not a Slack user id)",
       async (value) => {
@@ -585,6 +639,24 @@ describe("POST /v1/proposals", () => {
       );
     });
 
+    it.each<[string, Json]>([
+      ["3,500 bytes of padding, then the real change (under the 4 KiB params limit)", PADDED_PLAN],
+      ["700 ampersands: 700 bytes, but 3,500 characters once escaped for Slack", { note: "&".repeat(700) }],
+      ["500 non-ASCII characters: 1,000 bytes, but 3,000 characters as \\u escapes", { note: "é".repeat(500) }],
+      ["one character more than the card holds", { blob: "x".repeat(CARD_PLAN_MAX - 10) }],
+    ])(
+      "422 plan_too_large naming action.params when the card could not show the plan whole: %s",
+      async (_name, params) => {
+        const body = await expectRefusedCreate(
+          (key) => postProposal(key, { body: proposalBody({ action: { type: "db.failover", params } }) }),
+          422,
+          ["action.params"],
+        );
+        expect(body.error.code).toBe("plan_too_large");
+        expect(body.error.message).toMatch(/card/);
+      },
+    );
+
     it.each([0, -1, 3601, 86_400, 10 ** 12])(
       "422 naming ttl_seconds for ttl %d (outside 1…max_ttl_seconds 3600)",
       async (ttl) => {
@@ -673,6 +745,18 @@ describe("POST /v1/proposals", () => {
       const cards = cardsMentioning(await cardsPosted(), p.id);
       expect(cards.length).toBe(1);
       expect(cards[0]!.channel).toBe("C0INCIDENT");
+    });
+
+    it("the largest plan the card can hold is accepted and posted whole: what Slack shows parses to the params", async () => {
+      const params = { blob: "x".repeat(CARD_PLAN_MAX - '{"blob":""}'.length) };
+      const p = await create({ action: { type: "db.failover", params } });
+      await settle(p.id);
+      const [card] = cardsMentioning(await cardsPosted(), p.id);
+      const section = (card!.blocks as Json[]).find((b) => b.block_id === "signoff.params");
+      const shown = /^\*Params\*\n```([^`]*)```$/.exec(section?.text?.text ?? "")?.[1];
+      expect(shown, "the params section is one whole code block").toBeDefined();
+      expect(JSON.parse(shown!.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&"))).toEqual(params);
+      expect(section!.text.text.length).toBe(3000);
     });
 
     it("the creation is audited as proposal.created by key:<name>", async () => {
@@ -1063,6 +1147,24 @@ describe("POST /v1/proposals/:id/result", () => {
       413,
     );
   });
+
+  it("413 for a signed result of 4 MiB sent chunked without Content-Length: never read whole, nothing recorded", async () => {
+    const p = await create();
+    const text = JSON.stringify({ status: "succeeded", output: "ok" }).padEnd(4 * 1024 * KiB, " ");
+    const body = countedStream(new TextEncoder().encode(text));
+    const res = await exports.default.fetch(
+      new Request(`${BASE}/v1/proposals/${p.id}/result`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...runnerSignedHeaders(text) },
+        body: body.stream,
+      }),
+    );
+    await expectError(res, 413);
+    expect(body.pulled()).toBeLessThan(1024 * KiB);
+    expect((await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }))).status).toBe("pending");
+    await settle(p.id);
+    expect((await auditOf(p.id)).map((e) => e.type)).not.toContain("result.refused");
+  });
 });
 
 // ---- GET /v1/audit -------------------------------------------------------------------
@@ -1331,6 +1433,36 @@ describe("POST /slack/interactions", () => {
     expect((await view(p.id)).status).toBe("pending");
   });
 
+  it("413 for a signed click of 16 MiB sent chunked without Content-Length: never read whole, nothing changed", async () => {
+    const p = await create();
+    await settle(p.id);
+    const before = (await auditOf(p.id)).length;
+    // A correctly signed approval by an approver, padded: read whole, it would count.
+    const form = paddedForm(
+      `payload=${encodeURIComponent(JSON.stringify(clickPayload("approve", p.id, "U0ALICE")))}`,
+      16 * 1024 * KiB,
+    );
+    const timestamp = Math.floor(Date.now() / 1000);
+    const signature = await signSlackRequest(SECRETS.SLACK_SIGNING_SECRET, timestamp, new TextDecoder().decode(form));
+    const body = countedStream(form, 64 * KiB);
+    const res = await exports.default.fetch(
+      new Request(`${BASE}/slack/interactions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          "x-slack-request-timestamp": String(timestamp),
+          "x-slack-signature": signature,
+        },
+        body: body.stream,
+      }),
+    );
+    await expectError(res, 413);
+    expect(body.pulled()).toBeLessThan(4 * 1024 * KiB);
+    expect((await view(p.id)).status).toBe("pending");
+    await settle(p.id);
+    expect(await auditOf(p.id)).toHaveLength(before);
+  });
+
   it.each(["toString", "constructor", "hasOwnProperty", "valueOf", "__proto__", "signoff.unknown"])(
     "a signed click whose action_id %j is not one of signoff's buttons is answered (no 5xx) and changes nothing",
     async (actionId) => {
@@ -1534,6 +1666,9 @@ describe("GET /openapi.json", () => {
         "callback_url",
         "metadata",
       ]),
+    );
+    expect(schema.properties.action.properties.params.description).toContain(
+      `at most ${CARD_PLAN_MAX} characters so written, else 422 plan_too_large`,
     );
     expect(create.responses).toHaveProperty("201");
     for (const status of ["400", "401", "403", "409", "413", "415", "422"])

@@ -252,6 +252,23 @@ describe("asynchronous results", () => {
     expect((await auditOf(p.id)).map((e) => e.type)).toContain("proposal.failed");
   });
 
+  it("one output rule whichever way a result arrives: text, at most 16,384 characters kept, longer cut not refused", async () => {
+    // Answered at once, in the dispatch's answer.
+    await peer.script("/runner", [{ status: 200, body: { status: "succeeded", output: "a".repeat(20_000) } }]);
+    const atOnce = await approved();
+    await settle(atOnce.id);
+    expect((await getProposal(atOnce.id)).result.output).toBe("a".repeat(16_384));
+    // Reported later, close to the 64 KiB body limit.
+    const later = await dispatched();
+    expect((await signedResult(later.id, { status: "succeeded", output: "b".repeat(61_000) })).status).toBe(200);
+    expect((await getProposal(later.id)).result.output).toBe("b".repeat(16_384));
+    // Output that is not a string is kept as its JSON text, by either way.
+    const structured = await dispatched();
+    expect((await signedResult(structured.id, { status: "failed", output: { exit: 1 } })).status).toBe(200);
+    expect((await getProposal(structured.id)).result.output).toBe('{"exit":1}');
+    await Promise.all([atOnce, later, structured].map((p) => settle(p.id)));
+  });
+
   it("unsigned, wrongly signed or stale results are 401 and change nothing", async () => {
     const p = await dispatched();
     const unsigned = await call(`/v1/proposals/${p.id}/result`, {

@@ -24,6 +24,7 @@ import {
   signedLink,
   verifies,
 } from "./helpers/links.ts";
+import { countedStream, paddedForm } from "./helpers/streams.ts";
 import { peer } from "./peer/client.ts";
 
 const SECRET = LINK_BINDINGS.LINK_SECRET;
@@ -238,9 +239,15 @@ describe("prefetch: a GET never decides", () => {
     expect(h.get("x-frame-options")).toBe("DENY");
     expect(h.get("cache-control")).toBe("no-store");
     expect(h.get("referrer-policy")).toBe("same-origin");
-    expect(page.setCookie).toMatch(
-      /^signoff_csrf=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Secure; Path=\/l\/; Max-Age=\d+$/,
-    );
+    const [pair, ...attributes] = page.setCookie!.split("; ");
+    expect(pair).toMatch(/^signoff_csrf=[A-Za-z0-9_-]{43}$/);
+    expect(attributes.sort()).toEqual([
+      "HttpOnly",
+      expect.stringMatching(/^Max-Age=\d+$/),
+      "Path=/l/",
+      "SameSite=Strict",
+      "Secure",
+    ]);
     expect(page.csrf).toBe(page.cookie);
     expect(page.html).toContain('name="reason"'); // deny asks for an optional reason
     expect(page.html).not.toMatch(/<script|<link|<img|https?:\/\/(?!signoff)/i);
@@ -385,6 +392,33 @@ describe("CSRF: the POST must come from the link's own page", () => {
     );
     expect(jsonPost.status).toBe(415);
     expect(await statusOf(p.id)).toBe("pending");
+    await settle(p.id);
+  });
+
+  it("a form of 4 MiB sent chunked without Content-Length is 413 and decides nothing; it is never read whole", async () => {
+    const p = await propose(solo());
+    const url = linkFor(p, "dana@example.com", "approve");
+    const page = await openLink(url);
+    // The page's own form with its CSRF value, padded: read whole, it would approve.
+    const body = countedStream(paddedForm(`csrf=${page.csrf}`, 4 * 1024 * 1024));
+    const res = await send(
+      new Request(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          cookie: `signoff_csrf=${page.cookie}`,
+          origin: new URL(url).origin,
+        },
+        body: body.stream,
+      }),
+    );
+    expect(res.status).toBe(413);
+    expect(await res.text()).toContain("The form was too large.");
+    expect(body.pulled()).toBeLessThan(1024 * 1024);
+    expect(await statusOf(p.id)).toBe("pending");
+    expect((await linkRows(p.id)).every((r) => r.used_at === null)).toBe(true);
+    // The link still works from its page.
+    expect((await confirmLink(url, { cookie: page.cookie, csrf: page.csrf })).res.status).toBe(200);
     await settle(p.id);
   });
 });
@@ -810,5 +844,35 @@ describe("policy and configuration for links", () => {
     const res = await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader });
     expect((await json(res)).rule.links).toEqual(p.rule.links);
     await settle(p.id);
+  });
+});
+
+describe("what will run is shown whole off Slack too (issue 11 item 4)", () => {
+  it("Teams and the link page show the whole plan as ASCII JSON; Teams says whose the texts are", async () => {
+    const params = { pad: "x".repeat(2000), real: "drop table users", sneaky: "a\u202eb\u200bc`d é" };
+    const p = await propose(approvalBody({ action: { type: "links.deploy", params } }));
+    await settle(p.id);
+    const [post] = await peer.requests("/teams/approve");
+    const card = JSON.parse(post!.body).attachments[0].content;
+    expect(card.body[2].text).toBe(
+      escapeTeamsMarkdown("Proposed by API key soc: the summary above and the texts below are the proposer's words."),
+    );
+    const monospace = card.body.filter((b: { fontType?: string }) => b.fontType === "Monospace");
+    expect(monospace).toHaveLength(1);
+    // Teams shows the text with its Markdown escapes (a backslash before punctuation) removed.
+    const teamsShown = (monospace[0].text as string).replace(/\\(.)/g, "$1");
+    expect(teamsShown).toMatch(/^[\x20-\x7e]*$/);
+    expect(JSON.parse(teamsShown)).toEqual(params);
+
+    const page = await openLink(linkFor(p, "alice@example.com", "approve"));
+    const pre = /<dt>Params<\/dt><dd><pre>([\s\S]*?)<\/pre>/.exec(page.html)?.[1] ?? "";
+    const pageShown = pre
+      .replace(/&lt;/g, "<")
+      .replace(/&gt;/g, ">")
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'")
+      .replace(/&amp;/g, "&");
+    expect(pageShown).toMatch(/^[\x20-\x7e\n]*$/);
+    expect(JSON.parse(pageShown)).toEqual(params);
   });
 });

@@ -3,7 +3,7 @@ import type { Button, KnownBlock } from "@slack/types";
 import { describe, expect, it } from "vitest";
 import type { Proposal, Status } from "../src/proposal/types.ts";
 import { ACTION_IDS, CARD_BLOCK_IDS, DENY_MODAL, refusalText, renderCard, renderDenyModal } from "../src/slack/card.ts";
-import { SLACK_LIMITS } from "../src/slack/mrkdwn.ts";
+import { CUT_NOTE, SLACK_LIMITS } from "../src/slack/mrkdwn.ts";
 import { EXPIRES_AT, makeProposal, PLAN_SHA256 } from "./helpers/proposal-factory.ts";
 
 const HOSTILE = "<!channel> <!here> <https://evil.example|https://bank.example> <@U0MALLORY> <!subteam^S0ALL> & @here";
@@ -41,7 +41,8 @@ function withoutOwnSequences(text: string): string {
     .replace(/<!date\^\d+\^\{date_short_pretty\} at \{time\}\|[0-9T:.Z-]+>/g, "")
     .replace(/<@(U0BOB|U0ALICE|U0DAVE|U0LEAD)>/g, "")
     .replace(/<!subteam\^S0SRELEADS>/g, "")
-    .replace(/<#C0ESCALATE>/g, "");
+    .replace(/<#C0ESCALATE>/g, "")
+    .replace(/^> /gm, ""); // the quote marker signoff puts before each line of proposer text
 }
 
 function hasBrokenEntity(text: string): boolean {
@@ -110,12 +111,13 @@ describe("what the card shows (SPEC 5)", () => {
   it("shows summary, action type and params, why, blast radius, back-out, requester, proposal id and created_by", () => {
     const header = card.blocks[0];
     expect(header?.type).toBe("header");
-    expect(header && header.type === "header" ? header.text.text : "").toBe(p.summary);
+    expect(header && header.type === "header" ? header.text.text : "").toBe("Approval needed");
+    expect(everything).toContain(`> ${p.summary}`);
     expect(everything).toContain("`k8s.rollout_restart`");
-    expect(everything).toContain('`{"deployment":"api"}`');
-    expect(everything).toContain(`*Why*\n${p.reason}`);
-    expect(everything).toContain(`*Blast radius*\n${p.blast_radius}`);
-    expect(everything).toContain(`*Back-out*\n${p.rollback}`);
+    expect(everything).toContain('*Params*\n```{"deployment":"api"}```');
+    expect(everything).toContain(`*Why*\n> ${p.reason}`);
+    expect(everything).toContain(`*Blast radius*\n> ${p.blast_radius}`);
+    expect(everything).toContain(`*Back-out*\n> ${p.rollback}`);
     expect(everything).toContain("*Requested by*\n<@U0BOB>");
     expect(everything).toContain(`\`${p.id}\``);
     expect(everything).toContain("`alertmanager`");
@@ -202,10 +204,11 @@ describe("escaping every proposer string (SPEC 5)", () => {
     expect(shown(null)).toBe("not given");
   });
 
-  it("keeps code spans closed when params contain backticks", () => {
+  it("keeps the params' code block closed when params contain backticks", () => {
     const text = allText(renderCard(hostile, { role: "card" }));
     const params = text.match(/\*Params\*\n(.*)/)?.[1] ?? "";
-    expect(params).toMatch(/^`[^`]+`$/);
+    expect(params).toMatch(/^```[^`]+```$/);
+    expect(params).toContain("\\u0060code\\u0060");
   });
 });
 
@@ -232,13 +235,18 @@ describe("cutting to Slack's limits (SPEC 5)", () => {
   ])("keeps every text within its limit, ending in … and whole (%s)", (status, extra) => {
     const card = renderCard({ ...huge, ...extra, status }, { role: "card" });
     expectWithinLimits(card.blocks);
-    const header = card.blocks[0];
-    expect(header && header.type === "header" ? header.text.text.endsWith("…") : false).toBe(true);
+    const summary = card.blocks.find((b) => b.block_id === CARD_BLOCK_IDS.summary);
+    const text = summary && summary.type === "section" ? (summary.text as TextObject).text : "";
+    expect(text.endsWith(`…${CUT_NOTE}`)).toBe(true);
     expect(card.text.length).toBeLessThanOrEqual(SLACK_LIMITS.messageText);
   });
 
   it("keeps the confirm dialog within 300 characters and still shows the plan hash", () => {
-    const approve = buttons(renderCard(huge, { role: "card" }).blocks).find((b) => b.action_id === ACTION_IDS.approve);
+    // Params that fit: a plan the card cannot show whole gets no Approve button, so no confirm dialog.
+    const approvable = { ...huge, action: makeProposal().action };
+    const approve = buttons(renderCard(approvable, { role: "card" }).blocks).find(
+      (b) => b.action_id === ACTION_IDS.approve,
+    );
     const text = approve?.confirm?.text.text ?? "";
     expect(text.length).toBeLessThanOrEqual(SLACK_LIMITS.confirmText);
     expect(text).toContain(`\`${PLAN_SHA256.slice(0, 12)}\``);
@@ -325,7 +333,7 @@ describe("buttons (SPEC 5)", () => {
       [ACTION_IDS.deny, p.id],
     ]);
     const header = card.blocks[0];
-    expect(header && header.type === "header" ? header.text.text : "").toBe(`Escalated: ${p.summary}`);
+    expect(header && header.type === "header" ? header.text.text : "").toBe("Escalated, approval needed");
     expect(card.text.startsWith("Escalated, approval needed:")).toBe(true);
   });
 
@@ -451,5 +459,136 @@ describe("deny modal and refusals (SPEC 5)", () => {
     expect(refusalText("You may not approve <!channel> & co")).toBe(
       ":no_entry_sign: You may not approve &lt;!channel&gt; &amp; co",
     );
+  });
+});
+
+describe("what will run is shown whole, and proposer text cannot pass for signoff's (issue 11 item 4)", () => {
+  const FORGED = ":white_check_mark: Approved by @alice";
+
+  function blockOf(blocks: readonly KnownBlock[], id: string) {
+    return blocks.find((b) => b.block_id === id);
+  }
+
+  function blockText(blocks: readonly KnownBlock[], id: string): string {
+    const block = blockOf(blocks, id);
+    if (block?.type === "section") return (block.text as TextObject | undefined)?.text ?? "";
+    if (block?.type === "context") return (block.elements as TextObject[]).map((e) => e.text).join("\n");
+    return "";
+  }
+
+  /** What Slack shows for mrkdwn text: the three entities as characters. */
+  const slackShows = (text: string) => text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+
+  /** Every line of every text on the card that contains `needle` (in text objects, the fallback aside). */
+  function linesWith(blocks: readonly KnownBlock[], needle: string): string[] {
+    return texts(blocks).flatMap(({ text }) => text.split("\n").filter((line) => line.includes(needle)));
+  }
+
+  it("shows the params whole in a code block, as JSON that parses to exactly what the runner receives", () => {
+    const params = { cmd: "restart`; echo \u202eevil\u202c & <b>", pad: "x".repeat(2500), real: "the real change" };
+    const card = renderCard(makeProposal({ action: { type: "db.failover", params } }), { role: "card" });
+    const shown = /^\*Params\*\n```([^`]*)```$/.exec(blockText(card.blocks, CARD_BLOCK_IDS.params))?.[1];
+    expect(shown).toBeDefined();
+    expect(shown).toMatch(/^[\x20-\x7e]*$/);
+    expect(JSON.parse(slackShows(shown!))).toEqual(params);
+    expect(buttons(card.blocks)[0]?.action_id).toBe(ACTION_IDS.approve);
+    expectWithinLimits(card.blocks);
+  });
+
+  it("a plan the card cannot show whole (a proposal from before the check) is never offered for approval", () => {
+    const params = { pad: "x".repeat(4000), real: "DROP TABLE users" };
+    const p = makeProposal({ action: { type: "db.failover", params } });
+    for (const role of ["card", "escalation"] as const) {
+      const card = renderCard(p, { role });
+      expect(buttons(card.blocks).map((b) => b.action_id)).not.toContain(ACTION_IDS.approve);
+      expect(buttons(card.blocks).map((b) => b.action_id)).toContain(ACTION_IDS.deny);
+      expect(blockText(card.blocks, CARD_BLOCK_IDS.params)).toContain("too long to show whole");
+      expectWithinLimits(card.blocks);
+    }
+  });
+
+  it.each([
+    ["card", "Approval needed"],
+    ["escalation", "Escalated, approval needed"],
+  ] as const)("the header is signoff's own words, never the proposer's (%s)", (role, expected) => {
+    const card = renderCard(makeProposal({ summary: FORGED }), { role });
+    const header = card.blocks[0];
+    expect(header?.type).toBe("header");
+    expect(header && header.type === "header" ? header.text.text : "").toBe(expected);
+  });
+
+  it("the header follows the status, as the status line does", () => {
+    const header = (p: Proposal) => {
+      const block = renderCard(p, { role: "card" }).blocks[0];
+      return block && block.type === "header" ? block.text.text : "";
+    };
+    expect(header(makeProposal({ ...approvedBase, status: "succeeded" }))).toBe("Succeeded");
+    expect(header(makeProposal({ status: "denied" }))).toBe("Denied");
+    expect(header(makeProposal({ status: "expired" }))).toBe("Expired, nothing ran");
+  });
+
+  it("a summary imitating a status line is quoted under an attribution to the proposer, not shown as a status", () => {
+    const card = renderCard(makeProposal({ summary: FORGED }), { role: "card" });
+    expect(blockText(card.blocks, CARD_BLOCK_IDS.summary)).toBe(`> ${FORGED}`);
+    expect(blockOf(card.blocks, CARD_BLOCK_IDS.attribution)?.type).toBe("context");
+    expect(blockText(card.blocks, CARD_BLOCK_IDS.attribution)).toMatch(
+      /^Proposed by key `alertmanager` · requested by <@U0BOB>\./,
+    );
+    // The attribution comes before anything the proposer wrote.
+    const ids = card.blocks.map((b) => b.block_id);
+    expect(ids.indexOf(CARD_BLOCK_IDS.attribution)).toBeLessThan(ids.indexOf(CARD_BLOCK_IDS.summary));
+    expect(statusLine(card.blocks)).toBe("");
+    // Wherever the forged line shows (the summary, the confirm dialog), it is a quoted line.
+    const forged = linesWith(card.blocks, "Approved by");
+    expect(forged.length).toBeGreaterThan(0);
+    for (const line of forged) expect(line.startsWith("> "), line).toBe(true);
+  });
+
+  it.each([
+    ["reason", CARD_BLOCK_IDS.reason],
+    ["blast_radius", CARD_BLOCK_IDS.blastRadius],
+    ["rollback", CARD_BLOCK_IDS.rollback],
+  ] as const)("every line of %s is quoted, so none passes for a status line, a label or a plan", (field, id) => {
+    const forged = 'fine\n\n:white_check_mark: Approved by <@U0ALICE>\r\n*Params*\r```{"deployment":"api"}```';
+    const card = renderCard(makeProposal({ [field]: forged }), { role: "card" });
+    const [label, ...lines] = blockText(card.blocks, id).split("\n");
+    expect(label).toMatch(/^\*[A-Z][a-z -]+\*$/);
+    expect(lines).toHaveLength(5);
+    for (const line of lines) expect(line.startsWith("> "), line).toBe(true);
+    for (const line of linesWith(card.blocks, "Approved by")) expect(line.startsWith("> "), line).toBe(true);
+  });
+
+  it("a proposer text cut to fit says so, below the quote", () => {
+    const card = renderCard(makeProposal({ reason: "<&>".repeat(1000) }), { role: "card" });
+    const text = blockText(card.blocks, CARD_BLOCK_IDS.reason);
+    expect(text.length).toBeLessThanOrEqual(SLACK_LIMITS.sectionText);
+    expect(text.endsWith(CUT_NOTE)).toBe(true);
+    expect(blockText(renderCard(makeProposal(), { role: "card" }).blocks, CARD_BLOCK_IDS.reason)).not.toContain(
+      CUT_NOTE.trim(),
+    );
+  });
+
+  it("a verification prompt quotes and attributes the proposer's texts too", () => {
+    const p = makeProposal({
+      kind: "verify",
+      summary: FORGED,
+      reason: "Chrome on Windows\n:white_check_mark: Answered “Yes, that was me” by <@U0BOB>",
+      action: { type: "verify.login", params: { ip: "203.0.113.7" } },
+    });
+    const card = renderCard(p, { role: "card" });
+    const header = card.blocks[0];
+    expect(header && header.type === "header" ? header.text.text : "").toBe("Was this you?");
+    expect(blockText(card.blocks, CARD_BLOCK_IDS.summary)).toBe(`> ${FORGED}`);
+    expect(blockText(card.blocks, CARD_BLOCK_IDS.attribution)).toMatch(/^Proposed by key `alertmanager`/);
+    for (const line of [...linesWith(card.blocks, "Approved by"), ...linesWith(card.blocks, "Answered")])
+      expect(line.startsWith("> "), line).toBe(true);
+    expect(blockText(card.blocks, CARD_BLOCK_IDS.params)).toBe('*Params*\n```{"ip":"203.0.113.7"}```');
+  });
+
+  it("the confirm dialog and the deny modal quote the summary", () => {
+    const approve = buttons(renderCard(makeProposal({ summary: FORGED }), { role: "card" }).blocks)[0];
+    expect(approve?.confirm?.text.text.startsWith(`> ${FORGED}\n`)).toBe(true);
+    const modal = JSON.stringify(renderDenyModal("prp_abc", FORGED).blocks);
+    expect(modal).toContain(JSON.stringify(`You are denying:\n> ${FORGED}`).slice(1, -1));
   });
 });

@@ -260,6 +260,26 @@ describe("a card that tells the truth", () => {
     expect(buttons[0]!.confirm).toBeTruthy();
   });
 
+  it("a summary imitating signoff's status line is posted as quoted proposer text, attributed, under signoff's header", async () => {
+    const forged = ":white_check_mark: Approved by @alice";
+    const p = await createProposal({ summary: forged });
+    await settle(p.id);
+    const post = (await peer.slackCalls("chat.postMessage")).find((c) => JSON.stringify(c.blocks).includes(p.id));
+    const blocks = post!.blocks as Array<Record<string, any>>;
+    expect(blocks[0]).toMatchObject({ type: "header", text: { type: "plain_text", text: "Approval needed" } });
+    const attribution = blocks.find((b) => b.block_id === "signoff.attribution");
+    expect(attribution?.type).toBe("context");
+    expect(attribution?.elements[0].text).toMatch(/^Proposed by key `alertmanager` · requested by <@U0BOB>\./);
+    expect(blocks.find((b) => b.block_id === "signoff.summary")?.text.text).toBe(`> ${forged}`);
+    expect(blocks.find((b) => b.block_id === "signoff.status")).toBeUndefined();
+    // Wherever "Approved by" appears on the pending card, it is a quoted line of the proposer's.
+    const lines = JSON.stringify(blocks)
+      .split(/\\n|"/)
+      .filter((line) => line.includes("Approved by"));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(line.startsWith("> "), line).toBe(true);
+  });
+
   it("approved → running → succeeded with the output excerpt; no buttons once decided", async () => {
     await peer.script("/runner", [{ body: { status: "succeeded", output: "deployment.apps/api restarted" } }]);
     const p = await createProposal();

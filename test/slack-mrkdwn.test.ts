@@ -1,6 +1,16 @@
 // SPEC 5: proposer strings are escaped for mrkdwn and cut to Slack's limits without breaking.
 import { describe, expect, it } from "vitest";
-import { codeBlock, codeSpan, ELLIPSIS, escapeMrkdwn, fit, SLACK_LIMITS, truncate } from "../src/slack/mrkdwn.ts";
+import {
+  CUT_NOTE,
+  codeBlock,
+  codeSpan,
+  ELLIPSIS,
+  escapeMrkdwn,
+  fit,
+  quote,
+  SLACK_LIMITS,
+  truncate,
+} from "../src/slack/mrkdwn.ts";
 
 /** True when `text` has an `&` that does not start one of the three entities escapeMrkdwn writes. */
 function hasBrokenEntity(text: string): boolean {
@@ -129,5 +139,26 @@ describe("fit, codeSpan, codeBlock", () => {
     expect(inner).not.toContain("`");
     expect(inner.length).toBeLessThanOrEqual(500);
     expect(inner).toContain("&lt;x&gt;");
+  });
+});
+
+describe("quote: proposer text as a block quote (issue 11 item 4)", () => {
+  it("quotes every line, however the proposer breaks lines", () => {
+    const text = "ok\n:white_check_mark: Approved by @alice\r\n*Params*\r```{}```\u2028Nothing ran.";
+    const out = quote(text, 3000);
+    for (const line of out.split("\n")) expect(line.startsWith("> ")).toBe(true);
+    expect(out.split("\n")).toHaveLength(5);
+  });
+
+  it("escapes as it quotes", () => {
+    expect(quote("<!channel> & <@U0ALICE>", 3000)).toBe("> &lt;!channel&gt; &amp; &lt;@U0ALICE&gt;");
+  });
+
+  it("when cut, ends in … and says so below the quote, within the limit", () => {
+    const out = quote("word ".repeat(1000), 500);
+    expect(out.length).toBeLessThanOrEqual(500);
+    expect(out.endsWith(CUT_NOTE)).toBe(true);
+    expect(out.slice(0, -CUT_NOTE.length).endsWith("…")).toBe(true);
+    expect(CUT_NOTE.startsWith("\n_")).toBe(true); // its own line, not quoted
   });
 });

@@ -1,7 +1,8 @@
 // SPEC 5: Slack API answers are classified — 429 honours Retry-After, 5xx/network/timeouts retry, the rest fail — and errors never leak the token.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { callSlack, retryAfterMs, type SlackCallResult } from "../src/slack/web-api.ts";
+import { retryAfterMs } from "../src/lib/retry.ts";
+import { callSlack, type SlackCallResult } from "../src/slack/web-api.ts";
 import { peer } from "./peer/client.ts";
 
 const base = () => (env as unknown as { SLACK_API_BASE: string }).SLACK_API_BASE;
@@ -147,6 +148,23 @@ describe("callSlack: try again (retry)", () => {
     ]);
     expect(await callSlack(base(), TOKEN, "chat.update", {})).toMatchObject({ kind: "retry", afterMs: null });
     expect(await callSlack(base(), TOKEN, "chat.update", {})).toMatchObject({ kind: "retry", afterMs: null });
+  });
+
+  it("408 is retried and a 503's Retry-After is honoured: the rule every outbound call shares", async () => {
+    await peer.script(path("chat.update"), [
+      { status: 408, body: {} },
+      { status: 503, headers: { "retry-after": "5" }, body: {} },
+    ]);
+    expect(await callSlack(base(), TOKEN, "chat.update", {})).toEqual({
+      kind: "retry",
+      afterMs: null,
+      error: "chat.update: HTTP 408",
+    });
+    expect(await callSlack(base(), TOKEN, "chat.update", {})).toEqual({
+      kind: "retry",
+      afterMs: 5000,
+      error: "chat.update: HTTP 503",
+    });
   });
 
   it.each([500, 502, 503, 504])("HTTP %i is retried with backoff, without quoting the body", async (status) => {

@@ -2,14 +2,13 @@
 import { Hono } from "hono";
 import { toCsv, toNdjson } from "../audit/export-formats.ts";
 import { queryAuditEvents } from "../audit/store.ts";
-import { type AppEnv, configOf, queryOf, requireKey, validate } from "./http.ts";
+import { type AppEnv, queryOf, validate } from "./http.ts";
+import { requireScope, withConfig } from "./middleware.ts";
 import { AuditQueryParams } from "./schemas.ts";
 
 export const auditRoutes = new Hono<AppEnv>();
 
-auditRoutes.get("/", async (c) => {
-  const config = configOf(c);
-  await requireKey(c, config, "audit:read");
+auditRoutes.get("/", withConfig, requireScope("audit:read"), async (c) => {
   const q = validate(AuditQueryParams, queryOf(c), "query");
   // One row more than asked tells whether another page exists.
   const rows = await queryAuditEvents(c.env.AUDIT_DB, {

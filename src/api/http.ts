@@ -1,70 +1,23 @@
-// Request plumbing shared by the routes: config, bearer auth, bounded JSON bodies, zod errors.
+// Request helpers shared by the routes: the body as text, JSON within a depth, zod errors as details, the :id proposal.
 import type { Context } from "hono";
 import type { z } from "zod";
-import { type ApiKey, authenticate, hasScope } from "../config/api-keys.ts";
-import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
-import { ApiError, type ErrorDetail } from "../errors.ts";
+import { ApiError } from "../errors.ts";
+import { zodDetails } from "../lib/details.ts";
 import { tooDeepAt } from "../lib/json-depth.ts";
+import { type ProposalStub, proposalStub } from "../proposal/stub.ts";
 
 export type AppEnv = { Bindings: Env };
-export type AppContext = Context<AppEnv>;
+/** What these helpers use of a route's context, whatever its middleware put on `c.var`. */
+export type AppContext = Pick<Context<AppEnv>, "req" | "env">;
 
-export const MAX_BODY_BYTES = 64 * 1024;
-
-export function configOf(c: AppContext): Config {
-  return loadConfig(c.env as unknown as ConfigEnv);
-}
-
-export type Scope = "proposals:write" | "proposals:read" | "audit:read";
-
-/** The API key behind `Authorization: Bearer …`, which must hold `scope`. */
-export async function requireKey(c: AppContext, config: Config, scope: Scope): Promise<ApiKey> {
-  const key = await authenticate(config.apiKeys, c.req.header("authorization"));
-  if (!key) throw new ApiError(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <token>)");
-  if (!hasScope(key, scope)) throw new ApiError(403, "forbidden", `this API key lacks the ${scope} scope`);
-  return key;
-}
-
-/**
- * The request body as text, refused before parsing when it is not JSON (415) or larger
- * than 64 KiB (413) — by Content-Length when given, and by counting bytes as they arrive.
- */
-export async function readBody(c: AppContext): Promise<string> {
-  const type = c.req.header("content-type") ?? "";
-  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-    throw new ApiError(415, "unsupported_media_type", "send the body as application/json");
-  }
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
-  const reader = c.req.raw.body?.getReader();
-  if (!reader) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+/** The body as UTF-8 text; jsonBody (middleware) has already refused it when too large or not JSON. */
+export async function bodyText(c: AppContext): Promise<string> {
+  const bytes = await c.req.arrayBuffer();
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
     throw new ApiError(400, "bad_json", "body is not valid UTF-8");
   }
-}
-
-function tooLarge(): ApiError {
-  return new ApiError(413, "payload_too_large", `body is larger than ${MAX_BODY_BYTES} bytes`);
 }
 
 /** No legitimate request nests deeper; deeper input is refused before it reaches recursive code. */
@@ -91,16 +44,23 @@ export function parseJson(text: string): unknown {
 export function validate<S extends z.ZodType>(schema: S, input: unknown, where: string): z.infer<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const pathOf = (segments: PropertyKey[]) => (segments.length ? segments.map(String).join(".") : where);
-  const details: ErrorDetail[] = result.error.issues.flatMap((issue) =>
-    issue.code === "unrecognized_keys"
-      ? issue.keys.map((key) => ({ path: pathOf([...issue.path, key]), message: "unknown field" }))
-      : [{ path: pathOf(issue.path), message: issue.message }],
-  );
+  // Paths are relative to the body or query; a problem with the whole of it is named by `where`.
+  const details = zodDetails("", result.error.issues).map((d) => (d.path === "" ? { ...d, path: where } : d));
   throw new ApiError(400, "invalid_request", `${where} is invalid: ${details.map((d) => d.path).join(", ")}`, details);
 }
 
 /** Query parameters as a plain object (the last value wins for repeated names). */
 export function queryOf(c: AppContext): Record<string, string> {
   return Object.fromEntries(new URL(c.req.url).searchParams);
+}
+
+/** The proposal named by the route's `:id`; 404 when the id is not one of ours. */
+export function proposalOf(c: AppContext): ProposalStub {
+  const stub = proposalStub(c.env.PROPOSALS, c.req.param("id") ?? "");
+  if (!stub) throw proposalNotFound();
+  return stub;
+}
+
+export function proposalNotFound(): ApiError {
+  return new ApiError(404, "not_found", "no proposal with that id");
 }

@@ -3,13 +3,13 @@
 import { Hono } from "hono";
 import { toBase64Url } from "../lib/encoding.ts";
 import { signingKeys } from "../webhooks/signing-keys.ts";
-import { type AppEnv, configOf } from "./http.ts";
+import { type ConfigVars, withConfig } from "./middleware.ts";
 import type { PublicKeys } from "./schemas.ts";
 
-export const keyRoutes = new Hono<AppEnv>();
+export const keyRoutes = new Hono<ConfigVars>();
 
-keyRoutes.get("/", async (c) => {
-  const config = configOf(c);
+keyRoutes.get("/", withConfig, async (c) => {
+  const config = c.var.config;
   const published = async (use: "events" | "runner", list: readonly string[]) =>
     (await signingKeys(list)).map(({ kid, publicKey, rawPublicKey }) => ({
       kid,

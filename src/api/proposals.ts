@@ -1,5 +1,6 @@
 // Routes for proposers: create, read (with long-poll), cancel (SPEC 4).
 import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
 import { callbackAllowed, keyAllowsAction } from "../config/api-keys.ts";
 import {
   actionKind,
@@ -11,24 +12,33 @@ import {
 import { ApiError, toApiError } from "../errors.ts";
 import { mintLinkUrls } from "../links/token.ts";
 import { newProposal, requestSha256 } from "../proposal/create.ts";
-import { idempotentObjectId, objectIdOf, publicId } from "../proposal/ids.ts";
-import type { CreateOutcome, Outcome } from "../proposal/object.ts";
+import { idempotentObjectId, publicId } from "../proposal/ids.ts";
+import { proposalStubAt } from "../proposal/stub.ts";
 import { toView } from "../proposal/view.ts";
-import { type AppContext, type AppEnv, configOf, parseJson, queryOf, readBody, requireKey, validate } from "./http.ts";
+import { planProblems } from "../slack/plan.ts";
+import { type AppEnv, bodyText, parseJson, proposalNotFound, proposalOf, queryOf, validate } from "./http.ts";
+import { jsonBody, requireScope, withConfig } from "./middleware.ts";
 import { CreateProposalBody, CreateVerifyBody, WaitQuery } from "./schemas.ts";
 
 export const proposalRoutes = new Hono<AppEnv>();
 
-proposalRoutes.post("/", async (c) => {
-  const config = configOf(c);
-  const key = await requireKey(c, config, "proposals:write");
-  const idempotencyKey = c.req.header("idempotency-key");
-  if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-    throw new ApiError(400, "invalid_request", "Idempotency-Key must be 1–255 visible ASCII characters", [
-      { path: "Idempotency-Key", message: "1–255 visible ASCII characters" },
-    ]);
-  }
-  const raw = parseJson(await readBody(c));
+/** A malformed Idempotency-Key is refused before the body is looked at (so before 415 and 413). */
+const idempotencyKeyHeader = createMiddleware<{ Bindings: Env; Variables: { idempotencyKey: string | undefined } }>(
+  async (c, next) => {
+    const idempotencyKey = c.req.header("idempotency-key");
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+      throw new ApiError(400, "invalid_request", "Idempotency-Key must be 1–255 visible ASCII characters", [
+        { path: "Idempotency-Key", message: "1–255 visible ASCII characters" },
+      ]);
+    }
+    c.set("idempotencyKey", idempotencyKey);
+    await next();
+  },
+);
+
+proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotencyKeyHeader, jsonBody, async (c) => {
+  const { config, key, idempotencyKey } = c.var;
+  const raw = parseJson(await bodyText(c));
   // Approvals keep SPEC 4's required texts; a verification prompt may leave blast_radius and rollback out.
   const body = validate(verifyExpected(config.policy, raw) ? CreateVerifyBody : CreateProposalBody, raw, "body");
 
@@ -79,6 +89,16 @@ proposalRoutes.post("/", async (c) => {
   if (paramProblems.length > 0) {
     throw new ApiError(422, "invalid_params", `action.params do not satisfy ${type}'s params_schema`, paramProblems);
   }
+  // The card cuts nothing that will run: a plan it cannot show whole is refused, not shown in part (issue 11 item 4).
+  const planTooLarge = planProblems(body.action.params);
+  if (planTooLarge.length > 0) {
+    throw new ApiError(
+      422,
+      "plan_too_large",
+      "action.params are too long for the Slack card to show whole",
+      planTooLarge,
+    );
+  }
   const ttlSeconds = body.ttl_seconds ?? actionPolicy.ttl_seconds;
   if (ttlSeconds < 1 || ttlSeconds > actionPolicy.max_ttl_seconds) {
     throw new ApiError(
@@ -113,7 +133,7 @@ proposalRoutes.post("/", async (c) => {
   const objectId = idempotencyKey ? idempotentObjectId(ns, key.name, idempotencyKey) : ns.newUniqueId();
   const proposal = newProposal({
     id: publicId(objectId),
-    body,
+    draft: body,
     keyName: key.name,
     rule,
     ttlSeconds,
@@ -121,7 +141,7 @@ proposalRoutes.post("/", async (c) => {
     kind,
     teamsWebhook: links?.teams_webhook ?? null,
   });
-  const outcome = (await ns.get(objectId).create(proposal, requestSha256(raw))) as CreateOutcome;
+  const outcome = await proposalStubAt(ns, objectId).create(proposal, requestSha256(raw));
   if (!outcome.ok) throw toApiError(outcome.refusal);
   const status = outcome.created ? 201 : 200;
   const created = outcome.proposal;
@@ -145,29 +165,15 @@ function verifyExpected(policy: Policy, raw: unknown): boolean {
   return found !== undefined && actionKind(found) === "verify";
 }
 
-proposalRoutes.get("/:id", async (c) => {
-  const config = configOf(c);
-  await requireKey(c, config, "proposals:read");
+proposalRoutes.get("/:id", withConfig, requireScope("proposals:read"), async (c) => {
   const { wait } = validate(WaitQuery, queryOf(c), "query");
-  const proposal = await stubOf(c).read(wait ?? 0);
-  if (!proposal) throw notFound();
+  const proposal = await proposalOf(c).read(wait ?? 0);
+  if (!proposal) throw proposalNotFound();
   return c.json(toView(proposal));
 });
 
-proposalRoutes.post("/:id/cancel", async (c) => {
-  const config = configOf(c);
-  const key = await requireKey(c, config, "proposals:write");
-  const outcome = (await stubOf(c).cancel(key.name)) as Outcome;
+proposalRoutes.post("/:id/cancel", withConfig, requireScope("proposals:write"), async (c) => {
+  const outcome = await proposalOf(c).cancel(c.var.key.name);
   if (!outcome.ok) throw toApiError(outcome.refusal);
   return c.json(toView(outcome.proposal));
 });
-
-export function stubOf(c: AppContext) {
-  const id = objectIdOf(c.env.PROPOSALS, c.req.param("id") ?? "");
-  if (!id) throw notFound();
-  return c.env.PROPOSALS.get(id);
-}
-
-function notFound(): ApiError {
-  return new ApiError(404, "not_found", "no proposal with that id");
-}

@@ -2,17 +2,16 @@
 import { Hono } from "hono";
 import { claimResultId } from "../dispatch/result-ids.ts";
 import { ApiError, toApiError } from "../errors.ts";
-import type { Outcome } from "../proposal/object.ts";
 import { verifyWebhook } from "../webhooks/standard-webhooks.ts";
-import { type AppEnv, configOf, parseJson, readBody, validate } from "./http.ts";
-import { stubOf } from "./proposals.ts";
+import { type AppEnv, bodyText, parseJson, proposalOf, validate } from "./http.ts";
+import { jsonBody, withConfig } from "./middleware.ts";
 import { ResultBody } from "./schemas.ts";
 
 export const resultRoutes = new Hono<AppEnv>();
 
-resultRoutes.post("/:id/result", async (c) => {
-  const config = configOf(c);
-  const text = await readBody(c);
+resultRoutes.post("/:id/result", withConfig, jsonBody, async (c) => {
+  const { config } = c.var;
+  const text = await bodyText(c);
   // Verified before it is parsed: an unsigned, forged or stale report changes nothing.
   const verified = await verifyWebhook(config.runnerSecret, c.req.raw.headers, text, Math.floor(Date.now() / 1000));
   if (!verified.ok) throw new ApiError(401, "bad_signature", `runner result refused: ${verified.reason}`);
@@ -22,13 +21,13 @@ resultRoutes.post("/:id/result", async (c) => {
   // its webhook-id, which may serve one proposal only.
   if (named !== undefined && named !== id)
     throw new ApiError(401, "wrong_proposal", "this signed result names another proposal");
-  const stub = stubOf(c);
+  const stub = proposalOf(c);
   // A body that names its proposal is bound by the signature itself, so recording it never
   // needs D1. Without proposal_id, the webhook-id is claimed globally first.
   if (named === undefined && (await claimOrUnavailable(c.env.AUDIT_DB, verified.id, id)) === "other_proposal") {
     throw new ApiError(401, "replayed", "this result (webhook-id) was already delivered for another proposal");
   }
-  const outcome = (await stub.recordResult(verified.id, result)) as Outcome;
+  const outcome = await stub.recordResult(verified.id, result);
   if (!outcome.ok) throw toApiError(outcome.refusal);
   return c.json({ ok: true, status: outcome.proposal.status });
 });

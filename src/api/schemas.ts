@@ -1,7 +1,9 @@
 // zod schemas for the v1 API: the single source for request validation and /openapi.json.
 import { z } from "zod";
 import { RECIPIENT_MESSAGE, RECIPIENT_PATTERN } from "../config/policy.ts";
+import { RunnerResult } from "../dispatch/runner-answer.ts";
 import { PROPOSAL_KINDS, STATUSES, VERIFY_ANSWERS } from "../proposal/types.ts";
+import { PLAN_MAX_CHARS } from "../slack/plan.ts";
 
 /** Visible text: at least one non-space character, at most `max` characters. */
 const text = (max: number, what: string) =>
@@ -27,7 +29,13 @@ function createBodyWith(texts: "required" | "optional") {
             .min(1)
             .max(100)
             .regex(/^[A-Za-z0-9_.:-]+$/, "must be an action type name like k8s.rollout_restart"),
-          params: z.record(z.string(), z.unknown()).default({}),
+          params: z
+            .record(z.string(), z.unknown())
+            .default({})
+            .describe(
+              "shown whole on the Slack card, written as JSON in printable ASCII (\\uXXXX for anything else) with " +
+                `& < > as &amp; &lt; &gt;: at most ${PLAN_MAX_CHARS} characters so written, else 422 plan_too_large`,
+            ),
         })
         .strict(),
       summary: text(300, "summary"),
@@ -59,16 +67,12 @@ function createBodyWith(texts: "required" | "optional") {
 export const CreateProposalBody = createBodyWith("required");
 /** Verification prompts: the same fields, blast_radius and rollback optional. */
 export const CreateVerifyBody = createBodyWith("optional");
-export type CreateProposalBody = z.infer<typeof CreateVerifyBody>;
 
-export const ResultBody = z
-  .object({
-    status: z.enum(["succeeded", "failed"]),
-    output: z.string().max(60_000).default(""),
-    // Optional, recommended: puts the proposal inside what the signature covers.
-    proposal_id: z.string().max(200).optional(),
-  })
-  .strict();
+/** An asynchronous runner result: the result every runner answer is read with, plus the proposal it is for. */
+export const ResultBody = RunnerResult.extend({
+  // Optional, recommended: puts the proposal inside what the signature covers.
+  proposal_id: z.string().max(200).optional(),
+}).strict();
 
 export const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(60).optional() }).strict();
 

@@ -3,8 +3,10 @@
 import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
 import { randomToken, sha256Hex, timingSafeEqualHex } from "../lib/crypto.ts";
+import { formatPath, zodDetails } from "../lib/details.ts";
+import { isLoopbackHost } from "../lib/hosts.ts";
 import { ACTION_TYPE_PATTERN } from "./policy.ts";
-import { ConfigError, decodeJson, deepFreeze, explainIssue, formatPath, zodDetails } from "./problems.ts";
+import { ConfigError, decodeJson, deepFreeze, explainIssue } from "./problems.ts";
 
 export const SCOPES = ["proposals:write", "proposals:read", "audit:read"] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -156,11 +158,6 @@ export function keyAllowsAction(key: ApiKey, actionType: string): boolean {
       return actionType.startsWith(pattern.slice(0, -1)) && actionType.length > pattern.length - 1;
     return pattern === actionType;
   });
-}
-
-export function isLoopbackHost(hostname: string): boolean {
-  const host = bareHost(hostname);
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 export type CallbackCheck = { ok: true } | { ok: false; message: string };

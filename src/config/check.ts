@@ -3,6 +3,7 @@
 import type { ErrorDetail } from "../errors.ts";
 import type { AccessConfig } from "../identity/access.ts";
 import { fromBase64 } from "../lib/encoding.ts";
+import { isLoopbackHost } from "../lib/hosts.ts";
 import type { MailConfig } from "../mail/send.ts";
 import { parseSecretKey, splitKeyList } from "../webhooks/signing-keys.ts";
 import type { ApiKey } from "./api-keys.ts";
@@ -222,11 +223,7 @@ function publicOrigin(name: string, raw: unknown, required: string | null, probl
   const checked = url(name, value, null, problems, true);
   if (checked === null) return null;
   const parsed = new URL(checked);
-  const loopback =
-    parsed.hostname === "localhost" ||
-    parsed.hostname === "[::1]" ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(parsed.hostname);
-  if (parsed.protocol !== "https:" && !loopback) {
+  if (parsed.protocol !== "https:" && !isLoopbackHost(parsed.hostname)) {
     problems.add(name, "must use https (plain http only on localhost): people open links to it");
     return null;
   }

@@ -5,7 +5,8 @@
 import type { Schema, SchemaDraft } from "@cfworker/json-schema";
 import { dereference, format, Validator } from "@cfworker/json-schema";
 import type { ErrorDetail } from "../errors.ts";
-import { closest, formatPath, isPlainObject } from "./problems.ts";
+import { closest, formatPath } from "../lib/details.ts";
+import { isPlainObject } from "./problems.ts";
 
 const TYPES = new Set(["array", "boolean", "integer", "null", "number", "object", "string"]);
 

@@ -4,18 +4,10 @@
 import type { Validator } from "@cfworker/json-schema";
 import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
-import type { DecisionRule, VerifyLabels } from "../proposal/types.ts";
-import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
+import { formatPath, zodDetails } from "../lib/details.ts";
+import { isLoopbackHost } from "../lib/hosts.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
-import {
-  ConfigError,
-  decodeJson,
-  deepFreeze,
-  explainIssue,
-  formatPath,
-  isPlainObject,
-  zodDetails,
-} from "./problems.ts";
+import { ConfigError, decodeJson, deepFreeze, explainIssue, isPlainObject } from "./problems.ts";
 
 /** Action type names: lowercase, digits, `_ . -`; dots group them (`k8s.rollout_restart`) for `prefix.*` keys. */
 export const ACTION_TYPE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
@@ -111,6 +103,51 @@ const VOCABULARY = [
   ...Object.keys(verifyLabelsShape),
   ...Object.keys(linksShape),
 ];
+
+/** A verification prompt's button labels (policy `verify_labels`, defaults applied). */
+export interface VerifyLabels {
+  yes: string;
+  no: string;
+  unsure: string;
+}
+
+export const DEFAULT_VERIFY_LABELS: VerifyLabels = {
+  yes: "Yes, that was me",
+  no: "No, that wasn't me",
+  unsure: "I'm not sure — escalate",
+};
+
+/** Signed-link deciders frozen from the policy (approval actions; a verify prompt's is its `recipient`). */
+export interface LinkRule {
+  /** Who gets links (e-mail-like or opaque ids); each counts once toward required_approvals. */
+  recipients: string[];
+  /** The identity the Teams card's links are minted for (approval actions with a Teams webhook), else null. */
+  teams_recipient: string | null;
+}
+
+/** Who may decide, frozen from the policy when the proposal is created (SPEC 3). */
+export interface DecisionRule {
+  /** Slack user ids (U…/W…) and user-group ids (S…). */
+  approvers: string[];
+  required_approvals: number;
+  allow_self_approval: boolean;
+  requester_only: boolean;
+  confirm: boolean;
+  channel: string | null;
+  escalation: {
+    approvers: string[];
+    channel: string | null;
+    extend_ttl_seconds: number;
+    /** Distinct people needed once escalated, never the escalator or the requester (absent before it existed: 1). */
+    required_approvals?: number;
+  } | null;
+  /** Signed links, when the action enables them (absent in proposals created before links existed). */
+  links?: LinkRule | null;
+  /** A verification prompt's button labels (absent or null for approvals). */
+  verify_labels?: VerifyLabels | null;
+  /** The policy's `people` directory at creation, identity → person; absent when it has none (each id is a person). */
+  people?: Record<string, string>;
+}
 
 export interface Escalation {
   approvers: string[];
@@ -418,12 +455,6 @@ function verifyProblems(
   return details;
 }
 
-/** The rule of api-keys.ts's isLoopbackHost, repeated here because api-keys.ts imports this module. */
-function isLoopback(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
 /** Outgoing webhooks (Teams): https, or plain http to a loopback host (tests, local mode); no credentials in the URL. */
 export function webhookUrlProblem(value: string): string | null {
   let url: URL;
@@ -434,7 +465,7 @@ export function webhookUrlProblem(value: string): string | null {
   }
   if (url.username !== "" || url.password !== "") return "must not contain user:password@";
   if (url.protocol === "https:") return null;
-  if (url.protocol === "http:" && isLoopback(url.hostname)) return null;
+  if (url.protocol === "http:" && isLoopbackHost(url.hostname)) return null;
   return "must use https (plain http only to a loopback host)";
 }
 

@@ -1,4 +1,7 @@
-// What a runner's HTTP answer means for the proposal (SPEC 6): pure classification.
+// What a runner's HTTP answer means for the proposal (SPEC 6): pure classification, and the one schema of a runner's
+// result, whether it comes as the dispatch's answer or later on POST /v1/proposals/:id/result.
+import { z } from "zod";
+import { isRetryableStatus } from "../lib/retry.ts";
 
 export type RunnerAnswer =
   | { kind: "final"; status: "succeeded" | "failed"; output: string }
@@ -6,8 +9,34 @@ export type RunnerAnswer =
   | { kind: "retry"; error: string }
   | { kind: "refused"; error: string };
 
-/** Longest runner output kept with the proposal; the card shows far less. */
+/**
+ * The most output a proposal keeps, however its result arrived. Longer output is cut to this many characters, never
+ * refused: a run's outcome matters more than the tail of its log, and the card shows far less anyway.
+ */
 export const MAX_OUTPUT_CHARS = 16_384;
+
+/** Output as text: a string as it is, absent or null as "", any other JSON value as its JSON text; then cut. */
+function outputText(value: unknown): string {
+  const text = value === undefined || value === null ? "" : typeof value === "string" ? value : JSON.stringify(value);
+  return text.slice(0, MAX_OUTPUT_CHARS);
+}
+
+/**
+ * A runner's result `{status, output}`: one rule for a synchronous answer and an asynchronous report. Other fields
+ * are ignored here; the result route's ResultBody adds proposal_id and refuses anything else.
+ */
+export const RunnerResult = z.object({
+  status: z.enum(["succeeded", "failed"]),
+  output: z
+    .unknown()
+    .optional()
+    .transform(outputText)
+    .describe(
+      `text (any other JSON value is kept as its JSON text; absent or null is ""); ` +
+        `only the first ${MAX_OUTPUT_CHARS} characters are kept, longer output is cut, not refused`,
+    ),
+});
+export type RunnerResult = z.infer<typeof RunnerResult>;
 
 export function classifyRunnerResponse(status: number, bodyText: string): RunnerAnswer {
   if (status === 202) return { kind: "accepted" };
@@ -16,25 +45,20 @@ export function classifyRunnerResponse(status: number, bodyText: string): Runner
     return result ? { kind: "final", ...result } : { kind: "accepted" };
   }
   // Upstream bodies are never copied into errors: they may hold anything.
-  if (status === 408 || status === 429 || status >= 500)
-    return { kind: "retry", error: `runner answered HTTP ${status}` };
+  if (isRetryableStatus(status)) return { kind: "retry", error: `runner answered HTTP ${status}` };
   return { kind: "refused", error: `runner refused with HTTP ${status}` };
 }
 
-/** A `{status, output}` result body, from a runner answer or an async result report. */
-export function parseResult(bodyText: string): { status: "succeeded" | "failed"; output: string } | null {
+/** The result in a runner's answer body, or null when it holds none (then the result comes later). */
+export function parseResult(bodyText: string): RunnerResult | null {
   let body: unknown;
   try {
     body = JSON.parse(bodyText);
   } catch {
     return null;
   }
-  if (typeof body !== "object" || body === null) return null;
-  const { status, output } = body as { status?: unknown; output?: unknown };
-  if (status !== "succeeded" && status !== "failed") return null;
-  const text =
-    output === undefined || output === null ? "" : typeof output === "string" ? output : JSON.stringify(output);
-  return { status, output: text.slice(0, MAX_OUTPUT_CHARS) };
+  const result = RunnerResult.safeParse(body);
+  return result.success ? result.data : null;
 }
 
 /** The SPEC 6 dispatch body for one attempt. */

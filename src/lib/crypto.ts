@@ -39,3 +39,8 @@ export function timingSafeEqualHex(a: string, b: string): boolean {
 export function randomToken(bytes = 32): string {
   return toBase64Url(crypto.getRandomValues(new Uint8Array(bytes)));
 }
+
+/** A fresh single-use nonce (a signed link's `n`): 16 random bytes, base64url, 22 characters. */
+export function newNonce(): string {
+  return randomToken(16);
+}

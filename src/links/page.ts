@@ -1,5 +1,7 @@
 // The HTML pages behind signed links (issue 7): the confirmation page a link opens, and the page that says what
-// happened. Pure; every proposer string is HTML-escaped; no script, no external resource (see the CSP in routes.ts).
+// happened. Pure; every proposer string is HTML-escaped, the params shown whole in printable ASCII (issue 11 item 4);
+// no script, no external resource (see the CSP in routes.ts).
+import { asciiJson } from "../lib/ascii-json.ts";
 import type { LinkChoice, Proposal } from "../proposal/types.ts";
 import { choiceTitle } from "../teams/card.ts";
 
@@ -51,7 +53,7 @@ function facts(p: Proposal, recipient: string | null): string {
   const verify = p.kind === "verify";
   const rows: Array<[string, string]> = [[verify ? "About" : "Action", `<code>${escapeHtml(p.action.type)}</code>`]];
   if (Object.keys(p.action.params).length > 0)
-    rows.push(["Params", `<pre>${escapeHtml(JSON.stringify(p.action.params, null, 1))}</pre>`]);
+    rows.push(["Params", `<pre>${escapeHtml(asciiJson(p.action.params, 1))}</pre>`]);
   rows.push([verify ? "Details" : "Why", escapeHtml(p.reason)]);
   if (p.blast_radius) rows.push(["Blast radius", escapeHtml(p.blast_radius)]);
   if (p.rollback) rows.push(["Back-out", escapeHtml(p.rollback)]);

@@ -2,15 +2,17 @@
 // scanners and link unfurlers fetch links on their own); only the page's button, a POST carrying a CSRF value that
 // matches its cookie, decides, in the proposal's Durable Object, with the same rules and races as a Slack click.
 import { type Context, Hono } from "hono";
-import { type AppEnv, configOf } from "../api/http.ts";
-import type { Config } from "../config/load.ts";
+import { bodyLimit } from "hono/body-limit";
+import { getCookie, setCookie } from "hono/cookie";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../api/http.ts";
+import { type Config, loadConfig } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { verifyAccess } from "../identity/access.ts";
 import { randomToken, timingSafeEqual } from "../lib/crypto.ts";
 import { utf8 } from "../lib/encoding.ts";
-import { objectIdOf } from "../proposal/ids.ts";
 import { mayDecideByLink, notPendingMessage, requiredApprovals, verifyLabels } from "../proposal/lifecycle.ts";
-import type { LinkOutcome } from "../proposal/object.ts";
+import { proposalStub } from "../proposal/stub.ts";
 import type { Proposal } from "../proposal/types.ts";
 import { type ResultPage, renderConfirmPage, renderResultPage } from "./page.ts";
 import { type LinkClaims, verifyLinkToken } from "./token.ts";
@@ -19,8 +21,6 @@ export const CSRF_COOKIE = "signoff_csrf";
 const CSRF_VALUE = /^[A-Za-z0-9_-]{43}$/;
 const MAX_FORM_BYTES = 8 * 1024;
 const REASON_MAX = 500;
-
-type LinkContext = Context<AppEnv>;
 
 export const linkRoutes = new Hono<AppEnv>();
 
@@ -36,12 +36,8 @@ const BASE_HEADERS: Record<string, string> = {
   "referrer-policy": "no-referrer",
 };
 
-function html(body: string, status: number, extra: Record<string, string> = {}): Response {
-  return new Response(body, { status, headers: { ...BASE_HEADERS, ...extra } });
-}
-
 function result(status: number, page: ResultPage): Response {
-  return html(renderResultPage(page), status);
+  return new Response(renderResultPage(page), { status, headers: BASE_HEADERS });
 }
 
 const invalid = () =>
@@ -52,37 +48,37 @@ const invalid = () =>
     tone: "refused",
   });
 
-/** The configuration with links enabled, or the page to answer instead. */
-function linkConfig(
-  c: LinkContext,
-): { config: Config & { linkSecret: string; publicUrl: string } } | { page: Response } {
+/** The configuration, with links enabled: its secret and public origin are known. */
+type LinkConfig = Config & { linkSecret: string; publicUrl: string };
+type LinkEnv = { Bindings: Env; Variables: { config: LinkConfig } };
+type LinkContext = Context<LinkEnv>;
+
+/** Puts the configuration with links enabled on `c.var.config`, or answers with the page saying why it cannot. */
+const linksEnabled = createMiddleware<LinkEnv>(async (c, next) => {
   let config: Config;
   try {
-    config = configOf(c);
+    config = loadConfig(c.env);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    return {
-      page: result(503, {
-        kind: "unavailable",
-        heading: "signoff is unavailable",
-        message: "Its configuration has a problem; nothing was decided. Please tell its operator.",
-        tone: "refused",
-      }),
-    };
+    return result(503, {
+      kind: "unavailable",
+      heading: "signoff is unavailable",
+      message: "Its configuration has a problem; nothing was decided. Please tell its operator.",
+      tone: "refused",
+    });
   }
   const { linkSecret, publicUrl } = config;
   if (linkSecret === null || publicUrl === null) {
-    return {
-      page: result(404, {
-        kind: "invalid",
-        heading: "Links are not enabled",
-        message: "No action of this signoff decides through links.",
-        tone: "refused",
-      }),
-    };
+    return result(404, {
+      kind: "invalid",
+      heading: "Links are not enabled",
+      message: "No action of this signoff decides through links.",
+      tone: "refused",
+    });
   }
-  return { config: { ...config, linkSecret, publicUrl } };
-}
+  c.set("config", { ...config, linkSecret, publicUrl });
+  await next();
+});
 
 /**
  * Who is opening an approval link, as Cloudflare Access vouches for it on this very request; null for verification
@@ -110,31 +106,39 @@ async function identityFor(
   return { identity: null };
 }
 
-function stubFor(c: LinkContext, proposalId: string) {
-  const id = objectIdOf(c.env.PROPOSALS, proposalId);
-  return id ? c.env.PROPOSALS.get(id) : null;
-}
-
-function cookieOf(c: LinkContext, name: string): string | null {
-  for (const part of (c.req.header("cookie") ?? "").split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+/** The page's form is the only thing that posts here. */
+const formOnly = createMiddleware(async (c, next) => {
+  if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(c.req.header("content-type") ?? "")) {
+    return result(415, {
+      kind: "refused",
+      heading: "Nothing was decided",
+      message: "Please use the button on the link's page.",
+      tone: "refused",
+    });
   }
-  return null;
-}
+  await next();
+});
 
-linkRoutes.get("/:token", async (c) => {
-  const loaded = linkConfig(c);
-  if ("page" in loaded) return loaded.page;
-  const verified = await verifyLinkToken(loaded.config.linkSecret, c.req.param("token"));
+// Counted as it streams: a form sent without Content-Length (chunked) is refused at its first byte over the
+// limit, never buffered whole (issue 11).
+const limitForm = bodyLimit({
+  maxSize: MAX_FORM_BYTES,
+  onError: () =>
+    result(413, {
+      kind: "refused",
+      heading: "Nothing was decided",
+      message: "The form was too large.",
+      tone: "refused",
+    }),
+});
+
+linkRoutes.get("/:token", linksEnabled, async (c) => {
+  const verified = await verifyLinkToken(c.var.config.linkSecret, c.req.param("token"));
   if (!verified.ok) return invalid();
   const claims = verified.claims;
-  const stub = stubFor(c, claims.p);
+  const stub = proposalStub(c.env.PROPOSALS, claims.p);
   if (!stub) return invalid();
-  const { proposal, link } = (await stub.inspectLink(claims.n)) as {
-    proposal: Proposal | null;
-    link: { recipient: string; choice: string; used_at: number | null } | null;
-  };
+  const { proposal, link } = await stub.inspectLink(claims.n);
   if (!proposal) return invalid();
   if (!proposal.rule.links) return disabled();
   if (!link || link.recipient !== claims.r || link.choice !== claims.c) return invalid();
@@ -144,14 +148,14 @@ linkRoutes.get("/:token", async (c) => {
   const past = now > claims.e * 1000 || now >= Date.parse(proposal.expires_at);
   if (proposal.status === "expired" || (proposal.status === "pending" && past)) return expired(proposal, claims.r);
   if (proposal.status !== "pending") return notPending(proposal, claims.r);
-  const who = await identityFor(c, loaded.config, claims.c);
+  const who = await identityFor(c, c.var.config, claims.c);
   if ("page" in who) return who.page;
   const allowed = mayDecideByLink(proposal, claims.r, who.identity);
   if (!allowed.ok) return forbidden(allowed.message, proposal, claims.r);
 
   // Double-submit CSRF: the same random value in an HttpOnly, SameSite=Strict cookie and in the form. An existing
   // value is kept, so two links opened in two tabs both still work.
-  const existing = cookieOf(c, CSRF_COOKIE);
+  const existing = getCookie(c, CSRF_COOKIE);
   const csrf = existing && CSRF_VALUE.test(existing) ? existing : randomToken(32);
   const body = renderConfirmPage({
     proposal,
@@ -160,46 +164,36 @@ linkRoutes.get("/:token", async (c) => {
     csrf,
     formAction: new URL(c.req.url).pathname,
   });
-  const cookieAge = Math.max(60, Math.ceil((Date.parse(proposal.expires_at) - now) / 1000));
-  return html(body, 200, {
-    "set-cookie": `${CSRF_COOKIE}=${csrf}; HttpOnly; SameSite=Strict; Secure; Path=/l/; Max-Age=${cookieAge}`,
+  setCookie(c, CSRF_COOKIE, csrf, {
+    httpOnly: true,
+    sameSite: "Strict",
+    secure: true,
+    path: "/l/",
+    maxAge: Math.max(60, Math.ceil((Date.parse(proposal.expires_at) - now) / 1000)),
+  });
+  // Through c.body, which sends the cookie set on c along.
+  return c.body(body, 200, {
+    ...BASE_HEADERS,
     // The form posts to this same origin: with no-referrer, browsers would send `Origin: null` on that POST
     // (Fetch standard), which the Origin check must refuse. same-origin keeps the URL from every other origin.
     "referrer-policy": "same-origin",
   });
 });
 
-linkRoutes.post("/:token", async (c) => {
-  const loaded = linkConfig(c);
-  if ("page" in loaded) return loaded.page;
-  const config = loaded.config;
-  if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(c.req.header("content-type") ?? "")) {
-    return result(415, {
-      kind: "refused",
-      heading: "Nothing was decided",
-      message: "Please use the button on the link's page.",
-      tone: "refused",
-    });
-  }
-  const form = await readForm(c);
-  if (form === null)
-    return result(413, {
-      kind: "refused",
-      heading: "Nothing was decided",
-      message: "The form was too large.",
-      tone: "refused",
-    });
+linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
+  const { config } = c.var;
+  const form = new URLSearchParams(await c.req.text());
 
   const verified = await verifyLinkToken(config.linkSecret, c.req.param("token"));
   if (!verified.ok) {
     // A forgery is audited against the proposal it names, if that is a real one; its claims are not repeated.
     if (verified.reason !== "malformed" && verified.claimedProposal) {
-      await stubFor(c, verified.claimedProposal)?.noteLinkRefusal(verified.reason);
+      await proposalStub(c.env.PROPOSALS, verified.claimedProposal)?.noteLinkRefusal(verified.reason);
     }
     return invalid();
   }
   const claims = verified.claims;
-  const stub = stubFor(c, claims.p);
+  const stub = proposalStub(c.env.PROPOSALS, claims.p);
   if (!stub) return invalid();
 
   const csrfProblem = checkCsrf(c, form, config.publicUrl);
@@ -217,14 +211,14 @@ linkRoutes.post("/:token", async (c) => {
   // The identity is checked again on the POST that decides: the page may have been opened by someone else.
   const who = await identityFor(c, config, claims.c);
   if ("page" in who) return who.page;
-  const outcome = (await stub.decideByLink({
+  const outcome = await stub.decideByLink({
     recipient: claims.r,
     identity: who.identity,
     choice: claims.c,
     nonce: claims.n,
     expires: claims.e,
     ...(reasonText ? { reason: reasonText } : {}),
-  })) as LinkOutcome;
+  });
   if (outcome.ok) return decided(outcome.proposal, claims);
   const p = outcome.proposal;
   switch (outcome.code) {
@@ -248,18 +242,11 @@ linkRoutes.post("/:token", async (c) => {
   }
 });
 
-async function readForm(c: LinkContext): Promise<URLSearchParams | null> {
-  if (Number(c.req.header("content-length") ?? "0") > MAX_FORM_BYTES) return null;
-  const bytes = await c.req.arrayBuffer();
-  if (bytes.byteLength > MAX_FORM_BYTES) return null;
-  return new URLSearchParams(new TextDecoder().decode(bytes));
-}
-
 /** null when the POST came from our page: the cookie equals the form's value, and any Origin is PUBLIC_URL's. */
 function checkCsrf(c: LinkContext, form: URLSearchParams, publicUrl: string): "origin" | "cookie" | null {
   const origin = c.req.header("origin");
   if (origin !== undefined && origin !== new URL(publicUrl).origin) return "origin";
-  const cookie = cookieOf(c, CSRF_COOKIE);
+  const cookie = getCookie(c, CSRF_COOKIE);
   const field = form.get("csrf");
   if (!cookie || !field || !CSRF_VALUE.test(cookie)) return "cookie";
   return timingSafeEqual(utf8(cookie), utf8(field)) ? null : "cookie";

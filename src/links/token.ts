@@ -134,11 +134,6 @@ export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
   }
 }
 
-/** A fresh nonce: 16 random bytes, base64url. */
-export function newNonce(): string {
-  return toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
-}
-
 /** A link's expiry: the proposal's deadline when it was minted, in whole seconds (never before the deadline). */
 export function linkExpiry(expiresAtIso: string): number {
   return Math.ceil(Date.parse(expiresAtIso) / 1000);

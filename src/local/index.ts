@@ -2,7 +2,7 @@
 // plus the Slack stand-in at `/` and `/__local/*`. The production entry src/index.ts never imports this folder,
 // so none of it can be in a production deploy (scripts/test/production-bundle.node-test.ts checks the bundle).
 import { buildApp } from "../app.ts";
-import { isLoopbackHost } from "../config/api-keys.ts";
+import { isLoopbackHost } from "../lib/hosts.ts";
 import { type LocalEnv, standinRoutes } from "./routes.ts";
 
 export { ProposalObject } from "../proposal/object.ts";

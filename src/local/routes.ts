@@ -3,8 +3,9 @@
 
 import type { Context } from "hono";
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../api/http.ts";
-import { type ConfigEnv, loadConfig } from "../config/load.ts";
+import { loadConfig } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { DEMO_CHANNELS, DEMO_GROUPS, DEMO_PROPOSALS, DEMO_USERS } from "./demo.ts";
 import {
@@ -59,6 +60,7 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
       if (!/^application\/json\s*(;|$)/i.test(c.req.header("content-type") ?? "")) {
         throw new ApiError(415, "unsupported_media_type", "send the body as application/json");
       }
+      return limitPageBody(c, next);
     }
     await next();
   });
@@ -92,7 +94,7 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
     let actions: unknown[] = [];
     let configError: string | null = null;
     try {
-      actions = Object.values(loadConfig(c.env as unknown as ConfigEnv).policy.actions).map((a) => ({
+      actions = Object.values(loadConfig(c.env).policy.actions).map((a) => ({
         type: a.type,
         approvers: a.approvers,
         required_approvals: a.required_approvals,
@@ -250,9 +252,16 @@ function secretOf(c: LocalContext): string {
   return secret;
 }
 
+// Counted as it streams, like the production routes' bodies.
+const limitPageBody = bodyLimit({
+  maxSize: MAX_PAGE_BODY,
+  onError: () => {
+    throw new ApiError(413, "payload_too_large", "body too large");
+  },
+});
+
 async function pageBody(c: LocalContext): Promise<Record<string, unknown>> {
   const text = await c.req.text();
-  if (text.length > MAX_PAGE_BODY) throw new ApiError(413, "payload_too_large", "body too large");
   try {
     const parsed: unknown = JSON.parse(text);
     if (isRecord(parsed)) return parsed;

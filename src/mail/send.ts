@@ -2,7 +2,7 @@
 // one POST per message, with an answer that says whether to retry. Errors name a status or the kind of failure,
 // never the token or a response body.
 import { withDeadline } from "../lib/deadline.ts";
-import { retryAfterMs } from "../slack/web-api.ts";
+import { isRetryableStatus, retryAfterMs } from "../lib/retry.ts";
 
 export interface MailConfig {
   /** POST endpoint, e.g. `https://api.resend.com/emails`. */
@@ -50,9 +50,7 @@ export function sendMail(config: MailConfig, mail: Mail, timeoutMs = MAIL_TIMEOU
     }
     await res.body?.cancel().catch(() => undefined);
     if (res.status >= 200 && res.status < 300) return { kind: "ok" };
-    const afterMs = retryAfterMs(res.headers.get("retry-after"));
-    if (res.status === 429) return { kind: "retry", afterMs, error: "HTTP 429 rate limited" };
-    if (res.status === 408 || res.status >= 500) return { kind: "retry", afterMs, error: `HTTP ${res.status}` };
-    return { kind: "failed", error: `HTTP ${res.status}` };
+    if (!isRetryableStatus(res.status)) return { kind: "failed", error: `HTTP ${res.status}` };
+    return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: `HTTP ${res.status}` };
   });
 }

@@ -1,17 +1,33 @@
-// Building a new proposal from a validated request: plan hash, deadline, frozen rule. Pure.
+// Building a new proposal from a validated draft: plan hash, deadline, frozen rule. Pure.
 import { createHash } from "node:crypto";
-import type { CreateProposalBody } from "../api/schemas.ts";
+import type { DecisionRule } from "../config/policy.ts";
 import { canonicalJson } from "../lib/jcs.ts";
-import type { DecisionRule, Proposal, ProposalKind } from "./types.ts";
+import type { Proposal, ProposalKind } from "./types.ts";
+
+/**
+ * What the proposer asked for, already validated: the domain's side of a create request (the API's body is one).
+ * Left out, blast_radius and rollback (verification prompts only) become "", the other optional fields null.
+ */
+export interface ProposalDraft {
+  action: { type: string; params: Record<string, unknown> };
+  summary: string;
+  reason: string;
+  blast_radius?: string;
+  rollback?: string;
+  requested_by?: string;
+  recipient?: string;
+  callback_url?: string;
+  metadata?: Record<string, unknown>;
+}
 
 /** SPEC 2: SHA-256 of the JCS form of {action, summary, reason, blast_radius, rollback}. */
 export function planSha256(
-  body: Pick<CreateProposalBody, "action" | "summary" | "reason" | "blast_radius" | "rollback">,
+  draft: Pick<ProposalDraft, "action" | "summary" | "reason" | "blast_radius" | "rollback">,
 ): string {
-  const { action, summary, reason } = body;
+  const { action, summary, reason } = draft;
   // A verification prompt may leave these out; they are hashed as the empty strings it stores.
-  const blast_radius = body.blast_radius ?? "";
-  const rollback = body.rollback ?? "";
+  const blast_radius = draft.blast_radius ?? "";
+  const rollback = draft.rollback ?? "";
   return createHash("sha256").update(canonicalJson({ action, summary, reason, blast_radius, rollback })).digest("hex");
 }
 
@@ -22,34 +38,34 @@ export function requestSha256(body: unknown): string {
 
 export function newProposal(input: {
   id: string;
-  body: CreateProposalBody;
+  draft: ProposalDraft;
   keyName: string;
   rule: DecisionRule;
   ttlSeconds: number;
   now: number;
-  /** The action's kind from the policy (the body's `kind`, when given, was checked against it). */
+  /** The action's kind from the policy (a `kind` the proposer gave was checked against it). */
   kind?: ProposalKind;
   /** The action's Teams webhook, frozen with the rule. */
   teamsWebhook?: string | null;
 }): Proposal {
-  const { body } = input;
+  const { draft } = input;
   return {
     id: input.id,
     kind: input.kind ?? "approval",
     status: "pending",
-    action: { type: body.action.type, params: body.action.params },
-    summary: body.summary,
-    reason: body.reason,
-    blast_radius: body.blast_radius ?? "",
-    rollback: body.rollback ?? "",
-    requested_by: body.requested_by ?? null,
-    recipient: body.recipient ?? null,
+    action: { type: draft.action.type, params: draft.action.params },
+    summary: draft.summary,
+    reason: draft.reason,
+    blast_radius: draft.blast_radius ?? "",
+    rollback: draft.rollback ?? "",
+    requested_by: draft.requested_by ?? null,
+    recipient: draft.recipient ?? null,
     created_by: input.keyName,
     created_at: new Date(input.now).toISOString(),
     expires_at: new Date(input.now + input.ttlSeconds * 1000).toISOString(),
-    plan_sha256: planSha256(body),
-    callback_url: body.callback_url ?? null,
-    metadata: body.metadata ?? null,
+    plan_sha256: planSha256(draft),
+    callback_url: draft.callback_url ?? null,
+    metadata: draft.metadata ?? null,
     rule: input.rule,
     approvals: [],
     escalated: null,

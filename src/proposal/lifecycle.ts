@@ -1,9 +1,11 @@
 // The proposal state machine and who may decide (SPEC 2, 3, 5, 6, 12): pure functions, no I/O.
 // Each returns either a refusal or the next proposal plus the audit events that record it;
 // nothing else in the code base builds a new status.
+
+import { DEFAULT_VERIFY_LABELS } from "../config/policy.ts";
 import type { RunnerAnswer } from "../dispatch/runner-answer.ts";
 import type { Approval, LinkChoice, Proposal, Status, VerifyAnswer } from "./types.ts";
-import { DEFAULT_VERIFY_LABELS, TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
+import { TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
 
 /** An audit event before the Durable Object numbers and seals it. */
 export interface EventDraft {

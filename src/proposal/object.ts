@@ -3,7 +3,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import type { Refusal } from "../errors.ts";
-import { newNonce } from "../links/token.ts";
+import { newNonce } from "../lib/crypto.ts";
 import { standingOf } from "../slack/standing.ts";
 import { membershipOf } from "../slack/usergroups.ts";
 import { flushAudit } from "./jobs/audit-flush.ts";

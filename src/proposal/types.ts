@@ -1,4 +1,5 @@
 // The proposal's stored shape and its public view: the vocabulary every other module speaks.
+import type { DecisionRule } from "../config/policy.ts";
 
 export const STATUSES = [
   "pending",
@@ -38,52 +39,8 @@ export type ProposalKind = (typeof PROPOSAL_KINDS)[number];
 export const VERIFY_ANSWERS = ["yes", "no", "unsure"] as const;
 export type VerifyAnswer = (typeof VERIFY_ANSWERS)[number];
 
-export interface VerifyLabels {
-  yes: string;
-  no: string;
-  unsure: string;
-}
-
-export const DEFAULT_VERIFY_LABELS: VerifyLabels = {
-  yes: "Yes, that was me",
-  no: "No, that wasn't me",
-  unsure: "I'm not sure — escalate",
-};
-
 /** What a signed link may decide: approve/deny on an approval, an answer on a verification prompt. */
 export type LinkChoice = "approve" | "deny" | VerifyAnswer;
-
-/** Signed-link deciders frozen from the policy (approval actions; a verify prompt's is its `recipient`). */
-export interface LinkRule {
-  /** Who gets links (e-mail-like or opaque ids); each counts once toward required_approvals. */
-  recipients: string[];
-  /** The identity the Teams card's links are minted for (approval actions with a Teams webhook), else null. */
-  teams_recipient: string | null;
-}
-
-/** Who may decide, frozen from the policy when the proposal is created (SPEC 3). */
-export interface DecisionRule {
-  /** Slack user ids (U…/W…) and user-group ids (S…). */
-  approvers: string[];
-  required_approvals: number;
-  allow_self_approval: boolean;
-  requester_only: boolean;
-  confirm: boolean;
-  channel: string | null;
-  escalation: {
-    approvers: string[];
-    channel: string | null;
-    extend_ttl_seconds: number;
-    /** Distinct people needed once escalated, never the escalator or the requester (absent before it existed: 1). */
-    required_approvals?: number;
-  } | null;
-  /** Signed links, when the action enables them (absent in proposals created before links existed). */
-  links?: LinkRule | null;
-  /** A verification prompt's button labels (absent or null for approvals). */
-  verify_labels?: VerifyLabels | null;
-  /** The policy's `people` directory at creation, identity → person; absent when it has none (each id is a person). */
-  people?: Record<string, string>;
-}
 
 export interface Approval {
   /** A Slack user id, or `link:<identity>` for an approval given through a signed link. */

@@ -1,4 +1,5 @@
-// Renders a proposal as a Block Kit card (and the deny-reason modal): pure, every proposer string escaped and cut (SPEC 5).
+// Renders a proposal as a Block Kit card (and the deny-reason modal): pure, every proposer string escaped and cut (SPEC 5);
+// the plan shown whole, the proposer's texts quoted and attributed so none passes for signoff's own (issue 11 item 4).
 import type {
   ActionsBlock,
   Button,
@@ -8,9 +9,10 @@ import type {
   ModalView,
   SectionBlock,
 } from "@slack/types";
+import { DEFAULT_VERIFY_LABELS } from "../config/policy.ts";
 import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
-import { DEFAULT_VERIFY_LABELS } from "../proposal/types.ts";
-import { codeBlock, codeSpan, escapeMrkdwn, fit, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
+import { codeBlock, codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
+import { paramsSectionText } from "./plan.ts";
 
 /** The `action_id`s of the card's buttons; each button's `value` is the proposal id and nothing else. */
 export const ACTION_IDS = {
@@ -24,6 +26,11 @@ export const ACTION_IDS = {
 } as const;
 
 export const CARD_BLOCK_IDS = {
+  /** signoff's own headline (the status in a few words); never proposer text. */
+  header: "signoff.header",
+  /** Who proposed it: signoff's words, above everything the proposer wrote. */
+  attribution: "signoff.attribution",
+  /** The proposer's summary, quoted. */
   summary: "signoff.summary",
   facts: "signoff.facts",
   params: "signoff.params",
@@ -63,11 +70,19 @@ export interface RenderOptions {
   nowMs?: number;
 }
 
-/** Renders the card for `p` as it stands: facts, a status line that tells the truth, and buttons only while a decision is possible here. */
+/**
+ * Renders the card for `p` as it stands: facts, a status line that tells the truth, and buttons only while a decision
+ * is possible here. signoff speaks in the header, the attribution, the labels, the status line and the context; the
+ * proposer's texts are only ever quoted (`>` on every line) and the plan only ever in a code block, so a summary
+ * written as ":white_check_mark: Approved by …" reads as the proposer's quote, not as a decision (issue 11 item 4).
+ */
 export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
   if (p.kind === "verify") return renderVerifyCard(p, opts);
+  const params = paramsSectionText(p.action.params);
   const blocks: KnownBlock[] = [
-    header(p, opts.role),
+    header(lead(p, opts)),
+    attribution(p, "requested by"),
+    summary(p),
     {
       type: "section",
       block_id: CARD_BLOCK_IDS.facts,
@@ -78,10 +93,10 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
         mrkdwn(`*Approvals*\n${approvalsSoFar(p)}`),
       ],
     } satisfies SectionBlock,
-    labelled(CARD_BLOCK_IDS.params, "Params", (room) => codeSpan(compactJson(p.action.params), room)),
-    labelled(CARD_BLOCK_IDS.reason, "Why", (room) => fit(p.reason, room)),
-    labelled(CARD_BLOCK_IDS.blastRadius, "Blast radius", (room) => fit(p.blast_radius, room)),
-    labelled(CARD_BLOCK_IDS.rollback, "Back-out", (room) => fit(p.rollback, room)),
+    { type: "section", block_id: CARD_BLOCK_IDS.params, text: mrkdwn(params.text) } satisfies SectionBlock,
+    quoted(CARD_BLOCK_IDS.reason, "Why", p.reason),
+    quoted(CARD_BLOCK_IDS.blastRadius, "Blast radius", p.blast_radius),
+    quoted(CARD_BLOCK_IDS.rollback, "Back-out", p.rollback),
   ];
 
   const status = statusText(p, opts);
@@ -98,12 +113,15 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
     ],
   } satisfies ContextBlock);
 
-  const buttons = decisionButtons(p, opts);
+  const buttons = decisionButtons(p, opts, params.whole);
   if (buttons.length > 0) {
     blocks.push({ type: "actions", block_id: CARD_BLOCK_IDS.actions, elements: buttons } satisfies ActionsBlock);
   }
 
-  return { text: fallbackText(p, opts), blocks };
+  return {
+    text: truncate(`${lead(p, opts)}: ${escapeMrkdwn(p.summary)} (${escapeMrkdwn(p.action.type)})`, FALLBACK_TEXT_MAX),
+    blocks,
+  };
 }
 
 /** The `views.open` modal that asks a denier for an optional reason; `private_metadata` is the proposal id. */
@@ -116,7 +134,7 @@ export function renderDenyModal(proposalId: string, summary: string): ModalView 
     submit: plain("Deny"),
     close: plain("Cancel"),
     blocks: [
-      { type: "section", text: mrkdwn(`You are denying:\n*${fit(summary, SLACK_LIMITS.sectionText - 40)}*`) },
+      { type: "section", text: mrkdwn(`You are denying:\n${quote(summary, SLACK_LIMITS.sectionText - 20)}`) },
       {
         type: "input",
         block_id: DENY_MODAL.reasonBlockId,
@@ -146,20 +164,47 @@ export function shortPlanHash(planSha256: string): string {
 
 // ---- blocks ----
 
-function header(p: Proposal, role: RenderOptions["role"]): HeaderBlock {
-  const prefix = role === "escalation" ? "Escalated: " : "";
-  const text = truncate(prefix + escapeMrkdwn(p.summary), SLACK_LIMITS.headerText);
-  return { type: "header", block_id: CARD_BLOCK_IDS.summary, text: plain(text || "Proposal") };
+/** The header is signoff's headline for the card as it stands, never proposer text: the top of a card is ours. */
+function header(text: string): HeaderBlock {
+  return {
+    type: "header",
+    block_id: CARD_BLOCK_IDS.header,
+    text: plain(truncate(escapeMrkdwn(text), SLACK_LIMITS.headerText)),
+  };
 }
 
-/** A section `*Label*\n<value>`; `value` gets the room left under the section text limit. */
-function labelled(blockId: string, label: string, value: (room: number) => string): SectionBlock {
+/** "Proposed by key `alertmanager` · requested by @bob.": whose words the quoted texts below are. */
+function attribution(p: Proposal, requesterIs: string): ContextBlock {
+  const requester = p.requested_by === null ? "" : ` · ${requesterIs} ${person(p.requested_by)}`;
+  return {
+    type: "context",
+    block_id: CARD_BLOCK_IDS.attribution,
+    elements: [
+      mrkdwn(
+        `Proposed by key ${codeSpan(p.created_by, 120)}${requester}. ` +
+          "The quoted texts are the proposer's words, not signoff's.",
+      ),
+    ],
+  } satisfies ContextBlock;
+}
+
+function summary(p: Proposal): SectionBlock {
+  return {
+    type: "section",
+    block_id: CARD_BLOCK_IDS.summary,
+    text: mrkdwn(quote(p.summary, SLACK_LIMITS.sectionText)),
+  };
+}
+
+/** A section `*Label*\n> text`: signoff's label, then the proposer's text quoted in the room left under the limit. */
+function quoted(blockId: string, label: string, text: string): SectionBlock {
   const head = `*${label}*\n`;
-  const body = value(SLACK_LIMITS.sectionText - head.length);
-  return { type: "section", block_id: blockId, text: mrkdwn(head + (body || "—")) };
+  const body = /\S/.test(text) ? quote(text, SLACK_LIMITS.sectionText - head.length) : "—";
+  return { type: "section", block_id: blockId, text: mrkdwn(head + body) };
 }
 
-function decisionButtons(p: Proposal, opts: RenderOptions): Button[] {
+/** Approve is offered only for a plan the card shows whole: no one approves what they cannot see (issue 11 item 4). */
+function decisionButtons(p: Proposal, opts: RenderOptions, planWhole: boolean): Button[] {
   if (p.status !== "pending") return [];
   if (opts.role === "card" && p.escalated) return [];
   if (deadlinePassed(p, opts)) return [];
@@ -175,14 +220,14 @@ function decisionButtons(p: Proposal, opts: RenderOptions): Button[] {
     const tail = `\nPlan ${codeSpan(shortPlanHash(p.plan_sha256), 16)} · ${codeSpan(p.action.type, 80)}`;
     approve.confirm = {
       title: plain("Approve this action?"),
-      text: mrkdwn(fit(p.summary, SLACK_LIMITS.confirmText - tail.length) + tail),
+      text: mrkdwn(quote(p.summary, SLACK_LIMITS.confirmText - tail.length) + tail),
       confirm: plain("Approve"),
       deny: plain("Cancel"),
       style: "primary",
     };
   }
   const buttons: Button[] = [
-    approve,
+    ...(planWhole ? [approve] : []),
     { type: "button", action_id: ACTION_IDS.deny, text: plain("Deny"), style: "danger", value: p.id },
   ];
   if (opts.role === "card" && p.rule.escalation && !p.escalated) {
@@ -195,8 +240,11 @@ function decisionButtons(p: Proposal, opts: RenderOptions): Button[] {
 
 /** A verification prompt in its addressee's DM: the question, the facts, three answers while one is possible. */
 function renderVerifyCard(p: Proposal, opts: RenderOptions): RenderedMessage {
+  const lead = p.status === "pending" ? "Was this you?" : (answeredLead(p) ?? FALLBACK_LEAD[p.status]);
   const blocks: KnownBlock[] = [
-    header(p, "card"),
+    header(lead),
+    attribution(p, "asked of"),
+    summary(p),
     {
       type: "section",
       block_id: CARD_BLOCK_IDS.question,
@@ -211,14 +259,18 @@ function renderVerifyCard(p: Proposal, opts: RenderOptions): RenderedMessage {
         mrkdwn(`*Deadline*\n${slackDate(p.expires_at)}`),
       ],
     } satisfies SectionBlock,
-    labelled(CARD_BLOCK_IDS.reason, "Details", (room) => fit(p.reason, room)),
+    quoted(CARD_BLOCK_IDS.reason, "Details", p.reason),
   ];
   if (Object.keys(p.action.params).length > 0) {
-    blocks.push(labelled(CARD_BLOCK_IDS.params, "Params", (room) => codeSpan(compactJson(p.action.params), room)));
+    // Nothing is dispatched for a prompt, but its facts are shown whole all the same.
+    blocks.push({
+      type: "section",
+      block_id: CARD_BLOCK_IDS.params,
+      text: mrkdwn(paramsSectionText(p.action.params).text),
+    } satisfies SectionBlock);
   }
-  if (p.blast_radius)
-    blocks.push(labelled(CARD_BLOCK_IDS.blastRadius, "Blast radius", (room) => fit(p.blast_radius, room)));
-  if (p.rollback) blocks.push(labelled(CARD_BLOCK_IDS.rollback, "Back-out", (room) => fit(p.rollback, room)));
+  if (p.blast_radius) blocks.push(quoted(CARD_BLOCK_IDS.blastRadius, "Blast radius", p.blast_radius));
+  if (p.rollback) blocks.push(quoted(CARD_BLOCK_IDS.rollback, "Back-out", p.rollback));
 
   const status = verifyStatusText(p, opts);
   if (status)
@@ -244,7 +296,6 @@ function renderVerifyCard(p: Proposal, opts: RenderOptions): RenderedMessage {
       elements: [button("yes", "primary"), button("no", "danger"), button("unsure")],
     } satisfies ActionsBlock);
   }
-  const lead = p.status === "pending" ? "Was this you?" : (answeredLead(p) ?? FALLBACK_LEAD[p.status]);
   return { text: truncate(`${lead}: ${escapeMrkdwn(p.summary)}`, FALLBACK_TEXT_MAX), blocks };
 }
 
@@ -380,16 +431,13 @@ const FALLBACK_LEAD: Record<Proposal["status"], string> = {
   escalated: "Answered, escalated",
 };
 
-function fallbackText(p: Proposal, opts: RenderOptions): string {
-  const lead =
-    p.status === "pending"
-      ? opts.role === "escalation"
-        ? "Escalated, approval needed"
-        : p.escalated
-          ? "Escalated"
-          : "Approval needed"
-      : FALLBACK_LEAD[p.status];
-  return truncate(`${lead}: ${escapeMrkdwn(p.summary)} (${escapeMrkdwn(p.action.type)})`, FALLBACK_TEXT_MAX);
+/** The card's headline in signoff's words: its header, and the start of its notification text. */
+function lead(p: Proposal, opts: RenderOptions): string {
+  if (p.status !== "pending") return FALLBACK_LEAD[p.status];
+  if (opts.role === "escalation") return "Escalated, approval needed";
+  if (p.escalated) return "Escalated";
+  if (deadlinePassed(p, opts)) return "Deadline passed, nothing will run";
+  return "Approval needed";
 }
 
 // ---- people, places, times ----
@@ -443,14 +491,6 @@ function deadlinePassed(p: Proposal, opts: RenderOptions): boolean {
   if (opts.nowMs === undefined) return false;
   const deadline = Date.parse(p.expires_at);
   return !Number.isNaN(deadline) && opts.nowMs >= deadline;
-}
-
-function compactJson(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? "null";
-  } catch {
-    return "(params cannot be shown)";
-  }
 }
 
 // ---- text objects ----

@@ -1,11 +1,13 @@
 // POST /slack/interactions: Slack's interactivity endpoint. Verifies the signature before
 // anything is parsed, hands each click to the proposal's Durable Object, answers at once.
 import { Hono } from "hono";
-import { type AppEnv, configOf } from "../api/http.ts";
+import { bodyLimit } from "hono/body-limit";
+import type { AppEnv } from "../api/http.ts";
+import { withConfig } from "../api/middleware.ts";
 import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
-import { objectIdOf } from "../proposal/ids.ts";
 import type { ClickKind } from "../proposal/lifecycle.ts";
+import { proposalStub } from "../proposal/stub.ts";
 import { ACTION_IDS, DENY_MODAL, renderDenyModal } from "./card.ts";
 import { type BlockActionsPayload, readInteraction, type ViewSubmissionPayload } from "./payloads.ts";
 import { verifySlackSignature } from "./signature.ts";
@@ -29,12 +31,18 @@ const VIEWS_OPEN_TIMEOUT_MS = 2_500;
 
 export const slackRoutes = new Hono<AppEnv>();
 
-slackRoutes.post("/interactions", async (c) => {
-  const config = configOf(c);
-  if (Number(c.req.header("content-length") ?? "0") > MAX_SLACK_BODY) throw tooLarge();
-  const bytes = await c.req.arrayBuffer();
-  if (bytes.byteLength > MAX_SLACK_BODY) throw tooLarge();
-  const raw = new TextDecoder().decode(bytes);
+// Counted as it streams: a body without Content-Length (chunked) is refused at its first byte over the limit,
+// never buffered whole (issue 11).
+const limitSlackBody = bodyLimit({
+  maxSize: MAX_SLACK_BODY,
+  onError: () => {
+    throw new ApiError(413, "payload_too_large", `body is larger than ${MAX_SLACK_BODY} bytes`);
+  },
+});
+
+slackRoutes.post("/interactions", withConfig, limitSlackBody, async (c) => {
+  const { config } = c.var;
+  const raw = await c.req.text();
   const verified = await verifySlackSignature(
     config.slackSigningSecret,
     c.req.raw.headers,
@@ -65,7 +73,7 @@ slackRoutes.post("/interactions", async (c) => {
 async function onButton(env: Env, config: Config, payload: BlockActionsPayload): Promise<void> {
   const action = payload.actions[0]!;
   const kind = BUTTONS.get(action.action_id);
-  const stub = kind && action.value ? stubFor(env, action.value) : null;
+  const stub = kind && action.value ? proposalStub(env.PROPOSALS, action.value) : null;
   if (!kind || !stub) return; // not one of our buttons, or not one of our ids
   const user = payload.user.id;
   const team = payload.user.team_id ?? null;
@@ -94,7 +102,7 @@ async function onDenySubmission(
   close: () => Response,
 ): Promise<Response> {
   if (payload.view.callback_id !== DENY_MODAL.callbackId) return close();
-  const stub = stubFor(env, payload.view.private_metadata);
+  const stub = proposalStub(env.PROPOSALS, payload.view.private_metadata);
   if (!stub)
     return answer({
       response_action: "errors",
@@ -121,13 +129,4 @@ function parsePayloadField(raw: string): unknown {
   } catch {
     throw new ApiError(400, "invalid_request", "payload is not JSON");
   }
-}
-
-function stubFor(env: Env, proposalId: string) {
-  const id = objectIdOf(env.PROPOSALS, proposalId);
-  return id ? env.PROPOSALS.get(id) : null;
-}
-
-function tooLarge(): ApiError {
-  return new ApiError(413, "payload_too_large", `body is larger than ${MAX_SLACK_BODY} bytes`);
 }

@@ -109,3 +109,23 @@ export function codeBlock(text: string, maxContentChars: number): string {
   const inner = fit(neutralizeBackticks(text), maxContentChars);
   return `\`\`\`${inner || " "}\`\`\``;
 }
+
+/** Said below a proposer's text that was cut to fit, outside the quote, so it reads as signoff's. */
+export const CUT_NOTE = "\n_(signoff cut this text to fit Slack)_";
+
+// Every way a proposer could start a new line; each one gets its own quote marker.
+const LINE_BREAK = /\r\n|[\n\r\v\f\u0085\u2028\u2029]/;
+
+/**
+ * Untrusted text as a mrkdwn block quote: escaped, every line quoted, so no line of it can pass for one of
+ * signoff's own (a status line, a label, a plan) (issue 11 item 4). When it must be cut to `maxChars`, it ends in
+ * `…` and `CUT_NOTE` follows the quote.
+ */
+export function quote(text: string, maxChars: number): string {
+  const quoted = escapeMrkdwn(text)
+    .split(LINE_BREAK)
+    .map((line) => `> ${line}`)
+    .join("\n");
+  if (quoted.length <= maxChars) return quoted;
+  return truncate(quoted, maxChars - CUT_NOTE.length) + CUT_NOTE;
+}

@@ -1,5 +1,6 @@
 // A small Slack Web API client whose answer says what to do next: use the data, retry (when), or give up (SPEC 5).
 import { withDeadline } from "../lib/deadline.ts";
+import { isRetryableStatus, retryAfterMs } from "../lib/retry.ts";
 
 export const SLACK_TIMEOUT_MS = 10_000;
 
@@ -84,17 +85,13 @@ async function callSlackWithin(
     return { kind: "retry", afterMs: null, error: `${method}: ${networkFailure(error, timeoutMs)}` };
   }
 
-  if (res.status === 429) {
+  if (isRetryableStatus(res.status)) {
     await discard(res);
     return {
       kind: "retry",
       afterMs: retryAfterMs(res.headers.get("retry-after")),
-      error: `${method}: HTTP 429 rate limited`,
+      error: `${method}: HTTP ${res.status}${res.status === 429 ? " rate limited" : ""}`,
     };
-  }
-  if (res.status >= 500) {
-    await discard(res);
-    return { kind: "retry", afterMs: null, error: `${method}: HTTP ${res.status}` };
   }
 
   let payload: unknown;
@@ -127,16 +124,6 @@ function formEncode(body: Record<string, unknown>): string {
     params.set(name, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
   return params.toString();
-}
-
-/** `Retry-After` (seconds, or an HTTP date) in milliseconds; null when absent or unreadable. */
-export function retryAfterMs(header: string | null, nowMs: number = Date.now()): number | null {
-  if (header === null) return null;
-  const text = header.trim();
-  if (/^[0-9]+$/.test(text)) return Number(text) * 1000;
-  if (!/[a-zA-Z]/.test(text)) return null; // an HTTP date names its day and month
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
 }
 
 function isAbort(error: unknown): boolean {

@@ -1,5 +1,6 @@
 // Microsoft Teams messages for a proposal (issue 7): the Adaptive Card with one signed link per choice, and the short
 // follow-up posted on each status change (incoming webhooks cannot update a message). Pure: no I/O.
+import { asciiJson } from "../lib/ascii-json.ts";
 import { verifyLabels } from "../proposal/lifecycle.ts";
 import type { LinkChoice, Proposal } from "../proposal/types.ts";
 
@@ -110,10 +111,19 @@ export function renderTeamsCard(p: Proposal, links: readonly CardLink[]): TeamsM
   const body: TextBlock[] = [
     block(verify ? "Was this you?" : "Approval needed", { weight: "Bolder", size: "Medium" }),
     block(safe(p.summary, SUMMARY_MAX), { weight: "Bolder", size: "Large" }),
+    // Whose words the summary and the texts below are, so none passes for signoff's (issue 11 item 4).
+    block(
+      escapeTeamsMarkdown(
+        `Proposed by API key ${p.created_by}: the summary above and the texts below are the proposer's words.`,
+      ),
+      { isSubtle: true, size: "Small" },
+    ),
     block(`**${verify ? "About" : "Action"}:** ${safe(p.action.type, 200)}`),
   ];
+  // The plan whole, never cut: creation refuses a plan longer than the Slack card holds (src/slack/plan.ts), which
+  // is far inside what a Teams message can carry.
   if (Object.keys(p.action.params).length > 0)
-    body.push(block(safe(JSON.stringify(p.action.params), 1000), { fontType: "Monospace" }));
+    body.push(block(escapeTeamsMarkdown(asciiJson(p.action.params)), { fontType: "Monospace" }));
   body.push(block(`**${verify ? "Details" : "Why"}:** ${safe(p.reason)}`));
   if (p.blast_radius) body.push(block(`**Blast radius:** ${safe(p.blast_radius)}`));
   if (p.rollback) body.push(block(`**Back-out:** ${safe(p.rollback)}`));

@@ -1,6 +1,6 @@
 // Posting to a Teams incoming webhook / Workflows URL, with an answer that says what to do next (like the Slack client).
 import { withDeadline } from "../lib/deadline.ts";
-import { retryAfterMs } from "../slack/web-api.ts";
+import { isRetryableStatus, retryAfterMs } from "../lib/retry.ts";
 
 export const TEAMS_TIMEOUT_MS = 10_000;
 
@@ -39,9 +39,9 @@ async function postWithin(
     // the body is unwanted either way
   }
   if (res.status >= 200 && res.status < 300) return { kind: "ok" };
-  if (res.status === 429)
-    return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: "HTTP 429 rate limited" };
-  if (res.status === 408 || res.status >= 500)
-    return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error: `HTTP ${res.status}` };
+  if (isRetryableStatus(res.status)) {
+    const error = `HTTP ${res.status}${res.status === 429 ? " rate limited" : ""}`;
+    return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), error };
+  }
   return { kind: "failed", error: `HTTP ${res.status}` };
 }

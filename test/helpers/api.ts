@@ -4,6 +4,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { expect } from "vitest";
+import { type ProposalStub, proposalStub } from "../../src/proposal/stub.ts";
 import { signSlackRequest } from "../../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "../fixtures.ts";
 
@@ -65,8 +66,10 @@ export async function getProposal(id: string) {
   return json(res);
 }
 
-export function stubOf(id: string) {
-  return env.PROPOSALS.get(env.PROPOSALS.idFromString(id.replace(/^prp_/, "")));
+export function stubOf(id: string): ProposalStub {
+  const stub = proposalStub(env.PROPOSALS, id);
+  if (!stub) throw new Error(`stubOf(${id}): not a proposal id`);
+  return stub;
 }
 
 /**

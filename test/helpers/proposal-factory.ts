@@ -1,5 +1,6 @@
 // Builds `Proposal` objects for unit tests: a plausible pending proposal, with any field overridden.
-import type { DecisionRule, Proposal } from "../../src/proposal/types.ts";
+import type { DecisionRule } from "../../src/config/policy.ts";
+import type { Proposal } from "../../src/proposal/types.ts";
 
 export const PLAN_SHA256 = "3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b";
 export const CREATED_AT = "2026-03-01T12:00:00.000Z";

@@ -1,6 +1,7 @@
 // Job: deliver queued outcome events to the proposal's callback_url (SPEC 7), in order,
 // signed with EVENTS_SIGNING_KEYS (v1a) and/or EVENTS_SECRET (v1), retried like dispatches; failures never touch the proposal.
 import { withDeadline } from "../../lib/deadline.ts";
+import { isRetryableStatus } from "../../lib/retry.ts";
 import { signingKeys } from "../../webhooks/signing-keys.ts";
 import { signWebhook } from "../../webhooks/standard-webhooks.ts";
 import { backoffMs, WEBHOOK_BACKOFF } from "../scheduler.ts";
@@ -40,7 +41,7 @@ export const deliverNotifications: JobRunner = async (ctx) => {
       });
       if (response.status < 200 || response.status >= 300) {
         error = `callback answered HTTP ${response.status}`;
-        permanent = !(response.status === 408 || response.status === 429 || response.status >= 500);
+        permanent = !isRetryableStatus(response.status);
       }
     } catch (caught) {
       error = (caught as Error).name === "TimeoutError" ? "callback timed out" : "callback unreachable (network error)";
