@@ -135,6 +135,7 @@ before(async () => {
     LINK_SECRET: secret(),
     RUNNER_SECRET: secret(),
     EVENTS_SECRET: secret(),
+    AUDIT_SIGNING_KEY: `auditsk_${randomBytes(32).toString("base64")}`,
     SLACK_SIGNING_SECRET: randomBytes(16).toString("hex"),
     SLACK_BOT_TOKEN: "xoxb-e2e",
     API_KEYS: JSON.stringify(apiKeys),

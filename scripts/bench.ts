@@ -14,7 +14,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
 import type { Proposal } from "../src/proposal/types.ts";
@@ -22,45 +21,48 @@ import { ALICE, BOB, MALLORY, OSCAR } from "./bench/fixtures.ts";
 import { closedLoop, type LoadResult, type PreparedRequest, quantiles, type Sample, send } from "./bench/load.ts";
 import type { PeerStats, PeerSummary, RunnerMode } from "./bench/peers.ts";
 import { CpuProfiler, hotspots, hotspotsByModule, moduleLines } from "./bench/profile.ts";
-import { int, latencyCells, machine, ms, table, writeResults } from "./bench/report.ts";
+import {
+  type BenchResults,
+  type CpuProfileSummary,
+  emptyResults,
+  ms,
+  type ProfileRow,
+  type RunInfo,
+  render,
+  type StressReport,
+  writeResults,
+} from "./bench/report.ts";
 import { clickRequest } from "./bench/slack.ts";
 import {
   benchSecrets,
   compatibilityOf,
   cpuOf,
   freePort,
-  type Memory,
   memoryOf,
   type RunningWorker,
   startBare,
   startSignoff,
 } from "./bench/worker.ts";
+import { parseCommandLine } from "./lib/cli.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const COMMAND = "npm run bench";
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    "no-write": { type: "boolean", default: false },
-    profile: { type: "boolean", default: false },
-    only: { type: "string" },
-    "state-dir": { type: "string" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-  strict: true,
+const USAGE = `Usage: ${COMMAND} [-- --quick] [--no-write] [--profile] [--only PHASES] [--state-dir DIR]
+
+  --quick     fewer requests per phase (a smoke run; results are not written)
+  --no-write  print the table only, leave BENCHMARKS.md alone
+  --profile   also take a CPU profile of the Worker's isolate during approving clicks (after the measurements)
+  --only P,…  run only these phases: clicks (creation, levels, hot, where the time goes, dispatch), expiry, stress; nothing is written
+  --state-dir DIR  where the Worker's local state lives during the run (default: the system's temporary directory, on disk as with wrangler dev; /dev/shm shows what the disk costs)`;
+
+const args = parseCommandLine("bench", USAGE, {
+  quick: { type: "boolean", default: false },
+  "no-write": { type: "boolean", default: false },
+  profile: { type: "boolean", default: false },
+  only: { type: "string" },
+  "state-dir": { type: "string" },
 });
-if (args.help) {
-  process.stdout.write(
-    `Usage: ${COMMAND} [-- --quick] [-- --no-write] [-- --profile]\n` +
-      "  --quick     fewer requests per phase (a smoke run; results are not written)\n" +
-      "  --no-write  print the table only, leave BENCHMARKS.md alone\n" +
-      "  --profile   also take a CPU profile of the Worker's isolate during approving clicks (after the measurements)\n" +
-      "  --only P,…  run only these phases: clicks (creation, levels, hot, where the time goes, dispatch), expiry, stress; nothing is written\n" +
-      "  --state-dir DIR  where the Worker's local state lives during the run (default: the system's temporary directory, on disk as with wrangler dev; /dev/shm shows what the disk costs)\n",
-  );
-  process.exit(0);
-}
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
   process.stderr.write(
@@ -228,15 +230,6 @@ async function drain(
 
 // ---- phases -----------------------------------------------------------------------------
 
-interface LevelResult {
-  concurrency: number;
-  click: LoadResult;
-  bare: LoadResult;
-  /** workerd CPU per request, ms: for clicks up to the end of their background work. */
-  clickCpuMs: number;
-  bareCpuMs: number;
-}
-
 /** Runs a load and returns it with the serving workerd's CPU per request, background work included. */
 async function measured(
   worker: RunningWorker,
@@ -251,55 +244,6 @@ async function measured(
   return { load, cpuMs: (cpuOf(worker.pid).cpuMs - before.cpuMs) / requests.length };
 }
 
-const results = {
-  levels: [] as LevelResult[],
-  create: null as LoadResult | null,
-  hot: null as LoadResult | null,
-  bareHot: null as LoadResult | null,
-  profile: [] as Array<{ label: string; what: string; load: LoadResult; cpuMs: number }>,
-  hotCpuMs: NaN,
-  bareHotCpuMs: NaN,
-  createCpuMs: NaN,
-  isolated: [] as number[],
-  perClick: {} as Record<string, number>,
-  sizes: {} as Record<string, number>,
-  dispatchIdle: [] as number[],
-  dispatchLoaded: [] as number[],
-  expiryAlarm: [] as number[],
-  expirySeen: [] as number[],
-  expiryWrong: 0,
-  stress: null as null | StressReport,
-  chains: null as null | { ok: boolean; proposals: number; events: number; problems: number },
-  cpuProfile: null as null | {
-    clicks: number;
-    totalMs: number;
-    modules: Array<{ name: string; selfMs: number; share: number }>;
-    functions: Array<{ name: string; selfMs: number; share: number }>;
-  },
-  memory: {} as Record<string, { before: Memory | null; after: Memory | null }>,
-};
-
-interface StressReport {
-  proposals: number;
-  clicks: number;
-  clickErrors: number;
-  approved: number;
-  neverApproved: number;
-  exactlyOnce: number;
-  /** 2xx answers signoff never received (timed out or dropped): the same dispatch went again. */
-  redelivered: number;
-  /** Dispatch attempt audited (just before fetch) → the request arrived at the runner, ms. */
-  sendDelays: number[];
-  /** The same, for the attempts whose 2xx came too late for signoff. */
-  lateSendDelays: number[];
-  runnerRequests: number;
-  retried: number;
-  answers: Record<string, number>;
-  statuses: Record<string, number>;
-  violations: string[];
-  seconds: number;
-}
-
 function clicksFor(proposals: readonly Proposal[], users: readonly string[]): PreparedRequest[] {
   return proposals.map((p, i) => clickRequest(secrets.SLACK_SIGNING_SECRET, p, users[i % users.length]!));
 }
@@ -312,7 +256,16 @@ function expectStatus(load: LoadResult, status: number, what: string): void {
     );
 }
 
-async function phaseLevels(pool: Proposal[]): Promise<void> {
+/** Clicks vs the bare route at each concurrency level, and (at 100) what an approving click costs downstream. */
+async function phaseLevels(
+  pool: Proposal[],
+): Promise<Pick<BenchResults, "levels" | "dispatchLoaded" | "perClick" | "sizes">> {
+  const out: Pick<BenchResults, "levels" | "dispatchLoaded" | "perClick" | "sizes"> = {
+    levels: [],
+    dispatchLoaded: [],
+    perClick: {},
+    sizes: {},
+  };
   let accepted = (await peers.summary()).runnerAccepted;
   for (const level of LEVELS) {
     const batch = pool.splice(0, level.requests);
@@ -327,7 +280,7 @@ async function phaseLevels(pool: Proposal[]): Promise<void> {
       drained.at = Date.now() - started;
     });
     expectStatus(clickRun.load, 200, `clicks at ${level.concurrency}`);
-    results.levels.push({
+    out.levels.push({
       concurrency: level.concurrency,
       click: clickRun.load,
       bare: bareRun.load,
@@ -340,14 +293,19 @@ async function phaseLevels(pool: Proposal[]): Promise<void> {
     );
     if (level.concurrency === 100) {
       const stats = await peers.stats();
-      results.dispatchLoaded = clickRun.load.samples.map((s) => (stats.runner[s.tag!]?.firstAt ?? NaN) - s.doneAt);
-      await perClickCosts(batch, stats, drained.at);
+      out.dispatchLoaded = clickRun.load.samples.map((s) => (stats.runner[s.tag!]?.firstAt ?? NaN) - s.doneAt);
+      Object.assign(out, await perClickCosts(batch, stats, drained.at));
     }
   }
+  return out;
 }
 
 /** Counts what one approving click costs downstream, from the peers and D1. */
-async function perClickCosts(batch: Proposal[], stats: PeerStats, drainMs: number): Promise<void> {
+async function perClickCosts(
+  batch: Proposal[],
+  stats: PeerStats,
+  drainMs: number,
+): Promise<Pick<BenchResults, "perClick" | "sizes">> {
   const db = await signoff.mf.getD1Database("AUDIT_DB");
   const ids = new Set(batch.map((p) => p.id));
   const rows = (
@@ -374,7 +332,7 @@ async function perClickCosts(batch: Proposal[], stats: PeerStats, drainMs: numbe
   const perType = new Map<string, number>();
   for (const row of mine) perType.set(row.type, (perType.get(row.type) ?? 0) + 1);
   const after = (type: string) => (perType.get(type) ?? 0) / n;
-  results.perClick = {
+  const perClick: Record<string, number> = {
     "audit events per approval (after creation)":
       mine.filter((r) => !["proposal.created", "slack.message_posted"].includes(r.type)).length / n,
     "D1 flushes per proposal (lower bound)": runs / n,
@@ -383,16 +341,19 @@ async function perClickCosts(batch: Proposal[], stats: PeerStats, drainMs: numbe
     "background drain after the last click, s": drainMs / 1000,
   };
   const slack = stats.slack;
-  results.sizes["chat.update body, bytes"] =
-    (slack["chat.update"]?.bytes ?? 0) / Math.max(1, slack["chat.update"]?.calls ?? 0);
-  results.sizes["chat.postMessage body, bytes"] =
-    (slack["chat.postMessage"]?.bytes ?? 0) / Math.max(1, slack["chat.postMessage"]?.calls ?? 0);
-  results.perClick["usergroups.users.list calls in the whole run so far"] = slack["usergroups.users.list"]?.calls ?? 0;
-  results.perClick["chat.update calls per approval (whole run so far)"] =
+  const sizes = {
+    "chat.update body, bytes": (slack["chat.update"]?.bytes ?? 0) / Math.max(1, slack["chat.update"]?.calls ?? 0),
+    "chat.postMessage body, bytes":
+      (slack["chat.postMessage"]?.bytes ?? 0) / Math.max(1, slack["chat.postMessage"]?.calls ?? 0),
+  };
+  perClick["usergroups.users.list calls in the whole run so far"] = slack["usergroups.users.list"]?.calls ?? 0;
+  perClick["chat.update calls per approval (whole run so far)"] =
     (slack["chat.update"]?.calls ?? 0) / Math.max(1, (await peers.summary()).runnerAccepted);
+  return { perClick, sizes };
 }
 
-async function phaseHot(): Promise<void> {
+/** Many clicks on one proposal (one approval, the rest refused), against the bare route. */
+async function phaseHot(): Promise<Pick<BenchResults, "hot" | "bareHot" | "hotCpuMs" | "bareHotCpuMs" | "perClick">> {
   const { proposals } = await createMany(1);
   await drain("hot proposal created");
   const requests = Array.from({ length: HOT_CLICKS }, (_, i) =>
@@ -402,18 +363,20 @@ async function phaseHot(): Promise<void> {
   const bareRun = await measured(bare, requests, 100);
   const hotRun = await measured(signoff, requests, 100, () => drain("hot proposal"));
   // Every refused click gets its ephemeral reply, all from one object's alarm runs.
-  results.perClick[`chat.postEphemeral calls for the hot proposal (${HOT_CLICKS} clicks, 1 approval)`] =
-    ((await peers.stats()).slack["chat.postEphemeral"]?.calls ?? 0) - ephemeralBefore;
-  results.bareHot = bareRun.load;
-  results.bareHotCpuMs = bareRun.cpuMs;
-  results.hot = hotRun.load;
-  results.hotCpuMs = hotRun.cpuMs;
-  expectStatus(results.hot, 200, "hot clicks");
-  log(`hot proposal ×100: ${results.hot.rps.toFixed(0)}/s, ${hotRun.cpuMs.toFixed(1)} ms CPU each`);
+  const ephemeral = ((await peers.stats()).slack["chat.postEphemeral"]?.calls ?? 0) - ephemeralBefore;
+  expectStatus(hotRun.load, 200, "hot clicks");
+  log(`hot proposal ×100: ${hotRun.load.rps.toFixed(0)}/s, ${hotRun.cpuMs.toFixed(1)} ms CPU each`);
+  return {
+    hot: hotRun.load,
+    hotCpuMs: hotRun.cpuMs,
+    bareHot: bareRun.load,
+    bareHotCpuMs: bareRun.cpuMs,
+    perClick: { [`chat.postEphemeral calls for the hot proposal (${HOT_CLICKS} clicks, 1 approval)`]: ephemeral },
+  };
 }
 
 /** The click path taken apart from outside: each row adds one step to the one above. */
-async function phaseProfile(pool: Proposal[]): Promise<void> {
+async function phaseProfile(pool: Proposal[]): Promise<ProfileRow[]> {
   const secret = secrets.SLACK_SIGNING_SECRET;
   const decided = pool.splice(0, 1)[0]!;
   await api("POST", "/slack/interactions"); // (unsigned: 401, warms the route)
@@ -464,6 +427,7 @@ async function phaseProfile(pool: Proposal[]): Promise<void> {
     what: "+ approval: state change, card update, dispatch, outcome",
     requests: clicksFor(approving, [ALICE, OSCAR]),
   });
+  const rows: ProfileRow[] = [];
   for (const variant of variants) {
     const target = variant.label === "bare Hono route" ? bare : signoff;
     const run = await measured(
@@ -472,12 +436,13 @@ async function phaseProfile(pool: Proposal[]): Promise<void> {
       PROFILE_CONCURRENCY,
       target === bare ? undefined : () => drain(`profile: ${variant.label}`),
     );
-    results.profile.push({ label: variant.label, what: variant.what, load: run.load, cpuMs: run.cpuMs });
+    rows.push({ label: variant.label, what: variant.what, load: run.load, cpuMs: run.cpuMs });
   }
+  return rows;
 }
 
 /** One click at a time on a quiet Worker: the click's own latency, and how soon the runner hears of it. */
-async function phaseDispatchLatency(pool: Proposal[]): Promise<void> {
+async function phaseDispatchLatency(pool: Proposal[]): Promise<Pick<BenchResults, "dispatchIdle" | "isolated">> {
   const batch = pool.splice(0, DISPATCH_SAMPLES);
   const done: Sample[] = [];
   let accepted = (await peers.summary()).runnerAccepted;
@@ -488,32 +453,35 @@ async function phaseDispatchLatency(pool: Proposal[]): Promise<void> {
     await drain("dispatch latency", { runnerAccepted: accepted, quietMs: 150, timeoutMs: 10_000 });
   }
   const stats = await peers.stats();
-  results.dispatchIdle = done.map((s) => (stats.runner[s.tag!]?.firstAt ?? NaN) - s.doneAt);
-  results.isolated = done.map((s) => s.ms);
+  return {
+    dispatchIdle: done.map((s) => (stats.runner[s.tag!]?.firstAt ?? NaN) - s.doneAt),
+    isolated: done.map((s) => s.ms),
+  };
 }
 
-async function phaseExpiry(): Promise<void> {
+/** Proposals with TTLs of 1–3 s, each watched by a long-poll: how late their expiry comes. */
+async function phaseExpiry(): Promise<Pick<BenchResults, "expiryAlarm" | "expirySeen" | "expiryWrong">> {
   const { proposals } = await createMany(EXPIRY_PROPOSALS, CREATE_CONCURRENCY, () => 1 + Math.floor(Math.random() * 3));
   const polls = proposals.map((p) => apiRequest("GET", `/v1/proposals/${p.id}?wait=15`, undefined, p.id));
   const load = await closedLoop(signoff.url, polls, polls.length);
+  const out = { expiryAlarm: [] as number[], expirySeen: [] as number[], expiryWrong: 0 };
   for (const sample of load.samples) {
     const view = JSON.parse(sample.body) as Proposal;
     if (view.status !== "expired") {
-      results.expiryWrong += 1;
+      out.expiryWrong += 1;
       continue;
     }
     const deadline = Date.parse(view.expires_at);
-    results.expiryAlarm.push(Date.parse(view.decision!.at) - deadline);
-    results.expirySeen.push(sample.doneAt - deadline);
+    out.expiryAlarm.push(Date.parse(view.decision!.at) - deadline);
+    out.expirySeen.push(sample.doneAt - deadline);
   }
-  log(`expiry: ${results.expiryAlarm.length} expired, max lateness ${ms(Math.max(...results.expiryAlarm))} ms`);
+  log(`expiry: ${out.expiryAlarm.length} expired, max lateness ${ms(Math.max(...out.expiryAlarm))} ms`);
   await drain("expiry");
+  return out;
 }
 
-/** workerd's CPU use while the stress clicks were sent, in cores (1 = one core all the time). */
-let busyDuringStress = NaN;
-
-async function phaseStress(): Promise<void> {
+/** Exactly once under a flaky runner: many proposals, concurrent clicks, every dispatch checked against the audit log. */
+async function phaseStress(): Promise<StressReport> {
   const started = performance.now();
   const { proposals } = await createMany(STRESS_PROPOSALS);
   await drain("stress proposals created");
@@ -544,7 +512,7 @@ async function phaseStress(): Promise<void> {
   const requests = groups.flat();
   const cpuBefore = cpuOf(signoff.pid).cpuMs;
   const load = await closedLoop(signoff.url, requests, 100);
-  busyDuringStress = (cpuOf(signoff.pid).cpuMs - cpuBefore) / load.wallMs;
+  const busyCores = (cpuOf(signoff.pid).cpuMs - cpuBefore) / load.wallMs;
   const expected = proposals.length - outsidersOnly.size;
   log(
     `stress: ${requests.length} clicks in ${(load.wallMs / 1000).toFixed(1)} s; waiting for ${expected} dispatches through the flaky runner`,
@@ -590,6 +558,7 @@ async function phaseStress(): Promise<void> {
     statuses: {},
     violations: [],
     seconds: 0,
+    busyCores,
   };
   const violate = (id: string, what: string) => report.violations.push(`${id.slice(0, 16)}…: ${what}`);
   for (const p of proposals) {
@@ -658,12 +627,12 @@ async function phaseStress(): Promise<void> {
     if (!["succeeded", "dispatched"].includes(st)) violate(p.id, `ended ${st}`);
   }
   report.seconds = (performance.now() - started) / 1000;
-  results.stress = report;
   log(`stress: ${report.exactlyOnce}/${report.approved} exactly once, ${report.violations.length} violation(s)`);
+  return report;
 }
 
 /** `--profile`: approving clicks with workerd's sampling profiler on, summarised by source module. */
-async function phaseCpuProfile(inspectorPort: number, workDir: string): Promise<void> {
+async function phaseCpuProfile(inspectorPort: number, workDir: string): Promise<CpuProfileSummary> {
   const { proposals } = await createMany(300);
   await drain("profile proposals created");
   const profiler = await CpuProfiler.connect(inspectorPort, (title) => title.includes("core:user:signoff"));
@@ -677,7 +646,7 @@ async function phaseCpuProfile(inspectorPort: number, workDir: string): Promise<
   const functions = hotspots(profile, 20, (url, line) =>
     url.endsWith("signoff.mjs") ? moduleOf(line) : url || "native",
   );
-  results.cpuProfile = {
+  return {
     clicks: proposals.length,
     totalMs: modules.totalMs,
     modules: modules.spots.slice(0, 20),
@@ -714,338 +683,31 @@ function version(pkg: string): string {
   }
 }
 
-function render(startedAt: Date, wallSeconds: number): string {
-  const out: string[] = [];
-  const versions = {
-    node: process.versions.node,
-    workerd: version("workerd"),
-    wrangler: version("wrangler"),
-    miniflare: version("miniflare"),
+function runInfo(startedAt: Date, wallSeconds: number): RunInfo {
+  return {
+    startedAt,
+    wallSeconds,
+    command: COMMAND,
+    args: process.argv.slice(2),
+    versions: {
+      node: process.versions.node,
+      workerd: version("workerd"),
+      wrangler: version("wrangler"),
+      miniflare: version("miniflare"),
+    },
+    settings: {
+      createConcurrency: CREATE_CONCURRENCY,
+      expiryProposals: EXPIRY_PROPOSALS,
+      profileRequests: PROFILE_REQUESTS,
+      profileConcurrency: PROFILE_CONCURRENCY,
+    },
   };
-  const given = process.argv.slice(2);
-  out.push(
-    `Measured ${startedAt.toISOString()} with \`${COMMAND}${given.length ? ` -- ${given.join(" ")}` : ""}\` (${wallSeconds.toFixed(0)} s in all).`,
-    "",
-  );
-  out.push(...machine(versions), "");
-
-  const cpu = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "–");
-  if (results.levels.length > 0) {
-    out.push("### Clicks vs a bare Hono route", "");
-    out.push(
-      "Correctly signed `block_actions` Approve clicks (Slack's payload with the card's blocks, " +
-        `~${int(results.sizes["click request body, bytes"] ?? NaN)} bytes), ` +
-        "each on a pending proposal of its own (U0ALICE directly, U0OSCAR through S0ONCALL, alternately); " +
-        "the bare route gets the same requests. Closed loop, keep-alive, latency = request sent → answer read.",
-      "",
-    );
-    const rows: string[][] = [];
-    for (const level of results.levels) {
-      const click = quantiles(level.click.samples.map((s) => s.ms));
-      const bareQ = quantiles(level.bare.samples.map((s) => s.ms));
-      rows.push([
-        `click ×${level.concurrency}`,
-        int(level.click.samples.length),
-        int(level.click.rps),
-        ...latencyCells(click),
-        cpu(level.clickCpuMs),
-        String(level.click.errors),
-      ]);
-      rows.push([
-        `bare ×${level.concurrency}`,
-        int(level.bare.samples.length),
-        int(level.bare.rps),
-        ...latencyCells(bareQ),
-        cpu(level.bareCpuMs),
-        String(level.bare.errors),
-      ]);
-    }
-    if (results.hot && results.bareHot) {
-      rows.push([
-        "hot: 1 proposal ×100",
-        int(results.hot.samples.length),
-        int(results.hot.rps),
-        ...latencyCells(quantiles(results.hot.samples.map((s) => s.ms))),
-        cpu(results.hotCpuMs),
-        String(results.hot.errors),
-      ]);
-      rows.push([
-        "bare (same) ×100",
-        int(results.bareHot.samples.length),
-        int(results.bareHot.rps),
-        ...latencyCells(quantiles(results.bareHot.samples.map((s) => s.ms))),
-        cpu(results.bareHotCpuMs),
-        String(results.bareHot.errors),
-      ]);
-    }
-    if (results.isolated.length > 0) {
-      rows.push([
-        "click, one at a time on a quiet Worker",
-        int(results.isolated.length),
-        "–",
-        ...latencyCells(quantiles(results.isolated)),
-        "–",
-        "0",
-      ]);
-    }
-    out.push(
-      table(["requests", "n", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "CPU ms/req", "errors"], rows),
-      "",
-    );
-    out.push(
-      "CPU ms/req: CPU time of the serving workerd process (all threads, /proc/<pid>/task/*/schedstat) per request, " +
-        "counted until the Worker's background work for those requests (alarms: audit flushes to D1, Slack updates, dispatch) has finished — " +
-        "a measure of work that depends much less than req/s on what else the machine is doing (contention still raises it somewhat).",
-      "",
-    );
-    out.push(
-      table(
-        ["concurrency", "click req/s", "bare req/s", "ratio click/bare", "CPU ratio bare/click", "target ≥ 0.5"],
-        [
-          ...results.levels.map((l) => {
-            const ratio = l.click.rps / l.bare.rps;
-            return [
-              String(l.concurrency),
-              int(l.click.rps),
-              int(l.bare.rps),
-              ratio.toFixed(2),
-              (l.bareCpuMs / l.clickCpuMs).toFixed(2),
-              ratio >= 0.5 ? "met" : "NOT met",
-            ];
-          }),
-          ...(results.hot && results.bareHot
-            ? [
-                [
-                  "100, one hot proposal",
-                  int(results.hot.rps),
-                  int(results.bareHot.rps),
-                  (results.hot.rps / results.bareHot.rps).toFixed(2),
-                  (results.bareHotCpuMs / results.hotCpuMs).toFixed(2),
-                  results.hot.rps / results.bareHot.rps >= 0.5 ? "met" : "NOT met",
-                ],
-              ]
-            : []),
-        ],
-      ),
-      "",
-    );
-  }
-
-  if (results.create) {
-    const q = quantiles(results.create.samples.map((s) => s.ms));
-    out.push("### Proposal creation", "");
-    out.push(
-      table(
-        ["POST /v1/proposals", "n", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "CPU ms/req"],
-        [
-          [
-            `×${CREATE_CONCURRENCY}`,
-            int(results.create.samples.length),
-            int(results.create.rps),
-            ...latencyCells(q),
-            cpu(results.createCpuMs),
-          ],
-        ],
-      ),
-      "",
-    );
-  }
-
-  out.push("### Approval → dispatch, expiry", "");
-  const idle = quantiles(results.dispatchIdle.filter(Number.isFinite));
-  const loaded = quantiles(results.dispatchLoaded.filter(Number.isFinite));
-  const alarm = quantiles(results.expiryAlarm);
-  const seen = quantiles(results.expirySeen);
-  out.push(
-    table(
-      ["measure", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-      [
-        ["click answered → runner receives the dispatch (one click at a time)", int(idle.n), ...latencyCells(idle)],
-        ["the same, for the 100-concurrent level's clicks", int(loaded.n), ...latencyCells(loaded)],
-        [
-          `expiry: status flip − deadline (TTL 1–3 s, ${EXPIRY_PROPOSALS} proposals)`,
-          int(alarm.n),
-          ...latencyCells(alarm),
-        ],
-        ["expiry: a waiting GET ?wait= answered − deadline", int(seen.n), ...latencyCells(seen)],
-      ],
-    ),
-    "",
-  );
-  if (results.expiryWrong > 0)
-    out.push(`${results.expiryWrong} of ${EXPIRY_PROPOSALS} long-polls came back without the proposal expired.`, "");
-
-  if (results.stress) {
-    const s = results.stress;
-    const delays = (values: number[]) => {
-      const q = quantiles(values);
-      return q.n === 0 ? "–" : `${ms(q.p50)} / ${ms(q.p99)} / ${ms(q.max)} (n ${q.n})`;
-    };
-    out.push(`### Exactly once: ${s.proposals.toLocaleString("en-US")} proposals, a flaky runner`, "");
-    out.push(
-      `${int(s.clicks)} concurrent signed clicks (×100; U0ALICE, U0OSCAR, the requester U0BOB and the outsider U0MALLORY on 9 in 10 proposals, only U0BOB and U0MALLORY on the rest); ` +
-        "the runner fails attempts 1–2 at random (40 %: 500, 503, 408, 429, a dropped connection, and on first attempts a hang past the 10 s dispatch timeout), then answers 200 with a result or 202.",
-      "",
-    );
-    out.push(
-      table(
-        ["measure", "value"],
-        [
-          ["approved (exactly one `proposal.approved` each)", `${s.approved}`],
-          ["never approved (outsiders only)", `${s.neverApproved}`],
-          [
-            "approved with exactly one accepted dispatch (2xx received = recorded = 1)",
-            `${s.exactlyOnce} of ${s.approved}`,
-          ],
-          ["2xx sent after signoff had given up (sent again, same webhook-id)", `${s.redelivered}`],
-          ["attempt audited → request at the runner, ms (p50 / p99 / max)", delays(s.sendDelays)],
-          ["the same, for the attempts answered too late", delays(s.lateSendDelays)],
-          ["runner requests (with retries) / proposals retried", `${s.runnerRequests} / ${s.retried}`],
-          [
-            "runner answers",
-            Object.entries(s.answers)
-              .map(([k, v]) => `${k}: ${v}`)
-              .join(", "),
-          ],
-          [
-            "final statuses",
-            Object.entries(s.statuses)
-              .map(([k, v]) => `${k}: ${v}`)
-              .join(", "),
-          ],
-          ["click errors (non-200)", String(s.clickErrors)],
-          [
-            "violations",
-            s.violations.length === 0 ? "none" : `${s.violations.length}: ${s.violations.slice(0, 5).join("; ")}`,
-          ],
-          ["workerd CPU while the clicks were sent, cores", busyDuringStress.toFixed(2)],
-          ["phase time, s", s.seconds.toFixed(1)],
-        ],
-      ),
-      "",
-    );
-  }
-  if (results.chains) {
-    const c = results.chains;
-    out.push(
-      `Audit chains after the run: ${c.ok ? "all verify" : `${c.problems} PROBLEM(S)`} — ${int(c.events)} events of ${int(c.proposals)} proposals (\`verifyChains\`, src/audit/chain.ts).`,
-      "",
-    );
-  }
-
-  if (results.profile.length > 0) {
-    out.push("### Where a click's time goes", "");
-    out.push(
-      `${PROFILE_REQUESTS} requests per row (${PROFILE_REQUESTS * 5} for the first three) at ${PROFILE_CONCURRENCY} concurrent; each row adds one step to the row above. CPU ms/req as above; "+CPU" is what the step adds.`,
-      "",
-    );
-    let previous: number | null = null;
-    out.push(
-      table(
-        ["requests", "what it adds", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "+CPU ms"],
-        results.profile.map(({ label, what, load, cpuMs }) => {
-          const delta = previous === null ? "" : `${cpuMs - previous >= 0 ? "+" : ""}${(cpuMs - previous).toFixed(2)}`;
-          previous = cpuMs;
-          const q = quantiles(load.samples.map((s) => s.ms));
-          return [label, what, int(load.rps), ms(q.p50), ms(q.p99), cpuMs.toFixed(2), delta];
-        }),
-      ),
-      "",
-    );
-    out.push(
-      table(
-        ["per approving click (the 100-concurrent level)", "value"],
-        [
-          ...Object.entries(results.perClick).map(([k, v]) => [k, Number.isInteger(v) ? String(v) : v.toFixed(2)]),
-          ...Object.entries(results.sizes).map(([k, v]) => [k, int(v)]),
-        ],
-      ),
-      "",
-    );
-  }
-
-  if (results.cpuProfile) {
-    const p = results.cpuProfile;
-    out.push(
-      `### CPU profile of the Worker's isolate (\`--profile\`): ${p.clicks} approving clicks ×10 and their background work`,
-      "",
-    );
-    out.push(
-      "Self time by source module of the bundle (workerd's sampling profiler over DevTools); \"(idle)\" is time the isolate waited, e.g. while workerd ran D1's or the entry worker's code.",
-      "",
-    );
-    out.push(
-      table(
-        ["module or native", "self ms", "share"],
-        p.modules.map((m) => [m.name, m.selfMs.toFixed(0), `${(m.share * 100).toFixed(1)} %`]),
-      ),
-      "",
-    );
-    out.push(
-      table(
-        ["function · module", "self ms", "share"],
-        p.functions.map((m) => [m.name, m.selfMs.toFixed(0), `${(m.share * 100).toFixed(1)} %`]),
-      ),
-      "",
-    );
-  }
-
-  out.push("### Memory (RSS from /proc, MiB)", "");
-  out.push(
-    table(
-      ["process", "before", "after", "peak"],
-      Object.entries(results.memory).map(([name, m]) => [
-        name,
-        m.before ? m.before.rssMiB.toFixed(0) : "–",
-        m.after ? m.after.rssMiB.toFixed(0) : "–",
-        m.after ? m.after.peakMiB.toFixed(0) : "–",
-      ]),
-    ),
-    "",
-  );
-
-  out.push("### Targets (SPEC 10)", "");
-  const top = results.levels.find((l) => l.concurrency === 100);
-  const p99 = top ? quantiles(top.click.samples.map((s) => s.ms)).p99 : NaN;
-  const minRatio = Math.min(...results.levels.map((l) => l.click.rps / l.bare.rps));
-  const s = results.stress;
-  out.push(
-    table(
-      ["target", "measured", "verdict"],
-      [
-        [
-          "click acknowledged far inside 3 s: p99 at 100 concurrent",
-          top ? `${ms(p99)} ms` : "not run",
-          top ? (p99 < 3000 ? "met" : "NOT met") : "–",
-        ],
-        [
-          "click throughput ≥ 0.5 × bare Hono, every level",
-          top ? `lowest ratio ${minRatio.toFixed(2)}` : "not run",
-          top ? (minRatio >= 0.5 ? "met" : "NOT met") : "–",
-        ],
-        [
-          "exactly one dispatch per approved proposal, none unapproved",
-          s ? `${s.exactlyOnce}/${s.approved} exactly once, ${s.violations.length} violations` : "not run",
-          s ? (s.violations.length === 0 && s.exactlyOnce === s.approved ? "met" : "NOT met") : "–",
-        ],
-        [
-          "zero lost audit events (chains verify)",
-          results.chains ? `${results.chains.problems} chain problems` : "not run",
-          results.chains ? (results.chains.ok ? "met" : "NOT met") : "–",
-        ],
-        [
-          "expiry within 1 s of the deadline",
-          alarm.n > 0 ? `max ${ms(alarm.max)} ms (p99 ${ms(alarm.p99)} ms)` : "not run",
-          alarm.n > 0 ? (alarm.max <= 1000 && results.expiryWrong === 0 ? "met" : "NOT met") : "–",
-        ],
-      ],
-    ),
-  );
-  return out.join("\n");
 }
 
 async function main(): Promise<void> {
   const startedAt = new Date();
+  // Filled in as the phases return, so that a run that fails part-way still shows what it measured.
+  const results = emptyResults();
   const workDir = mkdtempSync(join(args["state-dir"] ?? tmpdir(), "signoff-bench-"));
   secrets = benchSecrets();
   const cleanups: Array<() => Promise<unknown> | unknown> = [() => rmSync(workDir, { recursive: true, force: true })];
@@ -1102,13 +764,19 @@ async function main(): Promise<void> {
       );
       const pool = created.proposals;
 
-      await phaseLevels(pool);
-      await phaseHot();
-      await phaseProfile(pool);
-      await phaseDispatchLatency(pool);
+      const levels = await phaseLevels(pool);
+      results.levels = levels.levels;
+      results.dispatchLoaded = levels.dispatchLoaded;
+      Object.assign(results.perClick, levels.perClick);
+      Object.assign(results.sizes, levels.sizes);
+      const { perClick, ...hot } = await phaseHot();
+      Object.assign(results, hot);
+      Object.assign(results.perClick, perClick);
+      results.profile = await phaseProfile(pool);
+      Object.assign(results, await phaseDispatchLatency(pool));
     }
-    if (!ONLY || ONLY.has("expiry")) await phaseExpiry();
-    if (!ONLY || ONLY.has("stress")) await phaseStress();
+    if (!ONLY || ONLY.has("expiry")) Object.assign(results, await phaseExpiry());
+    if (!ONLY || ONLY.has("stress")) results.stress = await phaseStress();
 
     const all = await auditEvents();
     const report = verifyChains([...all.values()].flat());
@@ -1126,10 +794,10 @@ async function main(): Promise<void> {
     ] as const) {
       results.memory[name]!.after = memoryOf(pid);
     }
-    if (inspectorPort) await phaseCpuProfile(inspectorPort, workDir);
+    if (inspectorPort) results.cpuProfile = await phaseCpuProfile(inspectorPort, workDir);
   } finally {
     const wall = (performance.now() - T0) / 1000;
-    const text = secrets && (results.levels.length > 0 || ONLY) ? render(startedAt, wall) : "";
+    const text = secrets && (results.levels.length > 0 || ONLY) ? render(results, runInfo(startedAt, wall)) : "";
     await cleanup();
     if (text) {
       process.stdout.write(`\n${text}\n`);

@@ -2,11 +2,15 @@
 // of wrangler.toml and the secrets of .dev.vars or the environment, before a deploy rather than at the first request.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { parseArgs, parseEnv } from "node:util";
+import { parseEnv } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
+import { auditSigner, SIGNING_KEY_PREFIX } from "../src/audit/signing.ts";
 import type { Config, ConfigEnv } from "../src/config/check.ts";
 import { checkConfig, SECRET_NAMES, VAR_NAMES } from "../src/config/check.ts";
 import { isLoopbackHost } from "../src/lib/hosts.ts";
+import { fail, parseCommandLine } from "./lib/cli.ts";
+
+const COMMAND = "check-config";
 
 const USAGE = `Usage: npm run check-config [-- --env NAME] [--wrangler PATH] [--dev-vars PATH] [--secrets-from-env | --vars-only]
 
@@ -21,43 +25,17 @@ interface Problem {
   message: string;
 }
 
-function fail(message: string): never {
-  process.stderr.write(`check-config: ${message}\n`);
-  process.exit(2);
-}
-
-let args: {
-  env?: string;
-  wrangler?: string;
-  "dev-vars"?: string;
-  "secrets-from-env"?: boolean;
-  "vars-only"?: boolean;
-  help?: boolean;
-};
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      env: { type: "string" },
-      wrangler: { type: "string" },
-      "dev-vars": { type: "string" },
-      "secrets-from-env": { type: "boolean", default: false },
-      "vars-only": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }));
-} catch (error) {
-  fail(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const args = parseCommandLine(COMMAND, USAGE, {
+  env: { type: "string" },
+  wrangler: { type: "string" },
+  "dev-vars": { type: "string" },
+  "secrets-from-env": { type: "boolean", default: false },
+  "vars-only": { type: "boolean", default: false },
+});
 if (args["secrets-from-env"] && args["dev-vars"] !== undefined)
-  fail("--secrets-from-env and --dev-vars exclude each other");
+  fail(COMMAND, "--secrets-from-env and --dev-vars exclude each other");
 if (args["vars-only"] && (args["secrets-from-env"] || args["dev-vars"] !== undefined))
-  fail("--vars-only checks no secrets: drop --secrets-from-env / --dev-vars");
+  fail(COMMAND, "--vars-only checks no secrets: drop --secrets-from-env / --dev-vars");
 
 const cwd = process.cwd();
 const show = (path: string) => relative(cwd, path) || path;
@@ -67,7 +45,7 @@ const wranglerPath = resolve(
     ["wrangler.toml", "wrangler.jsonc", "wrangler.json"].find((name) => existsSync(name)) ??
     "wrangler.toml",
 );
-if (!existsSync(wranglerPath)) fail(`no wrangler config at ${show(wranglerPath)} (use --wrangler PATH)`);
+if (!existsSync(wranglerPath)) fail(COMMAND, `no wrangler config at ${show(wranglerPath)} (use --wrangler PATH)`);
 
 const problems: Problem[] = [];
 const warnings: string[] = [];
@@ -78,12 +56,12 @@ let raw: Section & { env?: Record<string, Section> };
 try {
   raw = experimental_readRawConfig({ config: wranglerPath }).rawConfig as typeof raw;
 } catch (error) {
-  fail(`cannot read ${show(wranglerPath)}: ${error instanceof Error ? error.message : String(error)}`);
+  fail(COMMAND, `cannot read ${show(wranglerPath)}: ${error instanceof Error ? error.message : String(error)}`);
 }
 let section: Section = raw;
 if (args.env !== undefined) {
   const named = raw.env?.[args.env];
-  if (named === undefined) fail(`${show(wranglerPath)} has no [env.${args.env}]`);
+  if (named === undefined) fail(COMMAND, `${show(wranglerPath)} has no [env.${args.env}]`);
   section = named;
 }
 const vars: Record<string, unknown> = { ...(section.vars ?? {}) };
@@ -117,7 +95,8 @@ if (args["vars-only"]) {
       ? [resolve(args["dev-vars"])]
       : [...(args.env === undefined ? [] : [join(dir, `.dev.vars.${args.env}`)]), join(dir, ".dev.vars")];
   devVarsPath = candidates.find((path) => existsSync(path));
-  if (args["dev-vars"] !== undefined && devVarsPath === undefined) fail(`no dev vars file at ${show(candidates[0]!)}`);
+  if (args["dev-vars"] !== undefined && devVarsPath === undefined)
+    fail(COMMAND, `no dev vars file at ${show(candidates[0]!)}`);
   if (devVarsPath !== undefined) {
     const parsed = parseEnv(readFileSync(devVarsPath, "utf8"));
     for (const [name, value] of Object.entries(parsed)) {
@@ -141,6 +120,8 @@ function placeholderSecret(name: string): string {
   if (name === "SLACK_BOT_TOKEN") return "xoxb-placeholder";
   // Optional lists of Ed25519 keys: left empty, since a stand-in key could only collide or mislead.
   if (name === "EVENTS_SIGNING_KEYS" || name === "RUNNER_SIGNING_KEYS") return "";
+  if (name === "AUDIT_SIGNING_KEY")
+    return SIGNING_KEY_PREFIX + Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
   return `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
 }
 const envFlag = args.env === undefined ? "" : ` --env ${args.env}`;
@@ -154,9 +135,10 @@ if (!result.ok) {
     const when = required ? problem.message.slice("is required".length) : "";
     const missing = (SECRET_NAMES as readonly string[]).includes(problem.path) && required;
     if (missing) {
+      const make = problem.path === "AUDIT_SIGNING_KEY" ? " (`npm run audit:key` makes one)" : "";
       problem.message = production
-        ? `is missing${when}: set it with \`wrangler secret put ${problem.path}${envFlag}\` (and export it here with --secrets-from-env to check it)`
-        : `is missing${when}: add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"} (or export it)`;
+        ? `is missing${when}: set it with \`wrangler secret put ${problem.path}${envFlag}\`${make} (and export it here with --secrets-from-env to check it)`
+        : `is missing${when}: add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"}${make} (or export it)`;
     } else if ((VAR_NAMES as readonly string[]).includes(problem.path) && required) {
       const inherited = args.env !== undefined && raw.vars?.[problem.path] !== undefined;
       problem.message = `is missing from ${varsTable}${when}${inherited ? " (top-level [vars] are not inherited by environments)" : ""}`;
@@ -251,4 +233,9 @@ const shownSecrets = SECRET_NAMES.filter(
 );
 lines.push(`  secrets: ${shownSecrets.map((name) => `${name} (${sources[name] ?? "?"})`).join(", ")}`);
 if (config.publicUrl !== null) lines.push(`  public url: ${config.publicUrl} (signed links point here)`);
+if (!args["vars-only"]) {
+  // Public: verifiers of the audit log need it (`npm run audit:verify -- --public-key …`).
+  const signer = await auditSigner(config.auditSigningKey);
+  lines.push(`  audit heads and checkpoints signed by ${signer.publicKey} (key id ${signer.keyId})`);
+}
 process.stdout.write(`${lines.join("\n")}\n`);

@@ -1,8 +1,10 @@
 // `npm run key:new -- --name alertmanager --actions 'k8s.*' …`: mints a proposer API key, prints the token once and
 // the API_KEYS entry that stores only its SHA-256 (SPEC 3).
-import { parseArgs } from "node:util";
 import { newApiKey, SCOPES } from "../src/config/api-keys.ts";
 import { ConfigError } from "../src/config/problems.ts";
+import { fail, parseCommandLine } from "./lib/cli.ts";
+
+const COMMAND = "key:new";
 
 const USAGE = `Usage: npm run key:new -- --name NAME --actions PATTERNS [--scopes SCOPES] [--callback-hosts HOSTS] [--json]
 
@@ -19,48 +21,22 @@ function list(value: string | undefined): string[] {
     .filter((s) => s !== "");
 }
 
-function fail(message: string, code = 2): never {
-  process.stderr.write(`key:new: ${message}\n`);
-  process.exit(code);
-}
+const values = parseCommandLine(COMMAND, USAGE, {
+  name: { type: "string" },
+  actions: { type: "string" },
+  scopes: { type: "string", default: "proposals:write,proposals:read" },
+  "callback-hosts": { type: "string", default: "" },
+  json: { type: "boolean", default: false },
+});
 
-let values: {
-  name?: string;
-  actions?: string;
-  scopes?: string;
-  "callback-hosts"?: string;
-  json?: boolean;
-  help?: boolean;
-};
-try {
-  ({ values } = parseArgs({
-    options: {
-      name: { type: "string" },
-      actions: { type: "string" },
-      scopes: { type: "string", default: "proposals:write,proposals:read" },
-      "callback-hosts": { type: "string", default: "" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }));
-} catch (error) {
-  fail(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-}
-
-if (values.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
-if (!values.name) fail(`--name is required\n\n${USAGE}`);
+if (!values.name) fail(COMMAND, `--name is required\n\n${USAGE}`);
 const scopes = list(values.scopes);
 const actions = list(values.actions);
 const callbackHosts = list(values["callback-hosts"]);
 const proposes = scopes.some((s) => s.startsWith("proposals:"));
 // Audit-only keys need no actions; a proposer key must say which, so that `*` is a choice and not an accident.
 if (proposes && values.actions === undefined) {
-  fail(`--actions is required for a key with proposals:* scopes (exact names, prefix.* or *)\n\n${USAGE}`);
+  fail(COMMAND, `--actions is required for a key with proposals:* scopes (exact names, prefix.* or *)\n\n${USAGE}`);
 }
 
 let minted: Awaited<ReturnType<typeof newApiKey>>;
@@ -75,7 +51,7 @@ try {
         .replace(/\[\d+\]$/, "")
         .replace("callback_hosts", "callback-hosts")}: ${d.message}`,
   );
-  fail(`the key is not valid:\n${lines.join("\n")}`);
+  fail(COMMAND, `the key is not valid:\n${lines.join("\n")}`);
 }
 
 const { token, entry } = minted;

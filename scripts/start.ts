@@ -1,11 +1,13 @@
 // `npm start [-- --port 8787] [--runner-port 8788] [--persist-to DIR]`: the whole of signoff on one machine
 // (SPEC 9) — dev secrets, local D1, the reference runner and the Worker with its Slack stand-in — until Ctrl-C.
 import { join, relative } from "node:path";
-import { parseArgs } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
 import { type ActionPolicy, parsePolicy } from "../src/config/policy.ts";
 import { DEMO_PROPOSALS } from "../src/local/demo.ts";
+import { fail, parseCommandLine } from "./lib/cli.ts";
 import { checkNode, DEMO_KEY_NAME, ROOT, startLocal } from "./local/stack.ts";
+
+const COMMAND = "start";
 
 const USAGE = `Usage: npm start [-- --port PORT] [--runner-port PORT] [--persist-to DIR]
 
@@ -15,41 +17,23 @@ const USAGE = `Usage: npm start [-- --port PORT] [--runner-port PORT] [--persist
 
 Reset everything local: rm -rf .wrangler/state .dev.vars .local`;
 
-function fail(message: string): never {
-  process.stderr.write(`start: ${message}\n`);
-  process.exit(2);
-}
-
 function port(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined || value === "") return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) fail(`${name} must be a port number, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    fail(COMMAND, `${name} must be a port number, got ${JSON.stringify(value)}`);
   return n;
 }
 
-let args: { port?: string; "runner-port"?: string; "persist-to"?: string; help?: boolean };
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      port: { type: "string" },
-      "runner-port": { type: "string" },
-      "persist-to": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }));
-} catch (error) {
-  fail(`${(error as Error).message}\n\n${USAGE}`);
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const args = parseCommandLine(COMMAND, USAGE, {
+  port: { type: "string" },
+  "runner-port": { type: "string" },
+  "persist-to": { type: "string" },
+});
 try {
   checkNode();
 } catch (error) {
-  fail((error as Error).message);
+  fail(COMMAND, (error as Error).message);
 }
 
 const workerPort = port(args.port ?? process.env.PORT, "--port", 8787);
@@ -90,7 +74,7 @@ const stack = await startLocal({
   port: workerPort,
   runnerPort,
   ...(args["persist-to"] ? { persistTo: args["persist-to"] } : {}),
-}).catch((error: unknown) => fail(`could not start local mode: ${(error as Error).message}`));
+}).catch((error: unknown) => fail(COMMAND, `could not start local mode: ${(error as Error).message}`));
 
 const stop = (signal: string) => {
   if (stopping) return;

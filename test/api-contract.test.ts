@@ -4,7 +4,7 @@
 // its Idempotency-Key still unused).
 import { env, exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "./fixtures.ts";
 import {
@@ -12,6 +12,8 @@ import {
   BASE,
   call,
   clickPayload,
+  createdThisTest,
+  createProposal,
   json,
   proposalBody,
   runnerSignedHeaders,
@@ -19,64 +21,20 @@ import {
   signedSlackBody,
   slackRequest,
 } from "./helpers/api.ts";
+import { expectError } from "./helpers/contract.ts";
 import { countedStream, paddedForm } from "./helpers/streams.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
 
-const testEnv = env as unknown as { PROPOSALS: DurableObjectNamespace; AUDIT_DB: D1Database };
 const PUBLIC_ID = /^prp_[0-9a-f]{64}$/;
 const KiB = 1024;
 
 // ---- helpers -------------------------------------------------------------------------
 
-/** Proposals created by the current test: settled afterwards so no alarm spills into the next one. */
-const created: string[] = [];
-afterEach(async () => {
-  for (const id of created.splice(0)) await settle(id);
-});
-
-async function create(overrides: Json = {}, options: { token?: string; headers?: Record<string, string> } = {}) {
-  const res = await call("/v1/proposals", {
-    body: proposalBody(overrides),
-    token: options.token ?? TOKENS.writer,
-    headers: options.headers ?? {},
-  });
-  const body = await json(res);
-  expect(res.status, JSON.stringify(body)).toBe(201);
-  created.push(body.id);
-  return body;
-}
-
+/** A proposal made by a raw request: settled after the test like createProposal's (test/setup.ts). */
 function track(body: Json): Json {
-  if (typeof body.id === "string" && PUBLIC_ID.test(body.id) && !created.includes(body.id)) created.push(body.id);
-  return body;
-}
-
-/** Asserts SPEC 4's error shape exactly: `{"error":{"code","message","details":[…]}}` and nothing else. */
-async function expectError(res: Response, status: number, fields: string[] = []): Promise<Json> {
-  const text = await res.text();
-  expect(res.status, text).toBe(status);
-  expect(res.headers.get("content-type") ?? "").toMatch(/^application\/json/);
-  const body = JSON.parse(text) as Json;
-  expect(Object.keys(body)).toEqual(["error"]);
-  expect(Object.keys(body.error).sort()).toEqual(["code", "details", "message"]);
-  expect(typeof body.error.code).toBe("string");
-  expect(body.error.code).not.toBe("");
-  expect(typeof body.error.message).toBe("string");
-  expect(body.error.message).not.toBe("");
-  expect(Array.isArray(body.error.details)).toBe(true);
-  for (const detail of body.error.details) {
-    expect(typeof detail.path).toBe("string");
-    expect(typeof detail.message).toBe("string");
-  }
-  for (const field of fields) {
-    // A detail names a field by its path, or (for unknown fields reported at their parent) in its message.
-    const named = body.error.details.some(
-      (d: Json) => d.path === field || d.path.startsWith(`${field}.`) || (d.message as string).includes(field),
-    );
-    expect(named, `details should name ${field}: ${JSON.stringify(body.error.details)}`).toBe(true);
-  }
+  if (typeof body.id === "string" && PUBLIC_ID.test(body.id)) createdThisTest.add(body.id);
   return body;
 }
 
@@ -86,8 +44,7 @@ async function expectError(res: Response, status: number, fields: string[] = [])
  */
 async function auditedProposals(): Promise<number> {
   return (
-    (await testEnv.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ??
-    0
+    (await env.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ?? 0
   );
 }
 
@@ -141,7 +98,7 @@ function postProposal(
 
 /** A well-formed id that no proposal has (a real object id of the namespace, never used). */
 function unknownId(): string {
-  return `prp_${testEnv.PROPOSALS.newUniqueId().toString()}`;
+  return `prp_${env.PROPOSALS.newUniqueId().toString()}`;
 }
 
 const MALFORMED_IDS = [
@@ -323,7 +280,7 @@ describe("POST /v1/proposals", () => {
     });
 
     it("a plain-http callback_url to a listed loopback host is accepted (local listeners)", async () => {
-      const p = await create({ callback_url: "http://127.0.0.1:9/events" });
+      const p = await createProposal({ callback_url: "http://127.0.0.1:9/events" });
       expect(p.callback_url).toBe("http://127.0.0.1:9/events");
     });
   });
@@ -668,7 +625,7 @@ describe("POST /v1/proposals", () => {
 
     it.each([1, 3600])("ttl_seconds %d is inside the range and accepted", async (ttl) => {
       const before = Date.now();
-      const p = await create({ ttl_seconds: ttl });
+      const p = await createProposal({ ttl_seconds: ttl });
       const expires = Date.parse(p.expires_at);
       expect(expires).toBeGreaterThanOrEqual(before + ttl * 1000);
       expect(expires).toBeLessThanOrEqual(Date.now() + ttl * 1000);
@@ -698,7 +655,7 @@ describe("POST /v1/proposals", () => {
 
     it("expires_at ≈ now + ttl_seconds when the proposal gives one", async () => {
       const before = Date.now();
-      const p = await create({ ttl_seconds: 300 });
+      const p = await createProposal({ ttl_seconds: 300 });
       expect(Date.parse(p.expires_at)).toBeGreaterThanOrEqual(before + 300_000);
       expect(Date.parse(p.expires_at)).toBeLessThanOrEqual(Date.now() + 300_000);
     });
@@ -709,25 +666,25 @@ describe("POST /v1/proposals", () => {
         metadata: { z: 1, a: 2 },
         ttl_seconds: 120,
       });
-      const p = await create(body);
+      const p = await createProposal(body);
       const { action, summary, reason, blast_radius, rollback } = body;
       const expected = await sha256Hex(canonical({ action, summary, reason, blast_radius, rollback }));
       expect(p.plan_sha256).toBe(expected);
       // Keys in another order, other metadata and ttl: the same plan, the same hash.
-      const reordered = await create({
+      const reordered = await createProposal({
         ...Object.fromEntries(Object.entries(body).reverse()),
         metadata: { other: true },
         ttl_seconds: 60,
       });
       expect(reordered.plan_sha256).toBe(expected);
       // Any change to the plan is a new hash.
-      const changed = await create({ ...body, rollback: `${body.rollback} ` });
+      const changed = await createProposal({ ...body, rollback: `${body.rollback} ` });
       expect(changed.plan_sha256).not.toBe(expected);
     });
 
     it("ids are unguessable: two proposals get different, random-looking ids", async () => {
-      const a = await create();
-      const b = await create();
+      const a = await createProposal();
+      const b = await createProposal();
       expect(a.id).toMatch(PUBLIC_ID);
       expect(b.id).toMatch(PUBLIC_ID);
       expect(a.id).not.toBe(b.id);
@@ -740,7 +697,7 @@ describe("POST /v1/proposals", () => {
     });
 
     it("the proposal's card is posted once, to the policy's channel", async () => {
-      const p = await create();
+      const p = await createProposal();
       await settle(p.id);
       const cards = cardsMentioning(await cardsPosted(), p.id);
       expect(cards.length).toBe(1);
@@ -749,7 +706,7 @@ describe("POST /v1/proposals", () => {
 
     it("the largest plan the card can hold is accepted and posted whole: what Slack shows parses to the params", async () => {
       const params = { blob: "x".repeat(CARD_PLAN_MAX - '{"blob":""}'.length) };
-      const p = await create({ action: { type: "db.failover", params } });
+      const p = await createProposal({ action: { type: "db.failover", params } });
       await settle(p.id);
       const [card] = cardsMentioning(await cardsPosted(), p.id);
       const section = (card!.blocks as Json[]).find((b) => b.block_id === "signoff.params");
@@ -760,7 +717,7 @@ describe("POST /v1/proposals", () => {
     });
 
     it("the creation is audited as proposal.created by key:<name>", async () => {
-      const p = await create();
+      const p = await createProposal();
       await settle(p.id);
       const res = await call(`/v1/audit?proposal_id=${p.id}`, { token: TOKENS.auditor });
       const events = (await json(res)).events as Json[];
@@ -771,7 +728,7 @@ describe("POST /v1/proposals", () => {
   describe("Idempotency-Key", () => {
     it("the same key and the same body return the first proposal again (200), with no second card", async () => {
       const key = `idem-${crypto.randomUUID()}`;
-      const first = await create({}, { headers: { "idempotency-key": key } });
+      const first = await createProposal({}, { headers: { "idempotency-key": key } });
       const again = await call("/v1/proposals", { body: proposalBody(), headers: { "idempotency-key": key } });
       const againBody = await json(again);
       expect(again.status).toBe(200);
@@ -785,7 +742,7 @@ describe("POST /v1/proposals", () => {
     it("the same body with its keys in another order is the same body (200, same id)", async () => {
       const key = `idem-${crypto.randomUUID()}`;
       const body = proposalBody({ metadata: { incident: "INC-7", team: "sre" } });
-      const first = await create(body, { headers: { "idempotency-key": key } });
+      const first = await createProposal(body, { headers: { "idempotency-key": key } });
       const reordered = Object.fromEntries(
         Object.entries({ ...body, metadata: { team: "sre", incident: "INC-7" } }).reverse(),
       );
@@ -801,7 +758,7 @@ describe("POST /v1/proposals", () => {
 
     it("the same key with another body is 409, and the first proposal is unchanged", async () => {
       const key = `idem-${crypto.randomUUID()}`;
-      const first = await create({}, { headers: { "idempotency-key": key } });
+      const first = await createProposal({}, { headers: { "idempotency-key": key } });
       await settle(first.id);
       const proposalsBefore = await auditedProposals();
       const res = await call("/v1/proposals", {
@@ -819,8 +776,8 @@ describe("POST /v1/proposals", () => {
 
     it("the same key from two different API keys makes two different proposals", async () => {
       const key = `idem-${crypto.randomUUID()}`;
-      const a = await create({}, { headers: { "idempotency-key": key } });
-      const b = await create({}, { token: TOKENS.other, headers: { "idempotency-key": key } });
+      const a = await createProposal({}, { headers: { "idempotency-key": key } });
+      const b = await createProposal({}, { token: TOKENS.other, headers: { "idempotency-key": key } });
       expect(a.id).not.toBe(b.id);
       expect(a.created_by).toBe("alertmanager");
       expect(b.created_by).toBe("ci");
@@ -869,8 +826,8 @@ describe("POST /v1/proposals", () => {
     });
 
     it("without an Idempotency-Key the same body twice makes two proposals", async () => {
-      const a = await create();
-      const b = await create();
+      const a = await createProposal();
+      const b = await createProposal();
       expect(a.id).not.toBe(b.id);
     });
   });
@@ -891,7 +848,7 @@ describe("GET /v1/proposals/:id", () => {
       metadata: { incident: "INC-7" },
       ttl_seconds: 300,
     });
-    const p = await create(body);
+    const p = await createProposal(body);
     const res = await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader });
     expect(res.status).toBe(200);
     const view = await json(res);
@@ -918,20 +875,20 @@ describe("GET /v1/proposals/:id", () => {
   });
 
   it("requested_by is null when none was given", async () => {
-    const p = await create({ requested_by: undefined }); // dropped by JSON.stringify
+    const p = await createProposal({ requested_by: undefined }); // dropped by JSON.stringify
     const view = await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }));
     expect(view.requested_by).toBeNull();
   });
 
   it.each(BAD_CREDENTIALS)("401 for %s (before looking up the id)", async (_name, headers) => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await call(`/v1/proposals/${p.id}`, { token: null, headers }), 401);
     await expectError(await call(`/v1/proposals/${unknownId()}`, { token: null, headers }), 401);
     await expectError(await call("/v1/proposals/garbage", { token: null, headers }), 401);
   });
 
   it("403 for a key without the proposals:read scope (auditor)", async () => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await call(`/v1/proposals/${p.id}`, { token: TOKENS.auditor }), 403);
   });
 
@@ -951,12 +908,12 @@ describe("GET /v1/proposals/:id", () => {
 
   describe("?wait=N (N ≤ 60)", () => {
     it.each(["61", "-1", "abc", "1.5", "1000000", "NaN"])("400 naming wait for wait=%s", async (value) => {
-      const p = await create();
+      const p = await createProposal();
       await expectError(await call(`/v1/proposals/${p.id}?wait=${value}`, { token: TOKENS.reader }), 400, ["wait"]);
     });
 
     it("holds the request until the status changes: a cancel resolves a wait=10 well before 10 s", async () => {
-      const p = await create();
+      const p = await createProposal();
       const started = Date.now();
       const waiting = call(`/v1/proposals/${p.id}?wait=10`, { token: TOKENS.reader });
       await sleep(300);
@@ -970,7 +927,7 @@ describe("GET /v1/proposals/:id", () => {
     });
 
     it("returns the unchanged proposal after N seconds when nothing happens (wait=1)", async () => {
-      const p = await create();
+      const p = await createProposal();
       const started = Date.now();
       const res = await call(`/v1/proposals/${p.id}?wait=1`, { token: TOKENS.reader });
       const elapsed = Date.now() - started;
@@ -983,7 +940,7 @@ describe("GET /v1/proposals/:id", () => {
     });
 
     it("wait=60 (the maximum) is accepted; a proposal that can no longer change answers at once", async () => {
-      const p = await create();
+      const p = await createProposal();
       expect((await call(`/v1/proposals/${p.id}/cancel`, { method: "POST" })).status).toBe(200);
       const started = Date.now();
       const res = await call(`/v1/proposals/${p.id}?wait=60`, { token: TOKENS.reader });
@@ -993,7 +950,7 @@ describe("GET /v1/proposals/:id", () => {
     });
 
     it("wait=0 answers at once", async () => {
-      const p = await create();
+      const p = await createProposal();
       const started = Date.now();
       const res = await call(`/v1/proposals/${p.id}?wait=0`, { token: TOKENS.reader });
       expect(res.status).toBe(200);
@@ -1006,7 +963,7 @@ describe("GET /v1/proposals/:id", () => {
 
 describe("POST /v1/proposals/:id/cancel", () => {
   it("pending → cancelled (200), then 409 for the second cancel: only a pending proposal can be cancelled", async () => {
-    const p = await create();
+    const p = await createProposal();
     const res = await call(`/v1/proposals/${p.id}/cancel`, { method: "POST" });
     expect(res.status).toBe(200);
     const view = await json(res);
@@ -1025,7 +982,7 @@ describe("POST /v1/proposals/:id/cancel", () => {
   });
 
   it("the cancelled proposal's card is updated (chat.update) and keeps no buttons", async () => {
-    const p = await create();
+    const p = await createProposal();
     await settle(p.id);
     const [card] = cardsMentioning(await cardsPosted(), p.id);
     expect(buttonsIn(card).length).toBeGreaterThan(0);
@@ -1039,7 +996,7 @@ describe("POST /v1/proposals/:id/cancel", () => {
   });
 
   it("403 when a key that did not create the proposal cancels it; it stays pending", async () => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await call(`/v1/proposals/${p.id}/cancel`, { method: "POST", token: TOKENS.other }), 403);
     expect((await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }))).status).toBe("pending");
   });
@@ -1048,13 +1005,13 @@ describe("POST /v1/proposals/:id/cancel", () => {
     ["reader", TOKENS.reader],
     ["auditor", TOKENS.auditor],
   ])("403 for a key without the proposals:write scope (%s); it stays pending", async (_name, token) => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await call(`/v1/proposals/${p.id}/cancel`, { method: "POST", token }), 403);
     expect((await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }))).status).toBe("pending");
   });
 
   it.each(BAD_CREDENTIALS)("401 for %s; it stays pending", async (_name, headers) => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await call(`/v1/proposals/${p.id}/cancel`, { method: "POST", token: null, headers }), 401);
     expect((await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }))).status).toBe("pending");
   });
@@ -1068,7 +1025,7 @@ describe("POST /v1/proposals/:id/cancel", () => {
   });
 
   it("cancelling with a JSON body or none both work (the body is ignored)", async () => {
-    const p = await create();
+    const p = await createProposal();
     const res = await call(`/v1/proposals/${p.id}/cancel`, { method: "POST", body: { reason: "not needed" } });
     expect(res.status).toBe(200);
   });
@@ -1088,13 +1045,13 @@ describe("POST /v1/proposals/:id/result", () => {
   }
 
   it("401 without a Standard Webhooks signature (no bearer token is needed or accepted instead); nothing changes", async () => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await call(`/v1/proposals/${p.id}/result`, { body: { status: "succeeded", output: "ok" } }), 401);
     expect((await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }))).status).toBe("pending");
   });
 
   it("401 for a signature made with another secret", async () => {
-    const p = await create();
+    const p = await createProposal();
     const body = JSON.stringify({ status: "succeeded", output: "ok" });
     const forged = new Webhook(SECRETS.EVENTS_SECRET);
     const msgId = "msg_forged";
@@ -1116,18 +1073,18 @@ describe("POST /v1/proposals/:id/result", () => {
   });
 
   it("409 for a correctly signed result on a pending proposal (no dispatch awaits a result)", async () => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await signedResult(p.id, JSON.stringify({ status: "succeeded", output: "ok" })), 409);
     expect((await json(await call(`/v1/proposals/${p.id}`, { token: TOKENS.reader }))).status).toBe("pending");
   });
 
   it("400 naming status for a signed body with an unknown status", async () => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await signedResult(p.id, JSON.stringify({ status: "maybe", output: "" })), 400, ["status"]);
   });
 
   it("400 for a signed body that is not JSON", async () => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await signedResult(p.id, "{not json"), 400);
   });
 
@@ -1136,12 +1093,12 @@ describe("POST /v1/proposals/:id/result", () => {
   });
 
   it("415 for a result that is not JSON", async () => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(await signedResult(p.id, "status=succeeded", "application/x-www-form-urlencoded"), 415);
   });
 
   it("413 for a result body over 64 KiB", async () => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(
       await signedResult(p.id, JSON.stringify({ status: "succeeded", output: "x".repeat(70 * KiB) })),
       413,
@@ -1149,7 +1106,7 @@ describe("POST /v1/proposals/:id/result", () => {
   });
 
   it("413 for a signed result of 4 MiB sent chunked without Content-Length: never read whole, nothing recorded", async () => {
-    const p = await create();
+    const p = await createProposal();
     const text = JSON.stringify({ status: "succeeded", output: "ok" }).padEnd(4 * 1024 * KiB, " ");
     const body = countedStream(new TextEncoder().encode(text));
     const res = await exports.default.fetch(
@@ -1173,9 +1130,9 @@ describe("GET /v1/audit", () => {
   /** Three proposals with a few events each (one cancelled, one by another key), flushed to D1. */
   async function history() {
     const since = Date.now() - 1;
-    const a = await create({ summary: 'Restart api, "carefully", then check' });
-    const b = await create({}, { token: TOKENS.other });
-    const c = await create();
+    const a = await createProposal({ summary: 'Restart api, "carefully", then check' });
+    const b = await createProposal({}, { token: TOKENS.other });
+    const c = await createProposal();
     expect((await call(`/v1/proposals/${a.id}/cancel`, { method: "POST" })).status).toBe(200);
     for (const p of [a, b, c]) await settle(p.id);
     return { a, b, c, since };
@@ -1411,7 +1368,7 @@ describe("POST /slack/interactions", () => {
   }
 
   it("401 for an unsigned request: nothing parsed, nothing changed", async () => {
-    const p = await create();
+    const p = await createProposal();
     const body = `payload=${encodeURIComponent(JSON.stringify(clickPayload("approve", p.id, "U0ALICE")))}`;
     const res = await exports.default.fetch(
       new Request(`${BASE}/slack/interactions`, {
@@ -1425,7 +1382,7 @@ describe("POST /slack/interactions", () => {
   });
 
   it("401 for a request signed with another secret: nothing changed", async () => {
-    const p = await create();
+    const p = await createProposal();
     await expectError(
       await slackRequest(clickPayload("approve", p.id, "U0ALICE"), { secret: "not-the-signing-secret" }),
       401,
@@ -1434,7 +1391,7 @@ describe("POST /slack/interactions", () => {
   });
 
   it("413 for a signed click of 16 MiB sent chunked without Content-Length: never read whole, nothing changed", async () => {
-    const p = await create();
+    const p = await createProposal();
     await settle(p.id);
     const before = (await auditOf(p.id)).length;
     // A correctly signed approval by an approver, padded: read whole, it would count.
@@ -1466,7 +1423,7 @@ describe("POST /slack/interactions", () => {
   it.each(["toString", "constructor", "hasOwnProperty", "valueOf", "__proto__", "signoff.unknown"])(
     "a signed click whose action_id %j is not one of signoff's buttons is answered (no 5xx) and changes nothing",
     async (actionId) => {
-      const p = await create();
+      const p = await createProposal();
       await settle(p.id);
       const res = await slackRequest({
         type: "block_actions",
@@ -1521,7 +1478,7 @@ describe("POST /slack/interactions", () => {
   ])(
     "a signed payload whose %s is deeply nested JSON (not a string) never yields a 5xx and changes nothing",
     async (_field, build, deep) => {
-      const p = await create();
+      const p = await createProposal();
       await settle(p.id);
       const res = await signedSlack(
         `payload=${encodeURIComponent(JSON.stringify(build(p.id)).replace('"DEEP"', deep))}`,
@@ -1534,7 +1491,7 @@ describe("POST /slack/interactions", () => {
   );
 
   it("a signed click whose action_id is an array holding a button's name is not that button: nothing changes", async () => {
-    const p = await create();
+    const p = await createProposal();
     await settle(p.id);
     const res = await slackRequest(
       click(p.id, "U0ALICE", { actions: [{ action_id: ["signoff.approve"], value: p.id, type: "button" }] }),
@@ -1546,7 +1503,7 @@ describe("POST /slack/interactions", () => {
   });
 
   it("four-eyes: the requester cannot approve their own proposal, whatever action_id the click carries", async () => {
-    const p = await create({ requested_by: "U0BOB" }); // U0BOB is in S0ONCALL, one of the approvers
+    const p = await createProposal({ requested_by: "U0BOB" }); // U0BOB is in S0ONCALL, one of the approvers
     await settle(p.id);
     for (const actionId of ["signoff.approve", "toString", "constructor"]) {
       const res = await slackRequest({
@@ -1571,7 +1528,7 @@ describe("POST /slack/interactions", () => {
   ])(
     "a deny form whose reason is %s (not text) never yields a 5xx, and any stored reason is text",
     async (_name, value) => {
-      const p = await create();
+      const p = await createProposal();
       await settle(p.id);
       const res = await slackRequest({
         type: "view_submission",
@@ -1597,7 +1554,7 @@ describe("POST /slack/interactions", () => {
   ])(
     "a signed click whose user id is %s (not a Slack user id) is refused as bad input (400), and nothing is audited",
     async (_name, id) => {
-      const p = await create();
+      const p = await createProposal();
       await settle(p.id);
       const eventsBefore = (await auditOf(p.id)).length;
       const text = JSON.stringify({

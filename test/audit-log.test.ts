@@ -5,7 +5,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AuditEvent, GENESIS_HASH, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
-import { auditOf, click, createProposal, getProposal, runJobsNow, settle, stubOf } from "./helpers/api.ts";
+import { auditOf, click, createProposal, getProposal, jobsOf, runJobsNow, settle, stubOf } from "./helpers/api.ts";
 import { d1 } from "./helpers/d1-outage.ts";
 
 const db = env.AUDIT_DB;
@@ -118,10 +118,8 @@ describe("D1 unavailable", () => {
     expect((await getProposal(p.id)).status).toBe("succeeded");
     const waiting = await outboxSize(p.id);
     expect(waiting).toBeGreaterThanOrEqual(4);
-    const retry = await runInDurableObject(stubOf(p.id), (_i, state) =>
-      state.storage.sql.exec(`SELECT attempt FROM jobs WHERE kind = 'audit'`).toArray(),
-    );
-    expect(retry[0]?.attempt).toBeGreaterThanOrEqual(1);
+    const [retry] = await jobsOf(p.id, "audit");
+    expect(retry?.attempt).toBeGreaterThanOrEqual(1);
 
     await d1.restoreAuditTable();
     await runJobsNow(p.id, ["audit"]);

@@ -6,9 +6,10 @@ import type { ConfigEnv } from "../src/config/load.ts";
 import { loadConfig } from "../src/config/load.ts";
 import { ApiError } from "../src/errors.ts";
 import { sha256Hex } from "../src/lib/crypto.ts";
-import { KEY_ENTRIES, POLICY, SECRETS, TOKENS } from "./fixtures.ts";
+import { AUDIT_PUBLIC_KEY, KEY_ENTRIES, POLICY, SECRETS, TOKENS } from "./fixtures.ts";
 
-const testEnv = env as unknown as ConfigEnv & Record<string, unknown>;
+/** The bindings as loadConfig takes them (every input optional and unchecked). */
+const testEnv: ConfigEnv = env;
 
 async function goodEnv(): Promise<ConfigEnv> {
   const keys = await Promise.all(
@@ -46,6 +47,7 @@ describe("the test environment's own configuration", () => {
     expect(config.slackBotToken).toBe(SECRETS.SLACK_BOT_TOKEN);
     expect(config.runnerSecret).toBe(SECRETS.RUNNER_SECRET);
     expect(config.eventsSecret).toBe(SECRETS.EVENTS_SECRET);
+    expect(config.auditSigningKey).toBe(SECRETS.AUDIT_SIGNING_KEY);
     expect(config.runnerUrl).toBe(testEnv.RUNNER_URL);
     expect(config.slackApiBase).toBe(testEnv.SLACK_API_BASE);
     // The test config may tune dispatch (short timeouts keep tests fast); otherwise the defaults apply.
@@ -134,8 +136,26 @@ describe("a bad configuration is a 503 naming every field (SPEC 3)", () => {
       "RUNNER_SECRET",
       "EVENTS_SECRET",
       "RUNNER_URL",
+      "AUDIT_SIGNING_KEY",
     ]);
     expect(refusal({ POLICY }).details.every((d) => d.message === "is required")).toBe(true);
+  });
+
+  it("requires AUDIT_SIGNING_KEY to be an Ed25519 private key, and says so when given the public one (SPEC 12)", async () => {
+    const base = await goodEnv();
+    const { AUDIT_SIGNING_KEY: _omitted, ...withoutKey } = base;
+    expect(refusal(withoutKey).details).toEqual([{ path: "AUDIT_SIGNING_KEY", message: "is required" }]);
+    expect(refusal({ ...base, AUDIT_SIGNING_KEY: AUDIT_PUBLIC_KEY }).details).toEqual([
+      { path: "AUDIT_SIGNING_KEY", message: expect.stringMatching(/^is a public key \(auditpk_…\)/) },
+    ]);
+    const short = "auditsk_c2hvcnQ=";
+    const error = refusal({ ...base, AUDIT_SIGNING_KEY: short });
+    expect(error.details).toEqual([
+      { path: "AUDIT_SIGNING_KEY", message: expect.stringContaining("32-byte Ed25519 private key") },
+    ]);
+    expect(JSON.stringify(error.toBody()) + error.message).not.toContain("c2hvcnQ");
+    expect(fields({ ...base, AUDIT_SIGNING_KEY: SECRETS.RUNNER_SECRET })).toEqual(["AUDIT_SIGNING_KEY"]);
+    expect(fields({ ...base, AUDIT_SIGNING_KEY: `${SECRETS.AUDIT_SIGNING_KEY}\n` })).toEqual(["AUDIT_SIGNING_KEY"]);
   });
 
   it("checks the shape of each secret without showing it", async () => {

@@ -12,14 +12,14 @@ import {
   click,
   createProposal,
   getProposal,
-  json,
   runJobsNow,
   runnerSignedHeaders,
   settle,
 } from "./helpers/api.ts";
+import { expectError } from "./helpers/contract.ts";
 import { peer } from "./peer/client.ts";
 
-const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
+const PEER = env.TEST_PEER;
 
 async function approved(overrides: Record<string, unknown> = {}) {
   const p = await createProposal(overrides);
@@ -275,8 +275,7 @@ describe("asynchronous results", () => {
       token: null,
       body: { status: "succeeded", output: "x" },
     });
-    expect(unsigned.status).toBe(401);
-    expect((await json(unsigned)).error.code).toBe("bad_signature");
+    expect((await expectError(unsigned, 401)).error.code).toBe("bad_signature");
     const forged = await signedResult(p.id, { status: "succeeded" }, { secret: SECRETS.EVENTS_SECRET });
     expect(forged.status).toBe(401);
     const stale = await signedResult(p.id, { status: "succeeded" }, { date: new Date(Date.now() - 10 * 60_000) });
@@ -299,8 +298,7 @@ describe("asynchronous results", () => {
     const a = await dispatched();
     const b = await dispatched();
     const res = await signedResult(b.id, { status: "failed", output: "A's disk is full", proposal_id: a.id });
-    expect(res.status).toBe(401);
-    expect((await json(res)).error.code).toBe("wrong_proposal");
+    expect((await expectError(res, 401)).error.code).toBe("wrong_proposal");
     expect(await getProposal(b.id)).toMatchObject({ status: "dispatched", result: null });
     expect((await signedResult(b.id, { status: "succeeded", output: "B done", proposal_id: b.id })).status).toBe(200);
   });
@@ -311,8 +309,7 @@ describe("asynchronous results", () => {
     const msgId = `res_${crypto.randomUUID()}`;
     expect((await signedResult(a.id, { status: "failed", output: "x" }, { msgId })).status).toBe(200);
     const replay = await signedResult(b.id, { status: "failed", output: "x" }, { msgId });
-    expect(replay.status).toBe(401);
-    expect((await json(replay)).error.code).toBe("replayed");
+    expect((await expectError(replay, 401)).error.code).toBe("replayed");
     expect((await getProposal(b.id)).status).toBe("dispatched");
   });
 

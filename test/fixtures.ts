@@ -17,7 +17,15 @@ export const SECRETS = {
   EVENTS_SIGNING_KEYS:
     "whsk_GT8OQInmFodmmGQ0pZvlf+rBOY4za1E0IVzcW2cXZl0= whsk_458oJ1XaoaBGqCAzjzJDGWGJXQnF8rNbDX8Fiynn+O0=",
   RUNNER_SIGNING_KEYS: "whsk_gqyjNrflhKduMqo7SwlpjqXDiH6YBCyHNbixuEJxp94=",
+  // auditsk_ + base64 of an Ed25519 private key (32 bytes): signs audit chain heads and checkpoints.
+  AUDIT_SIGNING_KEY: "auditsk_9MtAcTMdnTX2eeVdvDOLofU/Mv2MU2XDMGaio16VqJo=",
 } as const;
+
+/** The public half of SECRETS.AUDIT_SIGNING_KEY: all a verifier of the audit log holds. */
+export const AUDIT_PUBLIC_KEY = "auditpk_mAQs9BKUrChWGQanekNB8g5ofch7F8Y2293U7OoQZdY=";
+/** Another key pair: what a checkpoint or head signed by someone else would carry. */
+export const OTHER_AUDIT_SIGNING_KEY = "auditsk_pl/VHbn8HNBC2kW3zqJCSZF9d6owp1Ug9NFmoKN4E1k=";
+export const OTHER_AUDIT_PUBLIC_KEY = "auditpk_K6gM1PuqhkVI/wZaLxEIl0wT1hctmz4ykI8ljqhlSjc=";
 
 /** The API_KEYS entries, minus their sha256, which the config computes from TOKENS. */
 export const KEY_ENTRIES = [

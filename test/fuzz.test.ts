@@ -8,11 +8,11 @@ import { afterAll, describe, expect, it } from "vitest";
 import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "./fixtures.ts";
 import { BASE, call, clickPayload, json, proposalBody, settle, slackRequest } from "./helpers/api.ts";
+import { expectErrorShape } from "./helpers/contract.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
 
-const testEnv = env as unknown as { PROPOSALS: DurableObjectNamespace; AUDIT_DB: D1Database };
 const PUBLIC_ID = /^prp_[0-9a-f]{64}$/;
 
 /** Enough runs to find the odd input, few enough that the file stays well under a minute. */
@@ -36,15 +36,7 @@ async function checkAnswer(res: Response, what: string, allowed?: readonly numbe
     } catch {
       throw new Error(`${show}: a ${res.status} that is not JSON`);
     }
-    expect(Object.keys(body), show).toEqual(["error"]);
-    expect(Object.keys(body.error).sort(), show).toEqual(["code", "details", "message"]);
-    expect(typeof body.error.code, show).toBe("string");
-    expect(typeof body.error.message, show).toBe("string");
-    expect(Array.isArray(body.error.details), show).toBe(true);
-    for (const d of body.error.details) {
-      expect(typeof d.path, show).toBe("string");
-      expect(typeof d.message, show).toBe("string");
-    }
+    expectErrorShape(body, show);
     return body;
   }
   if (text === "") return null;
@@ -63,8 +55,7 @@ interface World {
 
 async function world(): Promise<World> {
   const proposals =
-    (await testEnv.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ??
-    0;
+    (await env.AUDIT_DB.prepare("SELECT COUNT(DISTINCT proposal_id) AS n FROM audit_events").first<number>("n")) ?? 0;
   const cards = (await peer.requests("/slack/api/chat.postMessage")).length;
   return { proposals, cards };
 }
@@ -788,7 +779,7 @@ describe("fuzz POST /slack/interactions with correctly signed junk: never a 5xx"
     // Three pending proposals; payloads name them by a marker (\u0002pool:i) replaced at send time,
     // and one that got decided is replaced by a fresh one, so most runs click on a pending proposal.
     const live = await freshPool();
-    const unknown = `prp_${testEnv.PROPOSALS.newUniqueId().toString()}`;
+    const unknown = `prp_${env.PROPOSALS.newUniqueId().toString()}`;
     const poolRef = fc.integer({ min: 0, max: 2 }).map((i) => `${POOL}${i}`);
     const idLike = fc.oneof(
       { weight: 3, arbitrary: poolRef },

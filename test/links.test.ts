@@ -8,7 +8,18 @@ import { parsePolicy } from "../src/config/policy.ts";
 import { type LinkClaims, mintLinkToken, verifyLinkToken } from "../src/links/token.ts";
 import { escapeTeamsMarkdown } from "../src/teams/card.ts";
 import { LINK_BINDINGS, SECRETS, TOKENS } from "./fixtures.ts";
-import { auditOf, call, click, createProposal, getProposal, json, runJobsNow, settle, stubOf } from "./helpers/api.ts";
+import {
+  auditOf,
+  call,
+  click,
+  createProposal,
+  getProposal,
+  jobsOf,
+  json,
+  runJobsNow,
+  settle,
+  stubOf,
+} from "./helpers/api.ts";
 import {
   api,
   approvalBody,
@@ -640,12 +651,8 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
     expect(failed[0]).toMatchObject({
       details: { message: "card", attempt: 1, error: "HTTP 429 rate limited", final: false },
     });
-    const job = (
-      await runInDurableObject(stubOf(p.id), (_i, state) =>
-        state.storage.sql.exec(`SELECT due_at FROM jobs WHERE kind = 'teams'`).toArray(),
-      )
-    )[0]!;
-    const wait = Number(job.due_at) - Date.now();
+    const [job] = await jobsOf(p.id, "teams");
+    const wait = job!.due_at - Date.now();
     expect(wait).toBeGreaterThan(5_000);
     expect(wait).toBeLessThanOrEqual(7_000);
     await runJobsNow(p.id, ["teams"]);

@@ -3,6 +3,7 @@
 // the local entry would serve them. The bundle-level proof is scripts/test/production-bundle.node-test.ts.
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { expectError } from "./helpers/contract.ts";
 
 const STANDIN_ROUTES: Array<[method: string, path: string]> = [
   ["GET", "/"],
@@ -26,17 +27,14 @@ describe("production has no Slack stand-in", () => {
               : {}),
           }),
         );
-        expect(res.status).toBe(404);
         expect(res.headers.get("x-signoff-local")).toBeNull();
-        const body = (await res.json()) as { error?: { code?: string } };
-        expect(body.error?.code).toBe("not_found");
+        expect((await expectError(res, 404)).error.code).toBe("not_found");
       });
     }
   }
 
   it("has neither the stand-in's binding nor LOCAL_MODE", () => {
-    const bindings = env as unknown as Record<string, unknown>;
-    expect(bindings.LOCAL_SLACK).toBeUndefined();
-    expect(bindings.LOCAL_MODE).toBeUndefined();
+    expect(env.LOCAL_SLACK).toBeUndefined();
+    expect(env.LOCAL_MODE).toBeUndefined();
   });
 });

@@ -5,8 +5,7 @@ import { afterEach, beforeEach } from "vitest";
 import { createdThisTest, settle } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
-const testEnv = env as unknown as { AUDIT_DB: D1Database; TEST_MIGRATIONS: Parameters<typeof applyD1Migrations>[1] };
-await applyD1Migrations(testEnv.AUDIT_DB, testEnv.TEST_MIGRATIONS);
+await applyD1Migrations(env.AUDIT_DB, env.TEST_MIGRATIONS);
 
 beforeEach(async () => {
   await peer.reset();

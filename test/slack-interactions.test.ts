@@ -13,11 +13,13 @@ import {
   createProposal,
   denySubmission,
   getProposal,
+  jobsOf,
   json,
   runJobsNow,
   settle,
   slackRequest,
 } from "./helpers/api.ts";
+import { expectError } from "./helpers/contract.ts";
 import { peer } from "./peer/client.ts";
 
 type Blocks = Array<{ type: string; elements?: Array<Record<string, unknown>> }>;
@@ -85,8 +87,7 @@ describe("signature verification, before anything is parsed", () => {
   ] as const) {
     it(`${name}: 401, nothing parsed, nothing changed`, async () => {
       const res = await rawSlack(body, await make(now()));
-      expect(res.status).toBe(401);
-      expect((await json(res)).error.code).toBe("bad_signature");
+      expect((await expectError(res, 401)).error.code).toBe("bad_signature");
     });
   }
 
@@ -313,9 +314,8 @@ describe("Slack API failures never block the decision", () => {
     await settle(p.id);
     const failure = (await auditOf(p.id)).find((e) => e.type === "slack.failed")!;
     expect(failure.details).toMatchObject({ method: "chat.postMessage", final: false });
-    const job = (await import("./helpers/api.ts")).jobsOf;
-    const [slackJob] = (await job(p.id)).filter((j) => j.kind === "slack");
-    expect(Number(slackJob!.due_at) - Date.parse(failure.at)).toBeGreaterThanOrEqual(6_900);
+    const [slackJob] = await jobsOf(p.id, "slack");
+    expect(slackJob!.due_at - Date.parse(failure.at)).toBeGreaterThanOrEqual(6_900);
     // Meanwhile an approval goes through.
     await click("approve", p.id, "U0ALICE");
     expect((await getProposal(p.id)).status).not.toBe("pending");
@@ -343,7 +343,5 @@ describe("Slack API failures never block the decision", () => {
 });
 
 it("env sanity: the stand-in Slack is the loopback peer", () => {
-  expect(String((env as unknown as { SLACK_API_BASE: string }).SLACK_API_BASE)).toMatch(
-    /^http:\/\/127\.0\.0\.1:\d+\/slack\/api$/,
-  );
+  expect(env.SLACK_API_BASE).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/slack\/api$/);
 });

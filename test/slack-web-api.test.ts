@@ -5,7 +5,7 @@ import { retryAfterMs } from "../src/lib/retry.ts";
 import { callSlack, type SlackCallResult } from "../src/slack/web-api.ts";
 import { peer } from "./peer/client.ts";
 
-const base = () => (env as unknown as { SLACK_API_BASE: string }).SLACK_API_BASE;
+const base = () => env.SLACK_API_BASE;
 const TOKEN = "xoxb-secret-test-token-must-never-leak-0123456789";
 const path = (method: string) => `/slack/api/${method}`;
 

@@ -7,8 +7,19 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
+import type { JobKind } from "../src/proposal/scheduler.ts";
 import { TOKENS } from "./fixtures.ts";
-import { call, click, createProposal, jobsOf, json, runAlarm, settle as settleHelper, stubOf } from "./helpers/api.ts";
+import {
+  call,
+  click,
+  createProposal,
+  jobsOf,
+  json,
+  makeDue,
+  runAlarm,
+  settle as settleHelper,
+  stubOf,
+} from "./helpers/api.ts";
 import { peer, type ScriptedResponse } from "./peer/client.ts";
 
 /**
@@ -93,14 +104,9 @@ async function chainHead(id: string): Promise<{ idx: number; outbox: number }> {
 }
 
 async function dispatchJobs(id: string): Promise<number> {
-  return runInDurableObject(
-    stubOf(id),
-    (_instance, state) =>
-      state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE kind = 'dispatch'`).one().n,
-  );
+  return (await jobsOf(id, "dispatch")).length;
 }
 
-/** Runs `fn` on every item, `concurrency` at a time (a sliding window: a slow one holds up no other). */
 /**
  * The helpers' settle, with more patience: with dozens of proposals in flight on two cores, one
  * proposal's jobs can take longer than the helper's 10 s to drain. Says which jobs were held.
@@ -114,12 +120,9 @@ async function settle(id: string): Promise<void> {
 }
 
 /** runJobsNow of test/helpers/api.ts (jobs of `kinds`, or all but expiry, made due now and run), with that settle. */
-async function runJobsNow(id: string, kinds?: string[]): Promise<void> {
+async function runJobsNow(id: string, kinds?: readonly JobKind[]): Promise<void> {
   await settle(id);
-  await runInDurableObject(stubOf(id), (_instance, state) => {
-    if (kinds) for (const kind of kinds) state.storage.sql.exec(`UPDATE jobs SET due_at = 0 WHERE kind = ?`, kind);
-    else state.storage.sql.exec(`UPDATE jobs SET due_at = 0 WHERE kind != 'expire'`);
-  });
+  await makeDue(id, kinds);
   await settle(id);
 }
 

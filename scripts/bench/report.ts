@@ -1,8 +1,10 @@
-// Formatting the bench's results: Markdown tables for the terminal and BENCHMARKS.md, the machine
-// description, and the rewrite of BENCHMARKS.md's results section (between its markers).
+// The bench's results: what a run measured (the phases of scripts/bench.ts return their parts of it),
+// rendered as Markdown tables for the terminal and BENCHMARKS.md with the machine description, and the
+// rewrite of BENCHMARKS.md's results section (between its markers).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import type { Quantiles } from "./load.ts";
+import { type LoadResult, type Quantiles, quantiles } from "./load.ts";
+import type { Memory } from "./worker.ts";
 
 export const RESULTS_START = "<!-- bench:results:start (written by `npm run bench`; edit outside these markers) -->";
 export const RESULTS_END = "<!-- bench:results:end -->";
@@ -52,4 +54,444 @@ export function writeResults(path: string, section: string): void {
       ? current.slice(0, start) + block + current.slice(end + RESULTS_END.length)
       : `${current.trimEnd()}\n\n${block}\n`;
   writeFileSync(path, next);
+}
+
+// ---- what a run measured -------------------------------------------------------------------
+
+export interface LevelResult {
+  concurrency: number;
+  click: LoadResult;
+  bare: LoadResult;
+  /** workerd CPU per request, ms: for clicks up to the end of their background work. */
+  clickCpuMs: number;
+  bareCpuMs: number;
+}
+
+/** One row of "where a click's time goes". */
+export interface ProfileRow {
+  label: string;
+  what: string;
+  load: LoadResult;
+  cpuMs: number;
+}
+
+export interface StressReport {
+  proposals: number;
+  clicks: number;
+  clickErrors: number;
+  approved: number;
+  neverApproved: number;
+  exactlyOnce: number;
+  /** 2xx answers signoff never received (timed out or dropped): the same dispatch went again. */
+  redelivered: number;
+  /** Dispatch attempt audited (just before fetch) → the request arrived at the runner, ms. */
+  sendDelays: number[];
+  /** The same, for the attempts whose 2xx came too late for signoff. */
+  lateSendDelays: number[];
+  runnerRequests: number;
+  retried: number;
+  answers: Record<string, number>;
+  statuses: Record<string, number>;
+  violations: string[];
+  seconds: number;
+  /** workerd's CPU use while the clicks were sent, in cores (1 = one core all the time). */
+  busyCores: number;
+}
+
+export interface CpuProfileSummary {
+  clicks: number;
+  totalMs: number;
+  modules: Array<{ name: string; selfMs: number; share: number }>;
+  functions: Array<{ name: string; selfMs: number; share: number }>;
+}
+
+/** Everything render() shows; a phase that did not run leaves its part empty. */
+export interface BenchResults {
+  levels: LevelResult[];
+  create: LoadResult | null;
+  createCpuMs: number;
+  hot: LoadResult | null;
+  bareHot: LoadResult | null;
+  hotCpuMs: number;
+  bareHotCpuMs: number;
+  profile: ProfileRow[];
+  /** Latencies of clicks sent one at a time on a quiet Worker, ms. */
+  isolated: number[];
+  perClick: Record<string, number>;
+  sizes: Record<string, number>;
+  /** Click answered → the runner receives the dispatch, ms: one click at a time, and at 100 concurrent. */
+  dispatchIdle: number[];
+  dispatchLoaded: number[];
+  /** Expiry: status flip − deadline, and a waiting GET answered − deadline, ms. */
+  expiryAlarm: number[];
+  expirySeen: number[];
+  /** Long-polls that came back without the proposal expired. */
+  expiryWrong: number;
+  stress: StressReport | null;
+  chains: { ok: boolean; proposals: number; events: number; problems: number } | null;
+  cpuProfile: CpuProfileSummary | null;
+  memory: Record<string, { before: Memory | null; after: Memory | null }>;
+}
+
+export function emptyResults(): BenchResults {
+  return {
+    levels: [],
+    create: null,
+    createCpuMs: NaN,
+    hot: null,
+    bareHot: null,
+    hotCpuMs: NaN,
+    bareHotCpuMs: NaN,
+    profile: [],
+    isolated: [],
+    perClick: {},
+    sizes: {},
+    dispatchIdle: [],
+    dispatchLoaded: [],
+    expiryAlarm: [],
+    expirySeen: [],
+    expiryWrong: 0,
+    stress: null,
+    chains: null,
+    cpuProfile: null,
+    memory: {},
+  };
+}
+
+/** How the run was made: shown in the section's first lines, and the phase sizes its text names. */
+export interface RunInfo {
+  startedAt: Date;
+  wallSeconds: number;
+  /** The command as the operator types it, and the arguments it was given. */
+  command: string;
+  args: string[];
+  versions: { node: string; workerd: string; wrangler: string; miniflare: string };
+  settings: { createConcurrency: number; expiryProposals: number; profileRequests: number; profileConcurrency: number };
+}
+
+// ---- the results section -------------------------------------------------------------------
+
+/** The results section of BENCHMARKS.md (and the terminal's table): every phase that ran, then the targets. */
+export function render(results: BenchResults, run: RunInfo): string {
+  const out: string[] = [];
+  const { createConcurrency, expiryProposals, profileRequests, profileConcurrency } = run.settings;
+  out.push(
+    `Measured ${run.startedAt.toISOString()} with \`${run.command}${run.args.length ? ` -- ${run.args.join(" ")}` : ""}\` (${run.wallSeconds.toFixed(0)} s in all).`,
+    "",
+  );
+  out.push(...machine(run.versions), "");
+
+  const cpu = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "–");
+  if (results.levels.length > 0) {
+    out.push("### Clicks vs a bare Hono route", "");
+    out.push(
+      "Correctly signed `block_actions` Approve clicks (Slack's payload with the card's blocks, " +
+        `~${int(results.sizes["click request body, bytes"] ?? NaN)} bytes), ` +
+        "each on a pending proposal of its own (U0ALICE directly, U0OSCAR through S0ONCALL, alternately); " +
+        "the bare route gets the same requests. Closed loop, keep-alive, latency = request sent → answer read.",
+      "",
+    );
+    const rows: string[][] = [];
+    for (const level of results.levels) {
+      const click = quantiles(level.click.samples.map((s) => s.ms));
+      const bareQ = quantiles(level.bare.samples.map((s) => s.ms));
+      rows.push([
+        `click ×${level.concurrency}`,
+        int(level.click.samples.length),
+        int(level.click.rps),
+        ...latencyCells(click),
+        cpu(level.clickCpuMs),
+        String(level.click.errors),
+      ]);
+      rows.push([
+        `bare ×${level.concurrency}`,
+        int(level.bare.samples.length),
+        int(level.bare.rps),
+        ...latencyCells(bareQ),
+        cpu(level.bareCpuMs),
+        String(level.bare.errors),
+      ]);
+    }
+    if (results.hot && results.bareHot) {
+      rows.push([
+        "hot: 1 proposal ×100",
+        int(results.hot.samples.length),
+        int(results.hot.rps),
+        ...latencyCells(quantiles(results.hot.samples.map((s) => s.ms))),
+        cpu(results.hotCpuMs),
+        String(results.hot.errors),
+      ]);
+      rows.push([
+        "bare (same) ×100",
+        int(results.bareHot.samples.length),
+        int(results.bareHot.rps),
+        ...latencyCells(quantiles(results.bareHot.samples.map((s) => s.ms))),
+        cpu(results.bareHotCpuMs),
+        String(results.bareHot.errors),
+      ]);
+    }
+    if (results.isolated.length > 0) {
+      rows.push([
+        "click, one at a time on a quiet Worker",
+        int(results.isolated.length),
+        "–",
+        ...latencyCells(quantiles(results.isolated)),
+        "–",
+        "0",
+      ]);
+    }
+    out.push(
+      table(["requests", "n", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "CPU ms/req", "errors"], rows),
+      "",
+    );
+    out.push(
+      "CPU ms/req: CPU time of the serving workerd process (all threads, /proc/<pid>/task/*/schedstat) per request, " +
+        "counted until the Worker's background work for those requests (alarms: audit flushes to D1, Slack updates, dispatch) has finished — " +
+        "a measure of work that depends much less than req/s on what else the machine is doing (contention still raises it somewhat).",
+      "",
+    );
+    out.push(
+      table(
+        ["concurrency", "click req/s", "bare req/s", "ratio click/bare", "CPU ratio bare/click", "target ≥ 0.5"],
+        [
+          ...results.levels.map((l) => {
+            const ratio = l.click.rps / l.bare.rps;
+            return [
+              String(l.concurrency),
+              int(l.click.rps),
+              int(l.bare.rps),
+              ratio.toFixed(2),
+              (l.bareCpuMs / l.clickCpuMs).toFixed(2),
+              ratio >= 0.5 ? "met" : "NOT met",
+            ];
+          }),
+          ...(results.hot && results.bareHot
+            ? [
+                [
+                  "100, one hot proposal",
+                  int(results.hot.rps),
+                  int(results.bareHot.rps),
+                  (results.hot.rps / results.bareHot.rps).toFixed(2),
+                  (results.bareHotCpuMs / results.hotCpuMs).toFixed(2),
+                  results.hot.rps / results.bareHot.rps >= 0.5 ? "met" : "NOT met",
+                ],
+              ]
+            : []),
+        ],
+      ),
+      "",
+    );
+  }
+
+  if (results.create) {
+    const q = quantiles(results.create.samples.map((s) => s.ms));
+    out.push("### Proposal creation", "");
+    out.push(
+      table(
+        ["POST /v1/proposals", "n", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "CPU ms/req"],
+        [
+          [
+            `×${createConcurrency}`,
+            int(results.create.samples.length),
+            int(results.create.rps),
+            ...latencyCells(q),
+            cpu(results.createCpuMs),
+          ],
+        ],
+      ),
+      "",
+    );
+  }
+
+  out.push("### Approval → dispatch, expiry", "");
+  const idle = quantiles(results.dispatchIdle.filter(Number.isFinite));
+  const loaded = quantiles(results.dispatchLoaded.filter(Number.isFinite));
+  const alarm = quantiles(results.expiryAlarm);
+  const seen = quantiles(results.expirySeen);
+  out.push(
+    table(
+      ["measure", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+      [
+        ["click answered → runner receives the dispatch (one click at a time)", int(idle.n), ...latencyCells(idle)],
+        ["the same, for the 100-concurrent level's clicks", int(loaded.n), ...latencyCells(loaded)],
+        [
+          `expiry: status flip − deadline (TTL 1–3 s, ${expiryProposals} proposals)`,
+          int(alarm.n),
+          ...latencyCells(alarm),
+        ],
+        ["expiry: a waiting GET ?wait= answered − deadline", int(seen.n), ...latencyCells(seen)],
+      ],
+    ),
+    "",
+  );
+  if (results.expiryWrong > 0)
+    out.push(`${results.expiryWrong} of ${expiryProposals} long-polls came back without the proposal expired.`, "");
+
+  if (results.stress) {
+    const s = results.stress;
+    const delays = (values: number[]) => {
+      const q = quantiles(values);
+      return q.n === 0 ? "–" : `${ms(q.p50)} / ${ms(q.p99)} / ${ms(q.max)} (n ${q.n})`;
+    };
+    out.push(`### Exactly once: ${s.proposals.toLocaleString("en-US")} proposals, a flaky runner`, "");
+    out.push(
+      `${int(s.clicks)} concurrent signed clicks (×100; U0ALICE, U0OSCAR, the requester U0BOB and the outsider U0MALLORY on 9 in 10 proposals, only U0BOB and U0MALLORY on the rest); ` +
+        "the runner fails attempts 1–2 at random (40 %: 500, 503, 408, 429, a dropped connection, and on first attempts a hang past the 10 s dispatch timeout), then answers 200 with a result or 202.",
+      "",
+    );
+    out.push(
+      table(
+        ["measure", "value"],
+        [
+          ["approved (exactly one `proposal.approved` each)", `${s.approved}`],
+          ["never approved (outsiders only)", `${s.neverApproved}`],
+          [
+            "approved with exactly one accepted dispatch (2xx received = recorded = 1)",
+            `${s.exactlyOnce} of ${s.approved}`,
+          ],
+          ["2xx sent after signoff had given up (sent again, same webhook-id)", `${s.redelivered}`],
+          ["attempt audited → request at the runner, ms (p50 / p99 / max)", delays(s.sendDelays)],
+          ["the same, for the attempts answered too late", delays(s.lateSendDelays)],
+          ["runner requests (with retries) / proposals retried", `${s.runnerRequests} / ${s.retried}`],
+          [
+            "runner answers",
+            Object.entries(s.answers)
+              .map(([k, v]) => `${k}: ${v}`)
+              .join(", "),
+          ],
+          [
+            "final statuses",
+            Object.entries(s.statuses)
+              .map(([k, v]) => `${k}: ${v}`)
+              .join(", "),
+          ],
+          ["click errors (non-200)", String(s.clickErrors)],
+          [
+            "violations",
+            s.violations.length === 0 ? "none" : `${s.violations.length}: ${s.violations.slice(0, 5).join("; ")}`,
+          ],
+          ["workerd CPU while the clicks were sent, cores", s.busyCores.toFixed(2)],
+          ["phase time, s", s.seconds.toFixed(1)],
+        ],
+      ),
+      "",
+    );
+  }
+  if (results.chains) {
+    const c = results.chains;
+    out.push(
+      `Audit chains after the run: ${c.ok ? "all verify" : `${c.problems} PROBLEM(S)`} — ${int(c.events)} events of ${int(c.proposals)} proposals (\`verifyChains\`, src/audit/chain.ts).`,
+      "",
+    );
+  }
+
+  if (results.profile.length > 0) {
+    out.push("### Where a click's time goes", "");
+    out.push(
+      `${profileRequests} requests per row (${profileRequests * 5} for the first three) at ${profileConcurrency} concurrent; each row adds one step to the row above. CPU ms/req as above; "+CPU" is what the step adds.`,
+      "",
+    );
+    let previous: number | null = null;
+    out.push(
+      table(
+        ["requests", "what it adds", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "+CPU ms"],
+        results.profile.map(({ label, what, load, cpuMs }) => {
+          const delta = previous === null ? "" : `${cpuMs - previous >= 0 ? "+" : ""}${(cpuMs - previous).toFixed(2)}`;
+          previous = cpuMs;
+          const q = quantiles(load.samples.map((s) => s.ms));
+          return [label, what, int(load.rps), ms(q.p50), ms(q.p99), cpuMs.toFixed(2), delta];
+        }),
+      ),
+      "",
+    );
+    out.push(
+      table(
+        ["per approving click (the 100-concurrent level)", "value"],
+        [
+          ...Object.entries(results.perClick).map(([k, v]) => [k, Number.isInteger(v) ? String(v) : v.toFixed(2)]),
+          ...Object.entries(results.sizes).map(([k, v]) => [k, int(v)]),
+        ],
+      ),
+      "",
+    );
+  }
+
+  if (results.cpuProfile) {
+    const p = results.cpuProfile;
+    out.push(
+      `### CPU profile of the Worker's isolate (\`--profile\`): ${p.clicks} approving clicks ×10 and their background work`,
+      "",
+    );
+    out.push(
+      "Self time by source module of the bundle (workerd's sampling profiler over DevTools); \"(idle)\" is time the isolate waited, e.g. while workerd ran D1's or the entry worker's code.",
+      "",
+    );
+    out.push(
+      table(
+        ["module or native", "self ms", "share"],
+        p.modules.map((m) => [m.name, m.selfMs.toFixed(0), `${(m.share * 100).toFixed(1)} %`]),
+      ),
+      "",
+    );
+    out.push(
+      table(
+        ["function · module", "self ms", "share"],
+        p.functions.map((m) => [m.name, m.selfMs.toFixed(0), `${(m.share * 100).toFixed(1)} %`]),
+      ),
+      "",
+    );
+  }
+
+  out.push("### Memory (RSS from /proc, MiB)", "");
+  out.push(
+    table(
+      ["process", "before", "after", "peak"],
+      Object.entries(results.memory).map(([name, m]) => [
+        name,
+        m.before ? m.before.rssMiB.toFixed(0) : "–",
+        m.after ? m.after.rssMiB.toFixed(0) : "–",
+        m.after ? m.after.peakMiB.toFixed(0) : "–",
+      ]),
+    ),
+    "",
+  );
+
+  out.push("### Targets (SPEC 10)", "");
+  const top = results.levels.find((l) => l.concurrency === 100);
+  const p99 = top ? quantiles(top.click.samples.map((s) => s.ms)).p99 : NaN;
+  const minRatio = Math.min(...results.levels.map((l) => l.click.rps / l.bare.rps));
+  const s = results.stress;
+  out.push(
+    table(
+      ["target", "measured", "verdict"],
+      [
+        [
+          "click acknowledged far inside 3 s: p99 at 100 concurrent",
+          top ? `${ms(p99)} ms` : "not run",
+          top ? (p99 < 3000 ? "met" : "NOT met") : "–",
+        ],
+        [
+          "click throughput ≥ 0.5 × bare Hono, every level",
+          top ? `lowest ratio ${minRatio.toFixed(2)}` : "not run",
+          top ? (minRatio >= 0.5 ? "met" : "NOT met") : "–",
+        ],
+        [
+          "exactly one dispatch per approved proposal, none unapproved",
+          s ? `${s.exactlyOnce}/${s.approved} exactly once, ${s.violations.length} violations` : "not run",
+          s ? (s.violations.length === 0 && s.exactlyOnce === s.approved ? "met" : "NOT met") : "–",
+        ],
+        [
+          "zero lost audit events (chains verify)",
+          results.chains ? `${results.chains.problems} chain problems` : "not run",
+          results.chains ? (results.chains.ok ? "met" : "NOT met") : "–",
+        ],
+        [
+          "expiry within 1 s of the deadline",
+          alarm.n > 0 ? `max ${ms(alarm.max)} ms (p99 ${ms(alarm.p99)} ms)` : "not run",
+          alarm.n > 0 ? (alarm.max <= 1000 && results.expiryWrong === 0 ? "met" : "NOT met") : "–",
+        ],
+      ],
+    ),
+  );
+  return out.join("\n");
 }

@@ -16,6 +16,7 @@ export interface BenchSecrets {
   SLACK_BOT_TOKEN: string;
   RUNNER_SECRET: string;
   EVENTS_SECRET: string;
+  AUDIT_SIGNING_KEY: string;
   /** The bench API key's bearer token (API_KEYS holds only its SHA-256). */
   token: string;
 }
@@ -26,6 +27,8 @@ export function benchSecrets(): BenchSecrets {
     SLACK_BOT_TOKEN: `xoxb-bench-${randomBytes(12).toString("hex")}`,
     RUNNER_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
     EVENTS_SECRET: `whsec_${randomBytes(32).toString("base64")}`,
+    // Any 32 bytes are an Ed25519 private key.
+    AUDIT_SIGNING_KEY: `auditsk_${randomBytes(32).toString("base64")}`,
     token: `so_${randomBytes(32).toString("base64url")}`,
   };
 }

@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
+import { newSigningKey as newAuditKey } from "../../src/audit/signing.ts";
 import { newApiKey, parseApiKeys } from "../../src/config/api-keys.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
 import { newSigningKey } from "../../src/webhooks/signing-keys.ts";
@@ -101,6 +102,8 @@ export async function ensureDevVars(
   if (!existing.RUNNER_SECRET) add.RUNNER_SECRET = webhookSecret();
   if (!existing.EVENTS_SECRET) add.EVENTS_SECRET = webhookSecret();
   if (!existing.EVENTS_SIGNING_KEYS) add.EVENTS_SIGNING_KEYS = newSigningKey();
+  // Signs the local audit log's chain heads; `npm run audit:verify` reads its public half from this file.
+  if (!existing.AUDIT_SIGNING_KEY) add.AUDIT_SIGNING_KEY = (await newAuditKey()).secret;
 
   let token = existing.LOCAL_DEMO_TOKEN ?? "";
   if (!existing.API_KEYS) {

@@ -20,6 +20,7 @@ const SECRETS: Record<string, string> = {
   SLACK_BOT_TOKEN: "xoxb-1234-5678-abcdef",
   RUNNER_SECRET: "whsec_cnVubmVyLXNlY3JldC1mb3ItdGVzdHMtMDAwMDAw",
   EVENTS_SECRET: "whsec_ZXZlbnRzLXNlY3JldC1mb3ItdGVzdHMtMDAwMDAw",
+  AUDIT_SIGNING_KEY: "auditsk_9MtAcTMdnTX2eeVdvDOLofU/Mv2MU2XDMGaio16VqJo=",
   API_KEYS: JSON.stringify([
     {
       name: "alertmanager",
@@ -79,7 +80,27 @@ test("passes on a good wrangler.toml and .dev.vars, with a summary", () => {
   assert.match(out.stdout, /demo\.echo · requester only/);
   assert.match(out.stdout, /channels: C0APPROVALS, C0ESCALATE/);
   assert.match(out.stdout, /alertmanager · proposals:write, proposals:read · actions k8s\.\*/);
+  // The audit key's public half, for verifiers; never the private one.
+  assert.match(
+    out.stdout,
+    /audit heads and checkpoints signed by auditpk_mAQs9BKUrChWGQanekNB8g5ofch7F8Y2293U7OoQZdY= \(key id [0-9a-f]{16}\)/,
+  );
   for (const value of Object.values(SECRETS)) assert.ok(!out.all.includes(value), "a secret was printed");
+});
+
+test("AUDIT_SIGNING_KEY: missing, or the public key pasted in its place, is named with how to make one", () => {
+  const { AUDIT_SIGNING_KEY: _omitted, ...rest } = SECRETS;
+  const missing = run(configDir({ "wrangler.toml": wranglerToml(GOOD_VARS), ".dev.vars": devVars(rest) }));
+  assert.equal(missing.code, 1, missing.all);
+  assert.match(
+    missing.stderr,
+    /AUDIT_SIGNING_KEY: is missing: add AUDIT_SIGNING_KEY=… to \.dev\.vars \(`npm run audit:key` makes one\)/,
+  );
+  const publicKey = "auditpk_mAQs9BKUrChWGQanekNB8g5ofch7F8Y2293U7OoQZdY=";
+  const pasted = { ...SECRETS, AUDIT_SIGNING_KEY: publicKey };
+  const wrong = run(configDir({ "wrangler.toml": wranglerToml(GOOD_VARS), ".dev.vars": devVars(pasted) }));
+  assert.equal(wrong.code, 1, wrong.all);
+  assert.match(wrong.stderr, /AUDIT_SIGNING_KEY: is a public key \(auditpk_…\): it needs the private key/);
 });
 
 test("reads a POLICY given as a TOML table and explicit --wrangler/--dev-vars paths", () => {

@@ -1,7 +1,9 @@
 // GET /openapi.json: the OpenAPI 3.1 description, generated from the same zod schemas the routes validate with.
 import { z } from "zod";
 import pkg from "../../package.json";
+import { CheckpointSchema } from "../audit/checkpoint.ts";
 import {
+  AuditCheckpointParams,
   AuditPage,
   AuditQueryParams,
   CreatedProposalResponse,
@@ -124,6 +126,22 @@ export function openApiDocument(): unknown {
                 "application/x-ndjson": { schema: { type: "string" } },
                 "text/csv": { schema: { type: "string" } },
               },
+            },
+            ...errors(400, 401, 403, 503),
+          },
+        },
+      },
+      "/v1/audit/checkpoint": {
+        get: {
+          summary:
+            "Every chain's last seq, hash and count and the log's max seq, signed with AUDIT_SIGNING_KEY (Ed25519) " +
+            "once each chain's head in D1 matched its proposal's own record; keep it outside D1 for npm run audit:verify",
+          parameters: queryParameters(AuditCheckpointParams),
+          responses: {
+            "200": json(CheckpointSchema, "The signed checkpoint"),
+            "409": {
+              description: "audit_mismatch: D1 disagrees with the proposals' own records; details name each chain",
+              $ref: "#/components/responses/Error",
             },
             ...errors(400, 401, 403, 503),
           },

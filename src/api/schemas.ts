@@ -102,6 +102,9 @@ export const AuditQueryParams = z
   })
   .strict();
 
+/** GET /v1/audit/checkpoint takes no parameters; like every route it refuses unknown ones. */
+export const AuditCheckpointParams = z.object({}).strict();
+
 // ---- response shapes (documentation only: the code builds them from typed objects) ----
 
 const Approval = z.object({ user: z.string(), at: z.string() });
@@ -183,6 +186,10 @@ export const AuditEventResponse = z.object({
   details: z.record(z.string(), z.unknown()),
   prev_hash: z.string(),
   hash: z.string(),
+  head_sig: z
+    .string()
+    .nullable()
+    .describe("on the last event of each flush: `<key id>:<base64 Ed25519 signature>` of it as its chain's head"),
 });
 
 export const AuditPage = z.object({ events: z.array(AuditEventResponse), next_cursor: z.string().nullable() });

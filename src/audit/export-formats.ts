@@ -1,7 +1,18 @@
 // Audit export encodings for `GET /v1/audit?format=ndjson|csv`.
 import type { StoredAuditEvent } from "./store.ts";
 
-const CSV_COLUMNS = ["seq", "at", "proposal_id", "idx", "type", "actor", "details", "prev_hash", "hash"] as const;
+const CSV_COLUMNS = [
+  "seq",
+  "at",
+  "proposal_id",
+  "idx",
+  "type",
+  "actor",
+  "details",
+  "prev_hash",
+  "hash",
+  "head_sig",
+] as const;
 
 export function toNdjson(events: readonly StoredAuditEvent[]): string {
   return events.map((event) => `${JSON.stringify(event)}\n`).join("");
@@ -13,7 +24,12 @@ export function toCsv(events: readonly StoredAuditEvent[]): string {
   for (const event of events) {
     lines.push(
       CSV_COLUMNS.map((column) => {
-        const value = column === "details" ? JSON.stringify(event.details) : String(event[column]);
+        const value =
+          column === "details"
+            ? JSON.stringify(event.details)
+            : column === "head_sig"
+              ? (event.head_sig ?? "")
+              : String(event[column]);
         return csvField(value);
       }).join(","),
     );

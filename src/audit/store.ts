@@ -1,9 +1,14 @@
-// The audit log's D1 queries, each a named function: append sealed events, read them back.
+// The audit log's D1 queries, each a named function: append sealed events, read them back, read each chain's head.
 import type { AuditEvent } from "./chain.ts";
 
 /** A stored event as `GET /v1/audit` returns it. */
 export interface StoredAuditEvent extends AuditEvent {
   seq: number;
+  /**
+   * `<key id>:<base64 Ed25519 signature>` of this event as its chain's head, on the last event of each flush
+   * (src/audit/signing.ts `signHead`); null on the others.
+   */
+  head_sig: string | null;
 }
 
 interface AuditRow {
@@ -16,22 +21,27 @@ interface AuditRow {
   details: string;
   prev_hash: string;
   hash: string;
+  head_sig: string | null;
 }
 
 /**
- * Appends events in the order given, in one D1 batch (one transaction). A row that is
- * already there (same proposal and position) is skipped, so a flush retried after a lost
- * answer writes nothing twice.
+ * Appends events in the order given, in one D1 batch (one transaction), the last one carrying `headSig` (its
+ * signature as the chain's head). A row that is already there (same proposal and position) is skipped, so a
+ * flush retried after a lost answer writes nothing twice.
  */
-export async function appendAuditEvents(db: D1Database, events: readonly AuditEvent[]): Promise<void> {
+export async function appendAuditEvents(
+  db: D1Database,
+  events: readonly AuditEvent[],
+  headSig: string | null = null,
+): Promise<void> {
   if (events.length === 0) return;
   const insert = db.prepare(
-    `INSERT INTO audit_events (proposal_id, idx, at_ms, type, actor, details, prev_hash, hash)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    `INSERT INTO audit_events (proposal_id, idx, at_ms, type, actor, details, prev_hash, hash, head_sig)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
      ON CONFLICT (proposal_id, idx) DO NOTHING`,
   );
   await db.batch(
-    events.map((e) =>
+    events.map((e, i) =>
       insert.bind(
         e.proposal_id,
         e.idx,
@@ -41,6 +51,7 @@ export async function appendAuditEvents(db: D1Database, events: readonly AuditEv
         JSON.stringify(e.details),
         e.prev_hash,
         e.hash,
+        i === events.length - 1 ? headSig : null,
       ),
     ),
   );
@@ -61,7 +72,7 @@ export interface AuditQuery {
 export async function queryAuditEvents(db: D1Database, query: AuditQuery): Promise<StoredAuditEvent[]> {
   const { results } = await db
     .prepare(
-      `SELECT seq, proposal_id, idx, at_ms, type, actor, details, prev_hash, hash
+      `SELECT seq, proposal_id, idx, at_ms, type, actor, details, prev_hash, hash, head_sig
        FROM audit_events
        WHERE (?1 IS NULL OR proposal_id = ?1)
          AND (?2 IS NULL OR type = ?2)
@@ -96,5 +107,50 @@ function fromRow(row: AuditRow): StoredAuditEvent {
     details: JSON.parse(row.details) as Record<string, unknown>,
     prev_hash: row.prev_hash,
     hash: row.hash,
+    head_sig: row.head_sig,
   };
+}
+
+/** A chain's last event in D1, and how many events the chain has there. */
+export interface D1ChainHead {
+  proposal_id: string;
+  idx: number;
+  hash: string;
+  seq: number;
+  count: number;
+}
+
+export interface D1Heads {
+  /** Highest `seq` in the log (0 when it is empty). */
+  max_seq: number;
+  events: number;
+  /** By proposal id. */
+  chains: D1ChainHead[];
+}
+
+/** Every chain's head and the log's totals, read in one batch (one transaction, so they agree). */
+export async function readChainHeads(db: D1Database): Promise<D1Heads> {
+  const [totals, heads] = await db.batch([
+    db.prepare(`SELECT COALESCE(MAX(seq), 0) AS max_seq, COUNT(*) AS events FROM audit_events`),
+    db.prepare(
+      `SELECT e.proposal_id, e.idx, e.hash, e.seq, c.count
+       FROM (SELECT proposal_id, MAX(idx) AS idx, COUNT(*) AS count FROM audit_events GROUP BY proposal_id) AS c
+       JOIN audit_events AS e ON e.proposal_id = c.proposal_id AND e.idx = c.idx
+       ORDER BY e.proposal_id`,
+    ),
+  ]);
+  const total = (totals!.results as Array<{ max_seq: number; events: number }>)[0]!;
+  return { max_seq: total.max_seq, events: total.events, chains: heads!.results as D1ChainHead[] };
+}
+
+/** One chain's events from position `fromIdx` on, in order (a fresh read, outside any checkpoint's snapshot). */
+export async function readChainFrom(db: D1Database, proposalId: string, fromIdx: number): Promise<StoredAuditEvent[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT seq, proposal_id, idx, at_ms, type, actor, details, prev_hash, hash, head_sig
+       FROM audit_events WHERE proposal_id = ?1 AND idx >= ?2 ORDER BY idx`,
+    )
+    .bind(proposalId, fromIdx)
+    .all<AuditRow>();
+  return results.map(fromRow);
 }

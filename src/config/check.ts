@@ -1,5 +1,6 @@
 // Every configuration input of SPEC 3 checked into one Config, collecting all problems at once. Pure and free of
 // Worker-only imports: the Worker (via load.ts) and the operator scripts (plain Node) both run it.
+import { signingKeyProblem } from "../audit/signing.ts";
 import type { ErrorDetail } from "../errors.ts";
 import type { AccessConfig } from "../identity/access.ts";
 import { fromBase64 } from "../lib/encoding.ts";
@@ -38,6 +39,7 @@ export interface ConfigEnv {
   MAIL_API_URL?: unknown;
   MAIL_FROM?: unknown;
   MAIL_API_TOKEN?: unknown;
+  AUDIT_SIGNING_KEY?: unknown;
 }
 
 /** Set with `wrangler secret put` (or `.dev.vars` locally); never in wrangler.toml. */
@@ -51,6 +53,7 @@ export const SECRET_NAMES = [
   "EVENTS_SIGNING_KEYS",
   "RUNNER_SIGNING_KEYS",
   "MAIL_API_TOKEN",
+  "AUDIT_SIGNING_KEY",
 ] as const;
 /** `[vars]` in wrangler.toml. */
 export const VAR_NAMES = [
@@ -106,6 +109,8 @@ export interface Config {
   mail: MailConfig | null;
   /** The Worker's public origin (`https://signoff.example.com`, no trailing slash), where links point; null like linkSecret. */
   publicUrl: string | null;
+  /** `auditsk_<base64>`: the Ed25519 key that signs audit chain heads and checkpoints (SPEC 12; src/audit/signing.ts). */
+  auditSigningKey: string;
 }
 
 export type ConfigCheck = { ok: true; config: Config } | { ok: false; problems: ErrorDetail[] };
@@ -367,6 +372,13 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     linkSecret = null;
   }
   const publicUrl = publicOrigin("PUBLIC_URL", env.PUBLIC_URL, needed, problems);
+  // Required, like the other secrets: without it the audit log's heads go unsigned and SPEC 12 silently fails.
+  let auditSigningKey = secret("AUDIT_SIGNING_KEY", env.AUDIT_SIGNING_KEY, problems);
+  const keyProblem = auditSigningKey === null ? null : signingKeyProblem(auditSigningKey);
+  if (keyProblem !== null) {
+    problems.add("AUDIT_SIGNING_KEY", keyProblem);
+    auditSigningKey = null;
+  }
 
   const slackTeamId = optionalMatch(
     "SLACK_TEAM_ID",
@@ -400,7 +412,8 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     runnerSecret === null ||
     (eventsSecret === null && eventsSigningKeys.length === 0) ||
     runnerUrl === null ||
-    slackApiBase === null
+    slackApiBase === null ||
+    auditSigningKey === null
   ) {
     return { ok: false, problems: problems.list };
   }
@@ -424,6 +437,7 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
       slackTeamId,
       access,
       mail,
+      auditSigningKey,
     }),
   };
 }

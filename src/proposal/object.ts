@@ -1,6 +1,7 @@
 // One Durable Object per proposal: owns its state, serializes every transition, and drives
 // expiry, Slack sync, dispatch, outcome events and audit delivery from its alarm.
 import { DurableObject } from "cloudflare:workers";
+import type { ObjectChainHead } from "../audit/heads.ts";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import type { Refusal } from "../errors.ts";
 import { newNonce } from "../lib/crypto.ts";
@@ -41,6 +42,7 @@ import {
   markLinkUsed,
   markWebhookSeen,
   migrate,
+  objectChainHead,
   queueNotification,
   saveProposal,
 } from "./store.ts";
@@ -340,6 +342,11 @@ export class ProposalObject extends DurableObject<Env> {
       const status = t.code === "replayed" ? 401 : 409;
       return { ...committed(t), answer: { ok: false, refusal: { status, code: t.code, message: t.message } } };
     });
+  }
+
+  /** Its audit chain as it sealed it: GET /v1/audit/checkpoint compares D1's with it (SPEC 12). */
+  async auditHead(): Promise<ObjectChainHead> {
+    return objectChainHead(this.#sql);
   }
 
   override async alarm(): Promise<void> {

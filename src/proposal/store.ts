@@ -3,6 +3,7 @@
 // table (read and written by src/proposal/scheduler.ts). One versioned schema for all of them.
 // Synchronous, so a state change and the events that record it are written in one step.
 import { type AuditEvent, GENESIS_HASH, sealEvent } from "../audit/chain.ts";
+import type { ObjectChainHead } from "../audit/heads.ts";
 import type { EventDraft } from "./lifecycle.ts";
 import type { LinkChoice, Proposal } from "./types.ts";
 
@@ -128,6 +129,21 @@ function setChainHead(sql: SqlStorage, idx: number, hash: string): void {
     `INSERT INTO meta (key, value) VALUES ('chain_head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     JSON.stringify({ idx, hash }),
   );
+}
+
+/** The chain as this object sealed it, for comparing with D1's (SPEC 12; src/audit/heads.ts). */
+export function objectChainHead(sql: SqlStorage): ObjectChainHead {
+  const head = chainHead(sql);
+  const pending = sql
+    .exec<{ event: string }>(`SELECT event FROM outbox ORDER BY idx`)
+    .toArray()
+    .map((row) => JSON.parse(row.event) as AuditEvent);
+  const first = pending[0];
+  return {
+    head,
+    flushed: first ? { idx: first.idx - 1, hash: first.prev_hash } : head,
+    pending: pending.map((e) => ({ idx: e.idx, hash: e.hash })),
+  };
 }
 
 /** Unflushed events in chain order. */

@@ -4,6 +4,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { expect } from "vitest";
+import { type Job, type JobKind, JobTable } from "../../src/proposal/scheduler.ts";
 import { type ProposalStub, proposalStub } from "../../src/proposal/stub.ts";
 import { signSlackRequest } from "../../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "../fixtures.ts";
@@ -51,9 +52,16 @@ export function proposalBody(overrides: Record<string, unknown> = {}) {
 /** Proposals made by the current test, settled after it so their late jobs never leak into the next. */
 export const createdThisTest = new Set<string>();
 
-/** Creates a proposal through the API and returns its JSON (asserting 201). */
-export async function createProposal(overrides: Record<string, unknown> = {}, token: string = TOKENS.writer) {
-  const res = await call("/v1/proposals", { body: proposalBody(overrides), token });
+/** Creates a proposal through the API (as `token`, with extra `headers`) and returns its JSON, asserting 201. */
+export async function createProposal(
+  overrides: Record<string, unknown> = {},
+  options: { token?: string; headers?: Record<string, string> } = {},
+) {
+  const res = await call("/v1/proposals", {
+    body: proposalBody(overrides),
+    token: options.token ?? TOKENS.writer,
+    headers: options.headers ?? {},
+  });
   const body = await json(res);
   expect(res.status, JSON.stringify(body)).toBe(201);
   createdThisTest.add(body.id);
@@ -72,19 +80,37 @@ export function stubOf(id: string): ProposalStub {
   return stub;
 }
 
-/**
- * Makes the proposal's jobs (of `kinds`, or all but expiry) due now, as if their retry
- * time had come, and lets them run to the end.
- */
-export async function runJobsNow(id: string, kinds?: string[]): Promise<void> {
-  await settle(id);
-  await runInDurableObject(stubOf(id), (_instance, state) => {
-    if (kinds) {
-      for (const kind of kinds) state.storage.sql.exec(`UPDATE jobs SET due_at = 0 WHERE kind = ?`, kind);
-    } else {
-      state.storage.sql.exec(`UPDATE jobs SET due_at = 0 WHERE kind != 'expire'`);
-    }
+// ---- the proposal's jobs (src/proposal/scheduler.ts), through JobTable's own API ----------
+
+/** Runs `fn` on the proposal's job table, inside its Durable Object. */
+export function inJobTable<R>(id: string, fn: (jobs: JobTable) => R): Promise<R> {
+  return runInDurableObject(stubOf(id), (_instance, state) => fn(new JobTable(state.storage.sql)));
+}
+
+/** The proposal's jobs (of one kind), earliest first. */
+export function jobsOf(id: string, kind?: JobKind): Promise<Job[]> {
+  return inJobTable(id, (jobs) => jobs.list().filter((job) => kind === undefined || job.kind === kind));
+}
+
+/** Makes the proposal's jobs (of `kinds`, or all but expiry) due now, as if their retry time had come. */
+export function makeDue(id: string, kinds?: readonly JobKind[]): Promise<void> {
+  return inJobTable(id, (jobs) => {
+    const chosen =
+      kinds ??
+      new Set(
+        jobs
+          .list()
+          .map((job) => job.kind)
+          .filter((kind) => kind !== "expire"),
+      );
+    for (const kind of chosen) jobs.makeDue(kind);
   });
+}
+
+/** Makes the proposal's jobs (of `kinds`, or all but expiry) due now and lets them run to the end. */
+export async function runJobsNow(id: string, kinds?: readonly JobKind[]): Promise<void> {
+  await settle(id);
+  await makeDue(id, kinds);
   await settle(id);
 }
 
@@ -106,29 +132,19 @@ export async function runAlarm(id: string): Promise<boolean> {
 export async function settle(id: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const { due, running } = await runInDurableObject(stubOf(id), (_instance, state) => {
+    const { due, running } = await inJobTable(id, (jobs) => {
       const now = Date.now();
-      return state.storage.sql
-        .exec<{ due: number; running: number }>(
-          `SELECT COALESCE(SUM(due_at <= ? AND lease_until <= ?), 0) AS due, COALESCE(SUM(lease_until > ?), 0) AS running
-           FROM jobs WHERE kind != 'expire'`,
-          now,
-          now,
-          now,
-        )
-        .one();
+      const waiting = jobs.list().filter((job) => job.kind !== "expire");
+      return {
+        due: waiting.filter((job) => job.due_at <= now && job.lease_until <= now).length,
+        running: waiting.filter((job) => job.lease_until > now).length,
+      };
     });
     if (due === 0 && running === 0) return;
     if (due > 0) await runAlarm(id);
     else await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error(`settle(${id}): jobs still due or running after ${timeoutMs} ms`);
-}
-
-export async function jobsOf(id: string) {
-  return runInDurableObject(stubOf(id), (_instance, state) =>
-    state.storage.sql.exec(`SELECT * FROM jobs ORDER BY due_at`).toArray(),
-  );
 }
 
 /** Audit events of one proposal as the API shows them. */

@@ -24,11 +24,11 @@ import {
 } from "../fixtures.ts";
 import { BASE, createdThisTest } from "./api.ts";
 
-export const PEER = (env as unknown as { TEST_PEER: string }).TEST_PEER;
+export const PEER = env.TEST_PEER;
 
-let cached: Env | undefined;
+let cached: Cloudflare.Env | undefined;
 
-export async function linkEnv(): Promise<Env> {
+export async function linkEnv(): Promise<Cloudflare.Env> {
   if (!cached) {
     const keys = await Promise.all(
       [...KEY_ENTRIES, SOC_KEY].map(async ({ token, ...entry }) => ({ ...entry, sha256: await sha256Hex(token) })),
@@ -43,7 +43,7 @@ export async function linkEnv(): Promise<Env> {
       MAIL_API_URL: `${PEER}${MAIL_PATH}`,
       MAIL_FROM,
       MAIL_API_TOKEN,
-    } as Env;
+    };
   }
   return cached;
 }

@@ -2,7 +2,7 @@
 import { env } from "cloudflare:workers";
 import type { RecordedRequest, ScriptedResponse } from "./server.ts";
 
-const base = () => (env as unknown as { TEST_PEER: string }).TEST_PEER;
+const base = () => env.TEST_PEER;
 
 export const peer = {
   async reset(): Promise<void> {

@@ -1,5 +1,8 @@
-// Job: copy the proposal's sealed audit events from its outbox to D1, in chain order.
+// Job: copy the proposal's sealed audit events from its outbox to D1, in chain order, each batch's last event
+// signed as the chain's head with AUDIT_SIGNING_KEY (SPEC 12).
+import { type AuditSigner, auditSigner, signHead } from "../../audit/signing.ts";
 import { appendAuditEvents } from "../../audit/store.ts";
+import type { ConfigEnv } from "../../config/load.ts";
 import { backoffMs } from "../scheduler.ts";
 import { dropFlushed, outboxEvents } from "../store.ts";
 import { DONE, type JobRunner } from "./context.ts";
@@ -9,15 +12,24 @@ const BATCH = 100;
 /**
  * D1 being down loses nothing: the events stay in the Durable Object and the job retries
  * (1 s doubling to 1 min, for ever). Rows already written are skipped by D1, so a flush
- * repeated after a lost answer is harmless.
+ * repeated after a lost answer is harmless. A missing or bad AUDIT_SIGNING_KEY holds the
+ * events back the same way, rather than writing heads nobody signed; only the key is read,
+ * so a bad POLICY does not stop the audit log.
  */
 export const flushAudit: JobRunner = async (ctx, job) => {
+  let signer: AuditSigner | undefined;
   for (;;) {
     const events = outboxEvents(ctx.sql, BATCH);
     const last = events.at(-1);
     if (!last) return DONE;
     try {
-      await appendAuditEvents(ctx.env.AUDIT_DB, events);
+      signer ??= await auditSigner(String((ctx.env as unknown as ConfigEnv).AUDIT_SIGNING_KEY ?? ""));
+    } catch (error) {
+      console.warn(`audit flush for ${last.proposal_id} waits for a usable key: ${(error as Error).message}`);
+      return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
+    }
+    try {
+      await appendAuditEvents(ctx.env.AUDIT_DB, events, await signHead(signer, last));
     } catch (error) {
       console.warn(
         `audit flush for ${last.proposal_id} failed (attempt ${job.attempt + 1}): ${(error as Error).message}`,
