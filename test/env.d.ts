@@ -20,12 +20,12 @@ declare namespace Cloudflare {
     PUBLIC_URL: string;
     /** signoff's own workspace (test/fixtures.ts SLACK_TEAM_ID). */
     SLACK_TEAM_ID: string;
-    // Access and the mail API: only in the link env (test/helpers/links.ts), for approval links.
-    ACCESS_TEAM_DOMAIN?: string;
-    ACCESS_AUD?: string;
-    MAIL_API_URL?: string;
-    MAIL_FROM?: string;
-    MAIL_API_TOKEN?: string;
+    // Cloudflare Access (the loopback peer as team domain) and the mail API on the peer, for approval links.
+    ACCESS_TEAM_DOMAIN: string;
+    ACCESS_AUD: string;
+    MAIL_API_URL: string;
+    MAIL_FROM: string;
+    MAIL_API_TOKEN: string;
     /** Shortened so that the "runner hangs" tests do not wait the default 10 s. */
     DISPATCH_TIMEOUT_MS: string;
   }

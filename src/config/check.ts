@@ -10,7 +10,7 @@ import { parseSecretKey, splitKeyList } from "../webhooks/signing-keys.ts";
 import type { ApiKey } from "./api-keys.ts";
 import { parseApiKeys } from "./api-keys.ts";
 import type { Policy } from "./policy.ts";
-import { parsePolicy } from "./policy.ts";
+import { isMailRecipient, parsePolicy } from "./policy.ts";
 import { ConfigError, deepFreeze } from "./problems.ts";
 
 /**
@@ -395,7 +395,7 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     : null;
   const access = accessConfig(env, identityNeeded, problems);
   const mailed = policy
-    ? Object.values(policy.actions).find((a) => !a.verify && a.links?.recipients.some((r) => r.includes("@")))
+    ? Object.values(policy.actions).find((a) => !a.verify && a.links?.recipients.some(isMailRecipient))
     : undefined;
   const mail = mailConfig(
     env,

@@ -23,6 +23,10 @@ export const MAX_UNSCHEMED_PARAMS_BYTES = 4096;
  */
 export const RECIPIENT_PATTERN = /^[A-Za-z0-9._%+@=-]{1,254}$/;
 export const RECIPIENT_MESSAGE = "must be an e-mail address or an opaque id: 1–254 of A-Z a-z 0-9 . _ % + @ = -";
+/** A recipient signoff mails its approval links to (SPEC 12): one that is an e-mail address. */
+export function isMailRecipient(recipient: string): boolean {
+  return recipient.includes("@");
+}
 /** A person's name in the policy's `people` directory (what the audit log and the card call them). */
 export const PERSON_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** Slack's limit for a button's text; the labels are also the Teams card's and the confirmation page's buttons. */

@@ -27,13 +27,28 @@ export type MailResult =
 
 export const MAIL_TIMEOUT_MS = 10_000;
 
-export function sendMail(config: MailConfig, mail: Mail, timeoutMs = MAIL_TIMEOUT_MS): Promise<MailResult> {
+export interface SendOptions {
+  /**
+   * Sent as `Idempotency-Key`: the same key again is not a second message (Resend keeps keys for 24 h; an API that
+   * ignores the header still gets one request per attempt). For a retry after an answer that never arrived.
+   */
+  idempotencyKey?: string;
+  timeoutMs?: number;
+}
+
+export function sendMail(config: MailConfig, mail: Mail, options: SendOptions = {}): Promise<MailResult> {
+  const timeoutMs = options.timeoutMs ?? MAIL_TIMEOUT_MS;
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    authorization: `Bearer ${config.token}`,
+  };
+  if (options.idempotencyKey !== undefined) headers["idempotency-key"] = options.idempotencyKey;
   return withDeadline(timeoutMs, async (signal) => {
     let res: Response;
     try {
       res = await fetch(config.url, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${config.token}` },
+        headers,
         body: JSON.stringify({
           from: config.from,
           to: [mail.to],

@@ -2,7 +2,7 @@
 // Each returns either a refusal or the next proposal plus the audit events that record it;
 // nothing else in the code base builds a new status.
 
-import { DEFAULT_VERIFY_LABELS } from "../config/policy.ts";
+import { DEFAULT_VERIFY_LABELS, isMailRecipient } from "../config/policy.ts";
 import type { RunnerAnswer } from "../dispatch/runner-answer.ts";
 import type { Approval, LinkChoice, Proposal, Status, VerifyAnswer } from "./types.ts";
 import { TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
@@ -376,6 +376,12 @@ export function linkChoices(p: Proposal): LinkChoice[] {
 export function teamsRecipient(p: Proposal): string | null {
   if (!p.teams) return null;
   return p.kind === "verify" ? p.recipient : (p.rule.links?.teams_recipient ?? null);
+}
+
+/** Whom signoff mails approval links to (SPEC 12): the e-mail addresses among an approval's link recipients. */
+export function mailRecipients(p: Proposal): string[] {
+  if (p.kind !== "approval") return [];
+  return (p.rule.links?.recipients ?? []).filter(isMailRecipient);
 }
 
 /** Applies a signed-link decision at time `now` (ms), with the same rules and races as a click. */

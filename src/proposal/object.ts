@@ -1,5 +1,6 @@
 // One Durable Object per proposal: owns its state, serializes every transition, and drives
-// expiry, Slack sync, dispatch, outcome events and audit delivery from its alarm.
+// expiry, Slack sync, Teams messages, mailed links, dispatch, outcome events and audit delivery
+// from its alarm.
 import { DurableObject } from "cloudflare:workers";
 import type { ObjectChainHead } from "../audit/heads.ts";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
@@ -10,6 +11,7 @@ import { membershipOf } from "../slack/usergroups.ts";
 import { flushAudit } from "./jobs/audit-flush.ts";
 import type { JobContext, JobOutcome, JobRunner } from "./jobs/context.ts";
 import { dispatchToRunner } from "./jobs/dispatch.ts";
+import { mailLinks } from "./jobs/mail.ts";
 import { deliverNotifications } from "./jobs/notify.ts";
 import { type EphemeralPayload, hasSlackCard, syncSlack } from "./jobs/slack-sync.ts";
 import { syncTeams } from "./jobs/teams-sync.ts";
@@ -27,6 +29,7 @@ import {
   linkChoices,
   linkDeciders,
   linkRefusal,
+  mailRecipients,
   precheckDeny,
   type Standing,
   type Transition,
@@ -102,6 +105,7 @@ const RUNNERS: Record<JobKind, JobRunner> = {
   dispatch: dispatchToRunner,
   notify: deliverNotifications,
   teams: syncTeams,
+  mail: mailLinks,
 };
 
 /** Whether the Slack messages would show something different (not just bookkeeping). */
@@ -186,6 +190,8 @@ export class ProposalObject extends DurableObject<Env> {
       this.#jobs.schedule("expire", "ttl", Date.parse(proposal.expires_at));
       if (hasSlackCard(proposal)) this.#jobs.schedule("slack", "card", now);
       if (proposal.teams) this.#jobs.schedule("teams", "sync", now);
+      // One mail per e-mail recipient, each its own job: one address that fails never holds up the others.
+      if (proposal.mail) for (const recipient of mailRecipients(proposal)) this.#jobs.schedule("mail", recipient, now);
       return { ok: true, created: true, proposal, links: listLinks(this.#sql) };
     });
   }

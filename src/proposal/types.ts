@@ -70,6 +70,15 @@ export interface TeamsState {
   announced: Status | null;
 }
 
+/** How the mail bringing one recipient their approval links ended: delivered, given up, or not sent (decided first). */
+export type MailOutcome = "sent" | "failed" | "skipped";
+
+/** Where the mails with approval links stand (internal, like `teams`): one per e-mail recipient of the rule's links. */
+export interface MailState {
+  /** Recipient → how its mail ended; a recipient not here is still to be mailed. Never mailed twice. */
+  done: Record<string, MailOutcome>;
+}
+
 export interface SlackMessageRef {
   channel: string;
   ts: string;
@@ -107,4 +116,6 @@ export interface Proposal {
   slack: { messages: SlackMessageRef[] };
   /** Teams delivery state; null when the action has no Teams webhook. Never shown by the API. */
   teams: TeamsState | null;
+  /** Mail delivery of approval links; null when no link recipient is an e-mail address. Never shown by the API. */
+  mail: MailState | null;
 }
