@@ -145,7 +145,8 @@ export function linkActions(peer: string) {
       verify_labels: { yes: "Yes, I signed in", no: "No, block it" },
       links: { enabled: true, teams_webhook: `${peer}/teams/verify` },
     },
-    // An approval decided in Slack or by link: 2 of U0ALICE, three link recipients and the Teams channel.
+    // An approval decided in Slack or by link: 2 of U0ALICE, three link recipients (mailed their links) and the Teams
+    // card's links (for whichever recipient signs in).
     "links.deploy": {
       approvers: ["U0ALICE"],
       required_approvals: 2,
@@ -170,3 +171,9 @@ export function linkActions(peer: string) {
     "links.quiet": { approvers: ["U0ALICE"], links: { enabled: false, recipients: ["alice@example.com"] } },
   } as const;
 }
+
+/**
+ * The link env's `people` directory: alice's Slack account and e-mail are one person, who counts once whichever she
+ * uses (SPEC 12).
+ */
+export const PEOPLE = { alice: ["U0ALICE", "alice@example.com"] } as const;

@@ -145,13 +145,13 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
   if (!outcome.ok) throw toApiError(outcome.refusal);
   const status = outcome.created ? 201 : 200;
   const created = outcome.proposal;
-  if (!created.rule.links || config.linkSecret === null || config.publicUrl === null)
+  // Approval links never leave signoff through the API (SPEC 12): whoever holds the proposer's key would hold every
+  // recipient's vote. signoff mails them and posts the Teams card's itself. A verification prompt's links decide by
+  // possession and never dispatch: they are the proposer's to deliver (SMS, e-mail) to the addressee alone, so only
+  // this answer (and an Idempotency-Key replay of it) carries them; GET never does.
+  if (created.kind !== "verify" || !created.rule.links || config.linkSecret === null || config.publicUrl === null)
     return c.json(toView(created), status);
-  // The signed links, for the proposer to deliver (e-mail, SMS). They are credentials: only this answer (and an
-  // Idempotency-Key replay of it) carries them; GET never does. The Teams identity's links go to Teams only.
-  const teamsOnly = created.kind === "approval" ? created.rule.links.teams_recipient : null;
-  const issued = outcome.links.filter((link) => link.recipient !== teamsOnly);
-  const minted = await mintLinkUrls(config.linkSecret, config.publicUrl, created, issued);
+  const minted = await mintLinkUrls(config.linkSecret, config.publicUrl, created, outcome.links);
   return c.json({ ...toView(created), links: minted }, status);
 });
 

@@ -56,7 +56,11 @@ export type CreateOutcome =
   | {
       ok: true;
       created: boolean;
-      proposal: Proposal /** Issued signed links (none when the action has no links). */;
+      proposal: Proposal;
+      /**
+       * A verification prompt's issued links, for the proposer to deliver to the addressee. Never an approval's:
+       * signoff delivers those itself, and no API answer carries them (SPEC 12).
+       */
       links: IssuedLink[];
     }
   | { ok: false; refusal: Refusal };
@@ -166,7 +170,7 @@ export class ProposalObject extends DurableObject<Env> {
     const existing = loadProposal(this.#sql);
     if (existing) {
       if (existing.request_sha256 === requestSha256)
-        return { ok: true, created: false, proposal: existing.proposal, links: listLinks(this.#sql) };
+        return { ok: true, created: false, proposal: existing.proposal, links: this.#proposerLinks(existing.proposal) };
       return {
         ok: false,
         refusal: {
@@ -192,7 +196,7 @@ export class ProposalObject extends DurableObject<Env> {
       if (proposal.teams) this.#jobs.schedule("teams", "sync", now);
       // One mail per e-mail recipient, each its own job: one address that fails never holds up the others.
       if (proposal.mail) for (const recipient of mailRecipients(proposal)) this.#jobs.schedule("mail", recipient, now);
-      return { ok: true, created: true, proposal, links: listLinks(this.#sql) };
+      return { ok: true, created: true, proposal, links: this.#proposerLinks(proposal) };
     });
   }
 
@@ -408,6 +412,11 @@ export class ProposalObject extends DurableObject<Env> {
   }
 
   // ---- internals -------------------------------------------------------------------
+
+  /** The links the proposer may deliver: a verification prompt's (possession-only, they never dispatch); none else. */
+  #proposerLinks(p: Proposal): IssuedLink[] {
+    return p.kind === "verify" ? listLinks(this.#sql) : [];
+  }
 
   #current(): Proposal | null {
     if (this.#cached === undefined) this.#cached = loadProposal(this.#sql)?.proposal ?? null;
