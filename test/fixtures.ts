@@ -139,11 +139,12 @@ export function linkActions(peer: string) {
   return {
     // "Was this you?" in the user's Slack DM, default labels.
     "verify.login": { kind: "verify", ttl_seconds: 600 },
-    // The same question as signed links (for the proposer to send) and on a Teams card, with labels of its own.
+    // The same question as signed links, for the proposer to send to the addressee alone (never to a Teams channel:
+    // they answer by possession), with labels of its own.
     "verify.device": {
       kind: "verify",
       verify_labels: { yes: "Yes, I signed in", no: "No, block it" },
-      links: { enabled: true, teams_webhook: `${peer}/teams/verify` },
+      links: { enabled: true },
     },
     // An approval decided in Slack or by link: 2 of U0ALICE, three link recipients (mailed their links) and the Teams
     // card's links (for whichever recipient signs in).

@@ -139,7 +139,7 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
     ttlSeconds,
     now: Date.now(),
     kind,
-    teamsWebhook: links?.teams_webhook ?? null,
+    teamsWebhook: kind === "approval" ? (links?.teams_webhook ?? null) : null,
   });
   const outcome = await proposalStubAt(ns, objectId).create(proposal, requestSha256(raw));
   if (!outcome.ok) throw toApiError(outcome.refusal);

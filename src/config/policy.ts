@@ -401,6 +401,15 @@ function linksProblems(links: ParsedLinks, verify: boolean, at: At): ErrorDetail
     if (problem) details.push({ path: at("links", "teams_webhook"), message: problem });
   }
   if (links.recipients) details.push(...duplicates(links.recipients, (i) => at("links", "recipients", i)));
+  if (verify && links.teams_webhook !== undefined) {
+    // Refused even while links are disabled: enabling them later must not be what posts them to a channel.
+    details.push({
+      path: at("links", "teams_webhook"),
+      message:
+        'not for kind: "verify": a verification prompt\'s links answer by possession, and anyone in a Teams channel ' +
+        "could answer for the addressee; the proposer delivers them to that person alone",
+    });
+  }
   if (!links.enabled) return details;
   if (verify) {
     if (links.recipients !== undefined) {
@@ -412,7 +421,7 @@ function linksProblems(links: ParsedLinks, verify: boolean, at: At): ErrorDetail
     if (links.teams_recipient !== undefined) {
       details.push({
         path: at("links", "teams_recipient"),
-        message: "a verification prompt's Teams links are minted for the proposal's recipient: leave this out",
+        message: "a verification prompt's links go to the proposal's recipient alone: leave this out",
       });
     }
     return details;

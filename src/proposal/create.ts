@@ -45,12 +45,13 @@ export function newProposal(input: {
   now: number;
   /** The action's kind from the policy (a `kind` the proposer gave was checked against it). */
   kind?: ProposalKind;
-  /** The action's Teams webhook, frozen with the rule. */
+  /** The action's Teams webhook, frozen with the rule (approvals only: see `teams` below). */
   teamsWebhook?: string | null;
 }): Proposal {
   const { draft } = input;
   const kind = input.kind ?? "approval";
-  const teamsWebhook = input.teamsWebhook ?? null;
+  // A verification prompt's links decide by possession: never into a shared Teams channel, whatever the caller passed.
+  const teamsWebhook = kind === "approval" ? (input.teamsWebhook ?? null) : null;
   // signoff mails approval links to e-mail recipients itself (SPEC 12); the proposer never sees them.
   const mailed = kind === "approval" && (input.rule.links?.recipients ?? []).some(isMailRecipient);
   return {

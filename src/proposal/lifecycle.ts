@@ -372,10 +372,13 @@ export function linkChoices(p: Proposal): LinkChoice[] {
   return p.kind === "verify" ? [...VERIFY_ANSWERS] : ["approve", "deny"];
 }
 
-/** Whom the links on the Teams card are for: the policy's Teams identity, or a verification prompt's recipient. */
+/**
+ * Whom the links on the Teams card are for: the policy's Teams identity, on approvals only. A verification prompt's
+ * links decide by possession, so they never go into a shared channel (SPEC 12; the policy refuses its teams_webhook).
+ */
 export function teamsRecipient(p: Proposal): string | null {
-  if (!p.teams) return null;
-  return p.kind === "verify" ? p.recipient : (p.rule.links?.teams_recipient ?? null);
+  if (!p.teams || p.kind !== "approval") return null;
+  return p.rule.links?.teams_recipient ?? null;
 }
 
 /** Whom signoff mails approval links to (SPEC 12): the e-mail addresses among an approval's link recipients. */
