@@ -70,8 +70,9 @@ export const POLICY = {
     },
     "demo.echo": {
       requester_only: true,
-      // Who a requester_only proposal may name: a stolen key cannot address an account of its choosing.
-      requesters: ["U0BOB", "U0ALICE", "S0ONCALL"],
+      // Who a requester_only proposal may name: a stolen key cannot address an account of its choosing. S0REQUESTERS
+      // serves nothing else, so api-contract.test.ts finds it out of the group cache when Slack is down.
+      requesters: ["U0BOB", "U0ALICE", "S0ONCALL", "S0REQUESTERS"],
       ttl_seconds: 30,
     },
   },
@@ -81,6 +82,7 @@ export const POLICY = {
 export const USERGROUPS: Record<string, string[]> = {
   S0ONCALL: ["U0BOB", "U0OSCAR"],
   S0SRELEADS: ["U0LEAD"],
+  S0REQUESTERS: ["U0RITA"],
 };
 
 /** signoff's own workspace (SLACK_TEAM_ID); users.info puts every user in it except those below. */
@@ -170,6 +172,8 @@ export function linkActions(peer: string) {
     },
     // Links configured but switched off: Slack only.
     "links.quiet": { approvers: ["U0ALICE"], links: { enabled: false, recipients: ["alice@example.com"] } },
+    // Not requester_only, yet only these may be named as requested_by (no links: "links." is the SOC key's pattern).
+    "links.gated": { approvers: ["U0ALICE"], channel: "C0DEPLOY", requesters: ["U0BOB", "S0ONCALL"] },
   } as const;
 }
 
