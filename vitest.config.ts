@@ -3,7 +3,17 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { KEY_ENTRIES, LINK_BINDINGS, POLICY, SECRETS } from "./test/fixtures.ts";
+import {
+  ACCESS_AUD,
+  KEY_ENTRIES,
+  LINK_BINDINGS,
+  MAIL_API_TOKEN,
+  MAIL_FROM,
+  MAIL_PATH,
+  POLICY,
+  SECRETS,
+  SLACK_TEAM_ID,
+} from "./test/fixtures.ts";
 
 const apiKeys = KEY_ENTRIES.map(({ token, ...entry }) => ({
   ...entry,
@@ -25,7 +35,15 @@ export default defineConfig(async () => {
               API_KEYS: JSON.stringify(apiKeys),
               POLICY: JSON.stringify(POLICY),
               SLACK_API_BASE: `${peer}/slack/api`,
+              SLACK_TEAM_ID,
               RUNNER_URL: `${peer}/runner`,
+              // Approval links: Access in front of /l/* (the peer stands in for the team domain and its keys) and
+              // the mail API that delivers them, which the proposals' Durable Objects call with these bindings.
+              ACCESS_TEAM_DOMAIN: peer,
+              ACCESS_AUD,
+              MAIL_API_URL: `${peer}${MAIL_PATH}`,
+              MAIL_FROM,
+              MAIL_API_TOKEN,
               // Short enough that the "runner hangs" test does not wait 10 s.
               DISPATCH_TIMEOUT_MS: "1500",
               TEST_PEER: peer,

@@ -120,6 +120,9 @@ function placeholderSecret(name: string): string {
   if (name === "SLACK_BOT_TOKEN") return "xoxb-placeholder";
   // Optional lists of Ed25519 keys: left empty, since a stand-in key could only collide or mislead.
   if (name === "EVENTS_SIGNING_KEYS" || name === "RUNNER_SIGNING_KEYS") return "";
+  // The mail settings are all or nothing: a stand-in token alone would ask for MAIL_API_URL and MAIL_FROM.
+  if (name === "MAIL_API_TOKEN")
+    return vars.MAIL_API_URL === undefined && vars.MAIL_FROM === undefined ? "" : "re_placeholder";
   if (name === "AUDIT_SIGNING_KEY")
     return SIGNING_KEY_PREFIX + Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
   return `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;

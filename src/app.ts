@@ -31,7 +31,7 @@ export function buildApp(): Hono<AppEnv> {
     c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).toBody(), 404),
   );
   app.onError((error, c) => {
-    if (error instanceof ApiError) return c.json(error.toBody(), error.status);
+    if (error instanceof ApiError) return c.json(error.toBody(), error.status, error.headers);
     // Anything else is our fault: logged here, never described to the caller.
     console.error(`unhandled error on ${c.req.method} ${new URL(c.req.url).pathname}:`, error);
     return c.json(new ApiError(503, "internal", "internal error").toBody(), 500);

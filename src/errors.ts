@@ -22,13 +22,22 @@ export class ApiError extends Error {
   readonly status: ErrorStatus;
   readonly code: string;
   readonly details: ErrorDetail[];
+  /** Response headers the refusal needs (a 503's `Retry-After`). */
+  readonly headers: Record<string, string>;
 
-  constructor(status: ErrorStatus, code: string, message: string, details: ErrorDetail[] = []) {
+  constructor(
+    status: ErrorStatus,
+    code: string,
+    message: string,
+    details: ErrorDetail[] = [],
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.details = details;
+    this.headers = headers;
   }
 
   toBody(): ErrorBody {

@@ -22,6 +22,7 @@ import {
   slackRequest,
 } from "./helpers/api.ts";
 import { expectError } from "./helpers/contract.ts";
+import { api as linkApi } from "./helpers/links.ts";
 import { countedStream, paddedForm } from "./helpers/streams.ts";
 import { peer } from "./peer/client.ts";
 
@@ -635,6 +636,68 @@ describe("POST /v1/proposals", () => {
       const body: Json = proposalBody({ action: { type: "demo.echo", params: { message: "hi" } } });
       delete body.requested_by;
       await expectRefusedCreate((key) => postProposal(key, { body }), 422, ["requested_by"]);
+    });
+
+    describe("requested_by must be one of the action's requesters (SPEC 12)", () => {
+      const echo = (requested_by?: string) => {
+        const body: Json = proposalBody({ action: { type: "demo.echo", params: { message: "hi" } }, requested_by });
+        if (requested_by === undefined) delete body.requested_by;
+        return body;
+      };
+
+      // First in this file to ask about S0REQUESTERS, which serves nothing else: the group cache (5 min) cannot answer.
+      it("503 slack_unavailable with Retry-After when Slack cannot list a requesters group: a fault, nothing created", async () => {
+        await peer.script("/slack/api/usergroups.users.list", [{ status: 500 }, { status: 500 }]);
+        let retryAfter: string | null = null;
+        const body = await expectRefusedCreate(
+          async (key) => {
+            const res = await postProposal(key, { body: echo("U0MALLORY") });
+            retryAfter = res.headers.get("retry-after");
+            return res;
+          },
+          503,
+          ["requested_by"],
+        );
+        expect(body.error.code).toBe("slack_unavailable");
+        expect(retryAfter).toMatch(/^[1-9][0-9]*$/);
+        const asked = await peer.slackCalls("usergroups.users.list");
+        expect(asked.map((call) => call.usergroup)).toContain("S0REQUESTERS");
+      });
+
+      it("422 requester_not_allowed naming requested_by for someone neither listed nor in a listed group; nothing created", async () => {
+        const body = await expectRefusedCreate((key) => postProposal(key, { body: echo("U0MALLORY") }), 422, [
+          "requested_by",
+        ]);
+        expect(body.error.code).toBe("requester_not_allowed");
+        expect(body.error.message).toContain("U0MALLORY");
+        // Who may request is the operator's to know, not the proposer's.
+        for (const id of ["U0BOB", "U0ALICE", "S0ONCALL", "S0REQUESTERS", "U0RITA"])
+          expect(JSON.stringify(body)).not.toContain(id);
+      });
+
+      it("a listed user, or a member of a listed user group, may be named", async () => {
+        for (const user of ["U0ALICE", "U0OSCAR", "U0RITA"]) {
+          const res = await call("/v1/proposals", { body: echo(user) });
+          const p = track(await json(res));
+          expect(res.status, `${user}: ${JSON.stringify(p)}`).toBe(201);
+          expect(p.requested_by).toBe(user);
+        }
+      });
+
+      it("requesters apply to an action that is not requester_only too; one that names nobody is not checked", async () => {
+        const gated = (requested_by?: string) => ({
+          ...proposalBody({ action: { type: "links.gated", params: {} } }),
+          requested_by,
+        });
+        const refused = await linkApi("/v1/proposals", { body: gated("U0DAVE") });
+        const error = await expectError(refused, 422, ["requested_by"]);
+        expect(error.error.code).toBe("requester_not_allowed");
+        for (const user of ["U0BOB", "U0OSCAR", undefined]) {
+          const res = await linkApi("/v1/proposals", { body: gated(user) });
+          const p = track(await json(res));
+          expect(res.status, `${user}: ${JSON.stringify(p)}`).toBe(201);
+        }
+      });
     });
   });
 

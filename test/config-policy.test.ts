@@ -37,6 +37,7 @@ describe("defaults (SPEC 3)", () => {
       required_approvals: 1,
       allow_self_approval: false,
       requester_only: false,
+      requesters: null,
       ttl_seconds: 600,
       max_ttl_seconds: 86400,
       channel: "C0APPROVALS",
@@ -52,7 +53,12 @@ describe("defaults (SPEC 3)", () => {
 
   it("defaults escalation.extend_ttl_seconds to 0 and its channel to the action's", () => {
     const action = only({ approvers: ["U0ALICE"], channel: "C0OWN", escalation: { approvers: ["S0LEADS"] } });
-    expect(action.escalation).toEqual({ approvers: ["S0LEADS"], channel: "C0OWN", extend_ttl_seconds: 0 });
+    expect(action.escalation).toEqual({
+      approvers: ["S0LEADS"],
+      required_approvals: 1,
+      channel: "C0OWN",
+      extend_ttl_seconds: 0,
+    });
   });
 
   it("parses the test fixture policy, given as an object or as a string of JSON", () => {
@@ -65,7 +71,9 @@ describe("defaults (SPEC 3)", () => {
   });
 
   it("lets a requester_only action go without approvers or channel", () => {
-    const policy = parsePolicy({ actions: { "demo.echo": { requester_only: true, ttl_seconds: 30 } } });
+    const policy = parsePolicy({
+      actions: { "demo.echo": { requester_only: true, requesters: ["U0BOB"], ttl_seconds: 30 } },
+    });
     expect(policy.actions["demo.echo"]).toMatchObject({
       approvers: [],
       requester_only: true,
@@ -109,7 +117,7 @@ describe("cross-field rules name the field", () => {
   });
 
   it("required_approvals must be 1 for requester_only", () => {
-    expect(problems(withAction({ requester_only: true, required_approvals: 2 }))).toEqual([
+    expect(problems(withAction({ requester_only: true, requesters: ["U0A1"], required_approvals: 2 }))).toEqual([
       { path: 'POLICY.actions["k8s.x"].required_approvals', message: expect.stringContaining("requester_only") },
     ]);
   });
@@ -122,7 +130,9 @@ describe("cross-field rules name the field", () => {
 
   it("an escalation needs somewhere to go", () => {
     expect(
-      problems({ actions: { "k8s.x": { requester_only: true, escalation: { approvers: ["S0LEADS"] } } } }),
+      problems({
+        actions: { "k8s.x": { requester_only: true, requesters: ["U0A1"], escalation: { approvers: ["S0LEADS"] } } },
+      }),
     ).toEqual([{ path: 'POLICY.actions["k8s.x"].escalation.channel', message: expect.any(String) }]);
   });
 
@@ -350,7 +360,7 @@ describe("decisionRuleFor", () => {
       requester_only: false,
       confirm: true,
       channel: "C0INCIDENT",
-      escalation: { approvers: ["S0SRELEADS"], channel: "C0ESCALATE", extend_ttl_seconds: 600 },
+      escalation: { approvers: ["S0SRELEADS"], required_approvals: 1, channel: "C0ESCALATE", extend_ttl_seconds: 600 },
     });
     expect(decisionRuleFor(policy, "demo.echo")).toMatchObject({
       requester_only: true,
@@ -396,5 +406,49 @@ describe("validateParams never throws on hostile params", () => {
       expect(details).toHaveLength(1);
       expect(details[0]!.path).toBe("action.params");
     }
+  });
+});
+
+describe("people, requesters and escalation (SPEC 12)", () => {
+  it("joins each person's identities; one identity belongs to one person", () => {
+    const policy = parsePolicy({
+      ...withAction({ approvers: ["U0ALICE"] }),
+      people: { alice: ["U0ALICE", "alice@example.com"], bob: ["U0BOB"] },
+    });
+    expect(policy.people).toEqual({ U0ALICE: "alice", "alice@example.com": "alice", U0BOB: "bob" });
+    expect(decisionRuleFor(policy, "k8s.x")?.people).toEqual(policy.people);
+    expect(
+      problems({ ...withAction({ approvers: ["U0ALICE"] }), people: { alice: ["U0ALICE"], mallory: ["U0ALICE"] } }),
+    ).toEqual([{ path: "POLICY.people.mallory[0]", message: "already belongs to alice: one identity, one person" }]);
+    expect(problems({ ...withAction({ approvers: ["U0ALICE"] }), people: { alice: ["S0GROUP"] } })).toHaveLength(1);
+  });
+
+  it("counts people, not identities, against required_approvals", () => {
+    const twoOfOne = {
+      ...withAction({
+        approvers: ["U0ALICE"],
+        required_approvals: 2,
+        links: { enabled: true, recipients: ["alice@example.com"] },
+      }),
+      people: { alice: ["U0ALICE", "alice@example.com"] },
+    };
+    expect(problems(twoOfOne)).toEqual([
+      { path: 'POLICY.actions["k8s.x"].required_approvals', message: expect.stringContaining("asks for 2") },
+    ]);
+  });
+
+  it("requester_only needs requesters, so a stolen key cannot address an account of its choosing", () => {
+    expect(problems(withAction({ requester_only: true }))).toEqual([
+      { path: 'POLICY.actions["k8s.x"].requesters', message: expect.stringContaining("requested_by") },
+    ]);
+    expect(only({ requester_only: true, requesters: ["U0BOB", "S0TEAM"] }).requesters).toEqual(["U0BOB", "S0TEAM"]);
+  });
+
+  it("escalation.required_approvals defaults to 1 and cannot exceed the distinct people listed", () => {
+    expect(
+      problems(withAction({ approvers: ["U0A1"], escalation: { approvers: ["U0L1"], required_approvals: 2 } })),
+    ).toEqual([
+      { path: 'POLICY.actions["k8s.x"].escalation.required_approvals', message: expect.stringContaining("2") },
+    ]);
   });
 });

@@ -18,6 +18,14 @@ declare namespace Cloudflare {
     API_KEYS: string;
     LINK_SECRET: string;
     PUBLIC_URL: string;
+    /** signoff's own workspace (test/fixtures.ts SLACK_TEAM_ID). */
+    SLACK_TEAM_ID: string;
+    // Cloudflare Access (the loopback peer as team domain) and the mail API on the peer, for approval links.
+    ACCESS_TEAM_DOMAIN: string;
+    ACCESS_AUD: string;
+    MAIL_API_URL: string;
+    MAIL_FROM: string;
+    MAIL_API_TOKEN: string;
     /** Shortened so that the "runner hangs" tests do not wait the default 10 s. */
     DISPATCH_TIMEOUT_MS: string;
   }

@@ -70,6 +70,9 @@ export const POLICY = {
     },
     "demo.echo": {
       requester_only: true,
+      // Who a requester_only proposal may name: a stolen key cannot address an account of its choosing. S0REQUESTERS
+      // serves nothing else, so api-contract.test.ts finds it out of the group cache when Slack is down.
+      requesters: ["U0BOB", "U0ALICE", "S0ONCALL", "S0REQUESTERS"],
       ttl_seconds: 30,
     },
   },
@@ -79,7 +82,39 @@ export const POLICY = {
 export const USERGROUPS: Record<string, string[]> = {
   S0ONCALL: ["U0BOB", "U0OSCAR"],
   S0SRELEADS: ["U0LEAD"],
+  S0REQUESTERS: ["U0RITA"],
 };
+
+/** signoff's own workspace (SLACK_TEAM_ID); users.info puts every user in it except those below. */
+export const SLACK_TEAM_ID = "T0SIGNOFF";
+/** What users.info says of the accounts that may not decide: a guest, and a Slack Connect peer's member. */
+export const SLACK_ACCOUNTS: Record<string, { team_id?: string; is_restricted?: boolean }> = {
+  U0GUEST: { is_restricted: true },
+  U0EXTERNAL: { team_id: "T0OTHERCO" },
+};
+
+/**
+ * The stand-in for Cloudflare Access (issue 11): the loopback peer is the team domain and serves this key's public
+ * half at /cdn-cgi/access/certs; tests sign application tokens with it (RS256, as Access does).
+ */
+export const ACCESS_AUD = "signoff-test-access-aud-0000000000000000";
+export const ACCESS_PRIVATE_JWK = {
+  kty: "RSA",
+  n: "8GyOtRY7l0t9wrrRfN5xNQ_wZFbG5OIPhgoDENn-0RZ4UbajmEQ4jcL6PvqleLpccx9OuGCFDu-wd238j0d6vw2OZFok1eSJf26csX2tzFdfx4td6upjWV-769BWp0e4c0rrNOBtgiThjhk0ZUnyHgsOx6fHg2YHa0djpn84-g4pQGxrdepVcs6e8o2zkGrQfWvek6Kn2_NPUL4_cj5x-HRpJyZH78dC5o-LoRhivYUCUgiSvmKSBW_Tv5S7AvY2p4u8wnMy3NsyzfqMQ0czN_mOxkcbCjL7cDqKNyfVFiFGPVLlKwHxeOdrTn0ccnQVNcnHbAwzmcWiEJXDmBLK6w",
+  e: "AQAB",
+  d: "BTs3d7U-IrKfz-bkvATTDcaFAono1f4dPFtnaax0oPQONij1MlD5sgv2CfzGMPRNIqwhuF1RR9vrSQ35mtyBTTrsSD614nmQjFdJzYrghzu3d84OgxgKhV1R53WnDQjAeLG-oG3ptBU9WywtOa78N68h6TI7Yx6LNshc4LiP8tDlRAfLhvOhyOW6V6t1VzI9--Oq-vYe-Cr9yWz2dNpKhaCVwigCOK8ZsFV3-GEh6bEJH16u9JUKXOdNyHyYtnVqmISKZrvi4wyE0nBptlV92quh8z2-8UD21kOnzwzoOFVz1vbX0M8xakRcYj2N3nqvcw4mWtLr0IlKIYUnp-tZwQ",
+  p: "_suT3KH7qhRpZUJ-tJ6Oa7znhl_2ZW1w2vhHtmzPV9MnLENk1Kphx7Mt9dbQIMX4s2TrdQTJ14lvT-UBPVc6ktsyoaw5S0uk0RG42fV0FLB52DWbTSBCJy3U_l17W0Wdln0ncY62UM3mIjO_w-VgY4JWPua7X4Jh0FmZx-Z6_LE",
+  q: "8Y-VfuVRRmG23YVeKemtgXO-WpoplD4Lnkd0Cwd0PbS4s_W_8j_F_25qgbX6SsuS--nqyo7e7o5fif7FisQf-8bCJDF2StrscQCc3fk7kWUfYJif7EDYwbo6zoGUMRB7waDPZU-jMdHSfiKmWOd1AiyFl20H09Roud9TYRxoeFs",
+  dp: "mfAO_m7TKJe6cZYyDRf6ffccfl_98pujYng8g2fMAYiuEx0Ijz_9YXTM4MmO5y4UqvXfF8zz0YfUO5XlINVRqyZJucnet7IU-sdVQkH8hv90Lf99O6SwsxEKrT93ZtZxdllY-k-5sKolTyaqxkUP7i7xwoEOVY7lX8aylUaXqZE",
+  dq: "uqQzYSm0A4qKbVyX5hB8lBInGQAWckkCVxhkbAUlZmwVbk7KMVXfGT5qIrDFpDbo6aXSWRHM5EuzO_9TCKYDBFmNNcPV336Jw8IycjwZL30PomYq4rM0B3Np7pcmNkbDKFelB2Vh9aNmXTlOiFDGEpjt25NNwflTtZH9bYIyohM",
+  qi: "LN8eG2NaRfRd0ofyhw85OHNrCK4mN3NFu-70ppShAv2zp6440Mtwiu0pMxAsqrzz6KbVl4A_z55czIuG0T05u-cryyzXv9r1ogsQpqNka-BjXq_pZfy2H7WsIgsCC3tJKuQ5nfwnHsJJ-uKd13DrdSvNuDtbB0tb2_HMsdk8quA",
+  kid: "signoff-test-access",
+  alg: "RS256",
+} as const;
+/** The mail API's path on the loopback peer, and the sender. */
+export const MAIL_PATH = "/mail/emails";
+export const MAIL_FROM = "signoff <signoff@example.com>";
+export const MAIL_API_TOKEN = "re_test_mail_token_000000000000";
 
 // ---- issue 7: signed links, Teams, verification prompts --------------------------------------------------------
 
@@ -106,13 +141,15 @@ export function linkActions(peer: string) {
   return {
     // "Was this you?" in the user's Slack DM, default labels.
     "verify.login": { kind: "verify", ttl_seconds: 600 },
-    // The same question as signed links (for the proposer to send) and on a Teams card, with labels of its own.
+    // The same question as signed links, for the proposer to send to the addressee alone (never to a Teams channel:
+    // they answer by possession), with labels of its own.
     "verify.device": {
       kind: "verify",
       verify_labels: { yes: "Yes, I signed in", no: "No, block it" },
-      links: { enabled: true, teams_webhook: `${peer}/teams/verify` },
+      links: { enabled: true },
     },
-    // An approval decided in Slack or by link: 2 of U0ALICE, three link recipients and the Teams channel.
+    // An approval decided in Slack or by link: 2 of U0ALICE, three link recipients (mailed their links) and the Teams
+    // card's links (for whichever recipient signs in).
     "links.deploy": {
       approvers: ["U0ALICE"],
       required_approvals: 2,
@@ -126,7 +163,22 @@ export function linkActions(peer: string) {
     },
     // Decided only through links: no Slack approvers, no card.
     "links.solo": { ttl_seconds: 600, links: { enabled: true, recipients: ["dana@example.com"] } },
+    // Two of three, escalating to a list that shares an approver (issue 11: the escalator must not decide alone).
+    "links.escalating": {
+      approvers: ["U0ALICE", "U0DAVE", "U0ERIN"],
+      required_approvals: 2,
+      channel: "C0DEPLOY",
+      escalation: { approvers: ["U0ALICE", "U0LEAD"], channel: "C0ESCALATE" },
+    },
     // Links configured but switched off: Slack only.
     "links.quiet": { approvers: ["U0ALICE"], links: { enabled: false, recipients: ["alice@example.com"] } },
+    // Not requester_only, yet only these may be named as requested_by (no links: "links." is the SOC key's pattern).
+    "links.gated": { approvers: ["U0ALICE"], channel: "C0DEPLOY", requesters: ["U0BOB", "S0ONCALL"] },
   } as const;
 }
+
+/**
+ * The link env's `people` directory: alice's Slack account and e-mail are one person, who counts once whichever she
+ * uses (SPEC 12).
+ */
+export const PEOPLE = { alice: ["U0ALICE", "alice@example.com"] } as const;

@@ -24,38 +24,39 @@ const clickBy = (user: string, kind: Click["kind"] = "approve", memberOf: string
   kind,
   user,
   memberOf,
+  standing: "member",
   via: "slack",
 });
 
 describe("who may decide", () => {
   it("a listed approver may approve", () => {
-    expect(mayDecide(makeProposal(), "U0ALICE", [], "approve")).toEqual({ ok: true });
+    expect(mayDecide(makeProposal(), "U0ALICE", [], "approve", "member")).toEqual({ ok: true });
   });
   it("a member of a listed user group may approve", () => {
-    expect(mayDecide(makeProposal(), "U0OSCAR", ["S0ONCALL"], "approve")).toEqual({ ok: true });
+    expect(mayDecide(makeProposal(), "U0OSCAR", ["S0ONCALL"], "approve", "member")).toEqual({ ok: true });
   });
   it("anyone else may not, and is told why", () => {
-    const verdict = mayDecide(makeProposal(), "U0MALLORY", [], "approve");
+    const verdict = mayDecide(makeProposal(), "U0MALLORY", [], "approve", "member");
     expect(verdict).toMatchObject({ ok: false, code: "not_an_approver" });
   });
   it("four-eyes: the requester may not approve their own proposal by default", () => {
     const p = makeProposal({ requested_by: "U0ALICE" });
-    expect(mayDecide(p, "U0ALICE", [], "approve")).toMatchObject({ ok: false, code: "self_approval" });
-    expect(mayDecide(p, "U0ALICE", [], "deny")).toEqual({ ok: true });
+    expect(mayDecide(p, "U0ALICE", [], "approve", "member")).toMatchObject({ ok: false, code: "self_approval" });
+    expect(mayDecide(p, "U0ALICE", [], "deny", "member")).toEqual({ ok: true });
   });
   it("allow_self_approval lets the requester approve", () => {
     const p = makeProposal({ requested_by: "U0ALICE", rule: { allow_self_approval: true } });
-    expect(mayDecide(p, "U0ALICE", [], "approve")).toEqual({ ok: true });
+    expect(mayDecide(p, "U0ALICE", [], "approve", "member")).toEqual({ ok: true });
   });
   it("requester_only: only the requester may decide, approvers or not", () => {
     const p = makeProposal({ requested_by: "U0BOB", rule: { requester_only: true, approvers: [] } });
-    expect(mayDecide(p, "U0BOB", [], "approve")).toEqual({ ok: true });
-    expect(mayDecide(p, "U0ALICE", [], "approve")).toMatchObject({ ok: false, code: "requester_only" });
+    expect(mayDecide(p, "U0BOB", [], "approve", "member")).toEqual({ ok: true });
+    expect(mayDecide(p, "U0ALICE", [], "approve", "member")).toMatchObject({ ok: false, code: "requester_only" });
   });
   it("after escalation only the escalation approvers decide", () => {
     const p = makeProposal({ escalated: { by: "slack:U0ALICE", at: EXPIRES_AT, prior_approvals: [] } });
-    expect(mayDecide(p, "U0ALICE", [], "approve")).toMatchObject({ ok: false, code: "not_an_approver" });
-    expect(mayDecide(p, "U0LEAD", ["S0SRELEADS"], "approve")).toEqual({ ok: true });
+    expect(mayDecide(p, "U0ALICE", [], "approve", "member")).toMatchObject({ ok: false, code: "not_an_approver" });
+    expect(mayDecide(p, "U0LEAD", ["S0SRELEADS"], "approve", "member")).toEqual({ ok: true });
   });
 });
 
@@ -65,7 +66,7 @@ describe("transitions", () => {
     expect(t.ok).toBe(true);
     if (!t.ok) return;
     expect(t.proposal.status).toBe("approved");
-    expect(t.proposal.approvals).toEqual([{ user: "U0ALICE", at: new Date(BEFORE).toISOString() }]);
+    expect(t.proposal.approvals).toEqual([{ user: "U0ALICE", person: "U0ALICE", at: new Date(BEFORE).toISOString() }]);
     expect(t.proposal.decision).toMatchObject({ by: "slack:U0ALICE", outcome: "approved" });
     expect(t.events.map((e) => e.type)).toEqual(["approval.recorded", "proposal.approved"]);
     expect(t.events[1]!.details.plan_sha256).toBe(t.proposal.plan_sha256);
@@ -174,11 +175,11 @@ describe("creation", () => {
 
 describe("the deny pre-check (before the reason modal opens)", () => {
   it("an approver may open it; nothing changes and nothing is recorded", () => {
-    expect(precheckDeny(makeProposal(), "U0ALICE", [])).toEqual({ ok: true });
-    expect(precheckDeny(makeProposal({ requested_by: "U0ALICE" }), "U0ALICE", [])).toEqual({ ok: true });
+    expect(precheckDeny(makeProposal(), "U0ALICE", [], "member")).toEqual({ ok: true });
+    expect(precheckDeny(makeProposal({ requested_by: "U0ALICE" }), "U0ALICE", [], "member")).toEqual({ ok: true });
   });
   it("anyone else is refused, and the refusal is audited like a refused click", () => {
-    const refused = precheckDeny(makeProposal(), "U0MALLORY", []);
+    const refused = precheckDeny(makeProposal(), "U0MALLORY", [], "member");
     expect(refused).toMatchObject({ ok: false, code: "not_an_approver" });
     expect(!refused.ok && refused.events).toEqual([
       {
@@ -193,7 +194,7 @@ describe("the deny pre-check (before the reason modal opens)", () => {
       status: "approved",
       decision: { by: "slack:U0DAVE", at: EXPIRES_AT, outcome: "approved" },
     });
-    const refused = precheckDeny(decided, "U0ALICE", []);
+    const refused = precheckDeny(decided, "U0ALICE", [], "member");
     expect(refused).toMatchObject({ ok: false, code: "not_pending" });
     expect(!refused.ok && refused.message).toContain("<@U0DAVE>");
   });
@@ -203,7 +204,12 @@ describe("signed links presented to decide", () => {
   const links = { recipients: ["alice@example.com"], teams_recipient: null };
   const withLinks = () => makeProposal({ rule: { links } });
   const issued: IssuedLinkState = { recipient: "alice@example.com", choice: "approve", used_at: null };
-  const use = { recipient: "alice@example.com", choice: "approve" as const, expires: BEFORE / 1000 + 60 };
+  const use = {
+    recipient: "alice@example.com",
+    identity: "alice@example.com",
+    choice: "approve" as const,
+    expires: BEFORE / 1000 + 60,
+  };
 
   it("an issued, unused, unexpired link decides as applyLink does", () => {
     const t = applyLinkUse(withLinks(), issued, use, BEFORE);

@@ -1,19 +1,22 @@
-// Issue 7, signed links: per-choice, per-recipient tokens; a confirmation page that a GET (a mail scanner, an
+// Issue 7, signed links, and issue 11 item 1, links that need a person: per-choice, per-recipient tokens; approval
+// links that signoff mails to their recipients itself (no API answer carries them) and that decide only for the
+// person Cloudflare Access vouches for at decision time; a confirmation page that a GET (a mail scanner, an
 // unfurler, a curious person) can load any number of times without deciding anything; a POST that decides once,
-// behind a CSRF check; M-of-N over distinct recipients; and the Teams card that carries the links.
+// behind a CSRF check; M-of-N over distinct people; and the Teams card that carries the links.
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { checkConfig } from "../src/config/check.ts";
 import { parsePolicy } from "../src/config/policy.ts";
 import { type LinkClaims, mintLinkToken, verifyLinkToken } from "../src/links/token.ts";
 import { escapeTeamsMarkdown } from "../src/teams/card.ts";
-import { LINK_BINDINGS, SECRETS, TOKENS } from "./fixtures.ts";
+import { ACCESS_AUD, LINK_BINDINGS, MAIL_API_TOKEN, MAIL_FROM, SECRETS, TOKENS } from "./fixtures.ts";
 import {
   auditOf,
   call,
   click,
   createProposal,
   getProposal,
+  inJobTable,
   jobsOf,
   json,
   runJobsNow,
@@ -21,17 +24,21 @@ import {
   stubOf,
 } from "./helpers/api.ts";
 import {
+  accessJwt,
   api,
   approvalBody,
   claimsOf,
   confirmLink,
-  linkFor,
+  mailedLink,
   openAndConfirm,
   openLink,
+  PEER,
   pageKind,
   pathOf,
   propose,
+  type SignIn,
   send,
+  sentMails,
   signedLink,
   verifies,
 } from "./helpers/links.ts";
@@ -134,51 +141,196 @@ describe("tokens: v1.<payload>.<HMAC-SHA256>, verified in constant time", () => 
   });
 });
 
-describe("the create response carries the links; GET never shows them", () => {
-  it("one link per recipient and choice, each verifying, expiring at the deadline; the Teams identity's links are not in it", async () => {
-    const p = await propose(approvalBody());
-    expect(p.status).toBe("pending");
-    expect(p.links).toHaveLength(6);
-    for (const link of p.links!) {
-      expect(link.url.startsWith(`${LINK_BINDINGS.PUBLIC_URL}/l/v1.`)).toBe(true);
-      const verified = await verifies(link.url);
-      expect(verified).toMatchObject({
-        ok: true,
-        claims: { p: p.id, c: link.choice, r: link.recipient, e: Math.ceil(Date.parse(p.expires_at) / 1000) },
-      });
+describe("approval links never reach the proposer: signoff mails them to each recipient", () => {
+  it("the create response, an Idempotency-Key replay and GET carry no approval link (nor the Teams webhook)", async () => {
+    const headers = { "idempotency-key": `links-${crypto.randomUUID()}` };
+    const first = await api("/v1/proposals", { body: approvalBody(), headers });
+    const again = await api("/v1/proposals", { body: approvalBody(), headers });
+    expect([first.status, again.status]).toEqual([201, 200]);
+    const created = await json(first);
+    const replayed = await json(again);
+    await settle(created.id);
+    const view = await getProposal(created.id);
+    const mails = await sentMails(created.id);
+    expect(mails).toHaveLength(3); // the links exist: they went to their recipients
+    for (const [what, answer] of [
+      ["create", created],
+      ["replay", replayed],
+      ["GET", view],
+    ] as const) {
+      expect(answer, what).not.toHaveProperty("links");
+      expect(answer, what).not.toHaveProperty("teams"); // the webhook URL is a credential too
+      expect(answer, what).not.toHaveProperty("mail");
+      const raw = JSON.stringify(answer);
+      expect(raw, what).not.toContain("/l/");
+      for (const mail of mails) {
+        for (const url of [mail.approve!, mail.deny!]) expect(raw, what).not.toContain(pathOf(url).slice(3, 40));
+      }
+      expect(raw, what).not.toContain("/teams/approve");
     }
-    expect(new Set(p.links!.map((l) => `${l.recipient} ${l.choice}`))).toEqual(
-      new Set(
-        ["alice@example.com", "bob@example.com", "carol+ops@example.com"].flatMap((r) => [`${r} approve`, `${r} deny`]),
-      ),
-    );
-    expect(new Set(p.links!.map((l) => claimsOf(l.url).n)).size).toBe(6);
-    expect(p.rule.links).toEqual({
+    expect(created.rule.links).toEqual({
       recipients: ["alice@example.com", "bob@example.com", "carol+ops@example.com"],
       teams_recipient: "teams-sre",
     });
+  });
 
-    const view = await getProposal(p.id);
-    expect(view).not.toHaveProperty("links");
-    expect(view).not.toHaveProperty("teams"); // the webhook URL is a credential too
-    const raw = JSON.stringify(view);
-    for (const link of p.links!) expect(raw).not.toContain(pathOf(link.url).slice(3));
-    expect(raw).not.toContain("/teams/approve");
+  it("one mail per e-mail recipient, with exactly their approve and deny links, each verifying and expiring at the deadline", async () => {
+    const p = await propose(approvalBody());
     await settle(p.id);
+    const mails = await sentMails(p.id);
+    const recipients = ["alice@example.com", "bob@example.com", "carol+ops@example.com"];
+    expect(mails.map((m) => m.to).sort()).toEqual(recipients.map((r) => [r]));
+    const nonces = new Set<string>();
+    for (const mail of mails) {
+      const [to] = mail.to as [string];
+      expect(mail.from).toBe(MAIL_FROM);
+      expect(mail.headers.authorization).toBe(`Bearer ${MAIL_API_TOKEN}`);
+      expect(mail.headers["content-type"]).toMatch(/^application\/json/);
+      // Stable per proposal and recipient, naming neither the address nor a link.
+      expect(mail.headers["idempotency-key"]).toMatch(new RegExp(`^${p.id}/mail/[0-2]$`));
+      const links = [...`${mail.text}\n${mail.html}`.matchAll(/https:\/\/signoff\.test\/l\/[A-Za-z0-9._-]+/g)].map(
+        (m) => m[0],
+      );
+      expect(new Set(links)).toEqual(new Set([mail.approve, mail.deny]));
+      for (const [url, choice] of [
+        [mail.approve!, "approve"],
+        [mail.deny!, "deny"],
+      ] as const) {
+        expect(url.startsWith(`${LINK_BINDINGS.PUBLIC_URL}/l/v1.`)).toBe(true);
+        const verified = await verifies(url);
+        expect(verified).toMatchObject({
+          ok: true,
+          claims: { p: p.id, c: choice, r: to, e: Math.ceil(Date.parse(p.expires_at) / 1000) },
+        });
+        nonces.add(claimsOf(url).n);
+      }
+    }
+    expect(nonces.size).toBe(6);
+    // Nobody gets a mail for the Teams card's identity: its links are on the card only.
+    expect(mails.some((m) => m.to.includes("teams-sre"))).toBe(false);
+    const audit = await auditOf(p.id);
+    expect(
+      audit
+        .filter((e) => e.type === "mail.sent")
+        .map((e) => e.details)
+        .sort((a, b) => a.recipient.localeCompare(b.recipient)),
+    ).toEqual(recipients.map((recipient) => ({ recipient, attempt: 1 })));
+    const logged = JSON.stringify(audit);
+    expect(logged).not.toContain("/l/");
+    expect(logged).not.toContain(MAIL_API_TOKEN);
   });
 
-  it("an Idempotency-Key replay answers the same links", async () => {
-    const headers = { "idempotency-key": `links-${crypto.randomUUID()}` };
-    const first = await api("/v1/proposals", { body: solo(), headers });
-    const again = await api("/v1/proposals", { body: solo(), headers });
-    expect([first.status, again.status]).toEqual([201, 200]);
-    const a = await json(first);
-    const b = await json(again);
-    expect(b.links).toEqual(a.links);
-    await settle(a.id);
+  it("the mail quotes the proposer's words HTML-escaped, shows the whole plan, and says the links need sign-in and are for that person only", async () => {
+    const params = { service: "api", note: "<img src=x onerror=alert(1)> & `rm -rf`", pad: "é\u202e" };
+    const p = await propose(
+      approvalBody({
+        action: { type: "links.deploy", params },
+        summary: "Deploy <script>alert(1)</script>\r\nBcc: everyone@example.com",
+        reason: 'Approve here instead: <a href="https://evil.example">https://evil.example</a>',
+      }),
+    );
+    await settle(p.id);
+    const mail = (await sentMails(p.id)).find((m) => m.to.includes("bob@example.com"))!;
+    // One header line: the summary cannot add a Bcc or anything else.
+    expect(mail.subject).toBe("Approval needed: Deploy <script>alert(1)</script> Bcc: everyone@example.com");
+    expect(mail.subject).not.toMatch(/[\r\n]/);
+    expect(mail.html).not.toContain("<script>");
+    expect(mail.html).not.toContain("<img");
+    expect(mail.html).not.toContain('href="https://evil.example"');
+    expect(mail.html).toContain("Deploy &lt;script&gt;alert(1)&lt;/script&gt;");
+    expect(mail.html).toContain("&lt;a href=&quot;https://evil.example&quot;&gt;");
+    // signoff's two links are the only anchors.
+    expect([...mail.html.matchAll(/<a /g)]).toHaveLength(2);
+    expect(mail.text).toContain("> Deploy <script>alert(1)</script>"); // quoted as the proposer's words
+    expect(mail.text).toContain("the proposer's words, not signoff's");
+    expect(mail.text).toContain("Proposed by API key soc");
+    // The whole plan, as ASCII JSON that parses to exactly what will run.
+    const plan = /Params \(exactly what will run, as JSON\):\n([\s\S]*?\n\})\n/.exec(mail.text)?.[1] ?? "";
+    expect(plan).toMatch(/^[\x20-\x7e\n]*$/);
+    expect(JSON.parse(plan)).toEqual(params);
+    expect(mail.html).toContain("&lt;img src=x onerror=alert(1)&gt; &amp; \\u0060rm -rf\\u0060");
+    for (const part of [mail.text, mail.html]) {
+      expect(part).toContain("for bob@example.com only");
+      expect(part).toContain("sign in as bob@example.com");
+      expect(part).toContain("decides nothing");
+    }
   });
 
-  it("an action with links disabled (or none) answers no links, and /l/ refuses a token for it", async () => {
+  it("a mail API answering 503 is retried after its Retry-After and delivers once; an alarm run again mails nobody twice", async () => {
+    await peer.script("/mail/emails", [{ status: 503, headers: { "retry-after": "3" }, body: { leaked: "upstream" } }]);
+    const p = await propose(solo());
+    await settle(p.id);
+    let audit = await auditOf(p.id);
+    expect(audit.filter((e) => e.type.startsWith("mail."))).toEqual([
+      expect.objectContaining({
+        type: "mail.failed",
+        actor: "system",
+        details: { recipient: "dana@example.com", attempt: 1, error: "HTTP 503", final: false },
+      }),
+    ]);
+    const [job] = await jobsOf(p.id, "mail");
+    expect(job).toMatchObject({ key: "dana@example.com", attempt: 1 });
+    const wait = job!.due_at - Date.now();
+    expect(wait).toBeGreaterThan(1_000);
+    expect(wait).toBeLessThanOrEqual(3_000);
+    await runJobsNow(p.id, ["mail"]);
+    const attempts = await peer.requests("/mail/emails");
+    expect(attempts).toHaveLength(2);
+    expect(attempts[1]!.body).toBe(attempts[0]!.body); // the same mail, the same links
+    expect(attempts[1]!.headers["idempotency-key"]).toBe(attempts[0]!.headers["idempotency-key"]);
+    audit = await auditOf(p.id);
+    expect(audit.filter((e) => e.type === "mail.sent").map((e) => e.details)).toEqual([
+      { recipient: "dana@example.com", attempt: 2 },
+    ]);
+    expect(JSON.stringify(audit)).not.toContain("upstream");
+
+    // The job asked for again (as an alarm that runs twice would): the delivery is on record, nothing is sent.
+    await inJobTable(p.id, (jobs) => jobs.schedule("mail", "dana@example.com", 0));
+    await settle(p.id);
+    expect(await peer.requests("/mail/emails")).toHaveLength(2);
+    // The link it carried decides.
+    expect((await openAndConfirm(await mailedLink(p, "dana@example.com", "approve"))).res.status).toBe(200);
+  });
+
+  it("a mail API refusing (400) is audited mail.failed, final, never retried; the decision goes on through Slack and Teams", async () => {
+    await peer.script("/mail/emails", [{ status: 400 }, { status: 400 }, { status: 400 }]);
+    const p = await propose(approvalBody());
+    await settle(p.id);
+    const failed = (await auditOf(p.id)).filter((e) => e.type === "mail.failed");
+    expect(failed.map((e) => e.details).sort((a, b) => a.recipient.localeCompare(b.recipient))).toEqual(
+      ["alice@example.com", "bob@example.com", "carol+ops@example.com"].map((recipient) => ({
+        recipient,
+        attempt: 1,
+        error: "HTTP 400",
+        final: true,
+      })),
+    );
+    expect(await jobsOf(p.id, "mail")).toEqual([]);
+    await runJobsNow(p.id);
+    expect(await peer.requests("/mail/emails")).toHaveLength(3);
+    // Nothing about the mail touched the proposal: Slack and the Teams card still decide it.
+    expect(await statusOf(p.id)).toBe("pending");
+    const card = JSON.parse((await peer.requests("/teams/approve"))[0]!.body).attachments[0].content;
+    expect((await openAndConfirm(card.actions[0].url, { as: "bob@example.com" })).res.status).toBe(200);
+    await click("approve", p.id, "U0ALICE");
+    await settle(p.id);
+    expect(await statusOf(p.id)).toBe("succeeded");
+  });
+
+  it("a proposal decided before its mails could go out sends none: mail.skipped", async () => {
+    await peer.script("/mail/emails", [{ status: 503 }]);
+    const p = await propose(solo());
+    await settle(p.id);
+    const cancelled = await api(`/v1/proposals/${p.id}/cancel`, { method: "POST" });
+    expect(cancelled.status).toBe(200);
+    await runJobsNow(p.id, ["mail"]);
+    expect(await peer.requests("/mail/emails")).toHaveLength(1);
+    expect((await auditOf(p.id)).find((e) => e.type === "mail.skipped")).toMatchObject({
+      details: { recipient: "dana@example.com", status: "cancelled" },
+    });
+  });
+
+  it("an action with links disabled (or none) answers no links and mails nothing, and /l/ refuses a token for it", async () => {
     const quiet = await propose(approvalBody({ action: { type: "links.quiet", params: {} } }));
     expect(quiet).not.toHaveProperty("links");
     expect(quiet.rule).not.toHaveProperty("links");
@@ -204,20 +356,21 @@ describe("the create response carries the links; GET never shows them", () => {
       await settle(p.id);
       expect((await getProposal(p.id)).approvals).toEqual([]);
     }
+    expect(await peer.requests("/mail/emails")).toHaveLength(0);
   });
 });
 
 describe("prefetch: a GET never decides", () => {
   it("the page states the proposal and the choice; GET ten times and HEAD three times change nothing", async () => {
     const p = await propose(solo({ summary: 'Restart <b>billing</b> & "friends"' }));
-    const url = linkFor(p, "dana@example.com", "approve");
+    const url = await mailedLink(p, "dana@example.com", "approve");
     for (let i = 0; i < 10; i++) {
-      const page = await openLink(url, "GET", { "user-agent": "Mozilla/5.0 (compatible; SafeLinks scanner)" });
+      const page = await openLink(url, { headers: { "user-agent": "Mozilla/5.0 (compatible; SafeLinks scanner)" } });
       expect(page.res.status).toBe(200);
       expect(pageKind(page.html)).toBe("confirm");
     }
     for (let i = 0; i < 3; i++) {
-      const head = await openLink(url, "HEAD");
+      const head = await openLink(url, { method: "HEAD" });
       expect(head.res.status).toBe(200);
       expect(head.html).toBe("");
     }
@@ -234,14 +387,15 @@ describe("prefetch: a GET never decides", () => {
     const after = await getProposal(p.id);
     expect(after.status).toBe("pending");
     expect(after.approvals).toEqual([]);
-    expect((await auditOf(p.id)).map((e) => e.type)).toEqual(["proposal.created"]);
+    // The mail that brought the link is the only thing that happened.
+    expect((await auditOf(p.id)).map((e) => e.type)).toEqual(["proposal.created", "mail.sent"]);
     expect((await linkRows(p.id)).every((row) => row.used_at === null)).toBe(true);
     expect(await peer.requests("/runner")).toHaveLength(0);
   });
 
   it("pages are locked down: CSP, no framing, no caching, no referrer outside the origin, a strict CSRF cookie", async () => {
     const p = await propose(solo());
-    const page = await openLink(linkFor(p, "dana@example.com", "deny"));
+    const page = await openLink(await mailedLink(p, "dana@example.com", "deny"));
     const h = page.res.headers;
     expect(h.get("content-type")).toBe("text/html; charset=utf-8");
     expect(h.get("content-security-policy")).toContain(
@@ -270,9 +424,9 @@ describe("prefetch: a GET never decides", () => {
 });
 
 describe("POST decides once", () => {
-  it("the button approves as link:<recipient>; the plan is dispatched once; the same link again is 'already used' and audited", async () => {
+  it("the button approves as link:<the person signed in>; the plan is dispatched once; the same link again is 'already used' and audited", async () => {
     const p = await propose(solo());
-    const url = linkFor(p, "dana@example.com", "approve");
+    const url = await mailedLink(p, "dana@example.com", "approve");
     const page = await openLink(url);
     const done = await confirmLink(url, { cookie: page.cookie, csrf: page.csrf });
     expect(done.res.status).toBe(200);
@@ -282,7 +436,9 @@ describe("POST decides once", () => {
 
     const after = await getProposal(p.id);
     expect(after.status).toBe("succeeded");
-    expect(after.approvals).toEqual([{ user: "link:dana@example.com", at: expect.any(String) }]);
+    expect(after.approvals).toEqual([
+      { user: "link:dana@example.com", person: "dana@example.com", at: expect.any(String) },
+    ]);
     expect(after.decision).toMatchObject({ by: "link:dana@example.com", outcome: "approved" });
     const runs = await peer.requests("/runner");
     expect(runs).toHaveLength(1);
@@ -295,7 +451,7 @@ describe("POST decides once", () => {
     const reopened = await openLink(url);
     expect(pageKind(reopened.html)).toBe("already_used");
     // The deny link of the same recipient finds the proposal decided.
-    const denyPage = await openLink(linkFor(p, "dana@example.com", "deny"));
+    const denyPage = await openLink(await mailedLink(p, "dana@example.com", "deny"));
     expect(pageKind(denyPage.html)).toBe("not_pending");
 
     await settle(p.id);
@@ -304,7 +460,7 @@ describe("POST decides once", () => {
     expect(audit.filter((e) => e.type === "proposal.approved")).toHaveLength(1);
     expect(audit.find((e) => e.type === "approval.recorded")).toMatchObject({
       actor: "link:dana@example.com",
-      details: { via: "link" },
+      details: { via: "link", recipient: "dana@example.com", person: "dana@example.com" },
     });
     expect(audit.find((e) => e.type === "link.refused")).toMatchObject({
       actor: "link:dana@example.com",
@@ -315,7 +471,7 @@ describe("POST decides once", () => {
 
   it("deny by link takes an optional reason into the decision and the audit log", async () => {
     const p = await propose(solo());
-    const done = await openAndConfirm(linkFor(p, "dana@example.com", "deny"), {
+    const done = await openAndConfirm(await mailedLink(p, "dana@example.com", "deny"), {
       reason: "  Not during the <freeze>  ",
     });
     expect(done.res.status).toBe(200);
@@ -335,7 +491,7 @@ describe("POST decides once", () => {
 
   it("two concurrent POSTs of the same link decide once", async () => {
     const p = await propose(solo());
-    const url = linkFor(p, "dana@example.com", "approve");
+    const url = await mailedLink(p, "dana@example.com", "approve");
     const page = await openLink(url);
     const both = await Promise.all([
       confirmLink(url, { cookie: page.cookie, csrf: page.csrf }),
@@ -377,7 +533,7 @@ describe("CSRF: the POST must come from the link's own page", () => {
   for (const [name, options, code] of cases) {
     it(`${name}: 403, nothing decided, audited`, async () => {
       const p = await propose(solo());
-      const url = linkFor(p, "dana@example.com", "approve");
+      const url = await mailedLink(p, "dana@example.com", "approve");
       const page = await openLink(url);
       const res = await confirmLink(url, options(page));
       expect(res.res.status).toBe(403);
@@ -397,7 +553,7 @@ describe("CSRF: the POST must come from the link's own page", () => {
 
   it("a POST that is not a form is refused", async () => {
     const p = await propose(solo());
-    const url = linkFor(p, "dana@example.com", "approve");
+    const url = await mailedLink(p, "dana@example.com", "approve");
     const jsonPost = await send(
       new Request(url, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }),
     );
@@ -408,7 +564,7 @@ describe("CSRF: the POST must come from the link's own page", () => {
 
   it("a form of 4 MiB sent chunked without Content-Length is 413 and decides nothing; it is never read whole", async () => {
     const p = await propose(solo());
-    const url = linkFor(p, "dana@example.com", "approve");
+    const url = await mailedLink(p, "dana@example.com", "approve");
     const page = await openLink(url);
     // The page's own form with its CSRF value, padded: read whole, it would approve.
     const body = countedStream(paddedForm(`csrf=${page.csrf}`, 4 * 1024 * 1024));
@@ -437,7 +593,7 @@ describe("CSRF: the POST must come from the link's own page", () => {
 describe("tampered, expired, and someone else's links", () => {
   it("a tampered POST gets a clear page that never echoes the token, and is audited on the proposal it names", async () => {
     const p = await propose(solo());
-    const url = linkFor(p, "dana@example.com", "approve");
+    const url = await mailedLink(p, "dana@example.com", "approve");
     const page = await openLink(url);
     const token = pathOf(url).slice("/l/".length);
     const [v, payload, mac] = token.split(".") as [string, string, string];
@@ -466,7 +622,7 @@ describe("tampered, expired, and someone else's links", () => {
 
   it("a link past its expiry: a clear page on GET, and on POST the same plus an audit event", async () => {
     const p = await propose(solo());
-    const url = linkFor(p, "dana@example.com", "approve");
+    const url = await mailedLink(p, "dana@example.com", "approve");
     const stale = await signedLink({ ...claimsOf(url), e: Math.floor(Date.now() / 1000) - 5 });
     const page = await openLink(stale);
     expect(page.res.status).toBe(410);
@@ -484,7 +640,7 @@ describe("tampered, expired, and someone else's links", () => {
 
   it("a link of a proposal past its deadline: expired page; POST refused and the expiry applied", async () => {
     const p = await propose(solo({ ttl_seconds: 1 }));
-    const url = linkFor(p, "dana@example.com", "approve");
+    const url = await mailedLink(p, "dana@example.com", "approve");
     const page = await openLink(url);
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect(pageKind((await openLink(url)).html)).toBe("expired");
@@ -497,11 +653,11 @@ describe("tampered, expired, and someone else's links", () => {
 
   it("a token for someone who is not a recipient (or another proposal's nonce) decides nothing, and is audited", async () => {
     const p = await propose(approvalBody());
-    const alice = claimsOf(linkFor(p, "alice@example.com", "approve"));
+    const alice = claimsOf(await mailedLink(p, "alice@example.com", "approve"));
     const mallory = await signedLink({ ...alice, r: "mallory@example.com" });
     const page = await openLink(mallory);
     expect(page.res.status).toBe(400);
-    const fresh = await openLink(linkFor(p, "alice@example.com", "approve"));
+    const fresh = await openLink(await mailedLink(p, "alice@example.com", "approve"));
     const post = await confirmLink(mallory, { cookie: fresh.cookie, csrf: fresh.csrf });
     expect(post.res.status).toBe(400);
     // A genuine nonce with another choice is not that choice's link either.
@@ -517,40 +673,139 @@ describe("tampered, expired, and someone else's links", () => {
   });
 });
 
-describe("M of N through links", () => {
-  it("distinct recipients count once each; the same recipient cannot count twice; Slack and links add up", async () => {
+describe("identity at decision time: an approval link decides only for its recipient, signed in through Access", () => {
+  /** Opens dana's link as dana (the page needs her sign-in too), then posts its form as `as`. */
+  async function postAs(as: SignIn) {
+    const p = await propose(solo());
+    const url = await mailedLink(p, "dana@example.com", "approve");
+    const page = await openLink(url);
+    expect(page.res.status).toBe(200);
+    const res = await confirmLink(url, { cookie: page.cookie, csrf: page.csrf, as });
+    return { p, url, page, res };
+  }
+
+  async function expectNothingDecided(id: string, code: string) {
+    expect(await statusOf(id)).toBe("pending");
+    expect((await getProposal(id)).approvals).toEqual([]);
+    expect((await linkRows(id)).every((row) => row.used_at === null)).toBe(true);
+    await settle(id);
+    expect(await peer.requests("/runner")).toHaveLength(0);
+    const refused = (await auditOf(id)).filter((e) => e.type === "link.refused");
+    expect(refused.map((e) => [e.actor, e.details.code, e.details.choice])).toEqual([
+      ["link:dana@example.com", code, "approve"],
+    ]);
+  }
+
+  it("a POST without an Access token: 403 identity_required, nothing changed, audited; possession is not enough", async () => {
+    const { p, url, page, res } = await postAs(null);
+    expect(res.res.status).toBe(403);
+    expect(pageKind(res.html)).toBe("forbidden");
+    expect(res.html).toContain("Sign in to decide");
+    await expectNothingDecided(p.id, "identity_required");
+    // The page itself is not offered without a sign-in either (and a GET still records nothing).
+    const anonymous = await openLink(url, { as: null });
+    expect(anonymous.res.status).toBe(403);
+    expect(anonymous.cookie).toBeNull();
+    expect(anonymous.html).not.toContain('name="csrf"');
+    // Dana, signed in, still decides with the same link.
+    expect((await confirmLink(url, { cookie: page.cookie, csrf: page.csrf })).res.status).toBe(200);
+    await settle(p.id);
+    expect(await statusOf(p.id)).toBe("succeeded");
+  });
+
+  it("a valid token for another e-mail: 403 wrong_identity, nothing changed, audited", async () => {
+    // bob@example.com is a genuine Access user and even a recipient elsewhere: still not dana.
+    const { p, res } = await postAs("bob@example.com");
+    expect(res.res.status).toBe(403);
+    expect(res.html).toContain("You are signed in as bob@example.com, but this link was sent to someone else.");
+    await expectNothingDecided(p.id, "wrong_identity");
+  });
+
+  it("the e-mail is compared as Access vouches for it, case-insensitively; the approval names that identity", async () => {
+    const { p, res } = await postAs("Dana@Example.com");
+    expect(res.res.status).toBe(200);
+    expect((await getProposal(p.id)).approvals.map((a: { user: string }) => a.user)).toEqual(["link:dana@example.com"]);
+  });
+
+  const forgeries: Array<[string, () => Promise<string>]> = [
+    [
+      "signed by another key (same kid)",
+      async () => {
+        const pair = (await crypto.subtle.generateKey(
+          {
+            name: "RSASSA-PKCS1-v1_5",
+            modulusLength: 2048,
+            publicExponent: new Uint8Array([1, 0, 1]),
+            hash: "SHA-256",
+          },
+          true,
+          ["sign", "verify"],
+        )) as CryptoKeyPair;
+        return accessJwt("dana@example.com", { key: pair.privateKey });
+      },
+    ],
+    ["for another Access application (aud)", () => accessJwt("dana@example.com", { audience: `${ACCESS_AUD}-other` })],
+    [
+      "from another team domain (iss)",
+      () => accessJwt("dana@example.com", { issuer: "https://evil.cloudflareaccess.com" }),
+    ],
+    ["expired two minutes ago", () => accessJwt("dana@example.com", { expiresIn: -120 })],
+    [
+      "unsigned (alg none)",
+      async () => {
+        const b64 = (value: unknown) =>
+          btoa(JSON.stringify(value)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+        const now = Math.floor(Date.now() / 1000);
+        return `${b64({ alg: "none", typ: "JWT" })}.${b64({ email: "dana@example.com", iss: PEER, aud: ACCESS_AUD, exp: now + 60 })}.`;
+      },
+    ],
+    ["without an e-mail claim", () => accessJwt("", { claims: { email: undefined, sub: "service-token" } })],
+  ];
+  for (const [name, token] of forgeries) {
+    it(`an Access token ${name} counts as no sign-in: 403 identity_required, nothing changed, audited`, async () => {
+      const { p, url, res } = await postAs({ token: await token() });
+      expect(res.res.status).toBe(403);
+      expect(res.html).toContain("Sign in to decide");
+      await expectNothingDecided(p.id, "identity_required");
+      expect((await openLink(url, { as: { token: await token() } })).res.status).toBe(403);
+    });
+  }
+});
+
+describe("M of N through links: distinct people", () => {
+  it("distinct recipients count once each; the same link cannot count twice; Slack and links add up", async () => {
     const p = await propose(approvalBody());
     await settle(p.id);
-    const first = await openAndConfirm(linkFor(p, "alice@example.com", "approve"));
+    const first = await openAndConfirm(await mailedLink(p, "bob@example.com", "approve"));
     expect(first.res.status).toBe(200);
     expect(first.html).toContain("1 of 2");
     const half = await getProposal(p.id);
     expect(half.status).toBe("pending");
-    expect(half.approvals.map((a: { user: string }) => a.user)).toEqual(["link:alice@example.com"]);
-    // Alice's link is spent; a Slack approval by U0ALICE is another person and counts.
-    expect((await openLink(linkFor(p, "alice@example.com", "approve"))).res.status).toBe(409);
+    expect(half.approvals.map((a: { user: string }) => a.user)).toEqual(["link:bob@example.com"]);
+    // Bob's link is spent; a Slack approval by U0ALICE is another person and counts.
+    expect((await openLink(await mailedLink(p, "bob@example.com", "approve"))).res.status).toBe(409);
     await settle(p.id);
     // The Slack card shows the link approver as text, never as a mention.
     const card = JSON.stringify((await peer.slackCalls("chat.update")).at(-1)!.blocks);
-    expect(card).toContain("alice@example.com (by link)");
+    expect(card).toContain("bob@example.com (by link)");
     expect(card).not.toContain("<@link:");
     await click("approve", p.id, "U0ALICE");
     const done = await getProposal(p.id);
     expect(done.status).not.toBe("pending");
-    expect(done.approvals.map((a: { user: string }) => a.user)).toEqual(["link:alice@example.com", "U0ALICE"]);
+    expect(done.approvals.map((a: { user: string }) => a.user)).toEqual(["link:bob@example.com", "U0ALICE"]);
     await settle(p.id);
     expect(JSON.parse((await peer.requests("/runner"))[0]!.body).approvers).toEqual([
-      "link:alice@example.com",
+      "link:bob@example.com",
       "U0ALICE",
     ]);
   });
 
   it("two link recipients make the two approvals; a third finds it decided", async () => {
     const p = await propose(approvalBody());
-    await openAndConfirm(linkFor(p, "alice@example.com", "approve"));
-    const second = await openAndConfirm(linkFor(p, "bob@example.com", "approve"));
+    await openAndConfirm(await mailedLink(p, "alice@example.com", "approve"));
+    const second = await openAndConfirm(await mailedLink(p, "bob@example.com", "approve"));
     expect(second.html).toContain("the action will run now");
-    const late = await openLink(linkFor(p, "carol+ops@example.com", "approve"));
+    const late = await openLink(await mailedLink(p, "carol+ops@example.com", "approve"));
     expect(pageKind(late.html)).toBe("not_pending");
     await settle(p.id);
     expect((await getProposal(p.id)).approvals.map((a: { user: string }) => a.user)).toEqual([
@@ -558,6 +813,68 @@ describe("M of N through links", () => {
       "link:bob@example.com",
     ]);
     expect(await peer.requests("/runner")).toHaveLength(1);
+  });
+
+  it("one person, one vote: U0ALICE in Slack and alice@example.com by link are alice (people), who counts once", async () => {
+    // Slack first, then the link: refused as already approved, nothing changes, audited.
+    const p = await propose(approvalBody());
+    await settle(p.id);
+    expect((await click("approve", p.id, "U0ALICE")).status).toBe(200);
+    const url = await mailedLink(p, "alice@example.com", "approve");
+    const page = await openLink(url);
+    const again = await confirmLink(url, { cookie: page.cookie, csrf: page.csrf });
+    expect(again.res.status).toBe(403);
+    expect(again.html).toContain("You already approved");
+    await settle(p.id);
+    expect(await getProposal(p.id)).toMatchObject({
+      status: "pending",
+      approvals: [{ user: "U0ALICE", person: "alice" }],
+    });
+    expect((await auditOf(p.id)).find((e) => e.type === "link.refused")).toMatchObject({
+      actor: "link:alice@example.com",
+      details: { code: "already_approved" },
+    });
+
+    // The link first, then Slack: the click is refused, told why, audited.
+    const q = await propose(approvalBody());
+    await settle(q.id);
+    expect((await openAndConfirm(await mailedLink(q, "alice@example.com", "approve"))).res.status).toBe(200);
+    await click("approve", q.id, "U0ALICE");
+    await settle(q.id);
+    expect(await getProposal(q.id)).toMatchObject({
+      status: "pending",
+      approvals: [{ user: "link:alice@example.com", person: "alice" }],
+    });
+    expect((await auditOf(q.id)).find((e) => e.type === "click.refused")).toMatchObject({
+      actor: "slack:U0ALICE",
+      details: { code: "already_approved" },
+    });
+    // A second person completes it.
+    await openAndConfirm(await mailedLink(q, "bob@example.com", "approve"));
+    await settle(q.id);
+    expect(await statusOf(q.id)).toBe("succeeded");
+    expect(JSON.parse((await peer.requests("/runner")).at(-1)!.body).approvers).toEqual([
+      "link:alice@example.com",
+      "link:bob@example.com",
+    ]);
+  });
+
+  it("four-eyes holds through links: the requester (U0ALICE) cannot approve as alice@example.com", async () => {
+    const p = await propose(approvalBody({ requested_by: "U0ALICE" }));
+    const url = await mailedLink(p, "alice@example.com", "approve");
+    const page = await openLink(url);
+    const res = await confirmLink(url, { cookie: page.cookie, csrf: page.csrf });
+    expect(res.res.status).toBe(403);
+    expect(res.html).toContain("someone else has to approve it (four-eyes rule)");
+    await settle(p.id);
+    expect(await getProposal(p.id)).toMatchObject({ status: "pending", approvals: [] });
+    expect((await auditOf(p.id)).find((e) => e.type === "link.refused")).toMatchObject({
+      actor: "link:alice@example.com",
+      details: { code: "self_approval", choice: "approve" },
+    });
+    // The requester may still deny: four-eyes is about approving.
+    expect((await openAndConfirm(await mailedLink(p, "alice@example.com", "deny"))).res.status).toBe(200);
+    expect(await statusOf(p.id)).toBe("denied");
   });
 });
 
@@ -610,17 +927,50 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
     });
   });
 
-  it("the card's link decides as link:<teams_recipient>; follow-ups announce the outcome without buttons", async () => {
+  it("the card's links count for whichever recipient signs in, each person once; anyone else is refused; follow-ups announce the outcome without buttons", async () => {
     const p = await propose(approvalBody());
     await settle(p.id);
     const card = JSON.parse((await peer.requests("/teams/approve"))[0]!.body).attachments[0].content;
     const teamsApprove = card.actions[0].url as string;
-    expect((await openAndConfirm(teamsApprove)).res.status).toBe(200);
+    // The channel is shared: its links decide only for the policy's recipients, as whoever signs in.
+    const page = await openLink(teamsApprove, { as: "mallory@example.com" });
+    expect(page.res.status).toBe(403);
+    expect(page.html).toContain("signed in as mallory@example.com");
+    const anyone = await openLink(teamsApprove, { as: "alice@example.com" });
+    expect(
+      (await confirmLink(teamsApprove, { cookie: anyone.cookie, csrf: anyone.csrf, as: "mallory@example.com" })).res
+        .status,
+    ).toBe(403);
+    expect((await confirmLink(teamsApprove, { cookie: anyone.cookie, csrf: anyone.csrf, as: null })).res.status).toBe(
+      403,
+    );
+    expect((await openAndConfirm(teamsApprove, { as: "alice@example.com" })).res.status).toBe(200);
     await settle(p.id);
-    // One approval of two: not a status change, so no follow-up yet.
+    // One approval of two: not a status change, so no follow-up yet. It is alice's, whichever link she used.
     expect(await peer.requests("/teams/approve")).toHaveLength(1);
-    expect((await getProposal(p.id)).approvals.map((a: { user: string }) => a.user)).toEqual(["link:teams-sre"]);
-    await openAndConfirm(linkFor(p, "bob@example.com", "approve"));
+    expect((await getProposal(p.id)).approvals).toEqual([
+      { user: "link:alice@example.com", person: "alice", at: expect.any(String) },
+    ]);
+    const audit = await auditOf(p.id);
+    expect(audit.find((e) => e.type === "approval.recorded")).toMatchObject({
+      actor: "link:alice@example.com",
+      details: { recipient: "teams-sre", person: "alice", via: "link" },
+    });
+    expect(audit.filter((e) => e.type === "link.refused").map((e) => [e.actor, e.details.code])).toEqual([
+      ["link:teams-sre", "wrong_identity"],
+      ["link:teams-sre", "identity_required"],
+    ]);
+    // alice's own mailed link does not give her a second vote.
+    const own = await openLink(await mailedLink(p, "alice@example.com", "approve"));
+    const twice = await confirmLink(await mailedLink(p, "alice@example.com", "approve"), {
+      cookie: own.cookie,
+      csrf: own.csrf,
+    });
+    expect(twice.res.status).toBe(403);
+    expect(twice.html).toContain("You already approved");
+    expect(await statusOf(p.id)).toBe("pending");
+
+    await openAndConfirm(await mailedLink(p, "bob@example.com", "approve"));
     await settle(p.id);
     const posts = (await peer.requests("/teams/approve")).map((r) => JSON.parse(r.body).attachments[0].content);
     expect(posts.length).toBeGreaterThanOrEqual(2);
@@ -637,6 +987,10 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
     expect((await auditOf(p.id)).filter((e) => e.type === "teams.posted").at(-1)).toMatchObject({
       details: { message: "outcome", status: "succeeded" },
     });
+    expect(JSON.parse((await peer.requests("/runner"))[0]!.body).approvers).toEqual([
+      "link:alice@example.com",
+      "link:bob@example.com",
+    ]);
   });
 
   it("429 honours Retry-After, 500s are retried with backoff, and the card arrives; failures are audited", async () => {
@@ -679,8 +1033,8 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
     expect((await auditOf(p.id)).find((e) => e.type === "teams.failed")).toMatchObject({
       details: { error: "HTTP 404", final: true },
     });
-    await openAndConfirm(linkFor(p, "alice@example.com", "approve"));
-    await openAndConfirm(linkFor(p, "bob@example.com", "approve"));
+    await openAndConfirm(await mailedLink(p, "alice@example.com", "approve"));
+    await openAndConfirm(await mailedLink(p, "bob@example.com", "approve"));
     await settle(p.id);
     expect(await statusOf(p.id)).toBe("succeeded");
     // After the card was given up, the outcome is still announced.
@@ -692,7 +1046,7 @@ describe("Teams: an Adaptive Card with the links, then a follow-up per status ch
 });
 
 describe("/openapi.json", () => {
-  it("describes kind, recipient, the create response's links and the /l/{token} pages", async () => {
+  it("describes kind, recipient, the create response's links (a prompt's only) and the /l/{token} pages", async () => {
     const doc = await json(await call("/openapi.json", { token: null }));
     const create = doc.paths["/v1/proposals"].post;
     const body = create.requestBody.content["application/json"].schema;
@@ -700,6 +1054,10 @@ describe("/openapi.json", () => {
     expect(body.properties).toHaveProperty("recipient");
     const created = create.responses["201"].content["application/json"].schema;
     expect(created.properties.links.items.properties).toHaveProperty("url");
+    // Only a verification prompt's answers: an approval's links are never in an answer.
+    expect(created.properties.links.items.properties.choice.enum).toEqual(["yes", "no", "unsure"]);
+    expect(created.properties.links.description).toContain("Approval links are never returned");
+    expect(doc.paths["/l/{token}"].post.description).toContain("Cf-Access-Jwt-Assertion");
     expect(created.properties.status.enum).toEqual(expect.arrayContaining(["acknowledged", "escalated"]));
     expect(
       doc.paths["/v1/proposals/{id}"].get.responses["200"].content["application/json"].schema.properties,
@@ -778,7 +1136,12 @@ describe("policy and configuration for links", () => {
     ).toEqual([at("links.teams_webhook")]);
     expect(paths({ links: { enabled: "yes" } })).toEqual([at("links.enabled")]);
     expect(
-      paths({ requester_only: true, approvers: [], links: { enabled: true, recipients: ["a@example.com"] } }),
+      paths({
+        requester_only: true,
+        requesters: ["U0ALICE"],
+        approvers: [],
+        links: { enabled: true, recipients: ["a@example.com"] },
+      }),
     ).toEqual([at("links.enabled")]);
     expect(paths({ required_approvals: 3, links: { enabled: true, recipients: ["a@example.com"] } })).toEqual([
       at("required_approvals"),
@@ -790,9 +1153,54 @@ describe("policy and configuration for links", () => {
     ).toEqual([]);
   });
 
+  const keys = JSON.stringify([{ name: "k", sha256: "a".repeat(64), scopes: ["proposals:write"] }]);
+  /** Cloudflare Access and the mail API, as an operator would set them. */
+  const IDENTITY = {
+    ACCESS_TEAM_DOMAIN: "https://example-team.cloudflareaccess.com",
+    ACCESS_AUD: "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2",
+    MAIL_API_URL: "https://api.resend.com/emails",
+    MAIL_FROM,
+    MAIL_API_TOKEN,
+  };
+
+  it("Access is required once an approval action enables links, a mail API once its links go to e-mail addresses", () => {
+    const base = { ...SECRETS, ...LINK_BINDINGS, API_KEYS: keys, RUNNER_URL: "https://runner.internal/run" };
+    const problems = (policy: unknown, extra: Record<string, unknown> = {}) => {
+      const result = checkConfig({ ...base, POLICY: policy, ...extra });
+      return result.ok ? [] : result.problems.map((p) => p.path);
+    };
+    const mailed = { actions: { "x.y": { links: { enabled: true, recipients: ["a@example.com"] } } } };
+    const byPhone = { actions: { "x.y": { links: { enabled: true, recipients: ["+4915123456789"] } } } };
+    const prompt = { actions: { "v.x": { kind: "verify", links: { enabled: true } } } };
+    expect(problems(mailed)).toEqual([
+      "ACCESS_TEAM_DOMAIN",
+      "ACCESS_AUD",
+      "MAIL_API_URL",
+      "MAIL_FROM",
+      "MAIL_API_TOKEN",
+    ]);
+    expect(problems(byPhone)).toEqual(["ACCESS_TEAM_DOMAIN", "ACCESS_AUD"]);
+    // A verification prompt's links answer by possession and are delivered by the proposer: neither is needed.
+    expect(problems(prompt)).toEqual([]);
+    expect(problems(mailed, IDENTITY)).toEqual([]);
+    const ok = checkConfig({ ...base, POLICY: mailed, ...IDENTITY });
+    expect(ok.ok && ok.config.access).toEqual({
+      issuer: IDENTITY.ACCESS_TEAM_DOMAIN,
+      audience: IDENTITY.ACCESS_AUD,
+      jwksUrl: `${IDENTITY.ACCESS_TEAM_DOMAIN}/cdn-cgi/access/certs`,
+    });
+    expect(ok.ok && ok.config.mail).toEqual({ url: IDENTITY.MAIL_API_URL, token: MAIL_API_TOKEN, from: MAIL_FROM });
+    // All or nothing, each named; the token's value never in a message.
+    const half = checkConfig({ ...base, POLICY: mailed, ...IDENTITY, ACCESS_AUD: "", MAIL_FROM: "nobody" });
+    expect(half.ok ? [] : half.problems.map((p) => p.path)).toEqual(["ACCESS_AUD", "MAIL_FROM"]);
+    expect(JSON.stringify(half)).not.toContain(MAIL_API_TOKEN);
+    expect(problems(mailed, { ...IDENTITY, ACCESS_TEAM_DOMAIN: "http://team.example.com" })).toEqual([
+      "ACCESS_TEAM_DOMAIN",
+    ]);
+  });
+
   it("LINK_SECRET and PUBLIC_URL are required once an action enables links, and checked whenever given", async () => {
-    const keys = JSON.stringify([{ name: "k", sha256: "a".repeat(64), scopes: ["proposals:write"] }]);
-    const base = { ...SECRETS, API_KEYS: keys, RUNNER_URL: "https://runner.internal/run" };
+    const base = { ...SECRETS, ...IDENTITY, API_KEYS: keys, RUNNER_URL: "https://runner.internal/run" };
     const withLinks = { actions: { "x.y": { links: { enabled: true, recipients: ["a@example.com"] } } } };
     const noLinks = { default_channel: "C0A", actions: { "x.y": { approvers: ["U0A1"] } } };
     const paths = (env: Record<string, unknown>) => {
@@ -871,7 +1279,7 @@ describe("what will run is shown whole off Slack too (issue 11 item 4)", () => {
     expect(teamsShown).toMatch(/^[\x20-\x7e]*$/);
     expect(JSON.parse(teamsShown)).toEqual(params);
 
-    const page = await openLink(linkFor(p, "alice@example.com", "approve"));
+    const page = await openLink(await mailedLink(p, "alice@example.com", "approve"));
     const pre = /<dt>Params<\/dt><dd><pre>([\s\S]*?)<\/pre>/.exec(page.html)?.[1] ?? "";
     const pageShown = pre
       .replace(/&lt;/g, "<")

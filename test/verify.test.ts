@@ -1,19 +1,26 @@
 // Issue 7, verification prompts ("was this you?"): one person is asked; their answer is the outcome (yes →
 // acknowledged, no → denied, unsure → escalated), audited, shown on the card and sent as a signed outcome event;
-// nothing is ever dispatched. Over Slack (a DM with three buttons) and over signed links (and a Teams card).
+// nothing is ever dispatched. Over Slack (a DM with three buttons) and over signed links, which answer by possession:
+// the proposer delivers them to the addressee alone, never into a Teams channel.
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { parsePolicy } from "../src/config/policy.ts";
+import { mintLinkUrls } from "../src/links/token.ts";
+import { publicId } from "../src/proposal/ids.ts";
 import { applyClick, applyLink } from "../src/proposal/lifecycle.ts";
+import { LINK_BINDINGS } from "./fixtures.ts";
 import {
   auditOf,
   call,
   clickPayload,
+  createdThisTest,
   createProposal,
   getProposal,
   proposalBody,
   runAlarm,
   settle,
   slackRequest,
+  stubOf,
 } from "./helpers/api.ts";
 import {
   api,
@@ -70,16 +77,24 @@ describe("the pure rules", () => {
     });
 
   it("only the person asked may answer, and only with an answer", () => {
-    expect(applyClick(prompt(), { kind: "yes", user: "U0ALICE", memberOf: [], via: "slack" }, BEFORE)).toMatchObject({
+    expect(
+      applyClick(prompt(), { kind: "yes", user: "U0ALICE", memberOf: [], standing: "member", via: "slack" }, BEFORE),
+    ).toMatchObject({
       ok: false,
       code: "requester_only",
     });
-    expect(applyClick(prompt(), { kind: "approve", user: "U0BOB", memberOf: [], via: "slack" }, BEFORE)).toMatchObject({
+    expect(
+      applyClick(prompt(), { kind: "approve", user: "U0BOB", memberOf: [], standing: "member", via: "slack" }, BEFORE),
+    ).toMatchObject({
       ok: false,
       code: "wrong_kind",
     });
     expect(
-      applyClick(makeProposal(), { kind: "yes", user: "U0ALICE", memberOf: [], via: "slack" }, BEFORE),
+      applyClick(
+        makeProposal(),
+        { kind: "yes", user: "U0ALICE", memberOf: [], standing: "member", via: "slack" },
+        BEFORE,
+      ),
     ).toMatchObject({ ok: false, code: "wrong_kind" });
   });
 
@@ -89,7 +104,7 @@ describe("the pure rules", () => {
       ["no", "denied"],
       ["unsure", "escalated"],
     ] as const) {
-      const t = applyClick(prompt(), { kind, user: "U0BOB", memberOf: [], via: "slack" }, BEFORE);
+      const t = applyClick(prompt(), { kind, user: "U0BOB", memberOf: [], standing: "member", via: "slack" }, BEFORE);
       expect(t.ok).toBe(true);
       if (!t.ok) continue;
       expect(t.proposal.status).toBe(status);
@@ -108,21 +123,23 @@ describe("the pure rules", () => {
       recipient: "bob@example.com",
       rule: { requester_only: true, approvers: [], escalation: null, links: { recipients: [], teams_recipient: null } },
     });
-    expect(applyLink(p, { recipient: "eve@example.com", choice: "yes" }, BEFORE)).toMatchObject({
+    expect(applyLink(p, { recipient: "eve@example.com", identity: null, choice: "yes" }, BEFORE)).toMatchObject({
       ok: false,
       code: "not_a_recipient",
     });
-    expect(applyLink(p, { recipient: "bob@example.com", choice: "approve" }, BEFORE)).toMatchObject({
+    expect(applyLink(p, { recipient: "bob@example.com", identity: null, choice: "approve" }, BEFORE)).toMatchObject({
       ok: false,
       code: "wrong_kind",
     });
-    const t = applyLink(p, { recipient: "bob@example.com", choice: "no" }, BEFORE);
+    const t = applyLink(p, { recipient: "bob@example.com", identity: null, choice: "no" }, BEFORE);
     expect(t).toMatchObject({
       ok: true,
       proposal: { status: "denied", decision: { by: "link:bob@example.com", answer: "no" } },
     });
     if (t.ok)
-      expect(applyLink(t.proposal, { recipient: "bob@example.com", choice: "yes" }, BEFORE)).toMatchObject({
+      expect(
+        applyLink(t.proposal, { recipient: "bob@example.com", identity: null, choice: "yes" }, BEFORE),
+      ).toMatchObject({
         ok: false,
         code: "not_pending",
       });
@@ -282,7 +299,7 @@ function createProposalRaw(extra: Json) {
   return call("/v1/proposals", { body: { ...proposalBody(), ...extra } });
 }
 
-describe("over signed links (and Teams)", () => {
+describe("over signed links (never Teams)", () => {
   it("the create response has the recipient's three links; the page asks the question in the policy's words", async () => {
     const p = await propose(verifyBody({ callback_url: `${PEER}/events/device` }));
     expect(p).toMatchObject({ kind: "verify", recipient: "bob@example.com", requested_by: null });
@@ -332,31 +349,57 @@ describe("over signed links (and Teams)", () => {
     expect((await getProposal(p.id)).status).toBe("pending");
   });
 
-  it("the Teams card asks in the policy's words, with one OpenUrl per answer minted for the recipient", async () => {
-    const p = await propose(verifyBody({ summary: "New sign-in from _Lisbon_ [map](https://evil.example)" }));
+  it("a prompt's links never go into a Teams channel: only to the proposer, for the addressee alone", async () => {
+    const p = await propose(verifyBody());
     await settle(p.id);
-    const [post] = await peer.requests("/teams/verify");
-    const card = JSON.parse(post!.body).attachments[0].content;
-    expect(card.body[0]).toMatchObject({ type: "TextBlock", text: "Was this you?" });
-    expect(card.body[1].text).toBe("New sign\\-in from \\_Lisbon\\_ \\[map\\]\\(https\\://evil\\.example\\)");
-    expect(card.actions.map((a: Json) => [a.type, a.title])).toEqual([
-      ["Action.OpenUrl", "Yes, I signed in"],
-      ["Action.OpenUrl", "No, block it"],
-      ["Action.OpenUrl", "I'm not sure — escalate"],
+    expect(p.links).toHaveLength(3);
+    expect(await peer.requests("/teams")).toHaveLength(0);
+    // Anyone in a channel could have answered "yes, that was me": the policy refuses a webhook for it, by name.
+    const refused = (() => {
+      try {
+        parsePolicy({
+          actions: { "v.x": { kind: "verify", links: { enabled: true, teams_webhook: `${PEER}/teams/x` } } },
+        });
+        return [];
+      } catch (error) {
+        return (error as { details: Array<{ path: string; message: string }> }).details;
+      }
+    })();
+    expect(refused).toEqual([
+      { path: 'POLICY.actions["v.x"].links.teams_webhook', message: expect.stringContaining("by possession") },
     ]);
-    const claims = await Promise.all(card.actions.map((a: Json) => verifies(a.url)));
-    expect(claims.map((c) => c.ok && [c.claims.r, c.claims.c])).toEqual([
-      ["bob@example.com", "yes"],
-      ["bob@example.com", "no"],
-      ["bob@example.com", "unsure"],
+  });
+
+  it("a prompt stored with a Teams webhook (from before the policy refused one) posts nothing to Teams, neither card nor outcome", async () => {
+    const id = publicId(env.PROPOSALS.newUniqueId());
+    const stored = makeProposal({
+      id,
+      kind: "verify",
+      requested_by: null,
+      recipient: "bob@example.com",
+      expires_at: new Date(Date.now() + 600_000).toISOString(),
+      rule: {
+        requester_only: true,
+        approvers: [],
+        escalation: null,
+        links: { recipients: [], teams_recipient: null },
+        verify_labels: { yes: "Yes", no: "No", unsure: "Not sure" },
+      },
+      teams: { webhook: `${PEER}/teams/legacy`, card_posted: false, announced: null },
+    });
+    const created = await stubOf(id).create(stored, "legacy");
+    expect(created.ok).toBe(true);
+    createdThisTest.add(id);
+    await settle(id);
+    if (!created.ok) return;
+    const [yes] = await mintLinkUrls(LINK_BINDINGS.LINK_SECRET, LINK_BINDINGS.PUBLIC_URL, stored, [
+      created.links.find((l) => l.choice === "yes")!,
     ]);
-    // The card's "not sure" link escalates; Teams then gets the outcome.
-    await openAndConfirm(card.actions[2].url);
-    await settle(p.id);
-    expect((await getProposal(p.id)).status).toBe("escalated");
-    const followUp = JSON.parse((await peer.requests("/teams/verify")).at(-1)!.body).attachments[0].content;
-    expect(followUp.body[0].text).toContain('Answered "I\'m not sure — escalate" by bob\\@example\\.com \\(by link\\)');
-    expect(followUp).not.toHaveProperty("actions");
+    expect((await openAndConfirm(yes!.url)).res.status).toBe(200);
+    await settle(id);
+    expect((await getProposal(id)).status).toBe("acknowledged");
+    expect(await peer.requests("/teams/legacy")).toHaveLength(0);
+    expect((await auditOf(id)).filter((e) => e.type.startsWith("teams."))).toEqual([]);
   });
 
   it("a verification prompt with a Slack user and links: either may answer, the first answer wins", async () => {
@@ -421,9 +464,17 @@ describe("policy for verification prompts", () => {
     expect(problems({ kind: "survey" })).toEqual(["kind"]);
     expect(problems({ links: { enabled: true, recipients: ["a@example.com"] } })).toEqual(["links.recipients"]);
     expect(problems({ links: { enabled: true, teams_webhook: "https://t.example/x", teams_recipient: "t" } })).toEqual([
+      "links.teams_webhook",
       "links.teams_recipient",
     ]);
-    expect(problems({ links: { enabled: true, teams_webhook: "https://t.example/x" } })).toEqual([]);
+    // Possession-only links never go to a shared channel, not even from a block that is switched off for now.
+    expect(problems({ links: { enabled: true, teams_webhook: "https://t.example/x" } })).toEqual([
+      "links.teams_webhook",
+    ]);
+    expect(problems({ links: { enabled: false, teams_webhook: "https://t.example/x" } })).toEqual([
+      "links.teams_webhook",
+    ]);
+    expect(problems({ links: { enabled: true } })).toEqual([]);
   });
 
   it("createProposal of the classic actions is untouched by all this", async () => {

@@ -97,6 +97,8 @@ function slackAnswer(method: string, body: string, contentType: string): unknown
       return { ok: true, channel: params.channel, ts: `${ts}.000100` };
     case "chat.update":
       return { ok: true, channel: params.channel, ts: params.ts };
+    case "users.info":
+      return { ok: true, user: { id: params.user, team_id: "T0BENCH" } };
     default:
       return { ok: true };
   }

@@ -38,7 +38,7 @@ const POLICY_JSON = `{
     "k8s.rollout_restart": { "approvers": ["U0ALICE", "S0ONCALL"], "max_ttl_seconds": 3600,
       "params_schema": { "type": "object", "required": ["deployment"], "properties": { "deployment": { "type": "string" } } },
       "escalation": { "approvers": ["S0SRELEADS"], "channel": "C0ESCALATE" } },
-    "demo.echo": { "requester_only": true, "ttl_seconds": 30 }
+    "demo.echo": { "requester_only": true, "requesters": ["U0BOB"], "ttl_seconds": 30 }
   }
 }`;
 

@@ -74,10 +74,13 @@ export function openApiDocument(): unknown {
             content: { "application/json": { schema: schema(CreateProposalBody, "input") } },
           },
           responses: {
-            "201": json(CreatedProposalResponse, "Created (with its signed links when the action enables them)"),
+            "201": json(
+              CreatedProposalResponse,
+              "Created (a verification prompt with links: with its recipient's links; never an approval's)",
+            ),
             "200": json(
               CreatedProposalResponse,
-              "The same Idempotency-Key and body again: the first proposal, and the same links",
+              "The same Idempotency-Key and body again: the first proposal (and a prompt's same links)",
             ),
             ...errors(400, 401, 403, 409, 413, 415, 422, 503),
           },
@@ -162,13 +165,22 @@ export function openApiDocument(): unknown {
           responses: {
             "200": html("The confirmation page, with a one-button form; sets the signoff_csrf cookie"),
             "400": html("Not a valid link"),
-            "403": html("Links are not enabled for the action, or the recipient may not decide"),
+            "403": html(
+              "Links are not enabled for the action, the recipient may not decide, or (approval links) the request " +
+                "carries no Cloudflare Access sign-in of the recipient",
+            ),
+            "503": html("The identity provider's keys could not be fetched; nothing was decided"),
             "409": html("Already used, or the proposal was already decided"),
             "410": html("Expired"),
           },
         },
         post: {
           summary: "The confirmation page's button: decides, once (form field csrf must equal the signoff_csrf cookie)",
+          description:
+            "Approval links (approve, deny) decide only for the person Cloudflare Access vouches for on this very " +
+            "request (Cf-Access-Jwt-Assertion, or the CF_Authorization cookie): the link's recipient, or on the " +
+            "Teams card's links one of the policy's recipients, each person once. A verification prompt's links " +
+            "(yes, no, unsure) answer by possession; they never dispatch.",
           security: [],
           parameters: [linkParam],
           requestBody: {
@@ -189,10 +201,14 @@ export function openApiDocument(): unknown {
           responses: {
             "200": html("Decided: what was recorded"),
             "400": html("Not a valid link (a forgery naming a real proposal is audited)"),
-            "403": html("CSRF check failed, links not enabled, or the recipient may not decide; nothing changed"),
+            "403": html(
+              "CSRF check failed, links not enabled, the recipient may not decide, or (approval links) no Cloudflare " +
+                "Access sign-in of the recipient (identity_required, wrong_identity); nothing changed",
+            ),
             "409": html("Already used, or already decided"),
             "410": html("Expired"),
             "415": html("Not a form post"),
+            "503": html("The identity provider's keys could not be fetched; nothing was decided"),
           },
         },
       },

@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { callbackAllowed, keyAllowsAction } from "../config/api-keys.ts";
+import type { Config } from "../config/load.ts";
 import {
   actionKind,
   decisionRuleFor,
@@ -16,6 +17,7 @@ import { idempotentObjectId, publicId } from "../proposal/ids.ts";
 import { proposalStubAt } from "../proposal/stub.ts";
 import { toView } from "../proposal/view.ts";
 import { planProblems } from "../slack/plan.ts";
+import { membershipOf } from "../slack/usergroups.ts";
 import { type AppEnv, bodyText, parseJson, proposalNotFound, proposalOf, queryOf, validate } from "./http.ts";
 import { jsonBody, requireScope, withConfig } from "./middleware.ts";
 import { CreateProposalBody, CreateVerifyBody, WaitQuery } from "./schemas.ts";
@@ -128,6 +130,9 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
         { path: "callback_url", message: allowed.message },
       ]);
   }
+  // Last of the checks, as the only one that may ask Slack: bad input is refused without a network call.
+  if (actionPolicy.requesters !== null && body.requested_by !== undefined)
+    await requireRequester(config, type, actionPolicy.requesters, body.requested_by);
 
   const ns = c.env.PROPOSALS;
   const objectId = idempotencyKey ? idempotentObjectId(ns, key.name, idempotencyKey) : ns.newUniqueId();
@@ -139,21 +144,57 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
     ttlSeconds,
     now: Date.now(),
     kind,
-    teamsWebhook: links?.teams_webhook ?? null,
+    teamsWebhook: kind === "approval" ? (links?.teams_webhook ?? null) : null,
   });
   const outcome = await proposalStubAt(ns, objectId).create(proposal, requestSha256(raw));
   if (!outcome.ok) throw toApiError(outcome.refusal);
   const status = outcome.created ? 201 : 200;
   const created = outcome.proposal;
-  if (!created.rule.links || config.linkSecret === null || config.publicUrl === null)
+  // Approval links never leave signoff through the API (SPEC 12): whoever holds the proposer's key would hold every
+  // recipient's vote. signoff mails them and posts the Teams card's itself. A verification prompt's links decide by
+  // possession and never dispatch: they are the proposer's to deliver (SMS, e-mail) to the addressee alone, so only
+  // this answer (and an Idempotency-Key replay of it) carries them; GET never does.
+  if (created.kind !== "verify" || !created.rule.links || config.linkSecret === null || config.publicUrl === null)
     return c.json(toView(created), status);
-  // The signed links, for the proposer to deliver (e-mail, SMS). They are credentials: only this answer (and an
-  // Idempotency-Key replay of it) carries them; GET never does. The Teams identity's links go to Teams only.
-  const teamsOnly = created.kind === "approval" ? created.rule.links.teams_recipient : null;
-  const issued = outcome.links.filter((link) => link.recipient !== teamsOnly);
-  const minted = await mintLinkUrls(config.linkSecret, config.publicUrl, created, issued);
+  const minted = await mintLinkUrls(config.linkSecret, config.publicUrl, created, outcome.links);
   return c.json({ ...toView(created), links: minted }, status);
 });
+
+/** How long a proposer should wait before trying again when Slack could not say who is in a requesters group. */
+const SLACK_RETRY_AFTER_SECONDS = 30;
+
+/**
+ * `requested_by` must be one of the action's `requesters`: listed itself, or a member of a listed user group (SPEC 12:
+ * otherwise a stolen key names any account, a guest's or its own, and on a requester_only action that account decides
+ * alone). A group Slack cannot list right now is a fault, not bad input: 503 with Retry-After, nothing created. The
+ * answer never lists the requesters (user ids are not the proposer's to know).
+ */
+async function requireRequester(
+  config: Config,
+  type: string,
+  requesters: readonly string[],
+  user: string,
+): Promise<void> {
+  if (requesters.includes(user)) return;
+  const groups = requesters.filter((id) => id.startsWith("S"));
+  const membership =
+    groups.length === 0
+      ? { memberOf: [], unresolved: [] }
+      : await membershipOf(user, groups, { base: config.slackApiBase, token: config.slackBotToken });
+  if (membership.memberOf.length > 0) return;
+  if (membership.unresolved.length > 0) {
+    throw new ApiError(
+      503,
+      "slack_unavailable",
+      `Slack could not say just now whether ${user} may request ${type}; nothing was created, try again later`,
+      [{ path: "requested_by", message: "its user-group membership could not be checked with Slack just now" }],
+      { "retry-after": String(SLACK_RETRY_AFTER_SECONDS) },
+    );
+  }
+  throw new ApiError(422, "requester_not_allowed", `${user} may not be named as requested_by for ${type}`, [
+    { path: "requested_by", message: `${user} is not among ${type}'s requesters (users and user groups)` },
+  ]);
+}
 
 /** Whether the body is meant as a verification prompt: it says so, or its action's policy does. */
 function verifyExpected(policy: Policy, raw: unknown): boolean {

@@ -107,7 +107,14 @@ export const AuditCheckpointParams = z.object({}).strict();
 
 // ---- response shapes (documentation only: the code builds them from typed objects) ----
 
-const Approval = z.object({ user: z.string(), at: z.string() });
+const Approval = z.object({
+  user: z.string().describe("U… for a Slack click, link:<e-mail signed in> for a link"),
+  person: z
+    .string()
+    .optional()
+    .describe("who that is: the policy's people directory name, else the identity itself; M-of-N counts these"),
+  at: z.string(),
+});
 
 const VerifyLabels = z.object({ yes: z.string(), no: z.string(), unsure: z.string() });
 
@@ -161,18 +168,23 @@ export const ProposalResponse = z.object({
 
 export const IssuedLinkResponse = z.object({
   recipient: z.string(),
-  choice: z.enum(["approve", "deny", ...VERIFY_ANSWERS]),
+  choice: z.enum(VERIFY_ANSWERS),
   url: z.string().describe("PUBLIC_URL/l/<signed token>: opens a confirmation page; only its button decides"),
 });
 
-/** POST /v1/proposals answers the proposal plus, when its action enables links, the signed links (never shown again by GET). */
+/**
+ * POST /v1/proposals answers the proposal plus, for a verification prompt whose action enables links, its signed links
+ * (never shown again by GET). An approval's links are never in any answer: signoff delivers them itself (SPEC 12).
+ */
 export const CreatedProposalResponse = ProposalResponse.extend({
   links: z
     .array(IssuedLinkResponse)
     .optional()
     .describe(
-      "when the action enables signed links: one per recipient and choice, for the proposer to deliver " +
-        "(e-mail, SMS). Credentials: GET never shows them",
+      "verification prompts (kind verify) whose action enables links only: the recipient's three links, for the " +
+        "proposer to deliver to that person alone (SMS, e-mail); they answer by possession and never dispatch. " +
+        "Credentials: GET never shows them. Approval links are never returned: signoff mails them to their " +
+        "recipients and posts the Teams card's itself, and deciding with one needs the recipient's sign-in",
     ),
 });
 

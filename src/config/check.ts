@@ -2,13 +2,15 @@
 // Worker-only imports: the Worker (via load.ts) and the operator scripts (plain Node) both run it.
 import { signingKeyProblem } from "../audit/signing.ts";
 import type { ErrorDetail } from "../errors.ts";
+import type { AccessConfig } from "../identity/access.ts";
 import { fromBase64 } from "../lib/encoding.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
+import type { MailConfig } from "../mail/send.ts";
 import { parseSecretKey, splitKeyList } from "../webhooks/signing-keys.ts";
 import type { ApiKey } from "./api-keys.ts";
 import { parseApiKeys } from "./api-keys.ts";
 import type { Policy } from "./policy.ts";
-import { parsePolicy } from "./policy.ts";
+import { isMailRecipient, parsePolicy } from "./policy.ts";
 import { ConfigError, deepFreeze } from "./problems.ts";
 
 /**
@@ -30,6 +32,13 @@ export interface ConfigEnv {
   PUBLIC_URL?: unknown;
   EVENTS_SIGNING_KEYS?: unknown;
   RUNNER_SIGNING_KEYS?: unknown;
+  SLACK_TEAM_ID?: unknown;
+  ACCESS_TEAM_DOMAIN?: unknown;
+  ACCESS_AUD?: unknown;
+  ACCESS_JWKS_URL?: unknown;
+  MAIL_API_URL?: unknown;
+  MAIL_FROM?: unknown;
+  MAIL_API_TOKEN?: unknown;
   AUDIT_SIGNING_KEY?: unknown;
 }
 
@@ -43,6 +52,7 @@ export const SECRET_NAMES = [
   "LINK_SECRET",
   "EVENTS_SIGNING_KEYS",
   "RUNNER_SIGNING_KEYS",
+  "MAIL_API_TOKEN",
   "AUDIT_SIGNING_KEY",
 ] as const;
 /** `[vars]` in wrangler.toml. */
@@ -53,6 +63,12 @@ export const VAR_NAMES = [
   "DISPATCH_MAX_ATTEMPTS",
   "DISPATCH_TIMEOUT_MS",
   "PUBLIC_URL",
+  "SLACK_TEAM_ID",
+  "ACCESS_TEAM_DOMAIN",
+  "ACCESS_AUD",
+  "ACCESS_JWKS_URL",
+  "MAIL_API_URL",
+  "MAIL_FROM",
 ] as const;
 
 export const CONFIG_INPUTS = [...VAR_NAMES, ...SECRET_NAMES] as const;
@@ -85,6 +101,12 @@ export interface Config {
   dispatchTimeoutMs: number;
   /** `whsec_<base64>`: signs the links of signed-link approvals and verification prompts; null when no action uses links. */
   linkSecret: string | null;
+  /** `T…`: clicks from any other workspace (a Slack Connect channel) never count; null: not checked. */
+  slackTeamId: string | null;
+  /** Cloudflare Access in front of `/l/*`: who opens an approval link is verified at decision time (SPEC 12). */
+  access: AccessConfig | null;
+  /** An HTTPS mail API that delivers approval links to their recipients (Resend's shape: POST {from, to, …}). */
+  mail: MailConfig | null;
   /** The Worker's public origin (`https://signoff.example.com`, no trailing slash), where links point; null like linkSecret. */
   publicUrl: string | null;
   /** `auditsk_<base64>`: the Ed25519 key that signs audit chain heads and checkpoints (SPEC 12; src/audit/signing.ts). */
@@ -242,6 +264,54 @@ function parsed<T>(parse: () => T, problems: Problems): T | null {
   }
 }
 
+/** An optional var that, when given, must match `pattern`. */
+function optionalMatch(name: string, raw: unknown, pattern: RegExp, what: string, problems: Problems): string | null {
+  const value = varString(raw);
+  if (isMissing(value)) return null;
+  if (typeof value !== "string" || !pattern.test(value)) {
+    problems.add(name, `must be ${what}`);
+    return null;
+  }
+  return value;
+}
+
+/** ACCESS_TEAM_DOMAIN, ACCESS_AUD (and ACCESS_JWKS_URL): all or nothing, required when `needed` says why. */
+function accessConfig(env: ConfigEnv, needed: string | null, problems: Problems): AccessConfig | null {
+  const given = !isMissing(env.ACCESS_TEAM_DOMAIN) || !isMissing(env.ACCESS_AUD) || !isMissing(env.ACCESS_JWKS_URL);
+  if (!given && needed === null) return null;
+  const why = needed ?? "with the other ACCESS_ settings";
+  const issuer = publicOrigin("ACCESS_TEAM_DOMAIN", env.ACCESS_TEAM_DOMAIN, why, problems);
+  const audience = varString(env.ACCESS_AUD);
+  if (isMissing(audience)) problems.add("ACCESS_AUD", `is required ${why}: the Access application's AUD tag`);
+  else if (typeof audience !== "string" || !/^[A-Za-z0-9._:-]{8,256}$/.test(audience))
+    problems.add("ACCESS_AUD", "must be the Access application's AUD tag (64 hex digits in Cloudflare's dashboard)");
+  const jwksUrl = isMissing(env.ACCESS_JWKS_URL)
+    ? issuer === null
+      ? null
+      : `${issuer}/cdn-cgi/access/certs`
+    : url("ACCESS_JWKS_URL", env.ACCESS_JWKS_URL, null, problems);
+  if (issuer === null || jwksUrl === null || typeof audience !== "string" || isMissing(audience)) return null;
+  return { issuer, audience, jwksUrl };
+}
+
+/** MAIL_API_URL, MAIL_FROM and the MAIL_API_TOKEN secret: all or nothing, required when `needed` says why. */
+function mailConfig(env: ConfigEnv, needed: string | null, problems: Problems): MailConfig | null {
+  const given = !isMissing(env.MAIL_API_URL) || !isMissing(env.MAIL_FROM) || !isMissing(env.MAIL_API_TOKEN);
+  if (!given && needed === null) return null;
+  const why = needed ?? "with the other MAIL_ settings";
+  const endpoint = isMissing(env.MAIL_API_URL) ? null : url("MAIL_API_URL", env.MAIL_API_URL, null, problems);
+  if (isMissing(env.MAIL_API_URL)) problems.add("MAIL_API_URL", `is required ${why}`);
+  const from = varString(env.MAIL_FROM);
+  if (isMissing(from))
+    problems.add("MAIL_FROM", `is required ${why}: the sender, e.g. "signoff <signoff@example.com>"`);
+  else if (typeof from !== "string" || !/@/.test(from) || from.length > 320)
+    problems.add("MAIL_FROM", "must be an e-mail sender");
+  const token = isMissing(env.MAIL_API_TOKEN) ? null : secret("MAIL_API_TOKEN", env.MAIL_API_TOKEN, problems);
+  if (isMissing(env.MAIL_API_TOKEN)) problems.add("MAIL_API_TOKEN", `is required ${why}`);
+  if (endpoint === null || token === null || typeof from !== "string" || isMissing(from)) return null;
+  return { url: endpoint, token, from };
+}
+
 /** Checks every input of `env`; either the whole Config or every problem, each naming its field. */
 export function checkConfig(env: ConfigEnv): ConfigCheck {
   const problems = new Problems();
@@ -310,6 +380,29 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
     auditSigningKey = null;
   }
 
+  const slackTeamId = optionalMatch(
+    "SLACK_TEAM_ID",
+    env.SLACK_TEAM_ID,
+    /^T[A-Z0-9]{2,}$/,
+    "a Slack team id (T…)",
+    problems,
+  );
+  // Approval links decide only for the person signed in (SPEC 12): Access is required once one action has them,
+  // and signoff mails them itself, so a mail API is required once one has e-mail recipients.
+  const approvalLinks = policy ? Object.values(policy.actions).find((a) => a.links && !a.verify) : undefined;
+  const identityNeeded = approvalLinks
+    ? `when an approval action enables links (POLICY.actions["${approvalLinks.type}"].links)`
+    : null;
+  const access = accessConfig(env, identityNeeded, problems);
+  const mailed = policy
+    ? Object.values(policy.actions).find((a) => !a.verify && a.links?.recipients.some(isMailRecipient))
+    : undefined;
+  const mail = mailConfig(
+    env,
+    mailed ? `when approval links go to e-mail recipients (POLICY.actions["${mailed.type}"])` : null,
+    problems,
+  );
+
   if (
     problems.list.length > 0 ||
     policy === null ||
@@ -341,6 +434,9 @@ export function checkConfig(env: ConfigEnv): ConfigCheck {
       dispatchTimeoutMs,
       linkSecret,
       publicUrl,
+      slackTeamId,
+      access,
+      mail,
       auditSigningKey,
     }),
   };

@@ -23,6 +23,12 @@ export const MAX_UNSCHEMED_PARAMS_BYTES = 4096;
  */
 export const RECIPIENT_PATTERN = /^[A-Za-z0-9._%+@=-]{1,254}$/;
 export const RECIPIENT_MESSAGE = "must be an e-mail address or an opaque id: 1–254 of A-Z a-z 0-9 . _ % + @ = -";
+/** A recipient signoff mails its approval links to (SPEC 12): one that is an e-mail address. */
+export function isMailRecipient(recipient: string): boolean {
+  return recipient.includes("@");
+}
+/** A person's name in the policy's `people` directory (what the audit log and the card call them). */
+export const PERSON_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** Slack's limit for a button's text; the labels are also the Teams card's and the confirmation page's buttons. */
 export const VERIFY_LABEL_MAX = 75;
 /** A year: no approval should wait longer, and it keeps deadlines far from Date's limits. */
@@ -52,6 +58,7 @@ const linksShape = {
 
 const escalationShape = {
   approvers: z.array(approver).min(1),
+  required_approvals: z.int().min(1).default(1),
   channel: channel.nullish(),
   extend_ttl_seconds: z.int().min(0).max(MAX_SECONDS).default(0),
 };
@@ -62,6 +69,7 @@ function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
     required_approvals: z.int().min(1).default(1),
     allow_self_approval: z.boolean().default(false),
     requester_only: z.boolean().default(false),
+    requesters: z.array(approver).optional(),
     ttl_seconds: seconds.default(600),
     max_ttl_seconds: seconds.default(86400),
     channel: channel.nullish(),
@@ -78,8 +86,17 @@ const actionSchema = actionSchemaWith(z.strictObject);
 /** The same without the unknown-field check: once those are reported, the cross-field checks still run. */
 const lenientActionSchema = actionSchemaWith(z.object);
 
+/** An identity a person can decide with: a Slack user id, or what a signed link is addressed to (an e-mail). */
+const identity = z
+  .string()
+  .regex(RECIPIENT_PATTERN, `must be a Slack user id (U…, W…) or ${RECIPIENT_MESSAGE.slice(5)}`)
+  .refine((id) => !/^S[A-Z0-9]{2,}$/.test(id), "a user group is not a person: list its members' own ids");
+
 const policySchema = z.strictObject({
   default_channel: channel.nullish(),
+  people: z
+    .record(z.string().regex(PERSON_PATTERN, "person names use a-z, 0-9 and . _ -"), z.array(identity).min(1))
+    .optional(),
   actions: z.record(z.string(), z.unknown()),
 });
 
@@ -121,15 +138,25 @@ export interface DecisionRule {
   requester_only: boolean;
   confirm: boolean;
   channel: string | null;
-  escalation: { approvers: string[]; channel: string | null; extend_ttl_seconds: number } | null;
+  escalation: {
+    approvers: string[];
+    channel: string | null;
+    extend_ttl_seconds: number;
+    /** Distinct people needed once escalated, never the escalator or the requester (absent before it existed: 1). */
+    required_approvals?: number;
+  } | null;
   /** Signed links, when the action enables them (absent in proposals created before links existed). */
   links?: LinkRule | null;
   /** A verification prompt's button labels (absent or null for approvals). */
   verify_labels?: VerifyLabels | null;
+  /** The policy's `people` directory at creation, identity → person; absent when it has none (each id is a person). */
+  people?: Record<string, string>;
 }
 
 export interface Escalation {
   approvers: string[];
+  /** Distinct people, other than whoever escalated and the requester, who must approve once escalated. */
+  required_approvals: number;
   /** Where the escalated decision is asked: the escalation's channel, else the action's. */
   channel: string | null;
   extend_ttl_seconds: number;
@@ -142,6 +169,8 @@ export interface ActionPolicy {
   required_approvals: number;
   allow_self_approval: boolean;
   requester_only: boolean;
+  /** Who a proposal may name as `requested_by` (users and groups); null: anyone (not allowed with requester_only). */
+  requesters: string[] | null;
   ttl_seconds: number;
   max_ttl_seconds: number;
   /** The action's channel, else `default_channel`; null only for `requester_only` actions (their card goes to a DM). */
@@ -173,6 +202,8 @@ export function actionKind(action: ActionPolicy): ActionKind {
 
 export interface Policy {
   default_channel: string | null;
+  /** The `people` directory inverted: each identity (Slack user id, e-mail) to its person's name. */
+  people: Readonly<Record<string, string>>;
   /** Keyed by action type; look up with `actionPolicy()`, which ignores inherited keys. */
   actions: Readonly<Record<string, ActionPolicy>>;
 }
@@ -192,6 +223,7 @@ function parseAction(
   type: string,
   raw: unknown,
   defaultChannel: string | null,
+  people: Readonly<Record<string, string>>,
   root: string,
 ): { action?: ActionPolicy; validator?: Validator; details: ErrorDetail[] } {
   const at = (...segments: (string | number)[]) => formatPath(root, ["actions", type, ...segments]);
@@ -209,6 +241,7 @@ function parseAction(
   const given = (field: string) => isPlainObject(raw) && Object.hasOwn(raw, field);
 
   details.push(...duplicates(a.approvers, (i) => at("approvers", i)));
+  if (a.requesters) details.push(...duplicates(a.requesters, (i) => at("requesters", i)));
   const verify = a.kind === "verify";
   const links = a.links?.enabled ? a.links : null;
   if (a.links) details.push(...linksProblems(a.links, verify, at));
@@ -236,6 +269,12 @@ function parseAction(
   }
   if (verify) {
     // verifyProblems names required_approvals, approvers and requester_only when they do not fit.
+  } else if (a.requester_only && (a.requesters ?? []).length === 0) {
+    // Otherwise a stolen key names any account as requested_by (a guest, its own) and that account decides alone.
+    details.push({
+      path: at("requesters"),
+      message: "list the users and groups a requester_only proposal may name as requested_by (U…, W…, S…)",
+    });
   } else if (a.requester_only && a.required_approvals > 1) {
     details.push({
       path: at("required_approvals"),
@@ -245,7 +284,7 @@ function parseAction(
     !a.requester_only &&
     a.approvers.length + linkDeciders > 0 &&
     countsStatically(a.approvers) &&
-    a.required_approvals > a.approvers.length + linkDeciders
+    a.required_approvals > distinctPeople([...a.approvers, ...(links?.recipients ?? [])], people) + teamsDeciders(links)
   ) {
     const listed =
       linkDeciders > 0
@@ -274,6 +313,13 @@ function parseAction(
   let escalation: Escalation | null = null;
   if (a.escalation && !verify) {
     details.push(...duplicates(a.escalation.approvers, (i) => at("escalation", "approvers", i)));
+    const listed = a.escalation.approvers;
+    if (countsStatically(listed) && a.escalation.required_approvals > distinctPeople(listed, people)) {
+      details.push({
+        path: at("escalation", "required_approvals"),
+        message: `asks for ${a.escalation.required_approvals} approvals but only ${distinctPeople(listed, people)} distinct people are listed`,
+      });
+    }
     const escalationChannel = a.escalation.channel ?? resolved;
     if (escalationChannel === null) {
       details.push({
@@ -283,6 +329,7 @@ function parseAction(
     }
     escalation = {
       approvers: a.escalation.approvers,
+      required_approvals: a.escalation.required_approvals,
       channel: escalationChannel,
       extend_ttl_seconds: a.escalation.extend_ttl_seconds,
     };
@@ -305,6 +352,7 @@ function parseAction(
     allow_self_approval: a.allow_self_approval,
     // A verification prompt is answered by its addressee alone: requester_only semantics, one answer.
     requester_only: verify ? true : a.requester_only,
+    requesters: a.requesters ? [...a.requesters] : null,
     ttl_seconds: a.ttl_seconds,
     max_ttl_seconds: a.max_ttl_seconds,
     channel: resolved,
@@ -325,6 +373,18 @@ function parseAction(
   return { action, ...(validator ? { validator } : {}), details };
 }
 
+/** How many different people `identities` are, joining those the `people` directory says are one person. */
+function distinctPeople(identities: readonly string[], people: Readonly<Record<string, string>>): number {
+  return new Set(identities.map((id) => people[id] ?? id)).size;
+}
+
+/** The Teams card's links, when there is no recipient list to say who clicks them, count as one decider. */
+function teamsDeciders(
+  links: { recipients?: string[] | undefined; teams_webhook?: string | undefined } | null,
+): number {
+  return links && links.teams_webhook !== undefined && (links.recipients?.length ?? 0) === 0 ? 1 : 0;
+}
+
 type ParsedLinks = {
   enabled: boolean;
   recipients?: string[] | undefined;
@@ -341,6 +401,15 @@ function linksProblems(links: ParsedLinks, verify: boolean, at: At): ErrorDetail
     if (problem) details.push({ path: at("links", "teams_webhook"), message: problem });
   }
   if (links.recipients) details.push(...duplicates(links.recipients, (i) => at("links", "recipients", i)));
+  if (verify && links.teams_webhook !== undefined) {
+    // Refused even while links are disabled: enabling them later must not be what posts them to a channel.
+    details.push({
+      path: at("links", "teams_webhook"),
+      message:
+        'not for kind: "verify": a verification prompt\'s links answer by possession, and anyone in a Teams channel ' +
+        "could answer for the addressee; the proposer delivers them to that person alone",
+    });
+  }
   if (!links.enabled) return details;
   if (verify) {
     if (links.recipients !== undefined) {
@@ -352,7 +421,7 @@ function linksProblems(links: ParsedLinks, verify: boolean, at: At): ErrorDetail
     if (links.teams_recipient !== undefined) {
       details.push({
         path: at("links", "teams_recipient"),
-        message: "a verification prompt's Teams links are minted for the proposal's recipient: leave this out",
+        message: "a verification prompt's links go to the proposal's recipient alone: leave this out",
       });
     }
     return details;
@@ -430,6 +499,7 @@ export function parsePolicy(input: unknown, root = "POLICY"): Policy {
   if (!top.success) details.push(...zodDetails(root, top.error.issues, VOCABULARY));
   const rawDefault = isPlainObject(value) ? value.default_channel : undefined;
   const defaultChannel = typeof rawDefault === "string" ? rawDefault : null;
+  const people = peopleOf(isPlainObject(value) ? value.people : undefined, root, details);
   const rawActions = isPlainObject(value) ? value.actions : undefined;
   const entries = isPlainObject(rawActions) ? Object.entries(rawActions) : [];
   const actions: Record<string, ActionPolicy> = {};
@@ -441,7 +511,7 @@ export function parsePolicy(input: unknown, root = "POLICY"): Policy {
     });
   }
   for (const [type, raw] of entries) {
-    const result = parseAction(type, raw, defaultChannel, root);
+    const result = parseAction(type, raw, defaultChannel, people, root);
     details.push(...result.details);
     if (result.action) {
       actions[type] = result.action;
@@ -450,7 +520,30 @@ export function parsePolicy(input: unknown, root = "POLICY"): Policy {
   }
   if (details.length > 0) throw new ConfigError(`${root} has ${details.length} problem(s)`, details);
   for (const [action, validator] of built) validators.set(action, validator);
-  return deepFreeze({ default_channel: defaultChannel, actions });
+  return deepFreeze({ default_channel: defaultChannel, people, actions });
+}
+
+/**
+ * The `people` directory (`{"alice": ["U0ALICE", "alice@example.com"]}`) as identity → person. An identity may belong
+ * to one person only; its shape was checked by the top-level schema, so only well-formed entries are read here.
+ */
+function peopleOf(raw: unknown, root: string, details: ErrorDetail[]): Record<string, string> {
+  const byIdentity: Record<string, string> = {};
+  if (!isPlainObject(raw)) return byIdentity;
+  for (const [person, identities] of Object.entries(raw)) {
+    if (!PERSON_PATTERN.test(person) || !Array.isArray(identities)) continue;
+    identities.forEach((id, i) => {
+      if (typeof id !== "string") return;
+      const owner = byIdentity[id];
+      if (owner !== undefined) {
+        details.push({
+          path: formatPath(root, ["people", person, i]),
+          message: owner === person ? "is listed twice" : `already belongs to ${owner}: one identity, one person`,
+        });
+      } else byIdentity[id] = person;
+    });
+  }
+  return byIdentity;
 }
 
 /** The action's policy, or undefined when the type is not in the policy (the proposal is refused). */
@@ -472,6 +565,7 @@ export function decisionRuleFor(policy: Policy, actionType: string): DecisionRul
     escalation: action.escalation
       ? {
           approvers: [...action.escalation.approvers],
+          required_approvals: action.escalation.required_approvals,
           channel: action.escalation.channel,
           extend_ttl_seconds: action.escalation.extend_ttl_seconds,
         }
@@ -481,6 +575,8 @@ export function decisionRuleFor(policy: Policy, actionType: string): DecisionRul
       ? { links: { recipients: [...action.links.recipients], teams_recipient: action.links.teams_recipient } }
       : {}),
     ...(action.verify ? { verify_labels: { ...action.verify.labels } } : {}),
+    // The directory as it is now: frozen like the rest, so an edit to people never changes a waiting proposal.
+    ...(Object.keys(policy.people).length > 0 ? { people: { ...policy.people } } : {}),
   };
 }
 

@@ -2,12 +2,9 @@
 // happened. Pure; every proposer string is HTML-escaped, the params shown whole in printable ASCII (issue 11 item 4);
 // no script, no external resource (see the CSP in routes.ts).
 import { asciiJson } from "../lib/ascii-json.ts";
+import { escapeHtml } from "../lib/html.ts";
 import type { LinkChoice, Proposal } from "../proposal/types.ts";
 import { choiceTitle } from "../teams/card.ts";
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-}
 
 const STYLE = `
 :root{color-scheme:light dark;--fg:#1d1c1d;--muted:#616061;--bg:#f4f4f5;--card:#fff;--line:#ddd;--ok:#007a5a;--bad:#c0392b;--info:#1264a3}

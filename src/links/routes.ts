@@ -8,6 +8,7 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../api/http.ts";
 import { type Config, loadConfig } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
+import { verifyAccess } from "../identity/access.ts";
 import { randomToken, timingSafeEqual } from "../lib/crypto.ts";
 import { utf8 } from "../lib/encoding.ts";
 import { mayDecideByLink, notPendingMessage, requiredApprovals, verifyLabels } from "../proposal/lifecycle.ts";
@@ -79,6 +80,32 @@ const linksEnabled = createMiddleware<LinkEnv>(async (c, next) => {
   await next();
 });
 
+/**
+ * Who is opening an approval link, as Cloudflare Access vouches for it on this very request; null for verification
+ * prompts (their links go by possession and never dispatch). A page instead when Access could not be asked.
+ */
+async function identityFor(
+  c: LinkContext,
+  config: Config,
+  choice: string,
+): Promise<{ identity: string | null } | { page: Response }> {
+  // approve/deny are approval links; a verification prompt's links carry its answers.
+  if ((choice !== "approve" && choice !== "deny") || config.access === null) return { identity: null };
+  const verified = await verifyAccess(config.access, c.req.raw.headers);
+  if (verified.ok) return { identity: verified.email };
+  if (verified.reason === "unavailable") {
+    return {
+      page: result(503, {
+        kind: "unavailable",
+        heading: "Your sign-in could not be checked",
+        message: "The identity provider did not answer just now; nothing was decided. Please try again in a minute.",
+        tone: "refused",
+      }),
+    };
+  }
+  return { identity: null };
+}
+
 /** The page's form is the only thing that posts here. */
 const formOnly = createMiddleware(async (c, next) => {
   if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(c.req.header("content-type") ?? "")) {
@@ -121,7 +148,9 @@ linkRoutes.get("/:token", linksEnabled, async (c) => {
   const past = now > claims.e * 1000 || now >= Date.parse(proposal.expires_at);
   if (proposal.status === "expired" || (proposal.status === "pending" && past)) return expired(proposal, claims.r);
   if (proposal.status !== "pending") return notPending(proposal, claims.r);
-  const allowed = mayDecideByLink(proposal, claims.r);
+  const who = await identityFor(c, c.var.config, claims.c);
+  if ("page" in who) return who.page;
+  const allowed = mayDecideByLink(proposal, claims.r, who.identity);
   if (!allowed.ok) return forbidden(allowed.message, proposal, claims.r);
 
   // Double-submit CSRF: the same random value in an HttpOnly, SameSite=Strict cookie and in the form. An existing
@@ -179,8 +208,12 @@ linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
     });
   }
   const reasonText = claims.c === "deny" ? (form.get("reason") ?? "").trim().slice(0, REASON_MAX) : "";
+  // The identity is checked again on the POST that decides: the page may have been opened by someone else.
+  const who = await identityFor(c, config, claims.c);
+  if ("page" in who) return who.page;
   const outcome = await stub.decideByLink({
     recipient: claims.r,
+    identity: who.identity,
     choice: claims.c,
     nonce: claims.n,
     expires: claims.e,
@@ -200,6 +233,9 @@ linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
       return disabled();
     case "not_a_recipient":
     case "already_approved":
+    case "identity_required":
+    case "wrong_identity":
+    case "self_approval":
       return forbidden(outcome.message, p, claims.r);
     default:
       return invalid();

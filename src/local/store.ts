@@ -248,6 +248,10 @@ export class LocalSlack extends DurableObject<Env> {
         );
         return { ok: true, view: { id, ...view } };
       }
+      case "users.info": {
+        // Everyone in the demo is a full member of the one local workspace.
+        return { ok: true, user: { id: str(p.user), team_id: "T0LOCAL" } };
+      }
       case "usergroups.users.list": {
         const users = DEMO_GROUPS[str(p.usergroup)];
         return users ? { ok: true, users: [...users] } : { ok: false, error: "no_such_subteam" };

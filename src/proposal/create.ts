@@ -1,6 +1,6 @@
 // Building a new proposal from a validated draft: plan hash, deadline, frozen rule. Pure.
 import { createHash } from "node:crypto";
-import type { DecisionRule } from "../config/policy.ts";
+import { type DecisionRule, isMailRecipient } from "../config/policy.ts";
 import { canonicalJson } from "../lib/jcs.ts";
 import type { Proposal, ProposalKind } from "./types.ts";
 
@@ -45,13 +45,18 @@ export function newProposal(input: {
   now: number;
   /** The action's kind from the policy (a `kind` the proposer gave was checked against it). */
   kind?: ProposalKind;
-  /** The action's Teams webhook, frozen with the rule. */
+  /** The action's Teams webhook, frozen with the rule (approvals only: see `teams` below). */
   teamsWebhook?: string | null;
 }): Proposal {
   const { draft } = input;
+  const kind = input.kind ?? "approval";
+  // A verification prompt's links decide by possession: never into a shared Teams channel, whatever the caller passed.
+  const teamsWebhook = kind === "approval" ? (input.teamsWebhook ?? null) : null;
+  // signoff mails approval links to e-mail recipients itself (SPEC 12); the proposer never sees them.
+  const mailed = kind === "approval" && (input.rule.links?.recipients ?? []).some(isMailRecipient);
   return {
     id: input.id,
-    kind: input.kind ?? "approval",
+    kind,
     status: "pending",
     action: { type: draft.action.type, params: draft.action.params },
     summary: draft.summary,
@@ -73,6 +78,7 @@ export function newProposal(input: {
     dispatch: { attempts: 0, last_error: null, dispatched_at: null },
     result: null,
     slack: { messages: [] },
-    teams: input.teamsWebhook ? { webhook: input.teamsWebhook, card_posted: false, announced: null } : null,
+    teams: teamsWebhook ? { webhook: teamsWebhook, card_posted: false, announced: null } : null,
+    mail: mailed ? { done: {} } : null,
   };
 }

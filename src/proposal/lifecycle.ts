@@ -1,10 +1,10 @@
-// The proposal state machine and who may decide (SPEC 2, 3, 5, 6): pure functions, no I/O.
+// The proposal state machine and who may decide (SPEC 2, 3, 5, 6, 12): pure functions, no I/O.
 // Each returns either a refusal or the next proposal plus the audit events that record it;
 // nothing else in the code base builds a new status.
 
-import { DEFAULT_VERIFY_LABELS } from "../config/policy.ts";
+import { DEFAULT_VERIFY_LABELS, isMailRecipient } from "../config/policy.ts";
 import type { RunnerAnswer } from "../dispatch/runner-answer.ts";
-import type { LinkChoice, Proposal, Status, VerifyAnswer } from "./types.ts";
+import type { Approval, LinkChoice, Proposal, Status, VerifyAnswer } from "./types.ts";
 import { TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
 
 /** An audit event before the Durable Object numbers and seals it. */
@@ -26,6 +26,13 @@ export type RefusalCode =
   | "expired"
   | "not_an_approver"
   | "self_approval"
+  // whoever escalated a proposal cannot count toward the escalated decision
+  | "escalated_by_you"
+  // a Slack guest, or someone from another workspace (a Slack Connect channel): never counts
+  | "not_a_member"
+  // an approval link opened without a verified identity, or by someone other than its recipient
+  | "identity_required"
+  | "wrong_identity"
   | "requester_only"
   | "already_approved"
   | "already_escalated"
@@ -50,10 +57,18 @@ export function isVerifyAnswer(kind: string): kind is VerifyAnswer {
   return (VERIFY_ANSWERS as readonly string[]).includes(kind);
 }
 
+/**
+ * Where a Slack clicker stands in the workspace: a full member; a guest (`is_restricted` / `is_ultra_restricted`);
+ * someone from another workspace (a Slack Connect channel); or unknown because Slack could not be asked just now.
+ * Only members decide.
+ */
+export type Standing = "member" | "guest" | "other_workspace" | "unknown";
+
 export interface Click {
   kind: ClickKind;
   /** Slack user id of the person who clicked. */
   user: string;
+  standing: Standing;
   /** The user groups (S…) among the proposal's approvers that the user belongs to. */
   memberOf: readonly string[];
   /** Deny's optional reason. */
@@ -71,17 +86,76 @@ export function verifyLabels(p: Proposal) {
   return p.rule.verify_labels ?? DEFAULT_VERIFY_LABELS;
 }
 
+/** The person behind an identity (`U…`, an e-mail, `slack:U…`, `link:…`): the `people` directory's name, else itself. */
+export function personOf(p: Proposal, identity: string): string {
+  const id = identity.replace(/^(?:slack|link):/, "");
+  return p.rule.people?.[id] ?? id;
+}
+
+function approvalPerson(p: Proposal, approval: Approval): string {
+  return approval.person ?? personOf(p, approval.user);
+}
+
+/** The distinct people whose approvals count so far. */
+export function approvingPeople(p: Proposal): string[] {
+  return [...new Set(p.approvals.map((a) => approvalPerson(p, a)))];
+}
+
 /** The approvers whose say counts now: the escalation approvers once escalated. */
 export function currentApprovers(p: Proposal): string[] {
   return p.escalated && p.rule.escalation ? p.rule.escalation.approvers : p.rule.approvers;
 }
 
 /**
- * Approvals still needed in total: the policy's M while with the first approvers; after
- * escalation one escalation approver decides (their call is the point of escalating).
+ * Approvals needed in total: the policy's M while with the first approvers; once escalated, the escalation's own
+ * `required_approvals` (default 1), counted among people other than whoever escalated and the requester.
  */
 export function requiredApprovals(p: Proposal): number {
-  return p.escalated ? 1 : p.rule.required_approvals;
+  return p.escalated ? (p.rule.escalation?.required_approvals ?? 1) : p.rule.required_approvals;
+}
+
+type Verdict = { ok: true } | { ok: false; code: RefusalCode; message: string };
+
+/**
+ * Whether `person`'s approval may count, whatever channel it came through (SPEC 12): never the requester's own
+ * (four-eyes, unless the policy allows self-approval before escalation), never twice for one person, and once
+ * escalated never the escalator's nor the requester's. requester_only actions are the requester's call alone.
+ */
+export function mayCountApproval(p: Proposal, person: string): Verdict {
+  // Once escalated, a requester_only action is the escalation approvers' call like any other.
+  if ((p.rule.requester_only && !p.escalated) || p.kind === "verify") return { ok: true };
+  const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
+  if (p.escalated) {
+    if (personOf(p, p.escalated.by) === person) {
+      return {
+        ok: false,
+        code: "escalated_by_you",
+        message: "You escalated this proposal, so the escalation approvers other than you decide.",
+      };
+    }
+    if (person === requester) {
+      return {
+        ok: false,
+        code: "self_approval",
+        message: "You requested this action: once escalated, people other than you decide.",
+      };
+    }
+  } else if (person === requester && !p.rule.allow_self_approval) {
+    return {
+      ok: false,
+      code: "self_approval",
+      message: "You requested this action, so someone else has to approve it (four-eyes rule).",
+    };
+  }
+  if (p.approvals.some((a) => approvalPerson(p, a) === person)) {
+    const left = requiredApprovals(p) - approvingPeople(p).length;
+    return {
+      ok: false,
+      code: "already_approved",
+      message: `You already approved; waiting for ${left} more approval${left === 1 ? "" : "s"}.`,
+    };
+  }
+  return { ok: true };
 }
 
 /** Every user-group id a decision on this proposal could depend on. */
@@ -96,7 +170,17 @@ export function mayDecide(
   user: string,
   memberOf: readonly string[],
   kind: ClickKind,
-): { ok: true } | { ok: false; code: RefusalCode; message: string } {
+  standing: Standing,
+): Verdict {
+  if (standing !== "member") {
+    const why =
+      standing === "guest"
+        ? "Guest accounts cannot decide signoff proposals."
+        : standing === "other_workspace"
+          ? "Only members of this signoff's own Slack workspace can decide its proposals."
+          : "Your Slack account could not be checked just now; please try again in a minute.";
+    return { ok: false, code: "not_a_member", message: why };
+  }
   if (p.kind === "verify") {
     if (p.requested_by === null || user !== p.requested_by) {
       const whom = p.requested_by === null ? "the person it is addressed to" : `<@${p.requested_by}>`;
@@ -104,7 +188,7 @@ export function mayDecide(
     }
     return { ok: true };
   }
-  if (p.rule.requester_only) {
+  if (p.rule.requester_only && !p.escalated) {
     if (user !== p.requested_by) {
       return { ok: false, code: "requester_only", message: `Only <@${p.requested_by}> can decide on this proposal.` };
     }
@@ -116,13 +200,7 @@ export function mayDecide(
     const whom = p.escalated ? "the escalation approvers" : "the approvers";
     return { ok: false, code: "not_an_approver", message: `You are not among ${whom} for ${p.action.type}.` };
   }
-  if (kind === "approve" && user === p.requested_by && !p.rule.allow_self_approval) {
-    return {
-      ok: false,
-      code: "self_approval",
-      message: "You requested this action, so someone else has to approve it (four-eyes rule).",
-    };
-  }
+  if (kind === "approve") return mayCountApproval(p, personOf(p, user));
   return { ok: true };
 }
 
@@ -168,7 +246,7 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
         : "This proposal asks for approval, not an answer.",
     );
   }
-  const allowed = mayDecide(p, click.user, click.memberOf, click.kind);
+  const allowed = mayDecide(p, click.user, click.memberOf, click.kind, click.standing);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
 
   if (isVerifyAnswer(click.kind)) return answerVerify(p, click.kind, actor, click.via, now);
@@ -205,10 +283,15 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
  * changes nothing, since the deny itself arrives with the modal; a refusal is audited exactly
  * like a refused click. Expiry that is due is applied by the caller first (applyExpiry).
  */
-export function precheckDeny(p: Proposal, user: string, memberOf: readonly string[]): { ok: true } | Refused {
+export function precheckDeny(
+  p: Proposal,
+  user: string,
+  memberOf: readonly string[],
+  standing: Standing,
+): { ok: true } | Refused {
   const refuse = refuser(p, slackActor(user), "click.refused", { action: "deny" }, "slack");
   if (p.status !== "pending") return refuse("not_pending", notPendingMessage(p));
-  const allowed = mayDecide(p, user, memberOf, "deny");
+  const allowed = mayDecide(p, user, memberOf, "deny", standing);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
   return { ok: true };
 }
@@ -216,6 +299,11 @@ export function precheckDeny(p: Proposal, user: string, memberOf: readonly strin
 /** A decision through a signed link: who it was minted for and what it says (already signature-checked). */
 export interface LinkDecision {
   recipient: string;
+  /**
+   * Who opened the link, as the identity provider vouched for it at decision time (the e-mail of a verified
+   * Cloudflare Access token), or null. Approval links need it; verification prompts' links go by possession.
+   */
+  identity: string | null;
   choice: LinkChoice;
   /** Deny's optional reason, from the confirmation page. */
   reason?: string;
@@ -226,10 +314,7 @@ export interface LinkDecision {
  * (or the Teams identity) for an approval still with its first approvers; the prompt's own
  * `recipient` for a verification prompt.
  */
-export function mayDecideByLink(
-  p: Proposal,
-  recipient: string,
-): { ok: true } | { ok: false; code: RefusalCode; message: string } {
+export function mayDecideByLink(p: Proposal, recipient: string, identity: string | null): Verdict {
   const links = p.rule.links ?? null;
   if (links === null)
     return { ok: false, code: "links_disabled", message: "Signed links are not enabled for this action." };
@@ -249,6 +334,28 @@ export function mayDecideByLink(
   if (!links.recipients.includes(recipient) && recipient !== links.teams_recipient) {
     return { ok: false, code: "not_a_recipient", message: "This link's recipient may not decide this proposal." };
   }
+  // Holding a link is not enough to decide an approval: whoever forwarded it, or the proposer who saw it, must not
+  // count as its recipient. The person signed in now must be the recipient (or, on the Teams card's shared links,
+  // one of the recipients; with no recipient list, whoever the identity provider lets in counts as themselves).
+  if (identity === null) {
+    return {
+      ok: false,
+      code: "identity_required",
+      message: "Sign in to decide: approval links count only for the person they were sent to.",
+    };
+  }
+  const person = personOf(p, identity);
+  const allowed =
+    recipient === links.teams_recipient
+      ? links.recipients.length === 0 || links.recipients.some((r) => personOf(p, r) === person)
+      : personOf(p, recipient) === person;
+  if (!allowed) {
+    return {
+      ok: false,
+      code: "wrong_identity",
+      message: `You are signed in as ${identity}, but this link was sent to someone else.`,
+    };
+  }
   return { ok: true };
 }
 
@@ -265,10 +372,19 @@ export function linkChoices(p: Proposal): LinkChoice[] {
   return p.kind === "verify" ? [...VERIFY_ANSWERS] : ["approve", "deny"];
 }
 
-/** Whom the links on the Teams card are for: the policy's Teams identity, or a verification prompt's recipient. */
+/**
+ * Whom the links on the Teams card are for: the policy's Teams identity, on approvals only. A verification prompt's
+ * links decide by possession, so they never go into a shared channel (SPEC 12; the policy refuses its teams_webhook).
+ */
 export function teamsRecipient(p: Proposal): string | null {
-  if (!p.teams) return null;
-  return p.kind === "verify" ? p.recipient : (p.rule.links?.teams_recipient ?? null);
+  if (!p.teams || p.kind !== "approval") return null;
+  return p.rule.links?.teams_recipient ?? null;
+}
+
+/** Whom signoff mails approval links to (SPEC 12): the e-mail addresses among an approval's link recipients. */
+export function mailRecipients(p: Proposal): string[] {
+  if (p.kind !== "approval") return [];
+  return (p.rule.links?.recipients ?? []).filter(isMailRecipient);
 }
 
 /** Applies a signed-link decision at time `now` (ms), with the same rules and races as a click. */
@@ -280,14 +396,23 @@ export function applyLink(p: Proposal, link: LinkDecision, now: number): Transit
   const verifyChoice = isVerifyAnswer(link.choice);
   if (p.kind === "verify" ? !verifyChoice : verifyChoice)
     return refuse("wrong_kind", "This link does not fit this proposal.");
-  const allowed = mayDecideByLink(p, link.recipient);
+  const allowed = mayDecideByLink(p, link.recipient, link.identity);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
   if (isVerifyAnswer(link.choice)) return answerVerify(p, link.choice, actor, "link", now);
-  if (link.choice !== "approve" && link.choice !== "deny")
+  if ((link.choice !== "approve" && link.choice !== "deny") || link.identity === null)
     return refuse("wrong_kind", "This link does not fit this proposal.");
-  return decideApproval(p, { kind: link.choice, approver: actor, actor, reason: link.reason }, now, refuse, {
-    via: "link",
-  });
+  // Recorded under the identity that signed in, which the approval and the audit name with its person.
+  const signedIn = linkActor(link.identity);
+  return decideApproval(
+    p,
+    { kind: link.choice, approver: signedIn, actor: signedIn, reason: link.reason },
+    now,
+    refuse,
+    {
+      via: "link",
+      recipient: link.recipient,
+    },
+  );
 }
 
 /** A signed link as the proposal issued it (src/proposal/store.ts `links`). */
@@ -315,8 +440,8 @@ export function applyLinkUse(p: Proposal, issued: IssuedLinkState | null, use: L
     return refuse("unknown_link", "This link was not issued for this proposal.");
   if (issued.used_at !== null) return refuse("already_used", "This link was already used: each link decides once.");
   if (now > use.expires * 1000) return refuse("expired", "This link has expired; nothing was decided.");
-  const { recipient, choice, reason } = use;
-  return applyLink(p, { recipient, choice, ...(reason ? { reason } : {}) }, now);
+  const { recipient, identity, choice, reason } = use;
+  return applyLink(p, { recipient, identity, choice, ...(reason ? { reason } : {}) }, now);
 }
 
 /**
@@ -375,28 +500,32 @@ function decideApproval(
     };
   }
 
-  if (p.approvals.some((a) => a.user === d.approver)) {
-    const left = requiredApprovals(p) - p.approvals.length;
-    return refuse(
-      "already_approved",
-      `You already approved; waiting for ${left} more approval${left === 1 ? "" : "s"}.`,
-    );
-  }
-  const approvals = [...p.approvals, { user: d.approver, at }];
+  // The one gate every approval passes, whichever channel it came through: one person, one vote (SPEC 12).
+  const person = personOf(p, d.approver);
+  const counts = mayCountApproval(p, person);
+  if (!counts.ok) return refuse(counts.code, counts.message);
+  const approvals = [...p.approvals, { user: d.approver, person, at }];
+  const next = { ...p, approvals };
+  const count = approvingPeople(next).length;
   const events: EventDraft[] = [
     {
       type: "approval.recorded",
       actor,
-      details: { plan_sha256: p.plan_sha256, count: approvals.length, required: requiredApprovals(p), ...extra },
+      details: { plan_sha256: p.plan_sha256, person, count, required: requiredApprovals(p), ...extra },
     },
   ];
-  if (approvals.length < requiredApprovals(p)) {
-    return { ok: true, proposal: { ...p, approvals }, events };
+  if (count < requiredApprovals(p)) {
+    return { ok: true, proposal: next, events };
   }
   events.push({
     type: "proposal.approved",
     actor,
-    details: { plan_sha256: p.plan_sha256, approvers: approvals.map((a) => a.user), ...extra },
+    details: {
+      plan_sha256: p.plan_sha256,
+      approvers: approvals.map((a) => a.user),
+      people: approvingPeople(next),
+      ...extra,
+    },
   });
   return {
     ok: true,

@@ -1,14 +1,17 @@
 // One Durable Object per proposal: owns its state, serializes every transition, and drives
-// expiry, Slack sync, dispatch, outcome events and audit delivery from its alarm.
+// expiry, Slack sync, Teams messages, mailed links, dispatch, outcome events and audit delivery
+// from its alarm.
 import { DurableObject } from "cloudflare:workers";
 import type { ObjectChainHead } from "../audit/heads.ts";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import type { Refusal } from "../errors.ts";
 import { newNonce } from "../lib/crypto.ts";
+import { standingOf } from "../slack/standing.ts";
 import { membershipOf } from "../slack/usergroups.ts";
 import { flushAudit } from "./jobs/audit-flush.ts";
 import type { JobContext, JobOutcome, JobRunner } from "./jobs/context.ts";
 import { dispatchToRunner } from "./jobs/dispatch.ts";
+import { mailLinks } from "./jobs/mail.ts";
 import { deliverNotifications } from "./jobs/notify.ts";
 import { type EphemeralPayload, hasSlackCard, syncSlack } from "./jobs/slack-sync.ts";
 import { syncTeams } from "./jobs/teams-sync.ts";
@@ -26,7 +29,9 @@ import {
   linkChoices,
   linkDeciders,
   linkRefusal,
+  mailRecipients,
   precheckDeny,
+  type Standing,
   type Transition,
 } from "./lifecycle.ts";
 import { backoffMs, type Job, type JobKind, JobTable } from "./scheduler.ts";
@@ -51,7 +56,11 @@ export type CreateOutcome =
   | {
       ok: true;
       created: boolean;
-      proposal: Proposal /** Issued signed links (none when the action has no links). */;
+      proposal: Proposal;
+      /**
+       * A verification prompt's issued links, for the proposer to deliver to the addressee. Never an approval's:
+       * signoff delivers those itself, and no API answer carries them (SPEC 12).
+       */
       links: IssuedLink[];
     }
   | { ok: false; refusal: Refusal };
@@ -60,6 +69,8 @@ export type Outcome = { ok: true; proposal: Proposal } | { ok: false; refusal: R
 export interface ClickInput {
   kind: ClickKind;
   user: string;
+  /** The workspace the signed payload puts the clicker in (`user.team_id`), compared with SLACK_TEAM_ID. */
+  team?: string | null;
   reason?: string;
   /** Where to send an ephemeral refusal (the channel the card is in), if anywhere. */
   channel?: string;
@@ -73,6 +84,8 @@ export type DenyCheckOutcome = { ok: true; summary: string } | { ok: false; code
 /** A decision through a signed link whose token verified; `expires` is its `e` (Unix seconds). */
 export interface LinkInput {
   recipient: string;
+  /** The e-mail Cloudflare Access vouched for on this request, or null (possession-only verification links). */
+  identity: string | null;
   choice: LinkChoice;
   nonce: string;
   expires: number;
@@ -96,6 +109,7 @@ const RUNNERS: Record<JobKind, JobRunner> = {
   dispatch: dispatchToRunner,
   notify: deliverNotifications,
   teams: syncTeams,
+  mail: mailLinks,
 };
 
 /** Whether the Slack messages would show something different (not just bookkeeping). */
@@ -156,7 +170,7 @@ export class ProposalObject extends DurableObject<Env> {
     const existing = loadProposal(this.#sql);
     if (existing) {
       if (existing.request_sha256 === requestSha256)
-        return { ok: true, created: false, proposal: existing.proposal, links: listLinks(this.#sql) };
+        return { ok: true, created: false, proposal: existing.proposal, links: this.#proposerLinks(existing.proposal) };
       return {
         ok: false,
         refusal: {
@@ -180,7 +194,9 @@ export class ProposalObject extends DurableObject<Env> {
       this.#jobs.schedule("expire", "ttl", Date.parse(proposal.expires_at));
       if (hasSlackCard(proposal)) this.#jobs.schedule("slack", "card", now);
       if (proposal.teams) this.#jobs.schedule("teams", "sync", now);
-      return { ok: true, created: true, proposal, links: listLinks(this.#sql) };
+      // One mail per e-mail recipient, each its own job: one address that fails never holds up the others.
+      if (proposal.mail) for (const recipient of mailRecipients(proposal)) this.#jobs.schedule("mail", recipient, now);
+      return { ok: true, created: true, proposal, links: this.#proposerLinks(proposal) };
     });
   }
 
@@ -224,10 +240,13 @@ export class ProposalObject extends DurableObject<Env> {
   async click(input: ClickInput): Promise<ClickOutcome> {
     const before = this.#current();
     if (!before) return NO_PROPOSAL_SLACK;
-    const membership = await this.#membership(before, input.user);
+    const [membership, standing] = await Promise.all([
+      this.#membership(before, input.user),
+      this.#standing(input.user, input.team ?? null),
+    ]);
     return this.#mutate<ClickOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
       const { kind, user, reason } = input;
-      const t = applyClick(p, { kind, user, memberOf: membership.memberOf, reason, via: "slack" }, now);
+      const t = applyClick(p, { kind, user, memberOf: membership.memberOf, standing, reason, via: "slack" }, now);
       if (t.ok) return { ...committed(t), answer: { ok: true, status: t.proposal.status } };
       const message =
         t.code === "not_an_approver" && membership.unresolved.length > 0
@@ -247,12 +266,15 @@ export class ProposalObject extends DurableObject<Env> {
    * Before the Deny modal opens: may this user deny now? A refusal is audited and answered
    * with an ephemeral message, exactly like a refused click.
    */
-  async checkDeny(user: string, channel?: string): Promise<DenyCheckOutcome> {
+  async checkDeny(user: string, channel?: string, team?: string | null): Promise<DenyCheckOutcome> {
     const before = this.#current();
     if (!before) return NO_PROPOSAL_SLACK;
-    const membership = await this.#membership(before, user);
+    const [membership, standing] = await Promise.all([
+      this.#membership(before, user),
+      this.#standing(user, team ?? null),
+    ]);
     return this.#mutate<DenyCheckOutcome>(NO_PROPOSAL_SLACK, (p) => {
-      const verdict = precheckDeny(p, user, membership.memberOf);
+      const verdict = precheckDeny(p, user, membership.memberOf, standing);
       if (verdict.ok) return { next: null, events: [], answer: { ok: true, summary: p.summary } };
       const { code, message } = verdict;
       return {
@@ -391,6 +413,11 @@ export class ProposalObject extends DurableObject<Env> {
 
   // ---- internals -------------------------------------------------------------------
 
+  /** The links the proposer may deliver: a verification prompt's (possession-only, they never dispatch); none else. */
+  #proposerLinks(p: Proposal): IssuedLink[] {
+    return p.kind === "verify" ? listLinks(this.#sql) : [];
+  }
+
   #current(): Proposal | null {
     if (this.#cached === undefined) this.#cached = loadProposal(this.#sql)?.proposal ?? null;
     return this.#cached;
@@ -403,9 +430,16 @@ export class ProposalObject extends DurableObject<Env> {
   async #membership(p: Proposal, user: string) {
     const groups = groupsOf(p);
     const listed = [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])].includes(user);
-    if (groups.length === 0 || listed || p.rule.requester_only) return { memberOf: [], unresolved: [] };
+    if (groups.length === 0 || listed || (p.rule.requester_only && !p.escalated))
+      return { memberOf: [], unresolved: [] };
     const config = this.#config();
     return membershipOf(user, groups, { base: config.slackApiBase, token: config.slackBotToken });
+  }
+
+  /** Whether the clicker is a full member of signoff's workspace (not a guest, not from a Slack Connect peer). */
+  #standing(user: string, team: string | null): Promise<Standing> {
+    const config = this.#config();
+    return standingOf(user, team, config.slackTeamId, { base: config.slackApiBase, token: config.slackBotToken });
   }
 
   /**

@@ -1,6 +1,7 @@
 // The Durable Object's job table: one platform alarm serves many jobs (expiry, audit flush,
-// Slack sync, dispatch, outcome events, Teams messages). Jobs are rows; the alarm is re-armed to the
-// earliest due row and deleted when none is left (the pattern of cloudflare/agents).
+// Slack sync, dispatch, outcome events, Teams messages, mails with approval links). Jobs are
+// rows; the alarm is re-armed to the earliest due row and deleted when none is left (the
+// pattern of cloudflare/agents).
 
 export interface Job {
   kind: JobKind;
@@ -15,7 +16,7 @@ export interface Job {
   payload: string | null;
 }
 
-export type JobKind = "expire" | "audit" | "slack" | "dispatch" | "notify" | "teams";
+export type JobKind = "expire" | "audit" | "slack" | "dispatch" | "notify" | "teams" | "mail";
 
 export class JobTable {
   /** Wraps the `jobs` table that migrate() (src/proposal/store.ts) creates with the rest of the schema. */
@@ -136,7 +137,7 @@ export function backoffMs(attempt: number, baseMs: number, capMs: number, random
 /** Runner dispatches and, "retried like dispatches", outcome events (SPEC 6, 7): from 2 s, capped at 5 min. */
 export const WEBHOOK_BACKOFF = { baseMs: 2_000, capMs: 300_000 } as const;
 
-/** Chat messages (Slack, Teams): the peer's Retry-After when it gave one, else backoff from 1 s to 5 min. */
+/** Messages (Slack, Teams, mail): the peer's Retry-After when it gave one, else backoff from 1 s to 5 min. */
 export function messageRetryDelayMs(retryAfterMs: number | null, attempt: number): number {
   return retryAfterMs ?? backoffMs(attempt, 1_000, 300_000);
 }

@@ -45,8 +45,8 @@ export function migrate(sql: SqlStorage): void {
     // The jobs the alarm runs (src/proposal/scheduler.ts). Objects older than version 3 have the
     // table already, made by JobTable's constructor before the schema had one path: kept as is.
     sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
-      kind TEXT NOT NULL,             -- expire, audit, slack, dispatch, notify, teams
-      key TEXT NOT NULL,              -- which one of its kind (card, escalation, ephemeral:<uuid>, …)
+      kind TEXT NOT NULL,             -- expire, audit, slack, dispatch, notify, teams, mail
+      key TEXT NOT NULL,              -- which one of its kind (card, escalation, ephemeral:<uuid>, a mail's recipient, …)
       due_at INTEGER NOT NULL,        -- Unix ms
       attempt INTEGER NOT NULL DEFAULT 0,
       version INTEGER NOT NULL DEFAULT 1,
@@ -70,9 +70,18 @@ export function loadProposal(sql: SqlStorage): { proposal: Proposal; request_sha
     : null;
 }
 
-/** Records stored before verification prompts and links existed lack their fields: they are approvals without either. */
+/**
+ * Records stored before verification prompts, links and mailed links existed lack their fields: they are approvals
+ * without any of them.
+ */
 function withDefaults(p: Proposal): Proposal {
-  return { ...p, kind: p.kind ?? "approval", recipient: p.recipient ?? null, teams: p.teams ?? null };
+  return {
+    ...p,
+    kind: p.kind ?? "approval",
+    recipient: p.recipient ?? null,
+    teams: p.teams ?? null,
+    mail: p.mail ?? null,
+  };
 }
 
 export function saveProposal(sql: SqlStorage, proposal: Proposal, requestSha256?: string): void {

@@ -43,8 +43,10 @@ export type VerifyAnswer = (typeof VERIFY_ANSWERS)[number];
 export type LinkChoice = "approve" | "deny" | VerifyAnswer;
 
 export interface Approval {
-  /** A Slack user id, or `link:<recipient>` for an approval given through a signed link. */
+  /** A Slack user id, or `link:<identity>` for an approval given through a signed link. */
   user: string;
+  /** The person behind `user` (the `people` directory's name, else the identity itself); absent in older proposals. */
+  person?: string;
   at: string;
 }
 
@@ -66,6 +68,15 @@ export interface TeamsState {
   card_posted: boolean;
   /** The last status a follow-up card announced (null: none yet). */
   announced: Status | null;
+}
+
+/** How the mail bringing one recipient their approval links ended: delivered, given up, or not sent (decided first). */
+export type MailOutcome = "sent" | "failed" | "skipped";
+
+/** Where the mails with approval links stand (internal, like `teams`): one per e-mail recipient of the rule's links. */
+export interface MailState {
+  /** Recipient → how its mail ended; a recipient not here is still to be mailed. Never mailed twice. */
+  done: Record<string, MailOutcome>;
 }
 
 export interface SlackMessageRef {
@@ -105,4 +116,6 @@ export interface Proposal {
   slack: { messages: SlackMessageRef[] };
   /** Teams delivery state; null when the action has no Teams webhook. Never shown by the API. */
   teams: TeamsState | null;
+  /** Mail delivery of approval links; null when no link recipient is an e-mail address. Never shown by the API. */
+  mail: MailState | null;
 }

@@ -1,11 +1,14 @@
 // The proposal as the API shows it (GET, outcome events): the stored record minus internals.
 import type { Proposal } from "./types.ts";
 
-export type ProposalView = Omit<Proposal, "slack" | "teams">;
+export type ProposalView = Omit<Proposal, "slack" | "teams" | "mail">;
 
-/** Slack message references are bookkeeping; the Teams webhook URL is a credential (anyone holding it can post). */
+/**
+ * Slack message references and mail delivery are bookkeeping; the Teams webhook URL is a credential (anyone holding
+ * it can post).
+ */
 export function toView(p: Proposal): ProposalView {
-  const { slack: _slack, teams: _teams, ...view } = p;
+  const { slack: _slack, teams: _teams, mail: _mail, ...view } = p;
   return view;
 }
 

@@ -76,12 +76,13 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload):
   const stub = kind && action.value ? proposalStub(env.PROPOSALS, action.value) : null;
   if (!kind || !stub) return; // not one of our buttons, or not one of our ids
   const user = payload.user.id;
+  const team = payload.user.team_id ?? null;
   const channel = payload.channel?.id ?? payload.container?.channel_id;
   if (kind !== "deny") {
-    await stub.click({ kind, user, ...(channel ? { channel } : {}) });
+    await stub.click({ kind, user, team, ...(channel ? { channel } : {}) });
     return;
   }
-  const check = await stub.checkDeny(user, channel);
+  const check = await stub.checkDeny(user, channel, team);
   if (!check.ok || !payload.trigger_id) return;
   const opened = await callSlack(
     config.slackApiBase,
@@ -108,7 +109,12 @@ async function onDenySubmission(
       errors: { [DENY_MODAL.reasonBlockId]: "This proposal no longer exists." },
     });
   const reason = payload.view.state?.values[DENY_MODAL.reasonBlockId]?.[DENY_MODAL.reasonActionId]?.value ?? undefined;
-  const outcome = await stub.click({ kind: "deny", user: payload.user.id, ...(reason ? { reason } : {}) });
+  const outcome = await stub.click({
+    kind: "deny",
+    user: payload.user.id,
+    team: payload.user.team_id ?? null,
+    ...(reason ? { reason } : {}),
+  });
   // A refusal is shown in the modal itself, next to the reason box.
   if (!outcome.ok)
     return answer({ response_action: "errors", errors: { [DENY_MODAL.reasonBlockId]: outcome.message } });

@@ -7,7 +7,8 @@ const SlackId = z.string().max(255);
 
 export const BlockActionsPayload = z.object({
   type: z.literal("block_actions"),
-  user: z.object({ id: SlackUserId }),
+  // team_id: the clicker's workspace, which SLACK_TEAM_ID must match (Slack Connect channels bring in others).
+  user: z.object({ id: SlackUserId, team_id: z.string().max(64).optional() }),
   trigger_id: z.string().max(255).optional(),
   channel: z.object({ id: SlackId }).optional(),
   container: z.object({ channel_id: SlackId.optional() }).optional(),
@@ -17,7 +18,8 @@ export type BlockActionsPayload = z.infer<typeof BlockActionsPayload>;
 
 export const ViewSubmissionPayload = z.object({
   type: z.literal("view_submission"),
-  user: z.object({ id: SlackUserId }),
+  // team_id: the clicker's workspace, which SLACK_TEAM_ID must match (Slack Connect channels bring in others).
+  user: z.object({ id: SlackUserId, team_id: z.string().max(64).optional() }),
   view: z.object({
     callback_id: z.string().max(255),
     private_metadata: z.string().max(3000).default(""),

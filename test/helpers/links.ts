@@ -1,19 +1,33 @@
 // Driving the issue-7 features from outside: proposals of the link and verification actions (test/fixtures.ts
-// linkActions), and a browser's view of a signed link (GET the page, keep its cookie, POST its form).
+// linkActions), the mails that bring approval links, Cloudflare Access sign-ins, and a browser's view of a signed
+// link (GET the page, keep its cookie, POST its form).
 //
 // The link actions are not in the bindings' POLICY, which config tests pin to the classic three actions, so these
-// requests go to the same Worker handler with the bindings plus those actions and a key allowed to propose them
-// (SOC_KEY). The Durable Objects run with the bindings as they are: a proposal freezes its rule at creation, so
-// nothing they do reads the policy.
+// requests go to the same Worker handler with the bindings plus those actions, the `people` directory and a key
+// allowed to propose them (SOC_KEY). The Durable Objects run with the bindings as they are: a proposal freezes its
+// rule at creation, so nothing they do reads the policy (Access and the mail API are in the bindings themselves).
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { importJWK, type JWTPayload, SignJWT } from "jose";
 import { expect } from "vitest";
+import { ACCESS_HEADER } from "../../src/identity/access.ts";
 import worker from "../../src/index.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
 import { fromBase64Url } from "../../src/lib/encoding.ts";
 import { type LinkClaims, mintLinkToken, verifyLinkToken } from "../../src/links/token.ts";
-import { KEY_ENTRIES, LINK_BINDINGS, linkActions, POLICY, SOC_KEY } from "../fixtures.ts";
-import { BASE, createdThisTest } from "./api.ts";
+import {
+  ACCESS_AUD,
+  ACCESS_PRIVATE_JWK,
+  KEY_ENTRIES,
+  LINK_BINDINGS,
+  linkActions,
+  MAIL_PATH,
+  PEOPLE,
+  POLICY,
+  SOC_KEY,
+} from "../fixtures.ts";
+import { peer } from "../peer/client.ts";
+import { BASE, createdThisTest, settle } from "./api.ts";
 
 export const PEER = env.TEST_PEER;
 
@@ -26,7 +40,7 @@ export async function linkEnv(): Promise<Cloudflare.Env> {
     );
     cached = {
       ...env,
-      POLICY: JSON.stringify({ ...POLICY, actions: { ...POLICY.actions, ...linkActions(PEER) } }),
+      POLICY: JSON.stringify({ ...POLICY, people: PEOPLE, actions: { ...POLICY.actions, ...linkActions(PEER) } }),
       API_KEYS: JSON.stringify(keys),
     };
   }
@@ -91,20 +105,111 @@ export async function propose(body: Record<string, unknown>): Promise<Created> {
   return json;
 }
 
+/** A verification prompt's link, from the create response: the only links the API ever answers. */
 export function linkFor(created: Created, recipient: string, choice: string): string {
   const link = created.links?.find((l) => l.recipient === recipient && l.choice === choice);
   if (!link) throw new Error(`no ${choice} link for ${recipient} in ${JSON.stringify(created.links)}`);
   return link.url;
 }
 
+// ---- the mail API (the loopback peer at MAIL_PATH) ------------------------------------------------------------------
+
+/** One message as the mail API received it, with the two links read out of its text. */
+export interface SentMail {
+  to: string[];
+  from: string;
+  subject: string;
+  text: string;
+  html: string;
+  headers: Record<string, string>;
+  approve: string | null;
+  deny: string | null;
+}
+
+/** Every mail signoff sent (of one proposal, when given): what a mailbox receives. */
+export async function sentMails(proposalId?: string): Promise<SentMail[]> {
+  return (await peer.requests(MAIL_PATH))
+    .map((request) => {
+      const body = JSON.parse(request.body) as Omit<SentMail, "headers" | "approve" | "deny">;
+      return {
+        ...body,
+        headers: request.headers,
+        approve: /^Approve: (\S+)$/m.exec(body.text)?.[1] ?? null,
+        deny: /^Deny: +(\S+)$/m.exec(body.text)?.[1] ?? null,
+      };
+    })
+    .filter((mail) => proposalId === undefined || mail.text.includes(proposalId));
+}
+
+/**
+ * The approval link signoff mailed to `recipient` (after letting the proposal's jobs run), from the last message the
+ * mail API received for them (earlier ones are attempts it refused).
+ */
+export async function mailedLink(p: { id: string }, recipient: string, choice: "approve" | "deny"): Promise<string> {
+  await settle(p.id);
+  const mails = (await sentMails(p.id)).filter((mail) => mail.to.includes(recipient));
+  expect(mails.length, `a mail to ${recipient}`).toBeGreaterThan(0);
+  const url = mails.at(-1)![choice];
+  if (!url) throw new Error(`no ${choice} link in the mail to ${recipient}`);
+  return url;
+}
+
+// ---- Cloudflare Access (the loopback peer is the team domain and serves the keys) --------------------------------
+
+let accessKey: Promise<CryptoKey | Uint8Array> | undefined;
+
+/** What may differ from a token Access would issue for this Worker: for the tests that it is refused. */
+export interface AccessTokenOptions {
+  key?: CryptoKey;
+  audience?: string;
+  issuer?: string;
+  /** Seconds from now; negative for a token that expired. */
+  expiresIn?: number;
+  claims?: JWTPayload;
+}
+
+/** An Access application token for `email`, signed RS256 with the fixture key as Access signs them. */
+export async function accessJwt(email: string, options: AccessTokenOptions = {}): Promise<string> {
+  accessKey ??= importJWK(ACCESS_PRIVATE_JWK, "RS256") as Promise<CryptoKey | Uint8Array>;
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ email, ...options.claims })
+    .setProtectedHeader({ alg: "RS256", kid: ACCESS_PRIVATE_JWK.kid })
+    .setIssuer(options.issuer ?? PEER)
+    .setAudience(options.audience ?? ACCESS_AUD)
+    .setIssuedAt(now - 60)
+    .setExpirationTime(now + (options.expiresIn ?? 120))
+    .sign(options.key ?? (await accessKey));
+}
+
+/**
+ * Who a request is signed in as. By default an approval link's own recipient when that is an e-mail address (the
+ * person it was mailed to, opening it); `null` for no sign-in, an address, or a ready token (`{ token }`).
+ */
+export type SignIn = string | null | { token: string } | undefined;
+
+async function signInHeaders(url: string, as: SignIn): Promise<Record<string, string>> {
+  let who = as;
+  if (who === undefined) {
+    const claims = claimsOf(url);
+    who = (claims.c === "approve" || claims.c === "deny") && claims.r.includes("@") ? claims.r : null;
+  }
+  if (who === null) return {};
+  return { [ACCESS_HEADER]: typeof who === "string" ? await accessJwt(who) : who.token };
+}
+
 export function pathOf(url: string): string {
   return new URL(url).pathname;
 }
 
-/** The claims of a token we minted (read without checking, for building variants in tests). */
+/** The claims of a token we minted (read without checking, for building variants in tests); null for junk. */
 export function claimsOf(url: string): LinkClaims {
-  const payload = pathOf(url).split("/").at(-1)!.split(".")[1]!;
-  return JSON.parse(new TextDecoder().decode(fromBase64Url(payload)!)) as LinkClaims;
+  const payload = pathOf(url).split("/").at(-1)!.split(".")[1] ?? "";
+  const bytes = fromBase64Url(payload);
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes ?? new Uint8Array())) as LinkClaims;
+  } catch {
+    return { p: "", c: "yes", r: "", e: 0, n: "" };
+  }
 }
 
 /** A correctly signed link with other claims: what someone holding LINK_SECRET (only signoff) could make. */
@@ -126,13 +231,13 @@ export interface OpenedPage {
   setCookie: string | null;
 }
 
-/** What a browser (or a mail scanner) does with a link: GET (or HEAD) it. */
+/** What a browser (or a mail scanner) does with a link: GET (or HEAD) it, signed in as `as` (see SignIn). */
 export async function openLink(
   url: string,
-  method: "GET" | "HEAD" = "GET",
-  headers: Record<string, string> = {},
+  options: { method?: "GET" | "HEAD"; headers?: Record<string, string>; as?: SignIn } = {},
 ): Promise<OpenedPage> {
-  const res = await send(new Request(url, { method, headers }));
+  const headers = { ...(await signInHeaders(url, options.as)), ...options.headers };
+  const res = await send(new Request(url, { method: options.method ?? "GET", headers }));
   const html = await res.text();
   const setCookie = res.headers.get("set-cookie");
   return {
@@ -144,12 +249,15 @@ export async function openLink(
   };
 }
 
-/** Pressing the page's button: POST the form with its cookie, from the page's own origin. */
+/** Pressing the page's button: POST the form with its cookie, from the page's own origin, signed in as `as`. */
 export async function confirmLink(
   url: string,
-  opts: { cookie?: string | null; csrf?: string | null; origin?: string | null; reason?: string } = {},
+  opts: { cookie?: string | null; csrf?: string | null; origin?: string | null; reason?: string; as?: SignIn } = {},
 ): Promise<{ res: Response; html: string }> {
-  const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
+  const headers: Record<string, string> = {
+    "content-type": "application/x-www-form-urlencoded",
+    ...(await signInHeaders(url, opts.as)),
+  };
   if (opts.cookie) headers.cookie = `signoff_csrf=${opts.cookie}`;
   const origin = opts.origin === undefined ? new URL(url).origin : opts.origin;
   if (origin !== null) headers.origin = origin;
@@ -160,9 +268,9 @@ export async function confirmLink(
   return { res, html: await res.text() };
 }
 
-/** GET the page, then press its button, as a person does. */
-export async function openAndConfirm(url: string, extra: { reason?: string } = {}) {
-  const page = await openLink(url);
+/** GET the page, then press its button, as a person does (signed in as `as` both times). */
+export async function openAndConfirm(url: string, extra: { reason?: string; as?: SignIn } = {}) {
+  const page = await openLink(url, { as: extra.as });
   expect(page.res.status, page.html).toBe(200);
   return confirmLink(url, { cookie: page.cookie, csrf: page.csrf, ...extra });
 }

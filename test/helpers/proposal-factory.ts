@@ -47,6 +47,7 @@ export function makeProposal(overrides: ProposalOverrides = {}): Proposal {
     result: null,
     slack: { messages: [] },
     teams: null,
+    mail: null,
     ...rest,
   };
 }

@@ -1,9 +1,18 @@
 // A real HTTP peer on loopback standing in for Slack's Web API, the runner and proposers'
 // callback listeners: it records every request, answers from a script, and verifies
 // Standard Webhooks signatures with the `standardwebhooks` library (not signoff's code).
+
+import { createPublicKey } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Webhook } from "standardwebhooks";
-import { SECRETS, USERGROUPS } from "../fixtures.ts";
+import { ACCESS_PRIVATE_JWK, SECRETS, SLACK_ACCOUNTS, SLACK_TEAM_ID, USERGROUPS } from "../fixtures.ts";
+
+/** The stand-in Access team's key set: the public half of the fixture key, as Access serves its certs. */
+function accessCerts() {
+  const { kid, alg } = ACCESS_PRIVATE_JWK;
+  const jwk = createPublicKey({ key: ACCESS_PRIVATE_JWK, format: "jwk" }).export({ format: "jwk" });
+  return { keys: [{ ...jwk, kid, alg, use: "sig" }] };
+}
 
 export interface RecordedRequest {
   seq: number;
@@ -65,9 +74,14 @@ export function startPeer(port = 0): Promise<{ server: Server; port: number }> {
         return { body: { ok: true, channel: params.channel, ts: `${slackTs}.000100` } };
       }
       if (method === "chat.update") return { body: { ok: true, channel: params.channel, ts: params.ts } };
+      if (method === "users.info") {
+        const id = String(params.user);
+        return { body: { ok: true, user: { id, team_id: SLACK_TEAM_ID, ...SLACK_ACCOUNTS[id] } } };
+      }
       return { body: { ok: true } };
     }
     if (req.path.startsWith("/runner")) return { body: { status: "succeeded", output: "ran ok" } };
+    if (req.path === "/cdn-cgi/access/certs") return { body: accessCerts() };
     return { status: 200, body: { ok: true } };
   };
 

@@ -16,7 +16,9 @@ export const syncTeams: JobRunner = async (ctx, job) => {
   for (;;) {
     const p = ctx.proposal();
     const teams = p.teams;
-    if (!teams) return DONE;
+    // A verification prompt's links answer by possession: in a channel, anyone could say "yes, that was me" (SPEC 12).
+    // The policy refuses a Teams webhook there; one stored before it did posts nothing, neither card nor outcome.
+    if (!teams || p.kind !== "approval") return DONE;
     // A card for a proposal decided before it could be posted would offer dead buttons: only the outcome is sent.
     const step = !teams.card_posted
       ? p.status === "pending"
@@ -56,7 +58,7 @@ export const syncTeams: JobRunner = async (ctx, job) => {
   }
 };
 
-/** The Teams identity's links, in the order of the choices. */
+/** The Teams identity's links (approvals only: teamsRecipient), in the order of the choices. */
 async function cardLinks(ctx: Parameters<JobRunner>[0], p: Proposal) {
   const recipient = teamsRecipient(p);
   const config = ctx.config();

@@ -1,0 +1,66 @@
+// Where a Slack clicker stands (SPEC 12): a full member of signoff's own workspace decides; a guest account
+// (`is_restricted` / `is_ultra_restricted` from users.info) or someone from another workspace (a Slack Connect
+// channel) never counts. users.info answers are cached per isolate for at most 5 minutes, like group membership;
+// a lookup Slack cannot answer just now denies, never allows.
+import type { Standing } from "../proposal/lifecycle.ts";
+import { GROUP_CACHE_MS } from "./usergroups.ts";
+import { callSlack } from "./web-api.ts";
+
+interface Account {
+  team: string | null;
+  guest: boolean;
+  /** Deactivated users and bots never decide either. */
+  inactive: boolean;
+}
+
+const cache = new Map<string, { account: Account; until: number }>();
+const inFlight = new Map<string, Promise<Account | null>>();
+
+/**
+ * `team` is the workspace the signed payload says the clicker belongs to (`user.team_id`); `homeTeam` is
+ * SLACK_TEAM_ID, when configured. Without it only guests and inactive accounts are told apart.
+ */
+export async function standingOf(
+  user: string,
+  team: string | null,
+  homeTeam: string | null,
+  slack: { base: string; token: string },
+  now = Date.now(),
+): Promise<Standing> {
+  if (homeTeam !== null && team !== null && team !== homeTeam) return "other_workspace";
+  const account = await accountOf(user, slack, now);
+  if (account === null) return "unknown";
+  if (homeTeam !== null && account.team !== null && account.team !== homeTeam) return "other_workspace";
+  if (account.guest) return "guest";
+  if (account.inactive) return "unknown";
+  return "member";
+}
+
+function accountOf(user: string, slack: { base: string; token: string }, now: number): Promise<Account | null> {
+  const hit = cache.get(user);
+  if (hit && hit.until > now) return Promise.resolve(hit.account);
+  let pending = inFlight.get(user);
+  if (!pending) {
+    pending = fetchAccount(user, slack, now).finally(() => inFlight.delete(user));
+    inFlight.set(user, pending);
+  }
+  return pending;
+}
+
+async function fetchAccount(
+  user: string,
+  slack: { base: string; token: string },
+  now: number,
+): Promise<Account | null> {
+  const result = await callSlack(slack.base, slack.token, "users.info", { user });
+  if (result.kind !== "ok") return null;
+  const info = (result.data as { user?: Record<string, unknown> }).user;
+  if (!info || info.id !== user) return null;
+  const account: Account = {
+    team: typeof info.team_id === "string" ? info.team_id : null,
+    guest: info.is_restricted === true || info.is_ultra_restricted === true,
+    inactive: info.deleted === true || info.is_bot === true,
+  };
+  cache.set(user, { account, until: now + GROUP_CACHE_MS });
+  return account;
+}

@@ -1,0 +1,337 @@
+// SPEC 12, independence: no single party can cause a dispatch. A property over random policies, people with several
+// identities, and random sequences of clicks, link decisions and escalations by random actors (the requester and the
+// escalator among them): no proposal reaches `approved` unless the rule in force was met by that many distinct
+// people, none of them the requester (unless self-approval is allowed) and, once escalated, none the escalator.
+// Pure: the state machine itself (src/proposal/lifecycle.ts), so thousands of sequences run in a second.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  applyClick,
+  applyLink,
+  type ClickKind,
+  personOf,
+  requiredApprovals,
+  type Standing,
+} from "../src/proposal/lifecycle.ts";
+import type { Proposal } from "../src/proposal/types.ts";
+import { auditOf, click, clickPayload, createProposal, getProposal, settle, slackRequest } from "./helpers/api.ts";
+import { approvalBody, propose } from "./helpers/links.ts";
+import { EXPIRES_AT, makeProposal } from "./helpers/proposal-factory.ts";
+import { peer } from "./peer/client.ts";
+
+const NOW = Date.parse(EXPIRES_AT) - 60_000;
+const USERS = ["U0A", "U0B", "U0C", "U0D", "U0E", "U0F"] as const;
+const EMAILS = ["a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io"] as const;
+const GROUP = "S0GROUP";
+
+type Step =
+  | { via: "slack"; user: string; kind: ClickKind; standing: Standing }
+  | { via: "link"; recipient: string; identity: string | null; choice: "approve" | "deny" };
+
+interface World {
+  proposal: Proposal;
+  /** Members of GROUP. */
+  group: string[];
+  steps: Step[];
+}
+
+const subset = <T>(items: readonly T[], min = 0) =>
+  fc.subarray([...items], { minLength: min }).chain((xs) => fc.shuffledSubarray(xs, { minLength: xs.length }));
+
+/** People: each e-mail belongs to at most one person; a person is a Slack id, an e-mail, or both. */
+const peopleArb = fc
+  .array(fc.tuple(fc.constantFrom(...USERS), fc.constantFrom(...EMAILS)), { maxLength: 5 })
+  .map((pairs) => {
+    const people: Record<string, string> = {};
+    pairs.forEach(([user, email], i) => {
+      if (people[user] || people[email]) return;
+      people[user] = `person${i}`;
+      people[email] = `person${i}`;
+    });
+    return people;
+  });
+
+const worldArb: fc.Arbitrary<World> = fc
+  .record({
+    people: peopleArb,
+    approvers: subset([...USERS, GROUP]),
+    group: subset(USERS),
+    required: fc.integer({ min: 1, max: 3 }),
+    selfApproval: fc.boolean(),
+    requesterOnly: fc.boolean(),
+    escalation: fc.option(
+      fc.record({ approvers: subset([...USERS, GROUP], 1), required: fc.integer({ min: 1, max: 2 }) }),
+    ),
+    links: fc.option(fc.record({ recipients: subset(EMAILS), teams: fc.boolean() })),
+    requestedBy: fc.option(fc.constantFrom<string>(...USERS, ...EMAILS, "person0", "person1")),
+  })
+  .chain((w) => {
+    const links = w.requesterOnly ? null : w.links;
+    const recipients = links ? [...links.recipients, ...(links.teams ? ["teams"] : [])] : [];
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      fc.record({
+        via: fc.constant("slack" as const),
+        user: fc.constantFrom(...USERS),
+        kind: fc.constantFrom<ClickKind>("approve", "approve", "approve", "escalate", "deny"),
+        standing: fc.constantFrom<Standing>("member", "member", "member", "member", "guest", "other_workspace"),
+      }),
+      ...(recipients.length > 0
+        ? [
+            fc.record({
+              via: fc.constant("link" as const),
+              recipient: fc.constantFrom(...recipients),
+              identity: fc.option(fc.constantFrom(...EMAILS), { freq: 4 }),
+              choice: fc.constantFrom<"approve" | "deny">("approve", "approve", "approve", "deny"),
+            }),
+          ]
+        : []),
+    );
+    const requestedBy = w.requesterOnly ? (w.requestedBy ?? "U0A") : w.requestedBy;
+    const proposal = makeProposal({
+      requested_by: requestedBy,
+      rule: {
+        approvers: w.requesterOnly ? [] : w.approvers,
+        required_approvals: w.requesterOnly ? 1 : w.required,
+        allow_self_approval: w.selfApproval,
+        requester_only: w.requesterOnly,
+        escalation: w.escalation
+          ? {
+              approvers: w.escalation.approvers,
+              channel: "C0ESC",
+              extend_ttl_seconds: 0,
+              required_approvals: w.escalation.required,
+            }
+          : null,
+        links: links ? { recipients: links.recipients, teams_recipient: links.teams ? "teams" : null } : null,
+        people: w.people,
+      },
+    });
+    return fc.record({
+      proposal: fc.constant(proposal),
+      group: fc.constant(w.group),
+      steps: fc.array(step, { maxLength: 14 }),
+    });
+  });
+
+/** Runs the steps; returns the proposal as it stands after each accepted one. */
+function play(world: World): Proposal[] {
+  let p = world.proposal;
+  const seen: Proposal[] = [];
+  for (const step of world.steps) {
+    const t =
+      step.via === "slack"
+        ? applyClick(
+            p,
+            {
+              kind: step.kind,
+              user: step.user,
+              memberOf: world.group.includes(step.user) ? [GROUP] : [],
+              standing: step.standing,
+              via: "slack",
+            },
+            NOW,
+          )
+        : applyLink(p, { recipient: step.recipient, identity: step.identity, choice: step.choice }, NOW);
+    if (t.ok) {
+      p = t.proposal;
+      seen.push(p);
+    }
+  }
+  return seen;
+}
+
+/** Whether `person` is someone the rule in force lets approve (listed, a group member, or a link recipient). */
+function listedPerson(p: Proposal, person: string, group: string[]): boolean {
+  if (p.rule.requester_only && !p.escalated) return p.requested_by !== null && personOf(p, p.requested_by) === person;
+  const approvers = p.escalated && p.rule.escalation ? p.rule.escalation.approvers : p.rule.approvers;
+  const viaSlack = USERS.some(
+    (u) => personOf(p, u) === person && (approvers.includes(u) || (approvers.includes(GROUP) && group.includes(u))),
+  );
+  const links = p.rule.links;
+  const viaLink =
+    !p.escalated &&
+    !!links &&
+    EMAILS.some(
+      (e) =>
+        personOf(p, e) === person &&
+        (links.recipients.some((r) => personOf(p, r) === person) ||
+          (links.teams_recipient !== null && links.recipients.length === 0)),
+    );
+  return viaSlack || viaLink;
+}
+
+describe("independence (SPEC 12)", () => {
+  it("no sequence of clicks, links and escalations approves with fewer distinct, permitted people than the rule in force", () => {
+    fc.assert(
+      fc.property(worldArb, (world) => {
+        for (const p of play(world)) {
+          if (p.status !== "approved") continue;
+          const people = p.approvals.map((a) => personOf(p, a.user));
+          expect(new Set(people).size, "one person, one vote").toBe(people.length);
+          expect(people.length, "the rule in force is met").toBeGreaterThanOrEqual(requiredApprovals(p));
+          const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
+          const requesterDecides = p.rule.requester_only && !p.escalated;
+          if (!requesterDecides && !(p.rule.allow_self_approval && !p.escalated)) {
+            expect(people, "never the requester").not.toContain(requester);
+          }
+          if (p.escalated) expect(people, "never the escalator").not.toContain(personOf(p, p.escalated.by));
+          for (const person of people) expect(listedPerson(p, person, world.group), person).toBe(true);
+          // Nobody approved through a link without signing in, and no guest or outsider counted.
+          for (const a of p.approvals) expect(a.user).not.toBe("link:teams");
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("a guest or someone from another workspace never decides, whatever they click", () => {
+    fc.assert(
+      fc.property(worldArb, fc.constantFrom<Standing>("guest", "other_workspace", "unknown"), (world, standing) => {
+        const outsiders = world.steps
+          .map((s) => (s.via === "slack" ? { ...s, standing } : s))
+          .filter((s) => s.via === "slack");
+        for (const p of play({ ...world, steps: outsiders })) {
+          expect.unreachable(`${p.status}: a click by a ${standing} changed the proposal`);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe("the attacks the review found, one by one", () => {
+  const click = (p: Proposal, user: string, kind: ClickKind = "approve", memberOf: string[] = []) =>
+    applyClick(p, { kind, user, memberOf, standing: "member", via: "slack" }, NOW);
+
+  it("escalate, then approve alone: the escalator cannot count toward the escalated decision", () => {
+    const p = makeProposal({
+      rule: {
+        approvers: ["U0ALICE", "U0DAVE"],
+        required_approvals: 2,
+        escalation: { approvers: ["U0ALICE", "U0ERIN"], channel: "C0ESC", extend_ttl_seconds: 0 },
+      },
+    });
+    const escalated = click(p, "U0ALICE", "escalate");
+    expect(escalated.ok).toBe(true);
+    if (!escalated.ok) return;
+    expect(click(escalated.proposal, "U0ALICE")).toMatchObject({ ok: false, code: "escalated_by_you" });
+    expect(click(escalated.proposal, "U0ERIN")).toMatchObject({ ok: true, proposal: { status: "approved" } });
+  });
+
+  it("escalation needs its own required_approvals of people other than the escalator and the requester", () => {
+    const p = makeProposal({
+      requested_by: "U0BOB",
+      rule: {
+        approvers: ["U0ALICE"],
+        allow_self_approval: true,
+        escalation: {
+          approvers: ["U0BOB", "U0ERIN", "U0FRED"],
+          channel: "C0ESC",
+          extend_ttl_seconds: 0,
+          required_approvals: 2,
+        },
+      },
+    });
+    const escalated = click(p, "U0ALICE", "escalate");
+    if (!escalated.ok) throw new Error("escalation refused");
+    expect(click(escalated.proposal, "U0BOB")).toMatchObject({ ok: false, code: "self_approval" });
+    const one = click(escalated.proposal, "U0ERIN");
+    expect(one).toMatchObject({ ok: true, proposal: { status: "pending" } });
+    if (!one.ok) return;
+    expect(click(one.proposal, "U0FRED")).toMatchObject({ ok: true, proposal: { status: "approved" } });
+  });
+
+  it("one person in Slack and by link counts once", () => {
+    const p = makeProposal({
+      rule: {
+        approvers: ["U0ALICE", "U0DAVE"],
+        required_approvals: 2,
+        links: { recipients: ["alice@example.com", "dave@example.com"], teams_recipient: null },
+        people: { U0ALICE: "alice", "alice@example.com": "alice", U0DAVE: "dave", "dave@example.com": "dave" },
+      },
+    });
+    const first = click(p, "U0ALICE");
+    if (!first.ok) throw new Error("first approval refused");
+    const again = applyLink(
+      first.proposal,
+      { recipient: "alice@example.com", identity: "alice@example.com", choice: "approve" },
+      NOW,
+    );
+    expect(again).toMatchObject({ ok: false, code: "already_approved" });
+  });
+
+  it("an approval link counts only for the signed-in recipient, never for whoever holds it", () => {
+    const p = makeProposal({
+      rule: {
+        approvers: [],
+        required_approvals: 1,
+        links: { recipients: ["alice@example.com"], teams_recipient: null },
+      },
+    });
+    const link = { recipient: "alice@example.com", choice: "approve" as const };
+    expect(applyLink(p, { ...link, identity: null }, NOW)).toMatchObject({ ok: false, code: "identity_required" });
+    expect(applyLink(p, { ...link, identity: "mallory@example.com" }, NOW)).toMatchObject({
+      ok: false,
+      code: "wrong_identity",
+    });
+    expect(applyLink(p, { ...link, identity: "alice@example.com" }, NOW)).toMatchObject({
+      ok: true,
+      proposal: { status: "approved", approvals: [{ user: "link:alice@example.com", person: "alice@example.com" }] },
+    });
+  });
+
+  it("four-eyes holds across identities: the requester's e-mail cannot approve for them", () => {
+    const p = makeProposal({
+      requested_by: "bob",
+      rule: {
+        approvers: ["U0BOB"],
+        links: { recipients: ["bob@example.com"], teams_recipient: null },
+        people: { U0BOB: "bob", "bob@example.com": "bob" },
+      },
+    });
+    expect(click(p, "U0BOB")).toMatchObject({ ok: false, code: "self_approval" });
+    expect(
+      applyLink(p, { recipient: "bob@example.com", identity: "bob@example.com", choice: "approve" }, NOW),
+    ).toMatchObject({ ok: false, code: "self_approval" });
+  });
+});
+
+describe("end to end, in workerd: the same rules through Slack's real path", () => {
+  it("escalate, then approve alone: refused as escalated_by_you, nothing dispatched; another escalation approver decides", async () => {
+    const body = { ...approvalBody(), action: { type: "links.escalating", params: {} }, requested_by: "U0BOB" };
+    const p = await propose(body);
+    expect((await click("escalate", p.id, "U0ALICE")).status).toBe(200);
+    expect((await click("approve", p.id, "U0ALICE")).status).toBe(200);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("pending");
+    const refused = (await auditOf(p.id)).filter((e) => e.type === "click.refused");
+    expect(refused.map((e) => [e.actor, e.details.code])).toEqual([["slack:U0ALICE", "escalated_by_you"]]);
+    expect((await click("approve", p.id, "U0LEAD")).status).toBe(200);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("succeeded");
+  });
+
+  it("a guest's click and a Slack Connect member's click never count: refused, told why, audited", async () => {
+    const p = await createProposal({ requested_by: "U0BOB" });
+    // U0GUEST is a guest account (users.info is_restricted); U0EXTERNAL belongs to another workspace.
+    expect((await slackRequest(clickPayload("approve", p.id, "U0GUEST"))).status).toBe(200);
+    const foreign = clickPayload("approve", p.id, "U0ALICE");
+    expect((await slackRequest({ ...foreign, user: { id: "U0ALICE", team_id: "T0OTHERCO" } })).status).toBe(200);
+    expect((await slackRequest(clickPayload("approve", p.id, "U0EXTERNAL"))).status).toBe(200);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("pending");
+    const refusals = (await auditOf(p.id)).filter((e) => e.type === "click.refused");
+    expect(refusals.map((e) => [e.actor, e.details.code])).toEqual([
+      ["slack:U0GUEST", "not_a_member"],
+      ["slack:U0ALICE", "not_a_member"],
+      ["slack:U0EXTERNAL", "not_a_member"],
+    ]);
+    const ephemerals = (await peer.slackCalls("chat.postEphemeral")).map((call) => String(call.text));
+    expect(ephemerals.some((text) => /Guest accounts/.test(text))).toBe(true);
+    expect(ephemerals.some((text) => /own Slack workspace/.test(text))).toBe(true);
+    // The same person from the home workspace still decides.
+    expect((await click("approve", p.id, "U0ALICE")).status).toBe(200);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("succeeded");
+  });
+});
