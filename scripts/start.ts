@@ -106,7 +106,7 @@ process.stdout.write(
     "Demo policy (wrangler.toml [env.local]):",
     ...policy.map((a) => `  ${a.type.padEnd(width)}  ${describe(a)}`),
     "  People: U0ALICE approves; U0OSCAR and U0BOB are S0ONCALL; U0BOB requests; U0MALLORY may do nothing.",
-    "  Each has mail at <name>@example.com, shown on the page's Mail tab.",
+    "  Each has mail at <name>@example.com (the page's Mail tab); alice@ and dave@ are the same people as U0ALICE and U0DAVE.",
     "",
     `Demo API key "${DEMO_KEY_NAME}" (token kept in ${show(stack.tokenPath)}):`,
     `  ${token}`,

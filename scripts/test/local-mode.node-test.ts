@@ -77,7 +77,7 @@ describe("what npm start writes for links, mail and the local Access issuer", ()
     assert.deepEqual((await ensureDevVars(older, join(dir, "token"))).created, []);
   });
 
-  test("[env.local] with a fresh .dev.vars is a valid configuration: Access and mail included", async () => {
+  test("[env.local] with a fresh .dev.vars is a valid configuration: links, Access and mail included", async () => {
     const dir = tmp();
     await ensureDevVars(join(dir, ".dev.vars"), join(dir, "token"));
     const raw = experimental_readRawConfig({ config: join(ROOT, "wrangler.toml") }).rawConfig as {
@@ -87,6 +87,10 @@ describe("what npm start writes for links, mail and the local Access issuer", ()
     const checked = checkConfig(env);
     assert.ok(checked.ok, JSON.stringify(checked.ok ? null : checked.problems));
     const { config } = checked;
+    const byLink = config.policy.actions["demo.by_link"];
+    assert.deepEqual(byLink?.links?.recipients, ["alice@example.com", "dave@example.com"]);
+    assert.equal(byLink?.required_approvals, 2);
+    assert.equal(config.policy.people.U0ALICE, config.policy.people["alice@example.com"]);
     assert.equal(config.access?.jwksUrl, "http://127.0.0.1:8787/__local/access/certs");
     assert.equal(config.mail?.url, "http://127.0.0.1:8787/__local/mail/api/emails");
     assert.equal(config.publicUrl, "http://localhost:8787");

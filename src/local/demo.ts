@@ -22,7 +22,12 @@ export const DEMO_USERS: readonly DemoUser[] = [
     email: "bob@example.com",
     role: "the requester of the sample proposals (also in S0ONCALL)",
   },
-  { id: "U0DAVE", name: "dave", email: "dave@example.com", role: "approver of demo.two_person" },
+  {
+    id: "U0DAVE",
+    name: "dave",
+    email: "dave@example.com",
+    role: "approver of demo.two_person, and by mailed link of demo.by_link",
+  },
   { id: "U0CAROL", name: "carol", email: "carol@example.com", role: "escalation approver" },
   { id: "U0MALLORY", name: "mallory", email: "mallory@example.com", role: "outsider: may decide nothing" },
 ];
@@ -69,6 +74,14 @@ export const DEMO_PROPOSALS: Readonly<Record<string, DemoProposal>> = {
     action: { type: "demo.two_person", params: { message: "two people agreed" } },
     summary: "Something that needs two approvals",
     reason: "Shows M-of-N: two of U0ALICE, U0DAVE and S0ONCALL",
+    blast_radius: "None: the runner only echoes the message",
+    rollback: "Nothing to undo",
+    requested_by: "U0BOB",
+  },
+  "demo.by_link": {
+    action: { type: "demo.by_link", params: { message: "approved by mailed links" } },
+    summary: "Something decided by e-mail",
+    reason: "Shows links mailed to alice and dave, each opened signed in (local Access)",
     blast_radius: "None: the runner only echoes the message",
     rollback: "Nothing to undo",
     requested_by: "U0BOB",
