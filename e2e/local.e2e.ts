@@ -105,11 +105,14 @@ async function explained(steps: () => Promise<void>): Promise<void> {
   }
 }
 
-test("propose, approve as an approver, see the runner's output; an outsider is refused; deny with a reason", {
-  timeout: 240_000,
+test("propose, approve as an approver, see the runner's output; an outsider is refused; deny with a reason; decide by mailed link as the people it was sent to", {
+  timeout: 300_000,
 }, async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await explained(flow);
+  await explained(async () => {
+    await flow();
+    await byMailedLink();
+  });
 });
 
 async function flow(): Promise<void> {
@@ -182,5 +185,86 @@ async function flow(): Promise<void> {
   assert.ok(
     types.some((t) => t.startsWith("proposal.denied slack:U0OSCAR")),
     types.join("\n"),
+  );
+}
+
+async function showMail(): Promise<void> {
+  await page.click("#tab-mail");
+  await page.locator("#mail-view:not([hidden])").waitFor();
+}
+
+/** Opens the link from the Mail tab in the new tab the page opens for it; the link's page, once it has loaded. */
+async function openFromMail(id: string, choice: "approve" | "deny"): Promise<Page> {
+  const link = page.locator(`#mailbox a.mail-link[data-proposal-id="${id}"][data-choice="${choice}"]`);
+  await link.waitFor({ timeout: FLOW_MS });
+  const [opened] = await Promise.all([page.context().waitForEvent("page"), link.click()]);
+  await opened.waitForSelector("main[data-page]");
+  return opened;
+}
+
+/**
+ * Issue 11: an approval by link works end to end in local mode. signoff mails demo.by_link's links to alice@ and
+ * dave@ (caught by the local mail API, shown on the Mail tab); each link decides only for the person signed in to
+ * the local Access issuer, who is whoever the page says you are.
+ */
+async function byMailedLink(): Promise<void> {
+  await page.click("#tab-slack");
+  const id = await propose("demo.by_link", { message: "two people agreed by mail" });
+  assert.match(await page.locator("#propose-result").innerText(), /mailed to alice@example\.com, dave@example\.com/);
+
+  // Alice's mailbox has her message with her two links; Mallory's has none of it.
+  await actAs("U0ALICE");
+  await showMail();
+  const aliceMail = page.locator("#mailbox article.mail", { has: page.locator(`a[data-proposal-id="${id}"]`) });
+  await aliceMail.waitFor({ timeout: FLOW_MS });
+  assert.match(await aliceMail.innerText(), /To\s+alice@example\.com/);
+  assert.deepEqual(
+    await aliceMail
+      .locator("a.mail-link")
+      .evaluateAll((links) => links.map((a) => (a as HTMLElement).dataset.recipient)),
+    ["alice@example.com", "alice@example.com"],
+  );
+  await page.screenshot({ path: join(SCREENSHOTS, "standin-mail.png"), fullPage: true });
+
+  // Signed out of the local Access, her own link refuses: holding a link is not being its recipient.
+  await page.uncheck("#signed-in");
+  const refused = await openFromMail(id, "approve");
+  assert.equal(await refused.getAttribute("main", "data-page"), "forbidden");
+  assert.match(await refused.locator("main").innerText(), /Sign in to decide/);
+  await refused.close();
+  await page.check("#signed-in");
+
+  // Signed in as Alice: the confirmation page, then one approval of two.
+  const first = await openFromMail(id, "approve");
+  assert.equal(await first.getAttribute("main", "data-page"), "confirm");
+  assert.match(await first.locator("main").innerText(), /alice@example\.com/);
+  await first.getByRole("button", { name: "Confirm: Approve" }).click();
+  await first.waitForSelector("main[data-page='decided']");
+  assert.match(await first.locator(".status").innerText(), /1 of 2/);
+  await first.close();
+  assert.equal((await api(`/v1/proposals/${id}`)).status, "pending");
+
+  await actAs("U0MALLORY");
+  await page.waitForFunction(() => document.querySelectorAll("#mailbox article.mail").length === 0);
+
+  // Dave, from his own mailbox: the second approval; the runner runs it.
+  await actAs("U0DAVE");
+  const second = await openFromMail(id, "approve");
+  assert.equal(await second.getAttribute("main", "data-page"), "confirm");
+  await second.getByRole("button", { name: "Confirm: Approve" }).click();
+  await second.waitForSelector("main[data-page='decided']");
+  assert.match(await second.locator(".status").innerText(), /the action will run now/);
+  await second.close();
+
+  let state = await api(`/v1/proposals/${id}`);
+  for (const deadline = Date.now() + FLOW_MS; state.status !== "succeeded" && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    state = await api(`/v1/proposals/${id}`);
+  }
+  assert.equal(state.status, "succeeded", JSON.stringify(state));
+  assert.match(state.result.output, /approved by link: two people agreed by mail/);
+  assert.deepEqual(
+    state.approvals.map((a: { user: string }) => a.user),
+    ["link:alice@example.com", "link:dave@example.com"],
   );
 }

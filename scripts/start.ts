@@ -56,7 +56,10 @@ function describe(a: ActionPolicy): string {
   if (a.requester_only) return "only the requester, in their DM";
   const needed = a.required_approvals > 1 ? `${a.required_approvals} of ` : "";
   const escalation = a.escalation ? ` · Escalate → ${a.escalation.approvers.join(", ")}` : "";
-  return `${needed}${a.approvers.join(", ")} in ${a.channel ?? "?"}${escalation}`;
+  const mailed = a.links && !a.verify ? a.links.recipients : [];
+  const slack = a.approvers.length > 0 ? `${a.approvers.join(", ")} in ${a.channel ?? "?"}` : "";
+  const links = mailed.length > 0 ? `${mailed.join(", ")} by mailed link, signed in` : "";
+  return `${needed}${[slack, links].filter(Boolean).join(" + ")}${escalation}`;
 }
 
 function curl(url: string, token: string, type: string): string {
@@ -97,10 +100,13 @@ process.stdout.write(
     `  Slack stand-in  ${stack.url}/            open this in a browser`,
     `  signoff API     ${stack.url}/v1/proposals  (also /healthz, /openapi.json, /v1/audit)`,
     `  runner          ${stack.runnerUrl}  (reference runner; allowlist scripts/local/runner-actions.json)`,
+    `  mail            ${stack.mailUrl}  (caught; read it on the page's Mail tab)`,
+    `  local Access    ${stack.jwksUrl}  (its keys; opening a link signs you in as the page's person)`,
     "",
     "Demo policy (wrangler.toml [env.local]):",
     ...policy.map((a) => `  ${a.type.padEnd(width)}  ${describe(a)}`),
     "  People: U0ALICE approves; U0OSCAR and U0BOB are S0ONCALL; U0BOB requests; U0MALLORY may do nothing.",
+    "  Each has mail at <name>@example.com (the page's Mail tab); alice@ and dave@ are the same people as U0ALICE and U0DAVE.",
     "",
     `Demo API key "${DEMO_KEY_NAME}" (token kept in ${show(stack.tokenPath)}):`,
     `  ${token}`,

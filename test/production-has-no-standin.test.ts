@@ -12,6 +12,9 @@ const STANDIN_ROUTES: Array<[method: string, path: string]> = [
   ["GET", "/__local/state?as=U0ALICE"],
   ["POST", "/__local/click"],
   ["POST", "/__local/propose"],
+  // The local Access issuer's keys and the mail catcher (issue 11).
+  ["GET", "/__local/access/certs"],
+  ["POST", "/__local/mail/api/emails"],
 ];
 
 describe("production has no Slack stand-in", () => {
@@ -33,8 +36,9 @@ describe("production has no Slack stand-in", () => {
     }
   }
 
-  it("has neither the stand-in's binding nor LOCAL_MODE", () => {
+  it("has neither the stand-in's bindings nor LOCAL_MODE", () => {
     expect(env.LOCAL_SLACK).toBeUndefined();
+    expect(env.LOCAL_MAIL).toBeUndefined();
     expect(env.LOCAL_MODE).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 // Local mode's moving parts (SPEC 9), startable and stoppable from code: dev secrets on first run, local D1
-// migrations, the reference runner, and `wrangler dev --env local` (the Worker with the Slack stand-in).
-// `npm start` (scripts/start.ts) and the browser test (e2e/) both use startLocal().
+// migrations, the reference runner, and `wrangler dev --env local` (the Worker with the Slack stand-in, the local
+// Access issuer and the mail catcher, which it serves itself). `npm start` (scripts/start.ts) and the browser test
+// (e2e/) both use startLocal().
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { parseEnv } from "node:util";
 import { newSigningKey as newAuditKey } from "../../src/audit/signing.ts";
 import { newApiKey, parseApiKeys } from "../../src/config/api-keys.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
+import { LOCAL_JWKS_PATH, newLocalAccessKey } from "../../src/local/access.ts";
 import { newSigningKey } from "../../src/webhooks/signing-keys.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -41,6 +43,10 @@ export interface LocalStack {
   url: string;
   port: number;
   runnerUrl: string;
+  /** Where the local Access issuer serves its keys (ACCESS_JWKS_URL). */
+  jwksUrl: string;
+  /** Where the mail catcher takes signoff's mail (MAIL_API_URL). */
+  mailUrl: string;
   token: string;
   devVarsPath: string;
   tokenPath: string;
@@ -104,6 +110,11 @@ export async function ensureDevVars(
   if (!existing.EVENTS_SIGNING_KEYS) add.EVENTS_SIGNING_KEYS = newSigningKey();
   // Signs the local audit log's chain heads; `npm run audit:verify` reads its public half from this file.
   if (!existing.AUDIT_SIGNING_KEY) add.AUDIT_SIGNING_KEY = (await newAuditKey()).secret;
+  // Issue 11: the demo policy's link action needs its link secret, the mail API's token (the local catcher checks
+  // it) and the local Access issuer's private key (an RSA JWK made with jose; its public half is served as JWKS).
+  if (!existing.LINK_SECRET) add.LINK_SECRET = webhookSecret();
+  if (!existing.MAIL_API_TOKEN) add.MAIL_API_TOKEN = `re_local_${randomBytes(24).toString("hex")}`;
+  if (!existing.LOCAL_ACCESS_KEY) add.LOCAL_ACCESS_KEY = await newLocalAccessKey();
 
   let token = existing.LOCAL_DEMO_TOKEN ?? "";
   if (!existing.API_KEYS) {
@@ -128,7 +139,8 @@ export async function ensureDevVars(
     const fresh = !existsSync(devVarsPath);
     const header = fresh
       ? "# Local mode's dev secrets, written by `npm start` (never committed: .dev.vars is gitignored).\n" +
-        "# Delete this file to get new ones. LOCAL_DEMO_TOKEN is the demo API key's token, for the stand-in's form.\n"
+        "# Delete this file to get new ones. LOCAL_DEMO_TOKEN is the demo API key's token, for the stand-in's form;\n" +
+        "# LOCAL_ACCESS_KEY is the private key of the local stand-in for Cloudflare Access.\n"
       : "\n# Added by `npm start`:\n";
     const needsNewline = !fresh && !readFileSync(devVarsPath, "utf8").endsWith("\n");
     appendFileSync(
@@ -301,6 +313,18 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   // The Worker reaches the runner and the stand-in's Web API on IPv4 loopback, as wrangler dev listens there.
   const workerBase = `http://127.0.0.1:${port}`;
   const runnerUrl = `http://127.0.0.1:${runnerPort}/run`;
+  const jwksUrl = `${workerBase}${LOCAL_JWKS_PATH}`;
+  const mailUrl = `${workerBase}/__local/mail/api/emails`;
+  // Every var of [env.local] that holds a port, for the ports of this run (wrangler.toml has them for 8787).
+  const portVars: Record<string, string> = {
+    RUNNER_URL: runnerUrl,
+    SLACK_API_BASE: `${workerBase}/__local/slack/api`,
+    // Links point where the page is (`localhost`), so the stand-in's sign-in cookie goes along when one is opened.
+    PUBLIC_URL: url,
+    ACCESS_TEAM_DOMAIN: workerBase,
+    ACCESS_JWKS_URL: jwksUrl,
+    MAIL_API_URL: mailUrl,
+  };
   const output: string[] = [];
   const children: ChildProcess[] = [];
   const exits: string[] = [];
@@ -349,10 +373,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
           persistTo,
           "--env-file",
           devVarsPath,
-          "--var",
-          `RUNNER_URL:${runnerUrl}`,
-          "--var",
-          `SLACK_API_BASE:${workerBase}/__local/slack/api`,
+          ...Object.entries(portVars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
           "--show-interactive-dev-session=false",
         ],
         wranglerEnv(),
@@ -375,6 +396,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     url,
     port,
     runnerUrl,
+    jwksUrl,
+    mailUrl,
     token: vars.token,
     devVarsPath,
     tokenPath,

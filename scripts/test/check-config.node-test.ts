@@ -186,4 +186,8 @@ test("--vars-only checks the vars of a deploy whose secrets live in Cloudflare",
   assert.equal(out.code, 1, out.all);
   assert.match(out.stderr, /POLICY\.actions\["k8s\.rollout_restart"\]\.ttl_seconds/);
   assert.doesNotMatch(out.stderr, /SLACK_SIGNING_SECRET/);
+  // A mail API in the vars: its token, a secret, is stood in for like the others.
+  const mail = `${GOOD_VARS}\nMAIL_API_URL = "https://mail.example.com/emails"\nMAIL_FROM = "signoff <signoff@example.com>"`;
+  const withMail = run(configDir({ "wrangler.toml": wranglerToml(mail) }), ["--vars-only"]);
+  assert.equal(withMail.code, 0, withMail.all);
 });

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { LOCAL_IDENTITY_COOKIE } from "../../src/local/access.ts";
 import { STANDIN_MARKER } from "../../src/local/marker.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -36,8 +37,16 @@ function build(env: string | null): string {
   return files.map((f) => readFileSync(join(out, f), "utf8")).join("\n");
 }
 
-// Strings only the stand-in has: its marker, its Durable Object, its routes and page.
-const STANDIN_STRINGS = [STANDIN_MARKER, "class LocalSlack", "/__local/", "signoff · local Slack stand-in"];
+// Strings only the stand-in has: its marker, its Durable Objects, its routes and page, and the cookie with which its
+// local Access issuer signs in whoever the page says (issue 11).
+const STANDIN_STRINGS = [
+  STANDIN_MARKER,
+  "class LocalSlack",
+  "class LocalMail",
+  "/__local/",
+  "signoff · local Slack stand-in",
+  LOCAL_IDENTITY_COOKIE,
+];
 
 test("the production bundle (top-level wrangler.toml) contains no part of the stand-in", () => {
   const bundle = build(null);

@@ -1,9 +1,12 @@
-// The demo Slack workspace of local mode: people to click as, one user group, channel names, and the
-// sample proposals the page's form and `npm start`'s curl offer. Plain data, shared by the Worker and Node.
+// The demo Slack workspace of local mode: people to click as (each with the e-mail address their mail goes to),
+// one user group, channel names, and the sample proposals the page's form and `npm start`'s curl offer. Plain
+// data, shared by the Worker and Node.
 
 export interface DemoUser {
   id: string;
   name: string;
+  /** Where the local mail catcher delivers this person's mail, and who the local Access issuer says they are. */
+  email: string;
   /** What this person may do under the demo policy of wrangler.toml [env.local]. */
   role: string;
 }
@@ -11,12 +14,22 @@ export interface DemoUser {
 export const DEMO_TEAM = { id: "T0LOCAL", domain: "signoff-local" } as const;
 
 export const DEMO_USERS: readonly DemoUser[] = [
-  { id: "U0ALICE", name: "alice", role: "approver of every demo action" },
-  { id: "U0OSCAR", name: "oscar", role: "on call: member of group S0ONCALL" },
-  { id: "U0BOB", name: "bob", role: "the requester of the sample proposals (also in S0ONCALL)" },
-  { id: "U0DAVE", name: "dave", role: "approver of demo.two_person" },
-  { id: "U0CAROL", name: "carol", role: "escalation approver" },
-  { id: "U0MALLORY", name: "mallory", role: "outsider: may decide nothing" },
+  { id: "U0ALICE", name: "alice", email: "alice@example.com", role: "approver of every demo action" },
+  { id: "U0OSCAR", name: "oscar", email: "oscar@example.com", role: "on call: member of group S0ONCALL" },
+  {
+    id: "U0BOB",
+    name: "bob",
+    email: "bob@example.com",
+    role: "the requester of the sample proposals (also in S0ONCALL)",
+  },
+  {
+    id: "U0DAVE",
+    name: "dave",
+    email: "dave@example.com",
+    role: "approver of demo.two_person, and by mailed link of demo.by_link",
+  },
+  { id: "U0CAROL", name: "carol", email: "carol@example.com", role: "escalation approver" },
+  { id: "U0MALLORY", name: "mallory", email: "mallory@example.com", role: "outsider: may decide nothing" },
 ];
 
 /** What usergroups.users.list answers. */
@@ -65,6 +78,14 @@ export const DEMO_PROPOSALS: Readonly<Record<string, DemoProposal>> = {
     rollback: "Nothing to undo",
     requested_by: "U0BOB",
   },
+  "demo.by_link": {
+    action: { type: "demo.by_link", params: { message: "approved by mailed links" } },
+    summary: "Something decided by e-mail",
+    reason: "Shows links mailed to alice and dave, each opened signed in (local Access)",
+    blast_radius: "None: the runner only echoes the message",
+    rollback: "Nothing to undo",
+    requested_by: "U0BOB",
+  },
   "k8s.rollout_restart": {
     action: { type: "k8s.rollout_restart", params: { deployment: "api" } },
     summary: "Restart deployment api (rolling)",
@@ -77,4 +98,9 @@ export const DEMO_PROPOSALS: Readonly<Record<string, DemoProposal>> = {
 
 export function userName(id: string): string {
   return DEMO_USERS.find((u) => u.id === id)?.name ?? id;
+}
+
+/** The demo person with this Slack user id, if there is one. */
+export function demoUser(id: string): DemoUser | null {
+  return DEMO_USERS.find((u) => u.id === id) ?? null;
 }

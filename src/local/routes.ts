@@ -1,5 +1,6 @@
-// The stand-in's routes: the page, the fake Slack Web API signoff posts to, and the page's JSON endpoints, which
-// turn a click into the signed request Slack would send and pass it to the production handler unchanged.
+// The stand-in's routes: the page, the fake Slack Web API signoff posts to, the local Access issuer's keys and the
+// mail catcher (issue 11), and the page's JSON endpoints, which turn a click into the signed request Slack would
+// send and pass it to the production handler unchanged.
 
 import type { Context } from "hono";
 import { Hono } from "hono";
@@ -7,7 +8,10 @@ import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../api/http.ts";
 import { loadConfig } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
-import { DEMO_CHANNELS, DEMO_GROUPS, DEMO_PROPOSALS, DEMO_USERS } from "./demo.ts";
+import { timingSafeEqual } from "../lib/crypto.ts";
+import { utf8 } from "../lib/encoding.ts";
+import { LOCAL_IDENTITY_COOKIE, LOCAL_JWKS_PATH, parseLocalAccessKey, publicJwks } from "./access.ts";
+import { DEMO_CHANNELS, DEMO_GROUPS, DEMO_PROPOSALS, DEMO_USERS, demoUser } from "./demo.ts";
 import {
   blockActionsPayload,
   findButton,
@@ -15,6 +19,7 @@ import {
   viewState,
   viewSubmissionPayload,
 } from "./interactions.ts";
+import { type LocalMail, parseMailInput } from "./mailbox.ts";
 import { STANDIN_MARKER } from "./marker.ts";
 import page from "./standin.html";
 import type { LocalSlack, Snapshot, StoredMessage, StoredView } from "./store.ts";
@@ -25,17 +30,30 @@ interface LocalSecrets {
   SLACK_BOT_TOKEN?: string;
   /** The demo API key's token, with which the page's form creates proposals through the real API. */
   LOCAL_DEMO_TOKEN?: string;
+  /** The local Access issuer's private key (an RSA JWK as JSON, src/local/access.ts). */
+  LOCAL_ACCESS_KEY?: string;
+  /** signoff's mail API token, which the mail catcher checks as a mail API would. */
+  MAIL_API_TOKEN?: string;
 }
 export type LocalEnv = Cloudflare.LocalEnv & LocalSecrets;
 type LocalContext = Context<{ Bindings: LocalEnv }>;
 
 const USER_ID = /^[UW][A-Z0-9]{2,}$/;
 const MAX_PAGE_BODY = 64 * 1024;
+/** What the mail catcher accepts in one request: far more than signoff's mail, far less than memory. */
+const MAX_MAIL_BODY = 1024 * 1024;
+/** The stand-ins for services signoff calls itself (authenticated like them), not the page's own endpoints. */
+const CALLED_BY_SIGNOFF = ["/__local/slack/api/", "/__local/mail/api/"];
 
 function slackStore(env: LocalEnv): DurableObjectStub<LocalSlack> {
   // `wrangler types` cannot see the class (its mainModule is the production entry), hence the one cast.
   const namespace = env.LOCAL_SLACK as unknown as DurableObjectNamespace<LocalSlack>;
   return namespace.get(namespace.idFromName("workspace"));
+}
+
+function mailStore(env: LocalEnv): DurableObjectStub<LocalMail> {
+  const namespace = env.LOCAL_MAIL as unknown as DurableObjectNamespace<LocalMail>;
+  return namespace.get(namespace.idFromName("mail"));
 }
 
 /** The stand-in, wrapped around `app` (the production app, reached in-process as Slack would reach it over HTTP). */
@@ -53,7 +71,7 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
   // without a CORS preflight (which is never answered), and a browser's Origin must be this one; together with
   // the loopback-only Host check in index.ts, another web site (or DNS rebinding) cannot click for you.
   routes.use("/__local/*", async (c, next) => {
-    if (c.req.method === "POST" && !c.req.path.startsWith("/__local/slack/api/")) {
+    if (c.req.method === "POST" && !CALLED_BY_SIGNOFF.some((prefix) => c.req.path.startsWith(prefix))) {
       const origin = c.req.header("origin");
       if (origin !== undefined && origin !== new URL(c.req.url).origin)
         throw new ApiError(403, "forbidden", "cross-origin request refused");
@@ -85,22 +103,65 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
     return jsonText(c, await slackStore(c.env).api(method, JSON.stringify(params)));
   });
 
+  // ---- the local Access issuer's keys (ACCESS_JWKS_URL in local mode) ----
+
+  routes.get(LOCAL_JWKS_PATH, (c) => {
+    const key = parseLocalAccessKey(c.env.LOCAL_ACCESS_KEY);
+    if (!key)
+      throw new ApiError(
+        503,
+        "misconfigured",
+        "LOCAL_ACCESS_KEY is not in .dev.vars: start local mode with `npm start`",
+      );
+    return c.json(publicJwks(key));
+  });
+
+  // ---- the mail catcher (MAIL_API_URL in local mode): answers like the mail API src/mail/send.ts posts to ----
+
+  routes.post("/__local/mail/api/emails", limitMailBody, async (c) => {
+    const expected = c.env.MAIL_API_TOKEN;
+    const auth = c.req.header("authorization") ?? "";
+    if (!auth.startsWith("Bearer "))
+      return mailError(c, 401, "missing_api_key", "Missing API key in the authorization header");
+    if (!expected || !timingSafeEqual(utf8(auth.slice("Bearer ".length)), utf8(expected)))
+      return mailError(c, 403, "invalid_api_key", "API key is invalid");
+    if (!/^application\/json\s*(;|$)/i.test(c.req.header("content-type") ?? ""))
+      return mailError(c, 415, "validation_error", "send the message as application/json");
+    let body: unknown;
+    try {
+      body = JSON.parse(await c.req.text());
+    } catch {
+      return mailError(c, 400, "validation_error", "the body is not JSON");
+    }
+    const parsed = parseMailInput(body);
+    if (!parsed.ok) return mailError(c, 422, "validation_error", parsed.message);
+    return c.json({ id: await mailStore(c.env).deliver(JSON.stringify(parsed.mail)) });
+  });
+
   // ---- the page's endpoints ----
 
   routes.get("/__local/state", async (c) => {
     const as = c.req.query("as") ?? "";
     if (!USER_ID.test(as)) throw new ApiError(400, "invalid_request", "as must be a Slack user id");
     const snapshot = JSON.parse(await slackStore(c.env).snapshot(as)) as Snapshot;
+    const email = demoUser(as)?.email ?? null;
+    const mailbox = email
+      ? (JSON.parse(await mailStore(c.env).mailbox(email)) as { mail: unknown[]; total: number })
+      : { mail: [], total: 0 };
     let actions: unknown[] = [];
+    let publicUrl: string | null = null;
     let configError: string | null = null;
     try {
-      actions = Object.values(loadConfig(c.env).policy.actions).map((a) => ({
+      const config = loadConfig(c.env);
+      publicUrl = config.publicUrl;
+      actions = Object.values(config.policy.actions).map((a) => ({
         type: a.type,
         approvers: a.approvers,
         required_approvals: a.required_approvals,
         requester_only: a.requester_only,
         channel: a.channel,
         escalation: a.escalation ? { approvers: a.escalation.approvers } : null,
+        link_recipients: a.links && !a.verify ? a.links.recipients : null,
       }));
     } catch (error) {
       configError =
@@ -118,6 +179,12 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
       actions,
       config_error: configError,
       demo_key: Boolean(c.env.LOCAL_DEMO_TOKEN),
+      // Mail: what was delivered to this person, the links of this signoff in it, and who opens them.
+      email,
+      public_url: publicUrl,
+      identity_cookie: LOCAL_IDENTITY_COOKIE,
+      mail: mailbox.mail,
+      mail_total: mailbox.total,
       ...snapshot,
     });
   });
@@ -191,7 +258,7 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
   });
 
   routes.post("/__local/clear", async (c) => {
-    await slackStore(c.env).clear();
+    await Promise.all([slackStore(c.env).clear(), mailStore(c.env).clear()]);
     return c.json({ ok: true });
   });
 
@@ -259,6 +326,16 @@ const limitPageBody = bodyLimit({
     throw new ApiError(413, "payload_too_large", "body too large");
   },
 });
+
+const limitMailBody = bodyLimit({
+  maxSize: MAX_MAIL_BODY,
+  onError: (c) => mailError(c, 413, "validation_error", "the message is too large"),
+});
+
+/** A mail API's error answer (Resend's shape: `{statusCode, name, message}`). */
+function mailError(c: Context, status: 400 | 401 | 403 | 413 | 415 | 422, name: string, message: string): Response {
+  return c.json({ statusCode: status, name, message }, status);
+}
 
 async function pageBody(c: LocalContext): Promise<Record<string, unknown>> {
   const text = await c.req.text();
