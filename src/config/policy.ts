@@ -317,7 +317,9 @@ function parseAction(
     if (countsStatically(listed) && a.escalation.required_approvals > distinctPeople(listed, people)) {
       details.push({
         path: at("escalation", "required_approvals"),
-        message: `asks for ${a.escalation.required_approvals} approvals but only ${distinctPeople(listed, people)} distinct people are listed`,
+        message:
+          `asks for ${a.escalation.required_approvals} approvals but only ` +
+          `${distinctPeople(listed, people)} distinct people are listed`,
       });
     }
     const escalationChannel = a.escalation.channel ?? resolved;

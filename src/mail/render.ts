@@ -70,6 +70,16 @@ const quoteLines = (text: string) =>
     .map((line) => `> ${line}`)
     .join("\n");
 
+/** Inline styles (mail clients drop <style>), kept apart so the template stays readable. */
+const STYLE = {
+  quote: "margin:0;padding:0 0 0 .75em;border-left:3px solid #ccc;white-space:pre-wrap",
+  label: "text-align:left;vertical-align:top;padding:.25em 1em .25em 0;color:#616061;font-weight:normal",
+  button:
+    "display:inline-block;padding:.6em 1.2em;margin:0 .5em .5em 0;border-radius:6px;" +
+    "color:#fff;font-weight:600;text-decoration:none;",
+  plan: "margin:0;white-space:pre-wrap;font:.9em ui-monospace,Menlo,monospace",
+};
+
 export function renderLinkMail(input: LinkMailInput): RenderedMail {
   const { proposal: p, recipient, approveUrl, denyUrl } = input;
   const origin = new URL(approveUrl).origin;
@@ -105,21 +115,21 @@ export function renderLinkMail(input: LinkMailInput): RenderedMail {
     "",
   ].join("\n");
 
-  const quote = (value: string) =>
-    `<blockquote style="margin:0;padding:0 0 0 .75em;border-left:3px solid #ccc;white-space:pre-wrap">${escapeHtml(value)}</blockquote>`;
+  const quote = (value: string) => `<blockquote style="${STYLE.quote}">${escapeHtml(value)}</blockquote>`;
   const row = (label: string, value: string) =>
-    `<tr><th style="text-align:left;vertical-align:top;padding:.25em 1em .25em 0;color:#616061;font-weight:normal">${escapeHtml(label)}</th><td style="padding:.25em 0">${value}</td></tr>`;
+    `<tr><th style="${STYLE.label}">${escapeHtml(label)}</th><td style="padding:.25em 0">${value}</td></tr>`;
   const button = (url: string, label: string, color: string) =>
-    `<a href="${escapeHtml(url)}" style="display:inline-block;padding:.6em 1.2em;margin:0 .5em .5em 0;border-radius:6px;background:${color};color:#fff;font-weight:600;text-decoration:none">${label}</a>`;
+    `<a href="${escapeHtml(url)}" style="${STYLE.button}background:${color}">${label}</a>`;
   const html = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(subject)}</title></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${escapeHtml(subject)}</title></head>
 <body style="margin:0;padding:1em;font:15px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d1c1d">
 <p style="margin:0;color:#616061;font-size:.85em;letter-spacing:.04em;text-transform:uppercase">signoff · approval needed</p>
 <p>signoff asks you to approve or deny an action. ${escapeHtml(attribution)}</p>
 ${quote(p.summary)}
 <table style="border-collapse:collapse;margin:1em 0">
 ${row("Action", `<code>${escapeHtml(p.action.type)}</code>`)}
-${plan === null ? "" : row("Params", `<pre style="margin:0;white-space:pre-wrap;font:.9em ui-monospace,Menlo,monospace">${escapeHtml(plan)}</pre>`)}
+${plan === null ? "" : row("Params", `<pre style="${STYLE.plan}">${escapeHtml(plan)}</pre>`)}
 ${proposerTexts(p)
   .map(([label, value]) => row(label, quote(value)))
   .join("\n")}
