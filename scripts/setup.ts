@@ -121,6 +121,15 @@ const keyName = args["key-name"];
 if (!KEY_NAME_PATTERN.test(keyName)) fail(COMMAND, `--key-name must match ${KEY_NAME_PATTERN}`);
 const keyActions = (args["key-actions"]?.split(",") ?? policyTypes).map((s) => s.trim()).filter((s) => s !== "");
 if (keyActions.length === 0) fail(COMMAND, "--key-actions names no action type");
+const keyScopes = ["proposals:write", "proposals:read", "audit:read"];
+// Minted now, so that a bad --key-actions stops the run before anything is created; put only if API_KEYS is not set.
+let firstKey: Awaited<ReturnType<typeof newApiKey>>;
+try {
+  firstKey = await newApiKey(keyName, keyScopes, keyActions, []);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  fail(COMMAND, `the first API key is not valid: ${error.details.map((d) => d.message).join("; ")}`);
+}
 
 /** The Worker's origin from a URL, a host, or a bare workers.dev subdomain; or why it cannot be one. */
 function workerOrigin(input: string): { origin: string } | { problem: string } {
@@ -472,18 +481,10 @@ async function apiKey(existing: Set<string>): Promise<void> {
     );
     return;
   }
-  const scopes = ["proposals:write", "proposals:read", "audit:read"];
-  let minted: Awaited<ReturnType<typeof newApiKey>>;
-  try {
-    minted = await newApiKey(keyName, scopes, keyActions, []);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    throw new SetupError(`the first API key is not valid: ${error.details.map((d) => d.message).join("; ")}`);
-  }
-  await put("API_KEYS", JSON.stringify([minted.entry]), `one key, "${keyName}"`);
+  await put("API_KEYS", JSON.stringify([firstKey.entry]), `one key, "${keyName}"`);
   keep.push({
-    label: `API token of key "${keyName}" (${scopes.join(", ")}; may propose ${keyActions.join(", ")}): Authorization: Bearer <it>`,
-    value: minted.token,
+    label: `API token of key "${keyName}" (${keyScopes.join(", ")}; may propose ${keyActions.join(", ")}): Authorization: Bearer <it>`,
+    value: firstKey.token,
   });
 }
 

@@ -316,6 +316,9 @@ test("what cannot work stops before anything is changed", () => {
   const withPath = ws.run(["--yes", "--url", "https://signoff.acme.workers.dev/slack/interactions"]);
   assert.equal(withPath.code, 2);
   assert.match(withPath.stderr, /--url must be the Worker's origin only/);
+  const badKey = ws.run(["--yes", "--key-actions", "k8s.*.*"]);
+  assert.equal(badKey.code, 2, badKey.all);
+  assert.match(badKey.stderr, /the first API key is not valid: must be an action type, `prefix\.\*` or `\*`/);
   // Without --yes it needs a terminal to ask on; a pipe is not one.
   const piped = ws.run([]);
   assert.equal(piped.code, 2);
@@ -347,7 +350,7 @@ test("setDatabaseId changes the one line of the top-level block and nothing else
   const diff = toml.split("\n").filter((line, i) => line !== changed.split("\n")[i]);
   assert.deepEqual(diff, [`database_id = "${ZERO_ID}"`]);
   assert.equal(count(changed, ZERO_ID), 1, "[env.local] keeps its placeholder");
-  assert.ok(changed.indexOf(DB_ID) < changed.indexOf("[env.local]"));
+  assert.ok(changed.indexOf(DB_ID) < changed.indexOf("\n[env.local]\n"));
 
   // A header-like line inside a multi-line string is text; a block without database_id gets one after its name.
   const tricky = `name = "x"\nPOLICY = '''\n[[d1_databases]]\nbinding = "AUDIT_DB"\n'''\n\n[[d1_databases]] # the audit log\nbinding = "AUDIT_DB"\ndatabase_name = "signoff-audit"\nmigrations_dir = "migrations"\n\n[[env.local.d1_databases]]\nbinding = "AUDIT_DB"\ndatabase_id = "${ZERO_ID}"\n`;
