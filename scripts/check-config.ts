@@ -1,5 +1,6 @@
-// `npm run check-config [-- --env production]`: runs the Worker's own configuration check (src/config) on the vars
-// of wrangler.toml and the secrets of .dev.vars or the environment, before a deploy rather than at the first request.
+// `npm run check-config [-- --env local | --production]`: runs the Worker's own configuration check (src/config) on
+// the vars of wrangler.toml and the secrets of .dev.vars or the environment, before a deploy rather than at the first
+// request; with --production (`npm run deploy`) it also refuses what only works on one machine (scripts/lib/production.ts).
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseEnv } from "node:util";
@@ -9,16 +10,21 @@ import type { Config, ConfigEnv } from "../src/config/check.ts";
 import { checkConfig, SECRET_NAMES, VAR_NAMES } from "../src/config/check.ts";
 import { isLoopbackHost } from "../src/lib/hosts.ts";
 import { fail, parseCommandLine } from "./lib/cli.ts";
+import { productionFindings } from "./lib/production.ts";
 
 const COMMAND = "check-config";
 
-const USAGE = `Usage: npm run check-config [-- --env NAME] [--wrangler PATH] [--dev-vars PATH] [--secrets-from-env | --vars-only]
+const USAGE = `Usage: npm run check-config [-- --env NAME] [--wrangler PATH] [--dev-vars PATH] [--secrets-from-env | --vars-only] [--production]
 
-  --env NAME            check [env.NAME] of the wrangler config (vars are not inherited by environments)
+  --env NAME            check [env.NAME] of the wrangler config (vars are not inherited by environments);
+                        --env local checks local mode's ([env.local] and .dev.vars, as \`npm start\` runs it)
   --wrangler PATH       the wrangler config, default wrangler.toml (or wrangler.jsonc / wrangler.json)
   --dev-vars PATH       dotenv file with secrets, default .dev.vars.NAME or .dev.vars next to the wrangler config
   --secrets-from-env    take secrets only from the process environment (CI before deploy); no dev vars file
-  --vars-only           check the vars alone; secrets live in Cloudflare (wrangler secret put) and are not checked`;
+  --vars-only           check the vars alone; secrets live in Cloudflare (wrangler secret put) and are not checked
+  --production          also refuse what cannot work once deployed: a loopback or private RUNNER_URL, the all-zero
+                        D1 database_id, local mode's demo Slack ids in POLICY (without it: warnings).
+                        \`npm run deploy\` runs --vars-only --production`;
 
 interface Problem {
   path: string;
@@ -31,6 +37,7 @@ const args = parseCommandLine(COMMAND, USAGE, {
   "dev-vars": { type: "string" },
   "secrets-from-env": { type: "boolean", default: false },
   "vars-only": { type: "boolean", default: false },
+  production: { type: "boolean", default: false },
 });
 if (args["secrets-from-env"] && args["dev-vars"] !== undefined)
   fail(COMMAND, "--secrets-from-env and --dev-vars exclude each other");
@@ -51,7 +58,7 @@ const problems: Problem[] = [];
 const warnings: string[] = [];
 
 // Vars as the Worker would see them: wrangler does not inherit [vars] into [env.NAME].
-type Section = { vars?: Record<string, unknown> };
+type Section = { vars?: Record<string, unknown>; d1_databases?: Array<Record<string, unknown>> };
 let raw: Section & { env?: Record<string, Section> };
 try {
   raw = experimental_readRawConfig({ config: wranglerPath }).rawConfig as typeof raw;
@@ -66,6 +73,14 @@ if (args.env !== undefined) {
 }
 const vars: Record<string, unknown> = { ...(section.vars ?? {}) };
 const varsTable = args.env === undefined ? "[vars]" : `[env.${args.env}.vars]`;
+// Local mode's environment (`npm start`): its secrets are .dev.vars, its runner and Slack ids are local on purpose.
+const localMode = args.env !== undefined && String(vars.LOCAL_MODE ?? "") === "1";
+if (localMode && args.production) {
+  problems.push({
+    path: "LOCAL_MODE",
+    message: `[env.${args.env}] is local mode's configuration (LOCAL_MODE = "1"): it is never deployed`,
+  });
+}
 
 for (const name of SECRET_NAMES) {
   if (vars[name] !== undefined) {
@@ -116,7 +131,9 @@ for (const name of SECRET_NAMES) {
   }
 }
 
-const production = args.env !== undefined || args["secrets-from-env"] === true || args["vars-only"] === true;
+// Where the secrets of the checked configuration live: in Cloudflare (`wrangler secret put`) or in .dev.vars.
+const cloudflareSecrets =
+  !localMode && (args.env !== undefined || args["secrets-from-env"] || args["vars-only"] || args.production);
 
 function placeholderSecret(name: string): string {
   if (name === "API_KEYS") return "[]";
@@ -142,9 +159,11 @@ if (!result.ok) {
     const missing = (SECRET_NAMES as readonly string[]).includes(problem.path) && required;
     if (missing) {
       const make = problem.path === "AUDIT_SIGNING_KEY" ? " (`npm run audit:key` makes one)" : "";
-      problem.message = production
+      problem.message = cloudflareSecrets
         ? `is missing${when}: set it with \`wrangler secret put ${problem.path}${envFlag}\`${make} (and export it here with --secrets-from-env to check it)`
-        : `is missing${when}: add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"}${make} (or export it)`;
+        : localMode
+          ? `is missing${when}: \`npm start\` writes it to .dev.vars on its first run (or add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"})`
+          : `is missing${when}: add ${problem.path}=… to ${devVarsPath ? show(devVarsPath) : ".dev.vars"}${make} (or export it)`;
     } else if ((VAR_NAMES as readonly string[]).includes(problem.path) && required) {
       const inherited = args.env !== undefined && raw.vars?.[problem.path] !== undefined;
       problem.message = `is missing from ${varsTable}${when}${inherited ? " (top-level [vars] are not inherited by environments)" : ""}`;
@@ -154,6 +173,16 @@ if (!result.ok) {
 }
 
 if (result.ok) warnings.push(...warningsFor(result.config));
+
+// Values that work on one machine only: refused for a deploy, a warning for any other check of a deployable config.
+if (!localMode) {
+  const findings = productionFindings(vars, section.d1_databases);
+  if (args.production) problems.push(...findings);
+  else if (findings.length > 0) {
+    warnings.push(...findings.map((finding) => `${finding.path}: ${finding.message}`));
+    warnings.push("`npm run deploy` refuses the above (it runs check-config --vars-only --production)");
+  }
+}
 
 function warningsFor(config: Config): string[] {
   const out: string[] = [];
@@ -168,14 +197,14 @@ function warningsFor(config: Config): string[] {
     }
   }
   const runner = new URL(config.runnerUrl);
-  if (production && runner.protocol === "http:" && !isLoopbackHost(runner.hostname)) {
+  if (cloudflareSecrets && runner.protocol === "http:" && !isLoopbackHost(runner.hostname)) {
     out.push(`RUNNER_URL uses plain http to ${runner.hostname}: dispatches are signed but not private`);
   }
   return out;
 }
 
 const where = [
-  show(wranglerPath) + (args.env === undefined ? "" : ` [env.${args.env}]`),
+  show(wranglerPath) + (args.env === undefined ? "" : ` [env.${args.env}]`) + (localMode ? " (local mode)" : ""),
   args["vars-only"]
     ? "secrets not checked"
     : args["secrets-from-env"]

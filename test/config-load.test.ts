@@ -24,7 +24,7 @@ async function goodEnv(): Promise<ConfigEnv> {
 }
 
 /** The ApiError loadConfig throws for `input`; fails the test when it loads. */
-function refusal(input: ConfigEnv): ApiError {
+function refusal(input: ConfigEnv & { LOCAL_MODE?: string }): ApiError {
   try {
     loadConfig(input);
   } catch (error) {
@@ -126,6 +126,12 @@ describe("a bad configuration is a 503 naming every field (SPEC 3)", () => {
       { path: 'POLICY.actions["k8s.x"].channel', message: expect.stringContaining("default_channel") },
       { path: "RUNNER_SECRET", message: "is required" },
     ]);
+  });
+
+  it("names the command that checks it: check-config before a deploy, with --env local in local mode", async () => {
+    const bad = { ...(await goodEnv()), RUNNER_SECRET: undefined };
+    expect(refusal(bad).message).toMatch(/; run `npm run check-config` before deploying$/);
+    expect(refusal({ ...bad, LOCAL_MODE: "1" }).message).toMatch(/; run `npm run check-config -- --env local`$/);
   });
 
   it("requires every secret and RUNNER_URL", () => {

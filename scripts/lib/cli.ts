@@ -1,4 +1,4 @@
-// What every operator command (key:new, check-config, audit:verify, bench, start) does with its
+// What every operator command (key:new, check-config, audit:verify, bench, start, setup) does with its
 // arguments: node:util parseArgs, strict and with named options only; --help or -h prints the usage
 // and exits 0; anything else it does not know prints the problem and the usage and exits 2.
 import { type ParseArgsOptionsConfig, parseArgs } from "node:util";

@@ -2,11 +2,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { unreachableHost } from "../lib/production.ts";
 
 const SCRIPT = fileURLToPath(new URL("../check-config.ts", import.meta.url));
 const dirs: string[] = [];
@@ -190,4 +191,175 @@ test("--vars-only checks the vars of a deploy whose secrets live in Cloudflare",
   const mail = `${GOOD_VARS}\nMAIL_API_URL = "https://mail.example.com/emails"\nMAIL_FROM = "signoff <signoff@example.com>"`;
   const withMail = run(configDir({ "wrangler.toml": wranglerToml(mail) }), ["--vars-only"]);
   assert.equal(withMail.code, 0, withMail.all);
+});
+
+// What works on one machine only: `npm run deploy` (--production) refuses it, any other check of a deployable
+// configuration warns, and local mode's own configuration (where it is the point) is left alone.
+
+const D1 = (id: string) =>
+  `\n[[d1_databases]]\nbinding = "AUDIT_DB"\ndatabase_name = "signoff-audit"\ndatabase_id = "${id}"\nmigrations_dir = "migrations"\n`;
+const REAL_D1 = D1("6f1c2a4e-93b1-4d0e-8c55-0a9e3b7d2f10");
+/** GOOD_VARS with ids of a real-looking workspace instead of the demo ones. */
+const REAL_VARS = Object.entries({
+  U0ALICE: "U07QJ8K2ZPL",
+  S0ONCALL: "S07QJ8K2ZPN",
+  C0APPROVALS: "C07QJ8K2ZPM",
+  S0SRELEADS: "S07QJ8K2ZPQ",
+  C0ESCALATE: "C07QJ8K2ZPR",
+}).reduce((vars, [demo, real]) => vars.replaceAll(demo, real), GOOD_VARS);
+
+test("`npm run deploy` runs check-config with --vars-only --production before wrangler deploy", () => {
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL("../../package.json", import.meta.url)), "utf8")) as {
+    scripts: Record<string, string>;
+  };
+  assert.match(pkg.scripts.deploy!, /^npm run check-config -- --vars-only --production && wrangler deploy\b/);
+});
+
+test("--production refuses a loopback or private RUNNER_URL: Cloudflare cannot reach it", () => {
+  const vars = (url: string) => REAL_VARS.replace("https://runner.internal/run", url);
+  const refused = run(configDir({ "wrangler.toml": wranglerToml(vars("http://192.168.1.20:8788/run"), REAL_D1) }), [
+    "--vars-only",
+    "--production",
+  ]);
+  assert.equal(refused.code, 1, refused.all);
+  assert.match(refused.stderr, /1 problem\(s\)/);
+  assert.match(
+    refused.stderr,
+    /RUNNER_URL: 192\.168\.1\.20 is a private address \(RFC 1918\): Cloudflare's network cannot reach it\. Put the runner behind a Cloudflare Tunnel/,
+  );
+  const loopback = run(configDir({ "wrangler.toml": wranglerToml(vars("http://localhost:8788/run"), REAL_D1) }), [
+    "--vars-only",
+    "--production",
+  ]);
+  assert.equal(loopback.code, 1, loopback.all);
+  assert.match(loopback.stderr, /RUNNER_URL: localhost is localhost: Cloudflare's network cannot reach it/);
+  // The same configuration checked without --production passes, with the refusal as a warning.
+  const warned = run(configDir({ "wrangler.toml": wranglerToml(vars("http://192.168.1.20:8788/run"), REAL_D1) }), [
+    "--vars-only",
+  ]);
+  assert.equal(warned.code, 0, warned.all);
+  assert.match(warned.stderr, /warning: RUNNER_URL: 192\.168\.1\.20 is a private address/);
+  assert.match(warned.stderr, /warning: `npm run deploy` refuses the above/);
+});
+
+test("which RUNNER_URL hosts Cloudflare cannot reach: loopback, RFC 1918, link-local, .local, localhost", () => {
+  const unreachable: Record<string, RegExp> = {
+    "127.0.0.1": /loopback/,
+    "127.8.9.10": /loopback/,
+    localhost: /localhost/,
+    "LOCALHOST.": /localhost/,
+    "runner.localhost": /localhost/,
+    "10.1.2.3": /RFC 1918/,
+    "172.16.0.1": /RFC 1918/,
+    "172.31.255.254": /RFC 1918/,
+    "192.168.0.10": /RFC 1918/,
+    "169.254.169.254": /link-local/,
+    "runner.local": /\.local/,
+    "0.0.0.0": /unspecified/,
+    "100.64.1.2": /RFC 6598/,
+    "[::1]": /loopback/,
+    "[fe80::1]": /link-local/,
+    "[fd12:3456::1]": /unique local/,
+  };
+  for (const [host, reason] of Object.entries(unreachable)) {
+    // Through URL, as the check sees it: [::ffff:10.0.0.1] arrives as [::ffff:a00:1].
+    assert.match(unreachableHost(new URL(`http://${host}/run`).hostname) ?? "null", reason, host);
+  }
+  assert.match(unreachableHost(new URL("http://[::ffff:10.0.0.1]/").hostname) ?? "null", /RFC 1918/);
+  for (const host of [
+    "runner.example.com",
+    "172.32.0.1",
+    "192.169.0.1",
+    "8.8.8.8",
+    "[2606:4700::1]",
+    "local.example",
+  ]) {
+    assert.equal(unreachableHost(new URL(`https://${host}/`).hostname), null, host);
+  }
+});
+
+test("--production refuses the all-zero D1 database_id that `npm run setup` replaces", () => {
+  const dir = configDir({ "wrangler.toml": wranglerToml(REAL_VARS, D1("00000000-0000-0000-0000-000000000000")) });
+  const out = run(dir, ["--vars-only", "--production"]);
+  assert.equal(out.code, 1, out.all);
+  assert.match(out.stderr, /1 problem\(s\)/);
+  assert.match(out.stderr, /d1_databases\[AUDIT_DB\]\.database_id: is the all-zero placeholder: `npm run setup`/);
+  assert.equal(run(dir, ["--vars-only"]).code, 0);
+  // With the id `npm run setup` wrote, the same configuration deploys.
+  const real = run(configDir({ "wrangler.toml": wranglerToml(REAL_VARS, REAL_D1) }), ["--vars-only", "--production"]);
+  assert.equal(real.code, 0, real.all);
+  assert.equal(real.stderr, "");
+});
+
+test("--production refuses local mode's demo Slack ids anywhere in POLICY, naming each place", () => {
+  const policy = `{
+    "default_channel": "C0APPROVALS",
+    "actions": {
+      "deploy.release": { "approvers": ["U07QJ8K2ZPL", "U0ALICE", "S0ONCALL"], "channel": "C07QJ8K2ZPM",
+        "escalation": { "approvers": ["S0SRELEADS"], "channel": "C0ESCALATE" } },
+      "verify.login": { "kind": "verify", "verify_labels": { "unsure": "Ask U0CAROL" } }
+    }
+  }`;
+  const vars = `RUNNER_URL = "https://runner.example.com/run"\nPOLICY = '''\n${policy}\n'''`;
+  const out = run(configDir({ "wrangler.toml": wranglerToml(vars, REAL_D1) }), ["--vars-only", "--production"]);
+  assert.equal(out.code, 1, out.all);
+  assert.match(out.stderr, /6 problem\(s\)/);
+  for (const [path, id] of [
+    ["POLICY.default_channel", "C0APPROVALS"],
+    ['POLICY.actions["deploy.release"].approvers[1]', "U0ALICE"],
+    ['POLICY.actions["deploy.release"].approvers[2]', "S0ONCALL"],
+    ['POLICY.actions["deploy.release"].escalation.approvers[0]', "S0SRELEADS"],
+    ['POLICY.actions["deploy.release"].escalation.channel', "C0ESCALATE"],
+    ['POLICY.actions["verify.login"].verify_labels.unsure', "U0CAROL"],
+  ] as const) {
+    const escaped = path.replace(/[.[\]"]/g, "\\$&");
+    assert.match(out.stderr, new RegExp(`${escaped}: ${id} is a demo id of local mode, not one of your workspace`));
+  }
+  assert.doesNotMatch(out.stderr, /U07QJ8K2ZPL|C07QJ8K2ZPM/);
+});
+
+test("a configuration like a fresh clone's is refused on every count by `npm run deploy`'s check", () => {
+  const vars = `RUNNER_URL = "http://127.0.0.1:8788/run"\nPOLICY = '''\n${POLICY_JSON}\n'''`;
+  const dir = configDir({ "wrangler.toml": wranglerToml(vars, D1("00000000-0000-0000-0000-000000000000")) });
+  const out = run(dir, ["--vars-only", "--production"]);
+  assert.equal(out.code, 1, out.all);
+  assert.match(out.stderr, /RUNNER_URL: 127\.0\.0\.1 is a loopback address/);
+  assert.match(out.stderr, /d1_databases\[AUDIT_DB\]\.database_id: is the all-zero placeholder/);
+  assert.match(out.stderr, /POLICY\.default_channel: C0APPROVALS is a demo id/);
+});
+
+test("--env local checks local mode's configuration: [env.local] with .dev.vars, its demo values left alone", () => {
+  const local = `\n[env.local]\nname = "signoff-local"\n${D1("00000000-0000-0000-0000-000000000000").replace("[[d1_databases]]", "[[env.local.d1_databases]]")}\n[env.local.vars]\nLOCAL_MODE = "1"\nRUNNER_URL = "http://127.0.0.1:8788/run"\nSLACK_API_BASE = "http://127.0.0.1:8787/__local/slack/api"\nPOLICY = '''\n${POLICY_JSON}\n'''\n`;
+  const dir = configDir({ "wrangler.toml": wranglerToml(GOOD_VARS, local), ".dev.vars": devVars(SECRETS) });
+  const ok = run(dir, ["--env", "local"]);
+  assert.equal(ok.code, 0, ok.all);
+  assert.match(
+    ok.stdout,
+    /^OK: signoff configuration \(wrangler\.toml \[env\.local\] \(local mode\); secrets from \.dev\.vars\)/,
+  );
+  assert.equal(ok.stderr, "", "local mode's loopback runner and demo ids are not warned about");
+  // A secret missing from .dev.vars is local mode's to write, not Cloudflare's.
+  const { RUNNER_SECRET: _omitted, ...rest } = SECRETS;
+  const missing = run(configDir({ "wrangler.toml": wranglerToml(GOOD_VARS, local), ".dev.vars": devVars(rest) }), [
+    "--env",
+    "local",
+  ]);
+  assert.equal(missing.code, 1, missing.all);
+  assert.match(missing.stderr, /RUNNER_SECRET: is missing: `npm start` writes it to \.dev\.vars on its first run/);
+  assert.doesNotMatch(missing.stderr, /wrangler secret put/);
+  // And local mode's configuration is never one to deploy.
+  const deploy = run(dir, ["--env", "local", "--production"]);
+  assert.equal(deploy.code, 1, deploy.all);
+  assert.match(
+    deploy.stderr,
+    /LOCAL_MODE: \[env\.local\] is local mode's configuration \(LOCAL_MODE = "1"\): it is never deployed/,
+  );
+});
+
+test("the project's own [env.local] passes `npm run check-config -- --env local` with local mode's secrets", () => {
+  const repo = fileURLToPath(new URL("../..", import.meta.url));
+  const devVarsPath = join(configDir({ ".dev.vars": devVars(SECRETS) }), ".dev.vars");
+  const out = run(repo, ["--env", "local", "--dev-vars", devVarsPath]);
+  assert.equal(out.code, 0, out.all);
+  assert.equal(out.stderr, "");
 });

@@ -13,6 +13,7 @@ const COMMANDS: Array<[script: string, name: string]> = [
   ["audit-verify.ts", "audit:verify"],
   ["bench.ts", "bench"],
   ["start.ts", "start"],
+  ["setup.ts", "setup"],
 ];
 
 function run(script: string, ...args: string[]) {

@@ -1,7 +1,8 @@
 // wrangler.toml's [env.local] (`npm start`, SPEC 9) repeats every binding of the top level: wrangler does
 // not inherit bindings or vars into an environment, so the copy is forced, and nothing else notices when
 // the two drift apart (a binding added for production and missing locally breaks only local mode). The
-// local environment may add its own (the Slack stand-in's LOCAL_SLACK, LOCAL_MODE) and give vars other values.
+// local environment may add its own (the Slack stand-in's LOCAL_SLACK, LOCAL_MODE), give vars other values and keep
+// the placeholder D1 database_id where the top level has the real one.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
@@ -60,6 +61,12 @@ function drift(config: Table): string[] {
       for (const name of Object.keys(config.vars as Table)) {
         if (!names.includes(name)) problems.push(`vars.${name}: missing`);
       }
+    } else if (key === "d1_databases") {
+      // The database_id may differ: `npm run setup` writes the production database's id at the top level, while
+      // [env.local] keeps the all-zero placeholder (local D1 needs none, and local mode must not reach production's).
+      const withoutId = (list: unknown) =>
+        Array.isArray(list) ? list.map(({ database_id: _id, ...rest }: Table) => rest) : list;
+      problems.push(...missing(withoutId(config[key]), withoutId(local[key]), key));
     } else {
       problems.push(...missing(config[key], local[key], key));
     }
@@ -100,8 +107,13 @@ test("a binding, a var or a migration class missing from [env.local] is reported
   assert.match(drift(newObject).join("\n"), /durable_objects\.bindings\[1\] .*LIMITS.*: no matching entry/);
 
   const otherDatabase = structuredClone(config);
-  ((otherDatabase.d1_databases as Table[])[0] as Table).database_id = "11111111-1111-1111-1111-111111111111";
+  ((otherDatabase.d1_databases as Table[])[0] as Table).database_name = "signoff-audit-2";
   assert.match(drift(otherDatabase).join("\n"), /d1_databases\[0\] .*: no matching entry/);
+
+  // The one difference allowed in a binding: the production database's id, which `npm run setup` writes.
+  const realId = structuredClone(config);
+  ((realId.d1_databases as Table[])[0] as Table).database_id = "6f1c2a4e-93b1-4d0e-8c55-0a9e3b7d2f10";
+  assert.deepEqual(drift(realId), []);
 
   const newTag = structuredClone(config);
   (newTag.migrations as Table[]).push({ tag: "v2", new_sqlite_classes: ["Limiter"] });

@@ -8,13 +8,17 @@ import { CONFIG_INPUTS, checkConfig } from "./check.ts";
 
 export type { Config, ConfigEnv } from "./check.ts";
 
-/** The error every request gets while the configuration is bad; fields are named, values never shown. */
-export function misconfigured(problems: ErrorDetail[]): ApiError {
+/**
+ * The error every request gets while the configuration is bad; fields are named, values never shown. It names the
+ * command that checks this configuration: local mode's (`npm start`, LOCAL_MODE) is [env.local] with .dev.vars.
+ */
+export function misconfigured(problems: ErrorDetail[], localMode = false): ApiError {
   const fields = [...new Set(problems.map((p) => /^[A-Z_]+/.exec(p.path)?.[0] ?? p.path))];
+  const check = localMode ? "`npm run check-config -- --env local`" : "`npm run check-config` before deploying";
   return new ApiError(
     503,
     "misconfigured",
-    `signoff is misconfigured: ${problems.length} problem(s) in ${fields.join(", ")}; run \`npm run check-config\` before deploying`,
+    `signoff is misconfigured: ${problems.length} problem(s) in ${fields.join(", ")}; run ${check}`,
     problems,
   );
 }
@@ -49,7 +53,8 @@ function keyOf(inputs: unknown[]): string {
  * The checked configuration for `env`, or throws `ApiError(503, "misconfigured")` with one detail per problem.
  * The env object of an isolate rarely changes, so the fast path compares the raw inputs by identity.
  */
-export function loadConfig(env: ConfigEnv): Config {
+export function loadConfig(env: ConfigEnv & { LOCAL_MODE?: unknown }): Config {
+  const localMode = env.LOCAL_MODE === "1";
   const inputs = inputsOf(env);
   if (!cached || !inputs.every((value, i) => Object.is(value, cached!.inputs[i]))) {
     const key = keyOf(inputs);
@@ -59,13 +64,17 @@ export function loadConfig(env: ConfigEnv): Config {
       const result = checkConfig(env);
       if (!result.ok) {
         // Logged once per distinct configuration (for `wrangler tail`), not per request; details carry no values.
-        console.error(misconfigured(result.problems).message, JSON.stringify(result.problems));
+        console.error(misconfigured(result.problems, localMode).message, JSON.stringify(result.problems));
       }
       cached = { inputs, key, outcome: result.ok ? { config: result.config } : { problems: result.problems } };
     }
   }
   const { outcome } = cached;
   // A fresh error per request: callers may decorate or log it.
-  if ("problems" in outcome) throw misconfigured(outcome.problems.map((p) => ({ ...p })));
+  if ("problems" in outcome)
+    throw misconfigured(
+      outcome.problems.map((p) => ({ ...p })),
+      localMode,
+    );
   return outcome.config;
 }
