@@ -158,6 +158,48 @@ export function mayCountApproval(p: Proposal, person: string): Verdict {
   return { ok: true };
 }
 
+/** Who may decide a proposal now, as its frozen rule says: what the card and a refused clicker are told (issue 13). */
+export interface Deciders {
+  /** Slack users (U…, W…) and user groups (S…) who may decide in Slack. */
+  approvers: string[];
+  /** Signed-link recipients (e-mail addresses or opaque ids) who may decide by link. */
+  linkRecipients: string[];
+  /** Distinct people needed in all (approvals already given included). */
+  required: number;
+  /** Only the requester decides (requester_only, not escalated): `approvers` is just them. */
+  requesterOnly: boolean;
+  /** The requester, when listed approvers would otherwise count them (four-eyes); else null. */
+  requester: string | null;
+  /** Whoever escalated (an audit actor, `slack:U…`), who no longer counts; null before escalation. */
+  escalator: string | null;
+}
+
+export function deciders(p: Proposal): Deciders {
+  if (p.rule.requester_only && !p.escalated) {
+    const approvers = p.requested_by === null ? [] : [p.requested_by];
+    return { approvers, linkRecipients: [], required: 1, requesterOnly: true, requester: null, escalator: null };
+  }
+  if (p.escalated) {
+    return {
+      approvers: p.rule.escalation?.approvers ?? [],
+      // Links decide only before escalation (mayDecideByLink).
+      linkRecipients: [],
+      required: requiredApprovals(p),
+      requesterOnly: false,
+      requester: p.requested_by,
+      escalator: p.escalated.by,
+    };
+  }
+  return {
+    approvers: p.rule.approvers,
+    linkRecipients: p.rule.links?.recipients ?? [],
+    required: requiredApprovals(p),
+    requesterOnly: false,
+    requester: p.rule.allow_self_approval ? null : p.requested_by,
+    escalator: null,
+  };
+}
+
 /** Every user-group id a decision on this proposal could depend on. */
 export function groupsOf(p: Proposal): string[] {
   const ids = [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])];
