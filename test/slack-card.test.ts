@@ -193,6 +193,13 @@ describe("escaping every proposer string (SPEC 5)", () => {
     ["denied", { decision: { by: "slack:U0ALICE", at: APPROVED_AT, outcome: "denied", reason: HOSTILE } }],
     ["failed", { ...approvedBase, result: { status: "failed", output: HOSTILE, at: APPROVED_AT } }],
     ["dispatch_failed", { ...approvedBase, dispatch: { attempts: 8, last_error: HOSTILE, dispatched_at: null } }],
+    [
+      "dispatch_failed",
+      {
+        ...approvedBase,
+        dispatch: { attempts: 1, last_error: "x", dispatched_at: null, refusal: { http_status: 422, reason: HOSTILE } },
+      },
+    ],
     ["approved", { ...approvedBase, dispatch: { attempts: 2, last_error: HOSTILE, dispatched_at: null } }],
     ["cancelled", { decision: { by: "key:<!channel>", at: APPROVED_AT, outcome: "cancelled" } }],
   ])("escapes what the status line quotes (%s)", (status, extra) => {
@@ -678,6 +685,48 @@ describe("who may decide: the card and the refusals say who (issue 13)", () => {
     const p = makeProposal({ rule: { approvers: many } });
     expect(deciders(p)).toMatch(/<@U0PERSON09> and 15 more — 1 needed/);
     expectWithinLimits(renderCard(p, { role: "card" }).blocks);
+  });
+
+  it("a runner's refusal is shown with its HTTP status and its reason, in a code block, escaped and within limits", () => {
+    const refused = (reason: string | null) =>
+      statusLine(
+        renderCard(
+          {
+            ...makeProposal(),
+            ...approvedBase,
+            status: "dispatch_failed",
+            dispatch: {
+              attempts: 1,
+              last_error: "runner refused with HTTP 422",
+              dispatched_at: null,
+              refusal: { http_status: 422, reason },
+            },
+          },
+          { role: "card" },
+        ).blocks,
+      );
+    const reason = `{"error":{"code":"params_rejected","message":"argument 1 ({message}) may not start with '-'"}}`;
+    expect(refused(reason)).toMatch(
+      /\n:warning: Dispatch failed: the runner refused \(HTTP 422\): ```\{"error":\{"code":"params_rejected",.*'-'"\}\}```\nNothing ran\.$/,
+    );
+    expect(refused(null)).toMatch(/Dispatch failed: the runner refused \(HTTP 422\)\.\nNothing ran\.$/);
+    // At its longest (300 characters that each escape to five) it still fits the section.
+    const card = renderCard(
+      {
+        ...makeProposal(),
+        ...approvedBase,
+        status: "dispatch_failed",
+        dispatch: {
+          attempts: 1,
+          last_error: "x",
+          dispatched_at: null,
+          refusal: { http_status: 400, reason: "&".repeat(300) },
+        },
+      },
+      { role: "card" },
+    );
+    expectWithinLimits(card.blocks);
+    expect(statusLine(card.blocks)).toContain("&amp;".repeat(300));
   });
 
   it("an outsider's refusal names who may approve; a refusal that is not about who decides does not", () => {

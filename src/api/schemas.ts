@@ -162,7 +162,21 @@ export const ProposalResponse = z.object({
       answer: z.enum(VERIFY_ANSWERS).optional().describe("a verification prompt's answer"),
     })
     .nullable(),
-  dispatch: z.object({ attempts: z.number(), last_error: z.string().nullable(), dispatched_at: z.string().nullable() }),
+  dispatch: z.object({
+    attempts: z.number(),
+    last_error: z.string().nullable(),
+    dispatched_at: z.string().nullable(),
+    refusal: z
+      .object({
+        http_status: z.number(),
+        reason: z
+          .string()
+          .nullable()
+          .describe("the runner's answer body as it sent it (not signoff's words), cut to 300 characters"),
+      })
+      .optional()
+      .describe("present when the runner refused the dispatch (a 4xx answer)"),
+  }),
   result: z.object({ status: z.enum(["succeeded", "failed"]), output: z.string(), at: z.string() }).nullable(),
 });
 

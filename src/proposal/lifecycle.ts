@@ -733,11 +733,18 @@ export function applyDispatchAnswer(
         { type: "dispatch.answer", actor: "runner", details: answered },
         { type: "proposal.dispatched", actor: "runner", details: {} },
       ]);
-    case "refused":
-      return done({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error } }, [
-        { type: "dispatch.answer", actor: "runner", details: { ...answered, error: answer.error } },
+    case "refused": {
+      // The runner's reason is kept as data beside signoff's own error, and audited with its answer (issue 13).
+      const refusal = { http_status: answer.httpStatus, reason: answer.reason };
+      return done({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error, refusal } }, [
+        {
+          type: "dispatch.answer",
+          actor: "runner",
+          details: { ...answered, error: answer.error, http_status: answer.httpStatus, runner_reason: answer.reason },
+        },
         { type: "proposal.dispatch_failed", actor: "system", details: { reason: "refused", error: answer.error } },
       ]);
+    }
     case "retry": {
       if (attempt >= retry.maxAttempts) {
         return done({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error } }, [

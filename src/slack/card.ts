@@ -10,6 +10,7 @@ import type {
   SectionBlock,
 } from "@slack/types";
 import { DEFAULT_VERIFY_LABELS, isMailRecipient } from "../config/policy.ts";
+import { MAX_REFUSAL_REASON_CHARS } from "../dispatch/runner-answer.ts";
 import { deciders, requiredApprovals } from "../proposal/lifecycle.ts";
 import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
 import { codeBlock, codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
@@ -57,6 +58,8 @@ export const DENY_MODAL = {
 export const OUTPUT_EXCERPT_MAX = 500;
 const FALLBACK_TEXT_MAX = 300;
 const LAST_ERROR_MAX = 500;
+/** Room for the runner's reason as stored (MAX_REFUSAL_REASON_CHARS) once escaped: `&` alone becomes five. */
+const REFUSAL_REASON_MAX = 5 * MAX_REFUSAL_REASON_CHARS;
 const DENY_REASON_MAX = 1000;
 const LISTED_PEOPLE_MAX = 10;
 
@@ -419,6 +422,12 @@ function statusText(p: Proposal, opts: RenderOptions): string | null {
       return `${approvedBy(p)}\n${icon}${at}.${output}`;
     }
     case "dispatch_failed": {
+      const refusal = p.dispatch.refusal;
+      if (refusal) {
+        // The runner's words, in a code block: escaped, never formatted, never read as signoff's (issue 13).
+        const why = refusal.reason === null ? "." : `: ${codeBlock(refusal.reason, REFUSAL_REASON_MAX)}`;
+        return `${approvedBy(p)}\n:warning: Dispatch failed: the runner refused (HTTP ${refusal.http_status})${why}\nNothing ran.`;
+      }
       const lastError = p.dispatch.last_error ? `\nLast error: ${codeSpan(p.dispatch.last_error, LAST_ERROR_MAX)}` : "";
       return `${approvedBy(p)}\n:warning: Dispatch failed: the runner refused or could not be reached; nothing ran.${lastError}`;
     }
