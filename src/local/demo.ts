@@ -86,6 +86,14 @@ export const DEMO_PROPOSALS: Readonly<Record<string, DemoProposal>> = {
     rollback: "Nothing to undo",
     requested_by: "U0BOB",
   },
+  "demo.runner_refuses": {
+    action: { type: "demo.runner_refuses", params: { message: "approved, then refused" } },
+    summary: "Something the runner will refuse",
+    reason: "Shows a runner refusal: the local runner's allowlist leaves this action out, and the card shows why",
+    blast_radius: "None: the runner refuses it, so nothing runs",
+    rollback: "Nothing to undo",
+    requested_by: "U0BOB",
+  },
   "k8s.rollout_restart": {
     action: { type: "k8s.rollout_restart", params: { deployment: "api" } },
     summary: "Restart deployment api (rolling)",
