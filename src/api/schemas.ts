@@ -47,7 +47,10 @@ function createBodyWith(texts: "required" | "optional") {
         'required, except for verification prompts (kind verify), where it defaults to ""',
       ),
       requested_by: SlackUserId.optional(),
-      ttl_seconds: z.number().int("must be a whole number of seconds").optional(),
+      ttl_seconds: z
+        .number({ error: "must be a whole number of seconds" })
+        .int("must be a whole number of seconds")
+        .optional(),
       callback_url: z.string().max(2048).url().optional(),
       metadata: z.record(z.string(), z.unknown()).optional(),
       kind: z
