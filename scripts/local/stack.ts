@@ -263,6 +263,14 @@ async function unhealthy(res: Response): Promise<string> {
   return details ? describeProblems(localProblems(details)) : `the Worker answers ${res.status}: ${text}`;
 }
 
+/**
+ * Output that says nothing about this run. `wrangler dev --env local` compares worker-configuration.d.ts with types
+ * it generates for the local entry (src/local/index.ts, whose Durable Object imports differ), never for the
+ * production entry the file is generated from (`npm run types`), so it always suggests re-running `wrangler types`,
+ * which would change nothing.
+ */
+const EXPECTED_NOISE = /Your types might be out of date/;
+
 /** Starts the child in its own process group, so that stopping it also stops what it started (workerd). */
 function launch(
   args: string[],
@@ -274,7 +282,7 @@ function launch(
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) {
-      if (line.trim() === "") continue;
+      if (line.trim() === "" || EXPECTED_NOISE.test(line)) continue;
       keep.push(`[${label}] ${line}`);
       if (keep.length > 400) keep.splice(0, keep.length - 400);
       log(`[${label}] ${line}`);

@@ -10,7 +10,7 @@ import { loadConfig } from "../config/load.ts";
 import { type Policy, parsePolicy } from "../config/policy.ts";
 import { ApiError } from "../errors.ts";
 import { timingSafeEqual } from "../lib/crypto.ts";
-import { utf8 } from "../lib/encoding.ts";
+import { bodyText, utf8 } from "../lib/encoding.ts";
 import { LOCAL_IDENTITY_COOKIE, LOCAL_JWKS_PATH, parseLocalAccessKey, publicJwks } from "./access.ts";
 import {
   DEMO_CHANNELS,
@@ -373,7 +373,7 @@ function userIn(input: Record<string, unknown>): string {
 /** The Web API's arguments: JSON for chat.* and views.*, a form for usergroups.* (as signoff sends them). */
 async function slackParams(req: Request): Promise<Record<string, unknown> | null> {
   const type = req.headers.get("content-type") ?? "";
-  const text = await req.text();
+  const text = await bodyText(req);
   if (type.includes("application/json")) {
     try {
       const parsed: unknown = JSON.parse(text);
