@@ -53,17 +53,23 @@ async function actAs(user: string): Promise<void> {
   await page.selectOption("#as", user);
   await page.waitForFunction(
     (u) =>
-      (document.querySelector("#role")?.textContent ?? "") !== "" &&
+      (document.querySelector<HTMLElement>("#role")?.dataset.for ?? "") === u &&
       new URL(location.href).searchParams.get("as") === u,
     user,
   );
 }
 
-/** Submits the page's form for `type` with `params`; returns the new proposal's id. */
-async function propose(type: string, params: Record<string, string>): Promise<string> {
+/** Fills the page's form for `type` with `params` (and a TTL, else the policy's) and submits it. */
+async function submit(type: string, params: Record<string, string>, ttl = ""): Promise<void> {
   await page.selectOption("#p-type", type);
   await page.fill("#p-params", JSON.stringify(params));
+  await page.fill("#p-ttl", ttl);
   await page.click("#p-submit");
+}
+
+/** Submits the page's form for `type` with `params`; returns the new proposal's id. */
+async function propose(type: string, params: Record<string, string>, ttl = ""): Promise<string> {
+  await submit(type, params, ttl);
   // The page clears the previous result when the form is submitted; this waits for the new one.
   const result = page.locator("#propose-result.ok[data-proposal-id]");
   await result.waitFor({ timeout: 10_000 }).catch(async () => {
@@ -72,6 +78,39 @@ async function propose(type: string, params: Record<string, string>): Promise<st
   const id = await result.getAttribute("data-proposal-id");
   assert.match(id ?? "", /^prp_/);
   return id!;
+}
+
+/** Submits the form expecting a refusal; the lines the page shows for it. */
+async function refusedProposal(type: string, params: Record<string, string>, ttl = ""): Promise<string> {
+  await submit(type, params, ttl);
+  const result = page.locator("#propose-result.err");
+  await result.waitFor({ timeout: 10_000 });
+  return result.innerText();
+}
+
+/**
+ * The emoji on the page whose symbol the browser cannot draw: each `.emoji` is drawn on a canvas in its own font
+ * and compared with a private-use character no font has, which is what a missing glyph looks like (an empty box).
+ */
+async function undrawableEmoji(): Promise<string[]> {
+  return page.evaluate(() => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 48;
+    canvas.height = 48;
+    const ctx = canvas.getContext("2d", { willReadFrequently: true })!;
+    const draw = (text: string, font: string) => {
+      ctx.clearRect(0, 0, 48, 48);
+      ctx.font = font;
+      ctx.fillText(text, 8, 32);
+      return ctx.getImageData(0, 0, 48, 48).data.join(",");
+    };
+    return [...document.querySelectorAll<HTMLElement>(".emoji")]
+      .filter((node) => {
+        const font = getComputedStyle(node).font;
+        return draw(node.textContent ?? "", font) === draw("\u{E000}", font);
+      })
+      .map((node) => `${node.title} ${node.textContent}`);
+  });
 }
 
 function card(id: string): Locator {
@@ -115,6 +154,12 @@ test("propose, approve as an approver, see the runner's output; an outsider is r
   });
 });
 
+test("the first fifteen minutes: who may decide, form errors in words, an outsider told whom to ask, a runner's refusal and why, an expired card", {
+  timeout: 300_000,
+}, async () => {
+  await explained(firstRun);
+});
+
 async function flow(): Promise<void> {
   await page.goto(`${stack!.url}/?as=U0ALICE`);
   await page.waitForSelector("body[data-ready='1']");
@@ -156,6 +201,9 @@ async function flow(): Promise<void> {
   assert.equal((await api(`/v1/proposals/${restart}`)).status, "pending");
   await card(restart).getByRole("button", { name: "Approve", exact: true }).waitFor();
   await page.screenshot({ path: join(SCREENSHOTS, "standin.png"), fullPage: true });
+
+  // …and whom to ask instead, as the card says it (issue 13).
+  assert.match(await refusal.innerText(), /Can approve: @alice, @oncall — 1 needed, not the requester @bob\./);
 
   // The refusal is Mallory's alone.
   await actAs("U0ALICE");
@@ -267,4 +315,72 @@ async function byMailedLink(): Promise<void> {
     state.approvals.map((a: { user: string }) => a.user),
     ["link:alice@example.com", "link:dave@example.com"],
   );
+}
+
+/**
+ * Issue 13, "the first fifteen minutes", walked as a newcomer would in the stand-in: what each person may do, what a
+ * card says about who may decide, form errors that name the field, an outsider's refusal that names the approvers,
+ * a runner's refusal with its reason on the card, and an expired card whose symbols a plain Chromium can draw.
+ */
+async function firstRun(): Promise<void> {
+  await page.goto(`${stack!.url}/?as=U0ALICE`);
+  await page.waitForSelector("body[data-ready='1']");
+  await page.click("#tab-slack");
+
+  // Who each person is, read from the demo policy: right for every demo action.
+  await actAs("U0ALICE");
+  assert.match(await page.locator("#role").innerText(), /^approves demo\.echo, .*demo\.by_link by mailed link/);
+  await actAs("U0MALLORY");
+  assert.equal(await page.locator("#role").innerText(), "outsider: may decide nothing");
+  assert.match(
+    await page.locator("#people").innerText(),
+    /@carol U0CAROL — decides demo\.echo, k8s\.rollout_restart once escalated/,
+  );
+  assert.match(await page.locator("#groups").innerText(), /S0ONCALL \(@oncall\) = @oscar, @bob/);
+
+  // Form errors name the field and say what it must be; nothing is created.
+  const option = await refusedProposal("demo.echo", { message: "-n hidden" });
+  assert.match(option, /HTTP 422 invalid_params\n• message must match \^\[A-Za-z0-9_\.,:!\?\]/);
+  const ttl = await refusedProposal("demo.echo", { message: "hello" }, "soon");
+  assert.match(ttl, /• ttl_seconds must be a whole number of seconds/);
+
+  // The card says who may decide, from the rule the proposal froze.
+  const refused = await propose("demo.runner_refuses", { message: "approved, then refused" });
+  const pending = card(refused);
+  await pending.getByRole("button", { name: "Approve", exact: true }).waitFor({ timeout: FLOW_MS });
+  assert.match(await pending.innerText(), /Can approve: @alice, @oncall — 1 needed, not the requester @bob/);
+
+  // An outsider is refused, and told whom to ask.
+  await press(refused, "Approve");
+  await page.click("#confirm-ok");
+  const refusal = page.locator("article.msg.ephemeral", { hasText: "demo.runner_refuses" });
+  await refusal.waitFor({ timeout: FLOW_MS });
+  assert.match(
+    await refusal.innerText(),
+    /not among the approvers for demo\.runner_refuses\.\s+Can approve: @alice, @oncall/,
+  );
+
+  // Alice approves; the local runner refuses (its allowlist leaves this action out); the card says why.
+  await actAs("U0ALICE");
+  await press(refused, "Approve");
+  await page.click("#confirm-ok");
+  await pending.getByText(/Dispatch failed: the runner refused \(HTTP 403\)/).waitFor({ timeout: FLOW_MS });
+  const failed = await pending.innerText();
+  assert.match(failed, /"code":"action_not_allowed"/);
+  assert.match(failed, /is not in the runner's allowlist/);
+  assert.match(failed, /Nothing ran\./);
+  assert.doesNotMatch(failed, /Can approve:/, "a decided card no longer says who may decide");
+  const state = await api(`/v1/proposals/${refused}`);
+  assert.equal(state.status, "dispatch_failed");
+  assert.equal(state.dispatch.refusal.http_status, 403);
+  assert.match(state.dispatch.refusal.reason, /action_not_allowed/);
+  await pending.screenshot({ path: join(SCREENSHOTS, "runner-refused-card.png") });
+
+  // A card past its deadline: expired, nothing ran, and every symbol on the page drawn (no empty boxes).
+  const brief = await propose("demo.echo", { message: "nobody will answer" }, "2");
+  await card(brief)
+    .getByText(/Expired .* with 0 of 1 approvals\. Nothing ran\./)
+    .waitFor({ timeout: FLOW_MS });
+  assert.ok(await card(brief).locator(".emoji[title=':hourglass:']").count(), "the expired card has its symbol");
+  assert.deepEqual(await undrawableEmoji(), []);
 }

@@ -5,6 +5,7 @@
 import { env, exports } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
+import { bodyText } from "../src/lib/encoding.ts";
 import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "./fixtures.ts";
 import {
@@ -1315,7 +1316,7 @@ describe("GET /v1/audit", () => {
     const res = await call(`/v1/audit?proposal_id=${a.id}&format=ndjson`, { token: TOKENS.auditor });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/(x-)?ndjson/);
-    const text = await res.text();
+    const text = await bodyText(res); // .text() would make workerd warn that NDJSON "does not appear to be text"
     const lines = text.split("\n").filter((line) => line !== "");
     expect(lines.length).toBe(asJson.length);
     expect(lines.map((line) => JSON.parse(line))).toEqual(asJson);

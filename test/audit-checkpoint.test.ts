@@ -16,7 +16,7 @@ import type { Job } from "../src/proposal/scheduler.ts";
 import { AUDIT_PUBLIC_KEY, OTHER_AUDIT_PUBLIC_KEY, OTHER_AUDIT_SIGNING_KEY, TOKENS } from "./fixtures.ts";
 import { auditOf, call, click, createProposal, json, settle, stubOf } from "./helpers/api.ts";
 import { asAttacker, cutChain, deleteChain, emptyLog, rewriteChain } from "./helpers/d1-attacker.ts";
-import { d1 } from "./helpers/d1-outage.ts";
+import { collectFlushWarnings, d1, flushWarnings } from "./helpers/d1-outage.ts";
 
 const db = env.AUDIT_DB;
 
@@ -307,6 +307,7 @@ describe("forged and withheld heads", () => {
     }
     const before = (await auditOf(p.id)).length;
     const job: Job = { kind: "audit", key: "flush", due_at: 0, attempt: 0, version: 1, lease_until: 0, payload: null };
+    collectFlushWarnings();
     await runInDurableObject(stubOf(p.id), async (_instance, state) => {
       const context = (key: unknown) =>
         ({
@@ -322,6 +323,12 @@ describe("forged and withheld heads", () => {
         expect(waiting()).toBe(queued);
       }
     });
+    // Each wait is logged for the operator, saying what is wrong with the key (never the key).
+    expect(flushWarnings()).toEqual([
+      expect.stringMatching(/waits for a usable key: AUDIT_SIGNING_KEY must be auditsk_/),
+      expect.stringMatching(/waits for a usable key: AUDIT_SIGNING_KEY must be auditsk_/),
+      expect.stringMatching(/waits for a usable key: AUDIT_SIGNING_KEY is a public key/),
+    ]);
     expect((await auditOf(p.id)).length).toBe(before);
     await runInDurableObject(stubOf(p.id), (_instance, state) =>
       state.storage.sql.exec("UPDATE jobs SET due_at = 0 WHERE kind = 'audit'"),

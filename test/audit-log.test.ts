@@ -121,7 +121,10 @@ describe("D1 unavailable", () => {
     const [retry] = await jobsOf(p.id, "audit");
     expect(retry?.attempt).toBeGreaterThanOrEqual(1);
 
-    await d1.restoreAuditTable();
+    // Each failed flush was logged for the operator (wrangler tail), naming the proposal and D1's error.
+    expect(await d1.restoreAuditTable()).toContainEqual(
+      expect.stringMatching(new RegExp(`^audit flush for ${p.id} failed \\(attempt 1\\): .*no such table`)),
+    );
     await runJobsNow(p.id, ["audit"]);
     expect(await outboxSize(p.id)).toBe(0);
     const events = await auditOf(p.id);

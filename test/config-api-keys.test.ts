@@ -112,6 +112,10 @@ describe("parseApiKeys", () => {
     expect(problems([{ name: "a", sha256: HASH_A, scopes: ["audit:read"], scope: [] }])).toEqual([
       { path: "API_KEYS[0].scope", message: 'unknown field (did you mean "scopes"?)' },
     ]);
+    // A misspelt required field is one problem, not "unknown field" plus "is required": it leads (issue 13).
+    expect(problems([{ name: "a", sha256: HASH_A, scope: ["audit:read"], actions: ["x.*"] }])).toEqual([
+      { path: "API_KEYS[0].scope", message: 'unknown field (did you mean "scopes"? "scopes" is required)' },
+    ]);
     expect(problems({ name: "a" })).toEqual([{ path: "API_KEYS", message: expect.stringContaining("array") }]);
     expect(problems("[{")).toEqual([{ path: "API_KEYS", message: expect.stringMatching(/^is not valid JSON/) }]);
     expect(problems(undefined)).toEqual([{ path: "API_KEYS", message: "is required" }]);

@@ -297,12 +297,13 @@ describe("validateParams (SPEC 3: params are validated before anything is posted
     expect(validateParams(restart, { deployment: "api" })).toEqual([]);
   });
 
-  it("names each failing param", () => {
-    expect(validateParams(restart, {})).toEqual([
-      { path: "action.params", message: 'Instance does not have required property "deployment".' },
-    ]);
+  it("names each failing param, and says in words what it must be (issue 13)", () => {
+    expect(validateParams(restart, {})).toEqual([{ path: "action.params.deployment", message: "is required" }]);
     expect(validateParams(restart, { deployment: "API;rm -rf" })).toEqual([
-      { path: "action.params.deployment", message: "String does not match pattern." },
+      { path: "action.params.deployment", message: "must match ^[a-z0-9-]{1,63}$" },
+    ]);
+    expect(validateParams(restart, { deployment: 7 })).toEqual([
+      { path: "action.params.deployment", message: "must be a string" },
     ]);
     expect(validateParams(restart, { deployment: "api", extra: 1 })).toEqual([
       { path: "action.params.extra", message: "is not allowed here" },
@@ -318,8 +319,8 @@ describe("validateParams (SPEC 3: params are validated before anything is posted
       },
     });
     expect(validateParams(action, { hosts: ["a", 2], "a/b c": "x" })).toEqual([
-      { path: "action.params.hosts[1]", message: expect.stringContaining('Expected "string"') },
-      { path: 'action.params["a/b c"]', message: expect.stringContaining('Expected "integer"') },
+      { path: "action.params.hosts[1]", message: "must be a string" },
+      { path: 'action.params["a/b c"]', message: "must be a whole number" },
     ]);
   });
 

@@ -3,6 +3,7 @@
 // peer with the `standardwebhooks` reference library, not with signoff's own code.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { classifyRunnerResponse, MAX_REFUSAL_REASON_CHARS, refusalReason } from "../src/dispatch/runner-answer.ts";
 import { readCapped } from "../src/lib/read-capped.ts";
 import { MAX_ANSWER_BYTES } from "../src/proposal/jobs/dispatch.ts";
 import { SECRETS } from "./fixtures.ts";
@@ -101,9 +102,52 @@ describe("dispatch", () => {
     await settle(p.id);
     const after = await getProposal(p.id);
     expect(after.status).toBe("dispatch_failed");
+    // signoff's own error never quotes the runner; its reason is kept apart, as data (issue 13).
     expect(after.dispatch.last_error).toBe("runner refused with HTTP 403");
-    expect(JSON.stringify(after)).not.toContain("action not allowed here"); // upstream bodies never echoed
+    expect(after.dispatch.refusal).toEqual({ http_status: 403, reason: '{"error":"action not allowed here"}' });
     expect(await peer.requests("/runner")).toHaveLength(1);
+  });
+
+  it("the runner's refusal reason is shown on the card, escaped and cut, and audited with its answer", async () => {
+    const hostile = `<!channel> <https://evil.example|your bank> \u202e&${"params_rejected ".repeat(40)}`;
+    await peer.script("/runner", [{ status: 422, body: hostile }]);
+    const p = await approved();
+    await settle(p.id);
+    const after = await getProposal(p.id);
+    const reason: string = after.dispatch.refusal.reason;
+    expect(after.dispatch.refusal.http_status).toBe(422);
+    expect([...reason]).toHaveLength(300);
+    expect(reason.endsWith("…")).toBe(true);
+    expect(reason).toMatch(/^<!channel> <https:\/\/evil\.example\|your bank> \uFFFD&params_rejected /);
+
+    const answer = (await auditOf(p.id)).find((e) => e.type === "dispatch.answer");
+    expect(answer?.details).toMatchObject({ outcome: "refused", http_status: 422, runner_reason: reason });
+
+    const card = (await peer.slackCalls("chat.update")).filter((c) => JSON.stringify(c.blocks).includes(p.id)).at(-1)!;
+    const text = JSON.stringify(card.blocks);
+    expect(text).toContain(
+      "Dispatch failed: the runner refused (HTTP 422): ```&lt;!channel&gt; &lt;https://evil.example|your bank&gt;",
+    );
+    expect(text).not.toContain("<!channel>");
+    expect(text).not.toContain("\u202e");
+  });
+
+  it("a server error's or a redirect's body is never kept, only a refusal's", async () => {
+    await peer.script("/runner", [
+      { status: 503, body: "STACK TRACE" },
+      { status: 307, body: "SEE OTHER" },
+    ]);
+    const p = await approved();
+    await settle(p.id);
+    await runJobsNow(p.id, ["dispatch"]);
+    await settle(p.id);
+    const after = await getProposal(p.id);
+    expect(after).toMatchObject({
+      status: "dispatch_failed",
+      dispatch: { last_error: "runner refused with HTTP 307" },
+    });
+    expect(after.dispatch.refusal).toEqual({ http_status: 307, reason: null });
+    expect(JSON.stringify(after) + JSON.stringify(await auditOf(p.id))).not.toMatch(/STACK TRACE|SEE OTHER/);
   });
 
   it("retries exhausted → dispatch_failed (DISPATCH_MAX_ATTEMPTS, default 8)", async () => {
@@ -225,6 +269,29 @@ describe("reading a runner's answer: at most 64 KiB", () => {
 
   it("no body is an empty answer", async () => {
     expect(await readCapped(null, MAX_ANSWER_BYTES)).toEqual({ text: "", truncated: false });
+  });
+});
+
+describe("a runner's refusal reason is data (issue 13)", () => {
+  it("only a 4xx keeps its body; every other answer keeps none", () => {
+    expect(classifyRunnerResponse(422, "bad params")).toEqual({
+      kind: "refused",
+      error: "runner refused with HTTP 422",
+      httpStatus: 422,
+      reason: "bad params",
+    });
+    expect(classifyRunnerResponse(302, "elsewhere")).toMatchObject({ kind: "refused", httpStatus: 302, reason: null });
+    expect(classifyRunnerResponse(503, "trace")).toEqual({ kind: "retry", error: "runner answered HTTP 503" });
+  });
+
+  it("is cut to 300 code points, with invisible characters shown and line breaks kept", () => {
+    expect(refusalReason("  \r\n\t ")).toBeNull();
+    expect(refusalReason("line one\r\nline two\rthree")).toBe("line one\nline two\nthree");
+    expect(refusalReason("a\u202eb\u200bc\u0007d\tе")).toBe("a\uFFFDb\uFFFDc\uFFFDd\tе");
+    const long = refusalReason("👍".repeat(400))!;
+    expect([...long]).toHaveLength(MAX_REFUSAL_REASON_CHARS);
+    expect(long).toBe(`${"👍".repeat(299)}…`);
+    expect(refusalReason("x".repeat(300))).toBe("x".repeat(300));
   });
 });
 

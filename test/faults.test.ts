@@ -169,7 +169,14 @@ describe("D1 unavailable during a busy period", () => {
       expect(audit.auditJob!.due_at - Date.now()).toBeLessThanOrEqual(60_000);
     }
 
-    await d1.restoreAuditTable();
+    // Every failed flush was logged for the operator, each naming its proposal and D1's error.
+    const warned = await d1.restoreAuditTable();
+    for (const p of touched) {
+      expect(warned.filter((w) => w.startsWith(`audit flush for ${p.id} failed`)).length, p.id).toBeGreaterThanOrEqual(
+        8,
+      );
+    }
+    expect(warned.every((w) => w.includes("no such table: audit_events"))).toBe(true);
     await Promise.all(all.map((p) => runJobsNow(p.id, ["audit"])));
 
     const after = await d1Events(all.map((p) => p.id));

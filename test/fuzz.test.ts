@@ -5,6 +5,7 @@
 import { env, exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
+import { bodyText } from "../src/lib/encoding.ts";
 import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, TOKENS } from "./fixtures.ts";
 import { BASE, call, clickPayload, json, proposalBody, settle, slackRequest } from "./helpers/api.ts";
@@ -575,7 +576,7 @@ describe("fuzz reads: never a 5xx, 4xx in the error shape", SUITE, () => {
         const type = res.headers.get("content-type") ?? "";
         const what = `GET /v1/audit?${q}`;
         if (res.status === 200 && !type.startsWith("application/json")) {
-          const text = await res.text();
+          const text = await bodyText(res); // NDJSON by .text() makes workerd warn it "does not appear to be text"
           if (type.includes("ndjson")) for (const line of text.split("\n").filter(Boolean)) JSON.parse(line);
           else expect(text.split(/\r?\n/)[0], what).toContain("proposal_id");
           return;

@@ -301,11 +301,21 @@ describe("dispatch (SPEC 6)", () => {
     const accepted = applyDispatchAnswer(approved(), reply({ kind: "accepted" }), RETRY, BEFORE);
     expect(accepted.ok && accepted.proposal.status).toBe("dispatched");
     expect(accepted.events.map((e) => e.type)).toEqual(["dispatch.answer", "proposal.dispatched"]);
-    const refused = applyDispatchAnswer(approved(), reply({ kind: "refused", error: "HTTP 403" }), RETRY, BEFORE);
+    const answer = { kind: "refused", error: "HTTP 403", httpStatus: 403, reason: '{"error":"not here"}' } as const;
+    const refused = applyDispatchAnswer(approved(), reply(answer), RETRY, BEFORE);
     expect(refused).toMatchObject({
       ok: true,
       retryAt: null,
-      proposal: { status: "dispatch_failed", dispatch: { last_error: "HTTP 403" } },
+      proposal: {
+        status: "dispatch_failed",
+        dispatch: { last_error: "HTTP 403", refusal: { http_status: 403, reason: '{"error":"not here"}' } },
+      },
+    });
+    // The runner's reason is audited with its answer, apart from signoff's own error (issue 13).
+    expect(refused.events[0]?.details).toMatchObject({
+      error: "HTTP 403",
+      http_status: 403,
+      runner_reason: '{"error":"not here"}',
     });
     expect(refused.events[1]).toEqual({
       type: "proposal.dispatch_failed",

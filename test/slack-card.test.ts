@@ -2,7 +2,15 @@
 import type { Button, KnownBlock } from "@slack/types";
 import { describe, expect, it } from "vitest";
 import type { Proposal, Status } from "../src/proposal/types.ts";
-import { ACTION_IDS, CARD_BLOCK_IDS, DENY_MODAL, refusalText, renderCard, renderDenyModal } from "../src/slack/card.ts";
+import {
+  ACTION_IDS,
+  CARD_BLOCK_IDS,
+  DENY_MODAL,
+  refusalMessage,
+  refusalText,
+  renderCard,
+  renderDenyModal,
+} from "../src/slack/card.ts";
 import { CUT_NOTE, SLACK_LIMITS } from "../src/slack/mrkdwn.ts";
 import { EXPIRES_AT, makeProposal, PLAN_SHA256 } from "./helpers/proposal-factory.ts";
 
@@ -40,7 +48,7 @@ function withoutOwnSequences(text: string): string {
   return text
     .replace(/<!date\^\d+\^\{date_short_pretty\} at \{time\}\|[0-9T:.Z-]+>/g, "")
     .replace(/<@(U0BOB|U0ALICE|U0DAVE|U0LEAD)>/g, "")
-    .replace(/<!subteam\^S0SRELEADS>/g, "")
+    .replace(/<!subteam\^(S0SRELEADS|S0ONCALL)>/g, "")
     .replace(/<#C0ESCALATE>/g, "")
     .replace(/^> /gm, ""); // the quote marker signoff puts before each line of proposer text
 }
@@ -147,7 +155,7 @@ describe("what the card shows (SPEC 5)", () => {
 
   it("says when only the requester can decide", () => {
     const mine = makeProposal({ rule: { approvers: [], requester_only: true, escalation: null } });
-    expect(allText(renderCard(mine, { role: "card" }))).toContain("Only the requester can decide.");
+    expect(allText(renderCard(mine, { role: "card" }))).toContain("*Can approve:* <@U0BOB>, the requester, alone");
   });
 
   it("has a notification fallback text naming the summary", () => {
@@ -185,6 +193,13 @@ describe("escaping every proposer string (SPEC 5)", () => {
     ["denied", { decision: { by: "slack:U0ALICE", at: APPROVED_AT, outcome: "denied", reason: HOSTILE } }],
     ["failed", { ...approvedBase, result: { status: "failed", output: HOSTILE, at: APPROVED_AT } }],
     ["dispatch_failed", { ...approvedBase, dispatch: { attempts: 8, last_error: HOSTILE, dispatched_at: null } }],
+    [
+      "dispatch_failed",
+      {
+        ...approvedBase,
+        dispatch: { attempts: 1, last_error: "x", dispatched_at: null, refusal: { http_status: 422, reason: HOSTILE } },
+      },
+    ],
     ["approved", { ...approvedBase, dispatch: { attempts: 2, last_error: HOSTILE, dispatched_at: null } }],
     ["cancelled", { decision: { by: "key:<!channel>", at: APPROVED_AT, outcome: "cancelled" } }],
   ])("escapes what the status line quotes (%s)", (status, extra) => {
@@ -590,5 +605,142 @@ describe("what will run is shown whole, and proposer text cannot pass for signof
     expect(approve?.confirm?.text.text.startsWith(`> ${FORGED}\n`)).toBe(true);
     const modal = JSON.stringify(renderDenyModal("prp_abc", FORGED).blocks);
     expect(modal).toContain(JSON.stringify(`You are denying:\n> ${FORGED}`).slice(1, -1));
+  });
+});
+
+describe("who may decide: the card and the refusals say who (issue 13)", () => {
+  function deciders(p: Proposal, role: "card" | "escalation" = "card", nowMs?: number): string | null {
+    const card = renderCard(p, { role, ...(nowMs === undefined ? {} : { nowMs }) });
+    const block = card.blocks.find((b) => b.block_id === CARD_BLOCK_IDS.deciders);
+    return block && block.type === "section" ? (block.text as TextObject).text : null;
+  }
+  const escalated = { escalated: { by: "slack:U0ALICE", at: APPROVED_AT, prior_approvals: [] } };
+
+  it("a pending card names its approvers, users and groups as mentions, how many are needed, and that the requester does not count", () => {
+    expect(deciders(makeProposal())).toBe(
+      "*Can approve:* <@U0ALICE>, <!subteam^S0ONCALL> — 1 needed, not the requester <@U0BOB>",
+    );
+    expect(deciders(makeProposal({ rule: { required_approvals: 2 }, requested_by: null }))).toBe(
+      "*Can approve:* <@U0ALICE>, <!subteam^S0ONCALL> — 2 needed",
+    );
+    // The block sits between the facts and the plan, in signoff's words (not quoted).
+    const ids = renderCard(makeProposal(), { role: "card" }).blocks.map((b) => b.block_id);
+    expect(ids.indexOf(CARD_BLOCK_IDS.deciders)).toBe(ids.indexOf(CARD_BLOCK_IDS.facts) + 1);
+  });
+
+  it("with allow_self_approval the requester counts like anyone listed", () => {
+    expect(deciders(makeProposal({ rule: { allow_self_approval: true } }))).toBe(
+      "*Can approve:* <@U0ALICE>, <!subteam^S0ONCALL> — 1 needed",
+    );
+  });
+
+  it("a requester_only card names the requester alone", () => {
+    const mine = makeProposal({ rule: { approvers: [], requester_only: true, escalation: null } });
+    expect(deciders(mine)).toBe("*Can approve:* <@U0BOB>, the requester, alone");
+  });
+
+  it("once escalated: the escalation message names the escalation approvers and their own count; neither the escalator nor the requester counts", () => {
+    const p = makeProposal({
+      ...escalated,
+      rule: {
+        escalation: {
+          approvers: ["S0SRELEADS", "U0LEAD"],
+          channel: "C0ESCALATE",
+          extend_ttl_seconds: 0,
+          required_approvals: 2,
+        },
+      },
+    });
+    expect(deciders(p, "escalation")).toBe(
+      "*Can approve:* <!subteam^S0SRELEADS>, <@U0LEAD> — 2 needed, not <@U0ALICE> (who escalated) nor the requester <@U0BOB>",
+    );
+    expect(allText(renderCard(p, { role: "escalation" }))).toContain("*Approvals*\n0 of 2");
+    // The original card says where the decision went instead.
+    expect(deciders(p, "card")).toBeNull();
+  });
+
+  it("link recipients are named by their address, as signoff mails them (or as the opaque id they are)", () => {
+    const p = makeProposal({
+      rule: {
+        approvers: ["U0ALICE"],
+        required_approvals: 2,
+        links: { recipients: ["dave@example.com", "+15550100"], teams_recipient: null },
+      },
+    });
+    expect(deciders(p)).toBe(
+      "*Can approve:* <@U0ALICE>, dave@example.com (by mailed link), +15550100 (by link) — 2 needed, not the requester <@U0BOB>",
+    );
+  });
+
+  it("only while a decision is possible: not once decided, nor after the deadline", () => {
+    for (const status of ["approved", "succeeded", "denied", "expired", "cancelled", "dispatch_failed"] as const) {
+      expect(deciders({ ...makeProposal(), ...approvedBase, status }), status).toBeNull();
+    }
+    expect(deciders(makeProposal(), "card", Date.parse(EXPIRES_AT))).toBeNull();
+    expect(deciders(makeProposal(), "card", Date.parse(EXPIRES_AT) - 1)).not.toBeNull();
+  });
+
+  it("a long list is cut at ten names and stays within Slack's limits", () => {
+    const many = Array.from({ length: 25 }, (_, i) => `U0PERSON${String(i).padStart(2, "0")}`);
+    const p = makeProposal({ rule: { approvers: many } });
+    expect(deciders(p)).toMatch(/<@U0PERSON09> and 15 more — 1 needed/);
+    expectWithinLimits(renderCard(p, { role: "card" }).blocks);
+  });
+
+  it("a runner's refusal is shown with its HTTP status and its reason, in a code block, escaped and within limits", () => {
+    const refused = (reason: string | null) =>
+      statusLine(
+        renderCard(
+          {
+            ...makeProposal(),
+            ...approvedBase,
+            status: "dispatch_failed",
+            dispatch: {
+              attempts: 1,
+              last_error: "runner refused with HTTP 422",
+              dispatched_at: null,
+              refusal: { http_status: 422, reason },
+            },
+          },
+          { role: "card" },
+        ).blocks,
+      );
+    const reason = `{"error":{"code":"params_rejected","message":"argument 1 ({message}) may not start with '-'"}}`;
+    expect(refused(reason)).toMatch(
+      /\n:warning: Dispatch failed: the runner refused \(HTTP 422\): ```\{"error":\{"code":"params_rejected",.*'-'"\}\}```\nNothing ran\.$/,
+    );
+    expect(refused(null)).toMatch(/Dispatch failed: the runner refused \(HTTP 422\)\.\nNothing ran\.$/);
+    // At its longest (300 characters that each escape to five) it still fits the section.
+    const card = renderCard(
+      {
+        ...makeProposal(),
+        ...approvedBase,
+        status: "dispatch_failed",
+        dispatch: {
+          attempts: 1,
+          last_error: "x",
+          dispatched_at: null,
+          refusal: { http_status: 400, reason: "&".repeat(300) },
+        },
+      },
+      { role: "card" },
+    );
+    expectWithinLimits(card.blocks);
+    expect(statusLine(card.blocks)).toContain("&amp;".repeat(300));
+  });
+
+  it("an outsider's refusal names who may approve; a refusal that is not about who decides does not", () => {
+    const p = makeProposal();
+    expect(refusalMessage(p, "not_an_approver", "You are not among the approvers for k8s.rollout_restart.")).toBe(
+      "You are not among the approvers for k8s.rollout_restart.\n" +
+        "Can approve: <@U0ALICE>, <!subteam^S0ONCALL> — 1 needed, not the requester <@U0BOB>.",
+    );
+    expect(refusalMessage(p, "self_approval", "You requested this action.")).toContain("Can approve: <@U0ALICE>");
+    expect(refusalMessage(p, "already_approved", "You already approved.")).toBe("You already approved.");
+    // Refused on the escalation message: the escalation approvers, not the first ones.
+    const up = makeProposal(escalated);
+    expect(refusalMessage(up, "not_an_approver", "You are not among the escalation approvers.")).toContain(
+      "Can approve: <!subteam^S0SRELEADS> — 1 needed, not <@U0ALICE> (who escalated) nor the requester <@U0BOB>.",
+    );
   });
 });

@@ -129,6 +129,8 @@ describe("who may decide", () => {
     const [ephemeral] = await peer.slackCalls("chat.postEphemeral");
     expect(ephemeral).toMatchObject({ channel: "C0INCIDENT", user: "U0MALLORY" });
     expect(String(ephemeral!.text)).toMatch(/not among the approvers/);
+    // …and whom to ask instead (issue 13), as the card itself says it.
+    expect(String(ephemeral!.text)).toContain("Can approve: <@U0ALICE>, <!subteam^S0ONCALL> — 1 needed");
     expect((await auditOf(p.id)).find((e) => e.type === "click.refused")).toMatchObject({
       actor: "slack:U0MALLORY",
       details: { code: "not_an_approver" },

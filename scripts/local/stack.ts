@@ -11,8 +11,11 @@ import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
 import { newSigningKey as newAuditKey } from "../../src/audit/signing.ts";
 import { newApiKey, parseApiKeys } from "../../src/config/api-keys.ts";
+import { ConfigError } from "../../src/config/problems.ts";
+import type { ErrorDetail } from "../../src/errors.ts";
 import { sha256Hex } from "../../src/lib/crypto.ts";
 import { LOCAL_JWKS_PATH, newLocalAccessKey } from "../../src/local/access.ts";
+import { describeProblems, localProblems } from "../../src/local/diagnose.ts";
 import { newSigningKey } from "../../src/webhooks/signing-keys.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -127,7 +130,9 @@ export async function ensureDevVars(
     token = minted.token;
     add.API_KEYS = JSON.stringify([minted.entry]);
     add.LOCAL_DEMO_TOKEN = token;
-  } else if (!token || !(await keysInclude(existing.API_KEYS, token))) {
+  } else if (apiKeysParse(existing.API_KEYS) && (!token || !(await keysInclude(existing.API_KEYS, token)))) {
+    // Only about keys that parse: a typo in API_KEYS is not a missing LOCAL_DEMO_TOKEN, and the Worker's
+    // configuration check names it, with its "did you mean", once it starts (issue 13).
     warnings.push(
       `${relative(ROOT, devVarsPath)} has API_KEYS of its own without LOCAL_DEMO_TOKEN matching one of them: the page's form cannot propose ` +
         `(add LOCAL_DEMO_TOKEN='<a token of one of those keys>', or delete the file to start afresh)`,
@@ -157,6 +162,16 @@ export async function ensureDevVars(
     token = readFileSync(tokenPath, "utf8").trim();
   }
   return { token, created: names, warnings };
+}
+
+function apiKeysParse(apiKeys: string): boolean {
+  try {
+    parseApiKeys(apiKeys);
+    return true;
+  } catch (error) {
+    if (error instanceof ConfigError) return false;
+    throw error;
+  }
 }
 
 async function keysInclude(apiKeys: string, token: string): Promise<boolean> {
@@ -223,9 +238,10 @@ async function waitFor(url: string, deadline: number, exited: () => string | nul
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
       if (res.status !== 502 && res.status !== 503) return res;
-      last = `HTTP ${res.status}: ${await res.text()}`;
+      const body = await res.text();
+      last = `HTTP ${res.status}: ${body}`;
       // 503 misconfigured is final: waiting would not fix .dev.vars.
-      if (last.includes('"misconfigured"')) return new Response(last, { status: 503 });
+      if (body.includes('"misconfigured"')) return new Response(body, { status: 503 });
     } catch (error) {
       last = (error as Error).message;
     }
@@ -233,6 +249,27 @@ async function waitFor(url: string, deadline: number, exited: () => string | nul
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
+
+/** Why the Worker is not healthy, in words: each configuration problem once, with where to fix it (issue 13). */
+async function unhealthy(res: Response): Promise<string> {
+  const text = await res.text();
+  let details: ErrorDetail[] | null = null;
+  try {
+    const body = JSON.parse(text) as { error?: { code?: string; details?: ErrorDetail[] } };
+    if (body.error?.code === "misconfigured" && Array.isArray(body.error.details)) details = body.error.details;
+  } catch {
+    // not signoff's JSON
+  }
+  return details ? describeProblems(localProblems(details)) : `the Worker answers ${res.status}: ${text}`;
+}
+
+/**
+ * Output that says nothing about this run. `wrangler dev --env local` compares worker-configuration.d.ts with types
+ * it generates for the local entry (src/local/index.ts, whose Durable Object imports differ), never for the
+ * production entry the file is generated from (`npm run types`), so it always suggests re-running `wrangler types`,
+ * which would change nothing.
+ */
+const EXPECTED_NOISE = /Your types might be out of date/;
 
 /** Starts the child in its own process group, so that stopping it also stops what it started (workerd). */
 function launch(
@@ -245,7 +282,7 @@ function launch(
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) {
-      if (line.trim() === "") continue;
+      if (line.trim() === "" || EXPECTED_NOISE.test(line)) continue;
       keep.push(`[${label}] ${line}`);
       if (keep.length > 400) keep.splice(0, keep.length - 400);
       log(`[${label}] ${line}`);
@@ -386,7 +423,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     const exited = () => exits[0] ?? null;
     await waitFor(`http://127.0.0.1:${runnerPort}/healthz`, deadline, exited);
     const health = await waitFor(`${workerBase}/healthz`, deadline, exited);
-    if (!health.ok) throw new Error(`the Worker answers ${health.status}: ${await health.text()}`);
+    if (!health.ok) throw new Error(await unhealthy(health));
   } catch (error) {
     await stop();
     throw error;

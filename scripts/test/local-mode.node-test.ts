@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
 import { checkConfig } from "../../src/config/check.ts";
+import { parsePolicy } from "../../src/config/policy.ts";
 import { ACCESS_HEADER, verifyAccess } from "../../src/identity/access.ts";
 import {
   LOCAL_IDENTITY_COOKIE,
@@ -21,6 +22,8 @@ import {
   publicJwks,
   signedInEmail,
 } from "../../src/local/access.ts";
+import { DEMO_USERS, demoRole } from "../../src/local/demo.ts";
+import { describeProblems, localProblems } from "../../src/local/diagnose.ts";
 import { ensureDevVars } from "../local/stack.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -94,11 +97,80 @@ describe("what npm start writes for links, mail and the local Access issuer", ()
     assert.equal(config.access?.jwksUrl, "http://127.0.0.1:8787/__local/access/certs");
     assert.equal(config.mail?.url, "http://127.0.0.1:8787/__local/mail/api/emails");
     assert.equal(config.publicUrl, "http://localhost:8787");
-    // Every action of the demo policy can run: the local runner's allowlist has each one.
+    // Every action of the demo policy can run: the local runner's allowlist has each one, but the one that shows a
+    // refusal (scripts/test/demo-runner-agreement.node-test.ts checks their params agree).
     const allowlist = JSON.parse(readFileSync(join(ROOT, "scripts", "local", "runner-actions.json"), "utf8")) as {
       actions: Record<string, unknown>;
     };
-    assert.deepEqual(Object.keys(config.policy.actions).sort(), Object.keys(allowlist.actions).sort());
+    assert.deepEqual(
+      Object.keys(config.policy.actions)
+        .filter((type) => type !== "demo.runner_refuses")
+        .sort(),
+      Object.keys(allowlist.actions).sort(),
+    );
+  });
+});
+
+describe("local mode's diagnostics (issue 13)", () => {
+  const localVars = () =>
+    (
+      experimental_readRawConfig({ config: join(ROOT, "wrangler.toml") }).rawConfig as {
+        env: { local: { vars: Record<string, unknown> } };
+      }
+    ).env.local.vars;
+
+  test('a typo in .dev.vars ("scope" for "scopes" in API_KEYS) leads with the real problem and its "did you mean", and no unrelated warning', async () => {
+    const dir = tmp();
+    const path = join(dir, ".dev.vars");
+    await ensureDevVars(path, join(dir, "token"));
+    const vars = parseEnv(readFileSync(path, "utf8"));
+    const typo = (vars.API_KEYS ?? "").replace('"scopes"', '"scope"');
+    assert.notEqual(typo, vars.API_KEYS);
+    writeFileSync(path, readFileSync(path, "utf8").replace(vars.API_KEYS ?? "", typo));
+
+    // npm start says nothing of LOCAL_DEMO_TOKEN (that is not the problem)…
+    assert.deepEqual((await ensureDevVars(path, join(dir, "token"))).warnings, []);
+    // …and the Worker's check, as npm start and the page show it, names the typo first, once, and where to fix it.
+    const checked = checkConfig({ ...localVars(), ...parseEnv(readFileSync(path, "utf8")) });
+    assert.equal(checked.ok, false);
+    const problems = localProblems(checked.ok ? [] : [...checked.problems, ...checked.problems]);
+    assert.deepEqual(problems, [
+      {
+        path: "API_KEYS[0].scope",
+        message: 'unknown field (did you mean "scopes"? "scopes" is required)',
+        fix: "in .dev.vars: restart npm start after editing it (it is read once, at start)",
+      },
+    ]);
+    assert.equal(
+      describeProblems(problems),
+      [
+        "signoff is misconfigured: 1 problem",
+        '  API_KEYS[0].scope: unknown field (did you mean "scopes"? "scopes" is required)',
+        "    (in .dev.vars: restart npm start after editing it (it is read once, at start))",
+      ].join("\n"),
+    );
+    // A var is fixed in wrangler.toml, which wrangler reloads by itself.
+    assert.match(localProblems([{ path: "POLICY.actions.x", message: "m" }])[0]!.fix, /wrangler\.toml.*reloads/);
+  });
+
+  test("each demo person's role line is read from the demo policy and is right for every demo action", () => {
+    const policy = parsePolicy(localVars().POLICY);
+    const role = (id: string) => demoRole(DEMO_USERS.find((u) => u.id === id)!, policy);
+    const direct = "demo.echo, demo.two_person, demo.runner_refuses, k8s.rollout_restart";
+    const oncall = "demo.echo, demo.two_person, demo.runner_refuses, k8s.rollout_restart";
+    assert.equal(
+      role("U0ALICE"),
+      `approves ${direct}; approves demo.by_link by mailed link (alice@example.com); confirms their own demo.self_confirm`,
+    );
+    assert.equal(role("U0OSCAR"), `in S0ONCALL; approves ${oncall}; confirms their own demo.self_confirm`);
+    assert.equal(
+      role("U0BOB"),
+      "in S0ONCALL; requests the sample proposals, so four-eyes refuses their own approval of them; " +
+        `approves ${oncall}; confirms their own demo.self_confirm`,
+    );
+    assert.equal(role("U0DAVE"), "approves demo.two_person; approves demo.by_link by mailed link (dave@example.com)");
+    assert.equal(role("U0CAROL"), "decides demo.echo, k8s.rollout_restart once escalated");
+    assert.equal(role("U0MALLORY"), "outsider: may decide nothing");
   });
 });
 

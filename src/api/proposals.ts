@@ -107,7 +107,7 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
       422,
       "ttl_out_of_range",
       `ttl_seconds must be from 1 to ${actionPolicy.max_ttl_seconds} for ${type}`,
-      [{ path: "ttl_seconds", message: `from 1 to ${actionPolicy.max_ttl_seconds}` }],
+      [{ path: "ttl_seconds", message: `must be from 1 to ${actionPolicy.max_ttl_seconds}` }],
     );
   }
   if (kind === "verify" && !links && !body.requested_by) {

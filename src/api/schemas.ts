@@ -47,7 +47,10 @@ function createBodyWith(texts: "required" | "optional") {
         'required, except for verification prompts (kind verify), where it defaults to ""',
       ),
       requested_by: SlackUserId.optional(),
-      ttl_seconds: z.number().int("must be a whole number of seconds").optional(),
+      ttl_seconds: z
+        .number({ error: "must be a whole number of seconds" })
+        .int("must be a whole number of seconds")
+        .optional(),
       callback_url: z.string().max(2048).url().optional(),
       metadata: z.record(z.string(), z.unknown()).optional(),
       kind: z
@@ -162,7 +165,21 @@ export const ProposalResponse = z.object({
       answer: z.enum(VERIFY_ANSWERS).optional().describe("a verification prompt's answer"),
     })
     .nullable(),
-  dispatch: z.object({ attempts: z.number(), last_error: z.string().nullable(), dispatched_at: z.string().nullable() }),
+  dispatch: z.object({
+    attempts: z.number(),
+    last_error: z.string().nullable(),
+    dispatched_at: z.string().nullable(),
+    refusal: z
+      .object({
+        http_status: z.number(),
+        reason: z
+          .string()
+          .nullable()
+          .describe("the runner's answer body as it sent it (not signoff's words), cut to 300 characters"),
+      })
+      .optional()
+      .describe("present when the runner refused the dispatch (a 4xx answer)"),
+  }),
   result: z.object({ status: z.enum(["succeeded", "failed"]), output: z.string(), at: z.string() }).nullable(),
 });
 

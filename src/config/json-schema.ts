@@ -261,6 +261,9 @@ function checkRefs(
 
 export type CompiledSchema = { ok: true; validator: Validator } | { ok: false; details: ErrorDetail[] };
 
+/** Each compiled validator's schema (the library keeps its own private), to quote a failed keyword's value. */
+const schemas = new WeakMap<Validator, unknown>();
+
 /**
  * Checks `schema` (the params_schema at `root`) and builds its validator. The schema is copied first:
  * the validator annotates the objects it is given, and the caller's may be frozen or shared.
@@ -287,6 +290,7 @@ export function compileParamsSchema(schema: unknown, root: string): CompiledSche
     checkRefs(copy, lookup, root, [], details);
     if (details.length > 0) return { ok: false, details };
     const validator = new Validator(copy, draft, false);
+    schemas.set(validator, copy);
     // A trial run catches whatever the static checks missed (it throws rather than reporting).
     validator.validate({});
     return { ok: true, validator };
@@ -337,6 +341,76 @@ function instanceSegments(location: string, instance: unknown): (string | number
 
 const MAX_DETAILS = 20;
 
+/** The schema's value at an output unit's `keywordLocation` (`#/properties/message/pattern`); undefined across a $ref. */
+function keywordValue(schema: unknown, location: string): unknown {
+  let node = schema;
+  for (const raw of location.replace(/^#\/?/, "").split("/")) {
+    if (raw === "") continue;
+    let key: string;
+    try {
+      key = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
+    } catch {
+      return undefined;
+    }
+    if (Array.isArray(node) && /^\d+$/.test(key)) node = node[Number(key)];
+    else if (isPlainObject(node) && Object.hasOwn(node, key)) node = node[key];
+    else return undefined;
+  }
+  return node;
+}
+
+const A_TYPE: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  integer: "a whole number",
+  boolean: "true or false",
+  object: "an object",
+  array: "an array",
+  null: "null",
+};
+
+/**
+ * A failure as a person would say it of the field (issue 13): "must match ^[a-z]+$", "is required" (at the missing
+ * property's own path), "must be a string". The schema is the operator's, so quoting its pattern tells the proposer
+ * what is accepted; the value that failed is never quoted. Anything else keeps the validator's own words.
+ */
+function inWords(unit: { keyword: string; error: string }, value: unknown): { under: string[]; message: string } {
+  const said = (message: string) => ({ under: [], message });
+  switch (unit.keyword) {
+    case "false":
+      // A `false` subschema (additionalProperties: false) says only "False boolean schema."
+      return said("is not allowed here");
+    case "pattern":
+      return typeof value === "string" ? said(`must match ${value}`) : said(unit.error);
+    case "required": {
+      const missing = /required property "(.*)"\.$/.exec(unit.error)?.[1];
+      return missing === undefined ? said(unit.error) : { under: [missing], message: "is required" };
+    }
+    case "type": {
+      const types = (Array.isArray(value) ? value : [value]).filter((t): t is string => typeof t === "string");
+      return types.length > 0 ? said(`must be ${types.map((t) => A_TYPE[t] ?? t).join(" or ")}`) : said(unit.error);
+    }
+    case "minLength":
+    case "maxLength":
+      return typeof value === "number"
+        ? said(`must be ${unit.keyword === "minLength" ? "at least" : "at most"} ${value} character(s)`)
+        : said(unit.error);
+    case "minimum":
+    case "maximum":
+      return typeof value === "number"
+        ? said(`must be ${unit.keyword === "minimum" ? "at least" : "at most"} ${value}`)
+        : said(unit.error);
+    case "enum":
+      return Array.isArray(value)
+        ? said(`must be one of ${value.map((v) => JSON.stringify(v)).join(", ")}`)
+        : said(unit.error);
+    case "const":
+      return said(`must be ${JSON.stringify(value)}`);
+    default:
+      return said(unit.error);
+  }
+}
+
 /** Validation failures of `instance` as details under `root` (`action.params.deployment: …`). */
 export function schemaErrors(validator: Validator, instance: unknown, root: string): ErrorDetail[] {
   let result: ReturnType<Validator["validate"]>;
@@ -352,9 +426,9 @@ export function schemaErrors(validator: Validator, instance: unknown, root: stri
   const seen = new Set<string>();
   const details: ErrorDetail[] = [];
   for (const unit of units) {
-    const path = formatPath(root, instanceSegments(unit.instanceLocation, instance));
-    // A `false` subschema (additionalProperties: false) says only "False boolean schema."
-    const message = unit.keyword === "false" ? "is not allowed here" : unit.error;
+    const said = inWords(unit, keywordValue(schemas.get(validator), unit.keywordLocation));
+    const path = formatPath(root, [...instanceSegments(unit.instanceLocation, instance), ...said.under]);
+    const message = said.message;
     const key = `${path}\u0000${message}`;
     if (seen.has(key)) continue;
     seen.add(key);

@@ -7,7 +7,14 @@ export type RunnerAnswer =
   | { kind: "final"; status: "succeeded" | "failed"; output: string }
   | { kind: "accepted" }
   | { kind: "retry"; error: string }
-  | { kind: "refused"; error: string };
+  | {
+      kind: "refused";
+      error: string;
+      /** The runner's HTTP status. */
+      httpStatus: number;
+      /** Its 4xx body as data (`refusalReason`), or null: what people are shown as the runner's reason. */
+      reason: string | null;
+    };
 
 /**
  * The most output a proposal keeps, however its result arrived. Longer output is cut to this many characters, never
@@ -38,6 +45,27 @@ export const RunnerResult = z.object({
 });
 export type RunnerResult = z.infer<typeof RunnerResult>;
 
+/** The most of a runner's refusal that is kept: enough for "params_rejected: argument 1 may not start with '-'". */
+export const MAX_REFUSAL_REASON_CHARS = 300;
+
+// Characters that would hide or reorder text (controls, bidi and other format characters, private use, lone
+// surrogates): shown as U+FFFD, so the reason people read is the reason the runner sent.
+const INVISIBLE = /(?![\n\t])[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/gu;
+
+/**
+ * A runner's refusal (its 4xx body) as data (issue 13): never parsed or acted on, never an error message; line
+ * breaks normalised, invisible characters replaced, cut to MAX_REFUSAL_REASON_CHARS code points (with … when cut).
+ * Null when it says nothing. Whoever shows it escapes it (the card puts it in a code block).
+ */
+export function refusalReason(bodyText: string): string | null {
+  const text = bodyText.replace(/\r\n?/g, "\n").replace(INVISIBLE, "\uFFFD").trim();
+  if (text === "") return null;
+  const points = [...text];
+  return points.length <= MAX_REFUSAL_REASON_CHARS
+    ? text
+    : `${points.slice(0, MAX_REFUSAL_REASON_CHARS - 1).join("")}…`;
+}
+
 export function classifyRunnerResponse(status: number, bodyText: string): RunnerAnswer {
   if (status === 202) return { kind: "accepted" };
   if (status >= 200 && status < 300) {
@@ -46,7 +74,10 @@ export function classifyRunnerResponse(status: number, bodyText: string): Runner
   }
   // Upstream bodies are never copied into errors: they may hold anything.
   if (isRetryableStatus(status)) return { kind: "retry", error: `runner answered HTTP ${status}` };
-  return { kind: "refused", error: `runner refused with HTTP ${status}` };
+  // Only a refusal (4xx) keeps its body, as data apart from the error: the runner is trusted to run the action, and
+  // saying why it would not is part of that. A redirect's or a server error's body is never kept.
+  const reason = status >= 400 && status < 500 ? refusalReason(bodyText) : null;
+  return { kind: "refused", error: `runner refused with HTTP ${status}`, httpStatus: status, reason };
 }
 
 /** The result in a runner's answer body, or null when it holds none (then the result comes later). */

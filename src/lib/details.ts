@@ -58,19 +58,30 @@ export function zodDetails(
   issues: readonly z.core.$ZodIssue[],
   vocabulary: readonly string[] = [],
 ): ErrorDetail[] {
+  // A misspelt required field is one mistake, not two: `scope` is unknown *because* `scopes` is missing. The
+  // "is required" of the field it resembles is folded into the unknown field's detail, which leads (issue 13).
+  const missing = new Set(
+    issues
+      .filter((i) => i.code === "invalid_type" && /^is required$|received undefined$/.test(i.message))
+      .map((i) => formatPath(root, i.path)),
+  );
+  const folded = new Set<string>();
+  const leading: ErrorDetail[] = [];
   const details: ErrorDetail[] = [];
   for (const issue of issues) {
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
         const guess = closest(key, vocabulary);
-        details.push({
-          path: formatPath(root, [...issue.path, key]),
-          message: guess ? `unknown field (did you mean "${guess}"?)` : "unknown field",
-        });
+        const guessed = guess === undefined ? null : formatPath(root, [...issue.path, guess]);
+        const path = formatPath(root, [...issue.path, key]);
+        if (guessed !== null && missing.has(guessed)) {
+          folded.add(guessed);
+          leading.push({ path, message: `unknown field (did you mean "${guess}"? "${guess}" is required)` });
+        } else details.push({ path, message: guess ? `unknown field (did you mean "${guess}"?)` : "unknown field" });
       }
     } else {
       details.push({ path: formatPath(root, issue.path), message: issue.message });
     }
   }
-  return details;
+  return [...leading, ...details.filter((detail) => !folded.has(detail.path))];
 }

@@ -1,6 +1,16 @@
-// Byte/text encodings shared by the crypto helpers: hex and standard base64 (RFC 4648 §4).
+// Byte/text encodings shared by the crypto helpers: hex and standard base64 (RFC 4648 §4); a form body as text.
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * A request body as UTF-8 text, the same as `.text()` gives (a leading BOM dropped, bad bytes as U+FFFD). For form
+ * bodies (`application/x-www-form-urlencoded`: Slack's interactions, the link pages' POST): workerd warns on every
+ * `.text()` of a body whose Content-Type is not text/* or JSON, though a form is text.
+ */
+export async function bodyText(body: { arrayBuffer(): Promise<ArrayBuffer> }): Promise<string> {
+  return decoder.decode(await body.arrayBuffer());
+}
 
 export function utf8(text: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(text) as Uint8Array<ArrayBuffer>;

@@ -10,7 +10,7 @@ import { type Config, loadConfig } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { verifyAccess } from "../identity/access.ts";
 import { randomToken, timingSafeEqual } from "../lib/crypto.ts";
-import { utf8 } from "../lib/encoding.ts";
+import { bodyText, utf8 } from "../lib/encoding.ts";
 import { mayDecideByLink, notPendingMessage, requiredApprovals, verifyLabels } from "../proposal/lifecycle.ts";
 import { proposalStub } from "../proposal/stub.ts";
 import type { Proposal } from "../proposal/types.ts";
@@ -182,7 +182,7 @@ linkRoutes.get("/:token", linksEnabled, async (c) => {
 
 linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
   const { config } = c.var;
-  const form = new URLSearchParams(await c.req.text());
+  const form = new URLSearchParams(await bodyText(c.req));
 
   const verified = await verifyLinkToken(config.linkSecret, c.req.param("token"));
   if (!verified.ok) {

@@ -1,40 +1,34 @@
 // The demo Slack workspace of local mode: people to click as (each with the e-mail address their mail goes to),
-// one user group, channel names, and the sample proposals the page's form and `npm start`'s curl offer. Plain
-// data, shared by the Worker and Node.
+// one user group, channel names, and the sample proposals the page's form and `npm start`'s curl offer; and what
+// each person may do, read from the demo policy itself. Plain data and pure functions, shared by the Worker and Node.
+import type { ActionPolicy, Policy } from "../config/policy.ts";
 
 export interface DemoUser {
   id: string;
   name: string;
   /** Where the local mail catcher delivers this person's mail, and who the local Access issuer says they are. */
   email: string;
-  /** What this person may do under the demo policy of wrangler.toml [env.local]. */
-  role: string;
 }
 
 export const DEMO_TEAM = { id: "T0LOCAL", domain: "signoff-local" } as const;
 
 export const DEMO_USERS: readonly DemoUser[] = [
-  { id: "U0ALICE", name: "alice", email: "alice@example.com", role: "approver of every demo action" },
-  { id: "U0OSCAR", name: "oscar", email: "oscar@example.com", role: "on call: member of group S0ONCALL" },
-  {
-    id: "U0BOB",
-    name: "bob",
-    email: "bob@example.com",
-    role: "the requester of the sample proposals (also in S0ONCALL)",
-  },
-  {
-    id: "U0DAVE",
-    name: "dave",
-    email: "dave@example.com",
-    role: "approver of demo.two_person, and by mailed link of demo.by_link",
-  },
-  { id: "U0CAROL", name: "carol", email: "carol@example.com", role: "escalation approver" },
-  { id: "U0MALLORY", name: "mallory", email: "mallory@example.com", role: "outsider: may decide nothing" },
+  { id: "U0ALICE", name: "alice", email: "alice@example.com" },
+  { id: "U0OSCAR", name: "oscar", email: "oscar@example.com" },
+  { id: "U0BOB", name: "bob", email: "bob@example.com" },
+  { id: "U0DAVE", name: "dave", email: "dave@example.com" },
+  { id: "U0CAROL", name: "carol", email: "carol@example.com" },
+  { id: "U0MALLORY", name: "mallory", email: "mallory@example.com" },
 ];
 
 /** What usergroups.users.list answers. */
 export const DEMO_GROUPS: Readonly<Record<string, readonly string[]>> = {
   S0ONCALL: ["U0OSCAR", "U0BOB"],
+};
+
+/** Each group's handle, as Slack shows a `<!subteam^S…>` mention ("@oncall"). */
+export const DEMO_GROUP_HANDLES: Readonly<Record<string, string>> = {
+  S0ONCALL: "oncall",
 };
 
 export const DEMO_CHANNELS: Readonly<Record<string, string>> = {
@@ -86,6 +80,14 @@ export const DEMO_PROPOSALS: Readonly<Record<string, DemoProposal>> = {
     rollback: "Nothing to undo",
     requested_by: "U0BOB",
   },
+  "demo.runner_refuses": {
+    action: { type: "demo.runner_refuses", params: { message: "approved, then refused" } },
+    summary: "Something the runner will refuse",
+    reason: "Shows a runner refusal: the local runner's allowlist leaves this action out, and the card shows why",
+    blast_radius: "None: the runner refuses it, so nothing runs",
+    rollback: "Nothing to undo",
+    requested_by: "U0BOB",
+  },
   "k8s.rollout_restart": {
     action: { type: "k8s.rollout_restart", params: { deployment: "api" } },
     summary: "Restart deployment api (rolling)",
@@ -103,4 +105,33 @@ export function userName(id: string): string {
 /** The demo person with this Slack user id, if there is one. */
 export function demoUser(id: string): DemoUser | null {
   return DEMO_USERS.find((u) => u.id === id) ?? null;
+}
+
+/**
+ * What `user` may do under `policy`, in a line for the stand-in (issue 13): read from the policy, so that it is right
+ * for every demo action, whatever wrangler.toml [env.local] says today.
+ */
+export function demoRole(user: DemoUser, policy: Policy): string {
+  const groups = Object.keys(DEMO_GROUPS).filter((g) => DEMO_GROUPS[g]?.includes(user.id));
+  const listed = (ids: readonly string[]) => ids.includes(user.id) || groups.some((g) => ids.includes(g));
+  const person = policy.people[user.id] ?? user.id;
+  const byLink = (a: ActionPolicy) =>
+    !a.verify &&
+    (a.links?.recipients ?? []).some((r) => (policy.people[r] ?? r) === (policy.people[user.email] ?? person));
+  const actions = Object.values(policy.actions);
+  const names = (list: ActionPolicy[]) => list.map((a) => a.type).join(", ");
+  const approves = actions.filter((a) => !a.requester_only && listed(a.approvers));
+  const mailed = actions.filter(byLink);
+  const escalated = actions.filter((a) => a.escalation && listed(a.escalation.approvers));
+  const confirms = actions.filter((a) => a.requester_only && listed(a.requesters ?? []));
+  const requests = Object.values(DEMO_PROPOSALS).some((sample) => sample.requested_by === user.id);
+  const parts = [
+    ...groups.map((g) => `in ${g}`),
+    ...(requests ? ["requests the sample proposals, so four-eyes refuses their own approval of them"] : []),
+    ...(approves.length > 0 ? [`approves ${names(approves)}`] : []),
+    ...(mailed.length > 0 ? [`approves ${names(mailed)} by mailed link (${user.email})`] : []),
+    ...(escalated.length > 0 ? [`decides ${names(escalated)} once escalated`] : []),
+    ...(confirms.length > 0 ? [`confirms their own ${names(confirms)}`] : []),
+  ];
+  return parts.length > 0 ? parts.join("; ") : "outsider: may decide nothing";
 }

@@ -7,11 +7,21 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../api/http.ts";
 import { loadConfig } from "../config/load.ts";
+import { type Policy, parsePolicy } from "../config/policy.ts";
 import { ApiError } from "../errors.ts";
 import { timingSafeEqual } from "../lib/crypto.ts";
-import { utf8 } from "../lib/encoding.ts";
+import { bodyText, utf8 } from "../lib/encoding.ts";
 import { LOCAL_IDENTITY_COOKIE, LOCAL_JWKS_PATH, parseLocalAccessKey, publicJwks } from "./access.ts";
-import { DEMO_CHANNELS, DEMO_GROUPS, DEMO_PROPOSALS, DEMO_USERS, demoUser } from "./demo.ts";
+import {
+  DEMO_CHANNELS,
+  DEMO_GROUP_HANDLES,
+  DEMO_GROUPS,
+  DEMO_PROPOSALS,
+  DEMO_USERS,
+  demoRole,
+  demoUser,
+} from "./demo.ts";
+import { type LocalProblem, localProblems } from "./diagnose.ts";
 import {
   blockActionsPayload,
   findButton,
@@ -148,36 +158,42 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
     const mailbox = email
       ? (JSON.parse(await mailStore(c.env).mailbox(email)) as { mail: unknown[]; total: number })
       : { mail: [], total: 0 };
-    let actions: unknown[] = [];
+    let policy: Policy | null = null;
     let publicUrl: string | null = null;
-    let configError: string | null = null;
+    let configProblems: LocalProblem[] | null = null;
     try {
       const config = loadConfig(c.env);
       publicUrl = config.publicUrl;
-      actions = Object.values(config.policy.actions).map((a) => ({
-        type: a.type,
-        approvers: a.approvers,
-        required_approvals: a.required_approvals,
-        requester_only: a.requester_only,
-        channel: a.channel,
-        escalation: a.escalation ? { approvers: a.escalation.approvers } : null,
-        link_recipients: a.links && !a.verify ? a.links.recipients : null,
-      }));
+      policy = config.policy;
     } catch (error) {
-      configError =
-        error instanceof ApiError
-          ? `${error.message}: ${JSON.stringify(error.details)}`
-          : "configuration could not be read";
+      if (!(error instanceof ApiError)) throw error;
+      configProblems = localProblems(error.details);
+      // A bad secret leaves the policy readable: the form and the people's roles still show it.
+      try {
+        policy = parsePolicy(c.env.POLICY);
+      } catch {
+        policy = null;
+      }
     }
+    const actions = Object.values(policy?.actions ?? {}).map((a) => ({
+      type: a.type,
+      approvers: a.approvers,
+      required_approvals: a.required_approvals,
+      requester_only: a.requester_only,
+      channel: a.channel,
+      escalation: a.escalation ? { approvers: a.escalation.approvers } : null,
+      link_recipients: a.links && !a.verify ? a.links.recipients : null,
+    }));
     return jsonText(c, {
       marker: STANDIN_MARKER,
       as,
-      users: DEMO_USERS,
+      users: DEMO_USERS.map((u) => ({ ...u, role: policy ? demoRole(u, policy) : "" })),
       groups: DEMO_GROUPS,
+      group_handles: DEMO_GROUP_HANDLES,
       channels: DEMO_CHANNELS,
       samples: DEMO_PROPOSALS,
       actions,
-      config_error: configError,
+      config_problems: configProblems,
       demo_key: Boolean(c.env.LOCAL_DEMO_TOKEN),
       // Mail: what was delivered to this person, the links of this signoff in it, and who opens them.
       email,
@@ -357,7 +373,7 @@ function userIn(input: Record<string, unknown>): string {
 /** The Web API's arguments: JSON for chat.* and views.*, a form for usergroups.* (as signoff sends them). */
 async function slackParams(req: Request): Promise<Record<string, unknown> | null> {
   const type = req.headers.get("content-type") ?? "";
-  const text = await req.text();
+  const text = await bodyText(req);
   if (type.includes("application/json")) {
     try {
       const parsed: unknown = JSON.parse(text);

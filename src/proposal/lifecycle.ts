@@ -158,6 +158,48 @@ export function mayCountApproval(p: Proposal, person: string): Verdict {
   return { ok: true };
 }
 
+/** Who may decide a proposal now, as its frozen rule says: what the card and a refused clicker are told (issue 13). */
+export interface Deciders {
+  /** Slack users (U…, W…) and user groups (S…) who may decide in Slack. */
+  approvers: string[];
+  /** Signed-link recipients (e-mail addresses or opaque ids) who may decide by link. */
+  linkRecipients: string[];
+  /** Distinct people needed in all (approvals already given included). */
+  required: number;
+  /** Only the requester decides (requester_only, not escalated): `approvers` is just them. */
+  requesterOnly: boolean;
+  /** The requester, when listed approvers would otherwise count them (four-eyes); else null. */
+  requester: string | null;
+  /** Whoever escalated (an audit actor, `slack:U…`), who no longer counts; null before escalation. */
+  escalator: string | null;
+}
+
+export function deciders(p: Proposal): Deciders {
+  if (p.rule.requester_only && !p.escalated) {
+    const approvers = p.requested_by === null ? [] : [p.requested_by];
+    return { approvers, linkRecipients: [], required: 1, requesterOnly: true, requester: null, escalator: null };
+  }
+  if (p.escalated) {
+    return {
+      approvers: p.rule.escalation?.approvers ?? [],
+      // Links decide only before escalation (mayDecideByLink).
+      linkRecipients: [],
+      required: requiredApprovals(p),
+      requesterOnly: false,
+      requester: p.requested_by,
+      escalator: p.escalated.by,
+    };
+  }
+  return {
+    approvers: p.rule.approvers,
+    linkRecipients: p.rule.links?.recipients ?? [],
+    required: requiredApprovals(p),
+    requesterOnly: false,
+    requester: p.rule.allow_self_approval ? null : p.requested_by,
+    escalator: null,
+  };
+}
+
 /** Every user-group id a decision on this proposal could depend on. */
 export function groupsOf(p: Proposal): string[] {
   const ids = [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])];
@@ -691,11 +733,18 @@ export function applyDispatchAnswer(
         { type: "dispatch.answer", actor: "runner", details: answered },
         { type: "proposal.dispatched", actor: "runner", details: {} },
       ]);
-    case "refused":
-      return done({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error } }, [
-        { type: "dispatch.answer", actor: "runner", details: { ...answered, error: answer.error } },
+    case "refused": {
+      // The runner's reason is kept as data beside signoff's own error, and audited with its answer (issue 13).
+      const refusal = { http_status: answer.httpStatus, reason: answer.reason };
+      return done({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error, refusal } }, [
+        {
+          type: "dispatch.answer",
+          actor: "runner",
+          details: { ...answered, error: answer.error, http_status: answer.httpStatus, runner_reason: answer.reason },
+        },
         { type: "proposal.dispatch_failed", actor: "system", details: { reason: "refused", error: answer.error } },
       ]);
+    }
     case "retry": {
       if (attempt >= retry.maxAttempts) {
         return done({ ...p, status: "dispatch_failed", dispatch: { ...p.dispatch, last_error: answer.error } }, [

@@ -6,6 +6,7 @@ import type { ObjectChainHead } from "../audit/heads.ts";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import type { Refusal } from "../errors.ts";
 import { newNonce } from "../lib/crypto.ts";
+import { refusalMessage } from "../slack/card.ts";
 import { standingOf } from "../slack/standing.ts";
 import { membershipOf } from "../slack/usergroups.ts";
 import { flushAudit } from "./jobs/audit-flush.ts";
@@ -255,7 +256,8 @@ export class ProposalObject extends DurableObject<Env> {
       return {
         ...committed(t),
         also: (at) => {
-          if (input.channel) this.#ephemeral({ channel: input.channel, user, text: message }, at);
+          if (input.channel)
+            this.#ephemeral({ channel: input.channel, user, text: refusalMessage(p, t.code, message) }, at);
         },
         answer: { ok: false, code: t.code, message },
       };
@@ -281,7 +283,7 @@ export class ProposalObject extends DurableObject<Env> {
         next: null,
         events: verdict.events,
         also: (at) => {
-          if (channel) this.#ephemeral({ channel, user, text: message }, at);
+          if (channel) this.#ephemeral({ channel, user, text: refusalMessage(p, code, message) }, at);
         },
         answer: { ok: false, code, message },
       };

@@ -79,6 +79,13 @@ export interface MailState {
   done: Record<string, MailOutcome>;
 }
 
+/** Why the runner refused a dispatch, as it said it (issue 13). */
+export interface RunnerRefusal {
+  http_status: number;
+  /** Its answer's body, cut to 300 characters; null when it sent none. */
+  reason: string | null;
+}
+
 export interface SlackMessageRef {
   channel: string;
   ts: string;
@@ -111,7 +118,16 @@ export interface Proposal {
   /** Set once escalated; approvals given before escalation move to `prior_approvals`. */
   escalated: { by: string; at: string; prior_approvals: Approval[] } | null;
   decision: Decision | null;
-  dispatch: { attempts: number; last_error: string | null; dispatched_at: string | null };
+  dispatch: {
+    attempts: number;
+    last_error: string | null;
+    dispatched_at: string | null;
+    /**
+     * The runner's refusal when it answered 4xx: its status and its body as data, cut and with invisible characters
+     * replaced (src/dispatch/runner-answer.ts `refusalReason`); the runner's words, never signoff's. Absent otherwise.
+     */
+    refusal?: RunnerRefusal;
+  };
   result: { status: "succeeded" | "failed"; output: string; at: string } | null;
   slack: { messages: SlackMessageRef[] };
   /** Teams delivery state; null when the action has no Teams webhook. Never shown by the API. */

@@ -9,7 +9,9 @@ import type {
   ModalView,
   SectionBlock,
 } from "@slack/types";
-import { DEFAULT_VERIFY_LABELS } from "../config/policy.ts";
+import { DEFAULT_VERIFY_LABELS, isMailRecipient } from "../config/policy.ts";
+import { MAX_REFUSAL_REASON_CHARS } from "../dispatch/runner-answer.ts";
+import { deciders, requiredApprovals } from "../proposal/lifecycle.ts";
 import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
 import { codeBlock, codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
 import { paramsSectionText } from "./plan.ts";
@@ -33,6 +35,8 @@ export const CARD_BLOCK_IDS = {
   /** The proposer's summary, quoted. */
   summary: "signoff.summary",
   facts: "signoff.facts",
+  /** Who may decide, from the rule the proposal froze: signoff's words, shown while a decision is possible. */
+  deciders: "signoff.deciders",
   params: "signoff.params",
   reason: "signoff.reason",
   blastRadius: "signoff.blast_radius",
@@ -54,6 +58,8 @@ export const DENY_MODAL = {
 export const OUTPUT_EXCERPT_MAX = 500;
 const FALLBACK_TEXT_MAX = 300;
 const LAST_ERROR_MAX = 500;
+/** Room for the runner's reason as stored (MAX_REFUSAL_REASON_CHARS) once escaped: `&` alone becomes five. */
+const REFUSAL_REASON_MAX = 5 * MAX_REFUSAL_REASON_CHARS;
 const DENY_REASON_MAX = 1000;
 const LISTED_PEOPLE_MAX = 10;
 
@@ -93,11 +99,16 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
         mrkdwn(`*Approvals*\n${approvalsSoFar(p)}`),
       ],
     } satisfies SectionBlock,
+  ];
+  const who = decidersText(p, opts);
+  if (who)
+    blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.deciders, text: mrkdwn(who) } satisfies SectionBlock);
+  blocks.push(
     { type: "section", block_id: CARD_BLOCK_IDS.params, text: mrkdwn(params.text) } satisfies SectionBlock,
     quoted(CARD_BLOCK_IDS.reason, "Why", p.reason),
     quoted(CARD_BLOCK_IDS.blastRadius, "Blast radius", p.blast_radius),
     quoted(CARD_BLOCK_IDS.rollback, "Back-out", p.rollback),
-  ];
+  );
 
   const status = statusText(p, opts);
   if (status)
@@ -150,6 +161,42 @@ export function renderDenyModal(proposalId: string, summary: string): ModalView 
       },
     ],
   };
+}
+
+/**
+ * "Can approve: @alice, @oncall — 1 needed, not the requester @bob": who may decide this proposal as it stands, from
+ * the rule it froze (after escalation, the escalation approvers and their own count). Null once no decision is
+ * possible, and on the original card of an escalated proposal (the escalation message says it instead).
+ */
+export function decidersText(p: Proposal, opts: RenderOptions): string | null {
+  if (p.kind === "verify" || p.status !== "pending" || deadlinePassed(p, opts)) return null;
+  if (opts.role === "card" && p.escalated) return null;
+  const d = deciders(p);
+  const listed = [
+    ...d.approvers.map(policyApprover),
+    ...d.linkRecipients.map((r) => `${fit(r, 80)} (${isMailRecipient(r) ? "by mailed link" : "by link"})`),
+  ];
+  if (listed.length === 0) return null;
+  const shown = listed.slice(0, LISTED_PEOPLE_MAX).join(", ");
+  const who = listed.length > LISTED_PEOPLE_MAX ? `${shown} and ${listed.length - LISTED_PEOPLE_MAX} more` : shown;
+  if (d.requesterOnly) return `*Can approve:* ${who}, the requester, alone`;
+  const not = [
+    ...(d.escalator ? [`${actor(d.escalator)} (who escalated)`] : []),
+    ...(d.requester ? [`the requester ${person(d.requester)}`] : []),
+  ];
+  return `*Can approve:* ${who} — ${d.required} needed${not.length > 0 ? `, not ${not.join(" nor ")}` : ""}`;
+}
+
+/** Refusals whose clicker is not (or does not count as) one of the deciders: they are told who is. */
+const NAMES_DECIDERS = new Set(["not_an_approver", "not_a_member", "self_approval", "escalated_by_you"]);
+
+/**
+ * The ephemeral message a refused clicker gets: lifecycle.ts's reason, then, when they cannot decide, who can
+ * ("… Can approve: @alice, @oncall — 1 needed"), so they know whom to ask.
+ */
+export function refusalMessage(p: Proposal, code: string, reason: string): string {
+  const who = NAMES_DECIDERS.has(code) ? decidersText(p, { role: p.escalated ? "escalation" : "card" }) : null;
+  return who ? `${reason}\n${who.replace(/^\*Can approve:\*/, "Can approve:")}.` : reason;
 }
 
 /** An ephemeral refusal: the wording is decided elsewhere, this only makes it safe to post. */
@@ -375,6 +422,12 @@ function statusText(p: Proposal, opts: RenderOptions): string | null {
       return `${approvedBy(p)}\n${icon}${at}.${output}`;
     }
     case "dispatch_failed": {
+      const refusal = p.dispatch.refusal;
+      if (refusal) {
+        // The runner's words, in a code block: escaped, never formatted, never read as signoff's (issue 13).
+        const why = refusal.reason === null ? "." : `: ${codeBlock(refusal.reason, REFUSAL_REASON_MAX)}`;
+        return `${approvedBy(p)}\n:warning: Dispatch failed: the runner refused (HTTP ${refusal.http_status})${why}\nNothing ran.`;
+      }
       const lastError = p.dispatch.last_error ? `\nLast error: ${codeSpan(p.dispatch.last_error, LAST_ERROR_MAX)}` : "";
       return `${approvedBy(p)}\n:warning: Dispatch failed: the runner refused or could not be reached; nothing ran.${lastError}`;
     }
@@ -389,7 +442,7 @@ function statusText(p: Proposal, opts: RenderOptions): string | null {
     case "expired":
       return (
         `:hourglass: Expired ${slackDate(decidedAt ?? p.expires_at)} with ` +
-        `${p.approvals.length} of ${p.rule.required_approvals} approvals. Nothing ran.`
+        `${p.approvals.length} of ${requiredApprovals(p)} approvals. Nothing ran.`
       );
     case "cancelled": {
       const by = p.decision ? ` by ${actor(p.decision.by)}` : "";
@@ -411,10 +464,9 @@ function approvedBy(p: Proposal): string {
 }
 
 function approvalsSoFar(p: Proposal): string {
-  const count = `${p.approvals.length} of ${p.rule.required_approvals}`;
+  const count = `${p.approvals.length} of ${requiredApprovals(p)}`;
   const who = p.approvals.length > 0 ? `: ${actors(p.approvals.map((a) => a.user))}` : "";
-  const only = p.rule.requester_only ? "\nOnly the requester can decide." : "";
-  return count + who + only;
+  return count + who;
 }
 
 const FALLBACK_LEAD: Record<Proposal["status"], string> = {
@@ -472,7 +524,11 @@ function actors(ids: readonly string[]): string {
 
 /** Approvers from the operator's policy: users and user groups, so escalation reaches the group. */
 function policyApprovers(ids: readonly string[]): string {
-  return ids.map((id) => (SLACK_GROUP.test(id) ? `<!subteam^${id}>` : person(id))).join(", ");
+  return ids.map(policyApprover).join(", ");
+}
+
+function policyApprover(id: string): string {
+  return SLACK_GROUP.test(id) ? `<!subteam^${id}>` : person(id);
 }
 
 function channelSuffix(channel: string | null): string {

@@ -6,6 +6,7 @@ import type { AppEnv } from "../api/http.ts";
 import { withConfig } from "../api/middleware.ts";
 import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
+import { bodyText } from "../lib/encoding.ts";
 import type { ClickKind } from "../proposal/lifecycle.ts";
 import { proposalStub } from "../proposal/stub.ts";
 import { ACTION_IDS, DENY_MODAL, renderDenyModal } from "./card.ts";
@@ -42,7 +43,7 @@ const limitSlackBody = bodyLimit({
 
 slackRoutes.post("/interactions", withConfig, limitSlackBody, async (c) => {
   const { config } = c.var;
-  const raw = await c.req.text();
+  const raw = await bodyText(c.req);
   const verified = await verifySlackSignature(
     config.slackSigningSecret,
     c.req.raw.headers,
