@@ -39,7 +39,7 @@ const POLICY_JSON = `{
     "k8s.rollout_restart": { "approvers": ["U0ALICE", "S0ONCALL"], "max_ttl_seconds": 3600,
       "params_schema": { "type": "object", "required": ["deployment"], "properties": { "deployment": { "type": "string" } } },
       "escalation": { "approvers": ["S0SRELEADS"], "channel": "C0ESCALATE" } },
-    "demo.echo": { "requester_only": true, "requesters": ["U0BOB"], "ttl_seconds": 30 }
+    "demo.echo": { "requester_only": true, "requesters": ["U07QJ8K2ZPL"], "ttl_seconds": 30 }
   }
 }`;
 
@@ -358,7 +358,13 @@ test("--env local checks local mode's configuration: [env.local] with .dev.vars,
 
 test("the project's own [env.local] passes `npm run check-config -- --env local` with local mode's secrets", () => {
   const repo = fileURLToPath(new URL("../..", import.meta.url));
-  const devVarsPath = join(configDir({ ".dev.vars": devVars(SECRETS) }), ".dev.vars");
+  // What `npm start` writes besides: the demo decides one action through mailed links.
+  const local = {
+    ...SECRETS,
+    LINK_SECRET: "whsec_bGluay1zZWNyZXQtZm9yLXRlc3RzLTAwMDAwMDAw",
+    MAIL_API_TOKEN: "local-mail",
+  };
+  const devVarsPath = join(configDir({ ".dev.vars": devVars(local) }), ".dev.vars");
   const out = run(repo, ["--env", "local", "--dev-vars", devVarsPath]);
   assert.equal(out.code, 0, out.all);
   assert.equal(out.stderr, "");
