@@ -4,7 +4,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { CARD_WAIT_MS, JOBS_PER_RUN } from "../src/proposal/object.ts";
-import { click, createProposal, getProposal, jobsOf, settle } from "./helpers/api.ts";
+import { auditOf, click, createProposal, getProposal, jobsOf, settle } from "./helpers/api.ts";
 import { peer } from "./peer/client.ts";
 
 /** This proposal's card updates, in order. */
@@ -63,7 +63,25 @@ describe("an approval's downstream work, in one alarm run", () => {
   });
 });
 
-describe("a click storm on one card", () => {
+describe("refusal replies in a click storm", () => {
+  it("many refused clicks by two people: every one is audited, each person gets one ephemeral reply", async () => {
+    const p = await createProposal();
+    await settle(p.id);
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) => click("approve", p.id, i % 2 === 0 ? "U0BOB" : "U0MALLORY")),
+    );
+    await settle(p.id);
+    const replies = await peer.slackCalls("chat.postEphemeral");
+    expect(replies.map((r) => r.user).sort()).toEqual(["U0BOB", "U0MALLORY"]);
+    expect((await auditOf(p.id)).filter((e) => e.type === "click.refused")).toHaveLength(30);
+
+    // Within the next minute a new refusal is audited but not replied to again.
+    await click("approve", p.id, "U0MALLORY");
+    await settle(p.id);
+    expect(await peer.slackCalls("chat.postEphemeral")).toHaveLength(2);
+    expect((await auditOf(p.id)).filter((e) => e.type === "click.refused")).toHaveLength(31);
+  });
+
   it(`one alarm run does at most JOBS_PER_RUN (${JOBS_PER_RUN}) jobs and re-arms for the rest`, async () => {
     const p = await createProposal();
     await settle(p.id);

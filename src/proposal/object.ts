@@ -10,7 +10,13 @@ import { flushAudit } from "./jobs/audit-flush.ts";
 import type { JobContext, JobOutcome, JobRunner } from "./jobs/context.ts";
 import { dispatchToRunner } from "./jobs/dispatch.ts";
 import { deliverNotifications } from "./jobs/notify.ts";
-import { type EphemeralPayload, hasSlackCard, syncSlack } from "./jobs/slack-sync.ts";
+import {
+  EPHEMERAL_PREFIX,
+  type EphemeralPayload,
+  hasSlackCard,
+  REPLY_INTERVAL_MS,
+  syncSlack,
+} from "./jobs/slack-sync.ts";
 import { syncTeams } from "./jobs/teams-sync.ts";
 import {
   applyCancel,
@@ -35,6 +41,7 @@ import {
   findLink,
   type IssuedLink,
   issueLinks,
+  lastReplyAt,
   listLinks,
   loadProposal,
   markLinkUsed,
@@ -479,8 +486,15 @@ export class ProposalObject extends DurableObject<Env> {
     this.#jobs.schedule("audit", "flush", now);
   }
 
+  /**
+   * Queues a refusal's ephemeral reply, at most one per person per REPLY_INTERVAL_MS: clicks while one is waiting
+   * replace its text (the newest reason is the one sent), and clicks within the interval after one was sent get
+   * none (the refusal is audited either way). A storm of clicks on one card costs a reply per person, not per click.
+   */
   #ephemeral(payload: EphemeralPayload, now: number): void {
-    this.#jobs.schedule("slack", `ephemeral:${crypto.randomUUID()}`, now, JSON.stringify(payload));
+    const last = lastReplyAt(this.#sql, payload.user);
+    if (last !== null && now - last < REPLY_INTERVAL_MS) return;
+    this.#jobs.schedule("slack", `${EPHEMERAL_PREFIX}${payload.user}`, now, JSON.stringify(payload));
   }
 
   async #run(job: Job): Promise<void> {

@@ -190,6 +190,21 @@ export function dropNotification(sql: SqlStorage, seq: number): void {
   sql.exec(`DELETE FROM notifications WHERE seq = ?`, seq);
 }
 
+/** When `user` was last sent an ephemeral reply about this proposal (Unix ms), or null. */
+export function lastReplyAt(sql: SqlStorage, user: string): number | null {
+  const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, `reply:${user}`).toArray()[0];
+  return row ? Number(row.value) : null;
+}
+
+/** Notes that `user` was sent an ephemeral reply at `at` (meta `reply:<user>`). */
+export function noteReply(sql: SqlStorage, user: string, at: number): void {
+  sql.exec(
+    `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    `reply:${user}`,
+    String(at),
+  );
+}
+
 /** Records a runner-result webhook id; false when it was seen before (a replay). */
 export function markWebhookSeen(sql: SqlStorage, id: string, now: number): boolean {
   const inserted = sql.exec(`INSERT INTO seen_webhooks (id, at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, now);
