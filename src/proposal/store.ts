@@ -55,10 +55,13 @@ export function migrate(sql: SqlStorage): void {
       PRIMARY KEY (kind, key)
     )`);
   }
-  sql.exec(
-    `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    String(SCHEMA_VERSION),
-  );
+  // Only when it changed: every start of the object runs this, and an unconditional write made each one a commit.
+  if (version < SCHEMA_VERSION) {
+    sql.exec(
+      `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      String(SCHEMA_VERSION),
+    );
+  }
 }
 
 export function loadProposal(sql: SqlStorage): { proposal: Proposal; request_sha256: string } | null {
