@@ -38,6 +38,8 @@ import {
 import { backoffMs, type Job, type JobKind, JobTable } from "./scheduler.ts";
 import {
   appendToOutbox,
+  type ChainEnd,
+  chainHead,
   findLink,
   type IssuedLink,
   issueLinks,
@@ -163,6 +165,10 @@ export class ProposalObject extends DurableObject<Env> {
   readonly #waiters = new Set<() => void>();
   /** The platform alarm as last set or read: undefined until read, null when none is set. */
   #alarmAt: number | null | undefined;
+  /** The audit chain's end as last written (undefined until read): sealing an event needs it, reading it cost a query. */
+  #head: ChainEnd | undefined;
+  /** Whether an audit flush was asked for since the last one was claimed: the job row is there, due, not yet taken. */
+  #flushAsked = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -385,11 +391,15 @@ export class ProposalObject extends DurableObject<Env> {
       if (changes.length > 0) await Promise.race([changing, sleep(CARD_WAIT_MS)]);
       const messages = this.#jobs.claimDue(Date.now(), lease, { only: MESSAGES, limit: budget });
       budget -= messages.length;
+      const asked = this.#jobs.asked;
       await Promise.all([changing, ...messages.map((job) => this.#run(job))]);
-      if (!this.#jobs.hasDue(Date.now(), [...CHANGES, ...MESSAGES])) break;
+      // Another round only if this one asked for more (a slow runner's answer wants the card updated again).
+      if (this.#jobs.asked === asked || !this.#jobs.hasDue(Date.now(), [...CHANGES, ...MESSAGES])) break;
     }
     // The audit flush goes last, so the events those jobs just recorded travel in one D1 batch.
-    for (const job of this.#jobs.claimDue(Date.now(), lease, { only: "audit" })) await this.#run(job);
+    const flushes = this.#jobs.claimDue(Date.now(), lease, { only: "audit" });
+    if (flushes.length > 0) this.#flushAsked = false;
+    for (const job of flushes) await this.#run(job);
     this.#jobs.takeScheduled(); // nextWake() below accounts for everything the run asked for
     await this.#arm(this.#jobs.nextWake());
   }
@@ -425,7 +435,15 @@ export class ProposalObject extends DurableObject<Env> {
   /** The only transaction: a state change, its audit events and its jobs are written together or not at all. */
   #transact<R>(step: (now: number) => R): R {
     const now = Date.now();
-    return this.ctx.storage.transactionSync(() => step(now));
+    try {
+      return this.ctx.storage.transactionSync(() => step(now));
+    } catch (error) {
+      // Rolled back: what the step remembered of its writes is not true; read it again next time.
+      this.#cached = undefined;
+      this.#head = undefined;
+      this.#flushAsked = false;
+      throw error;
+    }
   }
 
   // ---- internals -------------------------------------------------------------------
@@ -482,8 +500,13 @@ export class ProposalObject extends DurableObject<Env> {
   }
 
   #record(proposalId: string, events: EventDraft[], now: number): void {
-    appendToOutbox(this.#sql, proposalId, events, now);
-    this.#jobs.schedule("audit", "flush", now);
+    this.#head ??= chainHead(this.#sql);
+    const sealed = appendToOutbox(this.#sql, proposalId, events, now, this.#head);
+    const last = sealed.at(-1);
+    if (last) this.#head = { idx: last.idx, hash: last.hash };
+    // One request for a flush is enough until a run takes it (a run under way needs a new one: its version).
+    if (!this.#flushAsked) this.#jobs.schedule("audit", "flush", now);
+    this.#flushAsked = true;
   }
 
   /**

@@ -28,6 +28,8 @@ export interface ClaimFilter {
 export class JobTable {
   /** The earliest due time asked for since `takeScheduled()` last looked (null: nothing asked for). */
   #scheduled: number | null = null;
+  /** How many times schedule() or reschedule() were called on this instance: a run compares it to see if anything new was asked for. */
+  asked = 0;
 
   /** Wraps the `jobs` table that migrate() (src/proposal/store.ts) creates with the rest of the schema. */
   constructor(private readonly sql: SqlStorage) {}
@@ -43,6 +45,7 @@ export class JobTable {
   }
 
   #asked(dueAt: number): void {
+    this.asked += 1;
     if (this.#scheduled === null || dueAt < this.#scheduled) this.#scheduled = dueAt;
   }
 

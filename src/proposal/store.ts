@@ -91,14 +91,23 @@ export function saveProposal(sql: SqlStorage, proposal: Proposal, requestSha256?
   }
 }
 
-/** Numbers, chains and seals the drafts after the last event, then queues them for D1. */
+/** Where the chain ends: the last event sealed (position 0 and the genesis hash before the first). */
+export interface ChainEnd {
+  idx: number;
+  hash: string;
+}
+
+/**
+ * Numbers, chains and seals the drafts after the last event, then queues them for D1. `head` is the chain's end
+ * when the caller knows it (the object remembers it between steps); otherwise it is read from `meta`.
+ */
 export function appendToOutbox(
   sql: SqlStorage,
   proposalId: string,
   drafts: readonly EventDraft[],
   now: number,
+  head: ChainEnd = chainHead(sql),
 ): AuditEvent[] {
-  const head = chainHead(sql);
   let idx = head.idx;
   let prev = head.hash;
   const at = new Date(now).toISOString();
@@ -122,7 +131,7 @@ export function appendToOutbox(
   return sealed;
 }
 
-function chainHead(sql: SqlStorage): { idx: number; hash: string } {
+export function chainHead(sql: SqlStorage): ChainEnd {
   const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`).toArray()[0];
   return row ? (JSON.parse(row.value) as { idx: number; hash: string }) : { idx: 0, hash: GENESIS_HASH };
 }
