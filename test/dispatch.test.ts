@@ -123,7 +123,10 @@ describe("dispatch", () => {
     const answer = (await auditOf(p.id)).find((e) => e.type === "dispatch.answer");
     expect(answer?.details).toMatchObject({ outcome: "refused", http_status: 422, runner_reason: reason });
 
-    const card = (await peer.slackCalls("chat.update")).filter((c) => JSON.stringify(c.blocks).includes(p.id)).at(-1)!;
+    // The card as Slack last got it: an update, or, when the card's first post already carried the outcome (card
+    // changes coalesce within one alarm run), the post itself.
+    const posts = [...(await peer.slackCalls("chat.postMessage")), ...(await peer.slackCalls("chat.update"))];
+    const card = posts.filter((c) => JSON.stringify(c.blocks).includes(p.id)).at(-1)!;
     const text = JSON.stringify(card.blocks);
     expect(text).toContain(
       "Dispatch failed: the runner refused (HTTP 422): ```&lt;!channel&gt; &lt;https://evil.example|your bank&gt;",

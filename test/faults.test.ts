@@ -371,7 +371,8 @@ describe("forged and malicious runner answers", () => {
     const afterHostile = await getProposal(hostile.id);
     expect(afterHostile.status).toBe("failed");
     expect(afterHostile.result.output).toBe(hostileOutput.slice(0, 16_384));
-    const card = (await peer.slackCalls("chat.update"))
+    // The card as last sent: clicked before its first post went out, it is posted already showing the result.
+    const card = [...(await peer.slackCalls("chat.postMessage")), ...(await peer.slackCalls("chat.update"))]
       .filter((c) => JSON.stringify(c.blocks).includes(hostile.id))
       .at(-1)!;
     const text = JSON.stringify(card.blocks);

@@ -152,6 +152,43 @@ describe("claimDue and leases", () => {
   });
 });
 
+describe("claims that an alarm run makes in stages (issue 12)", () => {
+  it("takes several kinds at once, at most `limit` of them, earliest first, and leases only those", async () => {
+    const result = await withJobs((jobs) => {
+      jobs.schedule("slack", "ephemeral:U1", T - 3);
+      jobs.schedule("slack", "ephemeral:U2", T - 2);
+      jobs.schedule("notify", "queue", T - 1);
+      jobs.schedule("dispatch", "runner", T);
+      const taken = jobs.claimDue(T, lease, { only: ["slack", "notify"], limit: 2 }).map((j) => j.key);
+      return { taken, left: jobs.claimDue(T, lease).map((j) => `${j.kind}/${j.key}`) };
+    });
+    expect(result).toEqual({ taken: ["ephemeral:U1", "ephemeral:U2"], left: ["notify/queue", "dispatch/runner"] });
+  });
+
+  it("hasDue says whether a job of these kinds is due and free, without taking it", async () => {
+    const seen = await withJobs((jobs) => {
+      jobs.schedule("slack", "card", T);
+      jobs.schedule("expire", "ttl", T + 600_000);
+      const before = { slack: jobs.hasDue(T, ["slack"]), expire: jobs.hasDue(T, ["expire"]) };
+      jobs.claimDue(T, lease);
+      return { before, whileLeased: jobs.hasDue(T + 1, ["slack"]) };
+    });
+    expect(seen).toEqual({ before: { slack: true, expire: false }, whileLeased: false });
+  });
+
+  it("takeScheduled gives the earliest time asked for since it last looked, then nothing", async () => {
+    const seen = await withJobs((jobs) => {
+      jobs.schedule("expire", "ttl", T + 600_000);
+      jobs.schedule("slack", "card", T + 5);
+      const first = jobs.takeScheduled();
+      const again = jobs.takeScheduled();
+      jobs.reschedule("expire", "ttl", T + 9);
+      return { first, again, rescheduled: jobs.takeScheduled() };
+    });
+    expect(seen).toEqual({ first: T + 5, again: null, rescheduled: T + 9 });
+  });
+});
+
 describe("complete and retry", () => {
   it("complete removes the job its run took", async () => {
     const left = await withJobs((jobs) => {

@@ -14,7 +14,13 @@ import type { JobContext, JobOutcome, JobRunner } from "./jobs/context.ts";
 import { dispatchToRunner } from "./jobs/dispatch.ts";
 import { mailLinks } from "./jobs/mail.ts";
 import { deliverNotifications } from "./jobs/notify.ts";
-import { type EphemeralPayload, hasSlackCard, syncSlack } from "./jobs/slack-sync.ts";
+import {
+  EPHEMERAL_PREFIX,
+  type EphemeralPayload,
+  hasSlackCard,
+  REPLY_INTERVAL_MS,
+  syncSlack,
+} from "./jobs/slack-sync.ts";
 import { syncTeams } from "./jobs/teams-sync.ts";
 import {
   applyCancel,
@@ -35,12 +41,15 @@ import {
   type Standing,
   type Transition,
 } from "./lifecycle.ts";
-import { backoffMs, type Job, type JobKind, JobTable } from "./scheduler.ts";
+import { backoffMs, JOB_KINDS, type Job, type JobKind, JobTable } from "./scheduler.ts";
 import {
   appendToOutbox,
+  type ChainEnd,
+  chainHead,
   findLink,
   type IssuedLink,
   issueLinks,
+  lastReplyAt,
   listLinks,
   loadProposal,
   markLinkUsed,
@@ -141,6 +150,21 @@ interface Change<R> {
 const NO_PROPOSAL: Refusal = { status: 404, code: "not_found", message: "no such proposal" };
 const NO_PROPOSAL_SLACK = { ok: false, code: "not_found", message: "This proposal does not exist." } as const;
 
+/** What changes the proposal: run first in an alarm run, so the messages after it show the outcome. */
+const CHANGES: readonly JobKind[] = ["expire", "dispatch"];
+/** What tells people about it: every other kind but the audit flush, which goes last (so a new kind is never left out). */
+const MESSAGES: readonly JobKind[] = JOB_KINDS.filter((kind) => !CHANGES.includes(kind) && kind !== "audit");
+/**
+ * How long an alarm run holds the messages back for a dispatch under way: a runner that answers within it gets
+ * one card update showing the result; a slower one gets "approved, running" now and the result when it comes.
+ * This is how long a card may show a proposal as pending after it was approved (README "Slack card updates").
+ */
+export const CARD_WAIT_MS = 1_000;
+/** At most this many jobs per alarm run (the rest re-arm it): inside an invocation's subrequest limits. */
+export const JOBS_PER_RUN = 20;
+/** Rounds of changes-then-messages per run (a slow runner's answer is the second). */
+const ROUNDS_PER_RUN = 3;
+
 /** How long one run may hold its job before another run may take it over. */
 function leaseMs(kind: JobKind, config: Config | null): number {
   if (kind === "dispatch") return (config?.dispatchTimeoutMs ?? 10_000) + 5_000;
@@ -156,6 +180,10 @@ export class ProposalObject extends DurableObject<Env> {
   readonly #waiters = new Set<() => void>();
   /** The platform alarm as last set or read: undefined until read, null when none is set. */
   #alarmAt: number | null | undefined;
+  /** The audit chain's end as last written (undefined until read): sealing an event needs it, reading it cost a query. */
+  #head: ChainEnd | undefined;
+  /** Whether an audit flush was asked for since the last one was claimed: the job row is there, due, not yet taken. */
+  #flushAsked = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -361,8 +389,16 @@ export class ProposalObject extends DurableObject<Env> {
     return objectChainHead(this.#sql);
   }
 
+  /**
+   * Runs what is due, in an order that lets one run do everything an approval sets off: first what changes the
+   * proposal (expiry, the dispatch), then the messages that show it (Slack, Teams, outcome events), so a card
+   * shows where the proposal ended instead of being updated once per step, then one audit flush carrying every
+   * event the run recorded. A runner slower than CARD_WAIT_MS does not hold the card back: the messages go out
+   * with the state as it is then, and the answer's own change follows in the next round of the same run. At most
+   * JOBS_PER_RUN jobs per run (the rest re-arm the alarm), so one object stays inside a Worker invocation's
+   * subrequest and connection limits however many clicks queued replies.
+   */
   override async alarm(): Promise<void> {
-    const now = Date.now();
     let config: Config | null = null;
     try {
       config = this.#config();
@@ -371,12 +407,25 @@ export class ProposalObject extends DurableObject<Env> {
     }
     this.#alarmAt = null; // the platform has consumed it
     const lease = (kind: JobKind) => leaseMs(kind, config);
-    const due = this.#jobs.claimDue(now, lease, { except: "audit" });
-    await Promise.all(due.map((job) => this.#run(job)));
-    // The audit flush goes last, so the events those jobs just recorded travel in the same
-    // D1 batch instead of needing another alarm run (measured by npm run bench).
-    for (const job of this.#jobs.claimDue(Date.now(), lease, { only: "audit" })) await this.#run(job);
-    await this.#arm();
+    let budget = JOBS_PER_RUN;
+    for (let round = 0; round < ROUNDS_PER_RUN && budget > 0; round++) {
+      const changes = this.#jobs.claimDue(Date.now(), lease, { only: CHANGES, limit: budget });
+      budget -= changes.length;
+      const changing = Promise.all(changes.map((job) => this.#run(job)));
+      if (changes.length > 0) await Promise.race([changing, sleep(CARD_WAIT_MS)]);
+      const messages = this.#jobs.claimDue(Date.now(), lease, { only: MESSAGES, limit: budget });
+      budget -= messages.length;
+      const asked = this.#jobs.asked;
+      await Promise.all([changing, ...messages.map((job) => this.#run(job))]);
+      // Another round only if this one asked for more (a slow runner's answer wants the card updated again).
+      if (this.#jobs.asked === asked || !this.#jobs.hasDue(Date.now(), [...CHANGES, ...MESSAGES])) break;
+    }
+    // The audit flush goes last, so the events those jobs just recorded travel in one D1 batch.
+    const flushes = this.#jobs.claimDue(Date.now(), lease, { only: "audit" });
+    if (flushes.length > 0) this.#flushAsked = false;
+    for (const job of flushes) await this.#run(job);
+    this.#jobs.takeScheduled(); // nextWake() below accounts for everything the run asked for
+    await this.#arm(this.#jobs.nextWake());
   }
 
   // ---- the one path that changes state ---------------------------------------------
@@ -403,14 +452,22 @@ export class ProposalObject extends DurableObject<Env> {
   /** One synchronous transaction, then the alarm re-armed to whatever it scheduled. */
   async #commit<R>(step: (now: number) => R): Promise<R> {
     const result = this.#transact(step);
-    await this.#arm();
+    await this.#armForChange();
     return result;
   }
 
   /** The only transaction: a state change, its audit events and its jobs are written together or not at all. */
   #transact<R>(step: (now: number) => R): R {
     const now = Date.now();
-    return this.ctx.storage.transactionSync(() => step(now));
+    try {
+      return this.ctx.storage.transactionSync(() => step(now));
+    } catch (error) {
+      // Rolled back: what the step remembered of its writes is not true; read it again next time.
+      this.#cached = undefined;
+      this.#head = undefined;
+      this.#flushAsked = false;
+      throw error;
+    }
   }
 
   // ---- internals -------------------------------------------------------------------
@@ -479,12 +536,24 @@ export class ProposalObject extends DurableObject<Env> {
   }
 
   #record(proposalId: string, events: EventDraft[], now: number): void {
-    appendToOutbox(this.#sql, proposalId, events, now);
-    this.#jobs.schedule("audit", "flush", now);
+    this.#head ??= chainHead(this.#sql);
+    const sealed = appendToOutbox(this.#sql, proposalId, events, now, this.#head);
+    const last = sealed.at(-1);
+    if (last) this.#head = { idx: last.idx, hash: last.hash };
+    // One request for a flush is enough until a run takes it (a run under way needs a new one: its version).
+    if (!this.#flushAsked) this.#jobs.schedule("audit", "flush", now);
+    this.#flushAsked = true;
   }
 
+  /**
+   * Queues a refusal's ephemeral reply, at most one per person per REPLY_INTERVAL_MS: clicks while one is waiting
+   * replace its text (the newest reason is the one sent), and clicks within the interval after one was sent get
+   * none (the refusal is audited either way). A storm of clicks on one card costs a reply per person, not per click.
+   */
   #ephemeral(payload: EphemeralPayload, now: number): void {
-    this.#jobs.schedule("slack", `ephemeral:${crypto.randomUUID()}`, now, JSON.stringify(payload));
+    const last = lastReplyAt(this.#sql, payload.user);
+    if (last !== null && now - last < REPLY_INTERVAL_MS) return;
+    this.#jobs.schedule("slack", `${EPHEMERAL_PREFIX}${payload.user}`, now, JSON.stringify(payload));
   }
 
   async #run(job: Job): Promise<void> {
@@ -510,10 +579,12 @@ export class ProposalObject extends DurableObject<Env> {
     else this.#jobs.retry(job, outcome.retryAt);
   }
 
-  async #arm(): Promise<void> {
-    const wake = this.#jobs.nextWake();
-    // What the alarm is set to, read from storage once per instance and then remembered
-    // (a getAlarm() on every change was measurable on the click path).
+  /**
+   * Sets the platform alarm to `wake` (the earliest job), or deletes it when nothing is left. What the alarm is set
+   * to is read from storage once per instance and then remembered: a getAlarm() or setAlarm() on every change was
+   * measurable on the click path (npm run bench), and locally each setAlarm is a commit of its own.
+   */
+  async #arm(wake: number | null): Promise<void> {
     if (this.#alarmAt === undefined) this.#alarmAt = await this.ctx.storage.getAlarm();
     if (wake === null) {
       if (this.#alarmAt !== null) await this.ctx.storage.deleteAlarm();
@@ -527,4 +598,22 @@ export class ProposalObject extends DurableObject<Env> {
       this.#alarmAt = at;
     }
   }
+
+  /**
+   * After a change outside the alarm: re-arms only when the change asked for a job earlier than the alarm. An
+   * alarm left earlier than needed (a job was cancelled) only fires, finds nothing due and re-arms.
+   */
+  async #armForChange(): Promise<void> {
+    const asked = this.#jobs.takeScheduled();
+    if (asked === null) return;
+    if (this.#alarmAt === undefined && asked > Date.now()) this.#alarmAt = await this.ctx.storage.getAlarm();
+    if (typeof this.#alarmAt === "number" && this.#alarmAt <= Math.max(asked, Date.now())) return;
+    // The alarm is later than what was asked (or unset, or unknown and the job is due now): the job is the earliest.
+    await this.ctx.storage.setAlarm(Math.max(asked, Date.now()));
+    this.#alarmAt = Math.max(asked, Date.now());
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -16,11 +16,39 @@ export interface Job {
   payload: string | null;
 }
 
-export type JobKind = "expire" | "audit" | "slack" | "dispatch" | "notify" | "teams" | "mail";
+export const JOB_KINDS = ["expire", "audit", "slack", "dispatch", "notify", "teams", "mail"] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+/** Which jobs a claim takes: one kind or several, all but one, and at most how many. */
+export interface ClaimFilter {
+  only?: JobKind | readonly JobKind[];
+  except?: JobKind;
+  limit?: number;
+}
 
 export class JobTable {
+  /** The earliest due time asked for since `takeScheduled()` last looked (null: nothing asked for). */
+  #scheduled: number | null = null;
+  /** How many times schedule() or reschedule() were called on this instance: a run compares it to see if anything new was asked for. */
+  asked = 0;
+
   /** Wraps the `jobs` table that migrate() (src/proposal/store.ts) creates with the rest of the schema. */
   constructor(private readonly sql: SqlStorage) {}
+
+  /**
+   * The earliest due time that schedule() or reschedule() asked for since the last call, then forgets it. The
+   * object re-arms its alarm only when this is earlier than the alarm (no nextWake() query after every change).
+   */
+  takeScheduled(): number | null {
+    const at = this.#scheduled;
+    this.#scheduled = null;
+    return at;
+  }
+
+  #asked(dueAt: number): void {
+    this.asked += 1;
+    if (this.#scheduled === null || dueAt < this.#scheduled) this.#scheduled = dueAt;
+  }
 
   /**
    * Asks for a run at `dueAt`. An existing job keeps its attempt count and any lease (a
@@ -39,39 +67,65 @@ export class JobTable {
       dueAt,
       payload,
     );
+    this.#asked(dueAt);
   }
 
   /** Moves a job to exactly `dueAt` (later or earlier), as an expiry extension needs. */
   reschedule(kind: JobKind, key: string, dueAt: number): void {
     this.sql.exec(`UPDATE jobs SET due_at = ?, version = version + 1 WHERE kind = ? AND key = ?`, dueAt, kind, key);
+    this.#asked(dueAt);
   }
 
-  /** Jobs due at `now` that no run holds; each is leased until `now + leaseMs(kind)` before return. */
-  claimDue(now: number, leaseMs: (kind: JobKind) => number, filter: { only?: JobKind; except?: JobKind } = {}): Job[] {
-    const jobs = this.sql
+  /**
+   * Jobs due at `now` that no run holds (earliest first, at most `filter.limit`); each is leased until
+   * `now + leaseMs(kind)` before return, in the same statement that finds it.
+   */
+  claimDue(now: number, leaseMs: (kind: JobKind) => number, filter: ClaimFilter = {}): Job[] {
+    const only = filter.only === undefined ? JOB_KINDS : typeof filter.only === "string" ? [filter.only] : filter.only;
+    const kinds = only.filter((kind) => kind !== filter.except);
+    if (kinds.length === 0 || filter.limit === 0) return [];
+    const leases = JSON.stringify(Object.fromEntries(kinds.map((kind) => [kind, leaseMs(kind)])));
+    return this.sql
       .exec<Record<keyof Job, SqlStorageValue>>(
-        `SELECT * FROM jobs WHERE due_at <= ? AND lease_until <= ? ORDER BY due_at, kind, key`,
+        `UPDATE jobs SET lease_until = ?1 + json_extract(?2, '$.' || kind)
+         WHERE rowid IN (
+           SELECT rowid FROM jobs
+           WHERE due_at <= ?1 AND lease_until <= ?1 AND kind IN (SELECT value FROM json_each(?3))
+           ORDER BY due_at, kind, key LIMIT ?4)
+         RETURNING *`,
         now,
-        now,
+        leases,
+        JSON.stringify(kinds),
+        filter.limit ?? -1,
       )
       .toArray()
       .map(toJob)
-      .filter((job) => (filter.only === undefined || job.kind === filter.only) && job.kind !== filter.except);
-    for (const job of jobs) {
-      this.sql.exec(
-        `UPDATE jobs SET lease_until = ? WHERE kind = ? AND key = ?`,
-        now + leaseMs(job.kind),
-        job.kind,
-        job.key,
-      );
-    }
-    return jobs;
+      .sort(byDue);
+  }
+
+  /** Whether a job (of these kinds) is due at `now` and free to run. */
+  hasDue(now: number, kinds: readonly JobKind[] = JOB_KINDS): boolean {
+    return (
+      this.sql
+        .exec(
+          `SELECT 1 FROM jobs WHERE due_at <= ?1 AND lease_until <= ?1 AND kind IN (SELECT value FROM json_each(?2)) LIMIT 1`,
+          now,
+          JSON.stringify(kinds),
+        )
+        .toArray().length > 0
+    );
   }
 
   /** The run of `job` is done: remove it unless it was scheduled again meanwhile. */
   complete(job: Job): void {
-    this.sql.exec(`DELETE FROM jobs WHERE kind = ? AND key = ? AND version = ?`, job.kind, job.key, job.version);
-    this.sql.exec(`UPDATE jobs SET lease_until = 0 WHERE kind = ? AND key = ?`, job.kind, job.key);
+    const removed = this.sql.exec(
+      `DELETE FROM jobs WHERE kind = ? AND key = ? AND version = ?`,
+      job.kind,
+      job.key,
+      job.version,
+    );
+    if (removed.rowsWritten === 0)
+      this.sql.exec(`UPDATE jobs SET lease_until = 0 WHERE kind = ? AND key = ?`, job.kind, job.key);
   }
 
   /** The run failed: try again at `dueAt` (unless re-scheduled sooner meanwhile). */
@@ -114,6 +168,14 @@ export class JobTable {
   list(): Job[] {
     return this.sql.exec<Record<keyof Job, SqlStorageValue>>(`SELECT * FROM jobs ORDER BY due_at`).toArray().map(toJob);
   }
+}
+
+function byDue(a: Job, b: Job): number {
+  return (
+    a.due_at - b.due_at ||
+    (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0) ||
+    (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+  );
 }
 
 function toJob(row: Record<keyof Job, SqlStorageValue>): Job {

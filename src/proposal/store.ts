@@ -55,10 +55,13 @@ export function migrate(sql: SqlStorage): void {
       PRIMARY KEY (kind, key)
     )`);
   }
-  sql.exec(
-    `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    String(SCHEMA_VERSION),
-  );
+  // Only when it changed: every start of the object runs this, and an unconditional write made each one a commit.
+  if (version < SCHEMA_VERSION) {
+    sql.exec(
+      `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      String(SCHEMA_VERSION),
+    );
+  }
 }
 
 export function loadProposal(sql: SqlStorage): { proposal: Proposal; request_sha256: string } | null {
@@ -97,14 +100,23 @@ export function saveProposal(sql: SqlStorage, proposal: Proposal, requestSha256?
   }
 }
 
-/** Numbers, chains and seals the drafts after the last event, then queues them for D1. */
+/** Where the chain ends: the last event sealed (position 0 and the genesis hash before the first). */
+export interface ChainEnd {
+  idx: number;
+  hash: string;
+}
+
+/**
+ * Numbers, chains and seals the drafts after the last event, then queues them for D1. `head` is the chain's end
+ * when the caller knows it (the object remembers it between steps); otherwise it is read from `meta`.
+ */
 export function appendToOutbox(
   sql: SqlStorage,
   proposalId: string,
   drafts: readonly EventDraft[],
   now: number,
+  head: ChainEnd = chainHead(sql),
 ): AuditEvent[] {
-  const head = chainHead(sql);
   let idx = head.idx;
   let prev = head.hash;
   const at = new Date(now).toISOString();
@@ -128,7 +140,7 @@ export function appendToOutbox(
   return sealed;
 }
 
-function chainHead(sql: SqlStorage): { idx: number; hash: string } {
+export function chainHead(sql: SqlStorage): ChainEnd {
   const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`).toArray()[0];
   return row ? (JSON.parse(row.value) as { idx: number; hash: string }) : { idx: 0, hash: GENESIS_HASH };
 }
@@ -197,6 +209,21 @@ export function countNotificationAttempt(sql: SqlStorage, seq: number): void {
 
 export function dropNotification(sql: SqlStorage, seq: number): void {
   sql.exec(`DELETE FROM notifications WHERE seq = ?`, seq);
+}
+
+/** When `user` was last sent an ephemeral reply about this proposal (Unix ms), or null. */
+export function lastReplyAt(sql: SqlStorage, user: string): number | null {
+  const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, `reply:${user}`).toArray()[0];
+  return row ? Number(row.value) : null;
+}
+
+/** Notes that `user` was sent an ephemeral reply at `at` (meta `reply:<user>`). */
+export function noteReply(sql: SqlStorage, user: string, at: number): void {
+  sql.exec(
+    `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    `reply:${user}`,
+    String(at),
+  );
 }
 
 /** Records a runner-result webhook id; false when it was seen before (a replay). */

@@ -37,5 +37,7 @@ export const flushAudit: JobRunner = async (ctx, job) => {
       return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
     }
     dropFlushed(ctx.sql, last.idx);
+    // A short batch took everything there was; events recorded while D1 answered asked for a flush of their own.
+    if (events.length < BATCH) return DONE;
   }
 };

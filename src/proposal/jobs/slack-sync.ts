@@ -4,11 +4,16 @@
 import { renderCard } from "../../slack/card.ts";
 import { callSlack, type SlackCallResult } from "../../slack/web-api.ts";
 import { type Job, messageRetryDelayMs } from "../scheduler.ts";
+import { noteReply } from "../store.ts";
 import type { Proposal, SlackMessageRef } from "../types.ts";
 import { DONE, type JobContext, type JobOutcome, type JobRunner } from "./context.ts";
 
 const MESSAGE_ATTEMPTS = 10;
 const EPHEMERAL_ATTEMPTS = 3;
+/** Job keys of ephemeral replies: one per person (`ephemeral:<Slack user id>`). */
+export const EPHEMERAL_PREFIX = "ephemeral:";
+/** At most one ephemeral reply per person and proposal in this long (issue 12: a click storm on one card). */
+export const REPLY_INTERVAL_MS = 60_000;
 
 export interface EphemeralPayload {
   channel: string;
@@ -17,7 +22,7 @@ export interface EphemeralPayload {
 }
 
 export const syncSlack: JobRunner = async (ctx, job) => {
-  if (job.key.startsWith("ephemeral:")) return sendEphemeral(ctx, job);
+  if (job.key.startsWith(EPHEMERAL_PREFIX)) return sendEphemeral(ctx, job);
   const role = job.key === "escalation" ? "escalation" : "card";
   const p = ctx.proposal();
   if (role === "card" && !hasSlackCard(p)) return DONE;
@@ -83,7 +88,10 @@ async function sendEphemeral(ctx: JobContext, job: Job): Promise<JobOutcome> {
     user: payload.user,
     text: payload.text,
   });
-  if (result.kind === "ok") return DONE;
+  if (result.kind === "ok") {
+    noteReply(ctx.sql, payload.user, ctx.now());
+    return DONE;
+  }
   return slackFailure(ctx, job, result, "chat.postEphemeral", EPHEMERAL_ATTEMPTS);
 }
 
