@@ -3,6 +3,7 @@
 // no script, no external resource (see the CSP in routes.ts).
 import { asciiJson } from "../lib/ascii-json.ts";
 import { escapeHtml } from "../lib/html.ts";
+import { utcText } from "../lib/time.ts";
 import type { LinkChoice, Proposal } from "../proposal/types.ts";
 import { choiceTitle } from "../teams/card.ts";
 
@@ -35,16 +36,6 @@ ${main}
 </main></body></html>`;
 }
 
-const iso = (at: string) => {
-  const ms = Date.parse(at);
-  return Number.isNaN(ms)
-    ? at
-    : new Date(ms)
-        .toISOString()
-        .replace(/\.\d{3}Z$/, " UTC")
-        .replace("T", " ");
-};
-
 /** The proposal's facts as a definition list; `recipient` is whom the link was minted for. */
 function facts(p: Proposal, recipient: string | null): string {
   const verify = p.kind === "verify";
@@ -54,7 +45,7 @@ function facts(p: Proposal, recipient: string | null): string {
   rows.push([verify ? "Details" : "Why", escapeHtml(p.reason)]);
   if (p.blast_radius) rows.push(["Blast radius", escapeHtml(p.blast_radius)]);
   if (p.rollback) rows.push(["Back-out", escapeHtml(p.rollback)]);
-  rows.push(["Deadline", `<time datetime="${escapeHtml(p.expires_at)}">${escapeHtml(iso(p.expires_at))}</time>`]);
+  rows.push(["Deadline", `<time datetime="${escapeHtml(p.expires_at)}">${escapeHtml(utcText(p.expires_at))}</time>`]);
   if (!verify && p.rule.required_approvals > 1)
     rows.push(["Approvals", `${p.approvals.length} of ${p.rule.required_approvals}`]);
   if (recipient !== null) rows.push(["This link is for", escapeHtml(recipient)]);

@@ -4,6 +4,7 @@
 // JSON, as on the cards (issue 11 item 4); the only links in the message are signoff's two.
 import { asciiJson } from "../lib/ascii-json.ts";
 import { escapeHtml } from "../lib/html.ts";
+import { utcText } from "../lib/time.ts";
 import { requiredApprovals } from "../proposal/lifecycle.ts";
 import type { Proposal } from "../proposal/types.ts";
 
@@ -36,16 +37,6 @@ function headerText(text: string, max: number): string {
   return chars.length <= max ? line : `${chars.slice(0, max - 1).join("")}…`;
 }
 
-const deadline = (at: string) => {
-  const ms = Date.parse(at);
-  return Number.isNaN(ms)
-    ? at
-    : new Date(ms)
-        .toISOString()
-        .replace(/\.\d{3}Z$/, " UTC")
-        .replace("T", " ");
-};
-
 /** The proposer's texts, in the order the card shows them; empty ones left out. */
 function proposerTexts(p: Proposal): Array<[string, string]> {
   const texts: Array<[string, string]> = [["Why", p.reason]];
@@ -59,7 +50,7 @@ function facts(p: Proposal): Array<[string, string]> {
   const rows: Array<[string, string]> = [];
   if (p.requested_by !== null) rows.push(["Requested by", `Slack user ${p.requested_by}`]);
   rows.push(["Approvals needed", `${requiredApprovals(p)} (distinct people)`]);
-  rows.push(["Deadline", deadline(p.expires_at)]);
+  rows.push(["Deadline", utcText(p.expires_at)]);
   rows.push(["Proposal", `${p.id} · plan ${p.plan_sha256.slice(0, 12)}`]);
   return rows;
 }

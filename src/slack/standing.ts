@@ -2,6 +2,8 @@
 // (`is_restricted` / `is_ultra_restricted` from users.info) or someone from another workspace (a Slack Connect
 // channel) never counts. users.info answers are cached per isolate for at most 5 minutes, like group membership;
 // a lookup Slack cannot answer just now denies, never allows.
+
+import { LookupCache } from "../lib/lookup-cache.ts";
 import type { Standing } from "../proposal/lifecycle.ts";
 import { GROUP_CACHE_MS } from "./usergroups.ts";
 import { callSlack } from "./web-api.ts";
@@ -12,9 +14,6 @@ interface Account {
   /** Deactivated users and bots never decide either. */
   inactive: boolean;
 }
-
-const cache = new Map<string, { account: Account; until: number }>();
-const inFlight = new Map<string, Promise<Account | null>>();
 
 /**
  * `team` is the workspace the signed payload says the clicker belongs to (`user.team_id`); `homeTeam` is
@@ -36,31 +35,20 @@ export async function standingOf(
   return "member";
 }
 
+const accounts = new LookupCache<Account>(GROUP_CACHE_MS);
+
 function accountOf(user: string, slack: { base: string; token: string }, now: number): Promise<Account | null> {
-  const hit = cache.get(user);
-  if (hit && hit.until > now) return Promise.resolve(hit.account);
-  let pending = inFlight.get(user);
-  if (!pending) {
-    pending = fetchAccount(user, slack, now).finally(() => inFlight.delete(user));
-    inFlight.set(user, pending);
-  }
-  return pending;
+  return accounts.get(user, now, () => fetchAccount(user, slack));
 }
 
-async function fetchAccount(
-  user: string,
-  slack: { base: string; token: string },
-  now: number,
-): Promise<Account | null> {
+async function fetchAccount(user: string, slack: { base: string; token: string }): Promise<Account | null> {
   const result = await callSlack(slack.base, slack.token, "users.info", { user });
   if (result.kind !== "ok") return null;
   const info = (result.data as { user?: Record<string, unknown> }).user;
   if (!info || info.id !== user) return null;
-  const account: Account = {
+  return {
     team: typeof info.team_id === "string" ? info.team_id : null,
     guest: info.is_restricted === true || info.is_ultra_restricted === true,
     inactive: info.deleted === true || info.is_bot === true,
   };
-  cache.set(user, { account, until: now + GROUP_CACHE_MS });
-  return account;
 }

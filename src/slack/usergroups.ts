@@ -1,10 +1,9 @@
 // Slack user-group membership for "may this person decide?", cached per isolate for at
 // most 5 minutes (SPEC 3) so a burst of clicks costs one usergroups.users.list per group.
+import { LookupCache } from "../lib/lookup-cache.ts";
 import { callSlack } from "./web-api.ts";
 
 export const GROUP_CACHE_MS = 5 * 60 * 1000;
-
-const cache = new Map<string, { users: ReadonlySet<string>; until: number }>();
 
 export interface Membership {
   /** The groups (of those asked about) that include the user. */
@@ -31,33 +30,22 @@ export async function membershipOf(
   return { memberOf, unresolved };
 }
 
-/** Lookups under way, shared: a burst of clicks on a cold cache costs one call per group. */
-const inFlight = new Map<string, Promise<ReadonlySet<string> | null>>();
+const memberLists = new LookupCache<ReadonlySet<string>>(GROUP_CACHE_MS);
 
 function groupMembers(
   group: string,
   slack: { base: string; token: string },
   now: number,
 ): Promise<ReadonlySet<string> | null> {
-  const hit = cache.get(group);
-  if (hit && hit.until > now) return Promise.resolve(hit.users);
-  let pending = inFlight.get(group);
-  if (!pending) {
-    pending = fetchMembers(group, slack, now).finally(() => inFlight.delete(group));
-    inFlight.set(group, pending);
-  }
-  return pending;
+  return memberLists.get(group, now, () => fetchMembers(group, slack));
 }
 
 async function fetchMembers(
   group: string,
   slack: { base: string; token: string },
-  now: number,
 ): Promise<ReadonlySet<string> | null> {
   const result = await callSlack(slack.base, slack.token, "usergroups.users.list", { usergroup: group });
   if (result.kind !== "ok") return null;
   const list = (result.data as { users?: unknown }).users;
-  const users = new Set(Array.isArray(list) ? list.filter((u): u is string => typeof u === "string") : []);
-  cache.set(group, { users, until: now + GROUP_CACHE_MS });
-  return users;
+  return new Set(Array.isArray(list) ? list.filter((u): u is string => typeof u === "string") : []);
 }
