@@ -1,6 +1,7 @@
 // The Hono app: mounts every route group and turns errors into SPEC 4's JSON shape.
 import { Hono } from "hono";
 import pkg from "../package.json";
+import { actionRoutes } from "./api/actions.ts";
 import { auditRoutes } from "./api/audit.ts";
 import type { AppEnv } from "./api/http.ts";
 import { keyRoutes } from "./api/keys.ts";
@@ -22,6 +23,7 @@ export function buildApp(): Hono<AppEnv> {
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
   app.route("/v1/proposals", resultRoutes);
   app.route("/v1/proposals", proposalRoutes);
+  app.route("/v1/actions", actionRoutes);
   app.route("/v1/audit", auditRoutes);
   app.route("/v1/keys", keyRoutes);
   app.route("/slack", slackRoutes);

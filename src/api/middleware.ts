@@ -20,10 +20,10 @@ export const withConfig = createMiddleware<ConfigVars>(async (c, next) => {
 });
 
 /**
- * Puts the API key behind `Authorization: Bearer …` on `c.var.key` when it holds `scope` (after withConfig).
- * Refusals carry the RFC 6750 challenge, with an error code only when a bearer token was actually sent.
+ * Puts the API key behind `Authorization: Bearer …` on `c.var.key` when it holds one of `scopes` (after
+ * withConfig). Refusals carry the RFC 6750 challenge, with an error code only when a bearer token was actually sent.
  */
-export function requireScope(scope: Scope) {
+export function requireScope(...scopes: [Scope, ...Scope[]]) {
   return createMiddleware<KeyVars>(async (c, next) => {
     const authorization = c.req.header("authorization");
     const key = await authenticate(c.var.config.apiKeys, authorization);
@@ -34,10 +34,11 @@ export function requireScope(scope: Scope) {
         "www-authenticate": sentBearer ? `${CHALLENGE}, error="invalid_token"` : CHALLENGE,
       });
     }
-    if (!hasScope(key, scope)) {
-      const refusal = new ApiError(403, "forbidden", `this API key lacks the ${scope} scope`);
+    if (!scopes.some((scope) => hasScope(key, scope))) {
+      const refusal = new ApiError(403, "forbidden", `this API key lacks the ${scopes.join(" or ")} scope`);
       return c.json(refusal.toBody(), 403, {
-        "www-authenticate": `${CHALLENGE}, error="insufficient_scope", scope="${scope}"`,
+        // RFC 6750: scope is a space-separated list; any one of them would do.
+        "www-authenticate": `${CHALLENGE}, error="insufficient_scope", scope="${scopes.join(" ")}"`,
       });
     }
     c.set("key", key);

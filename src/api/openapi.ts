@@ -3,6 +3,7 @@ import { z } from "zod";
 import pkg from "../../package.json";
 import { CheckpointSchema } from "../audit/checkpoint.ts";
 import {
+  ActionsResponse,
   AuditCheckpointParams,
   AuditPage,
   AuditQueryParams,
@@ -115,6 +116,15 @@ export function openApiDocument(): unknown {
           ],
           requestBody: { required: true, content: { "application/json": { schema: schema(ResultBody, "input") } } },
           responses: { "200": { description: "Recorded" }, ...errors(400, 401, 404, 409, 413, 415, 503) },
+        },
+      },
+      "/v1/actions": {
+        get: {
+          summary: "What the calling key may propose: each action's params schema, TTLs and decision rule",
+          description:
+            "Scope proposals:write or proposals:read; the actions the key's action patterns allow, sorted by " +
+            "type. The rule says how many approve and how many users, groups and link recipients may, never who.",
+          responses: { "200": json(ActionsResponse, "The actions"), ...errors(401, 403, 503) },
         },
       },
       "/v1/audit": {

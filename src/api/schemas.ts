@@ -246,3 +246,36 @@ export const PublicKeys = z.object({
   ),
 });
 export type PublicKeys = z.infer<typeof PublicKeys>;
+
+/** GET /v1/actions: what the calling key may propose, and how each is decided — counts, never who. */
+export const ActionsResponse = z.object({
+  actions: z.array(
+    z.object({
+      type: z.string(),
+      kind: z.enum(PROPOSAL_KINDS).describe('approval, or verify for a verification prompt ("was this you?")'),
+      params_schema: z
+        .record(z.string(), z.unknown())
+        .nullable()
+        .describe("the JSON Schema action.params must satisfy; null: any JSON object of at most 4 KiB"),
+      ttl_seconds: z.number().int().describe("how long a proposal waits for a decision unless it asks otherwise"),
+      max_ttl_seconds: z.number().int().describe("the largest ttl_seconds a proposal may ask for"),
+      requested_by: z
+        .enum(["required", "listed", "any"])
+        .describe("required: must name one of the action's requesters; listed: optional, but only those; any"),
+      rule: z.object({
+        required_approvals: z.number().int().describe("distinct people who must approve"),
+        approvers: z
+          .object({ users: z.number().int(), groups: z.number().int(), links: z.number().int() })
+          .describe("how many users, Slack user groups and signed-link recipients the policy names; never who"),
+        allow_self_approval: z.boolean().describe("whether the requester may approve their own proposal"),
+        requester_only: z.boolean().describe("only the requester decides, in a Slack DM"),
+        confirm: z.boolean().describe("Approve asks the approver to confirm first"),
+        escalation: z
+          .object({ required_approvals: z.number().int(), extend_ttl_seconds: z.number().int() })
+          .nullable()
+          .describe("null: no Escalate button"),
+      }),
+    }),
+  ),
+});
+export type ActionsResponse = z.infer<typeof ActionsResponse>;
