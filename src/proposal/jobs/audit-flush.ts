@@ -1,10 +1,12 @@
 // Job: copy the proposal's sealed audit events from its outbox to D1, in chain order, each batch's last event
-// signed as the chain's head with AUDIT_SIGNING_KEY (SPEC 12).
+// signed as the chain's head with AUDIT_SIGNING_KEY (SPEC 12); the last batch also rewrites the proposal's rows in
+// the Slack Home tab's index (src/slack/home-index.ts), so the index follows every change with its audit events.
 import { type AuditSigner, auditSigner, signHead } from "../../audit/signing.ts";
 import { appendAuditEvents } from "../../audit/store.ts";
 import type { ConfigEnv } from "../../config/load.ts";
+import { homeIndexStatements } from "../../slack/home-index.ts";
 import { backoffMs } from "../scheduler.ts";
-import { dropFlushed, outboxEvents } from "../store.ts";
+import { chainHead, dropFlushed, outboxEvents } from "../store.ts";
 import { DONE, type JobRunner } from "./context.ts";
 
 const BATCH = 100;
@@ -14,14 +16,28 @@ const BATCH = 100;
  * (1 s doubling to 1 min, for ever). Rows already written are skipped by D1, so a flush
  * repeated after a lost answer is harmless. A missing or bad AUDIT_SIGNING_KEY holds the
  * events back the same way, rather than writing heads nobody signed; only the key is read,
- * so a bad POLICY does not stop the audit log.
+ * so a bad POLICY does not stop the audit log. The Home index rows travel in the last
+ * batch (alone when the outbox is already empty), so they are retried with it.
  */
 export const flushAudit: JobRunner = async (ctx, job) => {
   let signer: AuditSigner | undefined;
   for (;;) {
     const events = outboxEvents(ctx.sql, BATCH);
     const last = events.at(-1);
-    if (!last) return DONE;
+    const final = events.length < BATCH;
+    const p = final ? ctx.proposal() : null;
+    // The index as of the chain's end: the proposal as stored now is what those events led to.
+    const also = p ? homeIndexStatements(ctx.env.AUDIT_DB, p, last?.idx ?? chainHead(ctx.sql).idx, ctx.now()) : [];
+    if (!last) {
+      if (also.length === 0) return DONE;
+      try {
+        await appendAuditEvents(ctx.env.AUDIT_DB, [], null, also);
+        return DONE;
+      } catch (error) {
+        console.warn(`audit flush for ${p?.id} failed (attempt ${job.attempt + 1}): ${(error as Error).message}`);
+        return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
+      }
+    }
     try {
       signer ??= await auditSigner(String((ctx.env as unknown as ConfigEnv).AUDIT_SIGNING_KEY ?? ""));
     } catch (error) {
@@ -29,7 +45,7 @@ export const flushAudit: JobRunner = async (ctx, job) => {
       return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
     }
     try {
-      await appendAuditEvents(ctx.env.AUDIT_DB, events, await signHead(signer, last));
+      await appendAuditEvents(ctx.env.AUDIT_DB, events, await signHead(signer, last), also);
     } catch (error) {
       console.warn(
         `audit flush for ${last.proposal_id} failed (attempt ${job.attempt + 1}): ${(error as Error).message}`,
@@ -38,6 +54,6 @@ export const flushAudit: JobRunner = async (ctx, job) => {
     }
     dropFlushed(ctx.sql, last.idx);
     // A short batch took everything there was; events recorded while D1 answered asked for a flush of their own.
-    if (events.length < BATCH) return DONE;
+    if (final) return DONE;
   }
 };
