@@ -5,9 +5,10 @@ import { type AuditSigner, auditSigner, signHead } from "../../audit/signing.ts"
 import { appendAuditEvents } from "../../audit/store.ts";
 import type { ConfigEnv } from "../../config/load.ts";
 import { homeIndexStatements } from "../../slack/home-index.ts";
-import { backoffMs } from "../scheduler.ts";
+import { backoffMs, type Job } from "../scheduler.ts";
 import { chainHead, dropFlushed, outboxEvents } from "../store.ts";
-import { DONE, type JobRunner } from "./context.ts";
+import type { Proposal } from "../types.ts";
+import { DONE, type JobContext, type JobOutcome, type JobRunner } from "./context.ts";
 
 const BATCH = 100;
 
@@ -25,25 +26,15 @@ export const flushAudit: JobRunner = async (ctx, job) => {
     const events = outboxEvents(ctx.sql, BATCH);
     const last = events.at(-1);
     const final = events.length < BATCH;
-    const p = final ? ctx.proposal() : null;
-    // The index as of the chain's end: the proposal as stored now is what those events led to.
-    const also = p ? homeIndexStatements(ctx.env.AUDIT_DB, p, last?.idx ?? chainHead(ctx.sql).idx, ctx.now()) : [];
-    if (!last) {
-      if (also.length === 0) return DONE;
-      try {
-        await appendAuditEvents(ctx.env.AUDIT_DB, [], null, also);
-        return DONE;
-      } catch (error) {
-        console.warn(`audit flush for ${p?.id} failed (attempt ${job.attempt + 1}): ${(error as Error).message}`);
-        return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
-      }
-    }
+    if (!last) return writeIndexAlone(ctx, job);
     try {
       signer ??= await auditSigner(String((ctx.env as unknown as ConfigEnv).AUDIT_SIGNING_KEY ?? ""));
     } catch (error) {
       console.warn(`audit flush for ${last.proposal_id} waits for a usable key: ${(error as Error).message}`);
       return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
     }
+    // The index as of the chain's end: the proposal as stored now is what those events led to.
+    const also = final ? indexStatements(ctx, last.idx) : [];
     try {
       await appendAuditEvents(ctx.env.AUDIT_DB, events, await signHead(signer, last), also);
     } catch (error) {
@@ -57,3 +48,24 @@ export const flushAudit: JobRunner = async (ctx, job) => {
     if (final) return DONE;
   }
 };
+
+/** The Home index rows of the proposal as it stands, stamped with chain position `version`; none without one. */
+function indexStatements(ctx: JobContext, version: number): D1PreparedStatement[] {
+  const p = ctx.proposal() as Proposal | null;
+  return p ? homeIndexStatements(ctx.env.AUDIT_DB, p, version, ctx.now()) : [];
+}
+
+/** A flush that finds the outbox empty (an earlier run took its events) still writes the index: it costs one batch. */
+async function writeIndexAlone(ctx: JobContext, job: Job): Promise<JobOutcome> {
+  const also = indexStatements(ctx, chainHead(ctx.sql).idx);
+  if (also.length === 0) return DONE;
+  try {
+    await appendAuditEvents(ctx.env.AUDIT_DB, [], null, also);
+    return DONE;
+  } catch (error) {
+    console.warn(
+      `audit flush for ${ctx.proposal().id} failed (attempt ${job.attempt + 1}): ${(error as Error).message}`,
+    );
+    return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
+  }
+}
