@@ -32,6 +32,11 @@ export function homeIndexRows(p: Proposal): HomeIndexRow[] {
   return rows;
 }
 
+/** What the rows depend on (requested_by never changes): the flush writes them again only when this changes. */
+export function homeIndexKey(p: Proposal): string {
+  return `${p.status}|${p.expires_at}|${p.escalated ? "e" : "n"}`;
+}
+
 /** The Slack user ids of the person behind `identity` (itself if it is one, and the people directory's others). */
 export function slackAccountsOf(p: Proposal, identity: string | null): string[] {
   if (identity === null) return [];

@@ -4,9 +4,9 @@
 import { type AuditSigner, auditSigner, signHead } from "../../audit/signing.ts";
 import { appendAuditEvents } from "../../audit/store.ts";
 import type { ConfigEnv } from "../../config/load.ts";
-import { homeIndexStatements } from "../../slack/home-index.ts";
+import { homeIndexKey, homeIndexStatements } from "../../slack/home-index.ts";
 import { backoffMs, type Job } from "../scheduler.ts";
-import { chainHead, dropFlushed, outboxEvents } from "../store.ts";
+import { chainHead, dropFlushed, homeIndexWritten, noteHomeIndexWritten, outboxEvents } from "../store.ts";
 import type { Proposal } from "../types.ts";
 import { DONE, type JobContext, type JobOutcome, type JobRunner } from "./context.ts";
 
@@ -34,9 +34,9 @@ export const flushAudit: JobRunner = async (ctx, job) => {
       return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
     }
     // The index as of the chain's end: the proposal as stored now is what those events led to.
-    const also = final ? indexStatements(ctx, last.idx) : [];
+    const index = final ? indexUpdate(ctx, last.idx) : null;
     try {
-      await appendAuditEvents(ctx.env.AUDIT_DB, events, await signHead(signer, last), also);
+      await appendAuditEvents(ctx.env.AUDIT_DB, events, await signHead(signer, last), index?.statements ?? []);
     } catch (error) {
       console.warn(
         `audit flush for ${last.proposal_id} failed (attempt ${job.attempt + 1}): ${(error as Error).message}`,
@@ -44,28 +44,36 @@ export const flushAudit: JobRunner = async (ctx, job) => {
       return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
     }
     dropFlushed(ctx.sql, last.idx);
+    if (index) noteHomeIndexWritten(ctx.sql, index.key);
     // A short batch took everything there was; events recorded while D1 answered asked for a flush of their own.
     if (final) return DONE;
   }
 };
 
-/** The Home index rows of the proposal as it stands, stamped with chain position `version`; none without one. */
-function indexStatements(ctx: JobContext, version: number): D1PreparedStatement[] {
+/**
+ * The Home index rows of the proposal as it stands, stamped with chain position `version`; null when there is no
+ * proposal or D1 already took rows for the same status, deadline and escalation (most events change none of them).
+ */
+function indexUpdate(ctx: JobContext, version: number): { key: string; statements: D1PreparedStatement[] } | null {
   const p = ctx.proposal() as Proposal | null;
-  return p ? homeIndexStatements(ctx.env.AUDIT_DB, p, version, ctx.now()) : [];
+  if (!p) return null;
+  const key = homeIndexKey(p);
+  if (key === homeIndexWritten(ctx.sql)) return null;
+  return { key, statements: homeIndexStatements(ctx.env.AUDIT_DB, p, version, ctx.now()) };
 }
 
-/** A flush that finds the outbox empty (an earlier run took its events) still writes the index: it costs one batch. */
+/** A flush that finds the outbox empty (an earlier run took its events) still brings the index up to date. */
 async function writeIndexAlone(ctx: JobContext, job: Job): Promise<JobOutcome> {
-  const also = indexStatements(ctx, chainHead(ctx.sql).idx);
-  if (also.length === 0) return DONE;
+  const index = indexUpdate(ctx, chainHead(ctx.sql).idx);
+  if (!index) return DONE;
   try {
-    await appendAuditEvents(ctx.env.AUDIT_DB, [], null, also);
-    return DONE;
+    await appendAuditEvents(ctx.env.AUDIT_DB, [], null, index.statements);
   } catch (error) {
     console.warn(
       `audit flush for ${ctx.proposal().id} failed (attempt ${job.attempt + 1}): ${(error as Error).message}`,
     );
     return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
   }
+  noteHomeIndexWritten(ctx.sql, index.key);
+  return DONE;
 }
