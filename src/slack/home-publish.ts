@@ -21,13 +21,23 @@ export interface HomeViewer {
   team: string | null;
 }
 
+/**
+ * Draws `viewer`'s Home tab and publishes it. Never throws: a view that cannot be drawn (D1 unavailable) or
+ * published is logged and answered as a failure, so a click that already counted is never answered with an error.
+ */
 export async function publishHome(
   env: Env,
   config: Config,
   viewer: HomeViewer,
   notice: string | null = null,
 ): Promise<SlackCallResult> {
-  const view = renderHome(await homeModel(env, config, viewer, notice));
+  let view: ReturnType<typeof renderHome>;
+  try {
+    view = renderHome(await homeModel(env, config, viewer, notice));
+  } catch (error) {
+    console.error(`a Home tab could not be drawn: ${(error as Error).message}`);
+    return { kind: "failed", error: "not_drawn" };
+  }
   const result = await callSlack(
     config.slackApiBase,
     config.slackBotToken,
