@@ -160,6 +160,39 @@ test("the first fifteen minutes: who may decide, form errors in words, an outsid
   await explained(firstRun);
 });
 
+test("the Home tab: what waits for the chosen person, approved from there through the card's confirm dialog", {
+  timeout: 300_000,
+}, async () => {
+  await explained(homeTab);
+});
+
+async function homeTab(): Promise<void> {
+  await page.goto(`${stack!.url}/?as=U0ALICE`);
+  await page.waitForSelector("body[data-ready='1']");
+  const id = await propose("k8s.rollout_restart", { deployment: "home-tab" });
+  await card(id).getByRole("button", { name: "Approve", exact: true }).waitFor({ timeout: FLOW_MS });
+  await page.click("#tab-home");
+  // Listed once its audit flush has written the Home index (right after creation): open the tab until it is.
+  const waiting = page.locator("#home .b-section", { hasText: '"deployment":"home-tab"' });
+  const deadline = Date.now() + FLOW_MS;
+  while (!(await waiting.count()) && Date.now() < deadline) {
+    await page.click("#home-open");
+    await page.waitForTimeout(500);
+  }
+  assert.match(await page.locator("#home").innerText(), /Waiting for you[\s\S]*Restart deployment api/);
+  // Its Approve is the card's: the same confirm dialog, then the view is drawn again saying so.
+  const buttons = page.locator("#home .b-actions").filter({ has: page.getByRole("button", { name: "Approve" }) });
+  await buttons.last().getByRole("button", { name: "Approve", exact: true }).click();
+  await page.locator("#confirm:not([hidden])").waitFor();
+  await page.click("#confirm-ok");
+  await page.locator("#home", { hasText: "Your approval was recorded." }).waitFor({ timeout: FLOW_MS });
+  assert.equal((await api(`/v1/proposals/${id}`)).approvals[0].user, "U0ALICE");
+  // Bob requested it (the sample's requested_by): it is under Yours on his Home tab.
+  await actAs("U0BOB");
+  await page.locator("#home", { hasText: /Yours[\s\S]*Restart deployment api/ }).waitFor({ timeout: FLOW_MS });
+  await page.click("#tab-slack");
+}
+
 async function flow(): Promise<void> {
   await page.goto(`${stack!.url}/?as=U0ALICE`);
   await page.waitForSelector("body[data-ready='1']");

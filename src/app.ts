@@ -11,6 +11,7 @@ import { proposalRoutes } from "./api/proposals.ts";
 import { resultRoutes } from "./api/results.ts";
 import { ApiError } from "./errors.ts";
 import { linkRoutes } from "./links/routes.ts";
+import { slackEventRoutes } from "./slack/events.ts";
 import { slackRoutes } from "./slack/interactions.ts";
 
 export const VERSION: string = pkg.version;
@@ -27,6 +28,7 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v1/audit", auditRoutes);
   app.route("/v1/keys", keyRoutes);
   app.route("/slack", slackRoutes);
+  app.route("/slack", slackEventRoutes);
   app.route("/l", linkRoutes);
 
   app.notFound((c) =>

@@ -1661,6 +1661,7 @@ describe("GET /openapi.json", () => {
       ["/v1/proposals/{id}/result", "post"],
       ["/v1/audit", "get"],
       ["/slack/interactions", "post"],
+      ["/slack/events", "post"],
       ["/healthz", "get"],
       ["/openapi.json", "get"],
     ];

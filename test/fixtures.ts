@@ -87,8 +87,10 @@ export const USERGROUPS: Record<string, string[]> = {
 
 /** signoff's own workspace (SLACK_TEAM_ID); users.info puts every user in it except those below. */
 export const SLACK_TEAM_ID = "T0SIGNOFF";
-/** What users.info says of the accounts that may not decide: a guest, and a Slack Connect peer's member. */
-export const SLACK_ACCOUNTS: Record<string, { team_id?: string; is_restricted?: boolean }> = {
+/** What users.info says of the accounts that may not decide (a guest, a Slack Connect peer's member), and of alice. */
+export const SLACK_ACCOUNTS: Record<string, { team_id?: string; is_restricted?: boolean; tz?: string }> = {
+  // Her time zone, as users.info gives it: the Home tab shows her deadlines in it (issue 16).
+  U0ALICE: { tz: "Europe/Berlin" },
   U0GUEST: { is_restricted: true },
   U0EXTERNAL: { team_id: "T0OTHERCO" },
 };

@@ -1,5 +1,5 @@
 // SPEC 12, independence: no single party can cause a dispatch. A property over random policies, people with several
-// identities, and random sequences of clicks, link decisions and escalations by random actors (the requester and the
+// identities, and random sequences of clicks (on the card and in the Home tab), link decisions and escalations by random actors (the requester and the
 // escalator among them): no proposal reaches `approved` unless the rule in force was met by that many distinct
 // people, none of them the requester (unless self-approval is allowed) and, once escalated, none the escalator.
 // Pure: the state machine itself (src/proposal/lifecycle.ts), so thousands of sequences run in a second.
@@ -9,6 +9,7 @@ import {
   applyClick,
   applyLink,
   type ClickKind,
+  drawnState,
   personOf,
   requiredApprovals,
   type Standing,
@@ -26,6 +27,8 @@ const GROUP = "S0GROUP";
 
 type Step =
   | { via: "slack"; user: string; kind: ClickKind; standing: Standing }
+  // A Home-tab button (issue 16): the card's checks, plus the state its view was drawn on, current or stale.
+  | { via: "home"; user: string; kind: ClickKind; standing: Standing; fresh: boolean }
   | { via: "link"; recipient: string; identity: string | null; choice: "approve" | "deny" };
 
 interface World {
@@ -75,6 +78,13 @@ const worldArb: fc.Arbitrary<World> = fc
         kind: fc.constantFrom<ClickKind>("approve", "approve", "approve", "escalate", "deny"),
         standing: fc.constantFrom<Standing>("member", "member", "member", "member", "guest", "other_workspace"),
       }),
+      fc.record({
+        via: fc.constant("home" as const),
+        user: fc.constantFrom(...USERS),
+        kind: fc.constantFrom<ClickKind>("approve", "approve", "approve", "escalate", "deny"),
+        standing: fc.constantFrom<Standing>("member", "member", "member", "member", "guest", "other_workspace"),
+        fresh: fc.boolean(),
+      }),
       ...(recipients.length > 0
         ? [
             fc.record({
@@ -119,19 +129,21 @@ function play(world: World): Proposal[] {
   const seen: Proposal[] = [];
   for (const step of world.steps) {
     const t =
-      step.via === "slack"
-        ? applyClick(
+      step.via === "link"
+        ? applyLink(p, { recipient: step.recipient, identity: step.identity, choice: step.choice }, NOW)
+        : applyClick(
             p,
             {
               kind: step.kind,
               user: step.user,
               memberOf: world.group.includes(step.user) ? [GROUP] : [],
               standing: step.standing,
-              via: "slack",
+              via: step.via === "home" ? "slack_home" : "slack",
+              // A stale view: drawn before anything happened (which may still be how it stands).
+              ...(step.via === "home" ? { drawn: step.fresh ? drawnState(p) : "pending.0.n" } : {}),
             },
             NOW,
-          )
-        : applyLink(p, { recipient: step.recipient, identity: step.identity, choice: step.choice }, NOW);
+          );
     if (t.ok) {
       p = t.proposal;
       seen.push(p);
@@ -188,8 +200,8 @@ describe("independence (SPEC 12)", () => {
     fc.assert(
       fc.property(worldArb, fc.constantFrom<Standing>("guest", "other_workspace", "unknown"), (world, standing) => {
         const outsiders = world.steps
-          .map((s) => (s.via === "slack" ? { ...s, standing } : s))
-          .filter((s) => s.via === "slack");
+          .map((s) => (s.via === "link" ? s : { ...s, standing }))
+          .filter((s) => s.via !== "link");
         for (const p of play({ ...world, steps: outsiders })) {
           expect.unreachable(`${p.status}: a click by a ${standing} changed the proposal`);
         }
@@ -258,6 +270,24 @@ describe("the attacks the review found, one by one", () => {
       NOW,
     );
     expect(again).toMatchObject({ ok: false, code: "already_approved" });
+  });
+
+  it("one person on the card and in the Home tab counts once; a Home view drawn before a change counts nothing", () => {
+    const p = makeProposal({ rule: { approvers: ["U0ALICE", "U0DAVE", "U0ERIN"], required_approvals: 2 } });
+    const home = (q: Proposal, user: string, drawn: string) =>
+      applyClick(q, { kind: "approve", user, memberOf: [], standing: "member", via: "slack_home", drawn }, NOW);
+    const drawnBefore = drawnState(p);
+    const first = click(p, "U0ALICE");
+    if (!first.ok) throw new Error("first approval refused");
+    expect(home(first.proposal, "U0ALICE", drawnState(first.proposal))).toMatchObject({
+      ok: false,
+      code: "already_approved",
+    });
+    expect(home(first.proposal, "U0DAVE", drawnBefore)).toMatchObject({ ok: false, code: "changed" });
+    expect(home(first.proposal, "U0DAVE", drawnState(first.proposal))).toMatchObject({
+      ok: true,
+      proposal: { status: "approved" },
+    });
   });
 
   it("an approval link counts only for the signed-in recipient, never for whoever holds it", () => {

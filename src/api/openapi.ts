@@ -167,6 +167,18 @@ export function openApiDocument(): unknown {
           responses: { "200": { description: "Acknowledged" }, ...errors(400, 401, 413) },
         },
       },
+      "/slack/events": {
+        post: {
+          summary:
+            "Slack's Events API request URL (Slack-signed JSON): url_verification answered with its challenge, " +
+            "app_home_opened draws the Home tab, other events ignored; a retried delivery is taken once per event_id",
+          security: [],
+          responses: {
+            "200": { description: "Acknowledged (url_verification: {challenge})" },
+            ...errors(400, 401, 413, 503),
+          },
+        },
+      },
       "/l/{token}": {
         get: {
           summary: "A signed link's confirmation page (HTML). Decides nothing: mail scanners and unfurlers fetch links",

@@ -27,33 +27,40 @@ interface AuditRow {
 /**
  * Appends events in the order given, in one D1 batch (one transaction), the last one carrying `headSig` (its
  * signature as the chain's head). A row that is already there (same proposal and position) is skipped, so a
- * flush retried after a lost answer writes nothing twice.
+ * flush retried after a lost answer writes nothing twice. `also`: statements that belong to the same step (the Home
+ * tab's index rows), in the same batch; alone when there are no events.
  */
 export async function appendAuditEvents(
   db: D1Database,
   events: readonly AuditEvent[],
   headSig: string | null = null,
+  also: readonly D1PreparedStatement[] = [],
 ): Promise<void> {
-  if (events.length === 0) return;
+  if (events.length === 0) {
+    if (also.length > 0) await db.batch([...also]);
+    return;
+  }
   const insert = db.prepare(
     `INSERT INTO audit_events (proposal_id, idx, at_ms, type, actor, details, prev_hash, hash, head_sig)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
      ON CONFLICT (proposal_id, idx) DO NOTHING`,
   );
   await db.batch(
-    events.map((e, i) =>
-      insert.bind(
-        e.proposal_id,
-        e.idx,
-        Date.parse(e.at),
-        e.type,
-        e.actor,
-        JSON.stringify(e.details),
-        e.prev_hash,
-        e.hash,
-        i === events.length - 1 ? headSig : null,
-      ),
-    ),
+    events
+      .map((e, i) =>
+        insert.bind(
+          e.proposal_id,
+          e.idx,
+          Date.parse(e.at),
+          e.type,
+          e.actor,
+          JSON.stringify(e.details),
+          e.prev_hash,
+          e.hash,
+          i === events.length - 1 ? headSig : null,
+        ),
+      )
+      .concat(also),
   );
 }
 

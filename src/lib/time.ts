@@ -9,3 +9,18 @@ export function utcText(at: string): string {
         .replace(/\.\d{3}Z$/, " UTC")
         .replace("T", " ");
 }
+
+/**
+ * A time in a reader's own time zone (an IANA name, e.g. from Slack's users.info `tz`): "1 Dec 2026, 15:05 (Europe/Berlin)".
+ * An unknown or missing zone falls back to utcText.
+ */
+export function zonedText(at: string, timeZone: string | null): string {
+  const ms = Date.parse(at);
+  if (Number.isNaN(ms) || !timeZone) return utcText(at);
+  try {
+    const text = new Intl.DateTimeFormat("en-GB", { timeZone, dateStyle: "medium", timeStyle: "short" }).format(ms);
+    return `${text} (${timeZone})`;
+  } catch {
+    return utcText(at);
+  }
+}

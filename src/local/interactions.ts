@@ -2,7 +2,7 @@
 // encoded and signed with SLACK_SIGNING_SECRET exactly as Slack signs them, then handed to the production handler.
 import { signSlackRequest } from "../slack/signature.ts";
 import { DEMO_CHANNELS, DEMO_TEAM, userName } from "./demo.ts";
-import type { StoredMessage, StoredView } from "./store.ts";
+import type { StoredHome, StoredMessage, StoredView } from "./store.ts";
 
 const APP_ID = "A0LOCAL";
 
@@ -14,13 +14,18 @@ export interface ButtonElement {
   style?: string;
 }
 
-/** The button `actionId` of `message`, with the block it sits in; null when the card shows no such button. */
+/**
+ * The button `actionId` of `message` (in block `blockId`, when given: a Home tab has one per proposal), with the block
+ * it sits in; null when the card or view shows no such button.
+ */
 export function findButton(
-  message: StoredMessage,
+  message: { blocks: unknown[] },
   actionId: string,
+  blockId?: string,
 ): { blockId: string; button: ButtonElement } | null {
   for (const block of message.blocks) {
     if (!isRecord(block) || block.type !== "actions" || !Array.isArray(block.elements)) continue;
+    if (blockId !== undefined && block.block_id !== blockId) continue;
     for (const element of block.elements) {
       if (isRecord(element) && element.type === "button" && element.action_id === actionId) {
         return { blockId: String(block.block_id ?? ""), button: element as unknown as ButtonElement };
@@ -34,31 +39,24 @@ function userOf(user: string) {
   return { id: user, username: userName(user), name: userName(user), team_id: DEMO_TEAM.id };
 }
 
-/** https://docs.slack.dev/reference/interaction-payloads/block_actions-payload */
-export function blockActionsPayload(
+/** What every block_actions payload carries: who clicked, where from (`origin`), and the one button. */
+function blockActions(
   user: string,
-  message: StoredMessage,
+  origin: Record<string, unknown>,
   blockId: string,
   button: ButtonElement,
   triggerId: string,
 ) {
-  const now = Date.now() / 1000;
   return {
     type: "block_actions",
     user: userOf(user),
     api_app_id: APP_ID,
     token: "local-verification-token-unused",
-    container: { type: "message", message_ts: message.ts, channel_id: message.channel, is_ephemeral: false },
     trigger_id: triggerId,
     team: { ...DEMO_TEAM },
     enterprise: null,
     is_enterprise_install: false,
-    channel: {
-      id: message.channel,
-      name: message.dm_user ? "directmessage" : (DEMO_CHANNELS[message.channel] ?? message.channel),
-    },
-    message: { type: "message", ts: message.ts, text: message.text, blocks: message.blocks },
-    state: { values: {} },
+    ...origin,
     actions: [
       {
         type: "button",
@@ -67,10 +65,75 @@ export function blockActionsPayload(
         text: button.text,
         value: button.value,
         ...(button.style ? { style: button.style } : {}),
-        action_ts: now.toFixed(6),
+        action_ts: (Date.now() / 1000).toFixed(6),
       },
     ],
   };
+}
+
+/** https://docs.slack.dev/reference/interaction-payloads/block_actions-payload */
+export function blockActionsPayload(
+  user: string,
+  message: StoredMessage,
+  blockId: string,
+  button: ButtonElement,
+  triggerId: string,
+) {
+  const origin = {
+    container: { type: "message", message_ts: message.ts, channel_id: message.channel, is_ephemeral: false },
+    channel: {
+      id: message.channel,
+      name: message.dm_user ? "directmessage" : (DEMO_CHANNELS[message.channel] ?? message.channel),
+    },
+    message: { type: "message", ts: message.ts, text: message.text, blocks: message.blocks },
+    state: { values: {} },
+  };
+  return blockActions(user, origin, blockId, button, triggerId);
+}
+
+/** A click in the Home tab: block_actions from a view of type "home", no channel. */
+export function homeBlockActionsPayload(
+  user: string,
+  home: StoredHome,
+  blockId: string,
+  button: ButtonElement,
+  triggerId: string,
+) {
+  const origin = {
+    container: { type: "view", view_id: home.id },
+    view: { ...home.view, id: home.id, team_id: DEMO_TEAM.id, app_id: APP_ID, state: { values: {} } },
+  };
+  return blockActions(user, origin, blockId, button, triggerId);
+}
+
+/** https://docs.slack.dev/reference/events/app_home_opened, in its Events API envelope. */
+export function homeOpenedEvent(user: string) {
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    token: "local-verification-token-unused",
+    team_id: DEMO_TEAM.id,
+    api_app_id: APP_ID,
+    event: { type: "app_home_opened", user, channel: `D${user.slice(1)}`, tab: "home", event_ts: `${now}.000000` },
+    type: "event_callback",
+    event_id: `Ev${crypto.randomUUID().replaceAll("-", "").slice(0, 12).toUpperCase()}`,
+    event_time: now,
+  };
+}
+
+/** The request Slack would make to the Events API URL: the JSON envelope, v0-signed, timestamped now. */
+export async function signedEvent(url: string, signingSecret: string, envelope: unknown): Promise<Request> {
+  const body = JSON.stringify(envelope);
+  const timestamp = Math.floor(Date.now() / 1000);
+  return new Request(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-slack-request-timestamp": String(timestamp),
+      "x-slack-signature": await signSlackRequest(signingSecret, timestamp, body),
+      "user-agent": "Slackbot 1.0 (+https://api.slack.com/robots) signoff-local-stand-in",
+    },
+    body,
+  });
 }
 
 /**

@@ -25,6 +25,9 @@ import { type LocalProblem, localProblems } from "./diagnose.ts";
 import {
   blockActionsPayload,
   findButton,
+  homeBlockActionsPayload,
+  homeOpenedEvent,
+  signedEvent,
   signedInteraction,
   viewState,
   viewSubmissionPayload,
@@ -32,7 +35,7 @@ import {
 import { type LocalMail, parseMailInput } from "./mailbox.ts";
 import { STANDIN_MARKER } from "./marker.ts";
 import page from "./standin.html";
-import type { LocalSlack, Snapshot, StoredMessage, StoredView } from "./store.ts";
+import type { LocalSlack, Snapshot, StoredHome, StoredMessage, StoredView } from "./store.ts";
 
 /** Secrets `npm start` writes to .dev.vars besides signoff's own (they are not in wrangler.toml, so not in the generated types). */
 interface LocalSecrets {
@@ -216,6 +219,29 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
     if (!found) throw new ApiError(409, "wrong_state", "this card has no such button (any more)");
     const trigger = await slackStore(c.env).newTrigger(as);
     const payload = blockActionsPayload(as, message, found.blockId, found.button, trigger);
+    const res = await forward(c, await signedInteraction(interactionsUrl(c), secretOf(c), payload));
+    return c.json({ status: res.status, body: await res.text() });
+  });
+
+  // The Home tab: opening it is Slack's app_home_opened event; its buttons are clicks from a view of type "home".
+  routes.post("/__local/home/open", async (c) => {
+    const as = userIn(await pageBody(c));
+    const url = new URL("/slack/events", c.req.url).toString();
+    const res = await forward(c, await signedEvent(url, secretOf(c), homeOpenedEvent(as)));
+    return c.json({ status: res.status });
+  });
+
+  routes.post("/__local/home/click", async (c) => {
+    const input = await pageBody(c);
+    const as = userIn(input);
+    const stored = await slackStore(c.env).home(as);
+    if (!stored) throw new ApiError(404, "not_found", "no Home tab drawn for this user yet");
+    const home = JSON.parse(stored) as StoredHome;
+    const blocks = Array.isArray(home.view.blocks) ? (home.view.blocks as unknown[]) : [];
+    const found = findButton({ blocks }, String(input.action_id ?? ""), String(input.block_id ?? ""));
+    if (!found) throw new ApiError(409, "wrong_state", "this Home tab has no such button (any more)");
+    const trigger = await slackStore(c.env).newTrigger(as);
+    const payload = homeBlockActionsPayload(as, home, found.blockId, found.button, trigger);
     const res = await forward(c, await signedInteraction(interactionsUrl(c), secretOf(c), payload));
     return c.json({ status: res.status, body: await res.text() });
   });

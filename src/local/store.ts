@@ -41,10 +41,20 @@ export interface StoredView {
   errors: Record<string, string> | null;
 }
 
+/** A user's Home tab as signoff last published it (views.publish). */
+export interface StoredHome {
+  id: string;
+  user: string;
+  at: number;
+  view: Record<string, unknown>;
+}
+
 export interface Snapshot {
   messages: StoredMessage[];
   ephemerals: StoredEphemeral[];
   view: StoredView | null;
+  /** The chosen person's Home tab, once signoff has drawn it. */
+  home: StoredHome | null;
   calls: ApiCall[];
 }
 
@@ -81,6 +91,9 @@ export class LocalSlack extends DurableObject<Env> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS views (
       id TEXT PRIMARY KEY, user TEXT NOT NULL, at INTEGER NOT NULL, view TEXT NOT NULL,
       open INTEGER NOT NULL DEFAULT 1, errors TEXT)`);
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS homes (user TEXT PRIMARY KEY, id TEXT NOT NULL, at INTEGER NOT NULL, view TEXT NOT NULL)`,
+    );
     this.sql.exec(`CREATE TABLE IF NOT EXISTS ts_counter (n INTEGER NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS calls (
       seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, method TEXT NOT NULL, ok INTEGER NOT NULL, error TEXT)`);
@@ -131,6 +144,12 @@ export class LocalSlack extends DurableObject<Env> {
     else this.sql.exec(`UPDATE views SET open = 0 WHERE id = ?`, id);
   }
 
+  /** `user`'s Home tab as a StoredHome in JSON text, or null before signoff has published one. */
+  async home(user: string): Promise<string | null> {
+    const row = this.sql.exec<HomeRow>(`SELECT * FROM homes WHERE user = ?`, user).toArray()[0];
+    return row ? JSON.stringify(homeOf(row)) : null;
+  }
+
   async closeView(id: string, user: string): Promise<void> {
     this.sql.exec(`UPDATE views SET open = 0 WHERE id = ? AND user = ?`, id, user);
   }
@@ -155,12 +174,20 @@ export class LocalSlack extends DurableObject<Env> {
       )
       .toArray()
       .map((c) => ({ ...c, ok: c.ok === 1 }));
-    return JSON.stringify({ messages, ephemerals, view: view ? viewOf(view) : null, calls } satisfies Snapshot);
+    const home = this.sql.exec<HomeRow>(`SELECT * FROM homes WHERE user = ?`, user).toArray()[0];
+    return JSON.stringify({
+      messages,
+      ephemerals,
+      view: view ? viewOf(view) : null,
+      home: home ? homeOf(home) : null,
+      calls,
+    } satisfies Snapshot);
   }
 
   /** Forget everything shown (proposals and the audit log are signoff's, and stay). */
   async clear(): Promise<void> {
-    for (const table of ["messages", "ephemerals", "triggers", "views", "calls"]) this.sql.exec(`DELETE FROM ${table}`);
+    for (const table of ["messages", "ephemerals", "triggers", "views", "homes", "calls"])
+      this.sql.exec(`DELETE FROM ${table}`);
   }
 
   // ---- the Web API methods signoff uses, answered as Slack documents them ----
@@ -248,6 +275,23 @@ export class LocalSlack extends DurableObject<Env> {
         );
         return { ok: true, view: { id, ...view } };
       }
+      case "views.publish": {
+        // The Home tab: one view per user, replaced by each publish.
+        const user = str(p.user_id);
+        if (!USER_ID.test(user)) return { ok: false, error: "user_not_found" };
+        const view = typeof p.view === "string" ? safeJson(p.view) : p.view;
+        if (!isRecord(view) || view.type !== "home") return { ok: false, error: "invalid_arguments" };
+        const id = `V${crypto.randomUUID().replaceAll("-", "").slice(0, 10).toUpperCase()}`;
+        this.sql.exec(
+          `INSERT INTO homes (user, id, at, view) VALUES (?, ?, ?, ?)
+           ON CONFLICT (user) DO UPDATE SET id = excluded.id, at = excluded.at, view = excluded.view`,
+          user,
+          id,
+          now,
+          JSON.stringify(view),
+        );
+        return { ok: true, view: { id, ...view } };
+      }
       case "users.info": {
         // Everyone in the demo is a full member of the one local workspace.
         return { ok: true, user: { id: str(p.user), team_id: "T0LOCAL" } };
@@ -273,10 +317,15 @@ export class LocalSlack extends DurableObject<Env> {
 
 type MessageRow = Omit<StoredMessage, "blocks"> & { blocks: string };
 type EphemeralRow = Omit<StoredEphemeral, "blocks"> & { blocks: string };
+type HomeRow = { user: string; id: string; at: number; view: string };
 type ViewRow = { id: string; user: string; at: number; view: string; open: number; errors: string | null };
 
 function messageOf(row: MessageRow): StoredMessage {
   return { ...row, blocks: JSON.parse(row.blocks) as unknown[] };
+}
+
+function homeOf(row: HomeRow): StoredHome {
+  return { id: row.id, user: row.user, at: row.at, view: JSON.parse(row.view) as Record<string, unknown> };
 }
 
 function viewOf(row: ViewRow): StoredView {

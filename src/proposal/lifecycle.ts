@@ -48,7 +48,9 @@ export type RefusalCode =
   | "already_used"
   // runner results and dispatch answers: nothing awaits one, or this one was delivered before
   | "wrong_state"
-  | "replayed";
+  | "replayed"
+  // a Home-tab button drawn when the proposal stood otherwise (another approval, an escalation): look again first
+  | "changed";
 
 /** Slack buttons: approve/deny/escalate on approvals, the three answers on verification prompts. */
 export type ClickKind = "approve" | "deny" | "escalate" | VerifyAnswer;
@@ -73,9 +75,22 @@ export interface Click {
   memberOf: readonly string[];
   /** Deny's optional reason. */
   reason?: string;
-  /** Where the click came from, for the audit trail ("slack"). */
+  /** Where the click came from, for the audit trail ("slack", or "slack_home" for the Home tab). */
   via: string;
+  /** A Home-tab click: the proposal's drawnState() when its view was drawn; the click counts only if it still is. */
+  drawn?: string | undefined;
 }
+
+/**
+ * What a Home-tab button was drawn against: status, approvals so far and escalation. A click whose view showed the
+ * proposal otherwise is refused (`changed`), so nobody approves a state they did not see.
+ */
+export function drawnState(p: Proposal): string {
+  return `${p.status}.${p.approvals.length}.${p.escalated ? "e" : "n"}`;
+}
+
+const CHANGED_MESSAGE =
+  "This proposal changed since your Home tab was drawn; it has been redrawn as it stands now. Look again before you decide.";
 
 const slackActor = (user: string) => `slack:${user}`;
 /** The audit actor, and the approvals[].user, of a decision made through a signed link. */
@@ -206,6 +221,20 @@ export function groupsOf(p: Proposal): string[] {
   return [...new Set(ids.filter((id) => id.startsWith("S")))];
 }
 
+/** Why someone of this standing decides nothing (null for a full member): a refused click, an empty Home tab. */
+export function standingRefusal(standing: Standing): string | null {
+  switch (standing) {
+    case "member":
+      return null;
+    case "guest":
+      return "Guest accounts cannot decide signoff proposals.";
+    case "other_workspace":
+      return "Only members of this signoff's own Slack workspace can decide its proposals.";
+    case "unknown":
+      return "Your Slack account could not be checked just now; please try again in a minute.";
+  }
+}
+
 /** Whether `user` is one of the people who may decide right now, and if not, why. */
 export function mayDecide(
   p: Proposal,
@@ -214,15 +243,8 @@ export function mayDecide(
   kind: ClickKind,
   standing: Standing,
 ): Verdict {
-  if (standing !== "member") {
-    const why =
-      standing === "guest"
-        ? "Guest accounts cannot decide signoff proposals."
-        : standing === "other_workspace"
-          ? "Only members of this signoff's own Slack workspace can decide its proposals."
-          : "Your Slack account could not be checked just now; please try again in a minute.";
-    return { ok: false, code: "not_a_member", message: why };
-  }
+  const why = standingRefusal(standing);
+  if (why !== null) return { ok: false, code: "not_a_member", message: why };
   if (p.kind === "verify") {
     if (p.requested_by === null || user !== p.requested_by) {
       const whom = p.requested_by === null ? "the person it is addressed to" : `<@${p.requested_by}>`;
@@ -280,6 +302,7 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
     // expiry it reveals is applied by the caller (applyExpiry) in the same step.
     return refuse("expired", "This proposal expired; nothing ran.");
   }
+  if (click.drawn !== undefined && click.drawn !== drawnState(p)) return refuse("changed", CHANGED_MESSAGE);
   if (p.kind === "verify" ? !isVerifyAnswer(click.kind) : isVerifyAnswer(click.kind)) {
     return refuse(
       "wrong_kind",
@@ -330,9 +353,17 @@ export function precheckDeny(
   user: string,
   memberOf: readonly string[],
   standing: Standing,
+  drawn?: string,
 ): { ok: true } | Refused {
-  const refuse = refuser(p, slackActor(user), "click.refused", { action: "deny" }, "slack");
+  const refuse = refuser(
+    p,
+    slackActor(user),
+    "click.refused",
+    { action: "deny" },
+    drawn === undefined ? "slack" : "slack_home",
+  );
   if (p.status !== "pending") return refuse("not_pending", notPendingMessage(p));
+  if (drawn !== undefined && drawn !== drawnState(p)) return refuse("changed", CHANGED_MESSAGE);
   const allowed = mayDecide(p, user, memberOf, "deny", standing);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
   return { ok: true };

@@ -84,6 +84,8 @@ export interface ClickInput {
   reason?: string;
   /** Where to send an ephemeral refusal (the channel the card is in), if anywhere. */
   channel?: string;
+  /** A Home-tab click: drawnState() of the proposal as its view showed it (lifecycle.ts refuses a changed one). */
+  drawn?: string;
 }
 
 export type ClickOutcome = { ok: true; status: Proposal["status"] } | { ok: false; code: string; message: string };
@@ -274,8 +276,9 @@ export class ProposalObject extends DurableObject<Env> {
       this.#standing(input.user, input.team ?? null),
     ]);
     return this.#mutate<ClickOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
-      const { kind, user, reason } = input;
-      const t = applyClick(p, { kind, user, memberOf: membership.memberOf, standing, reason, via: "slack" }, now);
+      const { kind, user, reason, drawn } = input;
+      const via = drawn === undefined ? "slack" : "slack_home";
+      const t = applyClick(p, { kind, user, memberOf: membership.memberOf, standing, reason, via, drawn }, now);
       if (t.ok) return { ...committed(t), answer: { ok: true, status: t.proposal.status } };
       const message =
         t.code === "not_an_approver" && membership.unresolved.length > 0
@@ -296,7 +299,7 @@ export class ProposalObject extends DurableObject<Env> {
    * Before the Deny modal opens: may this user deny now? A refusal is audited and answered
    * with an ephemeral message, exactly like a refused click.
    */
-  async checkDeny(user: string, channel?: string, team?: string | null): Promise<DenyCheckOutcome> {
+  async checkDeny(user: string, channel?: string, team?: string | null, drawn?: string): Promise<DenyCheckOutcome> {
     const before = this.#current();
     if (!before) return NO_PROPOSAL_SLACK;
     const [membership, standing] = await Promise.all([
@@ -304,7 +307,7 @@ export class ProposalObject extends DurableObject<Env> {
       this.#standing(user, team ?? null),
     ]);
     return this.#mutate<DenyCheckOutcome>(NO_PROPOSAL_SLACK, (p) => {
-      const verdict = precheckDeny(p, user, membership.memberOf, standing);
+      const verdict = precheckDeny(p, user, membership.memberOf, standing, drawn);
       if (verdict.ok) return { next: null, events: [], answer: { ok: true, summary: p.summary } };
       const { code, message } = verdict;
       return {

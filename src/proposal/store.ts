@@ -226,6 +226,19 @@ export function noteReply(sql: SqlStorage, user: string, at: number): void {
   );
 }
 
+/** What the Slack Home index last took for this proposal (src/slack/home-index.ts homeIndexKey), or null. */
+export function homeIndexWritten(sql: SqlStorage): string | null {
+  return sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'home_index'`).toArray()[0]?.value ?? null;
+}
+
+/** Notes that D1 took the Home index rows for `key` (meta `home_index`). */
+export function noteHomeIndexWritten(sql: SqlStorage, key: string): void {
+  sql.exec(
+    `INSERT INTO meta (key, value) VALUES ('home_index', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    key,
+  );
+}
+
 /** Records a runner-result webhook id; false when it was seen before (a replay). */
 export function markWebhookSeen(sql: SqlStorage, id: string, now: number): boolean {
   const inserted = sql.exec(`INSERT INTO seen_webhooks (id, at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, now);

@@ -135,12 +135,15 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
   };
 }
 
-/** The `views.open` modal that asks a denier for an optional reason; `private_metadata` is the proposal id. */
-export function renderDenyModal(proposalId: string, summary: string): ModalView {
+/**
+ * The `views.open` modal that asks a denier for an optional reason; `private_metadata` is the proposal id, after
+ * `home:` when it was opened from the Home tab (which is redrawn once the deny is recorded).
+ */
+export function renderDenyModal(proposalId: string, summary: string, from: "card" | "home" = "card"): ModalView {
   return {
     type: "modal",
     callback_id: DENY_MODAL.callbackId,
-    private_metadata: proposalId,
+    private_metadata: from === "home" ? `home:${proposalId}` : proposalId,
     title: plain("Deny proposal"),
     submit: plain("Deny"),
     close: plain("Cancel"),
@@ -161,6 +164,13 @@ export function renderDenyModal(proposalId: string, summary: string): ModalView 
       },
     ],
   };
+}
+
+/** Which proposal a deny modal's `private_metadata` names, and whether it was opened from the Home tab. */
+export function denyModalOrigin(metadata: string): { proposalId: string; fromHome: boolean } {
+  return metadata.startsWith("home:")
+    ? { proposalId: metadata.slice("home:".length), fromHome: true }
+    : { proposalId: metadata, fromHome: false };
 }
 
 /**
@@ -248,6 +258,15 @@ function quoted(blockId: string, label: string, text: string): SectionBlock {
   const head = `*${label}*\n`;
   const body = /\S/.test(text) ? quote(text, SLACK_LIMITS.sectionText - head.length) : "—";
   return { type: "section", block_id: blockId, text: mrkdwn(head + body) };
+}
+
+/**
+ * The card's own decision buttons, for the Home tab: the same action_ids, values (the proposal id) and confirm dialog
+ * as the message that decides now (the escalation message once escalated), Approve only for a plan shown whole.
+ */
+export function homeButtons(p: Proposal, nowMs: number): Button[] {
+  const opts: RenderOptions = { role: p.escalated ? "escalation" : "card", nowMs };
+  return decisionButtons(p, opts, paramsSectionText(p.action.params).whole);
 }
 
 /** Approve is offered only for a plan the card shows whole: no one approves what they cannot see (issue 11 item 4). */
@@ -463,7 +482,8 @@ function approvedBy(p: Proposal): string {
   return `:white_check_mark: Approved by ${who}${at ? ` ${slackDate(at)}` : ""}.`;
 }
 
-function approvalsSoFar(p: Proposal): string {
+/** "1 of 2: @alice": approvals so far of the number needed, and whose. */
+export function approvalsSoFar(p: Proposal): string {
   const count = `${p.approvals.length} of ${requiredApprovals(p)}`;
   const who = p.approvals.length > 0 ? `: ${actors(p.approvals.map((a) => a.user))}` : "";
   return count + who;
@@ -482,6 +502,11 @@ const FALLBACK_LEAD: Record<Proposal["status"], string> = {
   acknowledged: "Answered",
   escalated: "Answered, escalated",
 };
+
+/** A status in a few words ("Denied", "Expired, nothing ran"): what the Home tab lists beside a proposal. */
+export function statusWords(p: Proposal): string {
+  return FALLBACK_LEAD[p.status];
+}
 
 /** The card's headline in signoff's words: its header, and the start of its notification text. */
 function lead(p: Proposal, opts: RenderOptions): string {
@@ -502,7 +527,7 @@ const SLACK_CHANNEL = /^[CGD][A-Z0-9]{2,}$/;
  * A user id we can mention (`<@U…>`); anything else, a proposer's free text included, is shown
  * as escaped text. Group mentions are never formed from proposer input.
  */
-function person(id: string): string {
+export function person(id: string): string {
   return SLACK_USER.test(id) ? `<@${id}>` : fit(id, 80);
 }
 

@@ -1,6 +1,7 @@
 // POST /slack/interactions: Slack's interactivity endpoint. Verifies the signature before
 // anything is parsed, hands each click to the proposal's Durable Object, answers at once.
-import { Hono } from "hono";
+import type { ModalView } from "@slack/types";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../api/http.ts";
 import { withConfig } from "../api/middleware.ts";
@@ -8,8 +9,10 @@ import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
 import { bodyText } from "../lib/encoding.ts";
 import type { ClickKind } from "../proposal/lifecycle.ts";
-import { proposalStub } from "../proposal/stub.ts";
-import { ACTION_IDS, DENY_MODAL, renderDenyModal } from "./card.ts";
+import { type ProposalStub, proposalStub } from "../proposal/stub.ts";
+import { ACTION_IDS, DENY_MODAL, denyModalOrigin, refusalText, renderDenyModal } from "./card.ts";
+import { drawnFromBlockId } from "./home.ts";
+import { publishHome } from "./home-publish.ts";
 import { type BlockActionsPayload, readInteraction, type ViewSubmissionPayload } from "./payloads.ts";
 import { verifySlackSignature } from "./signature.ts";
 import { callSlack } from "./web-api.ts";
@@ -34,23 +37,32 @@ export const slackRoutes = new Hono<AppEnv>();
 
 // Counted as it streams: a body without Content-Length (chunked) is refused at its first byte over the limit,
 // never buffered whole (issue 11).
-const limitSlackBody = bodyLimit({
+export const limitSlackBody = bodyLimit({
   maxSize: MAX_SLACK_BODY,
   onError: () => {
     throw new ApiError(413, "payload_too_large", `body is larger than ${MAX_SLACK_BODY} bytes`);
   },
 });
 
-slackRoutes.post("/interactions", withConfig, limitSlackBody, async (c) => {
-  const { config } = c.var;
+/**
+ * The raw body of a request Slack signed, or a 401 naming the check that failed: one check for every Slack route
+ * (interactions, events), with SPEC 5's five-minute replay window.
+ */
+export async function verifiedSlackBody(c: Context<AppEnv & { Variables: { config: Config } }>): Promise<string> {
   const raw = await bodyText(c.req);
   const verified = await verifySlackSignature(
-    config.slackSigningSecret,
+    c.var.config.slackSigningSecret,
     c.req.raw.headers,
     raw,
     Math.floor(Date.now() / 1000),
   );
   if (!verified.ok) throw new ApiError(401, "bad_signature", `Slack signature refused: ${verified.reason}`);
+  return raw;
+}
+
+slackRoutes.post("/interactions", withConfig, limitSlackBody, async (c) => {
+  const { config } = c.var;
+  const raw = await verifiedSlackBody(c);
 
   const interaction = readInteraction(parsePayloadField(raw));
   switch (interaction.kind) {
@@ -62,6 +74,7 @@ slackRoutes.post("/interactions", withConfig, limitSlackBody, async (c) => {
     case "view_submission":
       return onDenySubmission(
         c.env,
+        config,
         interaction.payload,
         (body) => c.json(body),
         () => c.body(null, 200),
@@ -78,6 +91,7 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload):
   if (!kind || !stub) return; // not one of our buttons, or not one of our ids
   const user = payload.user.id;
   const team = payload.user.team_id ?? null;
+  if (payload.view?.type === "home") return onHomeButton(env, config, payload, kind, stub);
   const channel = payload.channel?.id ?? payload.container?.channel_id;
   if (kind !== "deny") {
     await stub.click({ kind, user, team, ...(channel ? { channel } : {}) });
@@ -85,11 +99,54 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload):
   }
   const check = await stub.checkDeny(user, channel, team);
   if (!check.ok || !payload.trigger_id) return;
+  await openDenyModal(config, stub, payload.trigger_id, renderDenyModal(action.value!, check.summary));
+}
+
+/**
+ * A click in the Home tab: the card's own path (the same object calls, so every check is the card's), carrying the
+ * state the view was drawn on, which the object compares with the proposal's inside the decision step. The Home tab
+ * has no channel for an ephemeral reply, so the outcome is said at the top of the redrawn view instead.
+ */
+async function onHomeButton(
+  env: Env,
+  config: Config,
+  payload: BlockActionsPayload,
+  kind: ClickKind,
+  stub: ProposalStub,
+): Promise<void> {
+  const action = payload.actions[0]!;
+  const viewer = { user: payload.user.id, team: payload.user.team_id ?? null };
+  // A button whose block signoff did not draw for this proposal is treated as drawn on a state that never was.
+  const drawn = drawnFromBlockId(action.block_id, action.value!) ?? "unknown";
+  if (kind === "deny") {
+    const check = await stub.checkDeny(viewer.user, undefined, viewer.team, drawn);
+    if (check.ok && payload.trigger_id) {
+      await openDenyModal(config, stub, payload.trigger_id, renderDenyModal(action.value!, check.summary, "home"));
+      return;
+    }
+    if (!check.ok) await publishHome(env, config, viewer, refusalText(check.message));
+    return;
+  }
+  const outcome = await stub.click({ kind, user: viewer.user, team: viewer.team, drawn });
+  await publishHome(env, config, viewer, outcome.ok ? HOME_DONE[kind] : refusalText(outcome.message));
+}
+
+/** What the redrawn Home tab says after a click that counted. */
+const HOME_DONE: Record<ClickKind, string> = {
+  approve: ":white_check_mark: Your approval was recorded.",
+  deny: ":no_entry: You denied it. Nothing will run.",
+  escalate: ":arrow_heading_up: Escalated.",
+  yes: ":white_check_mark: Answered.",
+  no: ":white_check_mark: Answered.",
+  unsure: ":white_check_mark: Answered.",
+};
+
+async function openDenyModal(config: Config, stub: ProposalStub, triggerId: string, view: ModalView): Promise<void> {
   const opened = await callSlack(
     config.slackApiBase,
     config.slackBotToken,
     "views.open",
-    { trigger_id: payload.trigger_id, view: renderDenyModal(action.value!, check.summary) },
+    { trigger_id: triggerId, view },
     fetch,
     VIEWS_OPEN_TIMEOUT_MS,
   );
@@ -98,12 +155,14 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload):
 
 async function onDenySubmission(
   env: Env,
+  config: Config,
   payload: ViewSubmissionPayload,
   answer: (body: unknown) => Response,
   close: () => Response,
 ): Promise<Response> {
   if (payload.view.callback_id !== DENY_MODAL.callbackId) return close();
-  const stub = proposalStub(env.PROPOSALS, payload.view.private_metadata);
+  const { proposalId, fromHome } = denyModalOrigin(payload.view.private_metadata);
+  const stub = proposalStub(env.PROPOSALS, proposalId);
   if (!stub)
     return answer({
       response_action: "errors",
@@ -119,6 +178,8 @@ async function onDenySubmission(
   // A refusal is shown in the modal itself, next to the reason box.
   if (!outcome.ok)
     return answer({ response_action: "errors", errors: { [DENY_MODAL.reasonBlockId]: outcome.message } });
+  if (fromHome)
+    await publishHome(env, config, { user: payload.user.id, team: payload.user.team_id ?? null }, HOME_DONE.deny);
   return close();
 }
 

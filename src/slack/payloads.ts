@@ -12,7 +12,17 @@ export const BlockActionsPayload = z.object({
   trigger_id: z.string().max(255).optional(),
   channel: z.object({ id: SlackId }).optional(),
   container: z.object({ channel_id: SlackId.optional() }).optional(),
-  actions: z.array(z.object({ action_id: z.string().max(255), value: z.string().max(2000).optional() })).min(1),
+  // A click in the Home tab comes from a view of type "home" (no channel); its block_id says what it was drawn on.
+  view: z.object({ type: z.string().max(64) }).optional(),
+  actions: z
+    .array(
+      z.object({
+        action_id: z.string().max(255),
+        block_id: z.string().max(255).optional(),
+        value: z.string().max(2000).optional(),
+      }),
+    )
+    .min(1),
 });
 export type BlockActionsPayload = z.infer<typeof BlockActionsPayload>;
 

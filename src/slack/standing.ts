@@ -13,6 +13,8 @@ interface Account {
   guest: boolean;
   /** Deactivated users and bots never decide either. */
   inactive: boolean;
+  /** Their time zone (`tz`, an IANA name), for the Home tab's deadlines; null when Slack gives none. */
+  tz: string | null;
 }
 
 /**
@@ -35,6 +37,15 @@ export async function standingOf(
   return "member";
 }
 
+/** The user's time zone from the same cached users.info answer; null when unknown (shown in UTC then). */
+export async function timeZoneOf(
+  user: string,
+  slack: { base: string; token: string },
+  now = Date.now(),
+): Promise<string | null> {
+  return (await accountOf(user, slack, now))?.tz ?? null;
+}
+
 const accounts = new LookupCache<Account>(GROUP_CACHE_MS);
 
 function accountOf(user: string, slack: { base: string; token: string }, now: number): Promise<Account | null> {
@@ -50,5 +61,6 @@ async function fetchAccount(user: string, slack: { base: string; token: string }
     team: typeof info.team_id === "string" ? info.team_id : null,
     guest: info.is_restricted === true || info.is_ultra_restricted === true,
     inactive: info.deleted === true || info.is_bot === true,
+    tz: typeof info.tz === "string" && info.tz.length <= 64 ? info.tz : null,
   };
 }

@@ -74,6 +74,8 @@ export function startPeer(port = 0): Promise<{ server: Server; port: number }> {
         return { body: { ok: true, channel: params.channel, ts: `${slackTs}.000100` } };
       }
       if (method === "chat.update") return { body: { ok: true, channel: params.channel, ts: params.ts } };
+      // The Home tab (issue 16): Slack answers with the view it stored.
+      if (method === "views.publish") return { body: { ok: true, view: { id: `V${++slackTs}`, type: "home" } } };
       if (method === "users.info") {
         const id = String(params.user);
         return { body: { ok: true, user: { id, team_id: SLACK_TEAM_ID, ...SLACK_ACCOUNTS[id] } } };
