@@ -146,8 +146,14 @@ export const ProposalResponse = z.object({
     confirm: z.boolean(),
     channel: z.string().nullable(),
     escalation: z
-      .object({ approvers: z.array(z.string()), channel: z.string().nullable(), extend_ttl_seconds: z.number() })
+      .object({
+        approvers: z.array(z.string()),
+        channel: z.string().nullable(),
+        extend_ttl_seconds: z.number(),
+        after_seconds: z.number().optional().describe("escalates by itself this long after creation if undecided"),
+      })
       .nullable(),
+    remind_at: z.array(z.number()).optional().describe("fractions of the TTL at which the undecided are reminded"),
     links: z
       .object({ recipients: z.array(z.string()), teams_recipient: z.string().nullable() })
       .optional()
