@@ -8,6 +8,7 @@ import { withConfig } from "./api/middleware.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { proposalRoutes } from "./api/proposals.ts";
 import { resultRoutes } from "./api/results.ts";
+import { metricsRoutes, statsRoutes } from "./api/stats.ts";
 import { ApiError } from "./errors.ts";
 import { linkRoutes } from "./links/routes.ts";
 import { slackRoutes } from "./slack/interactions.ts";
@@ -24,6 +25,8 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v1/proposals", proposalRoutes);
   app.route("/v1/audit", auditRoutes);
   app.route("/v1/keys", keyRoutes);
+  app.route("/v1/stats", statsRoutes);
+  app.route("/metrics", metricsRoutes);
   app.route("/slack", slackRoutes);
   app.route("/l", linkRoutes);
 
