@@ -176,6 +176,17 @@ describe("reminders (issue 16)", () => {
     expect(String(dm!.text)).toMatch(/still waits for your answer — (1 min \d+ s|2 min) left/);
   });
 
+  it("a card Slack refused for good: the reminder still goes to the card's channel, unthreaded", async () => {
+    await peer.script("/slack/api/chat.postMessage", [{ body: { ok: false, error: "not_in_channel" } }]);
+    const p = await createProposal({ requested_by: "U0BOB" });
+    await settle(p.id);
+    expect((await auditOf(p.id)).find((e) => e.type === "slack.failed")?.details).toMatchObject({ final: true });
+    await fire(p.id, "remind", "0.5");
+    const [reminder] = await reminders();
+    expect(reminder).toMatchObject({ channel: "C0INCIDENT" });
+    expect(reminder!.thread_ts).toBeUndefined();
+  });
+
   it("Slack 429 and 5xx: retried (Retry-After honoured), audited, and sent once in the end", async () => {
     const p = await createProposal({ requested_by: "U0BOB" });
     await settle(p.id);

@@ -6,12 +6,10 @@ import { callSlack } from "../../slack/web-api.ts";
 import { stillToDecide } from "../lifecycle.ts";
 import type { Proposal } from "../types.ts";
 import { DONE, type JobRunner } from "./context.ts";
-import { hasSlackCard, MESSAGE_ATTEMPTS, slackFailure } from "./slack-sync.ts";
+import { hasSlackCard, MESSAGE_ATTEMPTS, slackFailure, targetChannel } from "./slack-sync.ts";
 
 /** Below this TTL no reminder is scheduled: a reminder seconds before the deadline helps nobody. */
 export const MIN_REMIND_TTL_MS = 60_000;
-/** How long a reminder waits for the message it replies to (the card may still be on its way to Slack). */
-const CARD_WAIT_RETRY_MS = 30_000;
 
 /** The job key of the reminder at `fraction`: the fraction itself ("0.5"). */
 export const reminderKey = (fraction: number) => String(fraction);
@@ -42,9 +40,10 @@ export const sendReminder: JobRunner = async (ctx, job) => {
   const text = reminderText(p, now);
   if (text === null) return DONE;
   const direct = isDirect(p);
-  const ref = p.slack.messages.find((m) => m.role === (p.escalated ? "escalation" : "card"));
-  if (!ref && !direct) return { retryAt: now + CARD_WAIT_RETRY_MS };
-  const channel = ref?.channel ?? p.requested_by ?? "";
+  const role = p.escalated ? "escalation" : "card";
+  const ref = p.slack.messages.find((m) => m.role === role);
+  // Without the message to reply to (Slack refused it for good), the reminder goes where it would have been.
+  const channel = ref?.channel ?? targetChannel(p, role);
   const config = ctx.config();
   const result = await callSlack(config.slackApiBase, config.slackBotToken, "chat.postMessage", {
     channel,
