@@ -246,6 +246,10 @@ for (const a of actions) {
     a.escalation
       ? `escalates to ${a.escalation.approvers.join(", ")} in ${a.escalation.channel}${a.escalation.extend_ttl_seconds ? ` (+${a.escalation.extend_ttl_seconds}s)` : ""}`
       : "",
+    a.escalation?.after_seconds ? `by itself after ${a.escalation.after_seconds}s` : "",
+    a.remind_at.length > 0
+      ? `reminders at ${a.remind_at.map((f) => `${Math.round(f * 1000) / 10} %`).join(", ")} of the TTL`
+      : "no reminders",
   ];
   lines.push(`    ${parts.filter((p) => p !== "").join(" · ")}`);
 }

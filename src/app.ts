@@ -9,6 +9,7 @@ import { withConfig } from "./api/middleware.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { proposalRoutes } from "./api/proposals.ts";
 import { resultRoutes } from "./api/results.ts";
+import { metricsRoutes, statsRoutes } from "./api/stats.ts";
 import { ApiError } from "./errors.ts";
 import { linkRoutes } from "./links/routes.ts";
 import { slackEventRoutes } from "./slack/events.ts";
@@ -27,6 +28,8 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v1/actions", actionRoutes);
   app.route("/v1/audit", auditRoutes);
   app.route("/v1/keys", keyRoutes);
+  app.route("/v1/stats", statsRoutes);
+  app.route("/metrics", metricsRoutes);
   app.route("/slack", slackRoutes);
   app.route("/slack", slackEventRoutes);
   app.route("/l", linkRoutes);

@@ -1660,6 +1660,8 @@ describe("GET /openapi.json", () => {
       ["/v1/proposals/{id}/cancel", "post"],
       ["/v1/proposals/{id}/result", "post"],
       ["/v1/audit", "get"],
+      ["/v1/stats", "get"],
+      ["/metrics", "get"],
       ["/slack/interactions", "post"],
       ["/slack/events", "post"],
       ["/healthz", "get"],

@@ -44,6 +44,7 @@ describe("defaults (SPEC 3)", () => {
       confirm: true,
       params_schema: null,
       escalation: null,
+      remind_at: [0.5, 0.9],
     });
   });
 
@@ -58,6 +59,7 @@ describe("defaults (SPEC 3)", () => {
       required_approvals: 1,
       channel: "C0OWN",
       extend_ttl_seconds: 0,
+      after_seconds: null,
     });
   });
 
@@ -134,6 +136,42 @@ describe("cross-field rules name the field", () => {
         actions: { "k8s.x": { requester_only: true, requesters: ["U0A1"], escalation: { approvers: ["S0LEADS"] } } },
       }),
     ).toEqual([{ path: 'POLICY.actions["k8s.x"].escalation.channel', message: expect.any(String) }]);
+  });
+
+  it("remind_at: fractions of the TTL in (0, 1), ascending, each once; [] turns reminders off (issue 16)", () => {
+    expect(only({ approvers: ["U0A1"], remind_at: [] }).remind_at).toEqual([]);
+    expect(only({ approvers: ["U0A1"], remind_at: [0.25, 0.5, 0.75] }).remind_at).toEqual([0.25, 0.5, 0.75]);
+    const at = (i: number) => `POLICY.actions["k8s.x"].remind_at[${i}]`;
+    expect(problems(withAction({ approvers: ["U0A1"], remind_at: [0, 1] }))).toEqual([
+      { path: at(0), message: "must be more than 0" },
+      { path: at(1), message: "must be less than 1 (a fraction of the TTL)" },
+    ]);
+    expect(problems(withAction({ approvers: ["U0A1"], remind_at: [0.9, 0.5, 0.5] }))).toEqual([
+      { path: at(1), message: "must be more than the one before it (0.9): ascending" },
+      { path: at(2), message: "is listed twice" },
+    ]);
+    expect(problems(withAction({ approvers: ["U0A1"], remind_at: "0.5" }))).toEqual([
+      { path: 'POLICY.actions["k8s.x"].remind_at', message: expect.stringMatching(/array/) },
+    ]);
+    expect(problems(withAction({ approvers: ["U0A1"], remind_at_: [0.5] }))[0]).toMatchObject({
+      message: expect.stringContaining("remind_at"),
+    });
+  });
+
+  it("escalation.after_seconds: a whole number of seconds, less than max_ttl_seconds (issue 16)", () => {
+    const escalating = (after: unknown) => ({
+      approvers: ["U0A1"],
+      max_ttl_seconds: 3600,
+      escalation: { approvers: ["S0LEADS"], after_seconds: after },
+    });
+    expect(only(escalating(300)).escalation?.after_seconds).toBe(300);
+    const path = 'POLICY.actions["k8s.x"].escalation.after_seconds';
+    expect(problems(withAction(escalating(3600)))).toEqual([
+      { path, message: "3600 is not less than max_ttl_seconds (3600): no proposal would ever wait that long" },
+    ]);
+    expect(problems(withAction(escalating(0)))).toEqual([{ path, message: expect.any(String) }]);
+    expect(problems(withAction(escalating(1.5)))).toEqual([{ path, message: expect.any(String) }]);
+    expect(decisionRuleFor(parsePolicy(withAction(escalating(300))), "k8s.x")?.escalation?.after_seconds).toBe(300);
   });
 
   it("an approver listed twice would count twice: refused", () => {
@@ -362,6 +400,7 @@ describe("decisionRuleFor", () => {
       confirm: true,
       channel: "C0INCIDENT",
       escalation: { approvers: ["S0SRELEADS"], required_approvals: 1, channel: "C0ESCALATE", extend_ttl_seconds: 600 },
+      remind_at: [0.5, 0.9],
     });
     expect(decisionRuleFor(policy, "demo.echo")).toMatchObject({
       requester_only: true,

@@ -1,11 +1,12 @@
 // SPEC 12, independence: no single party can cause a dispatch. A property over random policies, people with several
-// identities, and random sequences of clicks (on the card and in the Home tab), link decisions and escalations by random actors (the requester and the
-// escalator among them): no proposal reaches `approved` unless the rule in force was met by that many distinct
-// people, none of them the requester (unless self-approval is allowed) and, once escalated, none the escalator.
+// identities, and random sequences of clicks (on the card and in the Home tab), link decisions and escalations by
+// random actors (the requester and the escalator among them) or by the clock (escalation.after_seconds, issue 16): no
+// proposal reaches `approved` unless the rule in force was met by that many distinct people, none of them the requester (unless self-approval is allowed) and, once escalated, none the escalator.
 // Pure: the state machine itself (src/proposal/lifecycle.ts), so thousands of sequences run in a second.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  applyAutoEscalation,
   applyClick,
   applyLink,
   type ClickKind,
@@ -29,7 +30,9 @@ type Step =
   | { via: "slack"; user: string; kind: ClickKind; standing: Standing }
   // A Home-tab button (issue 16): the card's checks, plus the state its view was drawn on, current or stale.
   | { via: "home"; user: string; kind: ClickKind; standing: Standing; fresh: boolean }
-  | { via: "link"; recipient: string; identity: string | null; choice: "approve" | "deny" };
+  | { via: "link"; recipient: string; identity: string | null; choice: "approve" | "deny" }
+  // escalation.after_seconds passed: the automatic escalation's job runs (whatever came before)
+  | { via: "clock" };
 
 interface World {
   proposal: Proposal;
@@ -54,74 +57,91 @@ const peopleArb = fc
     return people;
   });
 
-const worldArb: fc.Arbitrary<World> = fc
-  .record({
-    people: peopleArb,
-    approvers: subset([...USERS, GROUP]),
-    group: subset(USERS),
-    required: fc.integer({ min: 1, max: 3 }),
-    selfApproval: fc.boolean(),
-    requesterOnly: fc.boolean(),
-    escalation: fc.option(
-      fc.record({ approvers: subset([...USERS, GROUP], 1), required: fc.integer({ min: 1, max: 2 }) }),
-    ),
-    links: fc.option(fc.record({ recipients: subset(EMAILS), teams: fc.boolean() })),
-    requestedBy: fc.option(fc.constantFrom<string>(...USERS, ...EMAILS, "person0", "person1")),
-  })
-  .chain((w) => {
-    const links = w.requesterOnly ? null : w.links;
-    const recipients = links ? [...links.recipients, ...(links.teams ? ["teams"] : [])] : [];
-    const step: fc.Arbitrary<Step> = fc.oneof(
-      fc.record({
-        via: fc.constant("slack" as const),
-        user: fc.constantFrom(...USERS),
-        kind: fc.constantFrom<ClickKind>("approve", "approve", "approve", "escalate", "deny"),
-        standing: fc.constantFrom<Standing>("member", "member", "member", "member", "guest", "other_workspace"),
-      }),
-      fc.record({
-        via: fc.constant("home" as const),
-        user: fc.constantFrom(...USERS),
-        kind: fc.constantFrom<ClickKind>("approve", "approve", "approve", "escalate", "deny"),
-        standing: fc.constantFrom<Standing>("member", "member", "member", "member", "guest", "other_workspace"),
-        fresh: fc.boolean(),
-      }),
-      ...(recipients.length > 0
-        ? [
-            fc.record({
-              via: fc.constant("link" as const),
-              recipient: fc.constantFrom(...recipients),
-              identity: fc.option(fc.constantFrom(...EMAILS), { freq: 4 }),
-              choice: fc.constantFrom<"approve" | "deny">("approve", "approve", "approve", "deny"),
-            }),
-          ]
-        : []),
-    );
-    const requestedBy = w.requesterOnly ? (w.requestedBy ?? "U0A") : w.requestedBy;
-    const proposal = makeProposal({
-      requested_by: requestedBy,
-      rule: {
-        approvers: w.requesterOnly ? [] : w.approvers,
-        required_approvals: w.requesterOnly ? 1 : w.required,
-        allow_self_approval: w.selfApproval,
-        requester_only: w.requesterOnly,
-        escalation: w.escalation
-          ? {
-              approvers: w.escalation.approvers,
-              channel: "C0ESC",
-              extend_ttl_seconds: 0,
-              required_approvals: w.escalation.required,
-            }
-          : null,
-        links: links ? { recipients: links.recipients, teams_recipient: links.teams ? "teams" : null } : null,
-        people: w.people,
-      },
+/**
+ * Random worlds. `escalating`: every policy escalates, by itself too (after_seconds), and escalations and the clock
+ * come often, so the sequences that mix a click's escalation, the clock and approvals are many.
+ */
+const worlds = (escalating: boolean): fc.Arbitrary<World> =>
+  fc
+    .record({
+      people: peopleArb,
+      approvers: subset([...USERS, GROUP]),
+      group: subset(USERS),
+      required: fc.integer({ min: 1, max: 3 }),
+      selfApproval: fc.boolean(),
+      requesterOnly: fc.boolean(),
+      escalation: fc.option(
+        fc.record({
+          approvers: subset([...USERS, GROUP], 1),
+          required: fc.integer({ min: 1, max: 2 }),
+          automatic: escalating ? fc.constant(true) : fc.boolean(),
+        }),
+        { nil: null, freq: escalating ? Number.MAX_SAFE_INTEGER : 5 },
+      ),
+      links: fc.option(fc.record({ recipients: subset(EMAILS), teams: fc.boolean() })),
+      requestedBy: fc.option(fc.constantFrom<string>(...USERS, ...EMAILS, "person0", "person1")),
+    })
+    .chain((w) => {
+      const links = w.requesterOnly ? null : w.links;
+      const recipients = links ? [...links.recipients, ...(links.teams ? ["teams"] : [])] : [];
+      const step: fc.Arbitrary<Step> = fc.oneof(
+        fc.record({
+          via: fc.constant("slack" as const),
+          user: fc.constantFrom(...USERS),
+          kind: escalating
+            ? fc.constantFrom<ClickKind>("approve", "approve", "escalate")
+            : fc.constantFrom<ClickKind>("approve", "approve", "approve", "escalate", "deny"),
+          standing: fc.constantFrom<Standing>("member", "member", "member", "member", "guest", "other_workspace"),
+        }),
+        fc.record({
+          via: fc.constant("home" as const),
+          user: fc.constantFrom(...USERS),
+          kind: escalating
+            ? fc.constantFrom<ClickKind>("approve", "approve", "escalate")
+            : fc.constantFrom<ClickKind>("approve", "approve", "approve", "escalate", "deny"),
+          standing: fc.constantFrom<Standing>("member", "member", "member", "member", "guest", "other_workspace"),
+          fresh: fc.boolean(),
+        }),
+        ...(recipients.length > 0
+          ? [
+              fc.record({
+                via: fc.constant("link" as const),
+                recipient: fc.constantFrom(...recipients),
+                identity: fc.option(fc.constantFrom(...EMAILS), { freq: 4 }),
+                choice: fc.constantFrom<"approve" | "deny">("approve", "approve", "approve", "deny"),
+              }),
+            ]
+          : []),
+        fc.constant({ via: "clock" as const }),
+      );
+      const requestedBy = w.requesterOnly ? (w.requestedBy ?? "U0A") : w.requestedBy;
+      const proposal = makeProposal({
+        requested_by: requestedBy,
+        rule: {
+          approvers: w.requesterOnly ? [] : w.approvers,
+          required_approvals: w.requesterOnly ? 1 : w.required,
+          allow_self_approval: w.selfApproval,
+          requester_only: w.requesterOnly,
+          escalation: w.escalation
+            ? {
+                approvers: w.escalation.approvers,
+                channel: "C0ESC",
+                extend_ttl_seconds: 0,
+                required_approvals: w.escalation.required,
+                ...(w.escalation.automatic ? { after_seconds: 60 } : {}),
+              }
+            : null,
+          links: links ? { recipients: links.recipients, teams_recipient: links.teams ? "teams" : null } : null,
+          people: w.people,
+        },
+      });
+      return fc.record({
+        proposal: fc.constant(proposal),
+        group: fc.constant(w.group),
+        steps: fc.array(step, { maxLength: 14 }),
+      });
     });
-    return fc.record({
-      proposal: fc.constant(proposal),
-      group: fc.constant(w.group),
-      steps: fc.array(step, { maxLength: 14 }),
-    });
-  });
+const worldArb = worlds(false);
 
 /** Runs the steps; returns the proposal as it stands after each accepted one. */
 function play(world: World): Proposal[] {
@@ -129,21 +149,23 @@ function play(world: World): Proposal[] {
   const seen: Proposal[] = [];
   for (const step of world.steps) {
     const t =
-      step.via === "link"
-        ? applyLink(p, { recipient: step.recipient, identity: step.identity, choice: step.choice }, NOW)
-        : applyClick(
-            p,
-            {
-              kind: step.kind,
-              user: step.user,
-              memberOf: world.group.includes(step.user) ? [GROUP] : [],
-              standing: step.standing,
-              via: step.via === "home" ? "slack_home" : "slack",
-              // A stale view: drawn before anything happened (which may still be how it stands).
-              ...(step.via === "home" ? { drawn: step.fresh ? drawnState(p) : "pending.0.n" } : {}),
-            },
-            NOW,
-          );
+      step.via === "clock"
+        ? applyAutoEscalation(p, NOW)
+        : step.via === "link"
+          ? applyLink(p, { recipient: step.recipient, identity: step.identity, choice: step.choice }, NOW)
+          : applyClick(
+              p,
+              {
+                kind: step.kind,
+                user: step.user,
+                memberOf: world.group.includes(step.user) ? [GROUP] : [],
+                standing: step.standing,
+                via: step.via === "home" ? "slack_home" : "slack",
+                // A stale view: drawn before anything happened (which may still be how it stands).
+                ...(step.via === "home" ? { drawn: step.fresh ? drawnState(p) : "pending.0.n" } : {}),
+              },
+              NOW,
+            );
     if (t.ok) {
       p = t.proposal;
       seen.push(p);
@@ -172,27 +194,44 @@ function listedPerson(p: Proposal, person: string, group: string[]): boolean {
   return viaSlack || viaLink;
 }
 
+/** The property: every approved state met the rule in force with distinct, permitted people (see the top). */
+function independent(world: World): void {
+  // Whoever escalated by a click, at any point: nothing later (the clock included) makes them count again.
+  const escalators = new Set<string>();
+  for (const p of play(world)) {
+    if (p.escalated && p.escalated.by !== "signoff") escalators.add(personOf(p, p.escalated.by));
+    if (p.status !== "approved") continue;
+    for (const person of escalators) expect(p.approvals.map((a) => personOf(p, a.user))).not.toContain(person);
+    const people = p.approvals.map((a) => personOf(p, a.user));
+    expect(new Set(people).size, "one person, one vote").toBe(people.length);
+    expect(people.length, "the rule in force is met").toBeGreaterThanOrEqual(requiredApprovals(p));
+    const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
+    const requesterDecides = p.rule.requester_only && !p.escalated;
+    if (!requesterDecides && !(p.rule.allow_self_approval && !p.escalated)) {
+      expect(people, "never the requester").not.toContain(requester);
+    }
+    if (p.escalated) expect(people, "never the escalator").not.toContain(personOf(p, p.escalated.by));
+    // The clock escalates only where the policy says so, and is nobody's vote.
+    if (p.escalated?.by === "signoff") expect(p.rule.escalation?.after_seconds).toBe(60);
+    expect(people).not.toContain("signoff");
+    for (const person of people) expect(listedPerson(p, person, world.group), person).toBe(true);
+    // Nobody approved through a link without signing in, and no guest or outsider counted.
+    for (const a of p.approvals) expect(a.user).not.toBe("link:teams");
+  }
+}
+
 describe("independence (SPEC 12)", () => {
   it("no sequence of clicks, links and escalations approves with fewer distinct, permitted people than the rule in force", () => {
     fc.assert(
-      fc.property(worldArb, (world) => {
-        for (const p of play(world)) {
-          if (p.status !== "approved") continue;
-          const people = p.approvals.map((a) => personOf(p, a.user));
-          expect(new Set(people).size, "one person, one vote").toBe(people.length);
-          expect(people.length, "the rule in force is met").toBeGreaterThanOrEqual(requiredApprovals(p));
-          const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
-          const requesterDecides = p.rule.requester_only && !p.escalated;
-          if (!requesterDecides && !(p.rule.allow_self_approval && !p.escalated)) {
-            expect(people, "never the requester").not.toContain(requester);
-          }
-          if (p.escalated) expect(people, "never the escalator").not.toContain(personOf(p, p.escalated.by));
-          for (const person of people) expect(listedPerson(p, person, world.group), person).toBe(true);
-          // Nobody approved through a link without signing in, and no guest or outsider counted.
-          for (const a of p.approvals) expect(a.user).not.toBe("link:teams");
-        }
-      }),
+      fc.property(worldArb, (world) => independent(world)),
       { numRuns: 3000 },
+    );
+  });
+
+  it("the same with every policy escalating by itself too: the clock never frees whoever escalated by a click", () => {
+    fc.assert(
+      fc.property(worlds(true), (world) => independent(world)),
+      { numRuns: 2000 },
     );
   });
 
@@ -200,8 +239,8 @@ describe("independence (SPEC 12)", () => {
     fc.assert(
       fc.property(worldArb, fc.constantFrom<Standing>("guest", "other_workspace", "unknown"), (world, standing) => {
         const outsiders = world.steps
-          .map((s) => (s.via === "link" ? s : { ...s, standing }))
-          .filter((s) => s.via !== "link");
+          .map((s) => (s.via === "slack" || s.via === "home" ? { ...s, standing } : s))
+          .filter((s) => s.via === "slack" || s.via === "home");
         for (const p of play({ ...world, steps: outsiders })) {
           expect.unreachable(`${p.status}: a click by a ${standing} changed the proposal`);
         }
@@ -228,6 +267,37 @@ describe("the attacks the review found, one by one", () => {
     if (!escalated.ok) return;
     expect(click(escalated.proposal, "U0ALICE")).toMatchObject({ ok: false, code: "escalated_by_you" });
     expect(click(escalated.proposal, "U0ERIN")).toMatchObject({ ok: true, proposal: { status: "approved" } });
+  });
+
+  it("the clock never takes over a click's escalation: the escalator stays excluded, and the requester never counts", () => {
+    const p = makeProposal({
+      requested_by: "U0BOB",
+      rule: {
+        approvers: ["U0ALICE", "U0DAVE"],
+        required_approvals: 2,
+        escalation: {
+          approvers: ["U0ALICE", "U0BOB", "U0ERIN"],
+          channel: "C0ESC",
+          extend_ttl_seconds: 0,
+          after_seconds: 60,
+        },
+      },
+    });
+    const escalated = click(p, "U0ALICE", "escalate");
+    if (!escalated.ok) throw new Error("escalation refused");
+    // Were the clock to escalate again as `signoff`, Alice would no longer be the escalator and could approve alone.
+    expect(applyAutoEscalation(escalated.proposal, NOW)).toMatchObject({ ok: false });
+    expect(click(escalated.proposal, "U0ALICE")).toMatchObject({ ok: false, code: "escalated_by_you" });
+    const byClock = applyAutoEscalation(p, NOW);
+    if (!byClock.ok) throw new Error("automatic escalation refused");
+    expect(byClock.proposal.escalated?.by).toBe("signoff");
+    expect(click(byClock.proposal, "U0BOB")).toMatchObject({ ok: false, code: "self_approval" });
+    expect(click(byClock.proposal, "U0ERIN")).toMatchObject({ ok: true, proposal: { status: "approved" } });
+    // Without after_seconds there is no automatic escalation at all.
+    const manual = makeProposal({
+      rule: { escalation: { approvers: ["U0ERIN"], channel: null, extend_ttl_seconds: 0 } },
+    });
+    expect(applyAutoEscalation(manual, NOW)).toMatchObject({ ok: false });
   });
 
   it("escalation needs its own required_approvals of people other than the escalator and the requester", () => {

@@ -32,7 +32,7 @@ describe("the proposal object's schema", () => {
     const p = await createProposal();
     await settle(p.id);
     const jobs = await jobsOf(p.id);
-    expect(jobs.map((job) => job.kind)).toEqual(["expire"]);
+    expect(jobs.map((job) => `${job.kind}/${job.key}`)).toEqual(["remind/0.5", "remind/0.9", "expire/ttl"]);
     await runInDurableObject(stubOf(p.id), (_instance, state) => {
       state.storage.sql.exec(`UPDATE meta SET value = '2' WHERE key = 'schema_version'`);
     });

@@ -38,8 +38,8 @@ const POLICY_JSON = `{
   "actions": {
     "k8s.rollout_restart": { "approvers": ["U0ALICE", "S0ONCALL"], "max_ttl_seconds": 3600,
       "params_schema": { "type": "object", "required": ["deployment"], "properties": { "deployment": { "type": "string" } } },
-      "escalation": { "approvers": ["S0SRELEADS"], "channel": "C0ESCALATE" } },
-    "demo.echo": { "requester_only": true, "requesters": ["U07QJ8K2ZPL"], "ttl_seconds": 30 }
+      "escalation": { "approvers": ["S0SRELEADS"], "channel": "C0ESCALATE", "after_seconds": 30 } },
+    "demo.echo": { "requester_only": true, "requesters": ["U07QJ8K2ZPL"], "ttl_seconds": 30, "remind_at": [] }
   }
 }`;
 
@@ -79,6 +79,12 @@ test("passes on a good wrangler.toml and .dev.vars, with a summary", () => {
   assert.match(out.stdout, /actions \(2\)/);
   assert.match(out.stdout, /k8s\.rollout_restart · in C0APPROVALS · U0ALICE, S0ONCALL \(1 needed\)/);
   assert.match(out.stdout, /demo\.echo · requester only/);
+  // Issue 16: the automatic escalation and the reminders, defaults included.
+  assert.match(
+    out.stdout,
+    /escalates to S0SRELEADS in C0ESCALATE · by itself after 30s · reminders at 50 %, 90 % of the TTL/,
+  );
+  assert.match(out.stdout, /demo\.echo · .* · no reminders/);
   assert.match(out.stdout, /channels: C0APPROVALS, C0ESCALATE/);
   assert.match(out.stdout, /alertmanager · proposals:write, proposals:read · actions k8s\.\*/);
   // The audit key's public half, for verifiers; never the private one.

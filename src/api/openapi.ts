@@ -11,9 +11,12 @@ import {
   CreateProposalBody,
   ErrorResponse,
   Health,
+  MetricsParams,
   ProposalResponse,
   PublicKeys,
   ResultBody,
+  StatsQueryParams,
+  StatsResponse,
 } from "./schemas.ts";
 
 const schema = (s: z.ZodType, io: "input" | "output" = "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
@@ -139,6 +142,29 @@ export function openApiDocument(): unknown {
                 "application/x-ndjson": { schema: { type: "string" } },
                 "text/csv": { schema: { type: "string" } },
               },
+            },
+            ...errors(400, 401, 403, 503),
+          },
+        },
+      },
+      "/v1/stats": {
+        get: {
+          summary: "Time to decision per action, from the audit log: statuses, p50/p90/max, late decisions, approvers",
+          parameters: queryParameters(StatsQueryParams),
+          responses: {
+            "200": json(StatsResponse, "Statistics of the proposals created in [since, until)"),
+            ...errors(400, 401, 403, 503),
+          },
+        },
+      },
+      "/metrics": {
+        get: {
+          summary: "Prometheus text format: counters by action and status, and a decision-time histogram",
+          parameters: queryParameters(MetricsParams),
+          responses: {
+            "200": {
+              description: "The metrics (text exposition format 0.0.4)",
+              content: { "text/plain": { schema: { type: "string" } } },
             },
             ...errors(400, 401, 403, 503),
           },

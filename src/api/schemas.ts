@@ -1,6 +1,6 @@
 // zod schemas for the v1 API: the single source for request validation and /openapi.json.
 import { z } from "zod";
-import { RECIPIENT_MESSAGE, RECIPIENT_PATTERN } from "../config/policy.ts";
+import { ACTION_TYPE_PATTERN, RECIPIENT_MESSAGE, RECIPIENT_PATTERN } from "../config/policy.ts";
 import { RunnerResult } from "../dispatch/runner-answer.ts";
 import { PROPOSAL_KINDS, STATUSES, VERIFY_ANSWERS } from "../proposal/types.ts";
 import { PLAN_MAX_CHARS } from "../slack/plan.ts";
@@ -105,6 +105,39 @@ export const AuditQueryParams = z
   })
   .strict();
 
+/** GET /v1/stats: proposals created in [since, until) (default: the 30 days before now), of one action or all. */
+export const StatsQueryParams = z
+  .object({
+    since: instant.optional().describe("ISO 8601 or Unix ms; default: 30 days before until"),
+    until: instant.optional().describe("ISO 8601 or Unix ms, exclusive; default: now"),
+    action: z.string().regex(ACTION_TYPE_PATTERN, "must be an action type (a-z, 0-9, _ . -)").optional(),
+  })
+  .strict();
+
+/** GET /metrics takes no parameters. */
+export const MetricsParams = z.object({}).strict();
+
+const Seconds = z.number().nullable();
+
+/** GET /v1/stats: per action, formulas in docs/stats.md. */
+export const StatsResponse = z.object({
+  since: z.string(),
+  until: z.string(),
+  truncated: z.boolean().describe("more proposals than one answer reads (5000, the earliest first): narrow the window"),
+  actions: z.array(
+    z.object({
+      action: z.string(),
+      proposals: z.number().describe("created in the window"),
+      by_status: z.record(z.string(), z.number()).describe("their status now"),
+      decided: z.number().describe("approved, denied or answered by a person"),
+      time_to_decision_seconds: z.object({ p50: Seconds, p90: Seconds, max: Seconds }),
+      decided_in_last_tenth: z.object({ count: z.number(), share: z.number().nullable() }),
+      approvals_by_approver: z.record(z.string(), z.number()),
+      expired_untouched: z.number().describe("expired with no click or link at all"),
+    }),
+  ),
+});
+
 /** GET /v1/audit/checkpoint takes no parameters; like every route it refuses unknown ones. */
 export const AuditCheckpointParams = z.object({}).strict();
 
@@ -146,8 +179,14 @@ export const ProposalResponse = z.object({
     confirm: z.boolean(),
     channel: z.string().nullable(),
     escalation: z
-      .object({ approvers: z.array(z.string()), channel: z.string().nullable(), extend_ttl_seconds: z.number() })
+      .object({
+        approvers: z.array(z.string()),
+        channel: z.string().nullable(),
+        extend_ttl_seconds: z.number(),
+        after_seconds: z.number().optional().describe("escalates by itself this long after creation if undecided"),
+      })
       .nullable(),
+    remind_at: z.array(z.number()).optional().describe("fractions of the TTL at which the undecided are reminded"),
     links: z
       .object({ recipients: z.array(z.string()), teams_recipient: z.string().nullable() })
       .optional()

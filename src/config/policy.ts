@@ -61,7 +61,12 @@ const escalationShape = {
   required_approvals: z.int().min(1).default(1),
   channel: channel.nullish(),
   extend_ttl_seconds: z.int().min(0).max(MAX_SECONDS).default(0),
+  after_seconds: seconds.optional(),
 };
+
+/** Reminders before a decision (issue 16): at these fractions of the TTL, unless the action says otherwise. */
+export const DEFAULT_REMIND_AT: readonly number[] = [0.5, 0.9];
+const remindFraction = z.number().gt(0, "must be more than 0").lt(1, "must be less than 1 (a fraction of the TTL)");
 
 function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
   return object({
@@ -79,6 +84,7 @@ function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
     kind: z.enum(["approval", "verify"]).default("approval"),
     verify_labels: object(verifyLabelsShape).optional(),
     links: object(linksShape).optional(),
+    remind_at: z.array(remindFraction).max(10).optional(),
   });
 }
 /** Refuses unknown fields, so that a typo is an error rather than a silently applied default. */
@@ -144,7 +150,11 @@ export interface DecisionRule {
     extend_ttl_seconds: number;
     /** Distinct people needed once escalated, never the escalator or the requester (absent before it existed: 1). */
     required_approvals?: number;
+    /** Seconds after creation at which an undecided proposal escalates by itself (absent or null: never). */
+    after_seconds?: number | null;
   } | null;
+  /** Fractions of the TTL at which the undecided are reminded (absent in proposals created before reminders: none). */
+  remind_at?: number[];
   /** Signed links, when the action enables them (absent in proposals created before links existed). */
   links?: LinkRule | null;
   /** A verification prompt's button labels (absent or null for approvals). */
@@ -160,6 +170,8 @@ export interface Escalation {
   /** Where the escalated decision is asked: the escalation's channel, else the action's. */
   channel: string | null;
   extend_ttl_seconds: number;
+  /** Seconds after creation at which an undecided proposal escalates by itself, or null (only by a click). */
+  after_seconds: number | null;
 }
 
 /** One action's policy with every default applied and `channel` resolved. */
@@ -182,6 +194,8 @@ export interface ActionPolicy {
   verify?: { labels: VerifyLabels };
   /** Present only when `links.enabled`: who may decide through signed links, and the Teams webhook. */
   links?: LinksPolicy;
+  /** Fractions of the TTL (ascending, each in (0, 1)) at which the undecided are reminded in Slack; [] for none. */
+  remind_at: number[];
 }
 
 /** An action's signed links (policy `links`), defaults applied. */
@@ -329,13 +343,32 @@ function parseAction(
         message: "no channel to escalate to: set escalation.channel, channel or default_channel",
       });
     }
+    const after = a.escalation.after_seconds ?? null;
+    if (after !== null && after >= a.max_ttl_seconds) {
+      details.push({
+        path: at("escalation", "after_seconds"),
+        message: `${after} is not less than max_ttl_seconds (${a.max_ttl_seconds}): no proposal would ever wait that long`,
+      });
+    }
     escalation = {
       approvers: a.escalation.approvers,
       required_approvals: a.escalation.required_approvals,
       channel: escalationChannel,
       extend_ttl_seconds: a.escalation.extend_ttl_seconds,
+      after_seconds: after,
     };
   }
+  const remindAt = a.remind_at ?? [...DEFAULT_REMIND_AT];
+  remindAt.forEach((fraction, i) => {
+    const previous = remindAt[i - 1];
+    if (previous !== undefined && fraction <= previous) {
+      details.push({
+        path: at("remind_at", i),
+        message:
+          fraction === previous ? "is listed twice" : `must be more than the one before it (${previous}): ascending`,
+      });
+    }
+  });
   let validator: Validator | undefined;
   let paramsSchema: Record<string, unknown> | null = null;
   if (a.params_schema !== undefined) {
@@ -361,6 +394,7 @@ function parseAction(
     confirm: a.confirm,
     params_schema: paramsSchema === null ? null : structuredClone(paramsSchema),
     escalation,
+    remind_at: remindAt,
     ...(verify ? { verify: { labels } } : {}),
     ...(links
       ? {
@@ -570,8 +604,10 @@ export function decisionRuleFor(policy: Policy, actionType: string): DecisionRul
           required_approvals: action.escalation.required_approvals,
           channel: action.escalation.channel,
           extend_ttl_seconds: action.escalation.extend_ttl_seconds,
+          ...(action.escalation.after_seconds !== null ? { after_seconds: action.escalation.after_seconds } : {}),
         }
       : null,
+    remind_at: [...action.remind_at],
     // Only when they apply, so an approval's rule reads as it always did.
     ...(action.links
       ? { links: { recipients: [...action.links.recipients], teams_recipient: action.links.teams_recipient } }

@@ -24,3 +24,21 @@ export function zonedText(at: string, timeZone: string | null): string {
     return utcText(at);
   }
 }
+
+/** A duration as people say it, rounded down to its two largest units: "1 h 5 min", "4 min 30 s", "12 s". */
+export function durationText(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const parts: [number, string][] = [
+    [Math.floor(total / 86_400), "d"],
+    [Math.floor((total % 86_400) / 3600), "h"],
+    [Math.floor((total % 3600) / 60), "min"],
+    [total % 60, "s"],
+  ];
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first === -1) return "0 s";
+  return parts
+    .slice(first, first + 2)
+    .filter(([n]) => n > 0)
+    .map(([n, unit]) => `${n} ${unit}`)
+    .join(" ");
+}

@@ -141,7 +141,8 @@ export function mayCountApproval(p: Proposal, person: string): Verdict {
   if ((p.rule.requester_only && !p.escalated) || p.kind === "verify") return { ok: true };
   const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
   if (p.escalated) {
-    if (personOf(p, p.escalated.by) === person) {
+    // An automatic escalation is nobody's: it excludes no one (the requester stays excluded below).
+    if (!escalatedAutomatically(p) && personOf(p, p.escalated.by) === person) {
       return {
         ok: false,
         code: "escalated_by_you",
@@ -202,7 +203,7 @@ export function deciders(p: Proposal): Deciders {
       required: requiredApprovals(p),
       requesterOnly: false,
       requester: p.requested_by,
-      escalator: p.escalated.by,
+      escalator: escalatedAutomatically(p) ? null : p.escalated.by,
     };
   }
   return {
@@ -213,6 +214,24 @@ export function deciders(p: Proposal): Deciders {
     requester: p.rule.allow_self_approval ? null : p.requested_by,
     escalator: null,
   };
+}
+
+/**
+ * Who a reminder names (issue 16): the Slack users and groups who may decide now and have not. A user whose person
+ * already approved, the requester (under four-eyes) and whoever escalated are left out; a group is named as a whole,
+ * since Slack resolves its members. Empty once nothing is left to decide.
+ */
+export function stillToDecide(p: Proposal): string[] {
+  if (p.status !== "pending" || p.kind === "verify")
+    return p.status === "pending" && p.requested_by ? [p.requested_by] : [];
+  const d = deciders(p);
+  const approved = new Set(approvingPeople(p));
+  const excluded = [d.requester, d.escalator].flatMap((id) => (id === null ? [] : [personOf(p, id)]));
+  return d.approvers.filter((id) => {
+    if (id.startsWith("S")) return true;
+    const person = personOf(p, id);
+    return !approved.has(person) && (d.requesterOnly || !excluded.includes(person));
+  });
 }
 
 /** Every user-group id a decision on this proposal could depend on. */
@@ -317,30 +336,68 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
   if (isVerifyAnswer(click.kind)) return answerVerify(p, click.kind, actor, click.via, now);
 
   if (click.kind === "escalate") {
-    const escalation = p.rule.escalation;
-    if (!escalation) return refuse("no_escalation", "This action has no escalation path.");
+    if (!p.rule.escalation) return refuse("no_escalation", "This action has no escalation path.");
     if (p.escalated) return refuse("already_escalated", "Already escalated.");
-    const at = new Date(now).toISOString();
-    const expires = new Date(Date.parse(p.expires_at) + escalation.extend_ttl_seconds * 1000).toISOString();
-    const next: Proposal = {
-      ...p,
-      escalated: { by: actor, at, prior_approvals: p.approvals },
-      approvals: [],
-      expires_at: expires,
-    };
-    return {
-      ok: true,
-      proposal: next,
-      events: [
-        {
-          type: "proposal.escalated",
-          actor,
-          details: { approvers: escalation.approvers, channel: escalation.channel, expires_at: expires },
-        },
-      ],
-    };
+    return escalate(p, actor, now, {});
   }
   return decideApproval(p, { kind: click.kind, approver: click.user, actor, reason: click.reason }, now, refuse, {});
+}
+
+/** The escalation itself, by a click or by the clock: the escalation approvers decide from now on, anew. */
+function escalate(p: Proposal, actor: string, now: number, extra: Record<string, unknown>): Transition {
+  const escalation = p.rule.escalation!;
+  const at = new Date(now).toISOString();
+  const expires = new Date(Date.parse(p.expires_at) + escalation.extend_ttl_seconds * 1000).toISOString();
+  const next: Proposal = {
+    ...p,
+    escalated: { by: actor, at, prior_approvals: p.approvals },
+    approvals: [],
+    expires_at: expires,
+  };
+  return {
+    ok: true,
+    proposal: next,
+    events: [
+      {
+        type: "proposal.escalated",
+        actor,
+        details: { approvers: escalation.approvers, channel: escalation.channel, expires_at: expires, ...extra },
+      },
+    ],
+  };
+}
+
+/** The actor of an automatic escalation: signoff itself, which is nobody's vote and nobody's person. */
+export const AUTO_ESCALATION_ACTOR = "signoff";
+
+/** Whether the proposal was escalated by the clock (escalation.after_seconds) rather than by someone's click. */
+export function escalatedAutomatically(p: Proposal): boolean {
+  return p.escalated?.by === AUTO_ESCALATION_ACTOR;
+}
+
+/** When an undecided proposal escalates by itself (Unix ms), or null: no after_seconds, or not before its deadline. */
+export function autoEscalationAt(p: Proposal): number | null {
+  const after = p.rule.escalation?.after_seconds;
+  if (after === undefined || after === null || p.kind === "verify") return null;
+  const at = Date.parse(p.created_at) + after * 1000;
+  return at < Date.parse(p.expires_at) ? at : null;
+}
+
+/**
+ * Escalates a proposal nobody decided by `escalation.after_seconds` (issue 16), exactly as an Escalate click would:
+ * the same transition, recorded with actor `signoff`. It is no one's vote: nobody is excluded as its escalator, and
+ * the escalated decision still needs its own required_approvals of people other than the requester (mayCountApproval).
+ * Anything no longer waiting (decided, expired, already escalated by a click) is left alone.
+ */
+export function applyAutoEscalation(p: Proposal, now: number): Transition {
+  const due = autoEscalationAt(p);
+  const nothing = (message: string): Transition => ({ ok: false, code: "not_pending", message, events: [] });
+  if (p.status !== "pending" || now >= Date.parse(p.expires_at)) return nothing("not pending: nothing to escalate");
+  if (p.escalated) return nothing("already escalated");
+  // When is the job's business (scheduled at autoEscalationAt); here only whether the action escalates by itself.
+  if (due === null) return nothing("no automatic escalation for this proposal");
+  const after = p.rule.escalation?.after_seconds ?? null;
+  return escalate(p, AUTO_ESCALATION_ACTOR, now, { automatic: true, after_seconds: after });
 }
 
 /**

@@ -14,6 +14,7 @@ import type { JobContext, JobOutcome, JobRunner } from "./jobs/context.ts";
 import { dispatchToRunner } from "./jobs/dispatch.ts";
 import { mailLinks } from "./jobs/mail.ts";
 import { deliverNotifications } from "./jobs/notify.ts";
+import { reminderDueAt, reminderKey, remindersOf, sendReminder } from "./jobs/remind.ts";
 import {
   EPHEMERAL_PREFIX,
   type EphemeralPayload,
@@ -23,12 +24,14 @@ import {
 } from "./jobs/slack-sync.ts";
 import { syncTeams } from "./jobs/teams-sync.ts";
 import {
+  applyAutoEscalation,
   applyCancel,
   applyClick,
   applyCreate,
   applyExpiry,
   applyLinkUse,
   applyRunnerResult,
+  autoEscalationAt,
   type ClickKind,
   type EventDraft,
   groupsOf,
@@ -122,6 +125,13 @@ const RUNNERS: Record<JobKind, JobRunner> = {
   notify: deliverNotifications,
   teams: syncTeams,
   mail: mailLinks,
+  remind: sendReminder,
+  // Scheduled at autoEscalationAt() when the proposal is created, cancelled once it is escalated or decided.
+  escalate: async (ctx) => {
+    const transition = applyAutoEscalation(ctx.proposal(), ctx.now());
+    if (transition.ok) ctx.commit(transition.proposal, transition.events);
+    return { done: true };
+  },
 };
 
 /** Whether the Slack messages would show something different (not just bookkeeping). */
@@ -153,7 +163,7 @@ const NO_PROPOSAL: Refusal = { status: 404, code: "not_found", message: "no such
 const NO_PROPOSAL_SLACK = { ok: false, code: "not_found", message: "This proposal does not exist." } as const;
 
 /** What changes the proposal: run first in an alarm run, so the messages after it show the outcome. */
-const CHANGES: readonly JobKind[] = ["expire", "dispatch"];
+const CHANGES: readonly JobKind[] = ["expire", "dispatch", "escalate"];
 /** What tells people about it: every other kind but the audit flush, which goes last (so a new kind is never left out). */
 const MESSAGES: readonly JobKind[] = JOB_KINDS.filter((kind) => !CHANGES.includes(kind) && kind !== "audit");
 /**
@@ -227,6 +237,10 @@ export class ProposalObject extends DurableObject<Env> {
       if (proposal.teams) this.#jobs.schedule("teams", "sync", now);
       // One mail per e-mail recipient, each its own job: one address that fails never holds up the others.
       if (proposal.mail) for (const recipient of mailRecipients(proposal)) this.#jobs.schedule("mail", recipient, now);
+      for (const fraction of remindersOf(proposal))
+        this.#jobs.schedule("remind", reminderKey(fraction), reminderDueAt(proposal, fraction));
+      const escalateAt = autoEscalationAt(proposal);
+      if (escalateAt !== null) this.#jobs.schedule("escalate", "auto", escalateAt);
       return { ok: true, created: true, proposal, links: this.#proposerLinks(proposal) };
     });
   }
@@ -517,18 +531,36 @@ export class ProposalObject extends DurableObject<Env> {
         this.#jobs.schedule("slack", "card", now);
         if (next.escalated) this.#jobs.schedule("slack", "escalation", now);
       }
-      if (next.escalated && !before.escalated) this.#jobs.reschedule("expire", "ttl", Date.parse(next.expires_at));
-      if (next.status !== before.status) this.#statusChanged(next, now);
+      if (next.escalated && !before.escalated) this.#escalated(next);
+      if (next.status !== before.status) this.#statusChanged(next, now, before.status);
     }
     if (events.length > 0) this.#record(next?.id ?? before!.id, events, now);
   }
 
-  #statusChanged(next: Proposal, now: number): void {
+  /**
+   * After an escalation (a click or the clock): the deadline may have moved, and the reminders not yet sent move
+   * with it (sent ones are gone and are not repeated); an automatic escalation still waiting has nothing left to do.
+   */
+  #escalated(next: Proposal): void {
+    this.#jobs.reschedule("expire", "ttl", Date.parse(next.expires_at));
+    this.#jobs.cancel("escalate", "auto");
+    for (const fraction of next.rule.remind_at ?? []) {
+      if (this.#jobs.has("remind", reminderKey(fraction)))
+        this.#jobs.reschedule("remind", reminderKey(fraction), reminderDueAt(next, fraction));
+    }
+  }
+
+  #statusChanged(next: Proposal, now: number, was: Proposal["status"]): void {
     // The dispatch job lives exactly while the proposal is `approved`: leaving it (an answer, a
     // result on the result route) ends any retry still scheduled.
     if (next.status === "approved") this.#jobs.schedule("dispatch", "runner", now);
     else this.#jobs.cancel("dispatch", "runner");
-    if (next.status !== "pending") this.#jobs.cancel("expire", "ttl");
+    if (was === "pending") {
+      this.#jobs.cancel("expire", "ttl");
+      // Never a reminder or an escalation after a decision, an expiry or a cancellation.
+      this.#jobs.cancelKind("remind");
+      this.#jobs.cancel("escalate", "auto");
+    }
     if (next.teams) this.#jobs.schedule("teams", "sync", now);
     if (next.callback_url) {
       const event = outcomeEvent(next, now);

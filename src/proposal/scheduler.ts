@@ -1,5 +1,6 @@
 // The Durable Object's job table: one platform alarm serves many jobs (expiry, audit flush,
-// Slack sync, dispatch, outcome events, Teams messages, mails with approval links). Jobs are
+// Slack sync, dispatch, outcome events, Teams messages, mails with approval links, reminders,
+// the automatic escalation). Jobs are
 // rows; the alarm is re-armed to the earliest due row and deleted when none is left (the
 // pattern of cloudflare/agents).
 
@@ -16,7 +17,18 @@ export interface Job {
   payload: string | null;
 }
 
-export const JOB_KINDS = ["expire", "audit", "slack", "dispatch", "notify", "teams", "mail"] as const;
+export const JOB_KINDS = [
+  "expire",
+  "audit",
+  "slack",
+  "dispatch",
+  "notify",
+  "teams",
+  "mail",
+  // issue 16: reminders at fractions of the TTL (one per fraction), and the automatic escalation
+  "remind",
+  "escalate",
+] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 /** Which jobs a claim takes: one kind or several, all but one, and at most how many. */
@@ -153,6 +165,11 @@ export class JobTable {
 
   cancel(kind: JobKind, key: string): void {
     this.sql.exec(`DELETE FROM jobs WHERE kind = ? AND key = ?`, kind, key);
+  }
+
+  /** Removes every job of `kind` (reminders once nothing is left to decide). */
+  cancelKind(kind: JobKind): void {
+    this.sql.exec(`DELETE FROM jobs WHERE kind = ?`, kind);
   }
 
   has(kind: JobKind, key: string): boolean {

@@ -552,7 +552,8 @@ function policyApprovers(ids: readonly string[]): string {
   return ids.map(policyApprover).join(", ");
 }
 
-function policyApprover(id: string): string {
+/** A policy approver as a mention: `<@U…>` for a user, `<!subteam^S…>` for a user group (which notifies its members). */
+export function policyApprover(id: string): string {
   return SLACK_GROUP.test(id) ? `<!subteam^${id}>` : person(id);
 }
 
@@ -561,7 +562,7 @@ function channelSuffix(channel: string | null): string {
 }
 
 /** `<!date^…>` so each reader sees their own time zone, with the ISO time as the fallback. */
-function slackDate(iso: string): string {
+export function slackDate(iso: string): string {
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) return fit(iso, 40);
   const unix = Math.floor(ms / 1000);

@@ -8,7 +8,7 @@ import { noteReply } from "../store.ts";
 import type { Proposal, SlackMessageRef } from "../types.ts";
 import { DONE, type JobContext, type JobOutcome, type JobRunner } from "./context.ts";
 
-const MESSAGE_ATTEMPTS = 10;
+export const MESSAGE_ATTEMPTS = 10;
 const EPHEMERAL_ATTEMPTS = 3;
 /** Job keys of ephemeral replies: one per person (`ephemeral:<Slack user id>`). */
 export const EPHEMERAL_PREFIX = "ephemeral:";
@@ -95,7 +95,8 @@ async function sendEphemeral(ctx: JobContext, job: Job): Promise<JobOutcome> {
   return slackFailure(ctx, job, result, "chat.postEphemeral", EPHEMERAL_ATTEMPTS);
 }
 
-function slackFailure(
+/** Audits a failed Slack call and says when to try again: Retry-After, else backoff, until `maxAttempts`. */
+export function slackFailure(
   ctx: JobContext,
   job: Job,
   result: Exclude<SlackCallResult, { kind: "ok" }>,
