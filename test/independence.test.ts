@@ -64,9 +64,12 @@ const worldArb: fc.Arbitrary<World> = fc
     ),
     links: fc.option(fc.record({ recipients: subset(EMAILS), teams: fc.boolean() })),
     requestedBy: fc.option(fc.constantFrom<string>(...USERS, ...EMAILS, "person0", "person1")),
+    // A risk rule that matched: it narrows who decides (only people in both lists) and freezes no links.
+    narrowed: fc.option(subset([...USERS, GROUP], 1)),
   })
   .chain((w) => {
-    const links = w.requesterOnly ? null : w.links;
+    const narrowed = w.requesterOnly ? null : w.narrowed;
+    const links = w.requesterOnly || narrowed ? null : w.links;
     const recipients = links ? [...links.recipients, ...(links.teams ? ["teams"] : [])] : [];
     const step: fc.Arbitrary<Step> = fc.oneof(
       fc.record({
@@ -104,6 +107,18 @@ const worldArb: fc.Arbitrary<World> = fc
           : null,
         links: links ? { recipients: links.recipients, teams_recipient: links.teams ? "teams" : null } : null,
         people: w.people,
+        ...(narrowed
+          ? {
+              risk: {
+                index: 0,
+                when: "true",
+                label: "risky",
+                approvers: narrowed,
+                ttl_seconds: null,
+                unevaluable: false,
+              },
+            }
+          : {}),
       },
     });
     return fc.record({
@@ -144,8 +159,11 @@ function play(world: World): Proposal[] {
 function listedPerson(p: Proposal, person: string, group: string[]): boolean {
   if (p.rule.requester_only && !p.escalated) return p.requested_by !== null && personOf(p, p.requested_by) === person;
   const approvers = p.escalated && p.rule.escalation ? p.rule.escalation.approvers : p.rule.approvers;
+  const inList = (list: readonly string[], u: string) =>
+    list.includes(u) || (list.includes(GROUP) && group.includes(u));
+  const narrowed = p.escalated ? null : (p.rule.risk?.approvers ?? null);
   const viaSlack = USERS.some(
-    (u) => personOf(p, u) === person && (approvers.includes(u) || (approvers.includes(GROUP) && group.includes(u))),
+    (u) => personOf(p, u) === person && inList(approvers, u) && (narrowed === null || inList(narrowed, u)),
   );
   const links = p.rule.links;
   const viaLink =

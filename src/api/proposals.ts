@@ -8,6 +8,7 @@ import {
   decisionRuleFor,
   type Policy,
   actionPolicy as policyOf,
+  ttlBounds,
   validateParams,
 } from "../config/policy.ts";
 import { ApiError, toApiError } from "../errors.ts";
@@ -50,7 +51,8 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
       { path: "action.type", message: "not in the key's actions" },
     ]);
   }
-  const rule = decisionRuleFor(config.policy, type);
+  // The first risk rule whose condition holds for this proposal tightens the rule it freezes.
+  const rule = decisionRuleFor(config.policy, type, { ...body, params: body.action.params });
   const actionPolicy = config.policy.actions[type];
   if (!rule || !actionPolicy) {
     throw new ApiError(422, "unknown_action", `action type ${type} is not in the policy`, [
@@ -101,14 +103,13 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
       planTooLarge,
     );
   }
-  const ttlSeconds = body.ttl_seconds ?? actionPolicy.ttl_seconds;
-  if (ttlSeconds < 1 || ttlSeconds > actionPolicy.max_ttl_seconds) {
-    throw new ApiError(
-      422,
-      "ttl_out_of_range",
-      `ttl_seconds must be from 1 to ${actionPolicy.max_ttl_seconds} for ${type}`,
-      [{ path: "ttl_seconds", message: `must be from 1 to ${actionPolicy.max_ttl_seconds}` }],
-    );
+  const ttl = ttlBounds(actionPolicy, rule);
+  const ttlSeconds = body.ttl_seconds ?? ttl.default;
+  if (ttlSeconds < 1 || ttlSeconds > ttl.max) {
+    const because = rule.risk?.ttl_seconds != null ? ` (risk rule: ${rule.risk.label})` : "";
+    throw new ApiError(422, "ttl_out_of_range", `ttl_seconds must be from 1 to ${ttl.max} for ${type}${because}`, [
+      { path: "ttl_seconds", message: `must be from 1 to ${ttl.max}${because}` },
+    ]);
   }
   if (kind === "verify" && !links && !body.requested_by) {
     throw new ApiError(422, "requested_by_required", `${type} asks one person in Slack: give requested_by`, [
@@ -144,7 +145,8 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
     ttlSeconds,
     now: Date.now(),
     kind,
-    teamsWebhook: kind === "approval" ? (links?.teams_webhook ?? null) : null,
+    // A risk rule that narrows who decides froze no links: no Teams card either.
+    teamsWebhook: kind === "approval" && rule.links ? (links?.teams_webhook ?? null) : null,
   });
   const outcome = await proposalStubAt(ns, objectId).create(proposal, requestSha256(raw));
   if (!outcome.ok) throw toApiError(outcome.refusal);

@@ -153,6 +153,17 @@ export const ProposalResponse = z.object({
       .optional()
       .describe("present when the action enables signed links"),
     verify_labels: VerifyLabels.optional().describe("present for verification prompts"),
+    risk: z
+      .object({
+        index: z.number().describe("the rule's place in the action's rules when the proposal was created"),
+        when: z.string().describe("its CEL condition"),
+        label: z.string().describe("what the card shows: its label, else its condition"),
+        approvers: z.array(z.string()).nullable().describe("narrowed approvers: only those also in approvers decide"),
+        ttl_seconds: z.number().nullable(),
+        unevaluable: z.boolean().describe("the condition could not be evaluated, so the rule applied (doubt tightens)"),
+      })
+      .optional()
+      .describe("present when a risk rule tightened this proposal; its tightening is already in the fields above"),
   }),
   approvals: z.array(Approval),
   escalated: z.object({ by: z.string(), at: z.string(), prior_approvals: z.array(Approval) }).nullable(),

@@ -8,6 +8,14 @@ import { formatPath, zodDetails } from "../lib/details.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
 import { ConfigError, decodeJson, deepFreeze, explainIssue, isPlainObject } from "./problems.ts";
+import {
+  matchRiskRule,
+  parseRiskRules,
+  type RiskRule,
+  RULE_WHEN_MAX,
+  RULES_MAX,
+  type RuleInput,
+} from "./risk-rules.ts";
 
 /** Action type names: lowercase, digits, `_ . -`; dots group them (`k8s.rollout_restart`) for `prefix.*` keys. */
 export const ACTION_TYPE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
@@ -63,6 +71,16 @@ const escalationShape = {
   extend_ttl_seconds: z.int().min(0).max(MAX_SECONDS).default(0),
 };
 
+const ruleShape = {
+  when: z.string().max(RULE_WHEN_MAX).regex(/\S/, "must not be blank: a CEL condition such as params.replicas > 10"),
+  label: z.string().max(80).regex(/\S/, "must not be blank").optional(),
+  required_approvals: z.int().min(1).optional(),
+  approvers: z.array(approver).min(1).optional(),
+  ttl_seconds: seconds.optional(),
+  confirm: z.boolean().optional(),
+  allow_self_approval: z.boolean().optional(),
+};
+
 function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
   return object({
     approvers: z.array(approver).default([]),
@@ -79,6 +97,7 @@ function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
     kind: z.enum(["approval", "verify"]).default("approval"),
     verify_labels: object(verifyLabelsShape).optional(),
     links: object(linksShape).optional(),
+    rules: z.array(object(ruleShape)).max(RULES_MAX).optional(),
   });
 }
 /** Refuses unknown fields, so that a typo is an error rather than a silently applied default. */
@@ -106,6 +125,7 @@ const VOCABULARY = [
   ...Object.keys(escalationShape),
   ...Object.keys(verifyLabelsShape),
   ...Object.keys(linksShape),
+  ...Object.keys(ruleShape),
 ];
 
 /** A verification prompt's button labels (policy `verify_labels`, defaults applied). */
@@ -151,6 +171,22 @@ export interface DecisionRule {
   verify_labels?: VerifyLabels | null;
   /** The policy's `people` directory at creation, identity → person; absent when it has none (each id is a person). */
   people?: Record<string, string>;
+  /** The risk rule that matched when the proposal was created (its tightening is already in the fields above). */
+  risk?: FrozenRiskRule;
+}
+
+/** A risk rule as a proposal froze it: which one, what the card says, and the narrowed approvers. */
+export interface FrozenRiskRule {
+  /** Its index in the action's `rules` when the proposal was created. */
+  index: number;
+  when: string;
+  label: string;
+  /** Only people listed both here and in `approvers` (directly or through a group) decide; null: not narrowed. */
+  approvers: string[] | null;
+  /** The longest time to decide it allows, or null. */
+  ttl_seconds: number | null;
+  /** The condition could not be evaluated for this proposal (a missing param): doubt tightens, so it applied. */
+  unevaluable: boolean;
 }
 
 export interface Escalation {
@@ -182,6 +218,8 @@ export interface ActionPolicy {
   verify?: { labels: VerifyLabels };
   /** Present only when `links.enabled`: who may decide through signed links, and the Teams webhook. */
   links?: LinksPolicy;
+  /** Risk rules (approval actions), in order: the first whose condition holds tightens the proposal's rule. */
+  rules?: RiskRule[];
 }
 
 /** An action's signed links (policy `links`), defaults applied. */
@@ -250,6 +288,7 @@ function parseAction(
     links && !verify ? (links.recipients?.length ?? 0) + (links.teams_webhook !== undefined ? 1 : 0) : 0;
   if (verify) {
     details.push(...verifyProblems(a, given, at));
+    if (a.rules !== undefined) details.push({ path: at("rules"), message: 'does not apply to kind: "verify"' });
   } else {
     if (a.verify_labels !== undefined) {
       details.push({ path: at("verify_labels"), message: 'only for kind: "verify" (verification prompts)' });
@@ -336,6 +375,29 @@ function parseAction(
       extend_ttl_seconds: a.escalation.extend_ttl_seconds,
     };
   }
+  const staticCount =
+    !a.requester_only && countsStatically(a.approvers)
+      ? distinctPeople([...a.approvers, ...(links?.recipients ?? [])], people) + teamsDeciders(links)
+      : null;
+  const risk =
+    a.rules && !verify
+      ? parseRiskRules(
+          a.rules,
+          {
+            approvers: a.approvers,
+            required_approvals: a.required_approvals,
+            allow_self_approval: a.allow_self_approval,
+            requester_only: a.requester_only,
+            ttl_seconds: a.ttl_seconds,
+            confirm: a.confirm,
+            params_schema: a.params_schema,
+            distinctPeople: (ids) => distinctPeople(ids, people),
+            available: staticCount,
+          },
+          at,
+        )
+      : null;
+  if (risk) details.push(...risk.details);
   let validator: Validator | undefined;
   let paramsSchema: Record<string, unknown> | null = null;
   if (a.params_schema !== undefined) {
@@ -371,6 +433,7 @@ function parseAction(
           },
         }
       : {}),
+    ...(risk && risk.rules.length > 0 ? { rules: risk.rules } : {}),
   };
   return { action, ...(validator ? { validator } : {}), details };
 }
@@ -553,10 +616,35 @@ export function actionPolicy(policy: Policy, actionType: string): ActionPolicy |
   return Object.hasOwn(policy.actions, actionType) ? policy.actions[actionType] : undefined;
 }
 
-/** The rule a new proposal freezes: a fresh copy, so it never changes when the policy does. */
-export function decisionRuleFor(policy: Policy, actionType: string): DecisionRule | undefined {
+/**
+ * The rule a new proposal freezes: a fresh copy, so it never changes when the policy does. With the proposal's
+ * contents (`input`), the first risk rule whose condition holds tightens it and is frozen with it.
+ */
+export function decisionRuleFor(policy: Policy, actionType: string, input?: RuleInput): DecisionRule | undefined {
   const action = actionPolicy(policy, actionType);
   if (!action) return undefined;
+  const base = baseRuleOf(policy, action);
+  const matched = input && action.rules ? matchRiskRule(action.rules, input) : null;
+  if (!matched) return base;
+  const { rule, index, unevaluable } = matched;
+  // A narrowed rule is decided in Slack by the people it names: signed links (addressed to others) do not decide it.
+  const { links: _links, ...withoutLinks } = base;
+  return {
+    ...(rule.approvers !== null ? withoutLinks : base),
+    required_approvals: Math.max(base.required_approvals, rule.required_approvals ?? 0),
+    confirm: base.confirm || rule.confirm,
+    risk: {
+      index,
+      when: rule.when,
+      label: rule.label,
+      approvers: rule.approvers ? [...rule.approvers] : null,
+      ttl_seconds: rule.ttl_seconds,
+      unevaluable,
+    },
+  };
+}
+
+function baseRuleOf(policy: Policy, action: ActionPolicy): DecisionRule {
   return {
     approvers: [...action.approvers],
     required_approvals: action.required_approvals,
@@ -618,6 +706,17 @@ export function validateParams(action: ActionPolicy, params: unknown, root = "ac
     ];
   }
   return [];
+}
+
+/**
+ * A proposal's time to decide: its `ttl_seconds`, else the action's; at most the action's max_ttl_seconds, and at most
+ * what a matched risk rule allows (whose own ttl_seconds is then also the default).
+ */
+export function ttlBounds(action: ActionPolicy, rule: DecisionRule): { default: number; max: number } {
+  const cap = rule.risk?.ttl_seconds ?? null;
+  return cap === null
+    ? { default: action.ttl_seconds, max: action.max_ttl_seconds }
+    : { default: Math.min(action.ttl_seconds, cap), max: Math.min(action.max_ttl_seconds, cap) };
 }
 
 /** Whether a proposal may ask for `ttlSeconds` (SPEC 3: 1 to the action's max_ttl_seconds). */

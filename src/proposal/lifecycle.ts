@@ -106,6 +106,16 @@ export function currentApprovers(p: Proposal): string[] {
   return p.escalated && p.rule.escalation ? p.rule.escalation.approvers : p.rule.approvers;
 }
 
+/** A risk rule's narrowed approvers, while they apply (before escalation; the escalation path is the action's). */
+export function narrowedApprovers(p: Proposal): string[] | null {
+  return p.escalated ? null : (p.rule.risk?.approvers ?? null);
+}
+
+/** Whether `user` is in `list`, directly or through one of the groups it belongs to. */
+function listedIn(list: readonly string[], user: string, memberOf: readonly string[]): boolean {
+  return list.includes(user) || memberOf.some((group) => list.includes(group));
+}
+
 /**
  * Approvals needed in total: the policy's M while with the first approvers; once escalated, the escalation's own
  * `required_approvals` (default 1), counted among people other than whoever escalated and the requester.
@@ -191,7 +201,8 @@ export function deciders(p: Proposal): Deciders {
     };
   }
   return {
-    approvers: p.rule.approvers,
+    // A risk rule that narrows shows its own list: only those of them among the action's approvers decide.
+    approvers: narrowedApprovers(p) ?? p.rule.approvers,
     linkRecipients: p.rule.links?.recipients ?? [],
     required: requiredApprovals(p),
     requesterOnly: false,
@@ -202,7 +213,7 @@ export function deciders(p: Proposal): Deciders {
 
 /** Every user-group id a decision on this proposal could depend on. */
 export function groupsOf(p: Proposal): string[] {
-  const ids = [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])];
+  const ids = [...p.rule.approvers, ...(p.rule.risk?.approvers ?? []), ...(p.rule.escalation?.approvers ?? [])];
   return [...new Set(ids.filter((id) => id.startsWith("S")))];
 }
 
@@ -237,10 +248,17 @@ export function mayDecide(
     return { ok: true };
   }
   const approvers = currentApprovers(p);
-  const listed = approvers.includes(user) || memberOf.some((group) => approvers.includes(group));
-  if (!listed) {
+  if (!listedIn(approvers, user, memberOf)) {
     const whom = p.escalated ? "the escalation approvers" : "the approvers";
     return { ok: false, code: "not_an_approver", message: `You are not among ${whom} for ${p.action.type}.` };
+  }
+  const narrowed = narrowedApprovers(p);
+  if (narrowed !== null && !listedIn(narrowed, user, memberOf)) {
+    return {
+      ok: false,
+      code: "not_an_approver",
+      message: `A risk rule (${p.rule.risk?.label}) narrowed who decides this proposal, and you are not among them.`,
+    };
   }
   if (kind === "approve") return mayCountApproval(p, personOf(p, user));
   return { ok: true };

@@ -488,7 +488,10 @@ export class ProposalObject extends DurableObject<Env> {
 
   async #membership(p: Proposal, user: string) {
     const groups = groupsOf(p);
-    const listed = [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])].includes(user);
+    // Listed by id in every list that applies, no group needs asking about.
+    const listed =
+      [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])].includes(user) &&
+      (p.rule.risk?.approvers ?? [user]).includes(user);
     if (groups.length === 0 || listed || (p.rule.requester_only && !p.escalated))
       return { memberOf: [], unresolved: [] };
     const config = this.#config();

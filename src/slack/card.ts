@@ -35,6 +35,8 @@ export const CARD_BLOCK_IDS = {
   /** The proposer's summary, quoted. */
   summary: "signoff.summary",
   facts: "signoff.facts",
+  /** The risk rule the proposal froze ("2 approvals needed: replicas > 10"): the policy's words, not the proposer's. */
+  risk: "signoff.risk",
   /** Who may decide, from the rule the proposal froze: signoff's words, shown while a decision is possible. */
   deciders: "signoff.deciders",
   params: "signoff.params",
@@ -100,6 +102,8 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
       ],
     } satisfies SectionBlock,
   ];
+  const risk = riskText(p);
+  if (risk) blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.risk, text: mrkdwn(risk) } satisfies SectionBlock);
   const who = decidersText(p, opts);
   if (who)
     blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.deciders, text: mrkdwn(who) } satisfies SectionBlock);
@@ -161,6 +165,19 @@ export function renderDenyModal(proposalId: string, summary: string): ModalView 
       },
     ],
   };
+}
+
+/**
+ * ":rotating_light: Risk rule: 2 approvals needed: replicas > 10": the rule that tightened this proposal when it was
+ * created, in the policy's words (its label, else its condition). Null when no rule applied.
+ */
+export function riskText(p: Proposal): string | null {
+  const risk = p.rule.risk;
+  if (!risk) return null;
+  const n = p.rule.required_approvals;
+  const label = fit(risk.label, 200);
+  const doubt = risk.unevaluable ? " (its condition could not be evaluated for this proposal, so it applies)" : "";
+  return `:rotating_light: *Risk rule:* ${n} approval${n === 1 ? "" : "s"} needed: ${label}${doubt}`;
 }
 
 /**
