@@ -6,6 +6,7 @@ import type { Config } from "../config/load.ts";
 import {
   actionKind,
   decisionRuleFor,
+  freezeAt,
   type Policy,
   actionPolicy as policyOf,
   ttlBounds,
@@ -111,6 +112,21 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
       { path: "ttl_seconds", message: `must be from 1 to ${ttl.max}${because}` },
     ]);
   }
+  const now = Date.now();
+  const freeze = freezeAt(config.policy, type, now);
+  if (freeze) {
+    throw new ApiError(
+      422,
+      "frozen",
+      `${type} is in the change freeze "${freeze.name}" until ${freeze.ends_at}; nothing was created`,
+      [
+        {
+          path: "action.type",
+          message: `covered by the change freeze "${freeze.name}", which ends at ${freeze.ends_at}`,
+        },
+      ],
+    );
+  }
   if (kind === "verify" && !links && !body.requested_by) {
     throw new ApiError(422, "requested_by_required", `${type} asks one person in Slack: give requested_by`, [
       { path: "requested_by", message: "required for verification prompts (the Slack user to ask)" },
@@ -143,7 +159,7 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
     keyName: key.name,
     rule,
     ttlSeconds,
-    now: Date.now(),
+    now,
     kind,
     // A risk rule that narrows who decides froze no links: no Teams card either.
     teamsWebhook: kind === "approval" && rule.links ? (links?.teams_webhook ?? null) : null,

@@ -6,6 +6,8 @@ import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
 import { formatPath, zodDetails } from "../lib/details.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
+import { ACTION_TYPE_PATTERN } from "./action-patterns.ts";
+import { type ActiveFreeze, activeFreeze, type Freeze, parseFreezes } from "./freezes.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
 import { ConfigError, decodeJson, deepFreeze, explainIssue, isPlainObject } from "./problems.ts";
 import {
@@ -17,8 +19,6 @@ import {
   type RuleInput,
 } from "./risk-rules.ts";
 
-/** Action type names: lowercase, digits, `_ . -`; dots group them (`k8s.rollout_restart`) for `prefix.*` keys. */
-export const ACTION_TYPE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 /** Slack user (`U…`, `W…`) and user-group (`S…`) ids. */
 export const APPROVER_PATTERN = /^[UWS][A-Z0-9]{2,}$/;
 /** Slack conversation ids: public (`C…`), private (`G…`), DM (`D…`). Names break when a channel is renamed. */
@@ -117,6 +117,7 @@ const policySchema = z.strictObject({
     .record(z.string().regex(PERSON_PATTERN, "person names use a-z, 0-9 and . _ -"), z.array(identity).min(1))
     .optional(),
   actions: z.record(z.string(), z.unknown()),
+  freezes: z.unknown().optional(),
 });
 
 const VOCABULARY = [
@@ -244,6 +245,8 @@ export interface Policy {
   people: Readonly<Record<string, string>>;
   /** Keyed by action type; look up with `actionPolicy()`, which ignores inherited keys. */
   actions: Readonly<Record<string, ActionPolicy>>;
+  /** Change freezes: while one covers an action, it takes no new proposals (see `freezeAt`). */
+  freezes: readonly Freeze[];
 }
 
 // Validators are built once per parsed policy; an ActionPolicy that crossed an RPC boundary gets one lazily.
@@ -583,9 +586,13 @@ export function parsePolicy(input: unknown, root = "POLICY"): Policy {
       if (result.validator) built.set(result.action, result.validator);
     }
   }
+  const rawFreezes = isPlainObject(value) ? value.freezes : undefined;
+  const types = entries.map(([type]) => type);
+  const freezes = rawFreezes === undefined ? { freezes: [], details: [] } : parseFreezes(rawFreezes, types, root);
+  details.push(...freezes.details);
   if (details.length > 0) throw new ConfigError(`${root} has ${details.length} problem(s)`, details);
   for (const [action, validator] of built) validators.set(action, validator);
-  return deepFreeze({ default_channel: defaultChannel, people, actions });
+  return deepFreeze({ default_channel: defaultChannel, people, actions, freezes: freezes.freezes });
 }
 
 /**
@@ -614,6 +621,16 @@ function peopleOf(raw: unknown, root: string, details: ErrorDetail[]): Record<st
 /** The action's policy, or undefined when the type is not in the policy (the proposal is refused). */
 export function actionPolicy(policy: Policy, actionType: string): ActionPolicy | undefined {
   return Object.hasOwn(policy.actions, actionType) ? policy.actions[actionType] : undefined;
+}
+
+/**
+ * The change freeze an approval of `actionType` created at `now` (ms) would fall in, or null. Verification prompts are
+ * never frozen: they run nothing.
+ */
+export function freezeAt(policy: Policy, actionType: string, now: number): ActiveFreeze | null {
+  const action = actionPolicy(policy, actionType);
+  if (!action || action.verify) return null;
+  return activeFreeze(policy.freezes ?? [], actionType, now);
 }
 
 /**
