@@ -206,3 +206,17 @@ export const RISK_ACTIONS = {
     ],
   },
 } as const;
+
+/**
+ * An action with break-glass (test/helpers/policy-env.ts adds it like RISK_ACTIONS): two of alice and dave decide
+ * normally; lead, alice or bob may approve alone with a reason, in a freeze or not.
+ */
+export const BREAK_GLASS_ACTIONS = {
+  "k8s.hotfix": {
+    approvers: ["U0ALICE", "U0DAVE"],
+    required_approvals: 2,
+    channel: "C0INCIDENT",
+    escalation: { approvers: ["S0SRELEADS"], channel: "C0ESCALATE" },
+    break_glass: { approvers: ["U0LEAD", "U0ALICE", "U0BOB"], reason_required: true },
+  },
+} as const;

@@ -6,6 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  applyBreakGlass,
   applyClick,
   applyLink,
   type ClickKind,
@@ -26,7 +27,8 @@ const GROUP = "S0GROUP";
 
 type Step =
   | { via: "slack"; user: string; kind: ClickKind; standing: Standing }
-  | { via: "link"; recipient: string; identity: string | null; choice: "approve" | "deny" };
+  | { via: "link"; recipient: string; identity: string | null; choice: "approve" | "deny" }
+  | { via: "glass"; user: string; standing: Standing; reason: string };
 
 interface World {
   proposal: Proposal;
@@ -66,6 +68,9 @@ const worldArb: fc.Arbitrary<World> = fc
     requestedBy: fc.option(fc.constantFrom<string>(...USERS, ...EMAILS, "person0", "person1")),
     // A risk rule that matched: it narrows who decides (only people in both lists) and freezes no links.
     narrowed: fc.option(subset([...USERS, GROUP], 1)),
+    // Break-glass, and whether the proposal was created in a change freeze (then only break-glass approves it).
+    breakGlass: fc.option(subset([...USERS, GROUP], 1)),
+    frozen: fc.boolean(),
   })
   .chain((w) => {
     const narrowed = w.requesterOnly ? null : w.narrowed;
@@ -88,7 +93,18 @@ const worldArb: fc.Arbitrary<World> = fc
             }),
           ]
         : []),
+      ...(w.breakGlass && !w.requesterOnly
+        ? [
+            fc.record({
+              via: fc.constant("glass" as const),
+              user: fc.constantFrom(...USERS),
+              standing: fc.constantFrom<Standing>("member", "member", "member", "guest", "other_workspace"),
+              reason: fc.constantFrom("", "  ", "outage"),
+            }),
+          ]
+        : []),
     );
+    const glass = w.requesterOnly ? null : w.breakGlass;
     const requestedBy = w.requesterOnly ? (w.requestedBy ?? "U0A") : w.requestedBy;
     const proposal = makeProposal({
       requested_by: requestedBy,
@@ -119,6 +135,8 @@ const worldArb: fc.Arbitrary<World> = fc
               },
             }
           : {}),
+        ...(glass ? { break_glass: { approvers: glass, reason_required: true as const } } : {}),
+        ...(glass && w.frozen ? { freeze: { name: "freeze", ends_at: EXPIRES_AT } } : {}),
       },
     });
     return fc.record({
@@ -133,20 +151,27 @@ function play(world: World): Proposal[] {
   let p = world.proposal;
   const seen: Proposal[] = [];
   for (const step of world.steps) {
+    const memberOf = step.via !== "link" && world.group.includes(step.user) ? [GROUP] : [];
     const t =
-      step.via === "slack"
-        ? applyClick(
+      step.via === "glass"
+        ? applyBreakGlass(
             p,
-            {
-              kind: step.kind,
-              user: step.user,
-              memberOf: world.group.includes(step.user) ? [GROUP] : [],
-              standing: step.standing,
-              via: "slack",
-            },
+            { user: step.user, standing: step.standing, memberOf, reason: step.reason, via: "slack" },
             NOW,
           )
-        : applyLink(p, { recipient: step.recipient, identity: step.identity, choice: step.choice }, NOW);
+        : step.via === "slack"
+          ? applyClick(
+              p,
+              {
+                kind: step.kind,
+                user: step.user,
+                memberOf: world.group.includes(step.user) ? [GROUP] : [],
+                standing: step.standing,
+                via: "slack",
+              },
+              NOW,
+            )
+          : applyLink(p, { recipient: step.recipient, identity: step.identity, choice: step.choice }, NOW);
     if (t.ok) {
       p = t.proposal;
       seen.push(p);
@@ -186,6 +211,22 @@ describe("independence (SPEC 12)", () => {
           if (p.status !== "approved") continue;
           const people = p.approvals.map((a) => personOf(p, a.user));
           expect(new Set(people).size, "one person, one vote").toBe(people.length);
+          const requesterPerson = p.requested_by === null ? null : personOf(p, p.requested_by);
+          if (p.decision?.break_glass) {
+            // Break-glass: one listed person, never the requester, with a reason; their one vote, used for it.
+            const breaker = personOf(p, p.decision.by);
+            const glass = p.rule.break_glass!.approvers;
+            const listed = USERS.some(
+              (u) =>
+                personOf(p, u) === breaker && (glass.includes(u) || (glass.includes(GROUP) && world.group.includes(u))),
+            );
+            expect(listed, "a break-glass approver").toBe(true);
+            expect(breaker, "never the requester").not.toBe(requesterPerson);
+            expect(p.decision.reason?.trim(), "with a reason").toBeTruthy();
+            expect(p.approvals.filter((a) => a.break_glass).map((a) => personOf(p, a.user))).toEqual([breaker]);
+            continue;
+          }
+          expect(p.rule.freeze, "a frozen proposal is only break-glass's").toBeUndefined();
           expect(people.length, "the rule in force is met").toBeGreaterThanOrEqual(requiredApprovals(p));
           const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
           const requesterDecides = p.rule.requester_only && !p.escalated;

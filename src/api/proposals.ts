@@ -114,7 +114,8 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
   }
   const now = Date.now();
   const freeze = freezeAt(config.policy, type, now);
-  if (freeze) {
+  // In a freeze, an action with break-glass still takes proposals: marked frozen, only break-glass can approve them.
+  if (freeze && !rule.break_glass) {
     throw new ApiError(
       422,
       "frozen",
@@ -157,7 +158,7 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
     id: publicId(objectId),
     draft: body,
     keyName: key.name,
-    rule,
+    rule: freeze ? { ...rule, freeze } : rule,
     ttlSeconds,
     now,
     kind,

@@ -117,6 +117,7 @@ const Approval = z.object({
     .optional()
     .describe("who that is: the policy's people directory name, else the identity itself; M-of-N counts these"),
   at: z.string(),
+  break_glass: z.literal(true).optional().describe("given through break-glass: this person approved alone"),
 });
 
 const VerifyLabels = z.object({ yes: z.string(), no: z.string(), unsure: z.string() });
@@ -164,6 +165,14 @@ export const ProposalResponse = z.object({
       })
       .optional()
       .describe("present when a risk rule tightened this proposal; its tightening is already in the fields above"),
+    break_glass: z
+      .object({ approvers: z.array(z.string()), reason_required: z.literal(true) })
+      .optional()
+      .describe("present when the action has break-glass: one of these may approve alone, with a reason"),
+    freeze: z
+      .object({ name: z.string(), ends_at: z.string() })
+      .optional()
+      .describe("the change freeze the proposal was created in: only break-glass can approve it"),
   }),
   approvals: z.array(Approval),
   escalated: z.object({ by: z.string(), at: z.string(), prior_approvals: z.array(Approval) }).nullable(),
@@ -174,6 +183,7 @@ export const ProposalResponse = z.object({
       outcome: z.enum(["approved", "denied", "expired", "cancelled", "acknowledged", "escalated"]),
       reason: z.string().optional(),
       answer: z.enum(VERIFY_ANSWERS).optional().describe("a verification prompt's answer"),
+      break_glass: z.literal(true).optional().describe("approved through break-glass; reason says why"),
     })
     .nullable(),
   dispatch: z.object({
@@ -192,6 +202,17 @@ export const ProposalResponse = z.object({
       .describe("present when the runner refused the dispatch (a 4xx answer)"),
   }),
   result: z.object({ status: z.enum(["succeeded", "failed"]), output: z.string(), at: z.string() }).nullable(),
+  break_glass: z
+    .object({
+      by: z.string(),
+      person: z.string(),
+      at: z.string(),
+      reason: z.string(),
+      freeze: z.string().nullable(),
+      reviews: z.array(z.object({ by: z.string(), person: z.string(), at: z.string(), justified: z.boolean() })),
+    })
+    .optional()
+    .describe("present when approved through break-glass: who, why, and the approvers' review of it"),
 });
 
 export const IssuedLinkResponse = z.object({

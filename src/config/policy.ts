@@ -81,6 +81,11 @@ const ruleShape = {
   allow_self_approval: z.boolean().optional(),
 };
 
+const breakGlassShape = {
+  approvers: z.array(approver).min(1),
+  reason_required: z.literal(true, { error: "must be true: a break-glass approval always records why" }).default(true),
+};
+
 function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
   return object({
     approvers: z.array(approver).default([]),
@@ -98,6 +103,7 @@ function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
     verify_labels: object(verifyLabelsShape).optional(),
     links: object(linksShape).optional(),
     rules: z.array(object(ruleShape)).max(RULES_MAX).optional(),
+    break_glass: object(breakGlassShape).optional(),
   });
 }
 /** Refuses unknown fields, so that a typo is an error rather than a silently applied default. */
@@ -127,6 +133,7 @@ const VOCABULARY = [
   ...Object.keys(verifyLabelsShape),
   ...Object.keys(linksShape),
   ...Object.keys(ruleShape),
+  ...Object.keys(breakGlassShape),
 ];
 
 /** A verification prompt's button labels (policy `verify_labels`, defaults applied). */
@@ -174,6 +181,10 @@ export interface DecisionRule {
   people?: Record<string, string>;
   /** The risk rule that matched when the proposal was created (its tightening is already in the fields above). */
   risk?: FrozenRiskRule;
+  /** Who may approve alone, with a reason (policy `break_glass`); absent when the action has none. */
+  break_glass?: { approvers: string[]; reason_required: true };
+  /** The change freeze the proposal was created in: only break-glass can approve it. Absent when none. */
+  freeze?: { name: string; ends_at: string };
 }
 
 /** A risk rule as a proposal froze it: which one, what the card says, and the narrowed approvers. */
@@ -221,6 +232,8 @@ export interface ActionPolicy {
   links?: LinksPolicy;
   /** Risk rules (approval actions), in order: the first whose condition holds tightens the proposal's rule. */
   rules?: RiskRule[];
+  /** Break-glass (approval actions): one of these people may approve alone with a reason, even in a freeze. */
+  break_glass?: { approvers: string[]; reason_required: true };
 }
 
 /** An action's signed links (policy `links`), defaults applied. */
@@ -292,6 +305,9 @@ function parseAction(
   if (verify) {
     details.push(...verifyProblems(a, given, at));
     if (a.rules !== undefined) details.push({ path: at("rules"), message: 'does not apply to kind: "verify"' });
+    if (a.break_glass !== undefined) {
+      details.push({ path: at("break_glass"), message: 'does not apply to kind: "verify": nothing is approved' });
+    }
   } else {
     if (a.verify_labels !== undefined) {
       details.push({ path: at("verify_labels"), message: 'only for kind: "verify" (verification prompts)' });
@@ -401,6 +417,15 @@ function parseAction(
         )
       : null;
   if (risk) details.push(...risk.details);
+  if (a.break_glass && !verify) {
+    details.push(...duplicates(a.break_glass.approvers, (i) => at("break_glass", "approvers", i)));
+    if (a.requester_only) {
+      details.push({
+        path: at("break_glass"),
+        message: "a requester_only action is the requester's call alone: it has no break-glass",
+      });
+    }
+  }
   let validator: Validator | undefined;
   let paramsSchema: Record<string, unknown> | null = null;
   if (a.params_schema !== undefined) {
@@ -437,6 +462,9 @@ function parseAction(
         }
       : {}),
     ...(risk && risk.rules.length > 0 ? { rules: risk.rules } : {}),
+    ...(a.break_glass && !verify
+      ? { break_glass: { approvers: [...a.break_glass.approvers], reason_required: true as const } }
+      : {}),
   };
   return { action, ...(validator ? { validator } : {}), details };
 }
@@ -682,6 +710,9 @@ function baseRuleOf(policy: Policy, action: ActionPolicy): DecisionRule {
       ? { links: { recipients: [...action.links.recipients], teams_recipient: action.links.teams_recipient } }
       : {}),
     ...(action.verify ? { verify_labels: { ...action.verify.labels } } : {}),
+    ...(action.break_glass
+      ? { break_glass: { approvers: [...action.break_glass.approvers], reason_required: true as const } }
+      : {}),
     // The directory as it is now: frozen like the rest, so an edit to people never changes a waiting proposal.
     ...(Object.keys(policy.people).length > 0 ? { people: { ...policy.people } } : {}),
   };

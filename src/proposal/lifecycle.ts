@@ -48,7 +48,16 @@ export type RefusalCode =
   | "already_used"
   // runner results and dispatch answers: nothing awaits one, or this one was delivered before
   | "wrong_state"
-  | "replayed";
+  | "replayed"
+  // created during a change freeze: only break-glass approves it
+  | "frozen"
+  // break-glass: the action has none, the clicker is not one of its approvers, no reason was given
+  | "no_break_glass"
+  | "not_a_break_glass_approver"
+  | "reason_required"
+  // the break-glass review: not a normal approver, answered already, or no break-glass to review
+  | "not_a_reviewer"
+  | "already_reviewed";
 
 /** Slack buttons: approve/deny/escalate on approvals, the three answers on verification prompts. */
 export type ClickKind = "approve" | "deny" | "escalate" | VerifyAnswer;
@@ -134,6 +143,16 @@ type Verdict = { ok: true } | { ok: false; code: RefusalCode; message: string };
 export function mayCountApproval(p: Proposal, person: string): Verdict {
   // Once escalated, a requester_only action is the escalation approvers' call like any other.
   if ((p.rule.requester_only && !p.escalated) || p.kind === "verify") return { ok: true };
+  // Created in a change freeze: no approval counts, on any channel, escalated or not; break-glass is the one way.
+  if (p.rule.freeze) {
+    return {
+      ok: false,
+      code: "frozen",
+      message:
+        `This proposal was created during the change freeze "${p.rule.freeze.name}" ` +
+        `(until ${p.rule.freeze.ends_at}): only break-glass can approve it.`,
+    };
+  }
   const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
   if (p.escalated) {
     if (personOf(p, p.escalated.by) === person) {
@@ -213,7 +232,12 @@ export function deciders(p: Proposal): Deciders {
 
 /** Every user-group id a decision on this proposal could depend on. */
 export function groupsOf(p: Proposal): string[] {
-  const ids = [...p.rule.approvers, ...(p.rule.risk?.approvers ?? []), ...(p.rule.escalation?.approvers ?? [])];
+  const ids = [
+    ...p.rule.approvers,
+    ...(p.rule.risk?.approvers ?? []),
+    ...(p.rule.escalation?.approvers ?? []),
+    ...(p.rule.break_glass?.approvers ?? []),
+  ];
   return [...new Set(ids.filter((id) => id.startsWith("S")))];
 }
 
@@ -225,15 +249,7 @@ export function mayDecide(
   kind: ClickKind,
   standing: Standing,
 ): Verdict {
-  if (standing !== "member") {
-    const why =
-      standing === "guest"
-        ? "Guest accounts cannot decide signoff proposals."
-        : standing === "other_workspace"
-          ? "Only members of this signoff's own Slack workspace can decide its proposals."
-          : "Your Slack account could not be checked just now; please try again in a minute.";
-    return { ok: false, code: "not_a_member", message: why };
-  }
+  if (standing !== "member") return { ok: false, code: "not_a_member", message: NOT_A_MEMBER[standing] };
   if (p.kind === "verify") {
     if (p.requested_by === null || user !== p.requested_by) {
       const whom = p.requested_by === null ? "the person it is addressed to" : `<@${p.requested_by}>`;
@@ -262,6 +278,132 @@ export function mayDecide(
   }
   if (kind === "approve") return mayCountApproval(p, personOf(p, user));
   return { ok: true };
+}
+
+/** A break-glass click (the modal's submission): who, where they stand, their groups among the rule's, and why. */
+export interface BreakGlassInput {
+  user: string;
+  standing: Standing;
+  memberOf: readonly string[];
+  reason?: string | undefined;
+  via: string;
+}
+
+const NOT_A_MEMBER: Record<Exclude<Standing, "member">, string> = {
+  guest: "Guest accounts cannot decide signoff proposals.",
+  other_workspace: "Only members of this signoff's own Slack workspace can decide its proposals.",
+  unknown: "Your Slack account could not be checked just now; please try again in a minute.",
+};
+
+/**
+ * Whether `user` may break the glass on `p` (the reason aside): a pending approval whose action has break-glass, a
+ * full member listed among its break-glass approvers (directly or through a group), and never the requester — the
+ * same person through any identity, whatever allow_self_approval says (SPEC 12). The proposer's key has no way to
+ * break glass at all: it exists only as a signed Slack interaction.
+ */
+export function mayBreakGlass(p: Proposal, user: string, memberOf: readonly string[], standing: Standing): Verdict {
+  if (standing !== "member") return { ok: false, code: "not_a_member", message: NOT_A_MEMBER[standing] };
+  if (p.kind === "verify" || !p.rule.break_glass) {
+    return { ok: false, code: "no_break_glass", message: `${p.action.type} has no break-glass.` };
+  }
+  if (!listedIn(p.rule.break_glass.approvers, user, memberOf)) {
+    return {
+      ok: false,
+      code: "not_a_break_glass_approver",
+      message: `You are not among the break-glass approvers for ${p.action.type}.`,
+    };
+  }
+  if (p.requested_by !== null && personOf(p, p.requested_by) === personOf(p, user)) {
+    return {
+      ok: false,
+      code: "self_approval",
+      message: "You requested this action: break-glass is never for approving your own request.",
+    };
+  }
+  return { ok: true };
+}
+
+/**
+ * Break-glass: one listed person approves alone, with a reason, in a freeze or not. One person, one vote: an approval
+ * they gave before is that same vote, now used for break-glass (it replaces theirs, never adds to it).
+ */
+export function applyBreakGlass(p: Proposal, input: BreakGlassInput, now: number): Transition {
+  const actor = slackActor(input.user);
+  const refuse = refuser(p, actor, "break_glass.refused", {}, input.via);
+  if (p.status !== "pending") return refuse("not_pending", notPendingMessage(p));
+  if (now >= Date.parse(p.expires_at)) return refuse("expired", "This proposal expired; nothing ran.");
+  const allowed = mayBreakGlass(p, input.user, input.memberOf, input.standing);
+  if (!allowed.ok) return refuse(allowed.code, allowed.message);
+  const reason = input.reason?.trim() ?? "";
+  if (reason === "") return refuse("reason_required", "Break-glass needs a reason: say why this cannot wait.");
+  const at = new Date(now).toISOString();
+  const person = personOf(p, input.user);
+  const replaced = p.approvals.some((a) => approvalPerson(p, a) === person);
+  const approvals: Approval[] = [
+    ...p.approvals.filter((a) => approvalPerson(p, a) !== person),
+    { user: input.user, person, at, break_glass: true },
+  ];
+  const freeze = p.rule.freeze?.name ?? null;
+  const next: Proposal = {
+    ...p,
+    approvals,
+    status: "approved",
+    decision: { by: actor, at, outcome: "approved", reason, break_glass: true },
+    break_glass: { by: actor, person, at, reason, freeze, reviews: [] },
+  };
+  return {
+    ok: true,
+    proposal: next,
+    events: [
+      {
+        type: "break_glass.used",
+        actor,
+        details: { plan_sha256: p.plan_sha256, person, reason, freeze, replaced_own_approval: replaced },
+      },
+      {
+        type: "proposal.approved",
+        actor,
+        details: { plan_sha256: p.plan_sha256, approvers: [input.user], people: [person], break_glass: true, reason },
+      },
+    ],
+  };
+}
+
+/** An answer to "Was this break-glass approval justified?": by whom, and yes or no. */
+export interface BreakGlassReview {
+  user: string;
+  standing: Standing;
+  memberOf: readonly string[];
+  justified: boolean;
+  via: string;
+}
+
+/**
+ * The follow-up review of a break-glass approval, answered by the action's normal approvers (not whoever broke the
+ * glass), one answer per person, whatever the proposal's status since. It is a record, never a decision.
+ */
+export function applyBreakGlassReview(p: Proposal, review: BreakGlassReview, now: number): Transition {
+  const actor = slackActor(review.user);
+  const refuse = refuser(p, actor, "break_glass.review_refused", { justified: review.justified }, review.via);
+  const use = p.break_glass;
+  if (!use) return refuse("no_break_glass", "This proposal was not approved through break-glass.");
+  if (review.standing !== "member") return refuse("not_a_member", NOT_A_MEMBER[review.standing]);
+  if (!listedIn(p.rule.approvers, review.user, review.memberOf)) {
+    return refuse("not_a_reviewer", `Only ${p.action.type}'s approvers review its break-glass approvals.`);
+  }
+  const person = personOf(p, review.user);
+  if (person === use.person) return refuse("not_a_reviewer", "You broke the glass: the other approvers review it.");
+  if (use.reviews.some((r) => r.person === person)) return refuse("already_reviewed", "You already answered.");
+  const at = new Date(now).toISOString();
+  const next: Proposal = {
+    ...p,
+    break_glass: { ...use, reviews: [...use.reviews, { by: actor, person, at, justified: review.justified }] },
+  };
+  return {
+    ok: true,
+    proposal: next,
+    events: [{ type: "break_glass.reviewed", actor, details: { person, justified: review.justified, by: use.by } }],
+  };
 }
 
 /** Why a click on a proposal that is no longer pending changes nothing, in words for the clicker. */
