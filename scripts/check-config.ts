@@ -6,6 +6,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { parseEnv } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
 import { auditSigner, SIGNING_KEY_PREFIX } from "../src/audit/signing.ts";
+import { patternCovers } from "../src/config/action-patterns.ts";
 import type { Config, ConfigEnv } from "../src/config/check.ts";
 import { checkConfig, SECRET_NAMES, VAR_NAMES } from "../src/config/check.ts";
 import { isLoopbackHost } from "../src/lib/hosts.ts";
@@ -191,9 +192,8 @@ function warningsFor(config: Config): string[] {
   for (const key of config.apiKeys) {
     if (key.actions.includes("*")) out.push(`key "${key.name}" may propose every action type ("*")`);
     for (const pattern of key.actions) {
-      const prefix = pattern.endsWith(".*") ? pattern.slice(0, -1) : null;
-      const matches = pattern === "*" || types.some((t) => (prefix ? t.startsWith(prefix) : t === pattern));
-      if (!matches) out.push(`key "${key.name}": actions pattern ${pattern} matches no action in POLICY`);
+      if (!types.some((type) => patternCovers(pattern, type)))
+        out.push(`key "${key.name}": actions pattern ${pattern} matches no action in POLICY`);
     }
   }
   const runner = new URL(config.runnerUrl);
@@ -243,6 +243,7 @@ for (const a of actions) {
     `ttl ${a.ttl_seconds}s, max ${a.max_ttl_seconds}s`,
     a.params_schema ? "params_schema" : "params: any object ≤ 4 KiB",
     a.confirm ? "" : "no confirm dialog",
+    a.rules ? `${a.rules.length} risk rule(s): ${a.rules.map((r) => r.label).join("; ")}` : "",
     a.escalation
       ? `escalates to ${a.escalation.approvers.join(", ")} in ${a.escalation.channel}${a.escalation.extend_ttl_seconds ? ` (+${a.escalation.extend_ttl_seconds}s)` : ""}`
       : "",
@@ -256,6 +257,13 @@ for (const a of actions) {
 const channels = [
   ...new Set(actions.flatMap((a) => [a.channel, a.escalation?.channel ?? null]).filter((c) => c !== null)),
 ];
+if (config.policy.freezes.length > 0) {
+  lines.push(`  freezes (${config.policy.freezes.length}):`);
+  for (const f of config.policy.freezes) {
+    const when = f.kind === "fixed" ? `${f.start} to ${f.end}` : `${f.cron} (${f.timezone}) for ${f.duration_seconds}s`;
+    lines.push(`    ${f.name} · ${f.actions.join(", ")} · ${when}`);
+  }
+}
 lines.push(`  channels: ${channels.join(", ") || "none (every action is requester_only)"}`);
 lines.push(`  keys (${config.apiKeys.length}):`);
 for (const key of config.apiKeys) {

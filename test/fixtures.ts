@@ -184,3 +184,41 @@ export function linkActions(peer: string) {
  * uses (SPEC 12).
  */
 export const PEOPLE = { alice: ["U0ALICE", "alice@example.com"] } as const;
+
+// ---- issue 17: risk rules, change freezes, break-glass -----------------------------------------------------------
+
+/**
+ * Actions with risk rules (not in POLICY, which config tests pin): test/helpers/policy-env.ts adds them to the env
+ * its create requests carry; the writer key proposes them through its `k8s.*` pattern.
+ */
+export const RISK_ACTIONS = {
+  // Scale a deployment: more than 50 replicas is the SRE leads' call alone, within 5 minutes; more than 10 needs two.
+  "k8s.scale": {
+    approvers: ["U0ALICE", "U0DAVE", "S0ONCALL", "S0SRELEADS"],
+    channel: "C0INCIDENT",
+    params_schema: {
+      type: "object",
+      required: ["deployment", "replicas"],
+      properties: { deployment: { type: "string" }, replicas: { type: "integer", minimum: 0 } },
+      additionalProperties: false,
+    },
+    rules: [
+      { when: "params.replicas > 50", label: "replicas > 50", approvers: ["S0SRELEADS"], ttl_seconds: 300 },
+      { when: "params.replicas > 10", label: "replicas > 10", required_approvals: 2 },
+    ],
+  },
+} as const;
+
+/**
+ * An action with break-glass (test/helpers/policy-env.ts adds it like RISK_ACTIONS): two of alice and dave decide
+ * normally; lead, alice or bob may approve alone with a reason, in a freeze or not.
+ */
+export const BREAK_GLASS_ACTIONS = {
+  "k8s.hotfix": {
+    approvers: ["U0ALICE", "U0DAVE"],
+    required_approvals: 2,
+    channel: "C0INCIDENT",
+    escalation: { approvers: ["S0SRELEADS"], channel: "C0ESCALATE" },
+    break_glass: { approvers: ["U0LEAD", "U0ALICE", "U0BOB"], reason_required: true },
+  },
+} as const;

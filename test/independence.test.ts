@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   applyAutoEscalation,
+  applyBreakGlass,
   applyClick,
   applyLink,
   type ClickKind,
@@ -32,7 +33,8 @@ type Step =
   | { via: "home"; user: string; kind: ClickKind; standing: Standing; fresh: boolean }
   | { via: "link"; recipient: string; identity: string | null; choice: "approve" | "deny" }
   // escalation.after_seconds passed: the automatic escalation's job runs (whatever came before)
-  | { via: "clock" };
+  | { via: "clock" }
+  | { via: "glass"; user: string; standing: Standing; reason: string };
 
 interface World {
   proposal: Proposal;
@@ -80,9 +82,15 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
       ),
       links: fc.option(fc.record({ recipients: subset(EMAILS), teams: fc.boolean() })),
       requestedBy: fc.option(fc.constantFrom<string>(...USERS, ...EMAILS, "person0", "person1")),
+      // A risk rule that matched: it narrows who decides (only people in both lists) and freezes no links.
+      narrowed: fc.option(subset([...USERS, GROUP], 1)),
+      // Break-glass, and whether the proposal was created in a change freeze (then only break-glass approves it).
+      breakGlass: fc.option(subset([...USERS, GROUP], 1)),
+      frozen: fc.boolean(),
     })
     .chain((w) => {
-      const links = w.requesterOnly ? null : w.links;
+      const narrowed = w.requesterOnly ? null : w.narrowed;
+      const links = w.requesterOnly || narrowed ? null : w.links;
       const recipients = links ? [...links.recipients, ...(links.teams ? ["teams"] : [])] : [];
       const step: fc.Arbitrary<Step> = fc.oneof(
         fc.record({
@@ -113,7 +121,18 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
             ]
           : []),
         fc.constant({ via: "clock" as const }),
+        ...(w.breakGlass && !w.requesterOnly
+          ? [
+              fc.record({
+                via: fc.constant("glass" as const),
+                user: fc.constantFrom(...USERS),
+                standing: fc.constantFrom<Standing>("member", "member", "member", "guest", "other_workspace"),
+                reason: fc.constantFrom("", "  ", "outage"),
+              }),
+            ]
+          : []),
       );
+      const glass = w.requesterOnly ? null : w.breakGlass;
       const requestedBy = w.requesterOnly ? (w.requestedBy ?? "U0A") : w.requestedBy;
       const proposal = makeProposal({
         requested_by: requestedBy,
@@ -133,6 +152,20 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
             : null,
           links: links ? { recipients: links.recipients, teams_recipient: links.teams ? "teams" : null } : null,
           people: w.people,
+          ...(narrowed
+            ? {
+                risk: {
+                  index: 0,
+                  when: "true",
+                  label: "risky",
+                  approvers: narrowed,
+                  ttl_seconds: null,
+                  unevaluable: false,
+                },
+              }
+            : {}),
+          ...(glass ? { break_glass: { approvers: glass, reason_required: true as const } } : {}),
+          ...(glass && w.frozen ? { freeze: { name: "freeze", ends_at: EXPIRES_AT } } : {}),
         },
       });
       return fc.record({
@@ -151,21 +184,33 @@ function play(world: World): Proposal[] {
     const t =
       step.via === "clock"
         ? applyAutoEscalation(p, NOW)
-        : step.via === "link"
-          ? applyLink(p, { recipient: step.recipient, identity: step.identity, choice: step.choice }, NOW)
-          : applyClick(
+        : step.via === "glass"
+          ? applyBreakGlass(
               p,
               {
-                kind: step.kind,
                 user: step.user,
-                memberOf: world.group.includes(step.user) ? [GROUP] : [],
                 standing: step.standing,
-                via: step.via === "home" ? "slack_home" : "slack",
-                // A stale view: drawn before anything happened (which may still be how it stands).
-                ...(step.via === "home" ? { drawn: step.fresh ? drawnState(p) : "pending.0.n" } : {}),
+                memberOf: world.group.includes(step.user) ? [GROUP] : [],
+                reason: step.reason,
+                via: "slack",
               },
               NOW,
-            );
+            )
+          : step.via === "link"
+            ? applyLink(p, { recipient: step.recipient, identity: step.identity, choice: step.choice }, NOW)
+            : applyClick(
+                p,
+                {
+                  kind: step.kind,
+                  user: step.user,
+                  memberOf: world.group.includes(step.user) ? [GROUP] : [],
+                  standing: step.standing,
+                  via: step.via === "home" ? "slack_home" : "slack",
+                  // A stale view: drawn before anything happened (which may still be how it stands).
+                  ...(step.via === "home" ? { drawn: step.fresh ? drawnState(p) : "pending.0.n" } : {}),
+                },
+                NOW,
+              );
     if (t.ok) {
       p = t.proposal;
       seen.push(p);
@@ -178,8 +223,11 @@ function play(world: World): Proposal[] {
 function listedPerson(p: Proposal, person: string, group: string[]): boolean {
   if (p.rule.requester_only && !p.escalated) return p.requested_by !== null && personOf(p, p.requested_by) === person;
   const approvers = p.escalated && p.rule.escalation ? p.rule.escalation.approvers : p.rule.approvers;
+  const inList = (list: readonly string[], u: string) =>
+    list.includes(u) || (list.includes(GROUP) && group.includes(u));
+  const narrowed = p.escalated ? null : (p.rule.risk?.approvers ?? null);
   const viaSlack = USERS.some(
-    (u) => personOf(p, u) === person && (approvers.includes(u) || (approvers.includes(GROUP) && group.includes(u))),
+    (u) => personOf(p, u) === person && inList(approvers, u) && (narrowed === null || inList(narrowed, u)),
   );
   const links = p.rule.links;
   const viaLink =
@@ -201,9 +249,24 @@ function independent(world: World): void {
   for (const p of play(world)) {
     if (p.escalated && p.escalated.by !== "signoff") escalators.add(personOf(p, p.escalated.by));
     if (p.status !== "approved") continue;
-    for (const person of escalators) expect(p.approvals.map((a) => personOf(p, a.user))).not.toContain(person);
     const people = p.approvals.map((a) => personOf(p, a.user));
     expect(new Set(people).size, "one person, one vote").toBe(people.length);
+    if (p.decision?.break_glass) {
+      // Break-glass: one listed person, never the requester, with a reason; their one vote, used for it. Whether
+      // they escalated first changes nothing: they may break the glass alone anyway.
+      const breaker = personOf(p, p.decision.by);
+      const glass = p.rule.break_glass!.approvers;
+      const listed = USERS.some(
+        (u) => personOf(p, u) === breaker && (glass.includes(u) || (glass.includes(GROUP) && world.group.includes(u))),
+      );
+      expect(listed, "a break-glass approver").toBe(true);
+      expect(breaker, "never the requester").not.toBe(p.requested_by === null ? null : personOf(p, p.requested_by));
+      expect(p.decision.reason?.trim(), "with a reason").toBeTruthy();
+      expect(p.approvals.filter((a) => a.break_glass).map((a) => personOf(p, a.user))).toEqual([breaker]);
+      continue;
+    }
+    expect(p.rule.freeze, "a frozen proposal is only break-glass's").toBeUndefined();
+    for (const person of escalators) expect(p.approvals.map((a) => personOf(p, a.user))).not.toContain(person);
     expect(people.length, "the rule in force is met").toBeGreaterThanOrEqual(requiredApprovals(p));
     const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
     const requesterDecides = p.rule.requester_only && !p.escalated;

@@ -131,6 +131,35 @@ test("fails naming the field of a bad policy", () => {
   assert.equal(out.stdout, "");
 });
 
+test("validates risk rules and freezes strictly, naming each field with a suggestion, and lists good ones", () => {
+  const withRules = (rule: string, freeze: string) =>
+    GOOD_VARS.replace('"max_ttl_seconds": 3600,', `"max_ttl_seconds": 3600, "rules": [${rule}],`).replace(
+      '"default_channel": "C0APPROVALS",',
+      `"default_channel": "C0APPROVALS", "freezes": [${freeze}],`,
+    );
+  const bad = withRules(
+    '{ "when": "parms.deployment == \\"api\\"", "required_approvals": 2 }',
+    '{ "name": "weekend", "actions": ["k8s.rollout_restrat"], "cron": "0 17 * * 5", "duration_seconds": 3600 }',
+  );
+  const badDir = configDir({ "wrangler.toml": wranglerToml(bad), ".dev.vars": devVars(SECRETS) });
+  const out = run(badDir);
+  assert.equal(out.code, 1, out.all);
+  assert.match(out.stderr, /rules\[0\]\.when: uses parms, which is not defined \(did you mean "params"\?\)/);
+  assert.match(
+    out.stderr,
+    /freezes\[0\]\.actions\[0\]: covers no action in the policy \(did you mean "k8s\.rollout_restart"\?\)/,
+  );
+  const good = withRules(
+    '{ "when": "params.deployment == \\"api\\"", "label": "the api", "required_approvals": 2 }',
+    '{ "name": "weekend", "actions": ["k8s.*"], "cron": "0 17 * * 5", "duration_seconds": 3600, "timezone": "Europe/Berlin" }',
+  );
+  const goodDir = configDir({ "wrangler.toml": wranglerToml(good), ".dev.vars": devVars(SECRETS) });
+  const ok = run(goodDir);
+  assert.equal(ok.code, 0, ok.all);
+  assert.match(ok.stdout, /1 risk rule\(s\): the api/);
+  assert.match(ok.stdout, /weekend · k8s\.\* · 0 17 \* \* 5 \(Europe\/Berlin\) for 3600s/);
+});
+
 test("fails naming every bad secret, without printing any", () => {
   const secrets = { ...SECRETS, RUNNER_SECRET: "not-a-webhook-secret-123", SLACK_BOT_TOKEN: "xoxp-user-token-999" };
   const dir = configDir({ "wrangler.toml": wranglerToml(GOOD_VARS), ".dev.vars": devVars(secrets) });

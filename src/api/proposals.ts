@@ -6,8 +6,10 @@ import type { Config } from "../config/load.ts";
 import {
   actionKind,
   decisionRuleFor,
+  freezeAt,
   type Policy,
   actionPolicy as policyOf,
+  ttlBounds,
   validateParams,
 } from "../config/policy.ts";
 import { ApiError, toApiError } from "../errors.ts";
@@ -50,7 +52,8 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
       { path: "action.type", message: "not in the key's actions" },
     ]);
   }
-  const rule = decisionRuleFor(config.policy, type);
+  // The first risk rule whose condition holds for this proposal tightens the rule it freezes.
+  const rule = decisionRuleFor(config.policy, type, { ...body, params: body.action.params });
   const actionPolicy = config.policy.actions[type];
   if (!rule || !actionPolicy) {
     throw new ApiError(422, "unknown_action", `action type ${type} is not in the policy`, [
@@ -101,13 +104,28 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
       planTooLarge,
     );
   }
-  const ttlSeconds = body.ttl_seconds ?? actionPolicy.ttl_seconds;
-  if (ttlSeconds < 1 || ttlSeconds > actionPolicy.max_ttl_seconds) {
+  const ttl = ttlBounds(actionPolicy, rule);
+  const ttlSeconds = body.ttl_seconds ?? ttl.default;
+  if (ttlSeconds < 1 || ttlSeconds > ttl.max) {
+    const because = rule.risk?.ttl_seconds != null ? ` (risk rule: ${rule.risk.label})` : "";
+    throw new ApiError(422, "ttl_out_of_range", `ttl_seconds must be from 1 to ${ttl.max} for ${type}${because}`, [
+      { path: "ttl_seconds", message: `must be from 1 to ${ttl.max}${because}` },
+    ]);
+  }
+  const now = Date.now();
+  const freeze = freezeAt(config.policy, type, now);
+  // In a freeze, an action with break-glass still takes proposals: marked frozen, only break-glass can approve them.
+  if (freeze && !rule.break_glass) {
     throw new ApiError(
       422,
-      "ttl_out_of_range",
-      `ttl_seconds must be from 1 to ${actionPolicy.max_ttl_seconds} for ${type}`,
-      [{ path: "ttl_seconds", message: `must be from 1 to ${actionPolicy.max_ttl_seconds}` }],
+      "frozen",
+      `${type} is in the change freeze "${freeze.name}" until ${freeze.ends_at}; nothing was created`,
+      [
+        {
+          path: "action.type",
+          message: `covered by the change freeze "${freeze.name}", which ends at ${freeze.ends_at}`,
+        },
+      ],
     );
   }
   if (kind === "verify" && !links && !body.requested_by) {
@@ -140,11 +158,12 @@ proposalRoutes.post("/", withConfig, requireScope("proposals:write"), idempotenc
     id: publicId(objectId),
     draft: body,
     keyName: key.name,
-    rule,
+    rule: freeze ? { ...rule, freeze } : rule,
     ttlSeconds,
-    now: Date.now(),
+    now,
     kind,
-    teamsWebhook: kind === "approval" ? (links?.teams_webhook ?? null) : null,
+    // A risk rule that narrows who decides froze no links: no Teams card either.
+    teamsWebhook: kind === "approval" && rule.links ? (links?.teams_webhook ?? null) : null,
   });
   const outcome = await proposalStubAt(ns, objectId).create(proposal, requestSha256(raw));
   if (!outcome.ok) throw toApiError(outcome.refusal);

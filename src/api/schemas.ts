@@ -1,6 +1,7 @@
 // zod schemas for the v1 API: the single source for request validation and /openapi.json.
 import { z } from "zod";
-import { ACTION_TYPE_PATTERN, RECIPIENT_MESSAGE, RECIPIENT_PATTERN } from "../config/policy.ts";
+import { ACTION_TYPE_PATTERN } from "../config/action-patterns.ts";
+import { RECIPIENT_MESSAGE, RECIPIENT_PATTERN } from "../config/policy.ts";
 import { RunnerResult } from "../dispatch/runner-answer.ts";
 import { PROPOSAL_KINDS, STATUSES, VERIFY_ANSWERS } from "../proposal/types.ts";
 import { PLAN_MAX_CHARS } from "../slack/plan.ts";
@@ -150,6 +151,7 @@ const Approval = z.object({
     .optional()
     .describe("who that is: the policy's people directory name, else the identity itself; M-of-N counts these"),
   at: z.string(),
+  break_glass: z.literal(true).optional().describe("given through break-glass: this person approved alone"),
 });
 
 const VerifyLabels = z.object({ yes: z.string(), no: z.string(), unsure: z.string() });
@@ -192,6 +194,25 @@ export const ProposalResponse = z.object({
       .optional()
       .describe("present when the action enables signed links"),
     verify_labels: VerifyLabels.optional().describe("present for verification prompts"),
+    risk: z
+      .object({
+        index: z.number().describe("the rule's place in the action's rules when the proposal was created"),
+        when: z.string().describe("its CEL condition"),
+        label: z.string().describe("what the card shows: its label, else its condition"),
+        approvers: z.array(z.string()).nullable().describe("narrowed approvers: only those also in approvers decide"),
+        ttl_seconds: z.number().nullable(),
+        unevaluable: z.boolean().describe("the condition could not be evaluated, so the rule applied (doubt tightens)"),
+      })
+      .optional()
+      .describe("present when a risk rule tightened this proposal; its tightening is already in the fields above"),
+    break_glass: z
+      .object({ approvers: z.array(z.string()), reason_required: z.literal(true) })
+      .optional()
+      .describe("present when the action has break-glass: one of these may approve alone, with a reason"),
+    freeze: z
+      .object({ name: z.string(), ends_at: z.string() })
+      .optional()
+      .describe("the change freeze the proposal was created in: only break-glass can approve it"),
   }),
   approvals: z.array(Approval),
   escalated: z.object({ by: z.string(), at: z.string(), prior_approvals: z.array(Approval) }).nullable(),
@@ -202,6 +223,7 @@ export const ProposalResponse = z.object({
       outcome: z.enum(["approved", "denied", "expired", "cancelled", "acknowledged", "escalated"]),
       reason: z.string().optional(),
       answer: z.enum(VERIFY_ANSWERS).optional().describe("a verification prompt's answer"),
+      break_glass: z.literal(true).optional().describe("approved through break-glass; reason says why"),
     })
     .nullable(),
   dispatch: z.object({
@@ -220,6 +242,17 @@ export const ProposalResponse = z.object({
       .describe("present when the runner refused the dispatch (a 4xx answer)"),
   }),
   result: z.object({ status: z.enum(["succeeded", "failed"]), output: z.string(), at: z.string() }).nullable(),
+  break_glass: z
+    .object({
+      by: z.string(),
+      person: z.string(),
+      at: z.string(),
+      reason: z.string(),
+      freeze: z.string().nullable(),
+      reviews: z.array(z.object({ by: z.string(), person: z.string(), at: z.string(), justified: z.boolean() })),
+    })
+    .optional()
+    .describe("present when approved through break-glass: who, why, and the approvers' review of it"),
 });
 
 export const IssuedLinkResponse = z.object({

@@ -5,7 +5,7 @@ import type { ErrorDetail } from "../errors.ts";
 import { randomToken, sha256Hex, timingSafeEqualHex } from "../lib/crypto.ts";
 import { formatPath, zodDetails } from "../lib/details.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
-import { ACTION_TYPE_PATTERN } from "./policy.ts";
+import { isActionPattern, patternCovers } from "./action-patterns.ts";
 import { ConfigError, decodeJson, deepFreeze, explainIssue } from "./problems.ts";
 
 export const SCOPES = ["proposals:write", "proposals:read", "audit:read"] as const;
@@ -33,13 +33,6 @@ function isIpv6(host: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** An action pattern: an exact type, `prefix.*` (any type starting `prefix.`), or `*` (all). */
-function isActionPattern(pattern: string): boolean {
-  if (pattern === "*") return true;
-  const exact = pattern.endsWith(".*") ? pattern.slice(0, -2) : pattern;
-  return ACTION_TYPE_PATTERN.test(exact);
 }
 
 const entrySchema = z.strictObject({
@@ -152,12 +145,7 @@ export function hasScope(key: ApiKey, scope: Scope): boolean {
 
 /** Exact names, `prefix.*` (any type starting with `prefix.`), or `*`. */
 export function keyAllowsAction(key: ApiKey, actionType: string): boolean {
-  return key.actions.some((pattern) => {
-    if (pattern === "*") return true;
-    if (pattern.endsWith(".*"))
-      return actionType.startsWith(pattern.slice(0, -1)) && actionType.length > pattern.length - 1;
-    return pattern === actionType;
-  });
+  return key.actions.some((pattern) => patternCovers(pattern, actionType));
 }
 
 export type CallbackCheck = { ok: true } | { ok: false; message: string };

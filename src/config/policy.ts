@@ -6,11 +6,19 @@ import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
 import { formatPath, zodDetails } from "../lib/details.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
+import { ACTION_TYPE_PATTERN } from "./action-patterns.ts";
+import { type ActiveFreeze, activeFreeze, type Freeze, parseFreezes } from "./freezes.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
 import { ConfigError, decodeJson, deepFreeze, explainIssue, isPlainObject } from "./problems.ts";
+import {
+  matchRiskRule,
+  parseRiskRules,
+  type RiskRule,
+  RULE_WHEN_MAX,
+  RULES_MAX,
+  type RuleInput,
+} from "./risk-rules.ts";
 
-/** Action type names: lowercase, digits, `_ . -`; dots group them (`k8s.rollout_restart`) for `prefix.*` keys. */
-export const ACTION_TYPE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 /** Slack user (`U…`, `W…`) and user-group (`S…`) ids. */
 export const APPROVER_PATTERN = /^[UWS][A-Z0-9]{2,}$/;
 /** Slack conversation ids: public (`C…`), private (`G…`), DM (`D…`). Names break when a channel is renamed. */
@@ -67,6 +75,20 @@ const escalationShape = {
 /** Reminders before a decision (issue 16): at these fractions of the TTL, unless the action says otherwise. */
 export const DEFAULT_REMIND_AT: readonly number[] = [0.5, 0.9];
 const remindFraction = z.number().gt(0, "must be more than 0").lt(1, "must be less than 1 (a fraction of the TTL)");
+const ruleShape = {
+  when: z.string().max(RULE_WHEN_MAX).regex(/\S/, "must not be blank: a CEL condition such as params.replicas > 10"),
+  label: z.string().max(80).regex(/\S/, "must not be blank").optional(),
+  required_approvals: z.int().min(1).optional(),
+  approvers: z.array(approver).min(1).optional(),
+  ttl_seconds: seconds.optional(),
+  confirm: z.boolean().optional(),
+  allow_self_approval: z.boolean().optional(),
+};
+
+const breakGlassShape = {
+  approvers: z.array(approver).min(1),
+  reason_required: z.literal(true, { error: "must be true: a break-glass approval always records why" }).default(true),
+};
 
 function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
   return object({
@@ -85,6 +107,8 @@ function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
     verify_labels: object(verifyLabelsShape).optional(),
     links: object(linksShape).optional(),
     remind_at: z.array(remindFraction).max(10).optional(),
+    rules: z.array(object(ruleShape)).max(RULES_MAX).optional(),
+    break_glass: object(breakGlassShape).optional(),
   });
 }
 /** Refuses unknown fields, so that a typo is an error rather than a silently applied default. */
@@ -104,6 +128,7 @@ const policySchema = z.strictObject({
     .record(z.string().regex(PERSON_PATTERN, "person names use a-z, 0-9 and . _ -"), z.array(identity).min(1))
     .optional(),
   actions: z.record(z.string(), z.unknown()),
+  freezes: z.unknown().optional(),
 });
 
 const VOCABULARY = [
@@ -112,6 +137,8 @@ const VOCABULARY = [
   ...Object.keys(escalationShape),
   ...Object.keys(verifyLabelsShape),
   ...Object.keys(linksShape),
+  ...Object.keys(ruleShape),
+  ...Object.keys(breakGlassShape),
 ];
 
 /** A verification prompt's button labels (policy `verify_labels`, defaults applied). */
@@ -161,6 +188,26 @@ export interface DecisionRule {
   verify_labels?: VerifyLabels | null;
   /** The policy's `people` directory at creation, identity → person; absent when it has none (each id is a person). */
   people?: Record<string, string>;
+  /** The risk rule that matched when the proposal was created (its tightening is already in the fields above). */
+  risk?: FrozenRiskRule;
+  /** Who may approve alone, with a reason (policy `break_glass`); absent when the action has none. */
+  break_glass?: { approvers: string[]; reason_required: true };
+  /** The change freeze the proposal was created in: only break-glass can approve it. Absent when none. */
+  freeze?: { name: string; ends_at: string };
+}
+
+/** A risk rule as a proposal froze it: which one, what the card says, and the narrowed approvers. */
+export interface FrozenRiskRule {
+  /** Its index in the action's `rules` when the proposal was created. */
+  index: number;
+  when: string;
+  label: string;
+  /** Only people listed both here and in `approvers` (directly or through a group) decide; null: not narrowed. */
+  approvers: string[] | null;
+  /** The longest time to decide it allows, or null. */
+  ttl_seconds: number | null;
+  /** The condition could not be evaluated for this proposal (a missing param): doubt tightens, so it applied. */
+  unevaluable: boolean;
 }
 
 export interface Escalation {
@@ -196,6 +243,10 @@ export interface ActionPolicy {
   links?: LinksPolicy;
   /** Fractions of the TTL (ascending, each in (0, 1)) at which the undecided are reminded in Slack; [] for none. */
   remind_at: number[];
+  /** Risk rules (approval actions), in order: the first whose condition holds tightens the proposal's rule. */
+  rules?: RiskRule[];
+  /** Break-glass (approval actions): one of these people may approve alone with a reason, even in a freeze. */
+  break_glass?: { approvers: string[]; reason_required: true };
 }
 
 /** An action's signed links (policy `links`), defaults applied. */
@@ -220,6 +271,8 @@ export interface Policy {
   people: Readonly<Record<string, string>>;
   /** Keyed by action type; look up with `actionPolicy()`, which ignores inherited keys. */
   actions: Readonly<Record<string, ActionPolicy>>;
+  /** Change freezes: while one covers an action, it takes no new proposals (see `freezeAt`). */
+  freezes: readonly Freeze[];
 }
 
 // Validators are built once per parsed policy; an ActionPolicy that crossed an RPC boundary gets one lazily.
@@ -264,6 +317,10 @@ function parseAction(
     links && !verify ? (links.recipients?.length ?? 0) + (links.teams_webhook !== undefined ? 1 : 0) : 0;
   if (verify) {
     details.push(...verifyProblems(a, given, at));
+    if (a.rules !== undefined) details.push({ path: at("rules"), message: 'does not apply to kind: "verify"' });
+    if (a.break_glass !== undefined) {
+      details.push({ path: at("break_glass"), message: 'does not apply to kind: "verify": nothing is approved' });
+    }
   } else {
     if (a.verify_labels !== undefined) {
       details.push({ path: at("verify_labels"), message: 'only for kind: "verify" (verification prompts)' });
@@ -369,6 +426,38 @@ function parseAction(
       });
     }
   });
+  const staticCount =
+    !a.requester_only && countsStatically(a.approvers)
+      ? distinctPeople([...a.approvers, ...(links?.recipients ?? [])], people) + teamsDeciders(links)
+      : null;
+  const risk =
+    a.rules && !verify
+      ? parseRiskRules(
+          a.rules,
+          {
+            approvers: a.approvers,
+            required_approvals: a.required_approvals,
+            allow_self_approval: a.allow_self_approval,
+            requester_only: a.requester_only,
+            ttl_seconds: a.ttl_seconds,
+            confirm: a.confirm,
+            params_schema: a.params_schema,
+            distinctPeople: (ids) => distinctPeople(ids, people),
+            available: staticCount,
+          },
+          at,
+        )
+      : null;
+  if (risk) details.push(...risk.details);
+  if (a.break_glass && !verify) {
+    details.push(...duplicates(a.break_glass.approvers, (i) => at("break_glass", "approvers", i)));
+    if (a.requester_only) {
+      details.push({
+        path: at("break_glass"),
+        message: "a requester_only action is the requester's call alone: it has no break-glass",
+      });
+    }
+  }
   let validator: Validator | undefined;
   let paramsSchema: Record<string, unknown> | null = null;
   if (a.params_schema !== undefined) {
@@ -404,6 +493,10 @@ function parseAction(
             teams_recipient: verify || links.teams_webhook === undefined ? null : (links.teams_recipient ?? "teams"),
           },
         }
+      : {}),
+    ...(risk && risk.rules.length > 0 ? { rules: risk.rules } : {}),
+    ...(a.break_glass && !verify
+      ? { break_glass: { approvers: [...a.break_glass.approvers], reason_required: true as const } }
       : {}),
   };
   return { action, ...(validator ? { validator } : {}), details };
@@ -554,9 +647,13 @@ export function parsePolicy(input: unknown, root = "POLICY"): Policy {
       if (result.validator) built.set(result.action, result.validator);
     }
   }
+  const rawFreezes = isPlainObject(value) ? value.freezes : undefined;
+  const types = entries.map(([type]) => type);
+  const freezes = rawFreezes === undefined ? { freezes: [], details: [] } : parseFreezes(rawFreezes, types, root);
+  details.push(...freezes.details);
   if (details.length > 0) throw new ConfigError(`${root} has ${details.length} problem(s)`, details);
   for (const [action, validator] of built) validators.set(action, validator);
-  return deepFreeze({ default_channel: defaultChannel, people, actions });
+  return deepFreeze({ default_channel: defaultChannel, people, actions, freezes: freezes.freezes });
 }
 
 /**
@@ -587,10 +684,45 @@ export function actionPolicy(policy: Policy, actionType: string): ActionPolicy |
   return Object.hasOwn(policy.actions, actionType) ? policy.actions[actionType] : undefined;
 }
 
-/** The rule a new proposal freezes: a fresh copy, so it never changes when the policy does. */
-export function decisionRuleFor(policy: Policy, actionType: string): DecisionRule | undefined {
+/**
+ * The change freeze an approval of `actionType` created at `now` (ms) would fall in, or null. Verification prompts are
+ * never frozen: they run nothing.
+ */
+export function freezeAt(policy: Policy, actionType: string, now: number): ActiveFreeze | null {
+  const action = actionPolicy(policy, actionType);
+  if (!action || action.verify) return null;
+  return activeFreeze(policy.freezes ?? [], actionType, now);
+}
+
+/**
+ * The rule a new proposal freezes: a fresh copy, so it never changes when the policy does. With the proposal's
+ * contents (`input`), the first risk rule whose condition holds tightens it and is frozen with it.
+ */
+export function decisionRuleFor(policy: Policy, actionType: string, input?: RuleInput): DecisionRule | undefined {
   const action = actionPolicy(policy, actionType);
   if (!action) return undefined;
+  const base = baseRuleOf(policy, action);
+  const matched = input && action.rules ? matchRiskRule(action.rules, input) : null;
+  if (!matched) return base;
+  const { rule, index, unevaluable } = matched;
+  // A narrowed rule is decided in Slack by the people it names: signed links (addressed to others) do not decide it.
+  const { links: _links, ...withoutLinks } = base;
+  return {
+    ...(rule.approvers !== null ? withoutLinks : base),
+    required_approvals: Math.max(base.required_approvals, rule.required_approvals ?? 0),
+    confirm: base.confirm || rule.confirm,
+    risk: {
+      index,
+      when: rule.when,
+      label: rule.label,
+      approvers: rule.approvers ? [...rule.approvers] : null,
+      ttl_seconds: rule.ttl_seconds,
+      unevaluable,
+    },
+  };
+}
+
+function baseRuleOf(policy: Policy, action: ActionPolicy): DecisionRule {
   return {
     approvers: [...action.approvers],
     required_approvals: action.required_approvals,
@@ -613,6 +745,9 @@ export function decisionRuleFor(policy: Policy, actionType: string): DecisionRul
       ? { links: { recipients: [...action.links.recipients], teams_recipient: action.links.teams_recipient } }
       : {}),
     ...(action.verify ? { verify_labels: { ...action.verify.labels } } : {}),
+    ...(action.break_glass
+      ? { break_glass: { approvers: [...action.break_glass.approvers], reason_required: true as const } }
+      : {}),
     // The directory as it is now: frozen like the rest, so an edit to people never changes a waiting proposal.
     ...(Object.keys(policy.people).length > 0 ? { people: { ...policy.people } } : {}),
   };
@@ -654,6 +789,17 @@ export function validateParams(action: ActionPolicy, params: unknown, root = "ac
     ];
   }
   return [];
+}
+
+/**
+ * A proposal's time to decide: its `ttl_seconds`, else the action's; at most the action's max_ttl_seconds, and at most
+ * what a matched risk rule allows (whose own ttl_seconds is then also the default).
+ */
+export function ttlBounds(action: ActionPolicy, rule: DecisionRule): { default: number; max: number } {
+  const cap = rule.risk?.ttl_seconds ?? null;
+  return cap === null
+    ? { default: action.ttl_seconds, max: action.max_ttl_seconds }
+    : { default: Math.min(action.ttl_seconds, cap), max: Math.min(action.max_ttl_seconds, cap) };
 }
 
 /** Whether a proposal may ask for `ttlSeconds` (SPEC 3: 1 to the action's max_ttl_seconds). */

@@ -50,7 +50,16 @@ export type RefusalCode =
   | "wrong_state"
   | "replayed"
   // a Home-tab button drawn when the proposal stood otherwise (another approval, an escalation): look again first
-  | "changed";
+  | "changed"
+  // created during a change freeze: only break-glass approves it
+  | "frozen"
+  // break-glass: the action has none, the clicker is not one of its approvers, no reason was given
+  | "no_break_glass"
+  | "not_a_break_glass_approver"
+  | "reason_required"
+  // the break-glass review: not a normal approver, answered already, or no break-glass to review
+  | "not_a_reviewer"
+  | "already_reviewed";
 
 /** Slack buttons: approve/deny/escalate on approvals, the three answers on verification prompts. */
 export type ClickKind = "approve" | "deny" | "escalate" | VerifyAnswer;
@@ -121,6 +130,16 @@ export function currentApprovers(p: Proposal): string[] {
   return p.escalated && p.rule.escalation ? p.rule.escalation.approvers : p.rule.approvers;
 }
 
+/** A risk rule's narrowed approvers, while they apply (before escalation; the escalation path is the action's). */
+export function narrowedApprovers(p: Proposal): string[] | null {
+  return p.escalated ? null : (p.rule.risk?.approvers ?? null);
+}
+
+/** Whether `user` is in `list`, directly or through one of the groups it belongs to. */
+function listedIn(list: readonly string[], user: string, memberOf: readonly string[]): boolean {
+  return list.includes(user) || memberOf.some((group) => list.includes(group));
+}
+
 /**
  * Approvals needed in total: the policy's M while with the first approvers; once escalated, the escalation's own
  * `required_approvals` (default 1), counted among people other than whoever escalated and the requester.
@@ -139,6 +158,16 @@ type Verdict = { ok: true } | { ok: false; code: RefusalCode; message: string };
 export function mayCountApproval(p: Proposal, person: string): Verdict {
   // Once escalated, a requester_only action is the escalation approvers' call like any other.
   if ((p.rule.requester_only && !p.escalated) || p.kind === "verify") return { ok: true };
+  // Created in a change freeze: no approval counts, on any channel, escalated or not; break-glass is the one way.
+  if (p.rule.freeze) {
+    return {
+      ok: false,
+      code: "frozen",
+      message:
+        `This proposal was created during the change freeze "${p.rule.freeze.name}" ` +
+        `(until ${p.rule.freeze.ends_at}): only break-glass can approve it.`,
+    };
+  }
   const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
   if (p.escalated) {
     // An automatic escalation is nobody's: it excludes no one (the requester stays excluded below).
@@ -207,7 +236,8 @@ export function deciders(p: Proposal): Deciders {
     };
   }
   return {
-    approvers: p.rule.approvers,
+    // A risk rule that narrows shows its own list: only those of them among the action's approvers decide.
+    approvers: narrowedApprovers(p) ?? p.rule.approvers,
     linkRecipients: p.rule.links?.recipients ?? [],
     required: requiredApprovals(p),
     requesterOnly: false,
@@ -236,7 +266,12 @@ export function stillToDecide(p: Proposal): string[] {
 
 /** Every user-group id a decision on this proposal could depend on. */
 export function groupsOf(p: Proposal): string[] {
-  const ids = [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])];
+  const ids = [
+    ...p.rule.approvers,
+    ...(p.rule.risk?.approvers ?? []),
+    ...(p.rule.escalation?.approvers ?? []),
+    ...(p.rule.break_glass?.approvers ?? []),
+  ];
   return [...new Set(ids.filter((id) => id.startsWith("S")))];
 }
 
@@ -278,13 +313,142 @@ export function mayDecide(
     return { ok: true };
   }
   const approvers = currentApprovers(p);
-  const listed = approvers.includes(user) || memberOf.some((group) => approvers.includes(group));
-  if (!listed) {
+  if (!listedIn(approvers, user, memberOf)) {
     const whom = p.escalated ? "the escalation approvers" : "the approvers";
     return { ok: false, code: "not_an_approver", message: `You are not among ${whom} for ${p.action.type}.` };
   }
+  const narrowed = narrowedApprovers(p);
+  if (narrowed !== null && !listedIn(narrowed, user, memberOf)) {
+    return {
+      ok: false,
+      code: "not_an_approver",
+      message: `A risk rule (${p.rule.risk?.label}) narrowed who decides this proposal, and you are not among them.`,
+    };
+  }
   if (kind === "approve") return mayCountApproval(p, personOf(p, user));
   return { ok: true };
+}
+
+/** A break-glass click (the modal's submission): who, where they stand, their groups among the rule's, and why. */
+export interface BreakGlassInput {
+  user: string;
+  standing: Standing;
+  memberOf: readonly string[];
+  reason?: string | undefined;
+  via: string;
+}
+
+/**
+ * Whether `user` may break the glass on `p` (the reason aside): a pending approval whose action has break-glass, a
+ * full member listed among its break-glass approvers (directly or through a group), and never the requester — the
+ * same person through any identity, whatever allow_self_approval says (SPEC 12). The proposer's key has no way to
+ * break glass at all: it exists only as a signed Slack interaction.
+ */
+export function mayBreakGlass(p: Proposal, user: string, memberOf: readonly string[], standing: Standing): Verdict {
+  const why = standingRefusal(standing);
+  if (why !== null) return { ok: false, code: "not_a_member", message: why };
+  if (p.kind === "verify" || !p.rule.break_glass) {
+    return { ok: false, code: "no_break_glass", message: `${p.action.type} has no break-glass.` };
+  }
+  if (!listedIn(p.rule.break_glass.approvers, user, memberOf)) {
+    return {
+      ok: false,
+      code: "not_a_break_glass_approver",
+      message: `You are not among the break-glass approvers for ${p.action.type}.`,
+    };
+  }
+  if (p.requested_by !== null && personOf(p, p.requested_by) === personOf(p, user)) {
+    return {
+      ok: false,
+      code: "self_approval",
+      message: "You requested this action: break-glass is never for approving your own request.",
+    };
+  }
+  return { ok: true };
+}
+
+/**
+ * Break-glass: one listed person approves alone, with a reason, in a freeze or not. One person, one vote: an approval
+ * they gave before is that same vote, now used for break-glass (it replaces theirs, never adds to it).
+ */
+export function applyBreakGlass(p: Proposal, input: BreakGlassInput, now: number): Transition {
+  const actor = slackActor(input.user);
+  const refuse = refuser(p, actor, "break_glass.refused", {}, input.via);
+  if (p.status !== "pending") return refuse("not_pending", notPendingMessage(p));
+  if (now >= Date.parse(p.expires_at)) return refuse("expired", "This proposal expired; nothing ran.");
+  const allowed = mayBreakGlass(p, input.user, input.memberOf, input.standing);
+  if (!allowed.ok) return refuse(allowed.code, allowed.message);
+  const reason = input.reason?.trim() ?? "";
+  if (reason === "") return refuse("reason_required", "Break-glass needs a reason: say why this cannot wait.");
+  const at = new Date(now).toISOString();
+  const person = personOf(p, input.user);
+  const replaced = p.approvals.some((a) => approvalPerson(p, a) === person);
+  const approvals: Approval[] = [
+    ...p.approvals.filter((a) => approvalPerson(p, a) !== person),
+    { user: input.user, person, at, break_glass: true },
+  ];
+  const freeze = p.rule.freeze?.name ?? null;
+  const next: Proposal = {
+    ...p,
+    approvals,
+    status: "approved",
+    decision: { by: actor, at, outcome: "approved", reason, break_glass: true },
+    break_glass: { by: actor, person, at, reason, freeze, reviews: [] },
+  };
+  return {
+    ok: true,
+    proposal: next,
+    events: [
+      {
+        type: "break_glass.used",
+        actor,
+        details: { plan_sha256: p.plan_sha256, person, reason, freeze, replaced_own_approval: replaced },
+      },
+      {
+        type: "proposal.approved",
+        actor,
+        details: { plan_sha256: p.plan_sha256, approvers: [input.user], people: [person], break_glass: true, reason },
+      },
+    ],
+  };
+}
+
+/** An answer to "Was this break-glass approval justified?": by whom, and yes or no. */
+export interface BreakGlassReview {
+  user: string;
+  standing: Standing;
+  memberOf: readonly string[];
+  justified: boolean;
+  via: string;
+}
+
+/**
+ * The follow-up review of a break-glass approval, answered by the action's normal approvers (not whoever broke the
+ * glass), one answer per person, whatever the proposal's status since. It is a record, never a decision.
+ */
+export function applyBreakGlassReview(p: Proposal, review: BreakGlassReview, now: number): Transition {
+  const actor = slackActor(review.user);
+  const refuse = refuser(p, actor, "break_glass.review_refused", { justified: review.justified }, review.via);
+  const use = p.break_glass;
+  if (!use) return refuse("no_break_glass", "This proposal was not approved through break-glass.");
+  const why = standingRefusal(review.standing);
+  if (why !== null) return refuse("not_a_member", why);
+  if (!listedIn(p.rule.approvers, review.user, review.memberOf)) {
+    return refuse("not_a_reviewer", `Only ${p.action.type}'s approvers review its break-glass approvals.`);
+  }
+  const person = personOf(p, review.user);
+  if (person === use.person) return refuse("not_a_reviewer", "You broke the glass: the other approvers review it.");
+  if (use.reviews.some((r) => r.person === person)) return refuse("already_reviewed", "You already answered.");
+  const at = new Date(now).toISOString();
+  const next: Proposal = {
+    ...p,
+    break_glass: { ...use, reviews: [...use.reviews, { by: actor, person, at, justified: review.justified }] },
+  };
+  return {
+    ok: true,
+    proposal: next,
+    events: [{ type: "break_glass.reviewed", actor, details: { person, justified: review.justified, by: use.by } }],
+  };
 }
 
 /** Why a click on a proposal that is no longer pending changes nothing, in words for the clicker. */

@@ -6,7 +6,7 @@ import type { ObjectChainHead } from "../audit/heads.ts";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import type { Refusal } from "../errors.ts";
 import { newNonce } from "../lib/crypto.ts";
-import { refusalMessage } from "../slack/card.ts";
+import { breakGlassMessages, refusalMessage } from "../slack/card.ts";
 import { standingOf } from "../slack/standing.ts";
 import { membershipOf } from "../slack/usergroups.ts";
 import { flushAudit } from "./jobs/audit-flush.ts";
@@ -25,6 +25,8 @@ import {
 import { syncTeams } from "./jobs/teams-sync.ts";
 import {
   applyAutoEscalation,
+  applyBreakGlass,
+  applyBreakGlassReview,
   applyCancel,
   applyClick,
   applyCreate,
@@ -96,6 +98,22 @@ export type ClickOutcome = { ok: true; status: Proposal["status"] } | { ok: fals
 /** Whether the Deny modal may open, with the summary it shows. */
 export type DenyCheckOutcome = { ok: true; summary: string } | { ok: false; code: string; message: string };
 
+/** Break-glass from Slack: the Break glass button (a check: `reason` absent) or its modal's submission. */
+export interface BreakGlassClick {
+  user: string;
+  team?: string | null;
+  reason?: string;
+  channel?: string;
+}
+
+/** An answer to the break-glass review question ("Was this break-glass approval justified?"). */
+export interface BreakGlassReviewClick {
+  user: string;
+  team?: string | null;
+  justified: boolean;
+  channel?: string;
+}
+
 /** A decision through a signed link whose token verified; `expires` is its `e` (Unix seconds). */
 export interface LinkInput {
   recipient: string;
@@ -139,6 +157,7 @@ function cardChanged(before: Proposal, next: Proposal): boolean {
   return (
     before.status !== next.status ||
     before.approvals.length !== next.approvals.length ||
+    before.break_glass?.reviews.length !== next.break_glass?.reviews.length ||
     Boolean(before.escalated) !== Boolean(next.escalated) ||
     before.result !== next.result
   );
@@ -305,6 +324,68 @@ export class ProposalObject extends DurableObject<Env> {
             this.#ephemeral({ channel: input.channel, user, text: refusalMessage(p, t.code, message) }, at);
         },
         answer: { ok: false, code: t.code, message },
+      };
+    });
+  }
+
+  /**
+   * Break-glass (lifecycle.ts `applyBreakGlass`). Without a reason it only checks whether the modal may open: the same
+   * checks run on a copy and nothing but a refusal is recorded. With one, it decides.
+   */
+  async breakGlass(input: BreakGlassClick, check = false): Promise<DenyCheckOutcome> {
+    const before = this.#current();
+    if (!before) return NO_PROPOSAL_SLACK;
+    const [membership, standing] = await Promise.all([
+      this.#membership(before, input.user, true),
+      this.#standing(input.user, input.team ?? null),
+    ]);
+    return this.#mutate<DenyCheckOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
+      const t = applyBreakGlass(
+        p,
+        // A check has no reason yet: a stand-in lets every other check run, and its result is never kept.
+        { user: input.user, standing, memberOf: membership.memberOf, reason: check ? "?" : input.reason, via: "slack" },
+        now,
+      );
+      if (t.ok) {
+        if (check) return { next: null, events: [], answer: { ok: true, summary: p.summary } };
+        return { ...committed(t), answer: { ok: true, summary: p.summary } };
+      }
+      return {
+        ...committed(t),
+        also: (at) => {
+          if (input.channel && check)
+            this.#ephemeral(
+              { channel: input.channel, user: input.user, text: refusalMessage(p, t.code, t.message) },
+              at,
+            );
+        },
+        answer: { ok: false, code: t.code, message: t.message },
+      };
+    });
+  }
+
+  /** An answer to the break-glass review (lifecycle.ts `applyBreakGlassReview`): audited, never a decision. */
+  async reviewBreakGlass(input: BreakGlassReviewClick): Promise<ClickOutcome> {
+    const before = this.#current();
+    if (!before) return NO_PROPOSAL_SLACK;
+    const [membership, standing] = await Promise.all([
+      this.#membership(before, input.user),
+      this.#standing(input.user, input.team ?? null),
+    ]);
+    return this.#mutate<ClickOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
+      const { user, justified } = input;
+      const t = applyBreakGlassReview(
+        p,
+        { user, standing, memberOf: membership.memberOf, justified, via: "slack" },
+        now,
+      );
+      if (t.ok) return { ...committed(t), answer: { ok: true, status: t.proposal.status } };
+      return {
+        ...committed(t),
+        also: (at) => {
+          if (input.channel) this.#ephemeral({ channel: input.channel, user, text: t.message }, at);
+        },
+        answer: { ok: false, code: t.code, message: t.message },
       };
     });
   }
@@ -503,9 +584,14 @@ export class ProposalObject extends DurableObject<Env> {
     return loadConfig(this.env as unknown as ConfigEnv);
   }
 
-  async #membership(p: Proposal, user: string) {
+  async #membership(p: Proposal, user: string, breakGlass = false) {
     const groups = groupsOf(p);
-    const listed = [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])].includes(user);
+    if (breakGlass && (p.rule.break_glass?.approvers ?? []).includes(user)) return { memberOf: [], unresolved: [] };
+    // Listed by id in every list that applies, no group needs asking about.
+    const listed =
+      !breakGlass &&
+      [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])].includes(user) &&
+      (p.rule.risk?.approvers ?? [user]).includes(user);
     if (groups.length === 0 || listed || (p.rule.requester_only && !p.escalated))
       return { memberOf: [], unresolved: [] };
     const config = this.#config();
@@ -532,6 +618,10 @@ export class ProposalObject extends DurableObject<Env> {
         if (next.escalated) this.#jobs.schedule("slack", "escalation", now);
       }
       if (next.escalated && !before.escalated) this.#escalated(next);
+      // Break-glass tells the normal approvers (with the review question) and the escalation channel at once.
+      if (next.break_glass && !before.break_glass) {
+        for (const key of breakGlassMessages(next)) this.#jobs.schedule("slack", key, now);
+      }
       if (next.status !== before.status) this.#statusChanged(next, now, before.status);
     }
     if (events.length > 0) this.#record(next?.id ?? before!.id, events, now);

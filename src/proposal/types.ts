@@ -48,6 +48,8 @@ export interface Approval {
   /** The person behind `user` (the `people` directory's name, else the identity itself); absent in older proposals. */
   person?: string;
   at: string;
+  /** Given through break-glass: this person approved alone, with a reason. */
+  break_glass?: true;
 }
 
 export interface Decision {
@@ -58,6 +60,21 @@ export interface Decision {
   reason?: string;
   /** A verification prompt's answer. */
   answer?: VerifyAnswer;
+  /** Approved through break-glass (its reason is `reason`). */
+  break_glass?: true;
+}
+
+/** A break-glass approval and what the normal approvers said of it afterwards. */
+export interface BreakGlassUse {
+  /** `slack:U…`: whoever broke the glass. */
+  by: string;
+  person: string;
+  at: string;
+  reason: string;
+  /** The change freeze it was used in, or null. */
+  freeze: string | null;
+  /** The normal approvers' follow-up review, one answer per person. */
+  reviews: Array<{ by: string; person: string; at: string; justified: boolean }>;
 }
 
 /** Where the Teams messages of a proposal stand (internal, like `slack`). */
@@ -134,4 +151,6 @@ export interface Proposal {
   teams: TeamsState | null;
   /** Mail delivery of approval links; null when no link recipient is an e-mail address. Never shown by the API. */
   mail: MailState | null;
+  /** Set when the proposal was approved through break-glass; absent otherwise. */
+  break_glass?: BreakGlassUse;
 }

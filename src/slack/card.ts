@@ -25,6 +25,11 @@ export const ACTION_IDS = {
   verify_yes: "signoff.verify_yes",
   verify_no: "signoff.verify_no",
   verify_unsure: "signoff.verify_unsure",
+  /** Opens the break-glass modal (approve alone, with a reason). */
+  break_glass: "signoff.break_glass",
+  /** The break-glass review's answers, posted to the normal approvers afterwards. */
+  break_glass_justified: "signoff.break_glass_justified",
+  break_glass_unjustified: "signoff.break_glass_unjustified",
 } as const;
 
 export const CARD_BLOCK_IDS = {
@@ -35,6 +40,10 @@ export const CARD_BLOCK_IDS = {
   /** The proposer's summary, quoted. */
   summary: "signoff.summary",
   facts: "signoff.facts",
+  /** The risk rule the proposal froze ("2 approvals needed: replicas > 10"): the policy's words, not the proposer's. */
+  risk: "signoff.risk",
+  /** A change freeze the proposal was created in, or the break-glass that approved it, and its review. */
+  breakGlass: "signoff.break_glass",
   /** Who may decide, from the rule the proposal froze: signoff's words, shown while a decision is possible. */
   deciders: "signoff.deciders",
   params: "signoff.params",
@@ -54,6 +63,18 @@ export const DENY_MODAL = {
   reasonActionId: "reason",
   reasonMaxLength: 500,
 } as const;
+
+/** The break-glass modal: `view_submission` carries the reason at `state.values.reason.reason.value`. */
+export const BREAK_GLASS_MODAL = {
+  callbackId: "signoff.break_glass_reason",
+  reasonBlockId: "reason",
+  reasonActionId: "reason",
+  reasonMaxLength: 500,
+} as const;
+
+/** Job keys (kind "slack") of the messages break-glass sends: the review to the approvers, the escalation notice. */
+export const BREAK_GLASS_PREFIX = "break_glass:";
+export type BreakGlassRole = "review" | "escalation";
 
 export const OUTPUT_EXCERPT_MAX = 500;
 const FALLBACK_TEXT_MAX = 300;
@@ -100,6 +121,11 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
       ],
     } satisfies SectionBlock,
   ];
+  const glass = breakGlassText(p);
+  if (glass)
+    blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.breakGlass, text: mrkdwn(glass) } satisfies SectionBlock);
+  const risk = riskText(p);
+  if (risk) blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.risk, text: mrkdwn(risk) } satisfies SectionBlock);
   const who = decidersText(p, opts);
   if (who)
     blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.deciders, text: mrkdwn(who) } satisfies SectionBlock);
@@ -171,6 +197,138 @@ export function denyModalOrigin(metadata: string): { proposalId: string; fromHom
   return metadata.startsWith("home:")
     ? { proposalId: metadata.slice("home:".length), fromHome: true }
     : { proposalId: metadata, fromHome: false };
+}
+
+/**
+ * ":rotating_light: Risk rule: 2 approvals needed: replicas > 10": the rule that tightened this proposal when it was
+ * created, in the policy's words (its label, else its condition). Null when no rule applied.
+ */
+export function riskText(p: Proposal): string | null {
+  const risk = p.rule.risk;
+  if (!risk) return null;
+  const n = p.rule.required_approvals;
+  const label = fit(risk.label, 200);
+  const doubt = risk.unevaluable ? " (its condition could not be evaluated for this proposal, so it applies)" : "";
+  return `:rotating_light: *Risk rule:* ${n} approval${n === 1 ? "" : "s"} needed: ${label}${doubt}`;
+}
+
+/**
+ * A freeze the proposal was created in (only break-glass approves it), or the break-glass that approved it with its
+ * reason and the review so far. Null when neither applies.
+ */
+export function breakGlassText(p: Proposal): string | null {
+  const use = p.break_glass;
+  if (use) {
+    const yes = use.reviews.filter((r) => r.justified).length;
+    const no = use.reviews.length - yes;
+    const during = use.freeze ? ` during the change freeze “${fit(use.freeze, 64)}”` : "";
+    return (
+      `:rotating_light: *Break-glass:* approved alone by ${actor(use.by)}${during} ${slackDate(use.at)}.
+` +
+      `${quote(use.reason, 600)}
+Review: ${yes} justified, ${no} not justified.`
+    );
+  }
+  if (p.rule.freeze && p.status === "pending") {
+    return (
+      `:snowflake: Created during the change freeze “${fit(p.rule.freeze.name, 64)}” ` +
+      `(until ${slackDate(p.rule.freeze.ends_at)}): only break-glass can approve it.`
+    );
+  }
+  return null;
+}
+
+/** Which break-glass messages `p` sends: the review wherever its card went, the notice to the escalation channel. */
+export function breakGlassMessages(p: Proposal): string[] {
+  const roles: BreakGlassRole[] = [];
+  if (p.rule.channel && p.rule.approvers.length > 0) roles.push("review");
+  if (p.rule.escalation?.channel) roles.push("escalation");
+  return roles.map((role) => `${BREAK_GLASS_PREFIX}${role}`);
+}
+
+/** Where a break-glass message goes. */
+export function breakGlassChannel(p: Proposal, role: BreakGlassRole): string {
+  return (role === "review" ? p.rule.channel : p.rule.escalation?.channel) ?? "";
+}
+
+/**
+ * The message break-glass sends at once: to the action's channel, naming every normal approver, with the review
+ * question and its two buttons; to the escalation channel, the same news without them.
+ */
+export function renderBreakGlassMessage(p: Proposal, role: BreakGlassRole): RenderedMessage {
+  const use = p.break_glass;
+  const who = use ? actor(use.by) : "someone";
+  const news =
+    `:rotating_light: *Break-glass:* ${who} approved ${codeSpan(p.action.type, 80)} alone` +
+    `${use?.freeze ? ` during the change freeze “${fit(use.freeze, 64)}”` : ""}: ${fit(p.summary, 300)}
+` +
+    `${quote(use?.reason ?? "", 600)}
+Proposal ${codeSpan(p.id, 120)}`;
+  const blocks: KnownBlock[] = [{ type: "section", block_id: "signoff.break_glass_news", text: mrkdwn(news) }];
+  if (role === "review") {
+    blocks.push(
+      {
+        type: "section",
+        block_id: "signoff.break_glass_question",
+        text: mrkdwn(`${policyApprovers(p.rule.approvers)}: *Was this break-glass approval justified?*`),
+      },
+      {
+        type: "actions",
+        block_id: "signoff.break_glass_review",
+        elements: [
+          {
+            type: "button",
+            action_id: ACTION_IDS.break_glass_justified,
+            text: plain("Yes, justified"),
+            style: "primary",
+            value: p.id,
+          },
+          {
+            type: "button",
+            action_id: ACTION_IDS.break_glass_unjustified,
+            text: plain("No, not justified"),
+            style: "danger",
+            value: p.id,
+          },
+        ],
+      },
+    );
+  }
+  return { text: truncate(`Break-glass: ${escapeMrkdwn(p.action.type)} approved alone`, FALLBACK_TEXT_MAX), blocks };
+}
+
+/** The break-glass modal: the summary, and the reason (required) that the audit log, the card and the approvers see. */
+export function renderBreakGlassModal(proposalId: string, summaryText: string): ModalView {
+  return {
+    type: "modal",
+    callback_id: BREAK_GLASS_MODAL.callbackId,
+    private_metadata: proposalId,
+    title: plain("Break glass"),
+    submit: plain("Approve alone"),
+    close: plain("Cancel"),
+    blocks: [
+      {
+        type: "section",
+        text: mrkdwn(
+          `${quote(summaryText, 2000)}
+You approve this *alone*. Every approver and the escalation channel are told ` +
+            "at once, and the approvers are asked whether it was justified.",
+        ),
+      },
+      {
+        type: "input",
+        block_id: BREAK_GLASS_MODAL.reasonBlockId,
+        optional: false,
+        label: plain("Why can this not wait?"),
+        element: {
+          type: "plain_text_input",
+          action_id: BREAK_GLASS_MODAL.reasonActionId,
+          multiline: true,
+          max_length: BREAK_GLASS_MODAL.reasonMaxLength,
+        },
+      },
+    ],
+  };
 }
 
 /**
@@ -293,9 +451,13 @@ function decisionButtons(p: Proposal, opts: RenderOptions, planWhole: boolean): 
     };
   }
   const buttons: Button[] = [
-    ...(planWhole ? [approve] : []),
+    // Created in a change freeze: no normal approval counts, so none is offered.
+    ...(planWhole && !p.rule.freeze ? [approve] : []),
     { type: "button", action_id: ACTION_IDS.deny, text: plain("Deny"), style: "danger", value: p.id },
   ];
+  if (planWhole && p.rule.break_glass) {
+    buttons.push({ type: "button", action_id: ACTION_IDS.break_glass, text: plain("Break glass"), value: p.id });
+  }
   if (opts.role === "card" && p.rule.escalation && !p.escalated) {
     buttons.push({ type: "button", action_id: ACTION_IDS.escalate, text: plain("Escalate"), value: p.id });
   }

@@ -10,7 +10,15 @@ import { ApiError } from "../errors.ts";
 import { bodyText } from "../lib/encoding.ts";
 import type { ClickKind } from "../proposal/lifecycle.ts";
 import { type ProposalStub, proposalStub } from "../proposal/stub.ts";
-import { ACTION_IDS, DENY_MODAL, denyModalOrigin, refusalText, renderDenyModal } from "./card.ts";
+import {
+  ACTION_IDS,
+  BREAK_GLASS_MODAL,
+  DENY_MODAL,
+  denyModalOrigin,
+  refusalText,
+  renderBreakGlassModal,
+  renderDenyModal,
+} from "./card.ts";
 import { drawnFromBlockId } from "./home.ts";
 import { publishHome } from "./home-publish.ts";
 import { type BlockActionsPayload, readInteraction, type ViewSubmissionPayload } from "./payloads.ts";
@@ -84,8 +92,17 @@ slackRoutes.post("/interactions", withConfig, limitSlackBody, async (c) => {
   }
 });
 
+/** The break-glass review's answers by action_id. */
+const REVIEW_BUTTONS = new Map<string, boolean>([
+  [ACTION_IDS.break_glass_justified, true],
+  [ACTION_IDS.break_glass_unjustified, false],
+]);
+
 async function onButton(env: Env, config: Config, payload: BlockActionsPayload): Promise<void> {
   const action = payload.actions[0]!;
+  if (action.action_id === ACTION_IDS.break_glass || REVIEW_BUTTONS.has(action.action_id)) {
+    return onBreakGlassButton(config, payload, action.value ? proposalStub(env.PROPOSALS, action.value) : null);
+  }
   const kind = BUTTONS.get(action.action_id);
   const stub = kind && action.value ? proposalStub(env.PROPOSALS, action.value) : null;
   if (!kind || !stub) return; // not one of our buttons, or not one of our ids
@@ -153,6 +170,55 @@ async function openDenyModal(config: Config, stub: ProposalStub, triggerId: stri
   if (opened.kind !== "ok") await stub.noteSlackFailure("views.open", opened.error);
 }
 
+/** Break glass opens its modal once the same checks as the decision pass; the review's answers are recorded. */
+async function onBreakGlassButton(
+  config: Config,
+  payload: BlockActionsPayload,
+  stub: ReturnType<typeof proposalStub>,
+): Promise<void> {
+  const action = payload.actions[0]!;
+  if (!stub) return;
+  const user = payload.user.id;
+  const team = payload.user.team_id ?? null;
+  const channel = payload.channel?.id ?? payload.container?.channel_id;
+  const justified = REVIEW_BUTTONS.get(action.action_id);
+  if (justified !== undefined) {
+    await stub.reviewBreakGlass({ user, team, justified, ...(channel ? { channel } : {}) });
+    return;
+  }
+  const check = await stub.breakGlass({ user, team, ...(channel ? { channel } : {}) }, true);
+  if (!check.ok || !payload.trigger_id) return;
+  const opened = await callSlack(
+    config.slackApiBase,
+    config.slackBotToken,
+    "views.open",
+    { trigger_id: payload.trigger_id, view: renderBreakGlassModal(action.value!, check.summary) },
+    fetch,
+    VIEWS_OPEN_TIMEOUT_MS,
+  );
+  if (opened.kind !== "ok") await stub.noteSlackFailure("views.open", opened.error);
+}
+
+/** The break-glass modal's submission: a refusal (no reason, not allowed) is shown next to the reason box. */
+async function onBreakGlassSubmission(
+  env: Env,
+  payload: ViewSubmissionPayload,
+  answer: (body: unknown) => Response,
+  close: () => Response,
+): Promise<Response> {
+  const block = BREAK_GLASS_MODAL.reasonBlockId;
+  const stub = proposalStub(env.PROPOSALS, payload.view.private_metadata);
+  if (!stub) return answer({ response_action: "errors", errors: { [block]: "This proposal no longer exists." } });
+  const reason = payload.view.state?.values[block]?.[BREAK_GLASS_MODAL.reasonActionId]?.value ?? undefined;
+  const outcome = await stub.breakGlass({
+    user: payload.user.id,
+    team: payload.user.team_id ?? null,
+    ...(reason ? { reason } : {}),
+  });
+  if (!outcome.ok) return answer({ response_action: "errors", errors: { [block]: outcome.message } });
+  return close();
+}
+
 async function onDenySubmission(
   env: Env,
   config: Config,
@@ -160,6 +226,8 @@ async function onDenySubmission(
   answer: (body: unknown) => Response,
   close: () => Response,
 ): Promise<Response> {
+  if (payload.view.callback_id === BREAK_GLASS_MODAL.callbackId)
+    return onBreakGlassSubmission(env, payload, answer, close);
   if (payload.view.callback_id !== DENY_MODAL.callbackId) return close();
   const { proposalId, fromHome } = denyModalOrigin(payload.view.private_metadata);
   const stub = proposalStub(env.PROPOSALS, proposalId);

@@ -1,7 +1,13 @@
 // Jobs: keep the proposal's Slack messages telling the truth (post, then chat.update on
 // every change), and deliver ephemeral replies to refused clickers. Retries honour
 // Slack's Retry-After; failures are audited and never block or reverse a decision.
-import { renderCard } from "../../slack/card.ts";
+import {
+  BREAK_GLASS_PREFIX,
+  type BreakGlassRole,
+  breakGlassChannel,
+  renderBreakGlassMessage,
+  renderCard,
+} from "../../slack/card.ts";
 import { callSlack, type SlackCallResult } from "../../slack/web-api.ts";
 import { type Job, messageRetryDelayMs } from "../scheduler.ts";
 import { noteReply } from "../store.ts";
@@ -23,6 +29,7 @@ export interface EphemeralPayload {
 
 export const syncSlack: JobRunner = async (ctx, job) => {
   if (job.key.startsWith(EPHEMERAL_PREFIX)) return sendEphemeral(ctx, job);
+  if (job.key.startsWith(BREAK_GLASS_PREFIX)) return sendBreakGlass(ctx, job);
   const role = job.key === "escalation" ? "escalation" : "card";
   const p = ctx.proposal();
   if (role === "card" && !hasSlackCard(p)) return DONE;
@@ -78,6 +85,34 @@ export function targetChannel(p: Proposal, role: "card" | "escalation"): string 
   if (role === "escalation") return p.rule.escalation?.channel ?? p.rule.channel ?? p.requested_by ?? "";
   if (p.rule.requester_only) return p.requested_by ?? "";
   return p.rule.channel ?? "";
+}
+
+/** Break-glass news, posted once per role (the job's completion is the record that it was sent). */
+async function sendBreakGlass(ctx: JobContext, job: Job): Promise<JobOutcome> {
+  const role = job.key.slice(BREAK_GLASS_PREFIX.length) as BreakGlassRole;
+  const p = ctx.proposal();
+  const config = ctx.config();
+  const channel = breakGlassChannel(p, role);
+  const { text, blocks } = renderBreakGlassMessage(p, role);
+  const result = await callSlack(config.slackApiBase, config.slackBotToken, "chat.postMessage", {
+    channel,
+    text,
+    blocks,
+    unfurl_links: false,
+    unfurl_media: false,
+  });
+  if (result.kind === "ok") {
+    const data = result.data as { ts?: unknown };
+    ctx.commit(null, [
+      {
+        type: "slack.message_posted",
+        actor: "system",
+        details: { role: `break_glass_${role}`, channel, ts: String(data.ts ?? "") },
+      },
+    ]);
+    return DONE;
+  }
+  return slackFailure(ctx, job, result, "chat.postMessage", MESSAGE_ATTEMPTS);
 }
 
 async function sendEphemeral(ctx: JobContext, job: Job): Promise<JobOutcome> {

@@ -1,0 +1,177 @@
+// Risk rules (issue 17): CEL conditions checked when the policy loads (syntax, unknown names with "did you mean",
+// tighten-only), the first match frozen into the proposal, shown on the card and in the API view, and applied to
+// who may decide, how many and how long.
+import { describe, expect, it } from "vitest";
+import { decisionRuleFor, parsePolicy } from "../src/config/policy.ts";
+import { ConfigError } from "../src/config/problems.ts";
+import type { ErrorDetail } from "../src/errors.ts";
+import { RISK_ACTIONS } from "./fixtures.ts";
+import { auditOf, click, getProposal, json, settle } from "./helpers/api.ts";
+import { createIn, createUnder, policyEnv } from "./helpers/policy-env.ts";
+import { peer } from "./peer/client.ts";
+
+const SCALE = RISK_ACTIONS["k8s.scale"];
+
+function problems(rules: unknown[], action: Record<string, unknown> = {}): ErrorDetail[] {
+  try {
+    parsePolicy({ default_channel: "C0APPROVALS", actions: { "k8s.x": { ...SCALE, rules, ...action } } });
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).details;
+  }
+  throw new Error("parsePolicy accepted the rules");
+}
+
+const at = (i: number, field: string) => `POLICY.actions["k8s.x"].rules[${i}].${field}`;
+
+describe("risk rules are checked when the policy loads", () => {
+  it("a CEL syntax error names the rule and where the condition breaks", () => {
+    expect(problems([{ when: "params.replicas >", required_approvals: 2 }])).toEqual([
+      { path: at(0, "when"), message: expect.stringMatching(/^is not a valid CEL condition: .*at character \d+/) },
+    ]);
+  });
+
+  it("an unknown variable, an unknown param and an unknown field each say what was probably meant", () => {
+    expect(problems([{ when: "parms.replicas > 10", required_approvals: 2 }])).toEqual([
+      {
+        path: at(0, "when"),
+        message: expect.stringContaining('uses parms, which is not defined (did you mean "params"?)'),
+      },
+    ]);
+    expect(problems([{ when: "params.replcas > 10", required_approvals: 2 }])).toEqual([
+      {
+        path: at(0, "when"),
+        message: 'reads params.replcas, which params_schema does not allow (did you mean "replicas"?)',
+      },
+    ]);
+    expect(problems([{ when: "params.replicas > 10", required_approval: 2 }])).toEqual([
+      { path: at(0, "required_approval"), message: 'unknown field (did you mean "required_approvals"?)' },
+    ]);
+  });
+
+  it("a condition must be true or false", () => {
+    expect(problems([{ when: "params.replicas + 1", required_approvals: 2 }])).toEqual([
+      { path: at(0, "when"), message: expect.stringMatching(/must be a condition \(true or false\)/) },
+    ]);
+  });
+
+  it("refuses every rule that would loosen what the action says", () => {
+    const base = { required_approvals: 2, ttl_seconds: 600 };
+    expect(
+      problems(
+        [
+          { when: "true", required_approvals: 1 },
+          { when: "true", ttl_seconds: 601 },
+          { when: "true", allow_self_approval: true },
+          { when: "true", confirm: false },
+          { when: "true", approvers: ["U0MALLORY"] },
+        ],
+        { ...base, approvers: ["U0ALICE", "U0DAVE"] },
+      ).map((d) => d.path),
+    ).toEqual([
+      at(0, "required_approvals"),
+      at(1, "ttl_seconds"),
+      at(2, "allow_self_approval"),
+      at(3, "confirm"),
+      `${at(4, "approvers")}[0]`,
+    ]);
+    // More approvals than the narrowed list has people.
+    expect(
+      problems([{ when: "true", approvers: ["U0ALICE"], required_approvals: 2 }], { approvers: ["U0ALICE", "U0DAVE"] }),
+    ).toEqual([
+      { path: at(0, "required_approvals"), message: "asks for 2 approvals but only 1 people could give one" },
+    ]);
+  });
+
+  it("accepts a group the action does not list (narrowing: only people in both lists decide)", () => {
+    const policy = parsePolicy({ default_channel: "C0APPROVALS", actions: { "k8s.x": SCALE } });
+    expect(policy.actions["k8s.x"]!.rules).toHaveLength(2);
+  });
+});
+
+describe("the first matching rule is frozen into the proposal's rule", () => {
+  const policy = parsePolicy({ default_channel: "C0APPROVALS", actions: { "k8s.scale": SCALE } });
+  const input = (replicas: number | string) => ({
+    params: { deployment: "api", replicas },
+    summary: "s",
+    reason: "r",
+  });
+
+  it("no match leaves the action's rule as it is", () => {
+    expect(decisionRuleFor(policy, "k8s.scale", input(3))).toEqual(decisionRuleFor(policy, "k8s.scale"));
+  });
+
+  it("tightens by the first rule that matches, even when a later one matches too", () => {
+    const rule = decisionRuleFor(policy, "k8s.scale", input(80))!;
+    expect(rule.risk).toEqual({
+      index: 0,
+      when: "params.replicas > 50",
+      label: "replicas > 50",
+      approvers: ["S0SRELEADS"],
+      ttl_seconds: 300,
+      unevaluable: false,
+    });
+    expect(rule.required_approvals).toBe(1);
+    expect(decisionRuleFor(policy, "k8s.scale", input(20))!).toMatchObject({
+      required_approvals: 2,
+      risk: { index: 1, label: "replicas > 10", approvers: null },
+    });
+  });
+
+  it("a condition that cannot be evaluated applies its rule (doubt tightens)", () => {
+    expect(decisionRuleFor(policy, "k8s.scale", input("many"))!.risk).toMatchObject({ index: 0, unevaluable: true });
+  });
+});
+
+describe("a proposal under a risk rule", () => {
+  const bindings = policyEnv(RISK_ACTIONS);
+  const scale = (replicas: number, extra: Record<string, unknown> = {}) => ({
+    action: { type: "k8s.scale", params: { deployment: "api", replicas } },
+    summary: `Scale api to ${replicas}`,
+    ...extra,
+  });
+
+  it("needs the rule's approvals, and says so on the card and in the API view", async () => {
+    const p = await createIn(bindings, scale(20));
+    expect(p.rule).toMatchObject({ required_approvals: 2, risk: { label: "replicas > 10", index: 1 } });
+    await settle(p.id);
+    const [post] = await peer.slackCalls("chat.postMessage");
+    expect(JSON.stringify(post!.blocks)).toContain("*Risk rule:* 2 approvals needed: replicas &gt; 10");
+    await click("approve", p.id, "U0ALICE");
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("pending");
+    await click("approve", p.id, "U0DAVE");
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("succeeded");
+    expect((await peer.requests("/runner")).length).toBe(1);
+  });
+
+  it("narrows who decides to the rule's approvers and its time to decide to the rule's", async () => {
+    const p = await createIn(bindings, scale(80));
+    expect(Date.parse(p.expires_at) - Date.parse(p.created_at)).toBe(300_000);
+    await click("approve", p.id, "U0ALICE");
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("pending");
+    expect((await auditOf(p.id)).find((e) => e.type === "click.refused")).toMatchObject({
+      actor: "slack:U0ALICE",
+      details: { code: "not_an_approver" },
+    });
+    await click("approve", p.id, "U0LEAD");
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("succeeded");
+  });
+
+  it("refuses a ttl_seconds beyond the rule's, naming the rule", async () => {
+    const res = await createUnder(bindings, scale(80, { ttl_seconds: 600 }));
+    expect(res.status).toBe(422);
+    expect(await json(res)).toMatchObject({
+      error: { code: "ttl_out_of_range", message: expect.stringContaining("risk rule: replicas > 50") },
+    });
+  });
+
+  it("leaves a proposal no rule matches as the action says", async () => {
+    const p = await createIn(bindings, scale(3));
+    expect(p.rule.risk).toBeUndefined();
+    expect(p.rule.required_approvals).toBe(1);
+  });
+});
