@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import pkg from "../package.json";
 import { actionRoutes } from "./api/actions.ts";
+import { alertmanagerRoutes } from "./api/alertmanager.ts";
 import { auditRoutes } from "./api/audit.ts";
 import type { AppEnv } from "./api/http.ts";
 import { keyRoutes } from "./api/keys.ts";
@@ -24,6 +25,7 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v1/proposals", resultRoutes);
   app.route("/v1/proposals", proposalRoutes);
   app.route("/v1/actions", actionRoutes);
+  app.route("/v1/adapters/alertmanager", alertmanagerRoutes);
   app.route("/v1/audit", auditRoutes);
   app.route("/v1/keys", keyRoutes);
   app.route("/slack", slackRoutes);

@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
 import { formatPath, zodDetails } from "../lib/details.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
+import { ADAPTER_VOCABULARY, type AlertRoute, parseAdapters } from "./alert-routes.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
 import { ConfigError, decodeJson, deepFreeze, explainIssue, isPlainObject } from "./problems.ts";
 
@@ -98,6 +99,7 @@ const policySchema = z.strictObject({
     .record(z.string().regex(PERSON_PATTERN, "person names use a-z, 0-9 and . _ -"), z.array(identity).min(1))
     .optional(),
   actions: z.record(z.string(), z.unknown()),
+  adapters: z.unknown().optional(),
 });
 
 const VOCABULARY = [
@@ -106,6 +108,7 @@ const VOCABULARY = [
   ...Object.keys(escalationShape),
   ...Object.keys(verifyLabelsShape),
   ...Object.keys(linksShape),
+  ...ADAPTER_VOCABULARY,
 ];
 
 /** A verification prompt's button labels (policy `verify_labels`, defaults applied). */
@@ -206,6 +209,8 @@ export interface Policy {
   people: Readonly<Record<string, string>>;
   /** Keyed by action type; look up with `actionPolicy()`, which ignores inherited keys. */
   actions: Readonly<Record<string, ActionPolicy>>;
+  /** Doors that turn another system's messages into proposals (`adapters.alertmanager.routes`). */
+  adapters: { alertmanager: { routes: readonly AlertRoute[] } };
 }
 
 // Validators are built once per parsed policy; an ActionPolicy that crossed an RPC boundary gets one lazily.
@@ -520,9 +525,10 @@ export function parsePolicy(input: unknown, root = "POLICY"): Policy {
       if (result.validator) built.set(result.action, result.validator);
     }
   }
+  const routes = parseAdapters(isPlainObject(value) ? value.adapters : undefined, actions, root, details);
   if (details.length > 0) throw new ConfigError(`${root} has ${details.length} problem(s)`, details);
   for (const [action, validator] of built) validators.set(action, validator);
-  return deepFreeze({ default_channel: defaultChannel, people, actions });
+  return deepFreeze({ default_channel: defaultChannel, people, actions, adapters: { alertmanager: { routes } } });
 }
 
 /**
