@@ -6,6 +6,7 @@ import { alertmanagerRoutes } from "./api/alertmanager.ts";
 import { auditRoutes } from "./api/audit.ts";
 import type { AppEnv } from "./api/http.ts";
 import { keyRoutes } from "./api/keys.ts";
+import { mcpRoutes } from "./api/mcp.ts";
 import { withConfig } from "./api/middleware.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { proposalRoutes } from "./api/proposals.ts";
@@ -28,6 +29,7 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v1/adapters/alertmanager", alertmanagerRoutes);
   app.route("/v1/audit", auditRoutes);
   app.route("/v1/keys", keyRoutes);
+  app.route("/mcp", mcpRoutes);
   app.route("/slack", slackRoutes);
   app.route("/l", linkRoutes);
 
