@@ -109,7 +109,10 @@ function refusal(error: ApiError): ToolResult {
   return { content: [{ type: "text", text: `${error.code}: ${error.message}${fields}` }], isError: true };
 }
 
-/** Runs a tool's body, turning the API's refusals (and a missing scope) into tool errors; anything else is a fault. */
+/**
+ * Runs a tool's body, turning the API's refusals (and a missing scope) into tool errors. Anything else is our fault:
+ * logged here and described to the model only as such, as the app's error handler does for HTTP.
+ */
 async function tool(proposer: Proposer, scopes: Scope[], body: () => Promise<ToolResult>): Promise<ToolResult> {
   if (!scopes.some((scope) => hasScope(proposer.key, scope))) {
     return refusal(new ApiError(403, "forbidden", `this API key lacks the ${scopes.join(" or ")} scope for this tool`));
@@ -118,7 +121,8 @@ async function tool(proposer: Proposer, scopes: Scope[], body: () => Promise<Too
     return await body();
   } catch (error) {
     if (error instanceof ApiError) return refusal(error);
-    throw error;
+    console.error("unhandled error in an MCP tool:", error);
+    return refusal(new ApiError(503, "internal", "internal error; try again later"));
   }
 }
 
