@@ -7,6 +7,7 @@ import { parseEnv } from "node:util";
 import { experimental_readRawConfig } from "wrangler";
 import { auditSigner, SIGNING_KEY_PREFIX } from "../src/audit/signing.ts";
 import { patternCovers } from "../src/config/action-patterns.ts";
+import { keyAllowsAction } from "../src/config/api-keys.ts";
 import type { Config, ConfigEnv } from "../src/config/check.ts";
 import { checkConfig, SECRET_NAMES, VAR_NAMES } from "../src/config/check.ts";
 import { isLoopbackHost } from "../src/lib/hosts.ts";
@@ -196,6 +197,12 @@ function warningsFor(config: Config): string[] {
         out.push(`key "${key.name}": actions pattern ${pattern} matches no action in POLICY`);
     }
   }
+  // A route whose action no proposing key may propose refuses every alert it matches.
+  const proposers = config.apiKeys.filter((key) => key.scopes.includes("proposals:write"));
+  for (const [i, route] of config.policy.adapters.alertmanager.routes.entries()) {
+    if (args["vars-only"] || proposers.some((key) => keyAllowsAction(key, route.action))) continue;
+    out.push(`POLICY.adapters.alertmanager.routes[${i}]: no key with proposals:write may propose ${route.action}`);
+  }
   const runner = new URL(config.runnerUrl);
   if (cloudflareSecrets && runner.protocol === "http:" && !isLoopbackHost(runner.hostname)) {
     out.push(`RUNNER_URL uses plain http to ${runner.hostname}: dispatches are signed but not private`);
@@ -265,6 +272,17 @@ if (config.policy.freezes.length > 0) {
   }
 }
 lines.push(`  channels: ${channels.join(", ") || "none (every action is requester_only)"}`);
+const routes = config.policy.adapters.alertmanager.routes;
+if (routes.length > 0) {
+  lines.push(`  alertmanager routes (${routes.length}):`);
+  for (const route of routes) {
+    const matchers = [
+      ...Object.entries(route.match).map(([label, value]) => `${label}="${value}"`),
+      ...Object.entries(route.match_re).map(([label, value]) => `${label}=~"${value}"`),
+    ];
+    lines.push(`    ${matchers.join(", ")} → ${route.action}`);
+  }
+}
 lines.push(`  keys (${config.apiKeys.length}):`);
 for (const key of config.apiKeys) {
   const hosts = key.callback_hosts.length > 0 ? ` · callbacks ${key.callback_hosts.join(", ")}` : "";

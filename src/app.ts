@@ -2,9 +2,11 @@
 import { Hono } from "hono";
 import pkg from "../package.json";
 import { actionRoutes } from "./api/actions.ts";
+import { alertmanagerRoutes } from "./api/alertmanager.ts";
 import { auditRoutes } from "./api/audit.ts";
 import type { AppEnv } from "./api/http.ts";
 import { keyRoutes } from "./api/keys.ts";
+import { mcpRoutes } from "./api/mcp.ts";
 import { withConfig } from "./api/middleware.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { proposalRoutes } from "./api/proposals.ts";
@@ -26,10 +28,12 @@ export function buildApp(): Hono<AppEnv> {
   app.route("/v1/proposals", resultRoutes);
   app.route("/v1/proposals", proposalRoutes);
   app.route("/v1/actions", actionRoutes);
+  app.route("/v1/adapters/alertmanager", alertmanagerRoutes);
   app.route("/v1/audit", auditRoutes);
   app.route("/v1/keys", keyRoutes);
   app.route("/v1/stats", statsRoutes);
   app.route("/metrics", metricsRoutes);
+  app.route("/mcp", mcpRoutes);
   app.route("/slack", slackRoutes);
   app.route("/slack", slackEventRoutes);
   app.route("/l", linkRoutes);

@@ -10,7 +10,7 @@ export interface ErrorBody {
   error: { code: string; message: string; details: ErrorDetail[] };
 }
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 503;
 
 /**
  * A refusal the caller can act on. Messages and details name the problem but never echo

@@ -2,20 +2,11 @@
 import { describe, expect, it } from "vitest";
 import type { ActionPolicy, Policy } from "../src/config/policy.ts";
 import { actionPolicy, decisionRuleFor, parsePolicy, ttlAllowed, validateParams } from "../src/config/policy.ts";
-import { ConfigError } from "../src/config/problems.ts";
-import type { ErrorDetail } from "../src/errors.ts";
 import { POLICY } from "./fixtures.ts";
+import { problemsOf } from "./helpers/config-problems.ts";
 
 /** The details parsePolicy throws for `input`; fails the test when it does not throw a ConfigError. */
-function problems(input: unknown): ErrorDetail[] {
-  try {
-    parsePolicy(input);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).details;
-  }
-  throw new Error("parsePolicy accepted the input");
-}
+const problems = (input: unknown) => problemsOf(() => parsePolicy(input));
 
 function withAction(
   action: Record<string, unknown>,

@@ -76,6 +76,30 @@ export const POLICY = {
       ttl_seconds: 30,
     },
   },
+  // The Alertmanager receiver's routes (docs/alertmanager.md): the first an alert's labels match decides.
+  adapters: {
+    alertmanager: {
+      routes: [
+        {
+          match: { alertname: "KubePodOOMKilled", severity: "critical" },
+          action: "k8s.rollout_restart",
+          params: { deployment: "{{ labels.deployment }}" },
+          summary: "Restart deployment {{ labels.deployment }} (rolling)",
+          rollback: "kubectl rollout undo deployment/{{ labels.deployment }}",
+        },
+        {
+          match_re: { alertname: "Postgres(Primary|Replica)Down" },
+          action: "db.failover",
+          params: { cluster: "{{ labels.cluster }}" },
+          summary: "Fail over {{ labels.cluster }}",
+          reason: "{{ annotations.description }} ({{ generatorURL }})",
+          blast_radius: "writes to {{ labels.cluster }} pause for about 30 s",
+          rollback: "fail back once the old primary is healthy",
+          ttl_seconds: 900,
+        },
+      ],
+    },
+  },
 } as const;
 
 /** Slack user groups the stand-in Slack API answers for usergroups.users.list. */

@@ -160,6 +160,38 @@ test("validates risk rules and freezes strictly, naming each field with a sugges
   assert.match(ok.stdout, /weekend · k8s\.\* · 0 17 \* \* 5 \(Europe\/Berlin\) for 3600s/);
 });
 
+const ROUTES = `,
+  "adapters": { "alertmanager": { "routes": [
+    { "match": { "alertname": "KubePodOOMKilled" }, "match_re": { "severity": "critical|page" },
+      "action": "k8s.rollout_restart", "params": { "deployment": "{{ labels.deployment }}" } },
+    { "match": { "alertname": "EchoMe" }, "action": "demo.echo", "requested_by": "U07QJ8K2ZPL" }
+  ] } }
+}`;
+/** GOOD_VARS with `extra` before the policy's closing brace. */
+const withRoutes = (extra: string) => GOOD_VARS.replace(/\n}\n'''$/, `${extra}\n'''`);
+
+test("adapters.alertmanager.routes: listed in the summary; a route no key may propose is a warning", () => {
+  const out = run(configDir({ "wrangler.toml": wranglerToml(withRoutes(ROUTES)), ".dev.vars": devVars(SECRETS) }));
+  assert.equal(out.code, 0, out.all);
+  assert.match(out.stdout, /alertmanager routes \(2\):/);
+  assert.match(out.stdout, /alertname="KubePodOOMKilled", severity=~"critical\|page" → k8s\.rollout_restart/);
+  // The only key's actions are k8s.*: the demo.echo route would refuse every alert it matches.
+  assert.match(
+    out.stderr,
+    /warning: POLICY\.adapters\.alertmanager\.routes\[1\]: no key with proposals:write may propose demo\.echo/,
+  );
+});
+
+test("fails naming a bad route template, with the field it meant", () => {
+  const bad = withRoutes(ROUTES.replace("{{ labels.deployment }}", "{{ label.deployment }}"));
+  const out = run(configDir({ "wrangler.toml": wranglerToml(bad), ".dev.vars": devVars(SECRETS) }));
+  assert.equal(out.code, 1, out.all);
+  assert.match(
+    out.stderr,
+    /POLICY\.adapters\.alertmanager\.routes\[0\]\.params\.deployment: \{\{ label\.deployment \}\} is not a field of the alert \(did you mean "\{\{ labels\.deployment \}\}"\?\)/,
+  );
+});
+
 test("fails naming every bad secret, without printing any", () => {
   const secrets = { ...SECRETS, RUNNER_SECRET: "not-a-webhook-secret-123", SLACK_BOT_TOKEN: "xoxp-user-token-999" };
   const dir = configDir({ "wrangler.toml": wranglerToml(GOOD_VARS), ".dev.vars": devVars(secrets) });

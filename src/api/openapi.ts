@@ -4,6 +4,8 @@ import pkg from "../../package.json";
 import { CheckpointSchema } from "../audit/checkpoint.ts";
 import {
   ActionsResponse,
+  AlertmanagerPayload,
+  AlertmanagerResponse,
   AuditCheckpointParams,
   AuditPage,
   AuditQueryParams,
@@ -128,6 +130,24 @@ export function openApiDocument(): unknown {
             "Scope proposals:write or proposals:read; the actions the key's action patterns allow, sorted by " +
             "type. The rule says how many approve and how many users, groups and link recipients may, never who.",
           responses: { "200": json(ActionsResponse, "The actions"), ...errors(401, 403, 503) },
+        },
+      },
+      "/v1/adapters/alertmanager": {
+        post: {
+          summary: "Alertmanager's webhook (payload version 4): firing alerts become proposals, resolved ones cancel",
+          description:
+            "Scope proposals:write. Each firing alert the policy's adapters.alertmanager.routes match is proposed as " +
+            "POST /v1/proposals would (the key's action patterns apply) under an Idempotency-Key from its fingerprint " +
+            "and startsAt; a resolved alert cancels its pending proposal. 200 lists what happened to each alert; " +
+            "503 retry_later (Retry-After) when one met a passing fault, so Alertmanager sends the group again.",
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: schema(AlertmanagerPayload, "input") } },
+          },
+          responses: {
+            "200": json(AlertmanagerResponse, "What happened to each alert"),
+            ...errors(400, 401, 403, 413, 415, 503),
+          },
         },
       },
       "/v1/audit": {

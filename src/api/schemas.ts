@@ -351,3 +351,63 @@ export const ActionsResponse = z.object({
   ),
 });
 export type ActionsResponse = z.infer<typeof ActionsResponse>;
+
+// ---- POST /v1/adapters/alertmanager ----
+
+const labelSet = z.record(z.string(), z.string());
+/** RFC 3339 as Alertmanager writes it (nanoseconds, any offset); it becomes part of an Idempotency-Key, so ASCII. */
+const alertTime = z.string().regex(/^\d{4}-\d\d-\d\dT[\x21-\x7e]{1,60}$/, "must be an RFC 3339 date-time");
+
+/**
+ * Alertmanager's webhook payload, version 4. Fields Alertmanager may add later are ignored (it is its payload, not
+ * ours); the ones read are checked.
+ */
+export const AlertmanagerPayload = z.object({
+  version: z.literal("4", { error: 'must be "4" (Alertmanager\'s webhook payload version)' }),
+  groupKey: z.string().max(4096),
+  truncatedAlerts: z.int().min(0).default(0),
+  status: z.enum(["firing", "resolved"]),
+  receiver: z.string().max(1000),
+  groupLabels: labelSet.default({}),
+  commonLabels: labelSet.default({}),
+  commonAnnotations: labelSet.default({}),
+  externalURL: z.string().max(2048).default(""),
+  alerts: z.array(
+    z.object({
+      status: z.enum(["firing", "resolved"]),
+      labels: labelSet,
+      annotations: labelSet.default({}),
+      startsAt: alertTime,
+      endsAt: z.string().max(64).default(""),
+      generatorURL: z.string().max(2048).default(""),
+      fingerprint: z.string().regex(/^[0-9A-Za-z]{1,64}$/, "must be Alertmanager's alert fingerprint (hex)"),
+    }),
+  ),
+});
+export type AlertmanagerPayload = z.infer<typeof AlertmanagerPayload>;
+
+export const ALERT_OUTCOMES = ["created", "existing", "cancelled", "skipped", "refused"] as const;
+
+/** What the receiver did with each alert of the group, in the payload's order. */
+export const AlertmanagerResponse = z.object({
+  counts: z.record(z.enum(ALERT_OUTCOMES), z.number().int()),
+  alerts: z.array(
+    z.object({
+      fingerprint: z.string(),
+      alertname: z.string().nullable(),
+      status: z.enum(["firing", "resolved"]),
+      outcome: z
+        .enum(ALERT_OUTCOMES)
+        .describe(
+          "created: a new proposal; existing: its proposal was already made (a re-sent group); cancelled: resolved " +
+            "while pending; skipped: no route, or nothing to cancel; refused: the route could not make a valid proposal",
+        ),
+      route: z.number().int().nullable().describe("index of the route in adapters.alertmanager.routes"),
+      proposal_id: z.string().nullable(),
+      proposal_status: z.string().nullable(),
+      reason: z.string().nullable(),
+      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    }),
+  ),
+});
+export type AlertmanagerResponse = z.infer<typeof AlertmanagerResponse>;

@@ -7,6 +7,7 @@ import type { ErrorDetail } from "../errors.ts";
 import { formatPath, zodDetails } from "../lib/details.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
 import { ACTION_TYPE_PATTERN } from "./action-patterns.ts";
+import { ADAPTER_VOCABULARY, type AlertRoute, parseAdapters } from "./alert-routes.ts";
 import { type ActiveFreeze, activeFreeze, type Freeze, parseFreezes } from "./freezes.ts";
 import { compileParamsSchema, schemaErrors } from "./json-schema.ts";
 import { ConfigError, decodeJson, deepFreeze, explainIssue, isPlainObject } from "./problems.ts";
@@ -129,6 +130,7 @@ const policySchema = z.strictObject({
     .optional(),
   actions: z.record(z.string(), z.unknown()),
   freezes: z.unknown().optional(),
+  adapters: z.unknown().optional(),
 });
 
 const VOCABULARY = [
@@ -139,6 +141,7 @@ const VOCABULARY = [
   ...Object.keys(linksShape),
   ...Object.keys(ruleShape),
   ...Object.keys(breakGlassShape),
+  ...ADAPTER_VOCABULARY,
 ];
 
 /** A verification prompt's button labels (policy `verify_labels`, defaults applied). */
@@ -273,6 +276,8 @@ export interface Policy {
   actions: Readonly<Record<string, ActionPolicy>>;
   /** Change freezes: while one covers an action, it takes no new proposals (see `freezeAt`). */
   freezes: readonly Freeze[];
+  /** Doors that turn another system's messages into proposals (`adapters.alertmanager.routes`). */
+  adapters: { alertmanager: { routes: readonly AlertRoute[] } };
 }
 
 // Validators are built once per parsed policy; an ActionPolicy that crossed an RPC boundary gets one lazily.
@@ -651,9 +656,16 @@ export function parsePolicy(input: unknown, root = "POLICY"): Policy {
   const types = entries.map(([type]) => type);
   const freezes = rawFreezes === undefined ? { freezes: [], details: [] } : parseFreezes(rawFreezes, types, root);
   details.push(...freezes.details);
+  const routes = parseAdapters(isPlainObject(value) ? value.adapters : undefined, actions, root, details);
   if (details.length > 0) throw new ConfigError(`${root} has ${details.length} problem(s)`, details);
   for (const [action, validator] of built) validators.set(action, validator);
-  return deepFreeze({ default_channel: defaultChannel, people, actions, freezes: freezes.freezes });
+  return deepFreeze({
+    default_channel: defaultChannel,
+    people,
+    actions,
+    freezes: freezes.freezes,
+    adapters: { alertmanager: { routes } },
+  });
 }
 
 /**

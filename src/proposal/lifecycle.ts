@@ -887,8 +887,11 @@ export function applyExpiry(p: Proposal, now: number): Transition {
   };
 }
 
-/** Cancels a pending proposal at the request of the key that created it. */
-export function applyCancel(p: Proposal, keyName: string, now: number): Transition {
+/**
+ * Cancels a pending proposal at the request of the key that created it; `reason` (the Alertmanager receiver's "alert
+ * resolved") is kept on the decision, so the card and the audit log say why.
+ */
+export function applyCancel(p: Proposal, keyName: string, now: number, reason?: string): Transition {
   const actor = `key:${keyName}`;
   if (keyName !== p.created_by) {
     return {
@@ -910,8 +913,12 @@ export function applyCancel(p: Proposal, keyName: string, now: number): Transiti
   const at = new Date(now).toISOString();
   return {
     ok: true,
-    proposal: { ...p, status: "cancelled", decision: { by: actor, at, outcome: "cancelled" } },
-    events: [{ type: "proposal.cancelled", actor, details: {} }],
+    proposal: {
+      ...p,
+      status: "cancelled",
+      decision: { by: actor, at, outcome: "cancelled", ...(reason === undefined ? {} : { reason }) },
+    },
+    events: [{ type: "proposal.cancelled", actor, details: reason === undefined ? {} : { reason } }],
   };
 }
 

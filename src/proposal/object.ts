@@ -280,9 +280,10 @@ export class ProposalObject extends DurableObject<Env> {
     return this.#current();
   }
 
-  async cancel(keyName: string): Promise<Outcome> {
+  /** Cancels at the request of the key that created it; `reason` says why (the card and the audit log show it). */
+  async cancel(keyName: string, reason?: string): Promise<Outcome> {
     return this.#mutate({ ok: false, refusal: NO_PROPOSAL }, (p, now) => {
-      const t = applyCancel(p, keyName, now);
+      const t = applyCancel(p, keyName, now, reason);
       const answer: Outcome = t.ok
         ? { ok: true, proposal: t.proposal }
         : {

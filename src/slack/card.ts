@@ -628,7 +628,8 @@ function statusText(p: Proposal, opts: RenderOptions): string | null {
     case "cancelled": {
       const by = p.decision ? ` by ${actor(p.decision.by)}` : "";
       const at = decidedAt ? ` ${slackDate(decidedAt)}` : "";
-      return `:heavy_multiplication_x: Cancelled${by}${at}. Nothing ran.`;
+      const reason = p.decision?.reason ? `\n*Reason:* ${fit(p.decision.reason, DENY_REASON_MAX)}` : "";
+      return `:heavy_multiplication_x: Cancelled${by}${at}. Nothing ran.${reason}`;
     }
     case "acknowledged":
     case "escalated":
