@@ -1,12 +1,33 @@
-// The client's pure parts without a server: exit codes and outcome words, and outcome-event verification (v1 HMAC
-// by the standardwebhooks library, v1a Ed25519).
+// The client's pure parts without a server: exit codes and outcome words, the CLI's reading of flags, files and
+// mistakes (one line, exit 2, before any request), outcome-event verification (v1 HMAC by the standardwebhooks
+// library, v1a Ed25519). The e2e test (e2e/cli.e2e.ts) runs them
+// against a real signoff.
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
-import { test } from "node:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
 import { Webhook } from "standardwebhooks";
+import { main, parseHeaders, proposalFrom } from "../src/cli.ts";
 import type { Proposal } from "../src/client.ts";
 import { verifyEvent } from "../src/events.ts";
 import { EXIT, exitCodeOf, outcomeLines, progressLine, refusalSentence } from "../src/outcome.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "signoff-client-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function io(env: Record<string, string> = {}) {
+  const out = { stdout: "", stderr: "" };
+  return {
+    out,
+    io: {
+      stdout: { write: (t: string) => (out.stdout += t) },
+      stderr: { write: (t: string) => (out.stderr += t) },
+      env,
+    },
+  };
+}
 
 test("exit codes: 0 approved/succeeded, 10 denied, 11 expired, 12 cancelled, 13 failed or dispatch_failed", () => {
   assert.deepEqual(
@@ -37,6 +58,49 @@ test("outcome words: who decided and why; the live line has approvals of M and t
   ]);
   assert.equal(refusalSentence(denied), "k8s.rollout_restart was denied by slack:U0OSCAR: release freeze");
   assert.match(progressLine({ ...denied, status: "pending" }), /^prp_1 pending · 0 of 2 approvals · 1m 3\ds left$/);
+});
+
+test("propose reads --file (YAML or JSON) and lets flags override it; --param is KEY=VALUE", () => {
+  const file = join(dir, "proposal.yaml");
+  writeFileSync(
+    file,
+    "action:\n  type: k8s.scale\n  params:\n    replicas: 3\nsummary: Scale up\nreason: load\nblast_radius: api\nrollback: scale down\n",
+  );
+  const body = proposalFrom({ file, param: ["deployment=api"], summary: "Scale api up", ttl: "600" });
+  assert.deepEqual(body, {
+    action: { type: "k8s.scale", params: { replicas: 3, deployment: "api" } },
+    summary: "Scale api up",
+    reason: "load",
+    blast_radius: "api",
+    rollback: "scale down",
+    ttl_seconds: 600,
+  });
+});
+
+test("CLI mistakes are one line and exit 2, before any request", async () => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["deploy"], {}, /^signoff: unknown command "deploy"/],
+    [["propose", "--action", "demo.echo"], {}, /^signoff propose: no signoff URL: set SIGNOFF_URL or pass --url/],
+    [["propose", "--action", "demo.echo", "--url", "http://x"], {}, /no API token: set SIGNOFF_TOKEN/],
+    [["propose", "--param", "novalue"], { SIGNOFF_URL: "http://x", SIGNOFF_TOKEN: "t" }, /--param takes KEY=VALUE/],
+    [["propose", "--action", "a", "--ttl", "soon"], {}, /--ttl takes a whole number of seconds, not "soon"/],
+    [["get"], { SIGNOFF_URL: "http://x", SIGNOFF_TOKEN: "t" }, /get needs a proposal id/],
+    [["get", "prp_1", "--wait=soon"], {}, /--wait takes a whole number of seconds/],
+    [["audit", "--format", "xml"], { SIGNOFF_URL: "http://x", SIGNOFF_TOKEN: "t" }, /--format is ndjson or csv/],
+    [["cancel", "a", "b"], {}, /unexpected argument b/],
+  ];
+  for (const [args, env, expected] of cases) {
+    const { out, io: streams } = io(env);
+    assert.equal(await main(args, streams), EXIT.usage, args.join(" "));
+    assert.match(out.stderr, expected);
+    assert.equal(out.stderr.split("\n").length, 2, out.stderr);
+  }
+});
+
+test("an unreachable server is exit 3, in one line", async () => {
+  const { out, io: streams } = io({ SIGNOFF_URL: "http://127.0.0.1:9", SIGNOFF_TOKEN: "t" });
+  assert.equal(await main(["actions"], streams), EXIT.http);
+  assert.match(out.stderr, /^signoff actions: unreachable: cannot reach http:\/\/127\.0\.0\.1:9/);
 });
 
 function signedV1(secret: string, body: string) {
@@ -73,4 +137,12 @@ test("verifyEvent: v1 with EVENTS_SECRET (standardwebhooks), v1a with a whpk_ ke
   assert.equal((await verifyEvent({ headers, body: "{}" }, { publicKeys: [whpk] })).ok, false);
   const old = await verifyEvent({ headers, body }, { publicKeys: [whpk], now: Date.now() + 10 * 60_000 });
   assert.match(old.ok ? "" : old.reason, /more than 5 minutes/);
+});
+
+test("verify-event reads headers as JSON or Name: value lines", () => {
+  assert.deepEqual(parseHeaders("Webhook-Id: msg_1\r\nwebhook-timestamp: 17\n"), {
+    "webhook-id": "msg_1",
+    "webhook-timestamp": "17",
+  });
+  assert.deepEqual(parseHeaders('{"webhook-id":"msg_1"}'), { "webhook-id": "msg_1" });
 });
