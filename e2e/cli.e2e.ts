@@ -1,10 +1,10 @@
-// The `signoff` CLI against a real local signoff (the stack `npm start`
+// The `signoff` CLI and the GitHub Action's bundled entry point against a real local signoff (the stack `npm start`
 // runs, on free ports, as local.e2e.ts starts it), deciding as people through the Slack stand-in: a test presses a
 // card's button by posting to the stand-in's click endpoint, which signs the request as Slack would. One server for
 // every case. Issue 14.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -12,6 +12,7 @@ import { type LocalStack, ROOT, startLocal } from "../scripts/local/stack.ts";
 
 const NODE = process.execPath;
 const CLI = join(ROOT, "client", "bin", "signoff.js");
+const ACTION = join(ROOT, "action", "dist", "index.js");
 /** From a click to the runner's result on the proposal. */
 const FLOW_MS = 30_000;
 
@@ -222,4 +223,98 @@ test("npm exec signoff runs the bin from the checkout: actions lists what the ke
   const ran = await runProcess("npm", ["exec", "--offline", "--", "signoff", "actions"], signoffEnv());
   assert.equal(ran.code, 0, ran.stderr);
   assert.match(ran.stdout, /^demo\.echo\tapproval\t1 of 1 user, 1 group\tttl 900s\tparams: message$/m);
+});
+
+function actionEnv(inputs: Record<string, string>, attempt: string): { env: Record<string, string>; outputs: string } {
+  const outputs = join(dir, `outputs-${attempt}-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(outputs, "");
+  writeFileSync(`${outputs}.summary`, "");
+  const env: Record<string, string> = {
+    GITHUB_OUTPUT: outputs,
+    GITHUB_STEP_SUMMARY: `${outputs}.summary`,
+    GITHUB_SERVER_URL: "https://github.example",
+    GITHUB_REPOSITORY: "acme/shop",
+    GITHUB_RUN_ID: inputs.run ?? "1001",
+    GITHUB_RUN_ATTEMPT: attempt,
+    GITHUB_JOB: "deploy",
+    GITHUB_ACTION: "approval",
+    GITHUB_WORKFLOW: "release",
+    INPUT_URL: stack!.url,
+    INPUT_TOKEN: stack!.token,
+    INPUT_ACTION: "demo.echo",
+    INPUT_PARAMS: "message: deploy approved",
+    INPUT_SUMMARY: "Deploy shop to production",
+    INPUT_REASON: "release 1.2.3",
+    "INPUT_BLAST-RADIUS": "the shop",
+    INPUT_ROLLBACK: "redeploy 1.2.2",
+    INPUT_WAIT: "true",
+  };
+  for (const [name, value] of Object.entries(inputs)) if (name !== "run") env[`INPUT_${name.toUpperCase()}`] = value;
+  return { env, outputs };
+}
+
+/** GITHUB_OUTPUT's `name<<delimiter … delimiter` entries. */
+function outputsIn(path: string): Record<string, string> {
+  const found: Record<string, string> = {};
+  for (const m of readFileSync(path, "utf8").matchAll(/^(.+?)<<(\S+)\n([\s\S]*?)\n\2$/gm)) found[m[1]!] = m[3]!;
+  return found;
+}
+
+/** Runs the Action's bundle as a runner would (inputs as INPUT_*); `decide(id)` once it has proposed, if given. */
+async function action(env: Record<string, string>, decide?: (id: string) => Promise<void>): Promise<Ran> {
+  let deciding: Promise<void> | undefined;
+  const ran = await runProcess(NODE, [ACTION], env, (output) => {
+    const id = /Proposed (prp_[0-9a-f]+)/.exec(output)?.[1];
+    if (id && decide && !deciding) deciding = decide(id);
+  });
+  await deciding;
+  return ran;
+}
+
+test("the Action: approved → outputs and a job summary; a re-run of the job (attempt 2) gets the same proposal", {
+  timeout: 120_000,
+}, async () => {
+  const first = actionEnv({}, "1");
+  const ran = await action(first.env, (id) => press(id, "U0ALICE", "approve"));
+  assert.equal(ran.code, 0, ran.stdout + ran.stderr);
+  const outputs = outputsIn(first.outputs);
+  assert.match(outputs["proposal-id"] ?? "", /^prp_[0-9a-f]{64}$/);
+  assert.equal(outputs.status, "succeeded");
+  assert.equal(outputs.approvers, "U0ALICE");
+  assert.match(outputs.result ?? "", /deploy approved/);
+  const summary = readFileSync(`${first.outputs}.summary`, "utf8");
+  assert.match(summary, /signoff: demo\.echo — succeeded/);
+  assert.match(summary, /Approved by slack:U0ALICE/);
+  assert.match(summary, /Audit trail/);
+  assert.match(summary, /proposal\.approved/);
+
+  // The card's reason links back to the workflow run.
+  const res = await fetch(`${stack!.url}/v1/proposals/${outputs["proposal-id"]}`, {
+    headers: { authorization: `Bearer ${stack!.token}` },
+  });
+  const proposal = (await res.json()) as { reason: string };
+  assert.equal(
+    proposal.reason,
+    "release 1.2.3 (GitHub Actions run https://github.example/acme/shop/actions/runs/1001)",
+  );
+
+  // "Re-run failed jobs": same run and job, a new attempt. The same proposal, already decided: no second card.
+  const rerun = actionEnv({}, "2");
+  const again = await action(rerun.env);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.equal(outputsIn(rerun.outputs)["proposal-id"], outputs["proposal-id"]);
+  assert.ok(again.ms < 10_000, `took ${again.ms} ms`);
+});
+
+test("the Action: denied → the step fails with an error annotation saying who decided and why", {
+  timeout: 120_000,
+}, async () => {
+  const step = actionEnv({ run: "1002", params: '{"message": "deploy denied"}' }, "1");
+  const ran = await action(step.env, (id) => deny(id, "U0OSCAR", "Change freeze until Monday"));
+  assert.equal(ran.code, 1, ran.stdout + ran.stderr);
+  assert.match(
+    ran.stdout,
+    /::error title=signoff%3A denied::demo\.echo was denied by slack:U0OSCAR: Change freeze until Monday/,
+  );
+  assert.equal(outputsIn(step.outputs).status, "denied");
 });

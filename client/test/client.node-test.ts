@@ -1,6 +1,6 @@
 // The client's pure parts without a server: exit codes and outcome words, the CLI's reading of flags, files and
 // mistakes (one line, exit 2, before any request), outcome-event verification (v1 HMAC by the standardwebhooks
-// library, v1a Ed25519). The e2e test (e2e/cli.e2e.ts) runs them
+// library, v1a Ed25519), and the Action's idempotency key and run link. The e2e test (e2e/cli.e2e.ts) runs them
 // against a real signoff.
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { Webhook } from "standardwebhooks";
+import { idempotencyKey, proposalBody, runUrl } from "../../action/src/main.ts";
 import { main, parseHeaders, proposalFrom } from "../src/cli.ts";
 import type { Proposal } from "../src/client.ts";
 import { verifyEvent } from "../src/events.ts";
@@ -145,4 +146,27 @@ test("verify-event reads headers as JSON or Name: value lines", () => {
     "webhook-timestamp": "17",
   });
   assert.deepEqual(parseHeaders('{"webhook-id":"msg_1"}'), { "webhook-id": "msg_1" });
+});
+
+test("the Action's idempotency key: the run, the job and the step — not the attempt; the reason links to the run", () => {
+  const env = {
+    GITHUB_SERVER_URL: "https://github.com",
+    GITHUB_REPOSITORY: "acme/shop",
+    GITHUB_RUN_ID: "42",
+    GITHUB_RUN_ATTEMPT: "1",
+    GITHUB_JOB: "deploy",
+    GITHUB_ACTION: "gate",
+  };
+  assert.equal(idempotencyKey(env), "gha:acme/shop:42:deploy:gate");
+  assert.equal(idempotencyKey({ ...env, GITHUB_RUN_ATTEMPT: "2" }), idempotencyKey(env));
+  assert.notEqual(idempotencyKey({ ...env, GITHUB_JOB: "deploy-eu" }), idempotencyKey(env));
+  assert.equal(runUrl(env), "https://github.com/acme/shop/actions/runs/42");
+  const inputs = { action: "a", params: {}, summary: "s", reason: "", blastRadius: "b", rollback: "r" } as never;
+  const body = proposalBody(inputs, env);
+  assert.equal(body.reason, "Requested by GitHub Actions run https://github.com/acme/shop/actions/runs/42");
+  assert.deepEqual(
+    proposalBody(inputs, { ...env, GITHUB_RUN_ATTEMPT: "2" }),
+    body,
+    "every attempt sends the same body",
+  );
 });
