@@ -119,7 +119,7 @@ async function settle(id: string): Promise<void> {
   }
 }
 
-/** runJobsNow of test/helpers/api.ts (jobs of `kinds`, or all but expiry, made due now and run), with that settle. */
+/** runJobsNow of test/helpers/api.ts (jobs of `kinds`, or all but CLOCK_KINDS, made due and run), with that settle. */
 async function runJobsNow(id: string, kinds?: readonly JobKind[]): Promise<void> {
   await settle(id);
   await makeDue(id, kinds);

@@ -92,7 +92,13 @@ export function jobsOf(id: string, kind?: JobKind): Promise<Job[]> {
   return inJobTable(id, (jobs) => jobs.list().filter((job) => kind === undefined || job.kind === kind));
 }
 
-/** Makes the proposal's jobs (of `kinds`, or all but expiry) due now, as if their retry time had come. */
+/**
+ * Jobs that wait for a time of their own (the deadline, a reminder, the automatic escalation), not for a retry: never
+ * hurried by default. A test that wants one moves it itself (`inJobTable(id, (jobs) => jobs.reschedule(…))`).
+ */
+export const CLOCK_KINDS: readonly JobKind[] = ["expire", "remind", "escalate"];
+
+/** Makes the proposal's jobs (of `kinds`, or all but CLOCK_KINDS) due now, as if their retry time had come. */
 export function makeDue(id: string, kinds?: readonly JobKind[]): Promise<void> {
   return inJobTable(id, (jobs) => {
     const chosen =
@@ -101,13 +107,13 @@ export function makeDue(id: string, kinds?: readonly JobKind[]): Promise<void> {
         jobs
           .list()
           .map((job) => job.kind)
-          .filter((kind) => kind !== "expire"),
+          .filter((kind) => !CLOCK_KINDS.includes(kind)),
       );
     for (const kind of chosen) jobs.makeDue(kind);
   });
 }
 
-/** Makes the proposal's jobs (of `kinds`, or all but expiry) due now and lets them run to the end. */
+/** Makes the proposal's jobs (of `kinds`, or all but CLOCK_KINDS) due now and lets them run to the end. */
 export async function runJobsNow(id: string, kinds?: readonly JobKind[]): Promise<void> {
   await settle(id);
   await makeDue(id, kinds);
