@@ -98,6 +98,7 @@ describe("in a change freeze", () => {
     expect(blocks).toContain("signoff.break_glass");
     expect(blocks).not.toContain("signoff.approve");
     expect(blocks).toContain("Created during the change freeze “incident review”");
+    expect(blocks).toContain("*Can approve:* <@U0LEAD>, <@U0ALICE>, <@U0BOB>, by break-glass alone with a reason");
     await click("approve", p.id, "U0ALICE");
     await click("approve", p.id, "U0DAVE");
     await settle(p.id);

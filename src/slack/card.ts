@@ -339,6 +339,10 @@ You approve this *alone*. Every approver and the escalation channel are told ` +
 export function decidersText(p: Proposal, opts: RenderOptions): string | null {
   if (p.kind === "verify" || p.status !== "pending" || deadlinePassed(p, opts)) return null;
   if (opts.role === "card" && p.escalated) return null;
+  // Created in a change freeze: no normal approval counts, so the card names who may break the glass instead.
+  if (p.rule.freeze && p.rule.break_glass) {
+    return `*Can approve:* ${policyApprovers(p.rule.break_glass.approvers)}, by break-glass alone with a reason (not the requester)`;
+  }
   const d = deciders(p);
   const listed = [
     ...d.approvers.map(policyApprover),
