@@ -410,7 +410,8 @@ async function manifest(): Promise<void> {
             /^(#.*\n)+/,
             `# Slack app manifest for signoff at ${origin} (slack/manifest.yaml, filled in by npm run setup)\n`,
           )
-          .replace(/^(\s*request_url:\s*)\S+/m, `$1${origin}/slack/interactions`);
+          // Every request URL (interactivity, events), each keeping its path.
+          .replace(/^(\s*request_url:\s*)https?:\/\/[^/\s]+(\/\S*)/gm, `$1${origin}$2`);
   process.stdout.write(
     `\n--- Slack app manifest (slack/manifest.yaml${origin === null ? "" : ` with ${origin}`}) ---\n${filled.trimEnd()}\n--- end of manifest ---\n\n`,
   );

@@ -226,6 +226,8 @@ test("--yes sets a deployment up with exactly these wrangler commands, every sec
 
   // The manifest with the Worker's URL; the next steps name what the deploy check will still refuse.
   assert.match(out.stdout, /^ {4}request_url: https:\/\/signoff\.acme\.workers\.dev\/slack\/interactions$/m);
+  // The Home tab's event subscription (issue 16) gets the Worker's URL too.
+  assert.match(out.stdout, /^ {4}request_url: https:\/\/signoff\.acme\.workers\.dev\/slack\/events$/m);
   assert.doesNotMatch(out.stdout, /signoff\.example\.workers\.dev/);
   assert.match(out.stdout, /Audit log public key .*auditpk_/);
   assert.match(out.stdout, /Next steps/);

@@ -7,6 +7,7 @@ import type { AppEnv } from "../api/http.ts";
 import { withConfig } from "../api/middleware.ts";
 import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
+import { waitAtMost } from "../lib/deadline.ts";
 import { bodyText } from "../lib/encoding.ts";
 import type { ClickKind } from "../proposal/lifecycle.ts";
 import { type ProposalStub, proposalStub } from "../proposal/stub.ts";
@@ -20,7 +21,7 @@ import {
   renderDenyModal,
 } from "./card.ts";
 import { drawnFromBlockId } from "./home.ts";
-import { publishHome } from "./home-publish.ts";
+import { type HomeViewer, publishHome } from "./home-publish.ts";
 import { type BlockActionsPayload, readInteraction, type ViewSubmissionPayload } from "./payloads.ts";
 import { verifySlackSignature } from "./signature.ts";
 import { callSlack } from "./web-api.ts";
@@ -77,12 +78,13 @@ slackRoutes.post("/interactions", withConfig, limitSlackBody, async (c) => {
     case "invalid":
       throw new ApiError(400, "invalid_request", interaction.problem);
     case "block_actions":
-      await onButton(c.env, config, interaction.payload);
+      await onButton(c.env, config, interaction.payload, (work) => c.executionCtx.waitUntil(work));
       return c.body(null, 200);
     case "view_submission":
       return onDenySubmission(
         c.env,
         config,
+        (work) => c.executionCtx.waitUntil(work),
         interaction.payload,
         (body) => c.json(body),
         () => c.body(null, 200),
@@ -98,7 +100,13 @@ const REVIEW_BUTTONS = new Map<string, boolean>([
   [ACTION_IDS.break_glass_unjustified, false],
 ]);
 
-async function onButton(env: Env, config: Config, payload: BlockActionsPayload): Promise<void> {
+/** Keeps work the answer does not wait for running after it is sent (the Worker's waitUntil). */
+type KeepAlive = (work: Promise<unknown>) => void;
+
+/** How long a Home-tab click waits for its redraw before answering; a slower one finishes after the answer. */
+const HOME_REDRAW_WAIT_MS = 1_500;
+
+async function onButton(env: Env, config: Config, payload: BlockActionsPayload, keepAlive: KeepAlive): Promise<void> {
   const action = payload.actions[0]!;
   if (action.action_id === ACTION_IDS.break_glass || REVIEW_BUTTONS.has(action.action_id)) {
     return onBreakGlassButton(config, payload, action.value ? proposalStub(env.PROPOSALS, action.value) : null);
@@ -108,7 +116,7 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload):
   if (!kind || !stub) return; // not one of our buttons, or not one of our ids
   const user = payload.user.id;
   const team = payload.user.team_id ?? null;
-  if (payload.view?.type === "home") return onHomeButton(env, config, payload, kind, stub);
+  if (payload.view?.type === "home") return onHomeButton(env, config, payload, kind, stub, keepAlive);
   const channel = payload.channel?.id ?? payload.container?.channel_id;
   if (kind !== "deny") {
     await stub.click({ kind, user, team, ...(channel ? { channel } : {}) });
@@ -130,9 +138,11 @@ async function onHomeButton(
   payload: BlockActionsPayload,
   kind: ClickKind,
   stub: ProposalStub,
+  keepAlive: KeepAlive,
 ): Promise<void> {
   const action = payload.actions[0]!;
   const viewer = { user: payload.user.id, team: payload.user.team_id ?? null };
+  const redraw = (notice: string) => redrawHome(env, config, viewer, notice, keepAlive);
   // A button whose block signoff did not draw for this proposal is treated as drawn on a state that never was.
   const drawn = drawnFromBlockId(action.block_id, action.value!) ?? "unknown";
   if (kind === "deny") {
@@ -141,11 +151,24 @@ async function onHomeButton(
       await openDenyModal(config, stub, payload.trigger_id, renderDenyModal(action.value!, check.summary, "home"));
       return;
     }
-    if (!check.ok) await publishHome(env, config, viewer, refusalText(check.message));
+    if (!check.ok) await redraw(refusalText(check.message));
     return;
   }
   const outcome = await stub.click({ kind, user: viewer.user, team: viewer.team, drawn });
-  await publishHome(env, config, viewer, outcome.ok ? HOME_DONE[kind] : refusalText(outcome.message));
+  await redraw(outcome.ok ? HOME_DONE[kind] : refusalText(outcome.message));
+}
+
+/** Slack wants the answer within 3 s: the redraw is waited for HOME_REDRAW_WAIT_MS, then goes on after it. */
+async function redrawHome(
+  env: Env,
+  config: Config,
+  viewer: HomeViewer,
+  notice: string,
+  keepAlive: KeepAlive,
+): Promise<void> {
+  const publishing = publishHome(env, config, viewer, notice);
+  keepAlive(publishing);
+  await waitAtMost(HOME_REDRAW_WAIT_MS, publishing);
 }
 
 /** What the redrawn Home tab says after a click that counted. */
@@ -222,6 +245,7 @@ async function onBreakGlassSubmission(
 async function onDenySubmission(
   env: Env,
   config: Config,
+  keepAlive: KeepAlive,
   payload: ViewSubmissionPayload,
   answer: (body: unknown) => Response,
   close: () => Response,
@@ -247,7 +271,13 @@ async function onDenySubmission(
   if (!outcome.ok)
     return answer({ response_action: "errors", errors: { [DENY_MODAL.reasonBlockId]: outcome.message } });
   if (fromHome)
-    await publishHome(env, config, { user: payload.user.id, team: payload.user.team_id ?? null }, HOME_DONE.deny);
+    await redrawHome(
+      env,
+      config,
+      { user: payload.user.id, team: payload.user.team_id ?? null },
+      HOME_DONE.deny,
+      keepAlive,
+    );
   return close();
 }
 
