@@ -192,6 +192,21 @@ describe("POST /v1/adapters/alertmanager", () => {
     expect((await getProposal(body.alerts[0].proposal_id)).created_by).toBe("ci");
   });
 
+  it("a passing fault (Slack cannot list a requesters group) is a 503 to retry; the re-sent group makes no duplicate", async () => {
+    const echo = alert({ alertname: "EchoRequested", requester: "U0MALLORY" }, { summary: "hello" });
+    const alerts = [oom("api"), echo];
+    await peer.script("/slack/api/usergroups.users.list", [{ status: 500 }, { status: 500 }]);
+    const res = await send(group(alerts));
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9][0-9]*$/);
+    const refused = await expectError(res, 503, ["alerts[1]"]);
+    expect(refused.error.code).toBe("retry_later");
+    // Alertmanager sends the group again: the first alert's proposal is the same one, the second is now answered.
+    const again = await sendOk(group(alerts));
+    expect(again.alerts[0].outcome).toBe("existing");
+    expect(again.alerts[1]).toMatchObject({ outcome: "refused", details: [{ path: "requested_by" }] });
+    expect(again.alerts[1].reason).toMatch(/may not be named as requested_by/);
+  });
+
   it("a malformed payload is a 400 naming the field, and creates nothing", async () => {
     const a = oom("api");
     const cases: [unknown, string][] = [
