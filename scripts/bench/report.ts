@@ -3,6 +3,7 @@
 // rewrite of BENCHMARKS.md's results section (between its markers).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import { type CostSample, PRICES_READ, renderCost, renderCounts } from "./cost.ts";
 import { type LoadResult, type Quantiles, quantiles } from "./load.ts";
 import type { Memory } from "./worker.ts";
 
@@ -18,10 +19,10 @@ export function int(value: number): string {
   return Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "–";
 }
 
+/** A Markdown table, one line per row and no padding (the repository's docs rule: merges touch only changed rows). */
 export function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
 export function latencyCells(q: Quantiles): string[] {
@@ -130,6 +131,8 @@ export interface BenchResults {
   stress: StressReport | null;
   chains: { ok: boolean; proposals: number; events: number; problems: number } | null;
   cpuProfile: CpuProfileSummary | null;
+  /** What approvals cost, per commit measured (the one before first). */
+  cost: CostSample[];
   memory: Record<string, { before: Memory | null; after: Memory | null }>;
 }
 
@@ -154,6 +157,7 @@ export function emptyResults(): BenchResults {
     stress: null,
     chains: null,
     cpuProfile: null,
+    cost: [],
     memory: {},
   };
 }
@@ -440,6 +444,21 @@ export function render(results: BenchResults, run: RunInfo): string {
       ),
       "",
     );
+  }
+
+  if (results.cost.length > 0) {
+    const n = results.cost.at(-1)!.approvals;
+    out.push("### What 1 million approvals cost on Workers Paid", "");
+    out.push(
+      `${n} proposals created through the API and each approved by one signed click (U0ALICE and U0OSCAR alternately, ` +
+        "one at a time), counted until the runner had every dispatch and the Worker was quiet: the card posted and updated, " +
+        "the dispatch, every audit flush. Counted by a meter bundled around the Worker for the bench only " +
+        "(scripts/bench/meter.ts), the Slack and runner stand-ins, and workerd's CPU; " +
+        `multiplied by the prices beyond the plan's included usage, read ${PRICES_READ} (sources in the text above this section).`,
+      "",
+    );
+    out.push(renderCost(results.cost), "");
+    out.push(renderCounts(results.cost), "");
   }
 
   out.push("### Memory (RSS from /proc, MiB)", "");
