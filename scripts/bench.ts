@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --no-write]`: measures SPEC 10's targets in one run, against
+// `npm run bench [-- --quick] [-- --no-write]`: measures contract §10's and issue 12's targets in one run, against
 // the Worker served locally as `wrangler dev` serves it (esbuild bundle, Miniflare, workerd, the
 // bindings of wrangler.toml, a fresh local D1 with the migrations applied), with a fast stand-in
 // Slack and runner on loopback. Prints a table and rewrites BENCHMARKS.md's results section.
@@ -8,7 +8,7 @@
 //   proposal · where a click's time goes · approval→dispatch · expiry lateness · exactly-once
 //   under a flaky runner (1,000 proposals) · audit chains · memory.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -167,6 +167,7 @@ async function api<T>(method: "GET" | "POST", path: string, body?: unknown): Pro
 }
 
 let serial = 0;
+let createdOnSignoff = 0;
 function proposalBody(ttlSeconds?: number) {
   serial += 1;
   return {
@@ -193,6 +194,7 @@ async function createMany(
 ): Promise<{ load: LoadResult; proposals: Proposal[] }> {
   const requests = Array.from({ length: n }, () => apiRequest("POST", "/v1/proposals", proposalBody(ttl?.())));
   const load = await closedLoop(target.url, requests, concurrency);
+  if (target === signoff) createdOnSignoff += n;
   const failed = load.samples.filter((s) => s.status !== 201);
   if (failed.length > 0)
     throw new Error(
@@ -203,8 +205,16 @@ async function createMany(
 
 /** How far D1's audit log has grown (its last sequence number: a key lookup, not a scan). */
 async function d1Count(target: RunningWorker = signoff): Promise<number> {
-  const db = await target.mf.getD1Database("AUDIT_DB");
-  return (await db.prepare("SELECT MAX(seq) AS n FROM audit_events").first<{ n: number | null }>())?.n ?? 0;
+  // Through Miniflare's proxy, whose connection to a busy workerd is sometimes reset: asked again before giving up.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const db = await target.mf.getD1Database("AUDIT_DB");
+      return (await db.prepare("SELECT MAX(seq) AS n FROM audit_events").first<{ n: number | null }>())?.n ?? 0;
+    } catch (error) {
+      if (attempt >= 3) throw error;
+      await sleep(300);
+    }
+  }
 }
 
 /**
@@ -262,7 +272,25 @@ async function phaseCost(target: MeteredWorker, label: string, n: number): Promi
     fetchesBy[`Slack ${method}`] = counter.calls - (peersBefore.slack[method]?.calls ?? 0);
   fetchesBy.runner = peersAfter.runnerRequests - peersBefore.runnerRequests;
   const fetches = Object.values(fetchesBy).reduce((a, b) => a + b, 0);
-  const sample: CostSample = { label, approvals: n, meter, cpuMs, fetches, fetchesBy };
+  // What the audit log keeps per approval: its rows' bytes as stored (text lengths and 8-byte integers).
+  const audit = await (await target.mf.getD1Database("AUDIT_DB"))
+    .prepare(
+      `SELECT COUNT(*) AS events, SUM(LENGTH(proposal_id) + LENGTH(type) + LENGTH(actor) + LENGTH(details)
+         + LENGTH(prev_hash) + LENGTH(hash) + COALESCE(LENGTH(head_sig), 0) + 24) AS bytes
+       FROM audit_events WHERE proposal_id IN (SELECT value FROM json_each(?1))`,
+    )
+    .bind(JSON.stringify(proposals.map((p) => p.id)))
+    .first<{ events: number; bytes: number }>();
+  const sample: CostSample = {
+    label,
+    approvals: n,
+    meter,
+    cpuMs,
+    fetches,
+    fetchesBy,
+    auditEvents: audit?.events ?? 0,
+    auditBytes: audit?.bytes ?? 0,
+  };
   log(`cost (${label}): ${dollars(totalOf(costRows(sample)))} per million approvals`);
   return sample;
 }
@@ -271,9 +299,13 @@ async function phaseCost(target: MeteredWorker, label: string, n: number): Promi
 async function startBefore(ref: string, workDir: string): Promise<MeteredWorker> {
   const dir = join(workDir, "before");
   mkdirSync(dir, { recursive: true });
-  execFileSync("sh", ["-c", `git archive --format=tar "$1" src migrations wrangler.toml package.json | tar -x -C "$2"`, "sh", ref, dir], {
-    cwd: ROOT,
-  });
+  execFileSync(
+    "sh",
+    ["-c", `git archive --format=tar "$1" src migrations wrangler.toml package.json | tar -x -C "$2"`, "sh", ref, dir],
+    {
+      cwd: ROOT,
+    },
+  );
   const worker = await startSignoff({
     root: dir,
     workDir,
@@ -409,7 +441,12 @@ async function perClickCosts(
 }
 
 /** Many clicks on one proposal (one approval, the rest refused), against the bare route. */
-async function phaseHot(): Promise<Pick<BenchResults, "hot" | "bareHot" | "hotCpuMs" | "bareHotCpuMs" | "perClick">> {
+async function phaseHot(): Promise<
+  Pick<
+    BenchResults,
+    "hot" | "bareHot" | "hotCpuMs" | "bareHotCpuMs" | "perClick" | "hotEphemeral" | "hotClicks" | "hotClickers"
+  >
+> {
   const { proposals } = await createMany(1);
   await drain("hot proposal created");
   const requests = Array.from({ length: HOT_CLICKS }, (_, i) =>
@@ -427,6 +464,9 @@ async function phaseHot(): Promise<Pick<BenchResults, "hot" | "bareHot" | "hotCp
     hotCpuMs: hotRun.cpuMs,
     bareHot: bareRun.load,
     bareHotCpuMs: bareRun.cpuMs,
+    hotEphemeral: ephemeral,
+    hotClicks: HOT_CLICKS,
+    hotClickers: 4,
     perClick: { [`chat.postEphemeral calls for the hot proposal (${HOT_CLICKS} clicks, 1 approval)`]: ephemeral },
   };
 }
@@ -710,6 +750,16 @@ async function phaseCpuProfile(inspectorPort: number, workDir: string): Promise<
   };
 }
 
+/** The local D1 database's files (SQLite, with its write-ahead log) under the Worker's state directory, bytes. */
+function d1FileBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isFile() && /d1/i.test(path) && /\.sqlite(-wal)?$/.test(entry.name)) total += statSync(path).size;
+  }
+  return total;
+}
+
 /** Every audit event in D1 (optionally only some proposals'), by proposal. */
 async function auditEvents(only?: Set<string>): Promise<Map<string, AuditEvent[]>> {
   // Miniflare's D1 binding, read with the Worker's own query (src/audit/store.ts).
@@ -829,6 +879,14 @@ async function main(): Promise<void> {
       const cpuBefore = cpuOf(signoff.pid).cpuMs;
       const created = await createMany(needed);
       results.create = created.load;
+      // The bare route gets the same creation requests, at the same concurrency.
+      results.bareCreate = (
+        await measured(
+          bare,
+          Array.from({ length: needed }, () => apiRequest("POST", "/v1/proposals", proposalBody())),
+          CREATE_CONCURRENCY,
+        )
+      ).load;
       await drain("creation");
       results.createCpuMs = (cpuOf(signoff.pid).cpuMs - cpuBefore) / needed;
       log(
@@ -866,6 +924,8 @@ async function main(): Promise<void> {
     ] as const) {
       results.memory[name]!.after = memoryOf(pid);
     }
+    results.proposalsCreated = createdOnSignoff;
+    results.d1File = { bytes: d1FileBytes(join(workDir, "state")), events: report.events };
     if (inspectorPort) results.cpuProfile = await phaseCpuProfile(inspectorPort, workDir);
   } finally {
     const wall = (performance.now() - T0) / 1000;

@@ -40,6 +40,9 @@ export interface CostSample {
   fetches: number;
   /** Of which, by Slack method or "runner". */
   fetchesBy: Record<string, number>;
+  /** The audit events these approvals left in D1, and their rows' bytes (without indexes). */
+  auditEvents: number;
+  auditBytes: number;
 }
 
 export interface CostRow {
@@ -63,7 +66,11 @@ export function costRows(sample: CostSample): CostRow[] {
     row("Worker requests", m.workerRequests, PRICES.workerRequests),
     row("workerd CPU ms (upper bound: Worker, object, local D1)", sample.cpuMs, PRICES.workerCpuMs),
     row("Durable Object requests (RPC calls + alarm runs)", m.doRequests, PRICES.doRequests),
-    row("Durable Object duration, GB-s (128 MB × active wall time)", (m.doActiveMs / 1000) * DO_MEMORY_GB, PRICES.doGbSeconds),
+    row(
+      "Durable Object duration, GB-s (128 MB × active wall time)",
+      (m.doActiveMs / 1000) * DO_MEMORY_GB,
+      PRICES.doGbSeconds,
+    ),
     row("Durable Object SQLite rows read", m.sqlRowsRead, PRICES.sqlRowsRead),
     row("Durable Object SQLite rows written", m.sqlRowsWritten, PRICES.sqlRowsWritten),
     row("D1 rows read", m.d1RowsRead, PRICES.d1RowsRead),
@@ -153,15 +160,22 @@ export function renderCounts(samples: readonly CostSample[]): string {
     ["D1 statements", ...samples.map((s) => per(s, s.meter.d1Statements))],
     ...[...fetchKeys].sort().map((k) => [`fetch: ${k}`, ...samples.map((s) => per(s, s.fetchesBy[k] ?? 0))]),
     ["workerd CPU ms", ...samples.map((s) => per(s, s.cpuMs))],
+    ["audit events kept in D1", ...samples.map((s) => per(s, s.auditEvents))],
+    ["audit row bytes in D1 (without indexes)", ...samples.map((s) => per(s, s.auditBytes))],
   ];
   // The statements that write most, for the last sample (the current code): where the SQLite rows go.
   const last = samples.at(-1);
   if (last)
-    for (const [text, [, , written]] of Object.entries(last.meter.bySql)
+    for (const [text] of Object.entries(last.meter.bySql)
       .sort((a, b) => b[1][2] - a[1][2])
-      .slice(0, 8))
-      rows.push([`rows written by \`${text.replace(/\|/g, "/")}\``, ...samples.map((s) => per(s, s.meter.bySql[text]?.[2] ?? 0))]);
-  return [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join(
-    "\n",
-  );
+      .slice(0, 10))
+      rows.push([
+        `rows written by \`${text.replace(/\|/g, "/")}\``,
+        ...samples.map((s) => per(s, s.meter.bySql[text]?.[2] ?? 0)),
+      ]);
+  return [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
 }

@@ -50,7 +50,8 @@ function settle(): MeterTotals {
   for (const [text, cursor] of cursors) {
     totals.sqlRowsRead += cursor.rowsRead;
     totals.sqlRowsWritten += cursor.rowsWritten;
-    const entry = (totals.bySql[text] ??= [0, 0, 0]);
+    const entry = totals.bySql[text] ?? [0, 0, 0];
+    totals.bySql[text] = entry;
     entry[0] += 1;
     entry[1] += cursor.rowsRead;
     entry[2] += cursor.rowsWritten;
@@ -148,7 +149,12 @@ export function wrap(mod: WorkerModule): { default: ExportedHandler<Env>; Propos
         if (new URL(request.url).pathname === "/__bench/meter")
           return Response.json(JSON.parse(JSON.stringify(settle())) as MeterTotals);
         totals.workerRequests += 1;
-        return (handler.fetch as NonNullable<ExportedHandler<Env>["fetch"]>).call(handler, request, meteredEnv(env), ctx);
+        return (handler.fetch as NonNullable<ExportedHandler<Env>["fetch"]>).call(
+          handler,
+          request,
+          meteredEnv(env),
+          ctx,
+        );
       },
     },
     ProposalObject: meteredObject(mod.ProposalObject),

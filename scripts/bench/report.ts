@@ -133,6 +133,16 @@ export interface BenchResults {
   cpuProfile: CpuProfileSummary | null;
   /** What approvals cost, per commit measured (the one before first). */
   cost: CostSample[];
+  /** The local D1 database's size on disk at the end of the run, and the audit events it holds. */
+  d1File: { bytes: number; events: number } | null;
+  /** The bare route answering the same creation requests. */
+  bareCreate: LoadResult | null;
+  /** Ephemeral replies the hot proposal's clicks caused, how many clicks and how many different people. */
+  hotEphemeral: number | null;
+  hotClicks: number;
+  hotClickers: number;
+  /** Proposals created on signoff's workerd in the whole run (for memory per 1,000). */
+  proposalsCreated: number;
   memory: Record<string, { before: Memory | null; after: Memory | null }>;
 }
 
@@ -158,6 +168,12 @@ export function emptyResults(): BenchResults {
     chains: null,
     cpuProfile: null,
     cost: [],
+    d1File: null,
+    bareCreate: null,
+    hotEphemeral: null,
+    hotClicks: 0,
+    hotClickers: 0,
+    proposalsCreated: 0,
     memory: {},
   };
 }
@@ -256,7 +272,14 @@ export function render(results: BenchResults, run: RunInfo): string {
     );
     out.push(
       table(
-        ["concurrency", "click req/s", "bare req/s", "ratio click/bare", "CPU ratio bare/click", "target ≥ 0.5"],
+        [
+          "concurrency",
+          "click req/s",
+          "bare req/s",
+          "ratio click/bare",
+          "CPU ratio bare/click",
+          "target ≥ 0.25 (hot ≥ 0.5)",
+        ],
         [
           ...results.levels.map((l) => {
             const ratio = l.click.rps / l.bare.rps;
@@ -266,7 +289,7 @@ export function render(results: BenchResults, run: RunInfo): string {
               int(l.bare.rps),
               ratio.toFixed(2),
               (l.bareCpuMs / l.clickCpuMs).toFixed(2),
-              ratio >= 0.5 ? "met" : "NOT met",
+              l.concurrency === 1 ? "–" : ratio >= 0.25 ? "met" : "NOT met",
             ];
           }),
           ...(results.hot && results.bareHot
@@ -460,6 +483,14 @@ export function render(results: BenchResults, run: RunInfo): string {
     out.push(renderCost(results.cost), "");
     out.push(renderCounts(results.cost), "");
   }
+  if (results.d1File && results.d1File.events > 0) {
+    const { bytes, events } = results.d1File;
+    out.push(
+      `D1 on disk at the end of the run: ${(bytes / 2 ** 20).toFixed(1)} MiB for ${int(events)} audit events, ` +
+        `${int(bytes / events)} bytes per event with its indexes — an upper bound: SQLite's write-ahead log is counted, and a small database is mostly free pages.`,
+      "",
+    );
+  }
 
   out.push("### Memory (RSS from /proc, MiB)", "");
   out.push(
@@ -475,42 +506,121 @@ export function render(results: BenchResults, run: RunInfo): string {
     "",
   );
 
-  out.push("### Targets (SPEC 10)", "");
-  const top = results.levels.find((l) => l.concurrency === 100);
-  const p99 = top ? quantiles(top.click.samples.map((s) => s.ms)).p99 : NaN;
-  const minRatio = Math.min(...results.levels.map((l) => l.click.rps / l.bare.rps));
-  const s = results.stress;
-  out.push(
-    table(
-      ["target", "measured", "verdict"],
-      [
-        [
-          "click acknowledged far inside 3 s: p99 at 100 concurrent",
-          top ? `${ms(p99)} ms` : "not run",
-          top ? (p99 < 3000 ? "met" : "NOT met") : "–",
-        ],
-        [
-          "click throughput ≥ 0.5 × bare Hono, every level",
-          top ? `lowest ratio ${minRatio.toFixed(2)}` : "not run",
-          top ? (minRatio >= 0.5 ? "met" : "NOT met") : "–",
-        ],
-        [
-          "exactly one dispatch per approved proposal, none unapproved",
-          s ? `${s.exactlyOnce}/${s.approved} exactly once, ${s.violations.length} violations` : "not run",
-          s ? (s.violations.length === 0 && s.exactlyOnce === s.approved ? "met" : "NOT met") : "–",
-        ],
-        [
-          "zero lost audit events (chains verify)",
-          results.chains ? `${results.chains.problems} chain problems` : "not run",
-          results.chains ? (results.chains.ok ? "met" : "NOT met") : "–",
-        ],
-        [
-          "expiry within 1 s of the deadline",
-          alarm.n > 0 ? `max ${ms(alarm.max)} ms (p99 ${ms(alarm.p99)} ms)` : "not run",
-          alarm.n > 0 ? (alarm.max <= 1000 && results.expiryWrong === 0 ? "met" : "NOT met") : "–",
-        ],
-      ],
-    ),
-  );
+  out.push("### Targets (contract §10 and issue 12)", "");
+  out.push(table(["target", "measured", "verdict"], targetRows(results, alarm)));
   return out.join("\n");
+}
+
+const verdict = (ok: boolean | null) => (ok === null ? "–" : ok ? "met" : "NOT met");
+
+/** One row per target: what was measured in this run, and whether it meets the target. */
+function targetRows(results: BenchResults, alarm: Quantiles): string[][] {
+  const rows: string[][] = [];
+  const level = (c: number) => results.levels.find((l) => l.concurrency === c);
+  const p99 = (load: LoadResult) => quantiles(load.samples.map((x) => x.ms)).p99;
+  if (results.levels.length > 0) {
+    const cpus = results.levels.map((l) => l.clickCpuMs);
+    rows.push([
+      "workerd CPU per approving click, background work included, ≤ 3 ms",
+      `${results.levels.map((l) => `×${l.concurrency}: ${l.clickCpuMs.toFixed(1)}`).join(", ")} ms`,
+      verdict(Math.max(...cpus) <= 3),
+    ]);
+    const ratios = [10, 50, 100].map((c) => level(c)).filter((l) => l !== undefined);
+    rows.push([
+      "click throughput ≥ 0.25 × bare at 10, 50, 100 concurrent",
+      ratios.map((l) => `×${l.concurrency}: ${(l.click.rps / l.bare.rps).toFixed(2)}`).join(", "),
+      verdict(ratios.every((l) => l.click.rps / l.bare.rps >= 0.25)),
+    ]);
+  }
+  if (results.hot && results.bareHot) {
+    const ratio = results.hot.rps / results.bareHot.rps;
+    rows.push(["hot proposal: click throughput ≥ 0.5 × bare", ratio.toFixed(2), verdict(ratio >= 0.5)]);
+  }
+  const top = level(100);
+  if (top) {
+    const ratio = p99(top.click) / p99(top.bare);
+    rows.push([
+      "click p99 at 100 concurrent ≤ 3 × the bare route's p99",
+      `${ms(p99(top.click))} / ${ms(p99(top.bare))} ms = ${ratio.toFixed(1)} ×`,
+      verdict(ratio <= 3),
+    ]);
+    rows.push([
+      "click acknowledged far inside Slack's 3 s: p99 at 100 concurrent (contract §10)",
+      `${ms(p99(top.click))} ms`,
+      verdict(p99(top.click) < 3000),
+    ]);
+  }
+  const loaded = quantiles(results.dispatchLoaded.filter(Number.isFinite));
+  if (loaded.n > 0)
+    rows.push([
+      "approval → the runner has the dispatch, during the 100-concurrent burst: p50 ≤ 250 ms, p99 ≤ 1 s",
+      `p50 ${ms(loaded.p50)} ms, p99 ${ms(loaded.p99)} ms`,
+      verdict(loaded.p50 <= 250 && loaded.p99 <= 1000),
+    ]);
+  if (results.create) {
+    rows.push([
+      "creation: ≤ 3 ms workerd CPU per proposal",
+      `${results.createCpuMs.toFixed(1)} ms`,
+      verdict(results.createCpuMs <= 3),
+    ]);
+    if (results.bareCreate) {
+      const ratio = results.create.rps / results.bareCreate.rps;
+      rows.push([
+        "creation throughput ≥ 0.25 × bare",
+        `${int(results.create.rps)} / ${int(results.bareCreate.rps)} req/s = ${ratio.toFixed(2)}`,
+        verdict(ratio >= 0.25),
+      ]);
+    }
+  }
+  const cost = results.cost.at(-1);
+  if (cost) {
+    const n = Math.max(1, cost.approvals);
+    const updates = (cost.fetchesBy["Slack chat.update"] ?? 0) / n;
+    const batches = cost.meter.d1Batches / n;
+    rows.push([
+      "one `chat.update` per approval when the runner answers at once",
+      `${updates.toFixed(2)} per approval`,
+      verdict(updates <= 1),
+    ]);
+    rows.push([
+      "one D1 batch per proposal per decision",
+      `${batches.toFixed(2)} batches per approval (creation's and the decision's)`,
+      verdict(batches <= 2),
+    ]);
+  }
+  if (results.hotEphemeral !== null)
+    rows.push([
+      `refusal replies coalesced: ${results.hotClicks} clicks on one card → at most one ephemeral per person a minute`,
+      `${results.hotEphemeral} ephemerals for ${results.hotClickers} people; at most 20 jobs per alarm run`,
+      verdict(results.hotEphemeral <= results.hotClickers),
+    ]);
+  const rss = results.memory["workerd (signoff)"];
+  if (rss?.before && rss.after && results.proposalsCreated > 0) {
+    const perThousand = ((rss.after.rssMiB - rss.before.rssMiB) / results.proposalsCreated) * 1000;
+    rows.push([
+      "workerd RSS growth ≤ 100 MiB per 1,000 proposals (or explained)",
+      `${perThousand.toFixed(0)} MiB per 1,000 (${int(rss.after.rssMiB - rss.before.rssMiB)} MiB for ${int(results.proposalsCreated)})`,
+      verdict(perThousand <= 100),
+    ]);
+  }
+  const st = results.stress;
+  if (st)
+    rows.push([
+      "exactly one dispatch per approved proposal, none unapproved (contract §10)",
+      `${st.exactlyOnce}/${st.approved} exactly once, ${st.violations.length} violations`,
+      verdict(st.violations.length === 0 && st.exactlyOnce === st.approved),
+    ]);
+  if (results.chains)
+    rows.push([
+      "zero lost audit events: chains verify (contract §10)",
+      `${results.chains.problems} chain problems in ${int(results.chains.events)} events`,
+      verdict(results.chains.ok),
+    ]);
+  if (alarm.n > 0)
+    rows.push([
+      "expiry within 1 s of the deadline (contract §10)",
+      `max ${ms(alarm.max)} ms (p99 ${ms(alarm.p99)} ms)`,
+      verdict(alarm.max <= 1000 && results.expiryWrong === 0),
+    ]);
+  return rows;
 }
