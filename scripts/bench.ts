@@ -40,6 +40,7 @@ import {
   cpuOf,
   freePort,
   memoryOf,
+  openFilesOf,
   type RunningWorker,
   startBare,
   startSignoff,
@@ -925,6 +926,7 @@ async function main(): Promise<void> {
       results.memory[name]!.after = memoryOf(pid);
     }
     results.proposalsCreated = createdOnSignoff;
+    results.openFiles = openFilesOf(signoff.pid);
     results.d1File = { bytes: d1FileBytes(join(workDir, "state")), events: report.events };
     if (inspectorPort) results.cpuProfile = await phaseCpuProfile(inspectorPort, workDir);
   } finally {

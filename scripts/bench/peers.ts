@@ -72,6 +72,9 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.writeHead(status, {
     "content-type": "application/json",
     "content-length": String(Buffer.byteLength(text)),
+    // workerd opens a connection per outbound request and did not close its end when this server's keep-alive
+    // timeout closed ours: thousands stayed in CLOSE-WAIT until workerd ran out of file descriptors.
+    connection: "close",
     ...headers,
   });
   res.end(text);

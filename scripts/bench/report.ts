@@ -143,6 +143,8 @@ export interface BenchResults {
   hotClickers: number;
   /** Proposals created on signoff's workerd in the whole run (for memory per 1,000). */
   proposalsCreated: number;
+  /** signoff's workerd's open files at the end: objects still in memory hold their SQLite files open. */
+  openFiles: { total: number; sockets: number; sqlite: number } | null;
   memory: Record<string, { before: Memory | null; after: Memory | null }>;
 }
 
@@ -174,6 +176,7 @@ export function emptyResults(): BenchResults {
     hotClicks: 0,
     hotClickers: 0,
     proposalsCreated: 0,
+    openFiles: null,
     memory: {},
   };
 }
@@ -505,6 +508,14 @@ export function render(results: BenchResults, run: RunInfo): string {
     ),
     "",
   );
+
+  if (results.openFiles)
+    out.push(
+      `workerd (signoff) at the end: ${int(results.proposalsCreated)} proposals created in the run, ` +
+        `${int(results.openFiles.sqlite)} objects' SQLite databases still open (objects in memory), ` +
+        `${int(results.openFiles.sockets)} sockets, ${int(results.openFiles.total)} open files in all.`,
+      "",
+    );
 
   out.push("### Targets (contract §10 and issue 12)", "");
   out.push(table(["target", "measured", "verdict"], targetRows(results, alarm)));

@@ -3,7 +3,7 @@
 // wrangler.toml (Durable Object, D1, [vars]) plus the bench's secrets. No proxy in front:
 // requests go straight to workerd's socket, for both the real Worker and the bare route.
 import { createHash, randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -269,4 +269,26 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A process's open file descriptors: how many, and how many are sockets and SQLite files. */
+export function openFilesOf(pid: number | null): { total: number; sockets: number; sqlite: number } | null {
+  if (pid === null) return null;
+  try {
+    const out = { total: 0, sockets: 0, sqlite: 0 };
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target = "";
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      out.total += 1;
+      if (target.startsWith("socket:")) out.sockets += 1;
+      if (target.endsWith(".sqlite")) out.sqlite += 1;
+    }
+    return out;
+  } catch {
+    return null;
+  }
 }
