@@ -618,7 +618,7 @@ export class ProposalObject extends DurableObject<Env> {
 
 /**
  * Waits for `work`, at most `ms`, and leaves no timer behind: a pending timer keeps an object from hibernating, and
- * an object that cannot hibernate is billed for its duration (npm run bench measured a second per approval).
+ * an object that cannot hibernate is billed for its duration (here up to CARD_WAIT_MS after every dispatch).
  */
 async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
