@@ -138,8 +138,8 @@ export function renderCost(samples: readonly CostSample[]): string {
     const price = row.price.perMillion === 0 ? "–" : `$${row.price.perMillion} / M ${row.price.unit}`;
     lines.push(`| ${row.operation} | ${cells.join(" | ")} | ${price} |`);
   });
-  const totals = tables.flatMap((t) => ["", `**${dollars(totalOf(t))}**`]);
-  lines.push(`| **total** | ${totals.join(" | ")} | |`);
+  const totals = tables.flatMap((t) => ["–", `**${dollars(totalOf(t))}**`]);
+  lines.push(`| **total** | ${totals.join(" | ")} | – |`);
   return lines.join("\n");
 }
 

@@ -426,7 +426,7 @@ export function render(results: BenchResults, run: RunInfo): string {
       table(
         ["requests", "what it adds", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "+CPU ms"],
         results.profile.map(({ label, what, load, cpuMs }) => {
-          const delta = previous === null ? "" : `${cpuMs - previous >= 0 ? "+" : ""}${(cpuMs - previous).toFixed(2)}`;
+          const delta = previous === null ? "–" : `${cpuMs - previous >= 0 ? "+" : ""}${(cpuMs - previous).toFixed(2)}`;
           previous = cpuMs;
           const q = quantiles(load.samples.map((s) => s.ms));
           return [label, what, int(load.rps), ms(q.p50), ms(q.p99), cpuMs.toFixed(2), delta];
