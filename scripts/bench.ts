@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --no-write]`: measures SPEC 10's targets in one run, against
+// `npm run bench [-- --quick] [-- --no-write]`: measures contract §10's and issue 12's targets in one run, against
 // the Worker served locally as `wrangler dev` serves it (esbuild bundle, Miniflare, workerd, the
 // bindings of wrangler.toml, a fresh local D1 with the migrations applied), with a fast stand-in
 // Slack and runner on loopback. Prints a table and rewrites BENCHMARKS.md's results section.
@@ -7,8 +7,8 @@
 //   warm-up · proposal creation · clicks vs a bare Hono route at 1/10/50/100 concurrent · a hot
 //   proposal · where a click's time goes · approval→dispatch · expiry lateness · exactly-once
 //   under a flaky runner (1,000 proposals) · audit chains · memory.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
 import type { Proposal } from "../src/proposal/types.ts";
+import { type CostSample, costRows, dollars, meterDelta, totalOf } from "./bench/cost.ts";
 import { ALICE, BOB, MALLORY, OSCAR } from "./bench/fixtures.ts";
 import { closedLoop, type LoadResult, type PreparedRequest, quantiles, type Sample, send } from "./bench/load.ts";
 import type { PeerStats, PeerSummary, RunnerMode } from "./bench/peers.ts";
@@ -39,6 +40,7 @@ import {
   cpuOf,
   freePort,
   memoryOf,
+  openFilesOf,
   type RunningWorker,
   startBare,
   startSignoff,
@@ -47,13 +49,16 @@ import { parseCommandLine } from "./lib/cli.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const COMMAND = "npm run bench";
+const BEFORE_DEFAULT = "5bb70ac";
 
 const USAGE = `Usage: ${COMMAND} [-- --quick] [--no-write] [--profile] [--only PHASES] [--state-dir DIR]
 
   --quick     fewer requests per phase (a smoke run; results are not written)
   --no-write  print the table only, leave BENCHMARKS.md alone
   --profile   also take a CPU profile of the Worker's isolate during approving clicks (after the measurements)
-  --only P,…  run only these phases: clicks (creation, levels, hot, where the time goes, dispatch), expiry, stress; nothing is written
+  --only P,…  run only these phases: cost, clicks (creation, levels, hot, where the time goes, dispatch), expiry, stress; nothing is written
+  --before REF  the commit whose cost per approval is measured beside the current code's (default ${BEFORE_DEFAULT}, the
+              code before issue 12's second part; "none" skips it)
   --state-dir DIR  where the Worker's local state lives during the run (default: the system's temporary directory, on disk as with wrangler dev; /dev/shm shows what the disk costs)`;
 
 const args = parseCommandLine("bench", USAGE, {
@@ -62,6 +67,7 @@ const args = parseCommandLine("bench", USAGE, {
   profile: { type: "boolean", default: false },
   only: { type: "string" },
   "state-dir": { type: "string" },
+  before: { type: "string", default: BEFORE_DEFAULT },
 });
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
@@ -94,6 +100,7 @@ const PROFILE_CONCURRENCY = 50;
 const DISPATCH_SAMPLES = QUICK ? 15 : 30;
 const EXPIRY_PROPOSALS = 100;
 const STRESS_PROPOSALS = QUICK ? 200 : 1000;
+const COST_APPROVALS = QUICK ? 50 : 200;
 
 const log = (line: string) =>
   process.stderr.write(`[bench ${((performance.now() - T0) / 1000).toFixed(1)}s] ${line}\n`);
@@ -136,7 +143,8 @@ async function startPeers(runnerSecret: string): Promise<Peers> {
 
 // ---- talking to signoff ------------------------------------------------------------------
 
-let signoff: RunningWorker & { applyMigrations(): Promise<number> };
+type MeteredWorker = Awaited<ReturnType<typeof startSignoff>>;
+let signoff: MeteredWorker;
 let bare: RunningWorker;
 let peers: Peers;
 let secrets: ReturnType<typeof benchSecrets>;
@@ -160,6 +168,7 @@ async function api<T>(method: "GET" | "POST", path: string, body?: unknown): Pro
 }
 
 let serial = 0;
+let createdOnSignoff = 0;
 function proposalBody(ttlSeconds?: number) {
   serial += 1;
   return {
@@ -182,9 +191,11 @@ async function createMany(
   n: number,
   concurrency = CREATE_CONCURRENCY,
   ttl?: () => number,
+  target: RunningWorker = signoff,
 ): Promise<{ load: LoadResult; proposals: Proposal[] }> {
   const requests = Array.from({ length: n }, () => apiRequest("POST", "/v1/proposals", proposalBody(ttl?.())));
-  const load = await closedLoop(signoff.url, requests, concurrency);
+  const load = await closedLoop(target.url, requests, concurrency);
+  if (target === signoff) createdOnSignoff += n;
   const failed = load.samples.filter((s) => s.status !== 201);
   if (failed.length > 0)
     throw new Error(
@@ -194,9 +205,17 @@ async function createMany(
 }
 
 /** How far D1's audit log has grown (its last sequence number: a key lookup, not a scan). */
-async function d1Count(): Promise<number> {
-  const db = await signoff.mf.getD1Database("AUDIT_DB");
-  return (await db.prepare("SELECT MAX(seq) AS n FROM audit_events").first<{ n: number | null }>())?.n ?? 0;
+async function d1Count(target: RunningWorker = signoff): Promise<number> {
+  // Through Miniflare's proxy, whose connection to a busy workerd is sometimes reset: asked again before giving up.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const db = await target.mf.getD1Database("AUDIT_DB");
+      return (await db.prepare("SELECT MAX(seq) AS n FROM audit_events").first<{ n: number | null }>())?.n ?? 0;
+    } catch (error) {
+      if (attempt >= 3) throw error;
+      await sleep(300);
+    }
+  }
 }
 
 /**
@@ -206,6 +225,7 @@ async function d1Count(): Promise<number> {
 async function drain(
   label: string,
   expect: { runnerAccepted?: number; quietMs?: number; timeoutMs?: number } = {},
+  target: RunningWorker = signoff,
 ): Promise<void> {
   const quietMs = expect.quietMs ?? 600;
   const deadline = Date.now() + (expect.timeoutMs ?? 60_000);
@@ -213,7 +233,7 @@ async function drain(
   let since = Date.now();
   for (;;) {
     const summary = await peers.summary();
-    const signature = `${summary.slackCalls}|${summary.runnerRequests}|${await d1Count()}`;
+    const signature = `${summary.slackCalls}|${summary.runnerRequests}|${await d1Count(target)}`;
     if (signature !== last) {
       last = signature;
       since = Date.now();
@@ -229,6 +249,75 @@ async function drain(
 }
 
 // ---- phases -----------------------------------------------------------------------------
+
+/**
+ * What approvals cost: `n` proposals created and each approved by one click (U0ALICE and U0OSCAR alternately, one
+ * at a time, so an object's active time is its own and not the queue of a shared workerd), until the runner has every dispatch and the Worker is quiet; counted by the meter inside `target`,
+ * the peers and workerd's CPU. Run against the current code and against `--before`'s commit, the same way.
+ */
+async function phaseCost(target: MeteredWorker, label: string, n: number): Promise<CostSample> {
+  await drain(`cost (${label}): quiet first`, {}, target);
+  const meterBefore = await target.meter();
+  const peersBefore = await peers.stats();
+  const cpuBefore = cpuOf(target.pid).cpuMs;
+  const { proposals } = await createMany(n, 1, undefined, target);
+  const accepted = (await peers.summary()).runnerAccepted + n;
+  const clicks = await closedLoop(target.url, clicksFor(proposals, [ALICE, OSCAR]), 1);
+  expectStatus(clicks, 200, `cost clicks (${label})`);
+  await drain(`cost (${label})`, { runnerAccepted: accepted }, target);
+  const cpuMs = cpuOf(target.pid).cpuMs - cpuBefore;
+  const meter = meterDelta(await target.meter(), meterBefore);
+  const peersAfter = await peers.stats();
+  const fetchesBy: Record<string, number> = {};
+  for (const [method, counter] of Object.entries(peersAfter.slack))
+    fetchesBy[`Slack ${method}`] = counter.calls - (peersBefore.slack[method]?.calls ?? 0);
+  fetchesBy.runner = peersAfter.runnerRequests - peersBefore.runnerRequests;
+  const fetches = Object.values(fetchesBy).reduce((a, b) => a + b, 0);
+  // What the audit log keeps per approval: its rows' bytes as stored (text lengths and 8-byte integers).
+  const audit = await (await target.mf.getD1Database("AUDIT_DB"))
+    .prepare(
+      `SELECT COUNT(*) AS events, SUM(LENGTH(proposal_id) + LENGTH(type) + LENGTH(actor) + LENGTH(details)
+         + LENGTH(prev_hash) + LENGTH(hash) + COALESCE(LENGTH(head_sig), 0) + 24) AS bytes
+       FROM audit_events WHERE proposal_id IN (SELECT value FROM json_each(?1))`,
+    )
+    .bind(JSON.stringify(proposals.map((p) => p.id)))
+    .first<{ events: number; bytes: number }>();
+  const sample: CostSample = {
+    label,
+    approvals: n,
+    meter,
+    cpuMs,
+    fetches,
+    fetchesBy,
+    auditEvents: audit?.events ?? 0,
+    auditBytes: audit?.bytes ?? 0,
+  };
+  log(`cost (${label}): ${dollars(totalOf(costRows(sample)))} per million approvals`);
+  return sample;
+}
+
+/** Starts `ref`'s code (git archive of src/, migrations/, wrangler.toml, package.json) metered the same way, for the cost before. */
+async function startBefore(ref: string, workDir: string): Promise<MeteredWorker> {
+  const dir = join(workDir, "before");
+  mkdirSync(dir, { recursive: true });
+  execFileSync(
+    "sh",
+    ["-c", `git archive --format=tar "$1" src migrations wrangler.toml package.json | tar -x -C "$2"`, "sh", ref, dir],
+    {
+      cwd: ROOT,
+    },
+  );
+  const worker = await startSignoff({
+    root: dir,
+    workDir,
+    name: "before",
+    nodeModules: join(ROOT, "node_modules"),
+    secrets,
+    vars: { SLACK_API_BASE: `${peers.url}/slack/api`, RUNNER_URL: `${peers.url}/runner` },
+  });
+  await worker.applyMigrations();
+  return worker;
+}
 
 /** Runs a load and returns it with the serving workerd's CPU per request, background work included. */
 async function measured(
@@ -353,7 +442,12 @@ async function perClickCosts(
 }
 
 /** Many clicks on one proposal (one approval, the rest refused), against the bare route. */
-async function phaseHot(): Promise<Pick<BenchResults, "hot" | "bareHot" | "hotCpuMs" | "bareHotCpuMs" | "perClick">> {
+async function phaseHot(): Promise<
+  Pick<
+    BenchResults,
+    "hot" | "bareHot" | "hotCpuMs" | "bareHotCpuMs" | "perClick" | "hotEphemeral" | "hotClicks" | "hotClickers"
+  >
+> {
   const { proposals } = await createMany(1);
   await drain("hot proposal created");
   const requests = Array.from({ length: HOT_CLICKS }, (_, i) =>
@@ -371,6 +465,9 @@ async function phaseHot(): Promise<Pick<BenchResults, "hot" | "bareHot" | "hotCp
     hotCpuMs: hotRun.cpuMs,
     bareHot: bareRun.load,
     bareHotCpuMs: bareRun.cpuMs,
+    hotEphemeral: ephemeral,
+    hotClicks: HOT_CLICKS,
+    hotClickers: 4,
     perClick: { [`chat.postEphemeral calls for the hot proposal (${HOT_CLICKS} clicks, 1 approval)`]: ephemeral },
   };
 }
@@ -654,6 +751,16 @@ async function phaseCpuProfile(inspectorPort: number, workDir: string): Promise<
   };
 }
 
+/** The local D1 database's files (SQLite, with its write-ahead log) under the Worker's state directory, bytes. */
+function d1FileBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isFile() && /d1/i.test(path) && /\.sqlite(-wal)?$/.test(entry.name)) total += statSync(path).size;
+  }
+  return total;
+}
+
 /** Every audit event in D1 (optionally only some proposals'), by proposal. */
 async function auditEvents(only?: Set<string>): Promise<Map<string, AuditEvent[]>> {
   // Miniflare's D1 binding, read with the Worker's own query (src/audit/store.ts).
@@ -752,11 +859,35 @@ async function main(): Promise<void> {
     await closedLoop(signoff.url, clicksFor(warm.proposals, [ALICE, OSCAR]), 10);
     await drain("warm-up", { runnerAccepted: warm.proposals.length });
 
+    if (!ONLY || ONLY.has("cost")) {
+      // Each Worker warmed by a few approvals of its own first (JIT, per-isolate caches), not counted.
+      const after = async (target: MeteredWorker, label: string) => {
+        await phaseCost(target, `${label}, warm-up`, 20);
+        return phaseCost(target, label, COST_APPROVALS);
+      };
+      if (args.before !== "none") {
+        const before = await startBefore(args.before, workDir);
+        try {
+          results.cost.push(await after(before, `before (${args.before})`));
+        } finally {
+          await before.stop();
+        }
+      }
+      results.cost.push(await after(signoff, "after"));
+    }
     if (!ONLY || ONLY.has("clicks")) {
       const needed = LEVELS.reduce((n, l) => n + l.requests, 0) + PROFILE_REQUESTS + 1 + DISPATCH_SAMPLES;
       const cpuBefore = cpuOf(signoff.pid).cpuMs;
       const created = await createMany(needed);
       results.create = created.load;
+      // The bare route gets the same creation requests, at the same concurrency.
+      results.bareCreate = (
+        await measured(
+          bare,
+          Array.from({ length: needed }, () => apiRequest("POST", "/v1/proposals", proposalBody())),
+          CREATE_CONCURRENCY,
+        )
+      ).load;
       await drain("creation");
       results.createCpuMs = (cpuOf(signoff.pid).cpuMs - cpuBefore) / needed;
       log(
@@ -794,6 +925,9 @@ async function main(): Promise<void> {
     ] as const) {
       results.memory[name]!.after = memoryOf(pid);
     }
+    results.proposalsCreated = createdOnSignoff;
+    results.openFiles = openFilesOf(signoff.pid);
+    results.d1File = { bytes: d1FileBytes(join(workDir, "state")), events: report.events };
     if (inspectorPort) results.cpuProfile = await phaseCpuProfile(inspectorPort, workDir);
   } finally {
     const wall = (performance.now() - T0) / 1000;

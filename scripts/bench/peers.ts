@@ -72,6 +72,9 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.writeHead(status, {
     "content-type": "application/json",
     "content-length": String(Buffer.byteLength(text)),
+    // workerd opens a connection per outbound request and did not close its end when this server's keep-alive
+    // timeout closed ours: thousands stayed in CLOSE-WAIT until workerd ran out of file descriptors.
+    connection: "close",
     ...headers,
   });
   res.end(text);
@@ -148,7 +151,7 @@ async function runnerAnswer(req: IncomingMessage, res: ServerResponse, body: str
     dispatch.attempt <= (mode.failUpToAttempt ?? 3) &&
     Math.random() < (mode.failProbability ?? 0.4);
   if (!chaos) {
-    // Success comes in both shapes the SPEC allows: a final result, or 202 and a result later.
+    // Success comes in both shapes the runner protocol allows: a final result, or 202 and a result later.
     if (mode.mode === "chaos" && Math.random() < 0.3) return answer("202", 202, {});
     return answer("200", 200, { status: "succeeded", output: "ran ok" });
   }

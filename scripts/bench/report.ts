@@ -3,6 +3,7 @@
 // rewrite of BENCHMARKS.md's results section (between its markers).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import { type CostSample, PRICES_READ, renderCost, renderCounts } from "./cost.ts";
 import { type LoadResult, type Quantiles, quantiles } from "./load.ts";
 import type { Memory } from "./worker.ts";
 
@@ -18,10 +19,10 @@ export function int(value: number): string {
   return Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "–";
 }
 
+/** A Markdown table, one line per row and no padding (the repository's docs rule: merges touch only changed rows). */
 export function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
 export function latencyCells(q: Quantiles): string[] {
@@ -130,6 +131,20 @@ export interface BenchResults {
   stress: StressReport | null;
   chains: { ok: boolean; proposals: number; events: number; problems: number } | null;
   cpuProfile: CpuProfileSummary | null;
+  /** What approvals cost, per commit measured (the one before first). */
+  cost: CostSample[];
+  /** The local D1 database's size on disk at the end of the run, and the audit events it holds. */
+  d1File: { bytes: number; events: number } | null;
+  /** The bare route answering the same creation requests. */
+  bareCreate: LoadResult | null;
+  /** Ephemeral replies the hot proposal's clicks caused, how many clicks and how many different people. */
+  hotEphemeral: number | null;
+  hotClicks: number;
+  hotClickers: number;
+  /** Proposals created on signoff's workerd in the whole run (for memory per 1,000). */
+  proposalsCreated: number;
+  /** signoff's workerd's open files at the end: objects still in memory hold their SQLite files open. */
+  openFiles: { total: number; sockets: number; sqlite: number } | null;
   memory: Record<string, { before: Memory | null; after: Memory | null }>;
 }
 
@@ -154,6 +169,14 @@ export function emptyResults(): BenchResults {
     stress: null,
     chains: null,
     cpuProfile: null,
+    cost: [],
+    d1File: null,
+    bareCreate: null,
+    hotEphemeral: null,
+    hotClicks: 0,
+    hotClickers: 0,
+    proposalsCreated: 0,
+    openFiles: null,
     memory: {},
   };
 }
@@ -252,7 +275,14 @@ export function render(results: BenchResults, run: RunInfo): string {
     );
     out.push(
       table(
-        ["concurrency", "click req/s", "bare req/s", "ratio click/bare", "CPU ratio bare/click", "target ≥ 0.5"],
+        [
+          "concurrency",
+          "click req/s",
+          "bare req/s",
+          "ratio click/bare",
+          "CPU ratio bare/click",
+          "target ≥ 0.25 (hot ≥ 0.5)",
+        ],
         [
           ...results.levels.map((l) => {
             const ratio = l.click.rps / l.bare.rps;
@@ -262,7 +292,7 @@ export function render(results: BenchResults, run: RunInfo): string {
               int(l.bare.rps),
               ratio.toFixed(2),
               (l.bareCpuMs / l.clickCpuMs).toFixed(2),
-              ratio >= 0.5 ? "met" : "NOT met",
+              l.concurrency === 1 ? "–" : ratio >= 0.25 ? "met" : "NOT met",
             ];
           }),
           ...(results.hot && results.bareHot
@@ -396,7 +426,7 @@ export function render(results: BenchResults, run: RunInfo): string {
       table(
         ["requests", "what it adds", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "+CPU ms"],
         results.profile.map(({ label, what, load, cpuMs }) => {
-          const delta = previous === null ? "" : `${cpuMs - previous >= 0 ? "+" : ""}${(cpuMs - previous).toFixed(2)}`;
+          const delta = previous === null ? "–" : `${cpuMs - previous >= 0 ? "+" : ""}${(cpuMs - previous).toFixed(2)}`;
           previous = cpuMs;
           const q = quantiles(load.samples.map((s) => s.ms));
           return [label, what, int(load.rps), ms(q.p50), ms(q.p99), cpuMs.toFixed(2), delta];
@@ -442,6 +472,29 @@ export function render(results: BenchResults, run: RunInfo): string {
     );
   }
 
+  if (results.cost.length > 0) {
+    const n = results.cost.at(-1)!.approvals;
+    out.push("### What 1 million approvals cost on Workers Paid", "");
+    out.push(
+      `${n} proposals created through the API and each approved by one signed click (U0ALICE and U0OSCAR alternately, ` +
+        "one at a time), counted until the runner had every dispatch and the Worker was quiet: the card posted and updated, " +
+        "the dispatch, every audit flush. Counted by a meter bundled around the Worker for the bench only " +
+        "(scripts/bench/meter.ts), the Slack and runner stand-ins, and workerd's CPU; " +
+        `multiplied by the prices beyond the plan's included usage, read ${PRICES_READ} (sources in the text above this section).`,
+      "",
+    );
+    out.push(renderCost(results.cost), "");
+    out.push(renderCounts(results.cost), "");
+  }
+  if (results.d1File && results.d1File.events > 0) {
+    const { bytes, events } = results.d1File;
+    out.push(
+      `D1 on disk at the end of the run: ${(bytes / 2 ** 20).toFixed(1)} MiB for ${int(events)} audit events, ` +
+        `${int(bytes / events)} bytes per event with its indexes — an upper bound: SQLite's write-ahead log is counted, and a small database is mostly free pages.`,
+      "",
+    );
+  }
+
   out.push("### Memory (RSS from /proc, MiB)", "");
   out.push(
     table(
@@ -456,42 +509,129 @@ export function render(results: BenchResults, run: RunInfo): string {
     "",
   );
 
-  out.push("### Targets (SPEC 10)", "");
-  const top = results.levels.find((l) => l.concurrency === 100);
-  const p99 = top ? quantiles(top.click.samples.map((s) => s.ms)).p99 : NaN;
-  const minRatio = Math.min(...results.levels.map((l) => l.click.rps / l.bare.rps));
-  const s = results.stress;
-  out.push(
-    table(
-      ["target", "measured", "verdict"],
-      [
-        [
-          "click acknowledged far inside 3 s: p99 at 100 concurrent",
-          top ? `${ms(p99)} ms` : "not run",
-          top ? (p99 < 3000 ? "met" : "NOT met") : "–",
-        ],
-        [
-          "click throughput ≥ 0.5 × bare Hono, every level",
-          top ? `lowest ratio ${minRatio.toFixed(2)}` : "not run",
-          top ? (minRatio >= 0.5 ? "met" : "NOT met") : "–",
-        ],
-        [
-          "exactly one dispatch per approved proposal, none unapproved",
-          s ? `${s.exactlyOnce}/${s.approved} exactly once, ${s.violations.length} violations` : "not run",
-          s ? (s.violations.length === 0 && s.exactlyOnce === s.approved ? "met" : "NOT met") : "–",
-        ],
-        [
-          "zero lost audit events (chains verify)",
-          results.chains ? `${results.chains.problems} chain problems` : "not run",
-          results.chains ? (results.chains.ok ? "met" : "NOT met") : "–",
-        ],
-        [
-          "expiry within 1 s of the deadline",
-          alarm.n > 0 ? `max ${ms(alarm.max)} ms (p99 ${ms(alarm.p99)} ms)` : "not run",
-          alarm.n > 0 ? (alarm.max <= 1000 && results.expiryWrong === 0 ? "met" : "NOT met") : "–",
-        ],
-      ],
-    ),
-  );
+  if (results.openFiles)
+    out.push(
+      `workerd (signoff) at the end: ${int(results.proposalsCreated)} proposals created in the run, ` +
+        `${int(results.openFiles.sqlite)} objects' SQLite databases still open (objects in memory), ` +
+        `${int(results.openFiles.sockets)} sockets, ${int(results.openFiles.total)} open files in all.`,
+      "",
+    );
+
+  out.push("### Targets (contract §10 and issue 12)", "");
+  out.push(table(["target", "measured", "verdict"], targetRows(results, alarm)));
   return out.join("\n");
+}
+
+const verdict = (ok: boolean | null) => (ok === null ? "–" : ok ? "met" : "NOT met");
+
+/** One row per target: what was measured in this run, and whether it meets the target. */
+function targetRows(results: BenchResults, alarm: Quantiles): string[][] {
+  const rows: string[][] = [];
+  const level = (c: number) => results.levels.find((l) => l.concurrency === c);
+  const p99 = (load: LoadResult) => quantiles(load.samples.map((x) => x.ms)).p99;
+  if (results.levels.length > 0) {
+    const cpus = results.levels.map((l) => l.clickCpuMs);
+    rows.push([
+      "workerd CPU per approving click, background work included, ≤ 3 ms",
+      `${results.levels.map((l) => `×${l.concurrency}: ${l.clickCpuMs.toFixed(1)}`).join(", ")} ms`,
+      verdict(Math.max(...cpus) <= 3),
+    ]);
+    const ratios = [10, 50, 100].map((c) => level(c)).filter((l) => l !== undefined);
+    rows.push([
+      "click throughput ≥ 0.25 × bare at 10, 50, 100 concurrent",
+      ratios.map((l) => `×${l.concurrency}: ${(l.click.rps / l.bare.rps).toFixed(2)}`).join(", "),
+      verdict(ratios.every((l) => l.click.rps / l.bare.rps >= 0.25)),
+    ]);
+  }
+  if (results.hot && results.bareHot) {
+    const ratio = results.hot.rps / results.bareHot.rps;
+    rows.push(["hot proposal: click throughput ≥ 0.5 × bare", ratio.toFixed(2), verdict(ratio >= 0.5)]);
+  }
+  const top = level(100);
+  if (top) {
+    const ratio = p99(top.click) / p99(top.bare);
+    rows.push([
+      "click p99 at 100 concurrent ≤ 3 × the bare route's p99",
+      `${ms(p99(top.click))} / ${ms(p99(top.bare))} ms = ${ratio.toFixed(1)} ×`,
+      verdict(ratio <= 3),
+    ]);
+    rows.push([
+      "click acknowledged far inside Slack's 3 s: p99 at 100 concurrent (contract §10)",
+      `${ms(p99(top.click))} ms`,
+      verdict(p99(top.click) < 3000),
+    ]);
+  }
+  const loaded = quantiles(results.dispatchLoaded.filter(Number.isFinite));
+  if (loaded.n > 0)
+    rows.push([
+      "approval → the runner has the dispatch, during the 100-concurrent burst: p50 ≤ 250 ms, p99 ≤ 1 s",
+      `p50 ${ms(loaded.p50)} ms, p99 ${ms(loaded.p99)} ms`,
+      verdict(loaded.p50 <= 250 && loaded.p99 <= 1000),
+    ]);
+  if (results.create) {
+    rows.push([
+      "creation: ≤ 3 ms workerd CPU per proposal",
+      `${results.createCpuMs.toFixed(1)} ms`,
+      verdict(results.createCpuMs <= 3),
+    ]);
+    if (results.bareCreate) {
+      const ratio = results.create.rps / results.bareCreate.rps;
+      rows.push([
+        "creation throughput ≥ 0.25 × bare",
+        `${int(results.create.rps)} / ${int(results.bareCreate.rps)} req/s = ${ratio.toFixed(2)}`,
+        verdict(ratio >= 0.25),
+      ]);
+    }
+  }
+  const cost = results.cost.at(-1);
+  if (cost) {
+    const n = Math.max(1, cost.approvals);
+    const updates = (cost.fetchesBy["Slack chat.update"] ?? 0) / n;
+    const batches = cost.meter.d1Batches / n;
+    rows.push([
+      "one `chat.update` per approval when the runner answers at once",
+      `${updates.toFixed(2)} per approval`,
+      verdict(updates <= 1),
+    ]);
+    rows.push([
+      "one D1 batch per proposal per decision",
+      `${batches.toFixed(2)} batches per approval (creation's and the decision's)`,
+      verdict(batches <= 2),
+    ]);
+  }
+  if (results.hotEphemeral !== null)
+    rows.push([
+      `refusal replies coalesced: ${results.hotClicks} clicks on one card → at most one ephemeral per person a minute`,
+      `${results.hotEphemeral} ephemerals for ${results.hotClickers} people; at most 20 jobs per alarm run`,
+      verdict(results.hotEphemeral <= results.hotClickers),
+    ]);
+  const rss = results.memory["workerd (signoff)"];
+  if (rss?.before && rss.after && results.proposalsCreated > 0) {
+    const perThousand = ((rss.after.rssMiB - rss.before.rssMiB) / results.proposalsCreated) * 1000;
+    rows.push([
+      "workerd RSS growth ≤ 100 MiB per 1,000 proposals (or explained)",
+      `${perThousand.toFixed(0)} MiB per 1,000 (${int(rss.after.rssMiB - rss.before.rssMiB)} MiB for ${int(results.proposalsCreated)})`,
+      verdict(perThousand <= 100),
+    ]);
+  }
+  const st = results.stress;
+  if (st)
+    rows.push([
+      "exactly one dispatch per approved proposal, none unapproved (contract §10)",
+      `${st.exactlyOnce}/${st.approved} exactly once, ${st.violations.length} violations`,
+      verdict(st.violations.length === 0 && st.exactlyOnce === st.approved),
+    ]);
+  if (results.chains)
+    rows.push([
+      "zero lost audit events: chains verify (contract §10)",
+      `${results.chains.problems} chain problems in ${int(results.chains.events)} events`,
+      verdict(results.chains.ok),
+    ]);
+  if (alarm.n > 0)
+    rows.push([
+      "expiry within 1 s of the deadline (contract §10)",
+      `max ${ms(alarm.max)} ms (p99 ${ms(alarm.p99)} ms)`,
+      verdict(alarm.max <= 1000 && results.expiryWrong === 0),
+    ]);
+  return rows;
 }

@@ -3,13 +3,17 @@
 // wrangler.toml (Durable Object, D1, [vars]) plus the bench's secrets. No proxy in front:
 // requests go straight to workerd's socket, for both the real Worker and the bare route.
 import { createHash, randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare, type V4WorkerOptionsShape } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_splitSqlQuery } from "wrangler";
 import { BENCH_KEY_NAME } from "./fixtures.ts";
+import type { MeterTotals } from "./meter.ts";
+
+const METER_MODULE = fileURLToPath(new URL("./meter.ts", import.meta.url));
 
 export interface BenchSecrets {
   SLACK_SIGNING_SECRET: string;
@@ -109,7 +113,11 @@ export async function startSignoff(options: {
   inspectorPort?: number;
   /** Another entry module than wrangler.toml's `main` (a patched copy of src/, for experiments). */
   entry?: string;
-}): Promise<RunningWorker & { applyMigrations(): Promise<number> }> {
+  /** Where the packages are (default: root's node_modules), for a checkout of an older commit without its own. */
+  nodeModules?: string;
+  /** The bundle's file name in workDir (two Workers may share it). */
+  name?: string;
+}): Promise<RunningWorker & { applyMigrations(): Promise<number>; meter(): Promise<MeterTotals> }> {
   const config = unstable_getMiniflareWorkerOptions(join(options.root, "wrangler.toml"));
   const wo = workerOptionsOf(config.workerOptions);
   // wrangler also folds .dev.vars (local mode's dev secrets) into the bindings: keep only the
@@ -127,17 +135,27 @@ export async function startSignoff(options: {
       callback_hosts: [],
     },
   ];
-  const script = join(options.workDir, "signoff.mjs");
-  await bundle(
-    options.entry ?? config.main ?? join(options.root, "src/index.ts"),
-    script,
-    join(options.root, "node_modules"),
+  const name = options.name ?? "signoff";
+  const script = join(options.workDir, `${name}.mjs`);
+  // The Worker wrapped in the bench's meter (scripts/bench/meter.ts): what it counts is what an approval is billed.
+  const metered = join(options.workDir, `${name}-metered.ts`);
+  writeFileSync(
+    metered,
+    [
+      `import * as worker from ${JSON.stringify(options.entry ?? config.main ?? join(options.root, "src/index.ts"))};`,
+      `import { wrap } from ${JSON.stringify(METER_MODULE)};`,
+      "const metered = wrap(worker);",
+      "export default metered.default;",
+      "export const ProposalObject = metered.ProposalObject;",
+      "",
+    ].join("\n"),
   );
+  await bundle(metered, script, options.nodeModules ?? join(options.root, "node_modules"));
   const worker = await launch({
-    name: "signoff",
+    name,
     host: "127.0.0.1",
     port: 0,
-    resourcePersistencePath: join(options.workDir, "state"),
+    resourcePersistencePath: join(options.workDir, name === "signoff" ? "state" : `${name}-state`),
     ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
     compatibilityDate: wo.compatibilityDate,
     compatibilityFlags: wo.compatibilityFlags,
@@ -161,6 +179,9 @@ export async function startSignoff(options: {
         await db.batch(statements.map((sql) => db.prepare(sql)));
       }
       return files.length;
+    },
+    async meter() {
+      return (await (await fetch(new URL("/__bench/meter", worker.url))).json()) as MeterTotals;
     },
   };
 }
@@ -248,4 +269,26 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A process's open file descriptors: how many, and how many are sockets and SQLite files. */
+export function openFilesOf(pid: number | null): { total: number; sockets: number; sqlite: number } | null {
+  if (pid === null) return null;
+  try {
+    const out = { total: 0, sockets: 0, sqlite: 0 };
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target = "";
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      out.total += 1;
+      if (target.startsWith("socket:")) out.sockets += 1;
+      if (target.endsWith(".sqlite")) out.sqlite += 1;
+    }
+    return out;
+  } catch {
+    return null;
+  }
 }

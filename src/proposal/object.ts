@@ -52,6 +52,7 @@ import {
   type ChainEnd,
   chainHead,
   findLink,
+  forgetOnDemandTables,
   type IssuedLink,
   issueLinks,
   lastReplyAt,
@@ -511,7 +512,7 @@ export class ProposalObject extends DurableObject<Env> {
       const changes = this.#jobs.claimDue(Date.now(), lease, { only: CHANGES, limit: budget });
       budget -= changes.length;
       const changing = Promise.all(changes.map((job) => this.#run(job)));
-      if (changes.length > 0) await Promise.race([changing, sleep(CARD_WAIT_MS)]);
+      if (changes.length > 0) await settledWithin(changing, CARD_WAIT_MS);
       const messages = this.#jobs.claimDue(Date.now(), lease, { only: MESSAGES, limit: budget });
       budget -= messages.length;
       const asked = this.#jobs.asked;
@@ -565,6 +566,7 @@ export class ProposalObject extends DurableObject<Env> {
       this.#cached = undefined;
       this.#head = undefined;
       this.#flushAsked = false;
+      forgetOnDemandTables(this.#sql);
       throw error;
     }
   }
@@ -740,6 +742,15 @@ export class ProposalObject extends DurableObject<Env> {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Waits for `work`, at most `ms`, and leaves no timer behind: a pending timer keeps an object from hibernating, and
+ * an object that cannot hibernate is billed for its duration (here up to CARD_WAIT_MS after every dispatch).
+ */
+async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

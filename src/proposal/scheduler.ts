@@ -100,8 +100,8 @@ export class JobTable {
     return this.sql
       .exec<Record<keyof Job, SqlStorageValue>>(
         `UPDATE jobs SET lease_until = ?1 + json_extract(?2, '$.' || kind)
-         WHERE rowid IN (
-           SELECT rowid FROM jobs
+         WHERE (kind, key) IN (
+           SELECT kind, key FROM jobs
            WHERE due_at <= ?1 AND lease_until <= ?1 AND kind IN (SELECT value FROM json_each(?3))
            ORDER BY due_at, kind, key LIMIT ?4)
          RETURNING *`,

@@ -7,61 +7,99 @@ import type { ObjectChainHead } from "../audit/heads.ts";
 import type { EventDraft } from "./lifecycle.ts";
 import type { LinkChoice, Proposal } from "./types.ts";
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
-export function migrate(sql: SqlStorage): void {
-  sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-  const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'schema_version'`).toArray()[0];
-  const version = row ? Number(row.value) : 0;
-  if (version < 1) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS proposal (
-      id TEXT PRIMARY KEY,
-      request_sha256 TEXT NOT NULL,   -- what created it, for Idempotency-Key replays
-      record TEXT NOT NULL            -- the Proposal as JSON
-    )`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
-      idx INTEGER PRIMARY KEY,        -- position in the proposal's audit chain
-      event TEXT NOT NULL             -- the sealed AuditEvent as JSON
-    )`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS notifications (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+/**
+ * Tables only some proposals need, made by the first statement that needs them rather than with every object: an
+ * outcome-event queue (a callback_url), runner-result ids (a runner that answers later), signed links (link
+ * deciders). Creating a table is rows written in SQLite's schema, billed like any other (npm run bench).
+ */
+const ON_DEMAND = {
+  notifications: `CREATE TABLE IF NOT EXISTS notifications (
+      seq INTEGER PRIMARY KEY,        -- queue order (rows are only removed from the front)
       type TEXT NOT NULL,             -- proposal.<status>
       body TEXT NOT NULL,             -- the outcome event as sent
       attempts INTEGER NOT NULL DEFAULT 0
-    )`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS seen_webhooks (id TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
-  }
-  if (version < 2) {
-    // Signed links (issue 7): one row per recipient and choice; the nonce is in the token.
-    sql.exec(`CREATE TABLE IF NOT EXISTS links (
+    )`,
+  seen_webhooks: `CREATE TABLE IF NOT EXISTS seen_webhooks (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID`,
+  // Signed links (issue 7): one row per recipient and choice; the nonce is in the token. Listed in issue order (rowid).
+  links: `CREATE TABLE IF NOT EXISTS links (
       nonce TEXT PRIMARY KEY,
       recipient TEXT NOT NULL,
       choice TEXT NOT NULL,
       used_at INTEGER,                -- when it decided (Unix ms); a used link never decides again
       UNIQUE (recipient, choice)
-    )`);
+    )`,
+} as const;
+
+/** The version an object's storage is at; 0 for a new object (no `meta` table yet). */
+function schemaVersion(sql: SqlStorage): number {
+  try {
+    const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'schema_version'`).toArray()[0];
+    return row ? Number(row.value) : 0;
+  } catch (error) {
+    if (/no such table/.test((error as Error).message)) return 0;
+    throw error;
   }
-  if (version < 3) {
-    // The jobs the alarm runs (src/proposal/scheduler.ts). Objects older than version 3 have the
-    // table already, made by JobTable's constructor before the schema had one path: kept as is.
+}
+
+/** The on-demand tables this storage has (created or seen), so each is made at most once per instance. */
+const made = new WeakMap<SqlStorage, Set<keyof typeof ON_DEMAND>>();
+
+/** After a rolled-back transaction: a table it made is gone again, so the next use makes it anew. */
+export function forgetOnDemandTables(sql: SqlStorage): void {
+  made.delete(sql);
+}
+
+function need(sql: SqlStorage, table: keyof typeof ON_DEMAND): void {
+  const tables = made.get(sql) ?? new Set();
+  made.set(sql, tables);
+  if (tables.has(table)) return;
+  sql.exec(ON_DEMAND[table]);
+  tables.add(table);
+}
+
+/**
+ * Schema 4: the tables every proposal uses, keyed by text, are WITHOUT ROWID (one b-tree, so a row written is one
+ * row, not a row and its key index), and the tables only some proposals use are made on demand. Objects from
+ * schemas 1–3 keep their tables as they are (the same statements work on both layouts); they only note the version.
+ */
+export function migrate(sql: SqlStorage): void {
+  const version = schemaVersion(sql);
+  if (version >= SCHEMA_VERSION) return;
+  if (version === 0) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS proposal (
+      id TEXT PRIMARY KEY,
+      request_sha256 TEXT NOT NULL,   -- what created it, for Idempotency-Key replays
+      record TEXT NOT NULL            -- the Proposal as JSON
+    ) WITHOUT ROWID`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+      idx INTEGER PRIMARY KEY,        -- position in the proposal's audit chain
+      event TEXT NOT NULL             -- the sealed AuditEvent as JSON
+    )`);
+    // The jobs the alarm runs (src/proposal/scheduler.ts).
     sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
       kind TEXT NOT NULL,             -- expire, audit, slack, dispatch, notify, teams, mail
-      key TEXT NOT NULL,              -- which one of its kind (card, escalation, ephemeral:<uuid>, a mail's recipient, …)
+      key TEXT NOT NULL,              -- which one of its kind (card, escalation, ephemeral:<user>, a mail's recipient, …)
       due_at INTEGER NOT NULL,        -- Unix ms
       attempt INTEGER NOT NULL DEFAULT 0,
       version INTEGER NOT NULL DEFAULT 1,
       lease_until INTEGER NOT NULL DEFAULT 0,
       payload TEXT,
       PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID`);
+  } else {
+    // Schemas 1–3 made every table up front; a schema 2 object may lack `jobs` if its scheduler never ran.
+    sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
+      kind TEXT NOT NULL, key TEXT NOT NULL, due_at INTEGER NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
+      version INTEGER NOT NULL DEFAULT 1, lease_until INTEGER NOT NULL DEFAULT 0, payload TEXT, PRIMARY KEY (kind, key)
     )`);
   }
-  // Only when it changed: every start of the object runs this, and an unconditional write made each one a commit.
-  if (version < SCHEMA_VERSION) {
-    sql.exec(
-      `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-      String(SCHEMA_VERSION),
-    );
-  }
+  sql.exec(
+    `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    String(SCHEMA_VERSION),
+  );
 }
 
 export function loadProposal(sql: SqlStorage): { proposal: Proposal; request_sha256: string } | null {
@@ -185,6 +223,7 @@ export function outboxSize(sql: SqlStorage): number {
 }
 
 export function queueNotification(sql: SqlStorage, type: string, body: string): void {
+  need(sql, "notifications");
   sql.exec(`INSERT INTO notifications (type, body) VALUES (?, ?)`, type, body);
 }
 
@@ -196,6 +235,7 @@ export type QueuedNotification = {
 };
 
 export function nextNotification(sql: SqlStorage): QueuedNotification | null {
+  need(sql, "notifications");
   return (
     sql
       .exec<QueuedNotification>(`SELECT seq, type, body, attempts FROM notifications ORDER BY seq LIMIT 1`)
@@ -204,10 +244,12 @@ export function nextNotification(sql: SqlStorage): QueuedNotification | null {
 }
 
 export function countNotificationAttempt(sql: SqlStorage, seq: number): void {
+  need(sql, "notifications");
   sql.exec(`UPDATE notifications SET attempts = attempts + 1 WHERE seq = ?`, seq);
 }
 
 export function dropNotification(sql: SqlStorage, seq: number): void {
+  need(sql, "notifications");
   sql.exec(`DELETE FROM notifications WHERE seq = ?`, seq);
 }
 
@@ -241,6 +283,7 @@ export function noteHomeIndexWritten(sql: SqlStorage, key: string): void {
 
 /** Records a runner-result webhook id; false when it was seen before (a replay). */
 export function markWebhookSeen(sql: SqlStorage, id: string, now: number): boolean {
+  need(sql, "seen_webhooks");
   const inserted = sql.exec(`INSERT INTO seen_webhooks (id, at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, now);
   return inserted.rowsWritten > 0;
 }
@@ -257,12 +300,14 @@ export function issueLinks(
   sql: SqlStorage,
   links: ReadonlyArray<Pick<IssuedLink, "recipient" | "choice" | "nonce">>,
 ): void {
+  if (links.length > 0) need(sql, "links");
   for (const link of links) {
     sql.exec(`INSERT INTO links (nonce, recipient, choice) VALUES (?, ?, ?)`, link.nonce, link.recipient, link.choice);
   }
 }
 
 export function listLinks(sql: SqlStorage): IssuedLink[] {
+  need(sql, "links");
   return sql
     .exec<Record<keyof IssuedLink, SqlStorageValue>>(
       `SELECT nonce, recipient, choice, used_at FROM links ORDER BY rowid`,
@@ -272,6 +317,7 @@ export function listLinks(sql: SqlStorage): IssuedLink[] {
 }
 
 export function findLink(sql: SqlStorage, nonce: string): IssuedLink | null {
+  need(sql, "links");
   const row = sql
     .exec<Record<keyof IssuedLink, SqlStorageValue>>(
       `SELECT nonce, recipient, choice, used_at FROM links WHERE nonce = ?`,
@@ -282,6 +328,7 @@ export function findLink(sql: SqlStorage, nonce: string): IssuedLink | null {
 }
 
 export function markLinkUsed(sql: SqlStorage, nonce: string, now: number): void {
+  need(sql, "links");
   sql.exec(`UPDATE links SET used_at = ? WHERE nonce = ? AND used_at IS NULL`, now, nonce);
 }
 

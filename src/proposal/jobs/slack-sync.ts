@@ -10,7 +10,7 @@ import {
 } from "../../slack/card.ts";
 import { callSlack, type SlackCallResult } from "../../slack/web-api.ts";
 import { type Job, messageRetryDelayMs } from "../scheduler.ts";
-import { noteReply } from "../store.ts";
+import { lastReplyAt, noteReply } from "../store.ts";
 import type { Proposal, SlackMessageRef } from "../types.ts";
 import { DONE, type JobContext, type JobOutcome, type JobRunner } from "./context.ts";
 
@@ -117,6 +117,10 @@ async function sendBreakGlass(ctx: JobContext, job: Job): Promise<JobOutcome> {
 
 async function sendEphemeral(ctx: JobContext, job: Job): Promise<JobOutcome> {
   const payload = JSON.parse(job.payload ?? "{}") as EphemeralPayload;
+  // A click queued while the last reply was on its way asked again (the job's version moved): within the
+  // interval it gets none, as a click after the reply would (npm run bench saw two replies a person otherwise).
+  const last = lastReplyAt(ctx.sql, payload.user);
+  if (last !== null && ctx.now() - last < REPLY_INTERVAL_MS) return DONE;
   const config = ctx.config();
   const result = await callSlack(config.slackApiBase, config.slackBotToken, "chat.postEphemeral", {
     channel: payload.channel,
