@@ -2,11 +2,14 @@
 // it. Firing alerts a route matches become proposals through POST /v1/proposals' own checks, once per alert instance
 // however often the group is re-sent; a resolved alert cancels its pending proposal, saying so on the card and in the
 // audit log; an alert no route matches is skipped, one a template cannot fill is refused, and the others go ahead.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { RESOLVED_REASON } from "../src/api/alertmanager.ts";
-import { TOKENS } from "./fixtures.ts";
-import { auditOf, call, click, createdThisTest, getProposal, json, settle } from "./helpers/api.ts";
+import worker from "../src/index.ts";
+import { POLICY, TOKENS } from "./fixtures.ts";
+import { auditOf, BASE, call, click, createdThisTest, getProposal, json, settle } from "./helpers/api.ts";
 import { expectError } from "./helpers/contract.ts";
+import { policyEnv } from "./helpers/policy-env.ts";
 import { peer } from "./peer/client.ts";
 
 type Json = Record<string, any>;
@@ -61,8 +64,21 @@ async function send(payload: unknown, token: string | null = TOKENS.writer): Pro
   return call("/v1/adapters/alertmanager", { body: payload, token });
 }
 
-async function sendOk(payload: unknown, token?: string): Promise<Json> {
-  const res = await send(payload, token);
+/** The same POST under other bindings (a policy with more actions and routes), as the writer key. */
+async function sendUnder(bindings: Cloudflare.Env, payload: unknown): Promise<Response> {
+  const ctx = createExecutionContext();
+  const request = new Request(`${BASE}/v1/adapters/alertmanager`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKENS.writer}`, "content-type": "application/json" },
+    body: JSON.stringify(payload),
+  });
+  const res = await worker.fetch!(request as Request<unknown, IncomingRequestCfProperties>, bindings, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+async function sendOk(payload: unknown, token?: string, bindings?: Cloudflare.Env): Promise<Json> {
+  const res = bindings ? await sendUnder(bindings, payload) : await send(payload, token);
   const body = await json(res);
   expect(res.status, JSON.stringify(body)).toBe(200);
   for (const a of body.alerts) if (a.proposal_id) createdThisTest.add(a.proposal_id);
@@ -193,15 +209,38 @@ describe("POST /v1/adapters/alertmanager", () => {
   });
 
   it("a passing fault (Slack cannot list a requesters group) is a 503 to retry; the re-sent group makes no duplicate", async () => {
-    const echo = alert({ alertname: "EchoRequested", requester: "U0MALLORY" }, { summary: "hello" });
-    const alerts = [oom("api"), echo];
+    // An action whose requested_by must be one of its requesters (a group among them), and a route that names one.
+    const bindings = policyEnv(
+      { "k8s.annotate": { approvers: ["U0ALICE"], requesters: ["U0BOB", "S0REQUESTERS"] } },
+      {
+        adapters: {
+          alertmanager: {
+            routes: [
+              ...POLICY.adapters.alertmanager.routes,
+              {
+                match: { alertname: "AnnotateRequested" },
+                action: "k8s.annotate",
+                params: { note: "{{ annotations.summary }}" },
+                requested_by: "{{ labels.requester }}",
+                summary: "Annotate for {{ labels.requester }}",
+                reason: "an alert asked for it",
+                blast_radius: "one annotation",
+                rollback: "remove the annotation",
+              },
+            ],
+          },
+        },
+      },
+    );
+    const annotate = alert({ alertname: "AnnotateRequested", requester: "U0MALLORY" }, { summary: "hello" });
+    const alerts = [oom("api"), annotate];
     await peer.script("/slack/api/usergroups.users.list", [{ status: 500 }, { status: 500 }]);
-    const res = await send(group(alerts));
+    const res = await sendUnder(bindings, group(alerts));
     expect(res.headers.get("retry-after")).toMatch(/^[1-9][0-9]*$/);
     const refused = await expectError(res, 503, ["alerts[1]"]);
     expect(refused.error.code).toBe("retry_later");
     // Alertmanager sends the group again: the first alert's proposal is the same one, the second is now answered.
-    const again = await sendOk(group(alerts));
+    const again = await sendOk(group(alerts), undefined, bindings);
     expect(again.alerts[0].outcome).toBe("existing");
     expect(again.alerts[1]).toMatchObject({ outcome: "refused", details: [{ path: "requested_by" }] });
     expect(again.alerts[1].reason).toMatch(/may not be named as requested_by/);

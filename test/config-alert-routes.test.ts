@@ -81,7 +81,7 @@ describe("parsing adapters.alertmanager.routes", () => {
     expect(byPath[`${AT}.params.nested[0]`]).toBeUndefined();
   });
 
-  it("refuses an action not in the policy (with a suggestion), a verification prompt, a bad regex", () => {
+  it("refuses an action not in the policy (with a suggestion), a verification prompt, a requester_only action (whoever writes alerts would choose who confirms), a bad regex", () => {
     const policy = {
       ...POLICY,
       actions: { ...POLICY.actions, "sec.was_this_you": { kind: "verify", requester_only: true } },
@@ -95,7 +95,7 @@ describe("parsing adapters.alertmanager.routes", () => {
             route({ action: "sec.was_this_you" }),
             route({ match: {}, match_re: { alertname: "Kube(" } }),
             route({ match: { severity: "critical" } }),
-            route({ action: "demo.echo", params: {} }),
+            route({ action: "demo.echo", params: {}, requested_by: "U0BOB" }),
             route({ ttl_seconds: 7200 }),
           ],
         },
@@ -111,7 +111,11 @@ describe("parsing adapters.alertmanager.routes", () => {
         { path: at(1, "action"), message: "sec.was_this_you is a verification prompt: routes propose approvals" },
         { path: at(2, "match_re.alertname"), message: "is not a valid regular expression" },
         { path: at(3, "match"), message: "name the alert: match.alertname (or match_re.alertname)" },
-        { path: at(4, "requested_by"), message: "demo.echo is requester_only: give requested_by" },
+        {
+          path: at(4, "action"),
+          message:
+            "demo.echo is requester_only (its requester confirms alone): an alert cannot say who asked; route to an action others approve",
+        },
         { path: at(5, "ttl_seconds"), message: "is more than k8s.rollout_restart's max_ttl_seconds (3600)" },
       ]),
     );

@@ -423,6 +423,22 @@ describe("the attacks the review found, one by one", () => {
     });
   });
 
+  it("a requester_only proposal counts only its requester, on any channel, even one the policy would never give it", () => {
+    // The policy refuses links on requester_only actions; the gate itself refuses them too (defence in depth).
+    const p = makeProposal({
+      requested_by: "U0BOB",
+      rule: {
+        approvers: [],
+        required_approvals: 1,
+        requester_only: true,
+        links: { recipients: ["alice@example.com"], teams_recipient: null },
+      },
+    });
+    const link = { recipient: "alice@example.com", identity: "alice@example.com", choice: "approve" as const };
+    expect(applyLink(p, link, NOW)).toMatchObject({ ok: false, code: "requester_only" });
+    expect(click(p, "U0BOB")).toMatchObject({ ok: true, proposal: { status: "approved" } });
+  });
+
   it("an approval link counts only for the signed-in recipient, never for whoever holds it", () => {
     const p = makeProposal({
       rule: {

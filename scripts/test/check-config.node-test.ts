@@ -164,22 +164,37 @@ const ROUTES = `,
   "adapters": { "alertmanager": { "routes": [
     { "match": { "alertname": "KubePodOOMKilled" }, "match_re": { "severity": "critical|page" },
       "action": "k8s.rollout_restart", "params": { "deployment": "{{ labels.deployment }}" } },
-    { "match": { "alertname": "EchoMe" }, "action": "demo.echo", "requested_by": "U07QJ8K2ZPL" }
+    { "match": { "alertname": "DiskFull" }, "action": "ops.clean_disk", "params": { "host": "{{ labels.instance }}" } }
   ] } }
 }`;
-/** GOOD_VARS with `extra` before the policy's closing brace. */
-const withRoutes = (extra: string) => GOOD_VARS.replace(/\n}\n'''$/, `${extra}\n'''`);
+/** GOOD_VARS with `extra` before the policy's closing brace, and one more action (ops.clean_disk, outside k8s.*). */
+const withRoutes = (extra: string) =>
+  GOOD_VARS.replace(/\n}\n'''$/, `${extra}\n'''`).replace(
+    '"actions": {',
+    '"actions": {\n    "ops.clean_disk": { "approvers": ["U0ALICE"] },',
+  );
 
 test("adapters.alertmanager.routes: listed in the summary; a route no key may propose is a warning", () => {
   const out = run(configDir({ "wrangler.toml": wranglerToml(withRoutes(ROUTES)), ".dev.vars": devVars(SECRETS) }));
   assert.equal(out.code, 0, out.all);
   assert.match(out.stdout, /alertmanager routes \(2\):/);
   assert.match(out.stdout, /alertname="KubePodOOMKilled", severity=~"critical\|page" → k8s\.rollout_restart/);
-  // The only key's actions are k8s.*: the demo.echo route would refuse every alert it matches.
+  // The only key's actions are k8s.*: the ops.clean_disk route would refuse every alert it matches.
   assert.match(
     out.stderr,
-    /warning: POLICY\.adapters\.alertmanager\.routes\[1\]: no key with proposals:write may propose demo\.echo/,
+    /warning: POLICY\.adapters\.alertmanager\.routes\[1\]: no key with proposals:write may propose ops\.clean_disk/,
   );
+});
+
+test("fails on a route to a requester_only action: whoever writes alerts would choose who confirms", () => {
+  const route = `,
+  "adapters": { "alertmanager": { "routes": [
+    { "match": { "alertname": "EchoMe" }, "action": "demo.echo", "requested_by": "{{ labels.requester }}" }
+  ] } }
+}`;
+  const out = run(configDir({ "wrangler.toml": wranglerToml(withRoutes(route)), ".dev.vars": devVars(SECRETS) }));
+  assert.equal(out.code, 1, out.all);
+  assert.match(out.stderr, /POLICY\.adapters\.alertmanager\.routes\[0\]\.action: demo\.echo is requester_only/);
 });
 
 test("fails naming a bad route template, with the field it meant", () => {

@@ -109,7 +109,8 @@ function* stringsOf(value: unknown, path: (string | number)[] = []): Generator<[
 /**
  * `adapters` of the policy: its routes with defaults applied, or every problem at its field's path. `actions` are the
  * policy's parsed actions: a route must name one of them, an approval (a verification prompt asks one person about
- * their own doing, which an alert cannot be), and a requester_only one only with requested_by.
+ * their own doing, which an alert cannot be), and never a requester_only one (its requester confirms alone, and an
+ * alert cannot vouch for who asked).
  */
 export function parseAdapters(
   raw: unknown,
@@ -156,8 +157,14 @@ export function parseAdapters(
         path: here("action"),
         message: `${r.action} is a verification prompt: routes propose approvals`,
       });
-    } else if (action.requester_only && r.requested_by === undefined) {
-      problems.push({ path: here("requested_by"), message: `${r.action} is requester_only: give requested_by` });
+    } else if (action.requester_only) {
+      // A requester_only proposal is confirmed by the person it names alone; the proposer is the second party, vouching
+      // that this person asked. An alert cannot vouch: whoever can write alerts (or their labels) would choose who
+      // confirms, and could name themselves (contract §12).
+      problems.push({
+        path: here("action"),
+        message: `${r.action} is requester_only (its requester confirms alone): an alert cannot say who asked; route to an action others approve`,
+      });
     }
     const route: AlertRoute = {
       match: r.match,

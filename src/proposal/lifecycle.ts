@@ -156,8 +156,7 @@ type Verdict = { ok: true } | { ok: false; code: RefusalCode; message: string };
  * escalated never the escalator's nor the requester's. requester_only actions are the requester's call alone.
  */
 export function mayCountApproval(p: Proposal, person: string): Verdict {
-  // Once escalated, a requester_only action is the escalation approvers' call like any other.
-  if ((p.rule.requester_only && !p.escalated) || p.kind === "verify") return { ok: true };
+  if (p.kind === "verify") return { ok: true };
   // Created in a change freeze: no approval counts, on any channel, escalated or not; break-glass is the one way.
   if (p.rule.freeze) {
     return {
@@ -169,6 +168,13 @@ export function mayCountApproval(p: Proposal, person: string): Verdict {
     };
   }
   const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
+  // Before escalation a requester_only action is the requester's call alone, on whatever channel an approval comes
+  // (the policy allows no links there, and this holds even if it did); once escalated it is the escalation's.
+  if (p.rule.requester_only && !p.escalated) {
+    if (person === requester) return { ok: true };
+    const whom = p.requested_by === null ? "its requester" : `<@${p.requested_by}>`;
+    return { ok: false, code: "requester_only", message: `Only ${whom} can decide on this proposal.` };
+  }
   if (p.escalated) {
     // An automatic escalation is nobody's: it excludes no one (the requester stays excluded below).
     if (!escalatedAutomatically(p) && personOf(p, p.escalated.by) === person) {

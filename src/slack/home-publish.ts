@@ -74,9 +74,13 @@ async function homeModel(env: Env, config: Config, viewer: HomeViewer, notice: s
     const p = proposals.get(id);
     if (p && (await waitsFor(p, user, standing, slack, now))) waiting.push(p);
   }
-  const yours = yoursIds
-    .map((id) => proposals.get(id))
-    .filter((p): p is Proposal => p !== undefined && slackAccountsOf(p, p.requested_by).includes(user));
+  // Only to a full member: requested_by is the proposer's word, so a guest or an outsider it names sees nothing of it.
+  const yours =
+    cannotDecide === null
+      ? yoursIds
+          .map((id) => proposals.get(id))
+          .filter((p): p is Proposal => p !== undefined && slackAccountsOf(p, p.requested_by).includes(user))
+      : [];
   const decided: DecidedItem[] = decidedRows.flatMap((d) => {
     const p = proposals.get(d.proposal_id);
     return p ? [{ proposal: p, type: d.type, at: new Date(d.at_ms).toISOString() }] : [];
