@@ -163,7 +163,9 @@ export function parseAdapters(
       // confirms, and could name themselves (contract §12).
       problems.push({
         path: here("action"),
-        message: `${r.action} is requester_only (its requester confirms alone): an alert cannot say who asked; route to an action others approve`,
+        message:
+          `${r.action} is requester_only (its requester confirms alone): ` +
+          "an alert cannot say who asked; route to an action others approve",
       });
     }
     const route: AlertRoute = {
