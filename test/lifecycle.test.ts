@@ -15,6 +15,7 @@ import {
   linkRefusal,
   mayDecide,
   precheckDeny,
+  stillToDecide,
 } from "../src/proposal/lifecycle.ts";
 import { EXPIRES_AT, makeProposal, PLAN_SHA256 } from "./helpers/proposal-factory.ts";
 
@@ -52,6 +53,19 @@ describe("who may decide", () => {
     const p = makeProposal({ requested_by: "U0BOB", rule: { requester_only: true, approvers: [] } });
     expect(mayDecide(p, "U0BOB", [], "approve", "member")).toEqual({ ok: true });
     expect(mayDecide(p, "U0ALICE", [], "approve", "member")).toMatchObject({ ok: false, code: "requester_only" });
+  });
+  it("a reminder names who may still approve; in a change freeze, the break-glass approvers (never the requester)", () => {
+    const rule = { approvers: ["U0ALICE", "U0DAVE", "S0ONCALL"] };
+    expect(stillToDecide(makeProposal({ requested_by: "U0DAVE", rule }))).toEqual(["U0ALICE", "S0ONCALL"]);
+    const frozen = makeProposal({
+      requested_by: "U0DAVE",
+      rule: {
+        ...rule,
+        break_glass: { approvers: ["U0DAVE", "U0LEAD", "S0SRELEADS"], reason_required: true },
+        freeze: { name: "weekend", ends_at: EXPIRES_AT },
+      },
+    });
+    expect(stillToDecide(frozen)).toEqual(["U0LEAD", "S0SRELEADS"]);
   });
   it("after escalation only the escalation approvers decide", () => {
     const p = makeProposal({ escalated: { by: "slack:U0ALICE", at: EXPIRES_AT, prior_approvals: [] } });

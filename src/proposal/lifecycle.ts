@@ -260,6 +260,11 @@ export function deciders(p: Proposal): Deciders {
 export function stillToDecide(p: Proposal): string[] {
   if (p.status !== "pending" || p.kind === "verify")
     return p.status === "pending" && p.requested_by ? [p.requested_by] : [];
+  // Created in a change freeze: only break-glass approves it, so those are the ones to remind (never the requester).
+  if (p.rule.freeze) {
+    const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
+    return (p.rule.break_glass?.approvers ?? []).filter((id) => id.startsWith("S") || personOf(p, id) !== requester);
+  }
   const d = deciders(p);
   const approved = new Set(approvingPeople(p));
   const excluded = [d.requester, d.escalator].flatMap((id) => (id === null ? [] : [personOf(p, id)]));
