@@ -306,10 +306,7 @@ export class ProposalObject extends DurableObject<Env> {
   async click(input: ClickInput): Promise<ClickOutcome> {
     const before = this.#current();
     if (!before) return NO_PROPOSAL_SLACK;
-    const [membership, standing] = await Promise.all([
-      this.#membership(before, input.user),
-      this.#standing(input.user, input.team ?? null),
-    ]);
+    const [membership, standing] = await this.#clicker(before, input.user, input.team);
     return this.#mutate<ClickOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
       const { kind, user, reason, drawn } = input;
       const via = drawn === undefined ? "slack" : "slack_home";
@@ -337,10 +334,7 @@ export class ProposalObject extends DurableObject<Env> {
   async breakGlass(input: BreakGlassClick, check = false): Promise<DenyCheckOutcome> {
     const before = this.#current();
     if (!before) return NO_PROPOSAL_SLACK;
-    const [membership, standing] = await Promise.all([
-      this.#membership(before, input.user, true),
-      this.#standing(input.user, input.team ?? null),
-    ]);
+    const [membership, standing] = await this.#clicker(before, input.user, input.team, true);
     return this.#mutate<DenyCheckOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
       const t = applyBreakGlass(
         p,
@@ -370,10 +364,7 @@ export class ProposalObject extends DurableObject<Env> {
   async reviewBreakGlass(input: BreakGlassReviewClick): Promise<ClickOutcome> {
     const before = this.#current();
     if (!before) return NO_PROPOSAL_SLACK;
-    const [membership, standing] = await Promise.all([
-      this.#membership(before, input.user),
-      this.#standing(input.user, input.team ?? null),
-    ]);
+    const [membership, standing] = await this.#clicker(before, input.user, input.team);
     return this.#mutate<ClickOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
       const { user, justified } = input;
       const t = applyBreakGlassReview(
@@ -399,10 +390,7 @@ export class ProposalObject extends DurableObject<Env> {
   async checkDeny(user: string, channel?: string, team?: string | null, drawn?: string): Promise<DenyCheckOutcome> {
     const before = this.#current();
     if (!before) return NO_PROPOSAL_SLACK;
-    const [membership, standing] = await Promise.all([
-      this.#membership(before, user),
-      this.#standing(user, team ?? null),
-    ]);
+    const [membership, standing] = await this.#clicker(before, user, team);
     return this.#mutate<DenyCheckOutcome>(NO_PROPOSAL_SLACK, (p) => {
       const verdict = precheckDeny(p, user, membership.memberOf, standing, drawn);
       if (verdict.ok) return { next: null, events: [], answer: { ok: true, summary: p.summary } };
@@ -602,6 +590,11 @@ export class ProposalObject extends DurableObject<Env> {
   }
 
   /** Whether the clicker is a full member of signoff's workspace (not a guest, not from a Slack Connect peer). */
+  /** Who is clicking, as every check needs it: their groups among this proposal's, and their standing in Slack. */
+  #clicker(p: Proposal, user: string, team: string | null | undefined, breakGlass = false) {
+    return Promise.all([this.#membership(p, user, breakGlass), this.#standing(user, team ?? null)]);
+  }
+
   #standing(user: string, team: string | null): Promise<Standing> {
     const config = this.#config();
     return standingOf(user, team, config.slackTeamId, { base: config.slackApiBase, token: config.slackBotToken });
