@@ -30,6 +30,7 @@ import {
   applyCancel,
   applyClick,
   applyCreate,
+  applyEdit,
   applyExpiry,
   applyLinkUse,
   applyRunnerResult,
@@ -43,6 +44,8 @@ import {
   linkRefusal,
   mailRecipients,
   precheckDeny,
+  precheckEdit,
+  type Refused,
   type Standing,
   type Transition,
 } from "./lifecycle.ts";
@@ -66,7 +69,7 @@ import {
   saveProposal,
 } from "./store.ts";
 import type { LinkChoice, Proposal } from "./types.ts";
-import { outcomeEvent } from "./view.ts";
+import { editedEvent, outcomeEvent } from "./view.ts";
 
 export type CreateOutcome =
   | {
@@ -114,6 +117,21 @@ export interface BreakGlassReviewClick {
   justified: boolean;
   channel?: string;
 }
+
+/** Edit before approve from Slack: the Edit button (a check: no `values`) or its modal's submission. */
+export interface EditClick {
+  user: string;
+  team?: string | null;
+  /** Each editable param's new value (`undefined`: left out); absent for the button's check. */
+  values?: Record<string, unknown>;
+  /** The plan the modal was opened on. */
+  base?: string;
+  channel?: string;
+}
+
+export type EditOutcome =
+  | { ok: true; proposal: Proposal }
+  | { ok: false; code: string; message: string; details?: Array<{ path: string; message: string }> };
 
 /** A decision through a signed link whose token verified; `expires` is its `e` (Unix seconds). */
 export interface LinkInput {
@@ -356,6 +374,48 @@ export class ProposalObject extends DurableObject<Env> {
             );
         },
         answer: { ok: false, code: t.code, message: t.message },
+      };
+    });
+  }
+
+  /**
+   * Edit before approve (lifecycle.ts `applyEdit`). Without `values` it only checks whether the Edit modal may open (a
+   * refusal is audited and told like a click's); with them it edits: approvals so far are voided, the card is redrawn
+   * and the proposer's callback gets `proposal.edited` with the diff.
+   */
+  async edit(input: EditClick): Promise<EditOutcome> {
+    const before = this.#current();
+    if (!before) return NO_PROPOSAL_SLACK;
+    const [membership, standing] = await this.#clicker(before, input.user, input.team);
+    return this.#mutate<EditOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
+      const who = { user: input.user, standing, memberOf: membership.memberOf, via: "slack" };
+      const refused = ({ code, message, details, events }: Refused): Change<EditOutcome> => ({
+        next: null,
+        events,
+        also: (at) => {
+          if (input.channel && !input.values)
+            this.#ephemeral({ channel: input.channel, user: input.user, text: refusalMessage(p, code, message) }, at);
+        },
+        answer: { ok: false, code, message, ...(details ? { details } : {}) },
+      });
+      if (!input.values) {
+        const verdict = precheckEdit(p, who, now);
+        return verdict.ok ? { next: null, events: [], answer: { ok: true, proposal: p } } : refused(verdict);
+      }
+      const t = applyEdit(p, { ...who, values: input.values, base: input.base }, now);
+      if (!t.ok) return refused(t);
+      return {
+        ...committed(t),
+        also: (at) => {
+          // Redrawn even when no approval was voided (cardChanged would not see it), and the proposer told.
+          if (hasSlackCard(t.proposal)) this.#jobs.schedule("slack", "card", at);
+          if (hasSlackCard(t.proposal) && t.proposal.escalated) this.#jobs.schedule("slack", "escalation", at);
+          if (t.proposal.callback_url) {
+            queueNotification(this.#sql, "proposal.edited", JSON.stringify(editedEvent(t.proposal, at)));
+            this.#jobs.schedule("notify", "queue", at);
+          }
+        },
+        answer: { ok: true, proposal: t.proposal },
       };
     });
   }
