@@ -249,7 +249,7 @@ export const BREAK_GLASS_ACTIONS = {
 
 /**
  * An action approvers may edit before approving (test/helpers/policy-env.ts adds it like RISK_ACTIONS): alice, dave
- * or lead decide; replicas and note may be edited, replicas to at most 10; more than 20 replicas needs two approvals.
+ * or lead decide; replicas and note may be edited, replicas to at most 30; more than 20 replicas needs two approvals.
  */
 export const EDIT_ACTIONS = {
   "k8s.resize": {
@@ -266,7 +266,7 @@ export const EDIT_ACTIONS = {
       additionalProperties: false,
     },
     editable_params: ["replicas", "note"],
-    edit_schema: { properties: { replicas: { maximum: 10 } } },
+    edit_schema: { properties: { replicas: { maximum: 30 } } },
     rules: [{ when: "params.replicas > 20", label: "replicas > 20", required_approvals: 2 }],
   },
 } as const;
