@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parsePolicy } from "../src/config/policy.ts";
 import type { ConfigError } from "../src/config/problems.ts";
 import { EDIT_ACTIONS } from "./fixtures.ts";
-import { auditOf, click, getProposal, settle, slackRequest } from "./helpers/api.ts";
+import { auditOf, click, clickPayload, getProposal, settle, slackRequest } from "./helpers/api.ts";
 import { createIn, policyEnv } from "./helpers/policy-env.ts";
 import { peer } from "./peer/client.ts";
 
@@ -187,6 +187,34 @@ describe("editing on the card", () => {
       deployment: "api",
       replicas: 3,
     });
+  });
+
+  it("an Approve on a card drawn before the edit counts nothing; the redrawn card's buttons carry the new plan", async () => {
+    const p = await createIn(editable, resize(8, { requested_by: "U0BOB" }));
+    await settle(p.id);
+    const drawnBefore = (await peer.slackCalls("chat.postMessage"))[0]!.blocks as Array<{
+      type: string;
+      block_id: string;
+    }>;
+    const staleBlock = drawnBefore.find((b) => b.type === "actions")!.block_id;
+    expect(await submitEdit(p, "U0ALICE", { replicas: "3" })).toBeNull();
+    await settle(p.id);
+    const approveOn = (blockId: string) =>
+      slackRequest({
+        ...clickPayload("approve", p.id, "U0DAVE"),
+        actions: [{ action_id: "signoff.approve", block_id: blockId, value: p.id, type: "button" }],
+      });
+    await approveOn(staleBlock);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("pending");
+    const refused = (await auditOf(p.id)).filter((e) => e.type === "click.refused");
+    expect(refused.map((e) => [e.actor, e.details.code])).toEqual([["slack:U0DAVE", "changed"]]);
+    const redrawn = (await peer.slackCalls("chat.update")).at(-1)!.blocks as Array<{ type: string; block_id: string }>;
+    const fresh = redrawn.find((b) => b.type === "actions")!.block_id;
+    expect(fresh).toBe(`signoff.actions.${(await getProposal(p.id)).plan_sha256.slice(0, 12)}`);
+    await approveOn(fresh);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("succeeded");
   });
 
   it("a param outside editable_params, or an edit_schema violation, is refused in the modal and changes nothing", async () => {

@@ -190,6 +190,23 @@ describe("applyEdit", () => {
   });
 });
 
+describe("a card drawn before an edit", () => {
+  it("its Approve counts nothing (changed); one drawn on the plan in force counts", () => {
+    const p = editable();
+    const edited = ok(edit(p, "U0ALICE", { replicas: 3 })).proposal;
+    const click = (q: Proposal, plan: string | null) =>
+      applyClick(q, { kind: "approve", user: "U0DAVE", memberOf: [], standing: "member", via: "slack", plan }, NOW);
+    expect(click(edited, null)).toMatchObject({ ok: false, code: "changed" });
+    expect(click(edited, p.plan_sha256.slice(0, 12))).toMatchObject({ ok: false, code: "changed" });
+    expect(click(edited, edited.plan_sha256.slice(0, 12))).toMatchObject({
+      ok: true,
+      proposal: { status: "approved" },
+    });
+    // Never edited: a card drawn as created still approves.
+    expect(click(p, null)).toMatchObject({ ok: true, proposal: { status: "approved" } });
+  });
+});
+
 describe("four-eyes over edits: someone who did not edit must approve the edited plan", () => {
   it("M = 1: the editor's approval is refused; anyone else's approves", () => {
     const edited = ok(edit(editable(), "U0ALICE", { replicas: 3 })).proposal;

@@ -104,6 +104,11 @@ export interface Click {
   via: string;
   /** A Home-tab click: the proposal's drawnState() when its view was drawn; the click counts only if it still is. */
   drawn?: string | undefined;
+  /**
+   * A card click: the plan its buttons were drawn on (a short plan hash; null: as created, before any edit). An
+   * Approve drawn on another plan than the one in force counts nothing (`changed`): nobody approves an edit unseen.
+   */
+  plan?: string | null | undefined;
 }
 
 /**
@@ -114,6 +119,11 @@ export function drawnState(p: Proposal): string {
   // An edit changes the plan: a view drawn before it is stale even when the counts match again.
   const edits = p.edits?.length ? `.${p.edits.length}` : "";
   return `${p.status}.${p.approvals.length}.${p.escalated ? "e" : "n"}${edits}`;
+}
+
+/** Whether a card drawn on `plan` (a short plan hash, or null for the plan as created) shows the plan in force. */
+function drawnOnPlan(p: Proposal, plan: string | null): boolean {
+  return plan === null ? !p.edits?.length : plan.length >= 12 && p.plan_sha256.startsWith(plan);
 }
 
 const CHANGED_MESSAGE =
@@ -734,6 +744,9 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
     return refuse("expired", "This proposal expired; nothing ran.");
   }
   if (click.drawn !== undefined && click.drawn !== drawnState(p)) return refuse("changed", CHANGED_MESSAGE);
+  if (click.kind === "approve" && click.plan !== undefined && !drawnOnPlan(p, click.plan)) {
+    return refuse("changed", "The params were edited since this card was drawn: look at the plan as it is now first.");
+  }
   if (p.kind === "verify" ? !isVerifyAnswer(click.kind) : isVerifyAnswer(click.kind)) {
     return refuse(
       "wrong_kind",

@@ -95,6 +95,8 @@ export interface ClickInput {
   channel?: string;
   /** A Home-tab click: drawnState() of the proposal as its view showed it (lifecycle.ts refuses a changed one). */
   drawn?: string;
+  /** A card click: the plan its buttons were drawn on (card.ts `drawnPlan`; lifecycle.ts refuses a stale Approve). */
+  plan?: string | null;
 }
 
 export type ClickOutcome = { ok: true; status: Proposal["status"] } | { ok: false; code: string; message: string };
@@ -326,9 +328,9 @@ export class ProposalObject extends DurableObject<Env> {
     if (!before) return NO_PROPOSAL_SLACK;
     const [membership, standing] = await this.#clicker(before, input.user, input.team);
     return this.#mutate<ClickOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
-      const { kind, user, reason, drawn } = input;
+      const { kind, user, reason, drawn, plan } = input;
       const via = drawn === undefined ? "slack" : "slack_home";
-      const t = applyClick(p, { kind, user, memberOf: membership.memberOf, standing, reason, via, drawn }, now);
+      const t = applyClick(p, { kind, user, memberOf: membership.memberOf, standing, reason, via, drawn, plan }, now);
       if (t.ok) return { ...committed(t), answer: { ok: true, status: t.proposal.status } };
       const message =
         t.code === "not_an_approver" && membership.unresolved.length > 0

@@ -160,7 +160,7 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
 
   const buttons = decisionButtons(p, opts, params.whole);
   if (buttons.length > 0) {
-    blocks.push({ type: "actions", block_id: CARD_BLOCK_IDS.actions, elements: buttons } satisfies ActionsBlock);
+    blocks.push({ type: "actions", block_id: actionsBlockId(p), elements: buttons } satisfies ActionsBlock);
   }
 
   return {
@@ -218,6 +218,24 @@ export function riskText(p: Proposal): string | null {
   const label = fit(risk.label, 200);
   const doubt = risk.unevaluable ? " (its condition could not be evaluated for this proposal, so it applies)" : "";
   return `:rotating_light: *Risk rule:* ${n} approval${n === 1 ? "" : "s"} needed: ${label}${doubt}`;
+}
+
+/**
+ * The card's buttons' block id: `signoff.actions`, and once the params were edited `signoff.actions.<plan>` (the
+ * first 12 hex digits of the plan hash), so an Approve clicked on a card drawn before an edit is known to be stale.
+ */
+export function actionsBlockId(p: Proposal): string {
+  return p.edits?.length ? `${CARD_BLOCK_IDS.actions}.${shortPlanHash(p.plan_sha256)}` : CARD_BLOCK_IDS.actions;
+}
+
+/**
+ * The plan a card's button was drawn on, from its block id: a short plan hash, null for the plan as created (no edit
+ * then), undefined for a block the card did not draw (nothing to compare).
+ */
+export function drawnPlan(blockId: string | undefined): string | null | undefined {
+  if (blockId === CARD_BLOCK_IDS.actions) return null;
+  const prefix = `${CARD_BLOCK_IDS.actions}.`;
+  return blockId?.startsWith(prefix) ? blockId.slice(prefix.length) : undefined;
 }
 
 /** The most recent edits the card lists; older ones are counted. */

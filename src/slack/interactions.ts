@@ -16,6 +16,7 @@ import {
   BREAK_GLASS_MODAL,
   DENY_MODAL,
   denyModalOrigin,
+  drawnPlan,
   refusalText,
   renderBreakGlassModal,
   renderDenyModal,
@@ -123,7 +124,8 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload, 
   if (payload.view?.type === "home") return onHomeButton(env, config, payload, kind, stub, keepAlive);
   const channel = payload.channel?.id ?? payload.container?.channel_id;
   if (kind !== "deny") {
-    await stub.click({ kind, user, team, ...(channel ? { channel } : {}) });
+    const plan = drawnPlan(action.block_id);
+    await stub.click({ kind, user, team, ...(channel ? { channel } : {}), ...(plan === undefined ? {} : { plan }) });
     return;
   }
   const check = await stub.checkDeny(user, channel, team);
