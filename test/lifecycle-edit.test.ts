@@ -205,6 +205,21 @@ describe("a card drawn before an edit", () => {
     // Never edited: a card drawn as created still approves.
     expect(click(p, null)).toMatchObject({ ok: true, proposal: { status: "approved" } });
   });
+
+  it("a link's confirmation page opened before the edit approves nothing; opened again, it does", () => {
+    const people = { U0DAVE: "dave", "dave@example.com": "dave" };
+    const p = editable({ rule: { people, links: { recipients: ["dave@example.com"], teams_recipient: null } } });
+    const edited = ok(edit(p, "U0ALICE", { replicas: 3 })).proposal;
+    const link = { recipient: "dave@example.com", identity: "dave@example.com", choice: "approve" as const };
+    expect(applyLink(edited, { ...link, plan: p.plan_sha256.slice(0, 12) }, NOW)).toMatchObject({
+      ok: false,
+      code: "changed",
+    });
+    expect(applyLink(edited, { ...link, plan: edited.plan_sha256.slice(0, 12) }, NOW)).toMatchObject({
+      ok: true,
+      proposal: { status: "approved" },
+    });
+  });
 });
 
 describe("four-eyes over edits: someone who did not edit must approve the edited plan", () => {

@@ -862,6 +862,8 @@ export interface LinkDecision {
   choice: LinkChoice;
   /** Deny's optional reason, from the confirmation page. */
   reason?: string;
+  /** The plan the confirmation page showed (a short plan hash): an approval after an edit of the params is refused. */
+  plan?: string;
 }
 
 /**
@@ -953,6 +955,9 @@ export function applyLink(p: Proposal, link: LinkDecision, now: number): Transit
     return refuse("wrong_kind", "This link does not fit this proposal.");
   const allowed = mayDecideByLink(p, link.recipient, link.identity);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
+  if (link.choice === "approve" && link.plan !== undefined && !drawnOnPlan(p, link.plan)) {
+    return refuse("changed", "The params were edited since this page was opened: open the link again to see them.");
+  }
   if (isVerifyAnswer(link.choice)) return answerVerify(p, link.choice, actor, "link", now);
   if ((link.choice !== "approve" && link.choice !== "deny") || link.identity === null)
     return refuse("wrong_kind", "This link does not fit this proposal.");
@@ -995,8 +1000,8 @@ export function applyLinkUse(p: Proposal, issued: IssuedLinkState | null, use: L
     return refuse("unknown_link", "This link was not issued for this proposal.");
   if (issued.used_at !== null) return refuse("already_used", "This link was already used: each link decides once.");
   if (now > use.expires * 1000) return refuse("expired", "This link has expired; nothing was decided.");
-  const { recipient, identity, choice, reason } = use;
-  return applyLink(p, { recipient, identity, choice, ...(reason ? { reason } : {}) }, now);
+  const { recipient, identity, choice, reason, plan } = use;
+  return applyLink(p, { recipient, identity, choice, ...(reason ? { reason } : {}), ...(plan ? { plan } : {}) }, now);
 }
 
 /**

@@ -144,6 +144,8 @@ export interface LinkInput {
   nonce: string;
   expires: number;
   reason?: string;
+  /** The plan the confirmation page showed (a short plan hash): a stale approval is refused. */
+  plan?: string;
 }
 
 export type LinkOutcome =
