@@ -107,8 +107,8 @@ export function readEditValues(values: StateValues | undefined): Record<string, 
 }
 
 /**
- * A refusal as `response_action: "errors"` for a modal with fields for `params`: each problem next to the field of the param it is about (`params.replicas`
- * → that field), the rest (and a refusal without problems) next to the first field.
+ * A refusal as `response_action: "errors"` for a modal with fields for `params`: each problem next to the field of
+ * the param it is about (`params.replicas` → that field), the rest (and a refusal without problems) next to the first.
  */
 export function editErrors(
   params: readonly string[],
