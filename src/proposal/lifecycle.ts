@@ -577,7 +577,7 @@ export function precheckEdit(
   return { ok: true };
 }
 
-// Frozen schemas compiled once per rule object (a proposal's rule is the same object until it changes).
+// Frozen schemas compiled once per schema object (a proposal's rule stays the same object while the object holds it).
 const editValidators = new WeakMap<object, Validator | null>();
 
 function editValidator(schema: Record<string, unknown>): Validator | null {
@@ -588,19 +588,20 @@ function editValidator(schema: Record<string, unknown>): Validator | null {
   return editValidators.get(schema) ?? null;
 }
 
-/** Problems of edited params against the frozen params_schema and edit_schema (a schema that no longer compiles refuses). */
+/** Problems of edited params against the frozen params_schema and edit_schema (one that does not compile refuses). */
 function editedParamsProblems(edit: NonNullable<Proposal["rule"]["edit"]>, params: Record<string, unknown>) {
   const details: ErrorDetail[] = [];
-  for (const [schema, name] of [
+  const checks = [
     [edit.params_schema, "params_schema"],
     [edit.schema, "edit_schema"],
-  ] as const) {
+  ] as const;
+  for (const [schema, name] of checks) {
     if (schema === null) continue;
     const validator = editValidator(schema);
     if (validator === null) details.push({ path: "params", message: `could not be checked against ${name}` });
-    else details.push(...schemaErrors(validator, params, "params").map((d) => ({ ...d, schema: name })));
+    else details.push(...schemaErrors(validator, params, "params"));
   }
-  return details.map(({ path, message }) => ({ path, message }));
+  return details;
 }
 
 /** The index of the risk rule the params make apply (frozen conditions), or null. */
