@@ -5,9 +5,11 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { parsePolicy } from "../src/config/policy.ts";
 import type { ConfigError } from "../src/config/problems.ts";
+import { renderCard } from "../src/slack/card.ts";
 import { EDIT_ACTIONS } from "./fixtures.ts";
 import { auditOf, click, clickPayload, getProposal, settle, slackRequest } from "./helpers/api.ts";
 import { createIn, policyEnv } from "./helpers/policy-env.ts";
+import { EXPIRES_AT, makeProposal } from "./helpers/proposal-factory.ts";
 import { peer } from "./peer/client.ts";
 
 const editable = policyEnv(EDIT_ACTIONS);
@@ -100,6 +102,24 @@ describe("editable_params and edit_schema in the policy", () => {
       schema: { properties: { replicas: { maximum: 30 } } },
       rules: ["params.replicas > 20"],
     });
+  });
+});
+
+describe("the Edit button", () => {
+  const edit = { params: ["replicas"], params_schema: { type: "object" }, schema: null, rules: [] };
+  const buttons = (rule: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+    JSON.stringify(renderCard(makeProposal({ rule, ...extra }), { role: "card" }).blocks)
+      .match(/"action_id":"signoff\.[a-z_]+"/g)
+      ?.map((id) => id.slice('"action_id":"signoff.'.length, -1));
+
+  it("is offered while pending on an action with editable_params, never in a freeze, to requester_only or once decided", () => {
+    expect(buttons({})).not.toContain("edit");
+    expect(buttons({ edit })).toEqual(["approve", "deny", "edit", "escalate"]);
+    const freeze = { name: "holidays", ends_at: EXPIRES_AT };
+    const glass = { approvers: ["U0LEAD"], reason_required: true };
+    expect(buttons({ edit, freeze, break_glass: glass })).not.toContain("edit");
+    expect(buttons({ edit, requester_only: true, approvers: [] })).not.toContain("edit");
+    expect(buttons({ edit }, { status: "denied" })).toBeUndefined();
   });
 });
 
