@@ -246,3 +246,27 @@ export const BREAK_GLASS_ACTIONS = {
     break_glass: { approvers: ["U0LEAD", "U0ALICE", "U0BOB"], reason_required: true },
   },
 } as const;
+
+/**
+ * An action approvers may edit before approving (test/helpers/policy-env.ts adds it like RISK_ACTIONS): alice, dave
+ * or lead decide; replicas and note may be edited, replicas to at most 30; more than 20 replicas needs two approvals.
+ */
+export const EDIT_ACTIONS = {
+  "k8s.resize": {
+    approvers: ["U0ALICE", "U0DAVE", "U0LEAD"],
+    channel: "C0INCIDENT",
+    params_schema: {
+      type: "object",
+      required: ["deployment", "replicas"],
+      properties: {
+        deployment: { type: "string" },
+        replicas: { type: "integer", minimum: 0 },
+        note: { type: "string" },
+      },
+      additionalProperties: false,
+    },
+    editable_params: ["replicas", "note"],
+    edit_schema: { properties: { replicas: { maximum: 30 } } },
+    rules: [{ when: "params.replicas > 20", label: "replicas > 20", required_approvals: 2 }],
+  },
+} as const;

@@ -1,7 +1,9 @@
 // SPEC 12, independence: no single party can cause a dispatch. A property over random policies, people with several
 // identities, and random sequences of clicks (on the card and in the Home tab), link decisions and escalations by
-// random actors (the requester and the escalator among them) or by the clock (escalation.after_seconds, issue 16): no
-// proposal reaches `approved` unless the rule in force was met by that many distinct people, none of them the requester (unless self-approval is allowed) and, once escalated, none the escalator.
+// random actors (the requester and the escalator among them) or by the clock (escalation.after_seconds, issue 16), and
+// edits of the params by anyone (issue 17): no proposal reaches `approved` unless the rule in force was met by that many
+// distinct people, none of them the requester (unless self-approval is allowed), once escalated none the escalator,
+// and once edited at least one who did not edit it (an edit voids every approval given before it).
 // Pure: the state machine itself (src/proposal/lifecycle.ts), so thousands of sequences run in a second.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -9,9 +11,11 @@ import {
   applyAutoEscalation,
   applyBreakGlass,
   applyClick,
+  applyEdit,
   applyLink,
   type ClickKind,
   drawnState,
+  editorsOf,
   personOf,
   requiredApprovals,
   type Standing,
@@ -34,7 +38,9 @@ type Step =
   | { via: "link"; recipient: string; identity: string | null; choice: "approve" | "deny" }
   // escalation.after_seconds passed: the automatic escalation's job runs (whatever came before)
   | { via: "clock" }
-  | { via: "glass"; user: string; standing: Standing; reason: string };
+  | { via: "glass"; user: string; standing: Standing; reason: string }
+  // Edit before approve: anyone changes the editable params (the requester, a guest, a non-approver among them).
+  | { via: "edit"; user: string; standing: Standing; deployment: string };
 
 interface World {
   proposal: Proposal;
@@ -87,6 +93,7 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
       // Break-glass, and whether the proposal was created in a change freeze (then only break-glass approves it).
       breakGlass: fc.option(subset([...USERS, GROUP], 1)),
       frozen: fc.boolean(),
+      editable: fc.boolean(),
     })
     .chain((w) => {
       const narrowed = w.requesterOnly ? null : w.narrowed;
@@ -131,6 +138,16 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
               }),
             ]
           : []),
+        ...(w.editable
+          ? [
+              fc.record({
+                via: fc.constant("edit" as const),
+                user: fc.constantFrom(...USERS),
+                standing: fc.constantFrom<Standing>("member", "member", "member", "guest"),
+                deployment: fc.constantFrom("api", "web", "worker"),
+              }),
+            ]
+          : []),
       );
       const glass = w.requesterOnly ? null : w.breakGlass;
       const requestedBy = w.requesterOnly ? (w.requestedBy ?? "U0A") : w.requestedBy;
@@ -166,6 +183,7 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
             : {}),
           ...(glass ? { break_glass: { approvers: glass, reason_required: true as const } } : {}),
           ...(glass && w.frozen ? { freeze: { name: "freeze", ends_at: EXPIRES_AT } } : {}),
+          ...(w.editable ? { edit: EDIT_RULE } : {}),
         },
       });
       return fc.record({
@@ -176,11 +194,35 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
     });
 const worldArb = worlds(false);
 
+/** What an editable world's proposals let approvers change: the deployment, any string. */
+const EDIT_RULE = {
+  params: ["deployment"],
+  params_schema: { type: "object", properties: { deployment: { type: "string" } } },
+  schema: null,
+  rules: [],
+};
+
 /** Runs the steps; returns the proposal as it stands after each accepted one. */
 function play(world: World): Proposal[] {
   let p = world.proposal;
   const seen: Proposal[] = [];
   for (const step of world.steps) {
+    if (step.via === "edit") {
+      const memberOf = world.group.includes(step.user) ? [GROUP] : [];
+      const values = { deployment: step.deployment };
+      const edited = applyEdit(p, { user: step.user, standing: step.standing, memberOf, values, via: "slack" }, NOW);
+      if (!edited.ok) continue;
+      // An edit is an approver's (listed in the rule in force, a member), never the requester's; it voids approvals.
+      const editor = personOf(p, step.user);
+      expect(step.standing, "a member edits").toBe("member");
+      expect(listedPerson(p, editor, world.group), "an approver edits").toBe(true);
+      expect(editor, "never the requester").not.toBe(p.requested_by === null ? null : personOf(p, p.requested_by));
+      expect(edited.proposal.approvals, "an edit voids every approval").toEqual([]);
+      expect(edited.proposal.plan_sha256, "a new plan").not.toBe(p.plan_sha256);
+      p = edited.proposal;
+      seen.push(p);
+      continue;
+    }
     const t =
       step.via === "clock"
         ? applyAutoEscalation(p, NOW)
@@ -263,6 +305,7 @@ function independent(world: World): void {
       expect(breaker, "never the requester").not.toBe(p.requested_by === null ? null : personOf(p, p.requested_by));
       expect(p.decision.reason?.trim(), "with a reason").toBeTruthy();
       expect(p.approvals.filter((a) => a.break_glass).map((a) => personOf(p, a.user))).toEqual([breaker]);
+      expect(editorsOf(p), "never on their own edit").not.toContain(breaker);
       continue;
     }
     expect(p.rule.freeze, "a frozen proposal is only break-glass's").toBeUndefined();
@@ -278,6 +321,13 @@ function independent(world: World): void {
     if (p.escalated?.by === "signoff") expect(p.rule.escalation?.after_seconds).toBe(60);
     expect(people).not.toContain("signoff");
     for (const person of people) expect(listedPerson(p, person, world.group), person).toBe(true);
+    // An edited plan: approved by at least one person who did not edit it (four-eyes over edits).
+    const editors = editorsOf(p);
+    if (editors.length > 0)
+      expect(
+        people.some((person) => !editors.includes(person)),
+        "a non-editor approved",
+      ).toBe(true);
     // Nobody approved through a link without signing in, and no guest or outsider counted.
     for (const a of p.approvals) expect(a.user).not.toBe("link:teams");
   }
@@ -298,12 +348,12 @@ describe("independence (SPEC 12)", () => {
     );
   });
 
-  it("a guest or someone from another workspace never decides, whatever they click", () => {
+  it("a guest or someone from another workspace never decides nor edits, whatever they click", () => {
     fc.assert(
       fc.property(worldArb, fc.constantFrom<Standing>("guest", "other_workspace", "unknown"), (world, standing) => {
         const outsiders = world.steps
-          .map((s) => (s.via === "slack" || s.via === "home" ? { ...s, standing } : s))
-          .filter((s) => s.via === "slack" || s.via === "home");
+          .map((s) => (s.via === "slack" || s.via === "home" || s.via === "edit" ? { ...s, standing } : s))
+          .filter((s) => s.via === "slack" || s.via === "home" || s.via === "edit");
         for (const p of play({ ...world, steps: outsiders })) {
           expect.unreachable(`${p.status}: a click by a ${standing} changed the proposal`);
         }

@@ -138,6 +138,20 @@ export interface paths {
                   name: string;
                   ends_at: string;
                 };
+                /** @description present when the action has editable_params (edit before approve) */
+                edit?: {
+                  /** @description the params an approver may edit before approving */
+                  params: string[];
+                  params_schema: {
+                    [key: string]: unknown;
+                  };
+                  /** @description the action's edit_schema */
+                  schema: {
+                    [key: string]: unknown;
+                  } | null;
+                  /** @description its risk rules' conditions: an edit may not change which applies */
+                  rules: string[];
+                };
               };
               approvals: {
                   /** @description U… for a Slack click, link:<e-mail signed in> for a link */
@@ -216,6 +230,34 @@ export interface paths {
                     justified: boolean;
                   }[];
               };
+              /** @description present once an approver edited the params (edit before approve); action.params is the edited plan */
+              edits?: {
+                  /** @description slack:U… who edited */
+                  by: string;
+                  person: string;
+                  at: string;
+                  from_plan_sha256: string;
+                  plan_sha256: string;
+                  /** @description null: left out */
+                  changes: {
+                      param: string;
+                      from: unknown;
+                      to: unknown;
+                    }[];
+                  /** @description approvals of the plan before: recorded, no longer counted */
+                  voided_approvals: {
+                      /** @description U… for a Slack click, link:<e-mail signed in> for a link */
+                      user: string;
+                      /** @description who that is: the policy's people directory name, else the identity itself; M-of-N counts these */
+                      person?: string;
+                      at: string;
+                      /**
+                       * @description given through break-glass: this person approved alone
+                       * @constant
+                       */
+                      break_glass?: true;
+                    }[];
+                }[];
               /** @description verification prompts (kind verify) whose action enables links only: the recipient's three links, for the proposer to deliver to that person alone (SMS, e-mail); they answer by possession and never dispatch. Credentials: GET never shows them. Approval links are never returned: signoff mails them to their recipients and posts the Teams card's itself, and deciding with one needs the recipient's sign-in */
               links?: ({
                   recipient: string;
@@ -314,6 +356,20 @@ export interface paths {
                   name: string;
                   ends_at: string;
                 };
+                /** @description present when the action has editable_params (edit before approve) */
+                edit?: {
+                  /** @description the params an approver may edit before approving */
+                  params: string[];
+                  params_schema: {
+                    [key: string]: unknown;
+                  };
+                  /** @description the action's edit_schema */
+                  schema: {
+                    [key: string]: unknown;
+                  } | null;
+                  /** @description its risk rules' conditions: an edit may not change which applies */
+                  rules: string[];
+                };
               };
               approvals: {
                   /** @description U… for a Slack click, link:<e-mail signed in> for a link */
@@ -392,6 +448,34 @@ export interface paths {
                     justified: boolean;
                   }[];
               };
+              /** @description present once an approver edited the params (edit before approve); action.params is the edited plan */
+              edits?: {
+                  /** @description slack:U… who edited */
+                  by: string;
+                  person: string;
+                  at: string;
+                  from_plan_sha256: string;
+                  plan_sha256: string;
+                  /** @description null: left out */
+                  changes: {
+                      param: string;
+                      from: unknown;
+                      to: unknown;
+                    }[];
+                  /** @description approvals of the plan before: recorded, no longer counted */
+                  voided_approvals: {
+                      /** @description U… for a Slack click, link:<e-mail signed in> for a link */
+                      user: string;
+                      /** @description who that is: the policy's people directory name, else the identity itself; M-of-N counts these */
+                      person?: string;
+                      at: string;
+                      /**
+                       * @description given through break-glass: this person approved alone
+                       * @constant
+                       */
+                      break_glass?: true;
+                    }[];
+                }[];
               /** @description verification prompts (kind verify) whose action enables links only: the recipient's three links, for the proposer to deliver to that person alone (SMS, e-mail); they answer by possession and never dispatch. Credentials: GET never shows them. Approval links are never returned: signoff mails them to their recipients and posts the Teams card's itself, and deciding with one needs the recipient's sign-in */
               links?: ({
                   recipient: string;
@@ -513,6 +597,20 @@ export interface paths {
                   name: string;
                   ends_at: string;
                 };
+                /** @description present when the action has editable_params (edit before approve) */
+                edit?: {
+                  /** @description the params an approver may edit before approving */
+                  params: string[];
+                  params_schema: {
+                    [key: string]: unknown;
+                  };
+                  /** @description the action's edit_schema */
+                  schema: {
+                    [key: string]: unknown;
+                  } | null;
+                  /** @description its risk rules' conditions: an edit may not change which applies */
+                  rules: string[];
+                };
               };
               approvals: {
                   /** @description U… for a Slack click, link:<e-mail signed in> for a link */
@@ -591,6 +689,34 @@ export interface paths {
                     justified: boolean;
                   }[];
               };
+              /** @description present once an approver edited the params (edit before approve); action.params is the edited plan */
+              edits?: {
+                  /** @description slack:U… who edited */
+                  by: string;
+                  person: string;
+                  at: string;
+                  from_plan_sha256: string;
+                  plan_sha256: string;
+                  /** @description null: left out */
+                  changes: {
+                      param: string;
+                      from: unknown;
+                      to: unknown;
+                    }[];
+                  /** @description approvals of the plan before: recorded, no longer counted */
+                  voided_approvals: {
+                      /** @description U… for a Slack click, link:<e-mail signed in> for a link */
+                      user: string;
+                      /** @description who that is: the policy's people directory name, else the identity itself; M-of-N counts these */
+                      person?: string;
+                      at: string;
+                      /**
+                       * @description given through break-glass: this person approved alone
+                       * @constant
+                       */
+                      break_glass?: true;
+                    }[];
+                }[];
             };
           };
         };
@@ -698,6 +824,20 @@ export interface paths {
                   name: string;
                   ends_at: string;
                 };
+                /** @description present when the action has editable_params (edit before approve) */
+                edit?: {
+                  /** @description the params an approver may edit before approving */
+                  params: string[];
+                  params_schema: {
+                    [key: string]: unknown;
+                  };
+                  /** @description the action's edit_schema */
+                  schema: {
+                    [key: string]: unknown;
+                  } | null;
+                  /** @description its risk rules' conditions: an edit may not change which applies */
+                  rules: string[];
+                };
               };
               approvals: {
                   /** @description U… for a Slack click, link:<e-mail signed in> for a link */
@@ -776,6 +916,34 @@ export interface paths {
                     justified: boolean;
                   }[];
               };
+              /** @description present once an approver edited the params (edit before approve); action.params is the edited plan */
+              edits?: {
+                  /** @description slack:U… who edited */
+                  by: string;
+                  person: string;
+                  at: string;
+                  from_plan_sha256: string;
+                  plan_sha256: string;
+                  /** @description null: left out */
+                  changes: {
+                      param: string;
+                      from: unknown;
+                      to: unknown;
+                    }[];
+                  /** @description approvals of the plan before: recorded, no longer counted */
+                  voided_approvals: {
+                      /** @description U… for a Slack click, link:<e-mail signed in> for a link */
+                      user: string;
+                      /** @description who that is: the policy's people directory name, else the identity itself; M-of-N counts these */
+                      person?: string;
+                      at: string;
+                      /**
+                       * @description given through break-glass: this person approved alone
+                       * @constant
+                       */
+                      break_glass?: true;
+                    }[];
+                }[];
             };
           };
         };

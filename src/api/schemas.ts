@@ -213,6 +213,15 @@ export const ProposalResponse = z.object({
       .object({ name: z.string(), ends_at: z.string() })
       .optional()
       .describe("the change freeze the proposal was created in: only break-glass can approve it"),
+    edit: z
+      .object({
+        params: z.array(z.string()).describe("the params an approver may edit before approving"),
+        params_schema: z.record(z.string(), z.unknown()),
+        schema: z.record(z.string(), z.unknown()).nullable().describe("the action's edit_schema"),
+        rules: z.array(z.string()).describe("its risk rules' conditions: an edit may not change which applies"),
+      })
+      .optional()
+      .describe("present when the action has editable_params (edit before approve)"),
   }),
   approvals: z.array(Approval),
   escalated: z.object({ by: z.string(), at: z.string(), prior_approvals: z.array(Approval) }).nullable(),
@@ -253,6 +262,22 @@ export const ProposalResponse = z.object({
     })
     .optional()
     .describe("present when approved through break-glass: who, why, and the approvers' review of it"),
+  edits: z
+    .array(
+      z.object({
+        by: z.string().describe("slack:U… who edited"),
+        person: z.string(),
+        at: z.string(),
+        from_plan_sha256: z.string(),
+        plan_sha256: z.string(),
+        changes: z
+          .array(z.object({ param: z.string(), from: z.unknown(), to: z.unknown() }))
+          .describe("null: left out"),
+        voided_approvals: z.array(Approval).describe("approvals of the plan before: recorded, no longer counted"),
+      }),
+    )
+    .optional()
+    .describe("present once an approver edited the params (edit before approve); action.params is the edited plan"),
 });
 
 export const IssuedLinkResponse = z.object({

@@ -4,7 +4,7 @@
 import type { Validator } from "@cfworker/json-schema";
 import { z } from "zod";
 import type { ErrorDetail } from "../errors.ts";
-import { formatPath, zodDetails } from "../lib/details.ts";
+import { closest, formatPath, zodDetails } from "../lib/details.ts";
 import { isLoopbackHost } from "../lib/hosts.ts";
 import { ACTION_TYPE_PATTERN } from "./action-patterns.ts";
 import { ADAPTER_VOCABULARY, type AlertRoute, parseAdapters } from "./alert-routes.ts";
@@ -40,6 +40,9 @@ export function isMailRecipient(recipient: string): boolean {
 export const PERSON_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** Slack's limit for a button's text; the labels are also the Teams card's and the confirmation page's buttons. */
 export const VERIFY_LABEL_MAX = 75;
+/** Edit before approve: at most this many editable params per action (one modal field each), names this long. */
+export const EDITABLE_PARAMS_MAX = 20;
+const EDITABLE_PARAM_NAME_MAX = 64;
 /** A year: no approval should wait longer, and it keeps deadlines far from Date's limits. */
 const MAX_SECONDS = 365 * 24 * 3600;
 
@@ -110,6 +113,8 @@ function actionSchemaWith(object: typeof z.strictObject | typeof z.object) {
     remind_at: z.array(remindFraction).max(10).optional(),
     rules: z.array(object(ruleShape)).max(RULES_MAX).optional(),
     break_glass: object(breakGlassShape).optional(),
+    editable_params: z.array(z.string().min(1).max(EDITABLE_PARAM_NAME_MAX)).max(EDITABLE_PARAMS_MAX).optional(),
+    edit_schema: z.unknown().optional(),
   });
 }
 /** Refuses unknown fields, so that a typo is an error rather than a silently applied default. */
@@ -197,6 +202,22 @@ export interface DecisionRule {
   break_glass?: { approvers: string[]; reason_required: true };
   /** The change freeze the proposal was created in: only break-glass can approve it. Absent when none. */
   freeze?: { name: string; ends_at: string };
+  /** Edit before approve (policy `editable_params`): what an approver may change, and what the result must pass. */
+  edit?: EditRule;
+}
+
+/**
+ * An action's edit-before-approve rule as a proposal froze it: the params an approver may change, the schemas the
+ * edited params must pass (the action's params_schema and its edit_schema), and its risk rules' conditions, so an edit
+ * that would make another risk rule apply is refused. Frozen like the rest: a policy change never widens it.
+ */
+export interface EditRule {
+  params: string[];
+  params_schema: Record<string, unknown>;
+  /** The action's edit_schema, or null. */
+  schema: Record<string, unknown> | null;
+  /** The conditions of the action's risk rules, in order (empty when it has none). */
+  rules: string[];
 }
 
 /** A risk rule as a proposal froze it: which one, what the card says, and the narrowed approvers. */
@@ -250,6 +271,8 @@ export interface ActionPolicy {
   rules?: RiskRule[];
   /** Break-glass (approval actions): one of these people may approve alone with a reason, even in a freeze. */
   break_glass?: { approvers: string[]; reason_required: true };
+  /** Edit before approve (approval actions): params an approver may change, each in params_schema; edit_schema or null. */
+  edit?: { params: string[]; schema: Record<string, unknown> | null };
 }
 
 /** An action's signed links (policy `links`), defaults applied. */
@@ -472,6 +495,7 @@ function parseAction(
       paramsSchema = a.params_schema as Record<string, unknown>; // compileParamsSchema refused anything else
     } else details.push(...compiled.details);
   }
+  details.push(...editProblems(a, verify, at));
   if (details.length > 0) return { details };
   const labels: VerifyLabels = { ...DEFAULT_VERIFY_LABELS, ...a.verify_labels };
   const action: ActionPolicy = {
@@ -503,8 +527,66 @@ function parseAction(
     ...(a.break_glass && !verify
       ? { break_glass: { approvers: [...a.break_glass.approvers], reason_required: true as const } }
       : {}),
+    ...(a.editable_params && a.editable_params.length > 0
+      ? {
+          edit: {
+            params: [...a.editable_params],
+            schema: a.edit_schema === undefined ? null : structuredClone(a.edit_schema as Record<string, unknown>),
+          },
+        }
+      : {}),
   };
   return { action, ...(validator ? { validator } : {}), details };
+}
+
+/**
+ * Problems of an action's `editable_params` and `edit_schema` (edit before approve): each name a property of its
+ * params_schema (a typo gets a "did you mean"), none twice; edit_schema a usable JSON Schema, only with editable_params;
+ * neither on a verification prompt (nothing is approved) nor on a requester_only action (no one else decides).
+ */
+function editProblems(
+  a: {
+    editable_params?: string[] | undefined;
+    edit_schema?: unknown;
+    params_schema?: unknown;
+    requester_only: boolean;
+  },
+  verify: boolean,
+  at: At,
+): ErrorDetail[] {
+  const details: ErrorDetail[] = [];
+  const names = a.editable_params;
+  if (a.edit_schema !== undefined) {
+    const compiled = compileParamsSchema(a.edit_schema, at("edit_schema"));
+    if (!compiled.ok) details.push(...compiled.details);
+    if (!names || names.length === 0)
+      details.push({ path: at("edit_schema"), message: "only with editable_params: it checks what an edit changes" });
+  }
+  if (!names) return details;
+  if (verify) return [...details, { path: at("editable_params"), message: 'does not apply to kind: "verify"' }];
+  if (a.requester_only) {
+    details.push({ path: at("editable_params"), message: "a requester_only action is the requester's call alone" });
+    return details;
+  }
+  details.push(...duplicates(names, (i) => at("editable_params", i)));
+  const properties = isPlainObject(a.params_schema) ? a.params_schema.properties : undefined;
+  if (!isPlainObject(properties)) {
+    details.push({
+      path: at("editable_params"),
+      message: "needs a params_schema with properties: an edit is checked against it, as a new proposal would be",
+    });
+    return details;
+  }
+  const known = Object.keys(properties);
+  names.forEach((name, i) => {
+    if (Object.hasOwn(properties, name)) return;
+    const guess = closest(name, known);
+    details.push({
+      path: at("editable_params", i),
+      message: `is not a property of params_schema${guess ? ` (did you mean "${guess}"?)` : ""}`,
+    });
+  });
+  return details;
 }
 
 /** How many different people `identities` are, joining those the `people` directory says are one person. */
@@ -759,6 +841,16 @@ function baseRuleOf(policy: Policy, action: ActionPolicy): DecisionRule {
     ...(action.verify ? { verify_labels: { ...action.verify.labels } } : {}),
     ...(action.break_glass
       ? { break_glass: { approvers: [...action.break_glass.approvers], reason_required: true as const } }
+      : {}),
+    ...(action.edit && action.params_schema
+      ? {
+          edit: {
+            params: [...action.edit.params],
+            params_schema: structuredClone(action.params_schema),
+            schema: action.edit.schema === null ? null : structuredClone(action.edit.schema),
+            rules: (action.rules ?? []).map((r) => r.when),
+          },
+        }
       : {}),
     // The directory as it is now: frozen like the rest, so an edit to people never changes a waiting proposal.
     ...(Object.keys(policy.people).length > 0 ? { people: { ...policy.people } } : {}),

@@ -83,12 +83,19 @@ export function renderConfirmPage(o: ConfirmPage): string {
 <p class="summary">${escapeHtml(p.summary)}</p>
 ${facts(p, o.recipient)}
 <form method="post" action="${escapeHtml(o.formAction)}">
-<input type="hidden" name="csrf" value="${escapeHtml(o.csrf)}">
+<input type="hidden" name="csrf" value="${escapeHtml(o.csrf)}">${planField(p)}
 <p class="choice">Your ${p.kind === "verify" ? "answer" : "choice"}: <strong data-choice="${o.choice}">${escapeHtml(title)}</strong></p>
 ${reason}<button type="submit" class="${TONE[o.choice]}">Confirm: ${escapeHtml(title)}</button>
 </form>
 <p class="note">Opening this page decided nothing; only the button does. The link works once, until the deadline.</p>`;
   return page(`Confirm: ${title}`, main, `data-page="confirm" data-choice="${o.choice}"`);
+}
+
+/** The plan the page shows (its short hash): an approval confirmed after an edit of the params is refused as stale. */
+function planField(p: Proposal): string {
+  return p.kind === "verify"
+    ? ""
+    : `\n<input type="hidden" name="plan" value="${escapeHtml(p.plan_sha256.slice(0, 12))}">`;
 }
 
 export interface ResultPage {

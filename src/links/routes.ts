@@ -18,6 +18,8 @@ import { type ResultPage, renderConfirmPage, renderResultPage } from "./page.ts"
 import { type LinkClaims, verifyLinkToken } from "./token.ts";
 
 export const CSRF_COOKIE = "signoff_csrf";
+/** A confirmation page's `plan` field: the first 12 hex digits of the plan hash it showed. */
+const PLAN_FIELD = /^[0-9a-f]{12}$/;
 const CSRF_VALUE = /^[A-Za-z0-9_-]{43}$/;
 const MAX_FORM_BYTES = 8 * 1024;
 const REASON_MAX = 500;
@@ -207,6 +209,8 @@ linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
       tone: "refused",
     });
   }
+  // The plan the page showed: an approval of params edited since is refused (edit before approve).
+  const plan = form.get("plan") ?? "";
   const reasonText = claims.c === "deny" ? (form.get("reason") ?? "").trim().slice(0, REASON_MAX) : "";
   // The identity is checked again on the POST that decides: the page may have been opened by someone else.
   const who = await identityFor(c, config, claims.c);
@@ -218,6 +222,7 @@ linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
     nonce: claims.n,
     expires: claims.e,
     ...(reasonText ? { reason: reasonText } : {}),
+    ...(PLAN_FIELD.test(plan) ? { plan } : {}),
   });
   if (outcome.ok) return decided(outcome.proposal, claims);
   const p = outcome.proposal;
@@ -236,6 +241,8 @@ linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
     case "identity_required":
     case "wrong_identity":
     case "self_approval":
+    case "edited_by_you":
+    case "changed":
       return forbidden(outcome.message, p, claims.r);
     default:
       return invalid();

@@ -2,9 +2,15 @@
 // Each returns either a refusal or the next proposal plus the audit events that record it;
 // nothing else in the code base builds a new status.
 
+import type { Validator } from "@cfworker/json-schema";
+import { compileParamsSchema, schemaErrors } from "../config/json-schema.ts";
 import { DEFAULT_VERIFY_LABELS, isMailRecipient } from "../config/policy.ts";
+import { matchRiskRule, type RiskRule } from "../config/risk-rules.ts";
 import type { RunnerAnswer } from "../dispatch/runner-answer.ts";
-import type { Approval, LinkChoice, Proposal, Status, VerifyAnswer } from "./types.ts";
+import type { ErrorDetail } from "../errors.ts";
+import { canonicalJson } from "../lib/jcs.ts";
+import { planSha256 } from "./create.ts";
+import type { Approval, Edit, LinkChoice, ParamChange, Proposal, Status, VerifyAnswer } from "./types.ts";
 import { TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
 
 /** An audit event before the Durable Object numbers and seals it. */
@@ -16,7 +22,7 @@ export interface EventDraft {
 
 export type Transition =
   | { ok: true; proposal: Proposal; events: EventDraft[] }
-  | { ok: false; code: RefusalCode; message: string; events: EventDraft[] };
+  | { ok: false; code: RefusalCode; message: string; events: EventDraft[]; details?: ErrorDetail[] };
 
 /** A refusal: the proposal stays as it is, and only the events that record the refusal are kept. */
 export type Refused = Extract<Transition, { ok: false }>;
@@ -59,7 +65,17 @@ export type RefusalCode =
   | "reason_required"
   // the break-glass review: not a normal approver, answered already, or no break-glass to review
   | "not_a_reviewer"
-  | "already_reviewed";
+  | "already_reviewed"
+  // edit before approve: the action has no editable params (or a freeze / requester_only forbids edits), a param
+  // outside them, the requester editing, nothing changed, edited params that fail a schema, another risk rule
+  | "not_editable"
+  | "not_an_editable_param"
+  | "self_edit"
+  | "no_change"
+  | "invalid_params"
+  | "rule_changed"
+  // four-eyes over edits: an editor's approval cannot be the one that completes the edited plan's approvals
+  | "edited_by_you";
 
 /** Slack buttons: approve/deny/escalate on approvals, the three answers on verification prompts. */
 export type ClickKind = "approve" | "deny" | "escalate" | VerifyAnswer;
@@ -88,6 +104,11 @@ export interface Click {
   via: string;
   /** A Home-tab click: the proposal's drawnState() when its view was drawn; the click counts only if it still is. */
   drawn?: string | undefined;
+  /**
+   * A card click: the plan its buttons were drawn on (a short plan hash; null: as created, before any edit). An
+   * Approve drawn on another plan than the one in force counts nothing (`changed`): nobody approves an edit unseen.
+   */
+  plan?: string | null | undefined;
 }
 
 /**
@@ -95,7 +116,14 @@ export interface Click {
  * proposal otherwise is refused (`changed`), so nobody approves a state they did not see.
  */
 export function drawnState(p: Proposal): string {
-  return `${p.status}.${p.approvals.length}.${p.escalated ? "e" : "n"}`;
+  // An edit changes the plan: a view drawn before it is stale even when the counts match again.
+  const edits = p.edits?.length ? `.${p.edits.length}` : "";
+  return `${p.status}.${p.approvals.length}.${p.escalated ? "e" : "n"}${edits}`;
+}
+
+/** Whether a card drawn on `plan` (a short plan hash, or null for the plan as created) shows the plan in force. */
+function drawnOnPlan(p: Proposal, plan: string | null): boolean {
+  return plan === null ? !p.edits?.length : plan.length >= 12 && p.plan_sha256.startsWith(plan);
 }
 
 const CHANGED_MESSAGE =
@@ -206,7 +234,26 @@ export function mayCountApproval(p: Proposal, person: string): Verdict {
       message: `You already approved; waiting for ${left} more approval${left === 1 ? "" : "s"}.`,
     };
   }
+  // Four-eyes over edits: the edited plan needs at least one approval from someone who did not edit it.
+  const editors = editorsOf(p);
+  if (editors.includes(person)) {
+    const approving = approvingPeople(p);
+    const completes = approving.length + 1 >= requiredApprovals(p);
+    if (completes && approving.every((other) => editors.includes(other))) {
+      return {
+        ok: false,
+        code: "edited_by_you",
+        message:
+          "You edited this proposal, so your approval cannot complete it: someone who did not edit it must approve too.",
+      };
+    }
+  }
   return { ok: true };
+}
+
+/** The people who edited this proposal's params (edit before approve), in the order of their first edit. */
+export function editorsOf(p: Proposal): string[] {
+  return [...new Set((p.edits ?? []).map((e) => e.person))];
 }
 
 /** Who may decide a proposal now, as its frozen rule says: what the card and a refused clicker are told (issue 13). */
@@ -305,7 +352,7 @@ export function mayDecide(
   p: Proposal,
   user: string,
   memberOf: readonly string[],
-  kind: ClickKind,
+  kind: ClickKind | "edit",
   standing: Standing,
 ): Verdict {
   const why = standingRefusal(standing);
@@ -373,6 +420,14 @@ export function mayBreakGlass(p: Proposal, user: string, memberOf: readonly stri
       ok: false,
       code: "self_approval",
       message: "You requested this action: break-glass is never for approving your own request.",
+    };
+  }
+  // Whoever edited the plan never approves it alone, break-glass included (four-eyes over edits).
+  if (editorsOf(p).includes(personOf(p, user))) {
+    return {
+      ok: false,
+      code: "edited_by_you",
+      message: "You edited this proposal: break-glass is never for approving your own edit.",
     };
   }
   return { ok: true };
@@ -462,6 +517,199 @@ export function applyBreakGlassReview(p: Proposal, review: BreakGlassReview, now
   };
 }
 
+/**
+ * An edit from the Edit modal (edit before approve): who, where they stand, their groups among the rule's, and the new
+ * value of each param they changed (`undefined`: left out of the plan).
+ */
+export interface EditInput {
+  user: string;
+  standing: Standing;
+  memberOf: readonly string[];
+  values: Readonly<Record<string, unknown>>;
+  /** The plan the modal was opened on: a submission after another edit is refused (it would undo that one unseen). */
+  base?: string | undefined;
+  via: string;
+}
+
+/**
+ * Whether `user` may edit `p` now, before any value is looked at (the Edit button's check): an approval whose action
+ * has editable params, not created in a change freeze, not requester_only; someone who may decide it now (the same
+ * mayDecide as a click: listed, a full member, narrowed by a risk rule); never the requester, through any identity.
+ */
+export function mayEdit(p: Proposal, user: string, memberOf: readonly string[], standing: Standing): Verdict {
+  const why = standingRefusal(standing);
+  if (why !== null) return { ok: false, code: "not_a_member", message: why };
+  const edit = p.rule.edit;
+  if (p.kind === "verify" || !edit || edit.params.length === 0)
+    return { ok: false, code: "not_editable", message: `${p.action.type} has no params an approver may edit.` };
+  if (p.rule.freeze) {
+    const message = `This proposal was created during the change freeze "${p.rule.freeze.name}": it cannot be edited.`;
+    return { ok: false, code: "frozen", message };
+  }
+  if (p.rule.requester_only)
+    return { ok: false, code: "requester_only", message: "This proposal is its requester's call alone: no edits." };
+  const allowed = mayDecide(p, user, memberOf, "edit", standing);
+  if (!allowed.ok) return allowed;
+  if (p.requested_by !== null && personOf(p, p.requested_by) === personOf(p, user)) {
+    return {
+      ok: false,
+      code: "self_edit",
+      message: "You requested this action: its approvers may edit it, its requester may not.",
+    };
+  }
+  return { ok: true };
+}
+
+/**
+ * Before the Edit modal opens, and again on its submission: may `who` edit `p` now? A refusal is audited like a
+ * refused click (`edit.refused`); allowing changes nothing.
+ */
+export function precheckEdit(
+  p: Proposal,
+  who: { user: string; memberOf: readonly string[]; standing: Standing; via: string },
+  now: number,
+): { ok: true } | Refused {
+  const refuse = refuser(p, slackActor(who.user), "edit.refused", {}, who.via);
+  if (p.status !== "pending") return refuse("not_pending", notPendingMessage(p));
+  if (now >= Date.parse(p.expires_at)) return refuse("expired", "This proposal expired; nothing ran.");
+  const allowed = mayEdit(p, who.user, who.memberOf, who.standing);
+  if (!allowed.ok) return refuse(allowed.code, allowed.message);
+  return { ok: true };
+}
+
+// Frozen schemas compiled once per schema object (a proposal's rule stays the same object while the object holds it).
+const editValidators = new WeakMap<object, Validator | null>();
+
+function editValidator(schema: Record<string, unknown>): Validator | null {
+  if (!editValidators.has(schema)) {
+    const compiled = compileParamsSchema(schema, "params");
+    editValidators.set(schema, compiled.ok ? compiled.validator : null);
+  }
+  return editValidators.get(schema) ?? null;
+}
+
+/** Problems of edited params against the frozen params_schema and edit_schema (one that does not compile refuses). */
+function editedParamsProblems(edit: NonNullable<Proposal["rule"]["edit"]>, params: Record<string, unknown>) {
+  const details: ErrorDetail[] = [];
+  const checks = [
+    [edit.params_schema, "params_schema"],
+    [edit.schema, "edit_schema"],
+  ] as const;
+  for (const [schema, name] of checks) {
+    if (schema === null) continue;
+    const validator = editValidator(schema);
+    if (validator === null) details.push({ path: "params", message: `could not be checked against ${name}` });
+    else details.push(...schemaErrors(validator, params, "params"));
+  }
+  return details;
+}
+
+/** The index of the risk rule the params make apply (frozen conditions), or null. */
+function riskIndexFor(p: Proposal, conditions: readonly string[], params: Record<string, unknown>): number | null {
+  if (conditions.length === 0) return p.rule.risk?.index ?? null;
+  const rules = conditions.map(
+    (when): RiskRule => ({
+      when,
+      label: when,
+      required_approvals: null,
+      approvers: null,
+      ttl_seconds: null,
+      confirm: false,
+    }),
+  );
+  const input = {
+    params,
+    summary: p.summary,
+    reason: p.reason,
+    blast_radius: p.blast_radius,
+    rollback: p.rollback,
+    ...(p.requested_by === null ? {} : { requested_by: p.requested_by }),
+  };
+  return matchRiskRule(rules, input)?.index ?? null;
+}
+
+/**
+ * Edit before approve: an approver changes some of the editable params. The edited params must pass the action's
+ * params_schema and edit_schema (as frozen) and leave the same risk rule in force; the plan hash changes, and every
+ * approval given so far is voided (kept on the edit, counted no longer). Four-eyes then holds over the edit: an
+ * editor's approval never completes the edited plan alone (mayCountApproval), nor does an editor break the glass.
+ */
+export function applyEdit(p: Proposal, input: EditInput, now: number): Transition {
+  const actor = slackActor(input.user);
+  const refuse = refuser(p, actor, "edit.refused", { params: Object.keys(input.values) }, input.via);
+  const allowed = precheckEdit(p, input, now);
+  if (!allowed.ok) return refuse(allowed.code, allowed.message);
+  if (input.base !== undefined && input.base !== p.plan_sha256)
+    return refuse("changed", "The params were edited meanwhile: open Edit again to see them as they are now.");
+  const edit = p.rule.edit!;
+  const outside = Object.keys(input.values).filter((name) => !edit.params.includes(name));
+  if (outside.length > 0) {
+    return refuse(
+      "not_an_editable_param",
+      `Only ${edit.params.join(", ")} can be edited on ${p.action.type}; not ${outside.join(", ")}.`,
+    );
+  }
+  const params: Record<string, unknown> = { ...p.action.params };
+  const changes: ParamChange[] = [];
+  for (const [param, value] of Object.entries(input.values)) {
+    const from = Object.hasOwn(params, param) ? params[param] : undefined;
+    if (canonicalJson(from ?? null) === canonicalJson(value ?? null) && (from === undefined) === (value === undefined))
+      continue;
+    changes.push({ param, from: from ?? null, to: value ?? null });
+    if (value === undefined) delete params[param];
+    else params[param] = value;
+  }
+  if (changes.length === 0) return refuse("no_change", "Nothing changed: the params are as proposed.");
+  const details = editedParamsProblems(edit, params);
+  if (details.length > 0) {
+    const said = details.map((d) => `${d.path}: ${d.message}`).join("; ");
+    return { ...refuse("invalid_params", `The edited params are not acceptable: ${said}`), details };
+  }
+  if (riskIndexFor(p, edit.rules, params) !== (p.rule.risk?.index ?? null)) {
+    return refuse(
+      "rule_changed",
+      "This edit would change which risk rule applies to the proposal: ask for a new proposal instead.",
+    );
+  }
+  const at = new Date(now).toISOString();
+  const person = personOf(p, input.user);
+  const action = { type: p.action.type, params };
+  const plan = planSha256({
+    action,
+    summary: p.summary,
+    reason: p.reason,
+    blast_radius: p.blast_radius,
+    rollback: p.rollback,
+  });
+  const record: Edit = {
+    by: actor,
+    person,
+    at,
+    from_plan_sha256: p.plan_sha256,
+    plan_sha256: plan,
+    changes,
+    voided_approvals: p.approvals,
+  };
+  return {
+    ok: true,
+    proposal: { ...p, action, plan_sha256: plan, approvals: [], edits: [...(p.edits ?? []), record] },
+    events: [
+      {
+        type: "proposal.edited",
+        actor,
+        details: {
+          person,
+          from_plan_sha256: p.plan_sha256,
+          plan_sha256: plan,
+          changes,
+          voided_approvals: p.approvals.map((a) => approvalPerson(p, a)),
+          via: input.via,
+        },
+      },
+    ],
+  };
+}
+
 /** Why a click on a proposal that is no longer pending changes nothing, in words for the clicker. */
 export function notPendingMessage(p: Proposal): string {
   const d = p.decision;
@@ -497,6 +745,9 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
     return refuse("expired", "This proposal expired; nothing ran.");
   }
   if (click.drawn !== undefined && click.drawn !== drawnState(p)) return refuse("changed", CHANGED_MESSAGE);
+  if (click.kind === "approve" && click.plan !== undefined && !drawnOnPlan(p, click.plan)) {
+    return refuse("changed", "The params were edited since this card was drawn: look at the plan as it is now first.");
+  }
   if (p.kind === "verify" ? !isVerifyAnswer(click.kind) : isVerifyAnswer(click.kind)) {
     return refuse(
       "wrong_kind",
@@ -612,6 +863,8 @@ export interface LinkDecision {
   choice: LinkChoice;
   /** Deny's optional reason, from the confirmation page. */
   reason?: string;
+  /** The plan the confirmation page showed (a short plan hash): an approval after an edit of the params is refused. */
+  plan?: string;
 }
 
 /**
@@ -703,6 +956,9 @@ export function applyLink(p: Proposal, link: LinkDecision, now: number): Transit
     return refuse("wrong_kind", "This link does not fit this proposal.");
   const allowed = mayDecideByLink(p, link.recipient, link.identity);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
+  if (link.choice === "approve" && link.plan !== undefined && !drawnOnPlan(p, link.plan)) {
+    return refuse("changed", "The params were edited since this page was opened: open the link again to see them.");
+  }
   if (isVerifyAnswer(link.choice)) return answerVerify(p, link.choice, actor, "link", now);
   if ((link.choice !== "approve" && link.choice !== "deny") || link.identity === null)
     return refuse("wrong_kind", "This link does not fit this proposal.");
@@ -745,8 +1001,8 @@ export function applyLinkUse(p: Proposal, issued: IssuedLinkState | null, use: L
     return refuse("unknown_link", "This link was not issued for this proposal.");
   if (issued.used_at !== null) return refuse("already_used", "This link was already used: each link decides once.");
   if (now > use.expires * 1000) return refuse("expired", "This link has expired; nothing was decided.");
-  const { recipient, identity, choice, reason } = use;
-  return applyLink(p, { recipient, identity, choice, ...(reason ? { reason } : {}) }, now);
+  const { recipient, identity, choice, reason, plan } = use;
+  return applyLink(p, { recipient, identity, choice, ...(reason ? { reason } : {}), ...(plan ? { plan } : {}) }, now);
 }
 
 /**

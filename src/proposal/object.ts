@@ -30,6 +30,7 @@ import {
   applyCancel,
   applyClick,
   applyCreate,
+  applyEdit,
   applyExpiry,
   applyLinkUse,
   applyRunnerResult,
@@ -43,6 +44,8 @@ import {
   linkRefusal,
   mailRecipients,
   precheckDeny,
+  precheckEdit,
+  type Refused,
   type Standing,
   type Transition,
 } from "./lifecycle.ts";
@@ -66,7 +69,7 @@ import {
   saveProposal,
 } from "./store.ts";
 import type { LinkChoice, Proposal } from "./types.ts";
-import { outcomeEvent } from "./view.ts";
+import { editedEvent, outcomeEvent } from "./view.ts";
 
 export type CreateOutcome =
   | {
@@ -92,6 +95,8 @@ export interface ClickInput {
   channel?: string;
   /** A Home-tab click: drawnState() of the proposal as its view showed it (lifecycle.ts refuses a changed one). */
   drawn?: string;
+  /** A card click: the plan its buttons were drawn on (card.ts `drawnPlan`; lifecycle.ts refuses a stale Approve). */
+  plan?: string | null;
 }
 
 export type ClickOutcome = { ok: true; status: Proposal["status"] } | { ok: false; code: string; message: string };
@@ -115,6 +120,21 @@ export interface BreakGlassReviewClick {
   channel?: string;
 }
 
+/** Edit before approve from Slack: the Edit button (a check: no `values`) or its modal's submission. */
+export interface EditClick {
+  user: string;
+  team?: string | null;
+  /** Each editable param's new value (`undefined`: left out); absent for the button's check. */
+  values?: Record<string, unknown>;
+  /** The plan the modal was opened on. */
+  base?: string;
+  channel?: string;
+}
+
+export type EditOutcome =
+  | { ok: true; proposal: Proposal }
+  | { ok: false; code: string; message: string; details?: Array<{ path: string; message: string }> };
+
 /** A decision through a signed link whose token verified; `expires` is its `e` (Unix seconds). */
 export interface LinkInput {
   recipient: string;
@@ -124,6 +144,8 @@ export interface LinkInput {
   nonce: string;
   expires: number;
   reason?: string;
+  /** The plan the confirmation page showed (a short plan hash): a stale approval is refused. */
+  plan?: string;
 }
 
 export type LinkOutcome =
@@ -308,9 +330,9 @@ export class ProposalObject extends DurableObject<Env> {
     if (!before) return NO_PROPOSAL_SLACK;
     const [membership, standing] = await this.#clicker(before, input.user, input.team);
     return this.#mutate<ClickOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
-      const { kind, user, reason, drawn } = input;
+      const { kind, user, reason, drawn, plan } = input;
       const via = drawn === undefined ? "slack" : "slack_home";
-      const t = applyClick(p, { kind, user, memberOf: membership.memberOf, standing, reason, via, drawn }, now);
+      const t = applyClick(p, { kind, user, memberOf: membership.memberOf, standing, reason, via, drawn, plan }, now);
       if (t.ok) return { ...committed(t), answer: { ok: true, status: t.proposal.status } };
       const message =
         t.code === "not_an_approver" && membership.unresolved.length > 0
@@ -356,6 +378,48 @@ export class ProposalObject extends DurableObject<Env> {
             );
         },
         answer: { ok: false, code: t.code, message: t.message },
+      };
+    });
+  }
+
+  /**
+   * Edit before approve (lifecycle.ts `applyEdit`). Without `values` it only checks whether the Edit modal may open (a
+   * refusal is audited and told like a click's); with them it edits: approvals so far are voided, the card is redrawn
+   * and the proposer's callback gets `proposal.edited` with the diff.
+   */
+  async edit(input: EditClick): Promise<EditOutcome> {
+    const before = this.#current();
+    if (!before) return NO_PROPOSAL_SLACK;
+    const [membership, standing] = await this.#clicker(before, input.user, input.team);
+    return this.#mutate<EditOutcome>(NO_PROPOSAL_SLACK, (p, now) => {
+      const who = { user: input.user, standing, memberOf: membership.memberOf, via: "slack" };
+      const refused = ({ code, message, details, events }: Refused): Change<EditOutcome> => ({
+        next: null,
+        events,
+        also: (at) => {
+          if (input.channel && !input.values)
+            this.#ephemeral({ channel: input.channel, user: input.user, text: refusalMessage(p, code, message) }, at);
+        },
+        answer: { ok: false, code, message, ...(details ? { details } : {}) },
+      });
+      if (!input.values) {
+        const verdict = precheckEdit(p, who, now);
+        return verdict.ok ? { next: null, events: [], answer: { ok: true, proposal: p } } : refused(verdict);
+      }
+      const t = applyEdit(p, { ...who, values: input.values, base: input.base }, now);
+      if (!t.ok) return refused(t);
+      return {
+        ...committed(t),
+        also: (at) => {
+          // Redrawn even when no approval was voided (cardChanged would not see it), and the proposer told.
+          if (hasSlackCard(t.proposal)) this.#jobs.schedule("slack", "card", at);
+          if (hasSlackCard(t.proposal) && t.proposal.escalated) this.#jobs.schedule("slack", "escalation", at);
+          if (t.proposal.callback_url) {
+            queueNotification(this.#sql, "proposal.edited", JSON.stringify(editedEvent(t.proposal, at)));
+            this.#jobs.schedule("notify", "queue", at);
+          }
+        },
+        answer: { ok: true, proposal: t.proposal },
       };
     });
   }

@@ -77,6 +77,27 @@ export interface BreakGlassUse {
   reviews: Array<{ by: string; person: string; at: string; justified: boolean }>;
 }
 
+/** One param an edit changed: its value before and after (`null` for a param left out). */
+export interface ParamChange {
+  param: string;
+  from: unknown;
+  to: unknown;
+}
+
+/** An approver's edit of the params before approving (edit before approve): who, what, and what it voided. */
+export interface Edit {
+  /** `slack:U…`: whoever edited. */
+  by: string;
+  person: string;
+  at: string;
+  /** The plan before and after: approvals of the one before no longer count. */
+  from_plan_sha256: string;
+  plan_sha256: string;
+  changes: ParamChange[];
+  /** The approvals given before the edit: recorded here, counted no longer. */
+  voided_approvals: Approval[];
+}
+
 /** Where the Teams messages of a proposal stand (internal, like `slack`). */
 export interface TeamsState {
   /** The policy's incoming-webhook / Workflows URL, frozen at creation: a credential, never shown. */
@@ -153,4 +174,6 @@ export interface Proposal {
   mail: MailState | null;
   /** Set when the proposal was approved through break-glass; absent otherwise. */
   break_glass?: BreakGlassUse;
+  /** The edits approvers made before approving, oldest first; absent when none. `action.params` is the edited plan. */
+  edits?: Edit[];
 }

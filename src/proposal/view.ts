@@ -16,3 +16,11 @@ export function toView(p: Proposal): ProposalView {
 export function outcomeEvent(p: Proposal, now: number): { type: string; timestamp: string; data: ProposalView } {
   return { type: `proposal.${p.status}`, timestamp: new Date(now).toISOString(), data: toView(p) };
 }
+
+/**
+ * `proposal.edited` (edit before approve): the same envelope, sent while the proposal is still pending; `data.edits`
+ * ends with this edit (who, the params diff old → new, both plan hashes, the approvals it voided).
+ */
+export function editedEvent(p: Proposal, now: number): { type: string; timestamp: string; data: ProposalView } {
+  return { type: "proposal.edited", timestamp: new Date(now).toISOString(), data: toView(p) };
+}

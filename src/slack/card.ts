@@ -11,6 +11,7 @@ import type {
 } from "@slack/types";
 import { DEFAULT_VERIFY_LABELS, isMailRecipient } from "../config/policy.ts";
 import { MAX_REFUSAL_REASON_CHARS } from "../dispatch/runner-answer.ts";
+import { canonicalJson } from "../lib/jcs.ts";
 import { deciders, requiredApprovals } from "../proposal/lifecycle.ts";
 import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
 import { codeBlock, codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
@@ -30,6 +31,8 @@ export const ACTION_IDS = {
   /** The break-glass review's answers, posted to the normal approvers afterwards. */
   break_glass_justified: "signoff.break_glass_justified",
   break_glass_unjustified: "signoff.break_glass_unjustified",
+  /** Opens the Edit modal (edit before approve): the editable params, changed by an approver. */
+  edit: "signoff.edit",
 } as const;
 
 export const CARD_BLOCK_IDS = {
@@ -44,6 +47,8 @@ export const CARD_BLOCK_IDS = {
   risk: "signoff.risk",
   /** A change freeze the proposal was created in, or the break-glass that approved it, and its review. */
   breakGlass: "signoff.break_glass",
+  /** The edits approvers made (old → new, by whom): signoff's words around the values, in code spans. */
+  edits: "signoff.edits",
   /** Who may decide, from the rule the proposal froze: signoff's words, shown while a decision is possible. */
   deciders: "signoff.deciders",
   params: "signoff.params",
@@ -124,6 +129,9 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
   const glass = breakGlassText(p);
   if (glass)
     blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.breakGlass, text: mrkdwn(glass) } satisfies SectionBlock);
+  const edited = editsText(p);
+  if (edited)
+    blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.edits, text: mrkdwn(edited) } satisfies SectionBlock);
   const risk = riskText(p);
   if (risk) blocks.push({ type: "section", block_id: CARD_BLOCK_IDS.risk, text: mrkdwn(risk) } satisfies SectionBlock);
   const who = decidersText(p, opts);
@@ -152,7 +160,7 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
 
   const buttons = decisionButtons(p, opts, params.whole);
   if (buttons.length > 0) {
-    blocks.push({ type: "actions", block_id: CARD_BLOCK_IDS.actions, elements: buttons } satisfies ActionsBlock);
+    blocks.push({ type: "actions", block_id: actionsBlockId(p), elements: buttons } satisfies ActionsBlock);
   }
 
   return {
@@ -210,6 +218,47 @@ export function riskText(p: Proposal): string | null {
   const label = fit(risk.label, 200);
   const doubt = risk.unevaluable ? " (its condition could not be evaluated for this proposal, so it applies)" : "";
   return `:rotating_light: *Risk rule:* ${n} approval${n === 1 ? "" : "s"} needed: ${label}${doubt}`;
+}
+
+/**
+ * The card's buttons' block id: `signoff.actions`, and once the params were edited `signoff.actions.<plan>` (the
+ * first 12 hex digits of the plan hash), so an Approve clicked on a card drawn before an edit is known to be stale.
+ */
+export function actionsBlockId(p: Proposal): string {
+  return p.edits?.length ? `${CARD_BLOCK_IDS.actions}.${shortPlanHash(p.plan_sha256)}` : CARD_BLOCK_IDS.actions;
+}
+
+/**
+ * The plan a card's button was drawn on, from its block id: a short plan hash, null for the plan as created (no edit
+ * then), undefined for a block the card did not draw (nothing to compare).
+ */
+export function drawnPlan(blockId: string | undefined): string | null | undefined {
+  if (blockId === CARD_BLOCK_IDS.actions) return null;
+  const prefix = `${CARD_BLOCK_IDS.actions}.`;
+  return blockId?.startsWith(prefix) ? blockId.slice(prefix.length) : undefined;
+}
+
+/** The most recent edits the card lists; older ones are counted. */
+const EDITS_SHOWN = 3;
+const EDIT_VALUE_MAX = 200;
+
+/**
+ * ":pencil2: Edited by @alice <date>: `replicas` `12` → `3`" for each edit (the latest last), and that approvals given
+ * before an edit no longer count. Null when the params were never edited.
+ */
+export function editsText(p: Proposal): string | null {
+  const edits = p.edits ?? [];
+  if (edits.length === 0) return null;
+  const value = (v: unknown) => (v === null ? "_(left out)_" : codeSpan(canonicalJson(v), EDIT_VALUE_MAX));
+  const lines = edits.slice(-EDITS_SHOWN).map((e) => {
+    const changes = e.changes.map((c) => `${codeSpan(c.param, 80)} ${value(c.from)} → ${value(c.to)}`).join(", ");
+    const voided = e.voided_approvals.length;
+    const note = voided > 0 ? ` (${voided} earlier approval${voided === 1 ? "" : "s"} no longer count)` : "";
+    return `:pencil2: *Edited* by ${actor(e.by)} ${slackDate(e.at)}: ${changes}${note}`;
+  });
+  if (edits.length > EDITS_SHOWN) lines.unshift(`${edits.length - EDITS_SHOWN} earlier edit(s) not shown.`);
+  lines.push("Approvals count only for the plan as edited, and someone who did not edit it must approve.");
+  return lines.join("\n");
 }
 
 /**
@@ -461,6 +510,10 @@ function decisionButtons(p: Proposal, opts: RenderOptions, planWhole: boolean): 
   ];
   if (planWhole && p.rule.break_glass) {
     buttons.push({ type: "button", action_id: ACTION_IDS.break_glass, text: plain("Break glass"), value: p.id });
+  }
+  // Edit before approve: only a plan shown whole, and never where only break-glass or the requester decides.
+  if (planWhole && p.rule.edit && !p.rule.freeze && !p.rule.requester_only) {
+    buttons.push({ type: "button", action_id: ACTION_IDS.edit, text: plain("Edit"), value: p.id });
   }
   if (opts.role === "card" && p.rule.escalation && !p.escalated) {
     buttons.push({ type: "button", action_id: ACTION_IDS.escalate, text: plain("Escalate"), value: p.id });

@@ -16,10 +16,12 @@ import {
   BREAK_GLASS_MODAL,
   DENY_MODAL,
   denyModalOrigin,
+  drawnPlan,
   refusalText,
   renderBreakGlassModal,
   renderDenyModal,
 } from "./card.ts";
+import { EDIT_MODAL, editErrors, editModalOrigin, readEditValues, renderEditModal } from "./edit-modal.ts";
 import { drawnFromBlockId } from "./home.ts";
 import { type HomeViewer, publishHome } from "./home-publish.ts";
 import { type BlockActionsPayload, readInteraction, type ViewSubmissionPayload } from "./payloads.ts";
@@ -111,6 +113,9 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload, 
   if (action.action_id === ACTION_IDS.break_glass || REVIEW_BUTTONS.has(action.action_id)) {
     return onBreakGlassButton(config, payload, action.value ? proposalStub(env.PROPOSALS, action.value) : null);
   }
+  if (action.action_id === ACTION_IDS.edit) {
+    return onEditButton(config, payload, action.value ? proposalStub(env.PROPOSALS, action.value) : null);
+  }
   const kind = BUTTONS.get(action.action_id);
   const stub = kind && action.value ? proposalStub(env.PROPOSALS, action.value) : null;
   if (!kind || !stub) return; // not one of our buttons, or not one of our ids
@@ -119,7 +124,8 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload, 
   if (payload.view?.type === "home") return onHomeButton(env, config, payload, kind, stub, keepAlive);
   const channel = payload.channel?.id ?? payload.container?.channel_id;
   if (kind !== "deny") {
-    await stub.click({ kind, user, team, ...(channel ? { channel } : {}) });
+    const plan = drawnPlan(action.block_id);
+    await stub.click({ kind, user, team, ...(channel ? { channel } : {}), ...(plan === undefined ? {} : { plan }) });
     return;
   }
   const check = await stub.checkDeny(user, channel, team);
@@ -222,6 +228,44 @@ async function onBreakGlassButton(
   if (opened.kind !== "ok") await stub.noteSlackFailure("views.open", opened.error);
 }
 
+/** Edit opens its modal, prefilled with the params as they are, once the same checks as the edit itself pass. */
+async function onEditButton(config: Config, payload: BlockActionsPayload, stub: ProposalStub | null): Promise<void> {
+  if (!stub) return;
+  const channel = payload.channel?.id ?? payload.container?.channel_id;
+  const check = await stub.edit({
+    user: payload.user.id,
+    team: payload.user.team_id ?? null,
+    ...(channel ? { channel } : {}),
+  });
+  if (!check.ok || !payload.trigger_id) return;
+  await openDenyModal(config, stub, payload.trigger_id, renderEditModal(check.proposal));
+}
+
+/** The Edit modal's submission: a refusal (a schema, a param not editable, not allowed) is shown in the modal. */
+async function onEditSubmission(
+  env: Env,
+  payload: ViewSubmissionPayload,
+  answer: (body: unknown) => Response,
+  close: () => Response,
+): Promise<Response> {
+  const { proposalId, base } = editModalOrigin(payload.view.private_metadata);
+  const stub = proposalStub(env.PROPOSALS, proposalId);
+  const values = readEditValues(payload.view.state?.values);
+  const firstBlock = `${EDIT_MODAL.blockPrefix}${Object.keys(values)[0] ?? ""}`;
+  if (!stub) return answer({ response_action: "errors", errors: { [firstBlock]: "This proposal no longer exists." } });
+  const outcome = await stub.edit({
+    user: payload.user.id,
+    team: payload.user.team_id ?? null,
+    values,
+    ...(base ? { base } : {}),
+  });
+  if (outcome.ok) return close();
+  return answer({
+    response_action: "errors",
+    errors: editErrors(Object.keys(values), outcome.message, outcome.details),
+  });
+}
+
 /** The break-glass modal's submission: a refusal (no reason, not allowed) is shown next to the reason box. */
 async function onBreakGlassSubmission(
   env: Env,
@@ -252,6 +296,7 @@ async function onDenySubmission(
 ): Promise<Response> {
   if (payload.view.callback_id === BREAK_GLASS_MODAL.callbackId)
     return onBreakGlassSubmission(env, payload, answer, close);
+  if (payload.view.callback_id === EDIT_MODAL.callbackId) return onEditSubmission(env, payload, answer, close);
   if (payload.view.callback_id !== DENY_MODAL.callbackId) return close();
   const { proposalId, fromHome } = denyModalOrigin(payload.view.private_metadata);
   const stub = proposalStub(env.PROPOSALS, proposalId);
