@@ -153,4 +153,9 @@ export interface Proposal {
   mail: MailState | null;
   /** Set when the proposal was approved through break-glass; absent otherwise. */
   break_glass?: BreakGlassUse;
+  /**
+   * The proposer's `group_key`: pending proposals of the same key, action and key name share one Slack card
+   * (docs/grouping.md). Absent when none was given.
+   */
+  group_key?: string;
 }

@@ -568,9 +568,9 @@ function verifyStatusText(p: Proposal, opts: RenderOptions): string | null {
   }
 }
 
-// ---- the status line ----
+// ---- the status line (the grouped card, group-card.ts, shows it per item) ----
 
-function statusText(p: Proposal, opts: RenderOptions): string | null {
+export function statusText(p: Proposal, opts: RenderOptions): string | null {
   const decidedAt = p.decision?.at;
   switch (p.status) {
     case "pending": {

@@ -1,0 +1,231 @@
+// Grouped proposals (docs/grouping.md): a proposer's pending proposals of one action and group_key share one Slack
+// card; Approve all is one click per item by that person, each decided by the item's own object (SPEC 12); the card
+// stays truthful as items are decided, expire or are cancelled.
+import { describe, expect, it } from "vitest";
+import { TOKENS } from "./fixtures.ts";
+import {
+  auditOf,
+  call,
+  click,
+  createProposal,
+  denySubmission,
+  getProposal,
+  json,
+  proposalBody,
+  settle,
+  slackRequest,
+} from "./helpers/api.ts";
+import { clickAll, groupCardCalls, groupOf, groupRefOf, lastGroupCard, settleAll } from "./helpers/group.ts";
+import { peer } from "./peer/client.ts";
+
+const restart = (deployment: string, groupKey: string, extra: Record<string, unknown> = {}) =>
+  createProposal({
+    action: { type: "k8s.rollout_restart", params: { deployment } },
+    summary: `Restart deployment ${deployment} (rolling)`,
+    group_key: groupKey,
+    ...extra,
+  });
+
+/** Three restarts under one key, settled onto their card; their ids and the card's Approve all value. */
+async function storm(groupKey: string, extra: Record<string, unknown> = {}) {
+  const ids: string[] = [];
+  for (const deployment of ["api", "web", "worker"]) ids.push((await restart(deployment, groupKey, extra)).id);
+  await settleAll(ids, groupOf(groupKey));
+  return { ids, ref: await groupRefOf(/3 × k8s\.rollout_restart/) };
+}
+
+/** The runner's dispatches, by proposal id. */
+async function dispatches(): Promise<string[]> {
+  return (await peer.requests("/runner")).map((r) => JSON.parse(r.body).proposal_id as string);
+}
+
+describe("grouped proposals", () => {
+  it("three proposals with one key: one card, one chat.postMessage, no single cards", async () => {
+    const { ids } = await storm("storm-1");
+    const { posts } = await groupCardCalls();
+    expect(posts).toHaveLength(1);
+    expect(await peer.slackCalls("chat.postMessage")).toHaveLength(1);
+    // Posted at the first report, then edited as the others joined (at most once a second).
+    const { updates } = await groupCardCalls();
+    expect((updates.at(-1) ?? posts[0])!.text).toBe("Approval needed: 3 × k8s.rollout_restart: api, web, worker");
+    const card = await lastGroupCard();
+    for (const id of ids) expect(card).toContain(id);
+    expect(card).toContain("signoff.group_approve_all");
+    // Each item keeps its own buttons, whose value is its own proposal id.
+    const blocks = JSON.parse(card) as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>;
+    const approves = blocks.flatMap((b) => b.elements ?? []).filter((e) => e.action_id === "signoff.approve");
+    expect(approves.map((e) => e.value)).toEqual(ids);
+    // Each item's audit chain records the card it is on; the API shows its group_key.
+    for (const id of ids) {
+      const posted = (await auditOf(id)).find((e) => e.type === "slack.message_posted");
+      expect(posted?.details).toMatchObject({ role: "group_card", channel: "C0INCIDENT" });
+      expect((await getProposal(id)).group_key).toBe("storm-1");
+    }
+  });
+
+  it("Approve all by an approver with M=1: three dispatches, each exactly once, and the card says so", async () => {
+    const { ids, ref } = await storm("storm-2");
+    const res = await clickAll("approve", ref, "U0ALICE");
+    expect(res.status).toBe(200);
+    await settleAll(ids, groupOf("storm-2"));
+    // A second press after they ran changes nothing and dispatches nothing more.
+    await clickAll("approve", ref, "U0ALICE");
+    await settleAll(ids, groupOf("storm-2"));
+    expect((await dispatches()).sort()).toEqual([...ids].sort());
+    for (const id of ids) {
+      const p = await getProposal(id);
+      expect(p.status).toBe("succeeded");
+      expect(p.approvals.map((a: { user: string }) => a.user)).toEqual(["U0ALICE"]);
+      expect((await auditOf(id)).filter((e) => e.type === "dispatch.attempt")).toHaveLength(1);
+    }
+    const card = await lastGroupCard();
+    expect(card).toContain("Decided: 3 × k8s.rollout_restart");
+    expect(card.match(/Succeeded/g)!.length).toBeGreaterThanOrEqual(3);
+    expect(card).not.toContain("signoff.group_approve_all");
+    expect(await peer.slackCalls("chat.postMessage")).toHaveLength(1);
+  });
+
+  it("mixed outcomes: one denied on its own button, one expired, one approved; the card tells each truthfully", async () => {
+    const denied = (await restart("api", "storm-3")).id;
+    const expired = (await restart("web", "storm-3", { ttl_seconds: 2 })).id;
+    const approved = (await restart("worker", "storm-3")).id;
+    const ids = [denied, expired, approved];
+    await settleAll(ids, groupOf("storm-3"));
+    await slackRequest(denySubmission(denied, "U0ALICE", "not this one"));
+    expect((await click("approve", approved, "U0OSCAR")).status).toBe(200);
+    // The alarm expires it at its deadline by itself; the long poll answers when it has.
+    const res = await call(`/v1/proposals/${expired}?wait=10`, { token: TOKENS.reader });
+    expect((await json(res)).status).toBe("expired");
+    await settleAll(ids, groupOf("storm-3"));
+    expect((await getProposal(denied)).status).toBe("denied");
+    expect((await getProposal(expired)).status).toBe("expired");
+    expect((await getProposal(approved)).status).toBe("succeeded");
+    expect(await dispatches()).toEqual([approved]);
+    const card = await lastGroupCard();
+    expect(card).toContain("1 denied");
+    expect(card).toContain("1 expired, nothing ran");
+    expect(card).toContain("1 succeeded");
+    expect(card).toContain("not this one");
+    expect(card).toContain("Decided: 3 × k8s.rollout_restart");
+    // Nothing is left to decide: no buttons at all.
+    expect(card).not.toContain('"type":"actions"');
+  });
+
+  it("a cancelled item shows as cancelled; Approve all then decides only the others", async () => {
+    const { ids, ref } = await storm("storm-4");
+    const res = await call(`/v1/proposals/${ids[1]}/cancel`, { method: "POST", body: { reason: "resolved" } });
+    expect(res.status, JSON.stringify(await json(res))).toBe(200);
+    await settleAll(ids, groupOf("storm-4"));
+    expect(await lastGroupCard()).toContain("1 cancelled, nothing ran");
+    await clickAll("approve", ref, "U0ALICE");
+    await settleAll(ids, groupOf("storm-4"));
+    expect((await dispatches()).sort()).toEqual([ids[0], ids[2]].sort());
+    expect((await getProposal(ids[1]!)).status).toBe("cancelled");
+  });
+
+  it("a different key or action gets a card of its own", async () => {
+    const alpha = [(await restart("api", "alpha")).id, (await restart("web", "alpha")).id];
+    const beta = [(await restart("worker", "beta")).id];
+    const failover = [
+      (await createProposal({ action: { type: "db.failover", params: { cluster: "pg-main" } }, group_key: "alpha" }))
+        .id,
+    ];
+    await settleAll(alpha, groupOf("alpha"));
+    await settleAll(beta, groupOf("beta"));
+    await settleAll(failover, groupOf("alpha", "db.failover"));
+    const { posts, updates } = await groupCardCalls();
+    expect(posts).toHaveLength(3);
+    expect(await peer.slackCalls("chat.postMessage")).toHaveLength(3);
+    const last = [...posts, ...updates].map((c) => String(c.text));
+    expect(last).toContain("Approval needed: 1 × k8s.rollout_restart: worker");
+    expect(last).toContain("Approval needed: 1 × db.failover: pg-main");
+    // web joined api's card (posted with api alone or with both, then edited to show both).
+    expect(last).toContain("Approval needed: 2 × k8s.rollout_restart: api, web");
+    expect(last.filter((t) => t.includes("web") && !t.includes("api"))).toEqual([]);
+  });
+
+  it("group_key is validated: blank, control characters or too long are 400, nothing is created", async () => {
+    for (const group_key of ["", " x", "a\u0007b", "x".repeat(65), "é"]) {
+      const res = await call("/v1/proposals", { body: proposalBody({ group_key }) });
+      const body = await json(res);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(body.error.details.map((d: { path: string }) => d.path)).toContain("group_key");
+    }
+    // A requester_only action's card is its requester's DM: grouping it is refused.
+    const res = await call("/v1/proposals", {
+      body: proposalBody({ action: { type: "demo.echo", params: {} }, group_key: "x" }),
+    });
+    expect(res.status).toBe(422);
+    expect((await json(res)).error.code).toBe("group_key_not_allowed");
+  });
+});
+
+describe("grouped proposals: Approve all never lets one party act alone (SPEC 12)", () => {
+  it("the requester pressing Approve all is refused for their own item only, and told which", async () => {
+    const own = (await restart("api", "self-1", { requested_by: "U0BOB" })).id;
+    const others = [
+      (await restart("web", "self-1", { requested_by: "U0RITA" })).id,
+      (await restart("worker", "self-1", { requested_by: "U0RITA" })).id,
+    ];
+    const ids = [own, ...others];
+    await settleAll(ids, groupOf("self-1"));
+    const ref = await groupRefOf(/3 × k8s\.rollout_restart/);
+    // U0BOB is in S0ONCALL, an approver of the action, and the requester of `api`.
+    expect((await clickAll("approve", ref, "U0BOB")).status).toBe(200);
+    await settleAll(ids, groupOf("self-1"));
+    const mine = await getProposal(own);
+    expect(mine.status).toBe("pending");
+    expect(mine.approvals).toEqual([]);
+    expect((await dispatches()).sort()).toEqual([...others].sort());
+    const refusal = (await auditOf(own)).find((e) => e.type === "click.refused");
+    expect(refusal).toMatchObject({ actor: "slack:U0BOB" });
+    const replies = await peer.slackCalls("chat.postEphemeral");
+    expect(replies).toHaveLength(1);
+    expect(replies[0]).toMatchObject({ user: "U0BOB", channel: "C0INCIDENT" });
+    expect(String(replies[0]!.text)).toContain("2 of 3 counted");
+    expect(String(replies[0]!.text)).toContain(`\`api\` (\`${own}\`) refused`);
+    // The card still offers the requester's own item to someone else.
+    expect(await lastGroupCard()).toContain("Approval needed: 3 × k8s.rollout_restart");
+  });
+
+  it("Approve all by one approver on items needing 2 approvals dispatches none; a second person completes each", async () => {
+    const ids: string[] = [];
+    for (const cluster of ["pg-a", "pg-b"])
+      ids.push((await createProposal({ action: { type: "db.failover", params: { cluster } }, group_key: "m2" })).id);
+    const group = groupOf("m2", "db.failover");
+    await settleAll(ids, group);
+    const ref = await groupRefOf(/2 × db\.failover/);
+    await clickAll("approve", ref, "U0ALICE", "C0APPROVALS");
+    await settleAll(ids, group);
+    expect(await dispatches()).toEqual([]);
+    for (const id of ids) {
+      const p = await getProposal(id);
+      expect(p.status).toBe("pending");
+      expect(p.approvals.map((a: { user: string }) => a.user)).toEqual(["U0ALICE"]);
+    }
+    // The same person again: one person, one vote, per item.
+    await clickAll("approve", ref, "U0ALICE", "C0APPROVALS");
+    await settleAll(ids, group);
+    expect(await dispatches()).toEqual([]);
+    const again = (await peer.slackCalls("chat.postEphemeral")).at(-1);
+    expect(String(again?.text)).toContain("0 of 2 counted");
+    // A second approver completes each, each dispatched once.
+    await clickAll("approve", ref, "U0DAVE", "C0APPROVALS");
+    await settleAll(ids, group);
+    expect((await dispatches()).sort()).toEqual([...ids].sort());
+  });
+
+  it("Deny all by someone who may not decide denies nothing", async () => {
+    const { ids, ref } = await storm("deny-1");
+    await clickAll("deny", ref, "U0MALLORY");
+    await settleAll(ids, groupOf("deny-1"));
+    for (const id of ids) expect((await getProposal(id)).status).toBe("pending");
+    const reply = (await peer.slackCalls("chat.postEphemeral")).at(-1);
+    expect(String(reply?.text)).toContain("Deny all: 0 of 3 counted");
+    await clickAll("deny", ref, "U0ALICE");
+    await settleAll(ids, groupOf("deny-1"));
+    for (const id of ids) expect((await getProposal(id)).status).toBe("denied");
+    expect(await dispatches()).toEqual([]);
+    await settle(ids[0]!);
+  });
+});
