@@ -2,6 +2,8 @@
 // card; Approve all is one click per item by that person, each decided by the item's own object (SPEC 12); the card
 // stays truthful as items are decided, expire or are cancelled.
 import { describe, expect, it } from "vitest";
+import { GROUP_CARD_MAX_ITEMS } from "../src/group/limits.ts";
+import { SLACK_LIMITS } from "../src/slack/mrkdwn.ts";
 import { TOKENS } from "./fixtures.ts";
 import {
   auditOf,
@@ -142,6 +144,40 @@ describe("grouped proposals", () => {
     // web joined api's card (posted with api alone or with both, then edited to show both).
     expect(last).toContain("Approval needed: 2 × k8s.rollout_restart: api, web");
     expect(last.filter((t) => t.includes("web") && !t.includes("api"))).toEqual([]);
+  });
+
+  it("a full card (20 items) is not added to: the 21st item opens a second card", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < GROUP_CARD_MAX_ITEMS + 1; i++) ids.push((await restart(`svc-${i}`, "full")).id);
+    await settleAll(ids, groupOf("full"));
+    const { posts, updates } = await groupCardCalls();
+    expect(posts).toHaveLength(2);
+    const texts = [...posts, ...updates].map((c) => String(c.text));
+    expect(texts.some((t) => t.startsWith(`Approval needed: ${GROUP_CARD_MAX_ITEMS} × k8s.rollout_restart`))).toBe(
+      true,
+    );
+    expect(texts).toContain(`Approval needed: 1 × k8s.rollout_restart: svc-${GROUP_CARD_MAX_ITEMS}`);
+    for (const call of [...posts, ...updates])
+      expect((call.blocks as unknown[]).length).toBeLessThanOrEqual(SLACK_LIMITS.blocksPerMessage);
+  });
+
+  it("Slack down: the card's post is retried (one card, not one per item); given up, each item's audit says so", async () => {
+    await peer.script("/slack/api/chat.postMessage", [
+      { status: 503 },
+      { status: 429, headers: { "retry-after": "1" } },
+    ]);
+    await storm("down-1");
+    // Two refused attempts, then the one post that went through; every edit after it is of that one message.
+    const { posts, updates } = await groupCardCalls();
+    expect(posts).toHaveLength(3);
+    expect(await peer.slackCalls("chat.postMessage")).toHaveLength(3);
+    expect(new Set(updates.map((u) => u.ts)).size).toBeLessThanOrEqual(1);
+    // Refused for good (not a passing fault): every item's own audit chain records that its card was not sent.
+    await peer.script("/slack/api/chat.postMessage", [{ body: { ok: false, error: "channel_not_found" } }]);
+    const lone = (await restart("api", "down-2")).id;
+    await settleAll([lone], groupOf("down-2"));
+    const failed = (await auditOf(lone)).find((e) => e.type === "slack.failed");
+    expect(failed?.details).toMatchObject({ method: "group chat.postMessage", final: true });
   });
 
   it("group_key is validated: blank, control characters or too long are 400, nothing is created", async () => {

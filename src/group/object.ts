@@ -262,7 +262,6 @@ export class ProposalGroup extends DurableObject<Env> {
     items: readonly Proposal[],
   ): Promise<number | null> {
     const attempt = job.attempt + 1;
-    console.error(`group ${method} failed (attempt ${attempt}): ${result.error}`);
     if (result.kind === "retry" && attempt < attempts) return Date.now() + messageRetryDelayMs(result.afterMs, attempt);
     await Promise.allSettled(
       items.map((p) => proposalStub(this.env.PROPOSALS, p.id)?.noteSlackFailure(`group ${method}`, result.error)),
