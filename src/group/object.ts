@@ -59,8 +59,8 @@ export class ProposalGroup extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       this.#sql.exec(`INSERT OR IGNORE INTO meta (key, value) VALUES ('head', ?)`, JSON.stringify(head));
       const known = this.#sql.exec<MemberRow>(`SELECT * FROM members WHERE id = ?`, p.id).toArray()[0];
-      // A late retry never takes a decided item back to pending (each member reports in order; this is a guard).
-      if (known && isTerminal(known.status as Proposal["status"]) && !isTerminal(p.status)) return;
+      // A late report never takes an item back (each member reports in order, one job at a time; this is a guard).
+      if (known && stage(p.status) < stage(known.status as Proposal["status"])) return;
       const card = known ? Number(known.card) : this.#cardFor(targetChannel(p, "card"), itemBlockCost(p), now);
       if (known)
         this.#sql.exec(`UPDATE members SET status = ?, snapshot = ? WHERE id = ?`, p.status, JSON.stringify(p), p.id);
@@ -276,6 +276,12 @@ export class ProposalGroup extends DurableObject<Env> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > wake) await this.ctx.storage.setAlarm(Math.max(wake, Date.now()));
   }
+}
+
+/** How far a status is along: pending, decided and under way (approved, dispatched), ended. Never goes back. */
+function stage(status: Proposal["status"]): number {
+  if (status === "pending") return 0;
+  return isTerminal(status) ? 2 : 1;
 }
 
 /** The clicker's one reply: how many items counted, then each refused item by name, with its own object's reason. */
