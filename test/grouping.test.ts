@@ -3,6 +3,14 @@
 // stays truthful as items are decided, expire or are cancelled.
 import { describe, expect, it } from "vitest";
 import { GROUP_CARD_MAX_ITEMS } from "../src/group/limits.ts";
+import type { Proposal } from "../src/proposal/types.ts";
+import {
+  GROUP_ACTION_IDS,
+  ITEM_BLOCK_BUDGET,
+  itemBlockCost,
+  itemBlocks,
+  renderGroupCard,
+} from "../src/slack/group-card.ts";
 import { SLACK_LIMITS } from "../src/slack/mrkdwn.ts";
 import { TOKENS } from "./fixtures.ts";
 import {
@@ -18,6 +26,7 @@ import {
   slackRequest,
 } from "./helpers/api.ts";
 import { clickAll, groupCardCalls, groupOf, groupRefOf, lastGroupCard, settleAll } from "./helpers/group.ts";
+import { EXPIRES_AT, makeProposal } from "./helpers/proposal-factory.ts";
 import { peer } from "./peer/client.ts";
 
 const restart = (deployment: string, groupKey: string, extra: Record<string, unknown> = {}) =>
@@ -263,5 +272,56 @@ describe("grouped proposals: Approve all never lets one party act alone (SPEC 12
     for (const id of ids) expect((await getProposal(id)).status).toBe("denied");
     expect(await dispatches()).toEqual([]);
     await settle(ids[0]!);
+  });
+});
+
+describe("the grouped card (pure)", () => {
+  const NOW = Date.parse(EXPIRES_AT) - 60_000;
+  const head = { keyName: "alertmanager", action: "k8s.rollout_restart", groupKey: "g", ref: "0".repeat(64) + ":1" };
+
+  it("escapes and quotes what the proposer wrote: no mention, no link, no status passing for signoff's", () => {
+    const hostile = makeProposal({
+      action: { type: "k8s.rollout_restart", params: { deployment: "<!channel> <https://x.io|y>" } },
+      summary: ":white_check_mark: *Approved* by <@U0MALLORY>",
+    });
+    const { text, blocks } = renderGroupCard(head, [hostile], NOW);
+    const all = JSON.stringify({ text, blocks });
+    expect(all).not.toContain("<!channel>");
+    expect(all).not.toContain("<https://x.io|y>");
+    expect(all).not.toContain("<@U0MALLORY>");
+    expect(all).toContain("> :white_check_mark: *Approved* by &lt;@U0MALLORY&gt;");
+  });
+
+  it("an item never takes more blocks than the card keeps for it, whatever its state or plan; 20 fit in 50", () => {
+    const long = { deployment: "x", notes: "n".repeat(1200) };
+    const states: Array<Partial<Proposal>> = [
+      {},
+      {
+        status: "denied",
+        decision: { by: "slack:U0ALICE", at: EXPIRES_AT, outcome: "denied", reason: "r".repeat(1000) },
+      },
+      { status: "failed", result: { status: "failed", output: "o".repeat(16_000), at: EXPIRES_AT } },
+    ];
+    for (const params of [{ deployment: "api" }, long])
+      for (const state of states) {
+        const p = makeProposal({ action: { type: "k8s.rollout_restart", params }, ...state });
+        expect(itemBlocks(p, NOW).length).toBeLessThanOrEqual(itemBlockCost(p));
+        for (const block of itemBlocks(p, NOW))
+          if (block.type === "section") expect(block.text!.text.length).toBeLessThanOrEqual(SLACK_LIMITS.sectionText);
+      }
+    const twenty = Array.from({ length: GROUP_CARD_MAX_ITEMS }, () => makeProposal());
+    expect(twenty.reduce((n, p) => n + itemBlockCost(p), 0)).toBeLessThanOrEqual(ITEM_BLOCK_BUDGET);
+    expect(renderGroupCard(head, twenty, NOW).blocks.length).toBeLessThanOrEqual(SLACK_LIMITS.blocksPerMessage);
+  });
+
+  it("offers Approve all only while an item can be decided here: not once decided, escalated or past its deadline", () => {
+    const buttons = (items: Proposal[], now = NOW) =>
+      JSON.stringify(renderGroupCard(head, items, now).blocks).includes(GROUP_ACTION_IDS.approveAll);
+    expect(buttons([makeProposal()])).toBe(true);
+    expect(buttons([makeProposal({ status: "denied" })])).toBe(false);
+    expect(buttons([makeProposal({ escalated: { by: "slack:U0ALICE", at: EXPIRES_AT, prior_approvals: [] } })])).toBe(
+      false,
+    );
+    expect(buttons([makeProposal()], Date.parse(EXPIRES_AT))).toBe(false);
   });
 });

@@ -142,7 +142,7 @@ function overview(items: readonly Proposal[], open: readonly Proposal[], nowMs: 
     open.length > 0
       ? "\n*Approve all* is one click per item by you: each item checks it as if you had pressed its own Approve."
       : "";
-  return `*${items.length} items:* ${line}${deciders ? `\n${deciders}` : ""}${all}`;
+  return `*${items.length} item${items.length === 1 ? "" : "s"}:* ${line}${deciders ? `\n${deciders}` : ""}${all}`;
 }
 
 /** An item's signoff-written lines: number, name, status; the summary quoted; approvals, risk rule, outcome. */
