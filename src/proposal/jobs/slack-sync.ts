@@ -1,7 +1,7 @@
 // Jobs: keep the proposal's Slack messages telling the truth (post, then chat.update on
 // every change), and deliver ephemeral replies to refused clickers. Retries honour
-// Slack's Retry-After; failures are audited and never block or reverse a decision.
-
+// Slack's Retry-After; failures are audited and never block or reverse a decision. A grouped proposal reports
+// its state to its group's object instead, which owns the shared card (docs/grouping.md).
 import { groupStubFor } from "../../group/stub.ts";
 import {
   BREAK_GLASS_PREFIX,
