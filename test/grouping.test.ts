@@ -277,7 +277,7 @@ describe("grouped proposals: Approve all never lets one party act alone (SPEC 12
 
 describe("the grouped card (pure)", () => {
   const NOW = Date.parse(EXPIRES_AT) - 60_000;
-  const head = { keyName: "alertmanager", action: "k8s.rollout_restart", groupKey: "g", ref: "0".repeat(64) + ":1" };
+  const head = { keyName: "alertmanager", action: "k8s.rollout_restart", groupKey: "g", ref: `${"0".repeat(64)}:1` };
 
   it("escapes and quotes what the proposer wrote: no mention, no link, no status passing for signoff's", () => {
     const hostile = makeProposal({
