@@ -4,11 +4,12 @@
 // audit log; an alert no route matches is skipped, one a template cannot fill is refused, and the others go ahead.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { RESOLVED_REASON } from "../src/api/alertmanager.ts";
+import { alertGroupKey, RESOLVED_REASON } from "../src/api/alertmanager.ts";
 import worker from "../src/index.ts";
 import { POLICY, TOKENS } from "./fixtures.ts";
 import { auditOf, BASE, call, click, createdThisTest, getProposal, json, settle } from "./helpers/api.ts";
 import { expectError } from "./helpers/contract.ts";
+import { groupCardCalls, groupOf, settleAll } from "./helpers/group.ts";
 import { policyEnv } from "./helpers/policy-env.ts";
 import { peer } from "./peer/client.ts";
 
@@ -287,5 +288,28 @@ describe("POST /v1/adapters/alertmanager", () => {
     const events = await auditOf(id!);
     expect(events.map((e) => e.type)).not.toContain("approval.recorded");
     expect(events.every((e) => e.actor === "key:alertmanager" || e.actor === "system")).toBe(true);
+  });
+});
+
+describe("a route with group: true", () => {
+  it("puts the alerts of one Alertmanager group on one grouped card; a route without it keeps a card each", async () => {
+    const [oomRoute, ...rest] = POLICY.adapters.alertmanager.routes;
+    const bindings = policyEnv({}, { adapters: { alertmanager: { routes: [{ ...oomRoute, group: true }, ...rest] } } });
+    const payload = group([oom("api"), oom("web"), oom("worker"), dbDown("pg-main")]);
+    const body = await sendOk(payload, undefined, bindings);
+    expect(body.counts.created).toBe(4);
+    const ids: string[] = body.alerts.map((a: Json) => a.proposal_id);
+    const key = alertGroupKey(payload.groupKey);
+    expect(key).toMatch(/^alertmanager:[0-9a-f]{32}$/);
+    for (const id of ids.slice(0, 3)) expect((await getProposal(id)).group_key).toBe(key);
+    expect((await getProposal(ids[3]!)).group_key).toBeUndefined();
+    await settleAll(ids.slice(0, 3), groupOf(key));
+    await settle(ids[3]!);
+    // One grouped card for the three restarts, and the failover's own card.
+    const posts = await peer.slackCalls("chat.postMessage");
+    expect(posts).toHaveLength(2);
+    const { posts: grouped, updates } = await groupCardCalls();
+    expect(grouped).toHaveLength(1);
+    expect((updates.at(-1) ?? grouped[0])!.text).toBe("Approval needed: 3 × k8s.rollout_restart: api, web, worker");
   });
 });

@@ -41,9 +41,18 @@ describe("parsing adapters.alertmanager.routes", () => {
       ...TEXT_DEFAULTS,
       requested_by: null,
       ttl_seconds: null,
+      group: false,
     });
     const { adapters: _, ...noAdapters } = POLICY;
     expect(parsePolicy(noAdapters).adapters.alertmanager.routes).toEqual([]);
+  });
+
+  it("group (one grouped card per Alertmanager group) is a boolean, false unless set", () => {
+    expect(parsePolicy(withRoutes(route({ group: true }))).adapters.alertmanager.routes[0]!.group).toBe(true);
+    expect(problems(withRoutes(route({ group: "yes" })))).toContainEqual({
+      path: `${AT}.group`,
+      message: "must be true or false, not a string",
+    });
   });
 
   it("refuses unknown fields with a suggestion, at every level", () => {

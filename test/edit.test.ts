@@ -5,9 +5,10 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { parsePolicy } from "../src/config/policy.ts";
 import type { ConfigError } from "../src/config/problems.ts";
-import { renderCard } from "../src/slack/card.ts";
+import { actionsBlockId, renderCard } from "../src/slack/card.ts";
 import { EDIT_ACTIONS } from "./fixtures.ts";
 import { auditOf, click, clickPayload, getProposal, settle, slackRequest } from "./helpers/api.ts";
+import { clickAll, groupOf, groupRefOf, lastGroupCard, settleAll, settleGroup } from "./helpers/group.ts";
 import { createIn, policyEnv } from "./helpers/policy-env.ts";
 import { EXPIRES_AT, makeProposal } from "./helpers/proposal-factory.ts";
 import { peer } from "./peer/client.ts";
@@ -301,5 +302,47 @@ describe("editing on the card", () => {
     expect(
       (await auditOf(p.id)).some((e) => e.type === "notify.delivered" && e.details.event === "proposal.edited"),
     ).toBe(true);
+  });
+});
+
+describe("editing an item of a grouped card", () => {
+  const blocksOf = (card: string) => JSON.parse(card) as Array<{ type: string; block_id?: string }>;
+
+  it("Approve all never approves an edit unseen: before the card heard of it, nor after; the item's own button does", async () => {
+    const group = groupOf("resize-1", "k8s.resize");
+    const edited = await createIn(editable, resize(5, { group_key: "resize-1" }));
+    const other = await createIn(editable, resize(6, { group_key: "resize-1" }));
+    await settleAll([edited.id, other.id], group);
+    const ref = await groupRefOf(/2 × k8s\.resize/);
+
+    // The edit lands in the item's object; the group's card has not been redrawn yet.
+    expect(await submitEdit(edited, "U0ALICE", { replicas: "3" })).toBeNull();
+    expect((await clickAll("approve", ref, "U0DAVE")).status).toBe(200);
+    await settle(edited.id);
+    await settle(other.id);
+    expect((await getProposal(other.id)).status).toBe("succeeded");
+    expect((await getProposal(edited.id)).status).toBe("pending");
+    expect((await auditOf(edited.id)).find((e) => e.type === "click.refused")?.details).toMatchObject({
+      code: "changed",
+    });
+
+    // Redrawn: the item's buttons carry its new plan; Approve all still leaves it to them.
+    await settleAll([edited.id, other.id], group);
+    const now = await getProposal(edited.id);
+    const card = await lastGroupCard();
+    expect(blocksOf(card).some((b) => b.block_id === `${actionsBlockId(now as never)}~0`)).toBe(true);
+    expect((await clickAll("approve", ref, "U0LEAD")).status).toBe(200);
+    await settle(edited.id);
+    expect((await getProposal(edited.id)).status).toBe("pending");
+    await settleGroup(group);
+    const replies = await peer.slackCalls("chat.postEphemeral");
+    expect(JSON.stringify(replies.at(-1))).toContain("approve it with its own button");
+
+    // The item's own button, drawn on the edited plan, counts.
+    const payload = clickPayload("approve", edited.id, "U0LEAD");
+    (payload.actions[0] as Record<string, unknown>).block_id = `${actionsBlockId(now as never)}~0`;
+    expect((await slackRequest(payload)).status).toBe(200);
+    await settle(edited.id);
+    expect((await getProposal(edited.id)).status).toBe("succeeded");
   });
 });

@@ -1,9 +1,10 @@
 // SPEC 12, independence: no single party can cause a dispatch. A property over random policies, people with several
-// identities, and random sequences of clicks (on the card and in the Home tab), link decisions and escalations by
-// random actors (the requester and the escalator among them) or by the clock (escalation.after_seconds, issue 16), and
-// edits of the params by anyone (issue 17): no proposal reaches `approved` unless the rule in force was met by that many
-// distinct people, none of them the requester (unless self-approval is allowed), once escalated none the escalator,
-// and once edited at least one who did not edit it (an edit voids every approval given before it).
+// identities, and random sequences of clicks (on the card, in the Home tab, and Approve all / Deny all on a grouped
+// card), link decisions and escalations by random actors (the requester and the escalator among them) or by the clock
+// (escalation.after_seconds, issue 16), and edits of the params by anyone (issue 17): no proposal reaches `approved`
+// unless the rule in force was met by that many distinct people, none of them the requester (unless self-approval is
+// allowed), once escalated none the escalator, and once edited at least one who did not edit it (an edit voids every
+// approval given before it).
 // Pure: the state machine itself (src/proposal/lifecycle.ts), so thousands of sequences run in a second.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -40,7 +41,10 @@ type Step =
   | { via: "clock" }
   | { via: "glass"; user: string; standing: Standing; reason: string }
   // Edit before approve: anyone changes the editable params (the requester, a guest, a non-approver among them).
-  | { via: "edit"; user: string; standing: Standing; deployment: string };
+  | { via: "edit"; user: string; standing: Standing; deployment: string }
+  // Approve all / Deny all on a grouped card (docs/grouping.md): the group object sends this item's object one click
+  // by that person, which it decides as a click on the item's own button (no view state, no reason).
+  | { via: "group"; user: string; kind: "approve" | "deny"; standing: Standing };
 
 interface World {
   proposal: Proposal;
@@ -127,6 +131,12 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
               }),
             ]
           : []),
+        fc.record({
+          via: fc.constant("group" as const),
+          user: fc.constantFrom(...USERS),
+          kind: fc.constantFrom<"approve" | "deny">("approve", "approve", "approve", "deny"),
+          standing: fc.constantFrom<Standing>("member", "member", "member", "guest", "other_workspace"),
+        }),
         fc.constant({ via: "clock" as const }),
         ...(w.breakGlass && !w.requesterOnly
           ? [
@@ -247,6 +257,7 @@ function play(world: World): Proposal[] {
                   user: step.user,
                   memberOf: world.group.includes(step.user) ? [GROUP] : [],
                   standing: step.standing,
+                  // A grouped click reaches the item's object as ProposalObject.click does a card's: via slack.
                   via: step.via === "home" ? "slack_home" : "slack",
                   // A stale view: drawn before anything happened (which may still be how it stands).
                   ...(step.via === "home" ? { drawn: step.fresh ? drawnState(p) : "pending.0.n" } : {}),

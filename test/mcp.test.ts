@@ -233,3 +233,15 @@ describe("MCP server at /mcp", () => {
     expect(events.every((e) => e.actor === "key:alertmanager" || e.actor === "system")).toBe(true);
   });
 });
+
+describe("MCP propose_action and grouped cards", () => {
+  it("passes group_key to the same creation path: kept on the proposal, and a bad one is a tool error naming it", async () => {
+    const client = await connect();
+    const proposed = await callTool(client, "propose_action", proposeArgs({ group_key: "incident-42" }));
+    expect(proposed.isError).toBeFalsy();
+    expect((await getProposal(proposed.structuredContent.id)).group_key).toBe("incident-42");
+    const refused = await callTool(client, "propose_action", proposeArgs({ group_key: " padded " }));
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toContain("group_key");
+  });
+});

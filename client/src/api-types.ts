@@ -47,6 +47,8 @@ export interface paths {
             kind?: "approval" | "verify";
             /** @description a verification prompt's addressee for signed links (e-mail address or opaque id); required when its action enables links */
             recipient?: string;
+            /** @description approvals only: the proposer's pending proposals of the same action and group_key share one Slack card (at most 20 a card, opened within 600 s of each other); each is still decided, audited and dispatched on its own */
+            group_key?: string;
           };
         };
       };
@@ -258,6 +260,8 @@ export interface paths {
                       break_glass?: true;
                     }[];
                 }[];
+              /** @description the group_key it was created with: it shares a Slack card with its group */
+              group_key?: string;
               /** @description verification prompts (kind verify) whose action enables links only: the recipient's three links, for the proposer to deliver to that person alone (SMS, e-mail); they answer by possession and never dispatch. Credentials: GET never shows them. Approval links are never returned: signoff mails them to their recipients and posts the Teams card's itself, and deciding with one needs the recipient's sign-in */
               links?: ({
                   recipient: string;
@@ -476,6 +480,8 @@ export interface paths {
                       break_glass?: true;
                     }[];
                 }[];
+              /** @description the group_key it was created with: it shares a Slack card with its group */
+              group_key?: string;
               /** @description verification prompts (kind verify) whose action enables links only: the recipient's three links, for the proposer to deliver to that person alone (SMS, e-mail); they answer by possession and never dispatch. Credentials: GET never shows them. Approval links are never returned: signoff mails them to their recipients and posts the Teams card's itself, and deciding with one needs the recipient's sign-in */
               links?: ({
                   recipient: string;
@@ -717,6 +723,8 @@ export interface paths {
                       break_glass?: true;
                     }[];
                 }[];
+              /** @description the group_key it was created with: it shares a Slack card with its group */
+              group_key?: string;
             };
           };
         };
@@ -944,6 +952,8 @@ export interface paths {
                       break_glass?: true;
                     }[];
                 }[];
+              /** @description the group_key it was created with: it shares a Slack card with its group */
+              group_key?: string;
             };
           };
         };

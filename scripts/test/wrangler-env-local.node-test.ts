@@ -104,7 +104,7 @@ test("a binding, a var or a migration class missing from [env.local] is reported
 
   const newObject = structuredClone(config);
   (newObject.durable_objects as { bindings: Table[] }).bindings.push({ name: "LIMITS", class_name: "Limiter" });
-  assert.match(drift(newObject).join("\n"), /durable_objects\.bindings\[1\] .*LIMITS.*: no matching entry/);
+  assert.match(drift(newObject).join("\n"), /durable_objects\.bindings\[\d+\] .*LIMITS.*: no matching entry/);
 
   const otherDatabase = structuredClone(config);
   ((otherDatabase.d1_databases as Table[])[0] as Table).database_name = "signoff-audit-2";
@@ -116,8 +116,8 @@ test("a binding, a var or a migration class missing from [env.local] is reported
   assert.deepEqual(drift(realId), []);
 
   const newTag = structuredClone(config);
-  (newTag.migrations as Table[]).push({ tag: "v2", new_sqlite_classes: ["Limiter"] });
-  assert.match(drift(newTag).join("\n"), /migrations: tags v1, v2 here, v1 in local/);
+  (newTag.migrations as Table[]).push({ tag: "v3", new_sqlite_classes: ["Limiter"] });
+  assert.match(drift(newTag).join("\n"), /migrations: tags v1, v2, v3 here, v1, v2 in local/);
 
   const newClass = structuredClone(config);
   ((newClass.migrations as Table[])[0]!.new_sqlite_classes as string[]).push("Limiter");

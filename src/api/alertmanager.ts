@@ -2,6 +2,7 @@
 // becomes a proposal through the same creation path as POST /v1/proposals, under an Idempotency-Key from its
 // fingerprint and start, so a re-sent group posts no second card; a resolved alert cancels its pending proposal.
 // The door proposes and cancels its own proposals, as its key may; it never decides.
+import { createHash } from "node:crypto";
 import { Hono } from "hono";
 import { type AlertFields, renderRoute, routeFor } from "../config/alert-routes.ts";
 import { ApiError } from "../errors.ts";
@@ -24,6 +25,14 @@ const RETRY_AFTER_SECONDS = 30;
 /** One alert instance, one proposal: Alertmanager keeps fingerprint and startsAt for its firing and resolved sends. */
 export function alertIdempotencyKey(alert: Pick<Alert, "fingerprint" | "startsAt">): string {
   return `alertmanager:${alert.fingerprint}:${alert.startsAt}`;
+}
+
+/**
+ * The group_key of a route with `group: true`: Alertmanager's group, hashed (its groupKey can be far longer than a
+ * group_key's 64 characters), so the alerts Alertmanager sends as one group share one card (docs/grouping.md).
+ */
+export function alertGroupKey(groupKey: string): string {
+  return `alertmanager:${createHash("sha256").update(groupKey).digest("hex").slice(0, 32)}`;
 }
 
 export const alertmanagerRoutes = new Hono<AppEnv>();
@@ -84,6 +93,7 @@ async function handle(proposer: Proposer, payload: AlertmanagerPayload, alert: A
   }
   const body = {
     ...rendered.body,
+    ...(matched.route.group ? { group_key: alertGroupKey(payload.groupKey) } : {}),
     metadata: {
       alertmanager: {
         fingerprint: alert.fingerprint,

@@ -142,6 +142,13 @@ export async function propose(proposer: Proposer, raw: unknown, idempotencyKey?:
       [{ path: "requested_by", message: "required for requester_only actions" }],
     );
   }
+  // A grouped card is a channel's: a verification prompt or a requester_only approval is one person's, in their DM.
+  if (body.group_key !== undefined && (kind === "verify" || rule.requester_only)) {
+    const why = kind === "verify" ? "a verification prompt" : "requester_only (its card is the requester's DM)";
+    throw new ApiError(422, "group_key_not_allowed", `${type} is ${why}: group_key is for channel cards only`, [
+      { path: "group_key", message: "only approvals whose card goes to a channel can be grouped" },
+    ]);
+  }
   if (body.callback_url) {
     const allowed = callbackAllowed(key, body.callback_url);
     if (!allowed.ok)

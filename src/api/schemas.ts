@@ -3,6 +3,7 @@ import { z } from "zod";
 import { ACTION_TYPE_PATTERN } from "../config/action-patterns.ts";
 import { RECIPIENT_MESSAGE, RECIPIENT_PATTERN } from "../config/policy.ts";
 import { RunnerResult } from "../dispatch/runner-answer.ts";
+import { GROUP_CARD_MAX_ITEMS, GROUP_KEY_MAX_CHARS, GROUP_WINDOW_SECONDS } from "../group/limits.ts";
 import { PROPOSAL_KINDS, STATUSES, VERIFY_ANSWERS } from "../proposal/types.ts";
 import { PLAN_MAX_CHARS } from "../slack/plan.ts";
 
@@ -13,6 +14,12 @@ const text = (max: number, what: string) =>
 export const SlackUserId = z.string().regex(/^[UW][A-Z0-9]{2,}$/, "must be a Slack user id (U… or W…)");
 
 export const Recipient = z.string().regex(RECIPIENT_PATTERN, RECIPIENT_MESSAGE);
+
+/** A group key: short printable ASCII, no leading or trailing space (an Alertmanager group label, a ticket id). */
+export const GroupKey = z
+  .string()
+  .max(GROUP_KEY_MAX_CHARS, `must be at most ${GROUP_KEY_MAX_CHARS} characters`)
+  .regex(/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/, "must be printable ASCII, not blank, no edge spaces");
 
 /**
  * The create body. `blast_radius` and `rollback` are required for approvals (SPEC 4) and optional for
@@ -62,6 +69,11 @@ function createBodyWith(texts: "required" | "optional") {
         ),
       recipient: Recipient.optional().describe(
         "a verification prompt's addressee for signed links (e-mail address or opaque id); required when its action enables links",
+      ),
+      group_key: GroupKey.optional().describe(
+        "approvals only: the proposer's pending proposals of the same action and group_key share one Slack card " +
+          `(at most ${GROUP_CARD_MAX_ITEMS} a card, opened within ${GROUP_WINDOW_SECONDS} s of each other); each is ` +
+          "still decided, audited and dispatched on its own",
       ),
     })
     .strict();
@@ -278,6 +290,7 @@ export const ProposalResponse = z.object({
     )
     .optional()
     .describe("present once an approver edited the params (edit before approve); action.params is the edited plan"),
+  group_key: z.string().optional().describe("the group_key it was created with: it shares a Slack card with its group"),
 });
 
 export const IssuedLinkResponse = z.object({

@@ -38,6 +38,7 @@ const routeSchema = z.strictObject({
   rollback: z.string().max(3000).optional(),
   requested_by: z.string().max(200).optional(),
   ttl_seconds: z.int().min(1).optional(),
+  group: z.boolean().optional(),
 });
 
 const adaptersSchema = z.strictObject({
@@ -63,6 +64,8 @@ export interface AlertRoute {
   /** A template for `requested_by` (a Slack user id, or a label holding one), or null. */
   requested_by: string | null;
   ttl_seconds: number | null;
+  /** The alerts of one Alertmanager group share one grouped Slack card (docs/grouping.md); false: a card each. */
+  group: boolean;
 }
 
 /** The alert as templates see it (a firing or resolved alert of Alertmanager's webhook, version 4). */
@@ -179,6 +182,7 @@ export function parseAdapters(
       rollback: r.rollback ?? TEXT_DEFAULTS.rollback,
       requested_by: r.requested_by ?? null,
       ttl_seconds: r.ttl_seconds ?? null,
+      group: r.group ?? false,
     };
     const templates: [(string | number)[], string][] = [
       ...[...stringsOf(r.params)].map(([path, text]): [(string | number)[], string] => [["params", ...path], text]),

@@ -10,6 +10,7 @@ import { isLoopbackHost } from "../lib/hosts.ts";
 import { mintAccessToken, parseLocalAccessKey, signedInEmail } from "./access.ts";
 import { type LocalEnv, standinRoutes } from "./routes.ts";
 
+export { ProposalGroup } from "../group/object.ts";
 export { ProposalObject } from "../proposal/object.ts";
 export { LocalMail } from "./mailbox.ts";
 export { LocalSlack } from "./store.ts";

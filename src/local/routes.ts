@@ -214,7 +214,9 @@ export function standinRoutes(app: Hono<AppEnv>): Hono<{ Bindings: LocalEnv }> {
     const stored = await slackStore(c.env).message(String(input.channel ?? ""), String(input.ts ?? ""));
     if (!stored) throw new ApiError(404, "not_found", "no such message");
     const message = JSON.parse(stored) as StoredMessage;
-    const found = findButton(message, String(input.action_id ?? ""));
+    // The block when the page names it: a grouped card shows the same button once per item (docs/grouping.md).
+    const block = typeof input.block_id === "string" ? input.block_id : undefined;
+    const found = findButton(message, String(input.action_id ?? ""), block);
     // As in Slack, only a button the card shows now can be clicked.
     if (!found) throw new ApiError(409, "wrong_state", "this card has no such button (any more)");
     const trigger = await slackStore(c.env).newTrigger(as);

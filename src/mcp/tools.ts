@@ -78,6 +78,13 @@ const proposeShape = {
     .string()
     .optional()
     .describe("the same key and arguments again return the first proposal instead of posting a second card"),
+  group_key: z
+    .string()
+    .optional()
+    .describe(
+      "the same label on several proposals of one action (e.g. one per alert of an incident) puts them on one Slack " +
+        "card instead of one each; each is still decided on its own. Printable, at most 64 characters",
+    ),
   wait_seconds: waitSeconds,
 };
 

@@ -18,6 +18,8 @@ export interface ProposalDraft {
   recipient?: string;
   callback_url?: string;
   metadata?: Record<string, unknown>;
+  /** Shares one Slack card with the proposer's other pending proposals of this action and key (docs/grouping.md). */
+  group_key?: string;
 }
 
 /** SPEC 2: SHA-256 of the JCS form of {action, summary, reason, blast_radius, rollback}. */
@@ -80,5 +82,6 @@ export function newProposal(input: {
     slack: { messages: [] },
     teams: teamsWebhook ? { webhook: teamsWebhook, card_posted: false, announced: null } : null,
     mail: mailed ? { done: {} } : null,
+    ...(draft.group_key === undefined ? {} : { group_key: draft.group_key }),
   };
 }

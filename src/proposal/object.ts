@@ -515,6 +515,24 @@ export class ProposalObject extends DurableObject<Env> {
     }));
   }
 
+  /**
+   * Where its group's card was posted (docs/grouping.md): audited as its card's post, and kept as its card, so its
+   * reminders reply in that card's thread. Its Slack job reports to the group instead of editing the message itself.
+   */
+  async noteGroupCard(channel: string, ts: string): Promise<void> {
+    await this.#mutate(undefined, (p) => {
+      const known = p.slack.messages.some((m) => m.role === "card");
+      const ref = { role: "card", channel, ts } as const;
+      return {
+        next: known ? null : { ...p, slack: { messages: [...p.slack.messages, ref] } },
+        events: known
+          ? []
+          : [{ type: "slack.message_posted", actor: "system", details: { role: "group_card", channel, ts } }],
+        answer: undefined,
+      };
+    });
+  }
+
   /** Audits a Slack call the Worker made on this proposal's behalf that failed (e.g. views.open). */
   async noteSlackFailure(method: string, error: string): Promise<void> {
     await this.#mutate(undefined, () => ({

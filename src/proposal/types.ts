@@ -176,4 +176,9 @@ export interface Proposal {
   break_glass?: BreakGlassUse;
   /** The edits approvers made before approving, oldest first; absent when none. `action.params` is the edited plan. */
   edits?: Edit[];
+  /**
+   * The proposer's `group_key`: pending proposals of the same key, action and key name share one Slack card
+   * (docs/grouping.md). Absent when none was given.
+   */
+  group_key?: string;
 }

@@ -233,9 +233,11 @@ export function actionsBlockId(p: Proposal): string {
  * then), undefined for a block the card did not draw (nothing to compare).
  */
 export function drawnPlan(blockId: string | undefined): string | null | undefined {
-  if (blockId === CARD_BLOCK_IDS.actions) return null;
+  // A grouped card draws one actions block per item, told apart by a `~<item>` suffix (group-card.ts).
+  const id = blockId?.replace(/~\d+$/, "");
+  if (id === CARD_BLOCK_IDS.actions) return null;
   const prefix = `${CARD_BLOCK_IDS.actions}.`;
-  return blockId?.startsWith(prefix) ? blockId.slice(prefix.length) : undefined;
+  return id?.startsWith(prefix) ? id.slice(prefix.length) : undefined;
 }
 
 /** The most recent edits the card lists; older ones are counted. */
@@ -621,9 +623,9 @@ function verifyStatusText(p: Proposal, opts: RenderOptions): string | null {
   }
 }
 
-// ---- the status line ----
+// ---- the status line (the grouped card, group-card.ts, shows it per item) ----
 
-function statusText(p: Proposal, opts: RenderOptions): string | null {
+export function statusText(p: Proposal, opts: RenderOptions): string | null {
   const decidedAt = p.decision?.at;
   switch (p.status) {
     case "pending": {

@@ -7,6 +7,7 @@ import type { AppEnv } from "../api/http.ts";
 import { withConfig } from "../api/middleware.ts";
 import type { Config } from "../config/load.ts";
 import { ApiError } from "../errors.ts";
+import { groupStubAt } from "../group/stub.ts";
 import { waitAtMost } from "../lib/deadline.ts";
 import { bodyText } from "../lib/encoding.ts";
 import type { ClickKind } from "../proposal/lifecycle.ts";
@@ -22,6 +23,7 @@ import {
   renderDenyModal,
 } from "./card.ts";
 import { EDIT_MODAL, editErrors, editModalOrigin, readEditValues, renderEditModal } from "./edit-modal.ts";
+import { GROUP_ACTION_IDS, parseGroupCardRef } from "./group-card.ts";
 import { drawnFromBlockId } from "./home.ts";
 import { type HomeViewer, publishHome } from "./home-publish.ts";
 import { type BlockActionsPayload, readInteraction, type ViewSubmissionPayload } from "./payloads.ts";
@@ -116,6 +118,8 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload, 
   if (action.action_id === ACTION_IDS.edit) {
     return onEditButton(config, payload, action.value ? proposalStub(env.PROPOSALS, action.value) : null);
   }
+  const all = GROUP_BUTTONS.get(action.action_id);
+  if (all) return onGroupButton(env, payload, all);
   const kind = BUTTONS.get(action.action_id);
   const stub = kind && action.value ? proposalStub(env.PROPOSALS, action.value) : null;
   if (!kind || !stub) return; // not one of our buttons, or not one of our ids
@@ -131,6 +135,30 @@ async function onButton(env: Env, config: Config, payload: BlockActionsPayload, 
   const check = await stub.checkDeny(user, channel, team);
   if (!check.ok || !payload.trigger_id) return;
   await openDenyModal(config, stub, payload.trigger_id, renderDenyModal(action.value!, check.summary));
+}
+
+/** A grouped card's Approve all / Deny all by action_id. */
+const GROUP_BUTTONS = new Map<string, "approve" | "deny">([
+  [GROUP_ACTION_IDS.approveAll, "approve"],
+  [GROUP_ACTION_IDS.denyAll, "deny"],
+]);
+
+/**
+ * Approve all / Deny all on a grouped card (docs/grouping.md): the group's object sends one click by this person to
+ * each pending item's own object, which decides it as a click on the item's own button (Deny all gives no reason).
+ */
+async function onGroupButton(env: Env, payload: BlockActionsPayload, kind: "approve" | "deny"): Promise<void> {
+  const ref = parseGroupCardRef(payload.actions[0]!.value ?? "");
+  const group = ref ? groupStubAt(env.GROUPS, ref.objectId) : null;
+  if (!ref || !group) return; // not one of our cards
+  const channel = payload.channel?.id ?? payload.container?.channel_id;
+  await group.clickAll({
+    card: ref.card,
+    kind,
+    user: payload.user.id,
+    team: payload.user.team_id ?? null,
+    ...(channel ? { channel } : {}),
+  });
 }
 
 /**

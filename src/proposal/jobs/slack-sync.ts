@@ -1,6 +1,8 @@
 // Jobs: keep the proposal's Slack messages telling the truth (post, then chat.update on
 // every change), and deliver ephemeral replies to refused clickers. Retries honour
-// Slack's Retry-After; failures are audited and never block or reverse a decision.
+// Slack's Retry-After; failures are audited and never block or reverse a decision. A grouped proposal reports
+// its state to its group's object instead, which owns the shared card (docs/grouping.md).
+import { groupStubFor } from "../../group/stub.ts";
 import {
   BREAK_GLASS_PREFIX,
   type BreakGlassRole,
@@ -33,6 +35,8 @@ export const syncSlack: JobRunner = async (ctx, job) => {
   const role = job.key === "escalation" ? "escalation" : "card";
   const p = ctx.proposal();
   if (role === "card" && !hasSlackCard(p)) return DONE;
+  // A grouped proposal's card is its group's (docs/grouping.md): it reports its state there instead of posting one.
+  if (role === "card" && p.group_key !== undefined) return reportToGroup(ctx, job, p, p.group_key);
   const config = ctx.config();
   const ref = p.slack.messages.find((m) => m.role === role);
   const { text, blocks } = renderCard(p, { role, nowMs: ctx.now() });
@@ -70,6 +74,26 @@ export const syncSlack: JobRunner = async (ctx, job) => {
   }
   return slackFailure(ctx, job, result, ref ? "chat.update" : "chat.postMessage", MESSAGE_ATTEMPTS);
 };
+
+/**
+ * Sends the proposal as it stands to its group's object, which puts it on a grouped card and edits the card. A group
+ * that cannot be reached is tried again like a card post, and audited like one.
+ */
+async function reportToGroup(ctx: JobContext, job: Job, p: Proposal, groupKey: string): Promise<JobOutcome> {
+  const head = { keyName: p.created_by, action: p.action.type, groupKey };
+  try {
+    await groupStubFor(ctx.env.GROUPS, head.keyName, head.action, groupKey).report(head, p);
+    return DONE;
+  } catch {
+    return slackFailure(
+      ctx,
+      job,
+      { kind: "retry", afterMs: null, error: "group card unreachable" },
+      "group.report",
+      MESSAGE_ATTEMPTS,
+    );
+  }
+}
 
 /**
  * Whether the proposal has a Slack card at all: not a verification prompt asked only through links (no
