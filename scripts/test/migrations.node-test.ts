@@ -68,3 +68,42 @@ test("every migration applies in order to an empty database", () => {
   for (let n = 1; n <= FILES.length; n++) apply(n);
   assert.equal(db.prepare("SELECT COUNT(*) AS n FROM audit_events").get()!.n, 0);
 });
+
+test("0007 turns 0004's Home index rows into one row per proposal and its requesters, dated by creation", () => {
+  const { db, apply } = migratedUpTo(7);
+  insertEvent(db, { proposal_id: "prp_a", idx: 1, type: "proposal.created", actor: "key:ci" });
+  const row = db.prepare(
+    `INSERT INTO home_index (proposal_id, role, who, status, expires_ms, version, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  row.run("prp_a", "decider", "U0ALICE", "pending", 9_000, 2, 5_000);
+  row.run("prp_a", "decider", "S0ONCALL", "pending", 9_000, 2, 5_000);
+  row.run("prp_a", "requester", "U0BOB", "pending", 9_000, 2, 5_000);
+  row.run("prp_b", "requester", "U0BOB", "denied", 8_000, 4, 6_000);
+  apply(7);
+  const rows = db.prepare("SELECT * FROM home_proposals ORDER BY proposal_id").all();
+  assert.deepEqual(
+    rows.map((r) => ({ ...r, deciders: JSON.parse(String(r.deciders)).sort() })),
+    [
+      {
+        proposal_id: "prp_a",
+        status: "pending",
+        expires_ms: 9_000,
+        deciders: ["S0ONCALL", "U0ALICE"],
+        version: 2,
+        updated_ms: 5_000,
+      },
+      { proposal_id: "prp_b", status: "denied", expires_ms: 8_000, deciders: [], version: 4, updated_ms: 6_000 },
+    ],
+  );
+  assert.deepEqual(
+    db
+      .prepare("SELECT who, created_ms, proposal_id FROM home_requesters ORDER BY proposal_id")
+      .all()
+      .map((r) => ({ ...r })),
+    [
+      { who: "U0BOB", created_ms: 1_000, proposal_id: "prp_a" },
+      { who: "U0BOB", created_ms: 6_000, proposal_id: "prp_b" },
+    ],
+  );
+  assert.equal(db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'home_index'").get()!.n, 0);
+});
