@@ -261,6 +261,16 @@ async function phaseCost(target: MeteredWorker, label: string, n: number): Promi
   const peersBefore = await peers.stats();
   const cpuBefore = cpuOf(target.pid).cpuMs;
   const { proposals } = await createMany(n, 1, undefined, target);
+  // Creation's share, its background work (card, audit flush) included, before any click: logged, not tabled.
+  await drain(`cost (${label}): creations`, {}, target);
+  const created = meterDelta(await target.meter(), meterBefore);
+  const per = (x: number) => (x / n).toFixed(2);
+  log(
+    `cost (${label}): per creation ${per(cpuOf(target.pid).cpuMs - cpuBefore)} CPU ms, ` +
+      `D1 ${per(created.d1RowsWritten)} rows written / ${per(created.d1Statements)} statements, ` +
+      `SQLite ${per(created.sqlRowsWritten)} rows written / ${per(created.sqlStatements)} statements, ` +
+      `${per(created.alarms)} alarm runs`,
+  );
   const accepted = (await peers.summary()).runnerAccepted + n;
   const clicks = await closedLoop(target.url, clicksFor(proposals, [ALICE, OSCAR]), 1);
   expectStatus(clicks, 200, `cost clicks (${label})`);

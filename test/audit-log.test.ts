@@ -4,7 +4,9 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AuditEvent, GENESIS_HASH, verifyChains } from "../src/audit/chain.ts";
-import { queryAuditEvents } from "../src/audit/store.ts";
+import { appendAuditEvents, queryAuditEvents, type StoredAuditEvent } from "../src/audit/store.ts";
+import { DECIDED_BY_SQL } from "../src/slack/home-index.ts";
+import { CREATED_IN_WINDOW_SQL } from "../src/stats/store.ts";
 import { auditOf, click, createProposal, getProposal, jobsOf, runJobsNow, settle, stubOf } from "./helpers/api.ts";
 import { d1 } from "./helpers/d1-outage.ts";
 
@@ -151,5 +153,87 @@ describe("D1 unavailable", () => {
     const { appendAuditEvents } = await import("../src/audit/store.ts");
     await appendAuditEvents(db, events);
     expect((await auditOf(p.id)).length).toBe(events.length);
+  });
+});
+
+/** AUDIT_DB, recording each statement it prepares and what each batch wrote (D1's own counts, as D1 bills them). */
+function recordingDb(): { db: D1Database; sql: string[]; written: number[] } {
+  const sql: string[] = [];
+  const written: number[] = [];
+  const recording = new Proxy(db, {
+    get(target, prop) {
+      if (prop === "prepare")
+        return (query: string) => {
+          sql.push(query);
+          return target.prepare(query);
+        };
+      if (prop === "batch")
+        return async (statements: D1PreparedStatement[]) => {
+          const results = await target.batch(statements);
+          for (const r of results) written.push(r.meta.rows_written);
+          return results;
+        };
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { db: recording, sql, written };
+}
+
+async function planOf(sql: string, ...values: unknown[]): Promise<string> {
+  const { results } = await db
+    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+    .bind(...values)
+    .all<{ detail: string }>();
+  return results.map((r) => r.detail).join("\n");
+}
+
+describe("what an event costs D1 (migrations/0006)", () => {
+  it("two rows written per event (the row and its chain position), three for the events a query finds by type", async () => {
+    const p = await createProposal();
+    await click("approve", p.id, "U0ALICE");
+    await settle(p.id);
+    const events = (await allEvents()).filter((e) => e.proposal_id === p.id) as StoredAuditEvent[];
+    // The same events again under another proposal id, so they are new rows (the chain is not checked here).
+    const copy = events.map((e) => ({ ...e, proposal_id: `${p.id}_copy` }));
+    const recording = recordingDb();
+    await appendAuditEvents(recording.db, copy);
+    const looked = new Set(["proposal.created", "approval.recorded", "proposal.denied", "proposal.escalated"]);
+    expect(recording.written).toEqual(copy.map((e) => (looked.has(e.type) ? 3 : 2)));
+    // No AUTOINCREMENT: nothing kept in sqlite_sequence for the log.
+    const sequence = await db
+      .prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'sqlite_sequence'")
+      .first<{ n: number }>();
+    if (sequence!.n > 0) {
+      const row = await db.prepare("SELECT * FROM sqlite_sequence WHERE name = 'audit_events'").first();
+      expect(row).toBeNull();
+    }
+    // seq still grows in arrival order.
+    const seqs = (await queryAuditEvents(db, { proposal_id: `${p.id}_copy`, limit: 100 })).map((e) => e.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(seqs[0]).toBeGreaterThan(events.at(-1)!.seq);
+  });
+
+  it("every read the code makes has an index: a chain's events, stats' window, the Home tab's decisions", async () => {
+    const recording = recordingDb();
+    await queryAuditEvents(recording.db, { proposal_id: "prp_x", limit: 10 });
+    expect(await planOf(recording.sql[0]!, 0, "prp_x", 10)).toMatch(/USING (COVERING )?INDEX sqlite_autoindex_audit/);
+    expect(await planOf(CREATED_IN_WINDOW_SQL, 0, 1, null, 10)).toMatch(/USING INDEX audit_events_created_by_time/);
+    expect(await planOf(DECIDED_BY_SQL, "slack:U0ALICE", 10)).toMatch(/USING INDEX audit_events_decisions_by_actor/);
+    // The per-proposal reads and joins use the chain's own index.
+    for (const sql of [
+      "SELECT * FROM audit_events WHERE proposal_id = ?1 AND idx >= ?2 ORDER BY idx",
+      "SELECT details FROM audit_events WHERE proposal_id = ?1 AND idx = ?2",
+    ]) {
+      expect(await planOf(sql, "prp_x", 1)).toMatch(/USING INDEX sqlite_autoindex_audit_events_1/);
+    }
+    const { results } = await db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' ORDER BY name")
+      .all<{ name: string }>();
+    expect(results.map((r) => r.name)).toEqual([
+      "audit_events_created_by_time",
+      "audit_events_decisions_by_actor",
+      "sqlite_autoindex_audit_events_1",
+    ]);
   });
 });

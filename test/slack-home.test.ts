@@ -4,6 +4,7 @@
 // its write fails and never trusted over the proposal's object.
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { HOME_SQL, homeIndexStatements } from "../src/slack/home-index.ts";
 import { signSlackRequest } from "../src/slack/signature.ts";
 import { SECRETS, SLACK_TEAM_ID } from "./fixtures.ts";
 import {
@@ -11,11 +12,13 @@ import {
   BASE,
   click,
   createProposal,
+  denySubmission,
   getProposal,
   json,
   runJobsNow,
   settle,
   slackRequest,
+  stubOf,
 } from "./helpers/api.ts";
 import { expectError } from "./helpers/contract.ts";
 import { collectFlushWarnings, flushWarnings } from "./helpers/d1-outage.ts";
@@ -305,12 +308,11 @@ describe("Home-tab buttons go the card's way", () => {
 describe("the index behind Waiting for you", () => {
   it("is never trusted over the object: rows that lie are re-checked away", async () => {
     const p = await pending();
-    // A row naming an outsider, and a decided proposal's rows put back to pending: the objects say otherwise.
+    // A row naming an outsider, and a decided proposal's row put back to pending: the objects say otherwise.
     await env.AUDIT_DB.prepare(
-      `INSERT INTO home_index (proposal_id, role, who, status, expires_ms, version, updated_ms)
-       VALUES (?1, 'decider', 'U0ZED', 'pending', ?2, 1, ?3)`,
+      "UPDATE home_proposals SET deciders = json_insert(deciders, '$[#]', 'U0ZED') WHERE proposal_id = ?1",
     )
-      .bind(p.id, Date.now() + 600_000, Date.now())
+      .bind(p.id)
       .run();
     const q = await pending();
     await click("deny", q.id, "U0ALICE");
@@ -321,7 +323,11 @@ describe("the index behind Waiting for you", () => {
     };
     await slackRequest(submit);
     await settle(q.id);
-    await env.AUDIT_DB.prepare("UPDATE home_index SET status = 'pending' WHERE proposal_id = ?1").bind(q.id).run();
+    await env.AUDIT_DB.prepare(
+      `UPDATE home_proposals SET status = 'pending', deciders = '["U0ALICE"]' WHERE proposal_id = ?1`,
+    )
+      .bind(q.id)
+      .run();
     expect(textOf(await openHome("U0ZED"))).not.toContain(p.id);
     const alice = await openHome("U0ALICE");
     expect(actionsFor(alice, q.id)).toBeUndefined();
@@ -329,34 +335,67 @@ describe("the index behind Waiting for you", () => {
   });
 
   it("follows every change, and a write D1 refused is retried by the audit flush until it lands", async () => {
-    const rows = async (id: string) =>
-      (
-        await env.AUDIT_DB.prepare("SELECT role, who, status FROM home_index WHERE proposal_id = ?1 ORDER BY role, who")
-          .bind(id)
-          .all()
-      ).results;
+    const rows = async (id: string) => {
+      const row = await env.AUDIT_DB.prepare("SELECT status, deciders FROM home_proposals WHERE proposal_id = ?1")
+        .bind(id)
+        .first<{ status: string; deciders: string }>();
+      const { results } = await env.AUDIT_DB.prepare("SELECT who FROM home_requesters WHERE proposal_id = ?1")
+        .bind(id)
+        .all<{ who: string }>();
+      return {
+        status: row?.status,
+        deciders: (JSON.parse(row?.deciders ?? "[]") as string[]).sort(),
+        requesters: results.map((r) => r.who),
+      };
+    };
     const p = await pending();
-    expect(await rows(p.id)).toEqual([
-      { role: "decider", who: "S0ONCALL", status: "pending" },
-      { role: "decider", who: "U0ALICE", status: "pending" },
-      { role: "requester", who: "U0BOB", status: "pending" },
-    ]);
+    expect(await rows(p.id)).toEqual({ status: "pending", deciders: ["S0ONCALL", "U0ALICE"], requesters: ["U0BOB"] });
     // The index table is away while the approval is flushed: the flush fails, and nothing is lost.
     collectFlushWarnings();
-    await env.AUDIT_DB.exec("ALTER TABLE home_index RENAME TO home_index_offline");
+    await env.AUDIT_DB.exec("ALTER TABLE home_proposals RENAME TO home_proposals_offline");
     try {
       await click("escalate", p.id, "U0ALICE");
       await runJobsNow(p.id, ["audit"]);
     } finally {
-      await env.AUDIT_DB.exec("ALTER TABLE home_index_offline RENAME TO home_index");
+      await env.AUDIT_DB.exec("ALTER TABLE home_proposals_offline RENAME TO home_proposals");
     }
     expect(flushWarnings().some((w) => w.includes(p.id) && w.includes("failed"))).toBe(true);
-    expect(await rows(p.id)).toContainEqual({ role: "decider", who: "U0ALICE", status: "pending" });
+    expect((await rows(p.id)).deciders).toEqual(["S0ONCALL", "U0ALICE"]);
     await runJobsNow(p.id);
-    expect(await rows(p.id)).toEqual([
-      { role: "decider", who: "S0SRELEADS", status: "pending" },
-      { role: "requester", who: "U0BOB", status: "pending" },
-    ]);
+    expect(await rows(p.id)).toEqual({ status: "pending", deciders: ["S0SRELEADS"], requesters: ["U0BOB"] });
     expect(actionsFor(await openHome("U0LEAD"), p.id)).toBeDefined();
+    // Decided: off every Waiting list, still under its requester's Yours.
+    await click("deny", p.id, "U0LEAD");
+    await slackRequest(denySubmission(p.id, "U0LEAD"));
+    await settle(p.id);
+    expect(await rows(p.id)).toEqual({ status: "denied", deciders: [], requesters: ["U0BOB"] });
+  });
+
+  it("costs D1 a few rows per proposal: its row, its pending entry and a row per requester, then one at the decision", async () => {
+    const p = await pending();
+    const proposal = (await stubOf(p.id).read())!;
+    // The same proposal under a new id, so its rows are new.
+    const copy = { ...proposal, id: `${proposal.id}_copy` };
+    const written = async (statements: D1PreparedStatement[]) =>
+      (await env.AUDIT_DB.batch(statements)).map((r) => r.meta.rows_written);
+    expect(await written(homeIndexStatements(env.AUDIT_DB, copy, 2, Date.now()))).toEqual([2, 1]);
+    // A later write while pending (an escalation: new deciders and deadline): the row and its pending entry again;
+    // the requester is there already.
+    expect(await written(homeIndexStatements(env.AUDIT_DB, copy, 3, Date.now()))).toEqual([2, 0]);
+    const decided = { ...copy, status: "approved" as const };
+    // Decided: the row, now out of the pending index (D1 counts the entry it removes as no row written).
+    expect(await written(homeIndexStatements(env.AUDIT_DB, decided, 9, Date.now()))).toEqual([1, 0]);
+    // An older snapshot arriving late changes nothing.
+    expect(await written(homeIndexStatements(env.AUDIT_DB, copy, 5, Date.now()))).toEqual([0, 0]);
+    const now = Date.now();
+    for (const [sql, values] of [
+      [HOME_SQL.groups, [now]],
+      [HOME_SQL.pendingFor, [now, '["U0ALICE"]', 10]],
+    ] as const) {
+      const { results } = await env.AUDIT_DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...values)
+        .all<{ detail: string }>();
+      expect(results.map((r) => r.detail).join("\n")).toMatch(/USING INDEX home_proposals_pending/);
+    }
   });
 });

@@ -75,30 +75,31 @@ export interface AuditQuery {
   limit: number;
 }
 
-/** Events matching every given filter, oldest first (by arrival sequence). */
+/**
+ * Events matching every given filter, oldest first (by arrival sequence). Only the filters given are written into
+ * the statement, so SQLite plans each query for what it asks: a proposal's events through `(proposal_id, idx)`; the
+ * other filters read the log in `seq` order from the cursor on (no index of their own: migrations/0006).
+ */
 export async function queryAuditEvents(db: D1Database, query: AuditQuery): Promise<StoredAuditEvent[]> {
+  const terms = ["seq > ?1"];
+  const values: unknown[] = [query.after_seq ?? 0];
+  const term = (sql: string, value: unknown) => {
+    if (value === undefined) return;
+    values.push(value);
+    terms.push(sql.replace("?", `?${values.length}`));
+  };
+  term("proposal_id = ?", query.proposal_id);
+  term("type = ?", query.type);
+  term("actor = ?", query.actor);
+  term("at_ms >= ?", query.since_ms);
+  term("at_ms < ?", query.until_ms);
+  values.push(query.limit);
   const { results } = await db
     .prepare(
       `SELECT seq, proposal_id, idx, at_ms, type, actor, details, prev_hash, hash, head_sig
-       FROM audit_events
-       WHERE (?1 IS NULL OR proposal_id = ?1)
-         AND (?2 IS NULL OR type = ?2)
-         AND (?3 IS NULL OR actor = ?3)
-         AND (?4 IS NULL OR at_ms >= ?4)
-         AND (?5 IS NULL OR at_ms < ?5)
-         AND seq > ?6
-       ORDER BY seq
-       LIMIT ?7`,
+       FROM audit_events WHERE ${terms.join(" AND ")} ORDER BY seq LIMIT ?${values.length}`,
     )
-    .bind(
-      query.proposal_id ?? null,
-      query.type ?? null,
-      query.actor ?? null,
-      query.since_ms ?? null,
-      query.until_ms ?? null,
-      query.after_seq ?? 0,
-      query.limit,
-    )
+    .bind(...values)
     .all<AuditRow>();
   return results.map(fromRow);
 }

@@ -1,35 +1,23 @@
-// The Home tab's index in D1 (migrations/0004): which pending proposals a Slack user or group may decide, and which
-// proposals a user requested, so the Home tab never scans every object. Never trusted: whoever reads a row re-checks
-// it against the proposal's Durable Object. Written by the object's audit flush job (in the same D1 batch as the
-// change's audit events), so a failed write is retried with them; `version` keeps an older snapshot from replacing
-// a newer one.
+// The Home tab's index in D1 (migrations/0007): which pending proposals a Slack user or group may decide, and which
+// proposals a user requested, so the Home tab never scans every object. One row per proposal (its deciders in a
+// column) and one per requester account, so a proposal costs D1 a few rows written, not one row per person per
+// change. Never trusted: whoever reads a row re-checks it against the proposal's Durable Object. Written by the
+// object's audit flush job (in the same D1 batch as the change's audit events), so a failed write is retried with
+// them; `version` keeps an older snapshot from replacing a newer one.
 import { deciders } from "../proposal/lifecycle.ts";
 import type { Proposal } from "../proposal/types.ts";
 
 const SLACK_USER = /^[UW][A-Z0-9]{2,}$/;
 const SLACK_USER_OR_GROUP = /^[UWS][A-Z0-9]{2,}$/;
 
-export interface HomeIndexRow {
-  role: "decider" | "requester";
-  who: string;
-}
-
 /**
- * The rows a proposal stands for now. Deciders only while pending: the Slack users and groups its rule in force lets
- * decide (after escalation, the escalation approvers; requester_only, the requester). Requester rows whatever the
- * status: `requested_by` and every Slack account the policy's people directory gives the same person. Verification
- * prompts are not on the Home tab (they are answered in their DM).
+ * Who may decide `p` now, as the index lists them: while pending, the Slack users and groups its rule in force lets
+ * decide (after escalation, the escalation approvers; requester_only, the requester); nobody once it is not.
+ * Verification prompts are not on the Home tab (they are answered in their DM).
  */
-export function homeIndexRows(p: Proposal): HomeIndexRow[] {
-  if (p.kind !== "approval") return [];
-  const rows: HomeIndexRow[] = [];
-  if (p.status === "pending") {
-    for (const who of new Set(deciders(p).approvers)) {
-      if (SLACK_USER_OR_GROUP.test(who)) rows.push({ role: "decider", who });
-    }
-  }
-  for (const who of slackAccountsOf(p, p.requested_by)) rows.push({ role: "requester", who });
-  return rows;
+export function homeDeciders(p: Proposal): string[] {
+  if (p.kind !== "approval" || p.status !== "pending") return [];
+  return [...new Set(deciders(p).approvers)].filter((who) => SLACK_USER_OR_GROUP.test(who));
 }
 
 /** What the rows depend on (requested_by never changes): the flush writes them again only when this changes. */
@@ -49,58 +37,71 @@ export function slackAccountsOf(p: Proposal, identity: string | null): string[] 
 }
 
 /**
- * The statements that make the index say what `p` says as of audit chain position `version`: rows of older versions
- * go, rows of this one are written, and nothing is written if a newer version is already there.
+ * The statements that make the index say what `p` says as of audit chain position `version`: its row, unless a newer
+ * version is already there, and its requesters' rows, which a later write finds there and skips (no row written).
+ * Nothing for a verification prompt.
  */
 export function homeIndexStatements(db: D1Database, p: Proposal, version: number, now: number): D1PreparedStatement[] {
-  const clear = db.prepare("DELETE FROM home_index WHERE proposal_id = ?1 AND version < ?2").bind(p.id, version);
-  const insert = db.prepare(
-    `INSERT OR REPLACE INTO home_index (proposal_id, role, who, status, expires_ms, version, updated_ms)
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-     WHERE NOT EXISTS (SELECT 1 FROM home_index WHERE proposal_id = ?1 AND version > ?6)`,
-  );
-  const expires = Date.parse(p.expires_at);
-  return [
-    clear,
-    ...homeIndexRows(p).map((row) => insert.bind(p.id, row.role, row.who, p.status, expires, version, now)),
-  ];
+  if (p.kind !== "approval") return [];
+  const row = db
+    .prepare(
+      `INSERT INTO home_proposals (proposal_id, status, expires_ms, deciders, version, updated_ms)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+       ON CONFLICT (proposal_id) DO UPDATE SET status = excluded.status, expires_ms = excluded.expires_ms,
+         deciders = excluded.deciders, version = excluded.version, updated_ms = excluded.updated_ms
+       WHERE excluded.version >= home_proposals.version`,
+    )
+    .bind(p.id, p.status, Date.parse(p.expires_at), JSON.stringify(homeDeciders(p)), version, now);
+  const requesters = slackAccountsOf(p, p.requested_by);
+  if (requesters.length === 0) return [row];
+  const requested = db
+    .prepare(
+      `INSERT OR IGNORE INTO home_requesters (who, created_ms, proposal_id)
+       SELECT value, ?2, ?3 FROM json_each(?1)`,
+    )
+    .bind(JSON.stringify(requesters), Date.parse(p.created_at), p.id);
+  return [row, requested];
 }
 
+/**
+ * The Home tab's reads. Pending proposals still before their deadline are found through the partial index
+ * `home_proposals_pending`, which SQLite uses only because each WHERE holds its condition `status = 'pending'` as the
+ * migration writes it (test/slack-home.test.ts checks the plans).
+ */
+export const HOME_SQL = {
+  groups: `SELECT DISTINCT d.value AS who FROM home_proposals AS h, json_each(h.deciders) AS d
+    WHERE h.status = 'pending' AND h.expires_ms > ?1 AND d.value >= 'S' AND d.value < 'T' LIMIT 200`,
+  pendingFor: `SELECT h.proposal_id FROM home_proposals AS h
+    WHERE h.status = 'pending' AND h.expires_ms > ?1
+      AND EXISTS (SELECT 1 FROM json_each(h.deciders) AS d WHERE d.value IN (SELECT value FROM json_each(?2)))
+    ORDER BY h.expires_ms LIMIT ?3`,
+  requestedBy: `SELECT proposal_id FROM home_requesters WHERE who = ?1 ORDER BY created_ms DESC LIMIT ?2`,
+} as const;
+
 /** The user groups that pending proposals list as deciders: the only groups whose membership the Home tab asks. */
-export async function pendingDeciderGroups(db: D1Database): Promise<string[]> {
-  const { results } = await db
-    .prepare(
-      `SELECT DISTINCT who FROM home_index
-       WHERE role = 'decider' AND status = 'pending' AND who >= 'S' AND who < 'T' LIMIT 200`,
-    )
-    .all<{ who: string }>();
+export async function pendingDeciderGroups(db: D1Database, now: number): Promise<string[]> {
+  const { results } = await db.prepare(HOME_SQL.groups).bind(now).all<{ who: string }>();
   return results.map((r) => r.who);
 }
 
 /** Proposals the index says `ids` (a user and their groups) may decide, soonest deadline first. */
-export async function pendingFor(db: D1Database, ids: readonly string[], limit: number): Promise<string[]> {
+export async function pendingFor(
+  db: D1Database,
+  ids: readonly string[],
+  limit: number,
+  now: number,
+): Promise<string[]> {
   if (ids.length === 0) return [];
-  const marks = ids.map((_, i) => `?${i + 2}`).join(", ");
   const { results } = await db
-    .prepare(
-      `SELECT proposal_id, MIN(expires_ms) AS expires_ms FROM home_index
-       WHERE role = 'decider' AND status = 'pending' AND who IN (${marks})
-       GROUP BY proposal_id ORDER BY expires_ms LIMIT ?1`,
-    )
-    .bind(limit, ...ids)
+    .prepare(HOME_SQL.pendingFor)
+    .bind(now, JSON.stringify(ids), limit)
     .all<{ proposal_id: string }>();
   return results.map((r) => r.proposal_id);
 }
 
-/** Proposals the index says `user` requested, most recently changed first. */
+/** Proposals the index says `user` requested, most recently created first. */
 export async function requestedBy(db: D1Database, user: string, limit: number): Promise<string[]> {
-  const { results } = await db
-    .prepare(
-      `SELECT proposal_id FROM home_index WHERE role = 'requester' AND who = ?1
-       ORDER BY updated_ms DESC LIMIT ?2`,
-    )
-    .bind(user, limit)
-    .all<{ proposal_id: string }>();
+  const { results } = await db.prepare(HOME_SQL.requestedBy).bind(user, limit).all<{ proposal_id: string }>();
   return results.map((r) => r.proposal_id);
 }
 
@@ -111,16 +112,16 @@ export interface DecidedEntry {
   at_ms: number;
 }
 
-const DECISION_TYPES = ["approval.recorded", "proposal.denied", "proposal.escalated"] as const;
+/**
+ * A person's decisions in the audit log, read through the partial index `audit_events_decisions_by_actor`
+ * (migrations/0006): SQLite uses it only when the query's WHERE holds the index's condition as the migration writes
+ * it, so the types are written into the statement, in the migration's order (test/audit-log.test.ts checks the plan).
+ */
+export const DECIDED_BY_SQL = `SELECT proposal_id, type, MAX(at_ms) AS at_ms FROM audit_events
+  WHERE actor = ?1 AND type IN ('approval.recorded', 'proposal.denied', 'proposal.escalated')
+  GROUP BY proposal_id ORDER BY at_ms DESC LIMIT ?2`;
 
 export async function decidedBy(db: D1Database, user: string, limit: number): Promise<DecidedEntry[]> {
-  const { results } = await db
-    .prepare(
-      `SELECT proposal_id, type, MAX(at_ms) AS at_ms FROM audit_events
-       WHERE actor = ?1 AND type IN (?2, ?3, ?4)
-       GROUP BY proposal_id ORDER BY at_ms DESC LIMIT ?5`,
-    )
-    .bind(`slack:${user}`, ...DECISION_TYPES, limit)
-    .all<DecidedEntry>();
+  const { results } = await db.prepare(DECIDED_BY_SQL).bind(`slack:${user}`, limit).all<DecidedEntry>();
   return results;
 }

@@ -58,14 +58,19 @@ async function homeModel(env: Env, config: Config, viewer: HomeViewer, notice: s
   const [standing, timeZone, groups, yoursIds, decidedRows] = await Promise.all([
     standingOf(user, viewer.team, config.slackTeamId, slack, now),
     timeZoneOf(user, slack, now),
-    pendingDeciderGroups(db),
+    pendingDeciderGroups(db, now),
     requestedBy(db, user, HOME_LIMITS.yours),
     decidedBy(db, user, HOME_LIMITS.decided),
   ]);
   const cannotDecide = standingRefusal(standing);
   const waitingIds =
     cannotDecide === null
-      ? await pendingFor(db, [user, ...(await membershipOf(user, groups, slack, now)).memberOf], WAITING_CANDIDATES)
+      ? await pendingFor(
+          db,
+          [user, ...(await membershipOf(user, groups, slack, now)).memberOf],
+          WAITING_CANDIDATES,
+          now,
+        )
       : [];
 
   const proposals = await readAll(env, [...waitingIds, ...yoursIds, ...decidedRows.map((d) => d.proposal_id)]);

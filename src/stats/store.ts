@@ -12,15 +12,19 @@ export interface StatsWindow {
   action: string | null;
 }
 
+/**
+ * The proposals created in a window, through the partial index `audit_events_created_by_time` (migrations/0006),
+ * which SQLite uses only because the WHERE holds its condition `type = 'proposal.created'` as written there.
+ */
+export const CREATED_IN_WINDOW_SQL = `SELECT proposal_id FROM audit_events
+  WHERE type = 'proposal.created' AND at_ms >= ?1 AND at_ms < ?2
+    AND (?3 IS NULL OR json_extract(details, '$.action_type') = ?3)
+  ORDER BY at_ms, seq LIMIT ?4`;
+
 /** The rows of up to MAX_STATS_PROPOSALS proposals created in [since, until), and whether more were there. */
 export async function statsRows(db: D1Database, w: StatsWindow): Promise<{ rows: StatsRow[]; truncated: boolean }> {
   const created = await db
-    .prepare(
-      `SELECT proposal_id FROM audit_events
-       WHERE type = 'proposal.created' AND at_ms >= ?1 AND at_ms < ?2
-         AND (?3 IS NULL OR json_extract(details, '$.action_type') = ?3)
-       ORDER BY at_ms, seq LIMIT ?4`,
-    )
+    .prepare(CREATED_IN_WINDOW_SQL)
     .bind(w.since_ms, w.until_ms, w.action, MAX_STATS_PROPOSALS + 1)
     .all<{ proposal_id: string }>();
   const ids = created.results.slice(0, MAX_STATS_PROPOSALS).map((r) => r.proposal_id);
