@@ -648,7 +648,7 @@ describe("a Durable Object evicted mid-flow", () => {
     const p = await createProposal();
     await settle(p.id);
     await click("approve", p.id, "U0ALICE");
-    // The platform alarm (or this one) is sending the dispatch when the object goes away.
+    // The click's own call (or this alarm) is sending the dispatch when the object goes away.
     const inFlight = runAlarm(p.id).catch(() => false);
     await sleep(150);
     await evictDurableObject(stubOf(p.id)).catch(() => undefined);
@@ -680,7 +680,7 @@ describe("a Durable Object evicted mid-flow", () => {
     const p = await createProposal();
     await settle(p.id);
     await click("approve", p.id, "U0ALICE");
-    await sleep(300); // the platform alarm is sending it now
+    await sleep(300); // the approving click's own call is sending it now
     expect(await runnerRequestsOf(p.id)).toHaveLength(1);
     await abortAllDurableObjects();
     // Attempt 1 was counted and audited before it left; the job is still leased by the dead run.

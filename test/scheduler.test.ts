@@ -236,6 +236,61 @@ describe("complete and retry", () => {
   });
 });
 
+describe("hold (a dispatch sent by the call that approved)", () => {
+  it("schedules the job already leased to the caller: no run may take it until the lease ends, then the alarm does", async () => {
+    const seen = await withJobs((jobs) => {
+      const held = jobs.hold("dispatch", "runner", T, T + 15_000);
+      return {
+        held,
+        rows: jobs.list().length,
+        during: jobs.claimDue(T + 14_999, lease),
+        wake: jobs.nextWake(),
+        asked: jobs.takeScheduled(),
+        after: jobs.claimDue(T + 15_000, lease).map((j) => j.key),
+      };
+    });
+    expect(seen.held).toEqual({
+      kind: "dispatch",
+      key: "runner",
+      due_at: T,
+      attempt: 0,
+      version: 1,
+      lease_until: T + 15_000,
+      payload: null,
+    });
+    expect(seen.rows).toBe(1);
+    expect(seen.during).toEqual([]);
+    expect(seen.wake).toBe(T + 15_000); // the fallback: the alarm wakes when the lease runs out
+    expect(seen.asked).toBe(T);
+    expect(seen.after).toEqual(["runner"]);
+  });
+
+  it("the caller's run completes the job like any run; a retry frees it for the alarm at the time given", async () => {
+    const seen = await withJobs((jobs) => {
+      const done = jobs.hold("dispatch", "runner", T, T + 15_000)!;
+      jobs.complete(done);
+      const gone = jobs.list();
+      const failed = jobs.hold("dispatch", "runner", T, T + 15_000)!;
+      jobs.retry(failed, T + 2_000);
+      return { gone, retried: job(jobs, "dispatch", "runner") };
+    });
+    expect(seen.gone).toEqual([]);
+    expect(seen.retried).toMatchObject({ attempt: 1, lease_until: 0, due_at: T + 2_000 });
+  });
+
+  it("never takes a job another run holds: it is only asked for again, and the caller gets nothing to send", async () => {
+    const seen = await withJobs((jobs) => {
+      jobs.schedule("dispatch", "runner", T);
+      const [running] = jobs.claimDue(T, lease);
+      const held = jobs.hold("dispatch", "runner", T + 1, T + 15_000);
+      return { running, held, row: job(jobs, "dispatch", "runner") };
+    });
+    expect(seen.held).toBeNull();
+    expect(seen.row).toMatchObject({ lease_until: T + LEASE });
+    expect(seen.row!.version).toBeGreaterThan(seen.running!.version);
+  });
+});
+
 describe("reschedule, cancel, has", () => {
   it("reschedule moves a job to exactly the time given, later as well as earlier (an escalation extends the TTL)", async () => {
     const times = await withJobs((jobs) => {

@@ -216,6 +216,14 @@ export class ProposalObject extends DurableObject<Env> {
   #head: ChainEnd | undefined;
   /** Whether an audit flush was asked for since the last one was claimed: the job row is there, due, not yet taken. */
   #flushAsked = false;
+  /** Set while an RPC call's transaction runs: an approval in it holds its dispatch for sending once it commits. */
+  #sendAfterCommit = false;
+  /** The dispatch job that transaction held (JobTable.hold), to be sent as soon as it has committed. */
+  #held: Job | null = null;
+  /** The dispatch being sent from an approving call (see #dispatchNow), while it is under way. */
+  #sending: Promise<void> | null = null;
+  /** Whether an alarm run is under way: it picks up what a dispatch sent meanwhile asked for, and re-arms after it. */
+  #alarmRunning = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -494,13 +502,27 @@ export class ProposalObject extends DurableObject<Env> {
       // Misconfigured: jobs that need config will fail and retry; expiry and audit still run.
     }
     this.#alarmAt = null; // the platform has consumed it
+    this.#alarmRunning = true;
+    try {
+      await this.#runDue(config);
+    } finally {
+      this.#alarmRunning = false;
+    }
+    this.#jobs.takeScheduled(); // nextWake() below accounts for everything the run asked for
+    await this.#arm(this.#jobs.nextWake());
+  }
+
+  /** The alarm's work: rounds of changes then messages, then one audit flush (see alarm()). */
+  async #runDue(config: Config | null): Promise<void> {
     const lease = (kind: JobKind) => leaseMs(kind, config);
     let budget = JOBS_PER_RUN;
     for (let round = 0; round < ROUNDS_PER_RUN && budget > 0; round++) {
       const changes = this.#jobs.claimDue(Date.now(), lease, { only: CHANGES, limit: budget });
       budget -= changes.length;
-      const changing = Promise.all(changes.map((job) => this.#run(job)));
-      if (changes.length > 0) await settledWithin(changing, CARD_WAIT_MS);
+      // A dispatch an approving call is sending counts as one of this run's changes: the card waits for it the same way.
+      const sending = round === 0 && this.#sending ? [this.#sending] : [];
+      const changing = Promise.all([...changes.map((job) => this.#run(job)), ...sending]);
+      if (changes.length + sending.length > 0) await settledWithin(changing, CARD_WAIT_MS);
       const messages = this.#jobs.claimDue(Date.now(), lease, { only: MESSAGES, limit: budget });
       budget -= messages.length;
       const asked = this.#jobs.asked;
@@ -512,8 +534,6 @@ export class ProposalObject extends DurableObject<Env> {
     const flushes = this.#jobs.claimDue(Date.now(), lease, { only: "audit" });
     if (flushes.length > 0) this.#flushAsked = false;
     for (const job of flushes) await this.#run(job);
-    this.#jobs.takeScheduled(); // nextWake() below accounts for everything the run asked for
-    await this.#arm(this.#jobs.nextWake());
   }
 
   // ---- the one path that changes state ---------------------------------------------
@@ -537,9 +557,21 @@ export class ProposalObject extends DurableObject<Env> {
     });
   }
 
-  /** One synchronous transaction, then the alarm re-armed to whatever it scheduled. */
+  /**
+   * One synchronous transaction, then the alarm re-armed to whatever it scheduled. An approval in it held its
+   * dispatch (#statusChanged): that is sent now, from this call, without waiting for the alarm.
+   */
   async #commit<R>(step: (now: number) => R): Promise<R> {
-    const result = this.#transact(step);
+    this.#sendAfterCommit = true;
+    let result: R;
+    try {
+      result = this.#transact(step);
+    } finally {
+      this.#sendAfterCommit = false;
+    }
+    const held = this.#held;
+    this.#held = null;
+    if (held) this.#dispatchNow(held);
     await this.#armForChange();
     return result;
   }
@@ -554,6 +586,7 @@ export class ProposalObject extends DurableObject<Env> {
       this.#cached = undefined;
       this.#head = undefined;
       this.#flushAsked = false;
+      this.#held = null;
       forgetOnDemandTables(this.#sql);
       throw error;
     }
@@ -638,9 +671,12 @@ export class ProposalObject extends DurableObject<Env> {
 
   #statusChanged(next: Proposal, now: number, was: Proposal["status"]): void {
     // The dispatch job lives exactly while the proposal is `approved`: leaving it (an answer, a
-    // result on the result route) ends any retry still scheduled.
-    if (next.status === "approved") this.#jobs.schedule("dispatch", "runner", now);
-    else this.#jobs.cancel("dispatch", "runner");
+    // result on the result route) ends any retry still scheduled. An approving call holds it, to send it itself.
+    if (next.status === "approved") {
+      const held = this.#sendAfterCommit ? this.#holdDispatch(now) : null;
+      if (held) this.#held = held;
+      else this.#jobs.schedule("dispatch", "runner", now);
+    } else this.#jobs.cancel("dispatch", "runner");
     if (was === "pending") {
       this.#jobs.cancel("expire", "ttl");
       // Never a reminder or an escalation after a decision, an expiry or a cancellation.
@@ -675,6 +711,42 @@ export class ProposalObject extends DurableObject<Env> {
     const last = lastReplyAt(this.#sql, payload.user);
     if (last !== null && now - last < REPLY_INTERVAL_MS) return;
     this.#jobs.schedule("slack", `${EPHEMERAL_PREFIX}${payload.user}`, now, JSON.stringify(payload));
+  }
+
+  /**
+   * Schedules the dispatch job already leased to this call (JobTable.hold) for as long as an alarm run would hold it:
+   * no alarm run takes it meanwhile, and if this call never finishes the send (the object crashed or was evicted) the
+   * row is there and the alarm sends it once the lease has run out. Null when the configuration cannot be read: the
+   * alarm then sends it like any job (and records why it cannot).
+   */
+  #holdDispatch(now: number): Job | null {
+    let config: Config;
+    try {
+      config = this.#config();
+    } catch {
+      return null;
+    }
+    return this.#jobs.hold("dispatch", "runner", now, now + leaseMs("dispatch", config));
+  }
+
+  /**
+   * Sends a held dispatch from the approving call, after its transaction has committed, so approval → runner never
+   * waits behind the alarm: the same job run as the alarm's (each attempt counted and audited before it leaves, the
+   * answer recorded, a retry scheduled for the alarm). An alarm run under way waits for it before the card update
+   * and picks up what it asked for; otherwise the alarm is re-armed after it for what it asked for (one alarm run
+   * then does the card and the audit flush), or cleared of the lease's fallback time.
+   */
+  #dispatchNow(job: Job): void {
+    // #run records a failed send itself; only storage failing under it is left, and the lease covers that too.
+    const sending = this.#run(job).catch((error) => console.error(`dispatch failed: ${(error as Error).message}`));
+    this.#sending = sending;
+    const after = sending.then(async () => {
+      if (this.#sending === sending) this.#sending = null;
+      if (this.#alarmRunning) return;
+      this.#jobs.takeScheduled();
+      await this.#arm(this.#jobs.nextWake());
+    });
+    this.ctx.waitUntil(after);
   }
 
   async #run(job: Job): Promise<void> {
