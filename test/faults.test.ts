@@ -6,6 +6,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
+import type { ProposalObject } from "../src/proposal/object.ts";
 import { JobTable } from "../src/proposal/scheduler.ts";
 import { TOKENS } from "./fixtures.ts";
 import {
@@ -54,13 +55,12 @@ async function d1Events(ids: readonly string[]): Promise<Map<string, AuditEvent[
 async function objectAudit(
   id: string,
 ): Promise<{ head: number; outbox: number; auditJob: { attempt: number; due_at: number } | null }> {
-  return runInDurableObject(stubOf(id), (_instance, state) => {
-    const sql = state.storage.sql;
-    const head = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`).toArray()[0];
-    const job = new JobTable(sql).list().find((j) => j.kind === "audit");
+  return runInDurableObject(stubOf(id), async (instance: ProposalObject, state) => {
+    const { head, pending } = await instance.auditHead();
+    const job = new JobTable(state.storage.sql).list().find((j) => j.kind === "audit");
     return {
-      head: head ? (JSON.parse(head.value) as { idx: number }).idx : 0,
-      outbox: sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n,
+      head: head.idx,
+      outbox: pending.length,
       auditJob: job ? { attempt: job.attempt, due_at: job.due_at } : null,
     };
   });

@@ -2,6 +2,7 @@
 // expiry, Slack sync, Teams messages, mailed links, dispatch, outcome events and audit delivery
 // from its alarm.
 import { DurableObject } from "cloudflare:workers";
+import type { AuditEvent } from "../audit/chain.ts";
 import type { ObjectChainHead } from "../audit/heads.ts";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import type { Refusal } from "../errors.ts";
@@ -64,6 +65,7 @@ import {
   objectChainHead,
   queueNotification,
   saveProposal,
+  sealDrafts,
 } from "./store.ts";
 import type { LinkChoice, Proposal } from "./types.ts";
 import { outcomeEvent } from "./view.ts";
@@ -212,8 +214,10 @@ export class ProposalObject extends DurableObject<Env> {
   readonly #waiters = new Set<() => void>();
   /** The platform alarm as last set or read: undefined until read, null when none is set. */
   #alarmAt: number | null | undefined;
-  /** The audit chain's end as last written (undefined until read): sealing an event needs it, reading it cost a query. */
+  /** The audit chain's end as last sealed (undefined until read): sealing an event needs it, reading it cost a query. */
   #head: ChainEnd | undefined;
+  /** Events sealed by the transaction under way: written to the outbox as one row when its step ends. */
+  #sealed: AuditEvent[] = [];
   /** Whether an audit flush was asked for since the last one was claimed: the job row is there, due, not yet taken. */
   #flushAsked = false;
   /** Set while an RPC call's transaction runs: an approval in it holds its dispatch for sending once it commits. */
@@ -576,15 +580,24 @@ export class ProposalObject extends DurableObject<Env> {
     return result;
   }
 
-  /** The only transaction: a state change, its audit events and its jobs are written together or not at all. */
+  /**
+   * The only transaction: a state change, its audit events and its jobs are written together or not at all. The
+   * events it sealed go to the outbox as one row, however many steps of it recorded some.
+   */
   #transact<R>(step: (now: number) => R): R {
     const now = Date.now();
     try {
-      return this.ctx.storage.transactionSync(() => step(now));
+      return this.ctx.storage.transactionSync(() => {
+        const result = step(now);
+        appendToOutbox(this.#sql, this.#sealed);
+        this.#sealed = [];
+        return result;
+      });
     } catch (error) {
       // Rolled back: what the step remembered of its writes is not true; read it again next time.
       this.#cached = undefined;
       this.#head = undefined;
+      this.#sealed = [];
       this.#flushAsked = false;
       this.#held = null;
       forgetOnDemandTables(this.#sql);
@@ -694,9 +707,10 @@ export class ProposalObject extends DurableObject<Env> {
 
   #record(proposalId: string, events: EventDraft[], now: number): void {
     this.#head ??= chainHead(this.#sql);
-    const sealed = appendToOutbox(this.#sql, proposalId, events, now, this.#head);
+    const sealed = sealDrafts(proposalId, events, now, this.#head);
     const last = sealed.at(-1);
     if (last) this.#head = { idx: last.idx, hash: last.hash };
+    this.#sealed.push(...sealed);
     // One request for a flush is enough until a run takes it (a run under way needs a new one: its version).
     if (!this.#flushAsked) this.#jobs.schedule("audit", "flush", now);
     this.#flushAsked = true;
