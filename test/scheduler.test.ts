@@ -291,6 +291,39 @@ describe("hold (a dispatch sent by the call that approved)", () => {
   });
 });
 
+describe("rearm (a reminder moving on to its next fraction)", () => {
+  it("turns the job that ran into the next one, with no failed attempt and no lease, in one row", async () => {
+    const seen = await withJobs((jobs) => {
+      jobs.schedule("remind", "0.5", T);
+      const [running] = jobs.claimDue(T, lease);
+      jobs.retry(running!, T + 5); // one failed attempt, then sent
+      const [again] = jobs.claimDue(T + 5, lease);
+      jobs.takeScheduled();
+      jobs.rearm(again!, "0.9", T + 40);
+      return { rows: jobs.list(), asked: jobs.takeScheduled() };
+    });
+    expect(seen.rows).toMatchObject([{ kind: "remind", key: "0.9", due_at: T + 40, attempt: 0, lease_until: 0 }]);
+    expect(seen.asked).toBe(T + 40);
+  });
+
+  it("replaces a row already there under the new key, and brings back nothing that was cancelled while it ran", async () => {
+    const seen = await withJobs((jobs) => {
+      jobs.schedule("remind", "0.5", T);
+      jobs.schedule("remind", "0.9", T + 90); // an object from before: one row per fraction
+      const [running] = jobs.claimDue(T, lease, { only: "remind" });
+      jobs.rearm(running!, "0.9", T + 80);
+      const replaced = jobs.list();
+      const [next] = jobs.claimDue(T + 80, lease);
+      jobs.cancelKind("remind"); // decided while the reminder was being sent
+      jobs.rearm(next!, "0.95", T + 95);
+      return { replaced, cancelled: jobs.list() };
+    });
+    expect(seen.replaced).toMatchObject([{ key: "0.9", due_at: T + 80 }]);
+    expect(seen.replaced).toHaveLength(1);
+    expect(seen.cancelled).toEqual([]);
+  });
+});
+
 describe("reschedule, cancel, has", () => {
   it("reschedule moves a job to exactly the time given, later as well as earlier (an escalation extends the TTL)", async () => {
     const times = await withJobs((jobs) => {

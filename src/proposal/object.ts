@@ -15,7 +15,7 @@ import type { JobContext, JobOutcome, JobRunner } from "./jobs/context.ts";
 import { dispatchToRunner } from "./jobs/dispatch.ts";
 import { mailLinks } from "./jobs/mail.ts";
 import { deliverNotifications } from "./jobs/notify.ts";
-import { reminderDueAt, reminderKey, remindersOf, sendReminder } from "./jobs/remind.ts";
+import { nextReminder, reminderDueAt, sendReminder } from "./jobs/remind.ts";
 import {
   EPHEMERAL_PREFIX,
   type EphemeralPayload,
@@ -269,8 +269,9 @@ export class ProposalObject extends DurableObject<Env> {
       if (proposal.teams) this.#jobs.schedule("teams", "sync", now);
       // One mail per e-mail recipient, each its own job: one address that fails never holds up the others.
       if (proposal.mail) for (const recipient of mailRecipients(proposal)) this.#jobs.schedule("mail", recipient, now);
-      for (const fraction of remindersOf(proposal))
-        this.#jobs.schedule("remind", reminderKey(fraction), reminderDueAt(proposal, fraction));
+      // The first reminder only: it re-arms itself for the next fraction once it is over (jobs/remind.ts).
+      const reminder = nextReminder(proposal, null);
+      if (reminder) this.#jobs.schedule("remind", reminder.key, reminder.at);
       const escalateAt = autoEscalationAt(proposal);
       if (escalateAt !== null) this.#jobs.schedule("escalate", "auto", escalateAt);
       return { ok: true, created: true, proposal, links: this.#proposerLinks(proposal) };
@@ -670,16 +671,15 @@ export class ProposalObject extends DurableObject<Env> {
   }
 
   /**
-   * After an escalation (a click or the clock): the deadline may have moved, and the reminders not yet sent move
-   * with it (sent ones are gone and are not repeated); an automatic escalation still waiting has nothing left to do.
+   * After an escalation (a click or the clock): the deadline may have moved, and the reminder not yet sent moves
+   * with it (sent ones are not repeated); an automatic escalation still waiting has nothing left to do.
    */
   #escalated(next: Proposal): void {
     this.#jobs.reschedule("expire", "ttl", Date.parse(next.expires_at));
     this.#jobs.cancel("escalate", "auto");
-    for (const fraction of next.rule.remind_at ?? []) {
-      if (this.#jobs.has("remind", reminderKey(fraction)))
-        this.#jobs.reschedule("remind", reminderKey(fraction), reminderDueAt(next, fraction));
-    }
+    // One job (objects from before: one per fraction not yet sent), keyed by its fraction.
+    for (const job of this.#jobs.list().filter((j) => j.kind === "remind"))
+      this.#jobs.reschedule("remind", job.key, reminderDueAt(next, Number(job.key)));
   }
 
   #statusChanged(next: Proposal, now: number, was: Proposal["status"]): void {
@@ -783,6 +783,7 @@ export class ProposalObject extends DurableObject<Env> {
       outcome = { retryAt: Date.now() + backoffMs(job.attempt + 1, 1_000, 300_000) };
     }
     if ("done" in outcome) this.#jobs.complete(job);
+    else if ("next" in outcome) this.#jobs.rearm(job, outcome.next.key, outcome.next.at);
     else this.#jobs.retry(job, outcome.retryAt);
   }
 

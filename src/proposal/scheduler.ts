@@ -114,6 +114,23 @@ export class JobTable {
     return toJob(row!);
   }
 
+  /**
+   * The run of `job` is done and the job comes back as `key`, due at `dueAt`, with no failed attempt (a reminder moving
+   * on to its next fraction): one row updated instead of one deleted and one inserted. A row already there under
+   * `key` is replaced; nothing happens when the job was cancelled while it ran.
+   */
+  rearm(job: Job, key: string, dueAt: number): void {
+    this.sql.exec(
+      `UPDATE OR REPLACE jobs SET key = ?, due_at = ?, attempt = 0, lease_until = 0, version = version + 1
+       WHERE kind = ? AND key = ?`,
+      key,
+      dueAt,
+      job.kind,
+      job.key,
+    );
+    this.#asked(dueAt);
+  }
+
   /** Moves a job to exactly `dueAt` (later or earlier), as an expiry extension needs. */
   reschedule(kind: JobKind, key: string, dueAt: number): void {
     this.sql.exec(`UPDATE jobs SET due_at = ?, version = version + 1 WHERE kind = ? AND key = ?`, dueAt, kind, key);
