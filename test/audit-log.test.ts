@@ -1,6 +1,6 @@
 // SPEC 8: the audit log is append-only by schema, tamper-evident by hash chain, and loses
 // nothing while D1 is unavailable (the Durable Object keeps and later writes, in order).
-import { runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AuditEvent, GENESIS_HASH, verifyChains } from "../src/audit/chain.ts";
@@ -16,11 +16,22 @@ async function allEvents(): Promise<AuditEvent[]> {
   return queryAuditEvents(db, { limit: 100_000 });
 }
 
+/** How many events wait in the proposal's outbox for D1, as its object reports them. */
 async function outboxSize(id: string): Promise<number> {
-  return runInDurableObject(
-    stubOf(id),
-    (_i, state) => state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n,
-  );
+  return (await stubOf(id).auditHead()).pending.length;
+}
+
+/** The outbox's rows as stored (each row's key and events) and the head `meta` holds. */
+async function storedOutbox(id: string) {
+  return runInDurableObject(stubOf(id), (_instance, state) => {
+    const sql = state.storage.sql;
+    const rows = sql
+      .exec<{ idx: number; event: string }>(`SELECT idx, event FROM outbox ORDER BY idx`)
+      .toArray()
+      .map((row) => ({ idx: row.idx, events: JSON.parse(row.event) as AuditEvent[] }));
+    const meta = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`).toArray()[0];
+    return { rows, meta: meta ? (JSON.parse(meta.value) as { idx: number; hash: string }) : null };
+  });
 }
 
 afterEach(async () => {
@@ -143,6 +154,83 @@ describe("D1 unavailable", () => {
       ]),
     );
     expect(verifyChains(events as AuditEvent[]).ok).toBe(true);
+  });
+
+  it("the outbox keeps one row per transaction, and the chain's head reaches meta only when a flush completes", async () => {
+    const p = await createProposal();
+    await settle(p.id);
+    const flushed = await stubOf(p.id).auditHead();
+    await d1.breakAuditTable();
+    try {
+      await click("approve", p.id, "U0ALICE");
+      await settle(p.id);
+    } finally {
+      await d1.restoreAuditTable();
+    }
+    const waiting = await stubOf(p.id).auditHead();
+    const stored = await storedOutbox(p.id);
+    // The approval, the attempt, the answer, the card update: one row each, each row its transaction's events.
+    expect(stored.rows.map((row) => row.events.map((e) => e.type))).toEqual([
+      ["approval.recorded", "proposal.approved"],
+      ["dispatch.attempt"],
+      ["dispatch.answer", "proposal.succeeded"],
+      ["slack.message_updated"],
+    ]);
+    for (const row of stored.rows) expect(row.idx).toBe(row.events.at(-1)!.idx);
+    // The head the object answers with is the last event sealed; meta still holds the last one D1 confirmed.
+    expect(waiting.flushed).toEqual(flushed.head);
+    expect(stored.meta).toEqual(flushed.head);
+    const last = stored.rows.at(-1)!.events.at(-1)!;
+    expect(waiting.head).toEqual({ idx: last.idx, hash: last.hash });
+    expect(waiting.pending).toHaveLength(6);
+
+    await runJobsNow(p.id, ["audit"]);
+    const after = await storedOutbox(p.id);
+    expect(after).toEqual({ rows: [], meta: waiting.head });
+    expect(await stubOf(p.id).auditHead()).toEqual({ head: waiting.head, flushed: waiting.head, pending: [] });
+    const events = await auditOf(p.id);
+    expect(events.map((e) => e.idx)).toEqual(events.map((_, i) => i + 1));
+    expect(verifyChains(events as AuditEvent[]).ok).toBe(true);
+  });
+
+  it("an outbox written before (one event a row, the head in meta at every seal) is read, continued and flushed in order", async () => {
+    const p = await createProposal();
+    await settle(p.id);
+    await d1.breakAuditTable();
+    try {
+      await click("approve", p.id, "U0ALICE");
+      await settle(p.id);
+    } finally {
+      await d1.restoreAuditTable();
+    }
+    const sealed = await stubOf(p.id).auditHead();
+    // Rewrite the waiting events as the code before stored them, and start a new instance from that storage.
+    await runInDurableObject(stubOf(p.id), (_instance, state) => {
+      const sql = state.storage.sql;
+      const events = sql
+        .exec<{ event: string }>(`SELECT event FROM outbox ORDER BY idx`)
+        .toArray()
+        .flatMap((row) => JSON.parse(row.event) as AuditEvent[]);
+      sql.exec(`DELETE FROM outbox`);
+      for (const e of events) sql.exec(`INSERT INTO outbox (idx, event) VALUES (?, ?)`, e.idx, JSON.stringify(e));
+      sql.exec(
+        `UPDATE meta SET value = ? WHERE key = 'chain_head'`,
+        JSON.stringify({ idx: sealed.head.idx, hash: sealed.head.hash }),
+      );
+    });
+    await evictDurableObject(stubOf(p.id));
+    expect(await stubOf(p.id).auditHead()).toEqual(sealed);
+    // A new event chains on from the last old-style row, and everything reaches D1 in order.
+    await stubOf(p.id).noteSlackFailure("views.open", "expired_trigger_id");
+    await settle(p.id);
+    const events = await auditOf(p.id);
+    expect(events.map((e) => e.idx)).toEqual(events.map((_, i) => i + 1));
+    expect(events.at(-1)).toMatchObject({ idx: sealed.head.idx + 1, type: "slack.failed" });
+    expect(verifyChains(events as AuditEvent[]).ok).toBe(true);
+    expect(await storedOutbox(p.id)).toEqual({
+      rows: [],
+      meta: { idx: sealed.head.idx + 1, hash: events.at(-1)!.hash },
+    });
   });
 
   it("a flush repeated after D1 already took the rows writes nothing twice", async () => {

@@ -1,11 +1,13 @@
 // SPEC 6 and 7: dispatch to the runner (signed, retried, exactly one accepted delivery),
 // asynchronous results, and outcome events to the proposer — all verified by the loopback
 // peer with the `standardwebhooks` reference library, not with signoff's own code.
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { classifyRunnerResponse, MAX_REFUSAL_REASON_CHARS, refusalReason } from "../src/dispatch/runner-answer.ts";
 import { readCapped } from "../src/lib/read-capped.ts";
 import { MAX_ANSWER_BYTES } from "../src/proposal/jobs/dispatch.ts";
+import type { ProposalObject } from "../src/proposal/object.ts";
 import { SECRETS } from "./fixtures.ts";
 import {
   auditOf,
@@ -13,9 +15,11 @@ import {
   click,
   createProposal,
   getProposal,
+  jobsOf,
   runJobsNow,
   runnerSignedHeaders,
   settle,
+  stubOf,
 } from "./helpers/api.ts";
 import { expectError } from "./helpers/contract.ts";
 import { peer } from "./peer/client.ts";
@@ -234,6 +238,111 @@ describe("dispatch", () => {
     expect((await getProposal(p.id)).status).toBe("dispatched");
     await runJobsNow(p.id);
     expect(await peer.requests("/runner")).toHaveLength(1);
+  });
+});
+
+/**
+ * Runs `during` while every alarm run of the proposal's object does nothing but count itself, then puts the alarm
+ * back and runs it once (the runs it skipped consumed the platform's alarm). What `during` sees happened without the
+ * alarm; the count says whether the platform tried.
+ */
+async function withoutAlarms<R>(id: string, during: () => Promise<R>): Promise<{ result: R; skipped: number }> {
+  let skipped = 0;
+  const original = await runInDurableObject(stubOf(id), (instance: ProposalObject) => {
+    const alarm = instance.alarm;
+    instance.alarm = async () => {
+      skipped += 1;
+    };
+    return alarm;
+  });
+  try {
+    return { result: await during(), skipped };
+  } finally {
+    await runInDurableObject(stubOf(id), async (instance: ProposalObject) => {
+      instance.alarm = original;
+      await instance.alarm();
+    });
+  }
+}
+
+/** Polls `check` (every 20 ms, at most `ms`) until it holds. */
+async function until(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("until: still not so");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("dispatch from the approving click (issue 12)", () => {
+  it("the runner receives the dispatch and its answer is recorded with no alarm run at all", async () => {
+    const p = await createProposal();
+    await settle(p.id); // the card is posted
+    const { result: answered } = await withoutAlarms(p.id, async () => {
+      expect((await click("approve", p.id, "U0ALICE")).status).toBe(200);
+      await until(async () => (await getProposal(p.id)).status === "succeeded");
+      return getProposal(p.id);
+    });
+    expect(answered).toMatchObject({ status: "succeeded", dispatch: { attempts: 1 } });
+    const [request, ...more] = await peer.requests("/runner");
+    expect(more).toHaveLength(0);
+    expect(JSON.parse(request!.body)).toMatchObject({ proposal_id: p.id, attempt: 1 });
+    expect(await jobsOf(p.id, "dispatch")).toEqual([]);
+    // What the alarm is for afterwards: the card and the audit flush, in one run.
+    await settle(p.id);
+    const updates = (await peer.slackCalls("chat.update")).filter((u) => JSON.stringify(u.blocks).includes(p.id));
+    expect(updates).toHaveLength(1);
+    expect(JSON.stringify(updates[0]!.blocks)).toMatch(/[Ss]ucceeded/);
+    const types = (await auditOf(p.id)).map((e) => e.type);
+    expect(types.slice(types.indexOf("approval.recorded"))).toEqual([
+      "approval.recorded",
+      "proposal.approved",
+      "dispatch.attempt",
+      "dispatch.answer",
+      "proposal.succeeded",
+      "slack.message_updated",
+    ]);
+  });
+
+  it("while the click's send is under way the job is held: an alarm run meanwhile sends nothing", async () => {
+    await peer.script("/runner", [{ delay_ms: 600, body: { status: "succeeded", output: "once" } }]);
+    const p = await createProposal();
+    await settle(p.id);
+    expect((await click("approve", p.id, "U0ALICE")).status).toBe(200);
+    await until(async () => (await peer.requests("/runner")).length === 1);
+    const [held] = await jobsOf(p.id, "dispatch");
+    expect(held!.lease_until).toBeGreaterThan(Date.now());
+    // Alarm runs at once, twice, while the runner is still answering: the held job is not theirs to send.
+    await runInDurableObject(stubOf(p.id), (instance: ProposalObject) =>
+      Promise.all([instance.alarm(), instance.alarm()]),
+    );
+    await settle(p.id);
+    expect(await peer.requests("/runner")).toHaveLength(1);
+    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", dispatch: { attempts: 1 } });
+  });
+
+  it("a send from the click that fails is retried by the alarm from the job row: same webhook-id, one answer accepted", async () => {
+    await peer.script("/runner", [{ destroy: true }]);
+    const p = await createProposal();
+    await settle(p.id);
+    const { result: first } = await withoutAlarms(p.id, async () => {
+      expect((await click("approve", p.id, "U0ALICE")).status).toBe(200);
+      await until(async () => (await getProposal(p.id)).dispatch.last_error !== null);
+      return getProposal(p.id);
+    });
+    expect(first).toMatchObject({
+      status: "approved",
+      dispatch: { attempts: 1, last_error: "runner unreachable (network error)" },
+    });
+    const [retry] = await jobsOf(p.id, "dispatch");
+    expect(retry).toMatchObject({ attempt: 1, lease_until: 0 });
+    await runJobsNow(p.id, ["dispatch"]);
+    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", dispatch: { attempts: 2 } });
+    const requests = await peer.requests("/runner");
+    expect(requests.map((r) => JSON.parse(r.body).attempt)).toEqual([1, 2]);
+    expect(new Set(requests.map((r) => r.headers["webhook-id"]))).toEqual(new Set([`dsp_${p.id}`]));
+    const answers = (await auditOf(p.id)).filter((e) => e.type === "dispatch.answer").map((e) => e.details.outcome);
+    expect(answers).toEqual(["retry", "final"]);
   });
 });
 

@@ -6,6 +6,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
 import { queryAuditEvents } from "../src/audit/store.ts";
+import type { ProposalObject } from "../src/proposal/object.ts";
 import { JobTable } from "../src/proposal/scheduler.ts";
 import { TOKENS } from "./fixtures.ts";
 import {
@@ -54,13 +55,12 @@ async function d1Events(ids: readonly string[]): Promise<Map<string, AuditEvent[
 async function objectAudit(
   id: string,
 ): Promise<{ head: number; outbox: number; auditJob: { attempt: number; due_at: number } | null }> {
-  return runInDurableObject(stubOf(id), (_instance, state) => {
-    const sql = state.storage.sql;
-    const head = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`).toArray()[0];
-    const job = new JobTable(sql).list().find((j) => j.kind === "audit");
+  return runInDurableObject(stubOf(id), async (instance: ProposalObject, state) => {
+    const { head, pending } = await instance.auditHead();
+    const job = new JobTable(state.storage.sql).list().find((j) => j.kind === "audit");
     return {
-      head: head ? (JSON.parse(head.value) as { idx: number }).idx : 0,
-      outbox: sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n,
+      head: head.idx,
+      outbox: pending.length,
       auditJob: job ? { attempt: job.attempt, due_at: job.due_at } : null,
     };
   });
@@ -648,7 +648,7 @@ describe("a Durable Object evicted mid-flow", () => {
     const p = await createProposal();
     await settle(p.id);
     await click("approve", p.id, "U0ALICE");
-    // The platform alarm (or this one) is sending the dispatch when the object goes away.
+    // The click's own call (or this alarm) is sending the dispatch when the object goes away.
     const inFlight = runAlarm(p.id).catch(() => false);
     await sleep(150);
     await evictDurableObject(stubOf(p.id)).catch(() => undefined);
@@ -680,7 +680,7 @@ describe("a Durable Object evicted mid-flow", () => {
     const p = await createProposal();
     await settle(p.id);
     await click("approve", p.id, "U0ALICE");
-    await sleep(300); // the platform alarm is sending it now
+    await sleep(300); // the approving click's own call is sending it now
     expect(await runnerRequestsOf(p.id)).toHaveLength(1);
     await abortAllDurableObjects();
     // Attempt 1 was counted and audited before it left; the job is still leased by the dead run.

@@ -71,7 +71,7 @@ describe("the proposal object's schema", () => {
     const p = await createProposal();
     await settle(p.id);
     const jobs = await jobsOf(p.id);
-    expect(jobs.map((job) => `${job.kind}/${job.key}`)).toEqual(["remind/0.5", "remind/0.9", "expire/ttl"]);
+    expect(jobs.map((job) => `${job.kind}/${job.key}`)).toEqual(["remind/0.5", "expire/ttl"]);
     // Rebuild this object's storage as schema 3 made it, with the same rows.
     await runInDurableObject(stubOf(p.id), (_instance, state) => {
       const sql = state.storage.sql;

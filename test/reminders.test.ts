@@ -94,11 +94,9 @@ describe("reminders (issue 16)", () => {
     const p = await createProposal({ requested_by: "U0BOB", ttl_seconds: 600 });
     await settle(p.id);
     const created = Date.parse(p.created_at);
-    const due = (await jobsOf(p.id, "remind")).map((j) => [j.key, j.due_at - created]);
-    expect(due).toEqual([
-      ["0.5", 300_000],
-      ["0.9", 540_000],
-    ]);
+    const due = async () => (await jobsOf(p.id, "remind")).map((j) => [j.key, j.due_at - created, j.attempt]);
+    // One job at a time: the first fraction's, which moves on to the next once it is sent.
+    expect(await due()).toEqual([["0.5", 300_000, 0]]);
     const { ts } = (await getProposalSlack(p.id)) ?? {};
     expect(ts).toBeDefined();
 
@@ -110,6 +108,7 @@ describe("reminders (issue 16)", () => {
     expect(String(first!.text)).toContain("<!subteam^S0ONCALL>");
     expect(String(first!.text)).not.toContain("<@U0BOB>");
     expect(String(first!.text)).toMatch(/(9|10) min( \d+ s)? left/);
+    expect(await due()).toEqual([["0.9", 540_000, 0]]);
 
     await fire(p.id, "remind", "0.9");
     await settle(p.id);
@@ -152,6 +151,40 @@ describe("reminders (issue 16)", () => {
     await lateRun(approved.id, "remind", "0.5");
     expect(await reminders()).toEqual([]);
     expect((await auditOf(approved.id)).filter((e) => e.type === "reminder.sent")).toEqual([]);
+  });
+
+  it("a reminder Slack refuses for good is given up, audited, and the job moves on to the next fraction", async () => {
+    const p = await createProposal({ requested_by: "U0BOB" });
+    await settle(p.id);
+    await peer.script("/slack/api/chat.postMessage", [{ body: { ok: false, error: "channel_not_found" } }]);
+    await fire(p.id, "remind", "0.5");
+    const failed = (await auditOf(p.id)).filter((e) => e.type === "slack.failed" && e.details.job === "0.5");
+    expect(failed.map((e) => e.details.final)).toEqual([true]);
+    const [next] = await jobsOf(p.id, "remind");
+    expect(next).toMatchObject({ key: "0.9", attempt: 0, lease_until: 0 });
+    expect(next!.due_at).toBe(
+      Math.round(Date.parse(p.created_at) + 0.9 * (Date.parse(p.expires_at) - Date.parse(p.created_at))),
+    );
+    await fire(p.id, "remind", "0.9");
+    expect((await auditOf(p.id)).filter((e) => e.type === "reminder.sent").map((e) => e.details.fraction)).toEqual([
+      0.9,
+    ]);
+    expect(await jobsOf(p.id, "remind")).toEqual([]);
+  });
+
+  it("an object from before (one job per fraction) sends each once: the first, moving on, takes the second's place", async () => {
+    const p = await createProposal({ requested_by: "U0BOB" });
+    await settle(p.id);
+    const created = Date.parse(p.created_at);
+    const ninety = Math.round(created + 0.9 * (Date.parse(p.expires_at) - created));
+    await inJobTable(p.id, (jobs) => jobs.schedule("remind", "0.9", ninety));
+    await fire(p.id, "remind", "0.5");
+    expect((await jobsOf(p.id, "remind")).map((j) => [j.key, j.due_at])).toEqual([["0.9", ninety]]);
+    await fire(p.id, "remind", "0.9");
+    expect((await auditOf(p.id)).filter((e) => e.type === "reminder.sent").map((e) => e.details.fraction)).toEqual([
+      0.5, 0.9,
+    ]);
+    expect(await jobsOf(p.id, "remind")).toEqual([]);
   });
 
   it("none when remind_at is [], and none for a TTL under a minute", async () => {

@@ -236,6 +236,94 @@ describe("complete and retry", () => {
   });
 });
 
+describe("hold (a dispatch sent by the call that approved)", () => {
+  it("schedules the job already leased to the caller: no run may take it until the lease ends, then the alarm does", async () => {
+    const seen = await withJobs((jobs) => {
+      const held = jobs.hold("dispatch", "runner", T, T + 15_000);
+      return {
+        held,
+        rows: jobs.list().length,
+        during: jobs.claimDue(T + 14_999, lease),
+        wake: jobs.nextWake(),
+        asked: jobs.takeScheduled(),
+        after: jobs.claimDue(T + 15_000, lease).map((j) => j.key),
+      };
+    });
+    expect(seen.held).toEqual({
+      kind: "dispatch",
+      key: "runner",
+      due_at: T,
+      attempt: 0,
+      version: 1,
+      lease_until: T + 15_000,
+      payload: null,
+    });
+    expect(seen.rows).toBe(1);
+    expect(seen.during).toEqual([]);
+    expect(seen.wake).toBe(T + 15_000); // the fallback: the alarm wakes when the lease runs out
+    expect(seen.asked).toBe(T);
+    expect(seen.after).toEqual(["runner"]);
+  });
+
+  it("the caller's run completes the job like any run; a retry frees it for the alarm at the time given", async () => {
+    const seen = await withJobs((jobs) => {
+      const done = jobs.hold("dispatch", "runner", T, T + 15_000)!;
+      jobs.complete(done);
+      const gone = jobs.list();
+      const failed = jobs.hold("dispatch", "runner", T, T + 15_000)!;
+      jobs.retry(failed, T + 2_000);
+      return { gone, retried: job(jobs, "dispatch", "runner") };
+    });
+    expect(seen.gone).toEqual([]);
+    expect(seen.retried).toMatchObject({ attempt: 1, lease_until: 0, due_at: T + 2_000 });
+  });
+
+  it("never takes a job another run holds: it is only asked for again, and the caller gets nothing to send", async () => {
+    const seen = await withJobs((jobs) => {
+      jobs.schedule("dispatch", "runner", T);
+      const [running] = jobs.claimDue(T, lease);
+      const held = jobs.hold("dispatch", "runner", T + 1, T + 15_000);
+      return { running, held, row: job(jobs, "dispatch", "runner") };
+    });
+    expect(seen.held).toBeNull();
+    expect(seen.row).toMatchObject({ lease_until: T + LEASE });
+    expect(seen.row!.version).toBeGreaterThan(seen.running!.version);
+  });
+});
+
+describe("rearm (a reminder moving on to its next fraction)", () => {
+  it("turns the job that ran into the next one, with no failed attempt and no lease, in one row", async () => {
+    const seen = await withJobs((jobs) => {
+      jobs.schedule("remind", "0.5", T);
+      const [running] = jobs.claimDue(T, lease);
+      jobs.retry(running!, T + 5); // one failed attempt, then sent
+      const [again] = jobs.claimDue(T + 5, lease);
+      jobs.takeScheduled();
+      jobs.rearm(again!, "0.9", T + 40);
+      return { rows: jobs.list(), asked: jobs.takeScheduled() };
+    });
+    expect(seen.rows).toMatchObject([{ kind: "remind", key: "0.9", due_at: T + 40, attempt: 0, lease_until: 0 }]);
+    expect(seen.asked).toBe(T + 40);
+  });
+
+  it("replaces a row already there under the new key, and brings back nothing that was cancelled while it ran", async () => {
+    const seen = await withJobs((jobs) => {
+      jobs.schedule("remind", "0.5", T);
+      jobs.schedule("remind", "0.9", T + 90); // an object from before: one row per fraction
+      const [running] = jobs.claimDue(T, lease, { only: "remind" });
+      jobs.rearm(running!, "0.9", T + 80);
+      const replaced = jobs.list();
+      const [next] = jobs.claimDue(T + 80, lease);
+      jobs.cancelKind("remind"); // decided while the reminder was being sent
+      jobs.rearm(next!, "0.95", T + 95);
+      return { replaced, cancelled: jobs.list() };
+    });
+    expect(seen.replaced).toMatchObject([{ key: "0.9", due_at: T + 80 }]);
+    expect(seen.replaced).toHaveLength(1);
+    expect(seen.cancelled).toEqual([]);
+  });
+});
+
 describe("reschedule, cancel, has", () => {
   it("reschedule moves a job to exactly the time given, later as well as earlier (an escalation extends the TTL)", async () => {
     const times = await withJobs((jobs) => {

@@ -2,7 +2,6 @@
 // alarm re-runs" and SPEC 8 "nothing lost": many proposals, each clicked at once by several
 // approvers and outsiders while their alarms are re-run and the runner fails at random.
 // `npm run bench` runs the same check on 1,000 proposals against the Worker served by Miniflare.
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type AuditEvent, verifyChains } from "../src/audit/chain.ts";
@@ -93,14 +92,10 @@ function runnerAnswers(random: () => number, count: number): { script: ScriptedR
 
 const is2xx = (label: string) => label === "200" || label === "202";
 
+/** The chain as the proposal's object sealed it: its last position, and how many events still wait for D1. */
 async function chainHead(id: string): Promise<{ idx: number; outbox: number }> {
-  return runInDurableObject(stubOf(id), (_instance, state) => {
-    const head = state.storage.sql
-      .exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`)
-      .toArray()[0];
-    const outbox = state.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n;
-    return { idx: head ? (JSON.parse(head.value) as { idx: number }).idx : 0, outbox };
-  });
+  const { head, pending } = await stubOf(id).auditHead();
+  return { idx: head.idx, outbox: pending.length };
 }
 
 async function dispatchJobs(id: string): Promise<number> {

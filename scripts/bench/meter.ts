@@ -103,10 +103,33 @@ type Constructor = new (ctx: DurableObjectState, env: unknown) => object;
 /** The object class with every method (RPC and alarm) counted and timed; time is counted once while calls overlap. */
 function meteredObject(Base: Constructor): Constructor {
   const active = new WeakMap<object, { calls: number; since: number }>();
+  const begin = (object: object) => {
+    const state = active.get(object) ?? { calls: 0, since: 0 };
+    if (state.calls === 0) state.since = Date.now();
+    state.calls += 1;
+    active.set(object, state);
+    return state;
+  };
   class Metered extends Base {
     constructor(ctx: DurableObjectState, env: unknown) {
       meteredSql(ctx.storage.sql);
       super(ctx, meteredEnv(env));
+      // Work an object keeps doing after a call has answered (ctx.waitUntil: a dispatch sent from the approving
+      // click) keeps it active, and is billed as duration like the call itself.
+      const waitUntil = ctx.waitUntil.bind(ctx);
+      Object.defineProperty(ctx, "waitUntil", {
+        configurable: true,
+        value: (work: Promise<unknown>) => {
+          const state = begin(this);
+          waitUntil(
+            work.finally(() => {
+              state.calls -= 1;
+              if (state.calls === 0) totals.doActiveMs += Date.now() - state.since;
+              settle();
+            }),
+          );
+        },
+      });
     }
   }
   for (const name of Object.getOwnPropertyNames(Base.prototype)) {
@@ -119,10 +142,7 @@ function meteredObject(Base: Constructor): Constructor {
         totals.doRequests += 1;
         if (name === "alarm") totals.alarms += 1;
         else totals.doRpc[name] = (totals.doRpc[name] ?? 0) + 1;
-        const state = active.get(this) ?? { calls: 0, since: 0 };
-        if (state.calls === 0) state.since = Date.now();
-        state.calls += 1;
-        active.set(this, state);
+        const state = begin(this);
         try {
           return await (method as (...a: unknown[]) => Promise<unknown>).apply(this, args);
         } finally {

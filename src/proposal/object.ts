@@ -2,6 +2,7 @@
 // expiry, Slack sync, Teams messages, mailed links, dispatch, outcome events and audit delivery
 // from its alarm.
 import { DurableObject } from "cloudflare:workers";
+import type { AuditEvent } from "../audit/chain.ts";
 import type { ObjectChainHead } from "../audit/heads.ts";
 import { type Config, type ConfigEnv, loadConfig } from "../config/load.ts";
 import type { Refusal } from "../errors.ts";
@@ -14,7 +15,7 @@ import type { JobContext, JobOutcome, JobRunner } from "./jobs/context.ts";
 import { dispatchToRunner } from "./jobs/dispatch.ts";
 import { mailLinks } from "./jobs/mail.ts";
 import { deliverNotifications } from "./jobs/notify.ts";
-import { reminderDueAt, reminderKey, remindersOf, sendReminder } from "./jobs/remind.ts";
+import { nextReminder, reminderDueAt, sendReminder } from "./jobs/remind.ts";
 import {
   EPHEMERAL_PREFIX,
   type EphemeralPayload,
@@ -67,6 +68,7 @@ import {
   objectChainHead,
   queueNotification,
   saveProposal,
+  sealDrafts,
 } from "./store.ts";
 import type { LinkChoice, Proposal } from "./types.ts";
 import { editedEvent, outcomeEvent } from "./view.ts";
@@ -234,10 +236,20 @@ export class ProposalObject extends DurableObject<Env> {
   readonly #waiters = new Set<() => void>();
   /** The platform alarm as last set or read: undefined until read, null when none is set. */
   #alarmAt: number | null | undefined;
-  /** The audit chain's end as last written (undefined until read): sealing an event needs it, reading it cost a query. */
+  /** The audit chain's end as last sealed (undefined until read): sealing an event needs it, reading it cost a query. */
   #head: ChainEnd | undefined;
+  /** Events sealed by the transaction under way: written to the outbox as one row when its step ends. */
+  #sealed: AuditEvent[] = [];
   /** Whether an audit flush was asked for since the last one was claimed: the job row is there, due, not yet taken. */
   #flushAsked = false;
+  /** Set while an RPC call's transaction runs: an approval in it holds its dispatch for sending once it commits. */
+  #sendAfterCommit = false;
+  /** The dispatch job that transaction held (JobTable.hold), to be sent as soon as it has committed. */
+  #held: Job | null = null;
+  /** The dispatch being sent from an approving call (see #dispatchNow), while it is under way. */
+  #sending: Promise<void> | null = null;
+  /** Whether an alarm run is under way: it picks up what a dispatch sent meanwhile asked for, and re-arms after it. */
+  #alarmRunning = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -279,8 +291,9 @@ export class ProposalObject extends DurableObject<Env> {
       if (proposal.teams) this.#jobs.schedule("teams", "sync", now);
       // One mail per e-mail recipient, each its own job: one address that fails never holds up the others.
       if (proposal.mail) for (const recipient of mailRecipients(proposal)) this.#jobs.schedule("mail", recipient, now);
-      for (const fraction of remindersOf(proposal))
-        this.#jobs.schedule("remind", reminderKey(fraction), reminderDueAt(proposal, fraction));
+      // The first reminder only: it re-arms itself for the next fraction once it is over (jobs/remind.ts).
+      const reminder = nextReminder(proposal, null);
+      if (reminder) this.#jobs.schedule("remind", reminder.key, reminder.at);
       const escalateAt = autoEscalationAt(proposal);
       if (escalateAt !== null) this.#jobs.schedule("escalate", "auto", escalateAt);
       return { ok: true, created: true, proposal, links: this.#proposerLinks(proposal) };
@@ -576,13 +589,27 @@ export class ProposalObject extends DurableObject<Env> {
       // Misconfigured: jobs that need config will fail and retry; expiry and audit still run.
     }
     this.#alarmAt = null; // the platform has consumed it
+    this.#alarmRunning = true;
+    try {
+      await this.#runDue(config);
+    } finally {
+      this.#alarmRunning = false;
+    }
+    this.#jobs.takeScheduled(); // nextWake() below accounts for everything the run asked for
+    await this.#arm(this.#jobs.nextWake());
+  }
+
+  /** The alarm's work: rounds of changes then messages, then one audit flush (see alarm()). */
+  async #runDue(config: Config | null): Promise<void> {
     const lease = (kind: JobKind) => leaseMs(kind, config);
     let budget = JOBS_PER_RUN;
     for (let round = 0; round < ROUNDS_PER_RUN && budget > 0; round++) {
       const changes = this.#jobs.claimDue(Date.now(), lease, { only: CHANGES, limit: budget });
       budget -= changes.length;
-      const changing = Promise.all(changes.map((job) => this.#run(job)));
-      if (changes.length > 0) await settledWithin(changing, CARD_WAIT_MS);
+      // A dispatch an approving call is sending counts as one of this run's changes: the card waits for it the same way.
+      const sending = round === 0 && this.#sending ? [this.#sending] : [];
+      const changing = Promise.all([...changes.map((job) => this.#run(job)), ...sending]);
+      if (changes.length + sending.length > 0) await settledWithin(changing, CARD_WAIT_MS);
       const messages = this.#jobs.claimDue(Date.now(), lease, { only: MESSAGES, limit: budget });
       budget -= messages.length;
       const asked = this.#jobs.asked;
@@ -594,8 +621,6 @@ export class ProposalObject extends DurableObject<Env> {
     const flushes = this.#jobs.claimDue(Date.now(), lease, { only: "audit" });
     if (flushes.length > 0) this.#flushAsked = false;
     for (const job of flushes) await this.#run(job);
-    this.#jobs.takeScheduled(); // nextWake() below accounts for everything the run asked for
-    await this.#arm(this.#jobs.nextWake());
   }
 
   // ---- the one path that changes state ---------------------------------------------
@@ -619,23 +644,45 @@ export class ProposalObject extends DurableObject<Env> {
     });
   }
 
-  /** One synchronous transaction, then the alarm re-armed to whatever it scheduled. */
+  /**
+   * One synchronous transaction, then the alarm re-armed to whatever it scheduled. An approval in it held its
+   * dispatch (#statusChanged): that is sent now, from this call, without waiting for the alarm.
+   */
   async #commit<R>(step: (now: number) => R): Promise<R> {
-    const result = this.#transact(step);
+    this.#sendAfterCommit = true;
+    let result: R;
+    try {
+      result = this.#transact(step);
+    } finally {
+      this.#sendAfterCommit = false;
+    }
+    const held = this.#held;
+    this.#held = null;
+    if (held) this.#dispatchNow(held);
     await this.#armForChange();
     return result;
   }
 
-  /** The only transaction: a state change, its audit events and its jobs are written together or not at all. */
+  /**
+   * The only transaction: a state change, its audit events and its jobs are written together or not at all. The
+   * events it sealed go to the outbox as one row, however many steps of it recorded some.
+   */
   #transact<R>(step: (now: number) => R): R {
     const now = Date.now();
     try {
-      return this.ctx.storage.transactionSync(() => step(now));
+      return this.ctx.storage.transactionSync(() => {
+        const result = step(now);
+        appendToOutbox(this.#sql, this.#sealed);
+        this.#sealed = [];
+        return result;
+      });
     } catch (error) {
       // Rolled back: what the step remembered of its writes is not true; read it again next time.
       this.#cached = undefined;
       this.#head = undefined;
+      this.#sealed = [];
       this.#flushAsked = false;
+      this.#held = null;
       forgetOnDemandTables(this.#sql);
       throw error;
     }
@@ -706,23 +753,25 @@ export class ProposalObject extends DurableObject<Env> {
   }
 
   /**
-   * After an escalation (a click or the clock): the deadline may have moved, and the reminders not yet sent move
-   * with it (sent ones are gone and are not repeated); an automatic escalation still waiting has nothing left to do.
+   * After an escalation (a click or the clock): the deadline may have moved, and the reminder not yet sent moves
+   * with it (sent ones are not repeated); an automatic escalation still waiting has nothing left to do.
    */
   #escalated(next: Proposal): void {
     this.#jobs.reschedule("expire", "ttl", Date.parse(next.expires_at));
     this.#jobs.cancel("escalate", "auto");
-    for (const fraction of next.rule.remind_at ?? []) {
-      if (this.#jobs.has("remind", reminderKey(fraction)))
-        this.#jobs.reschedule("remind", reminderKey(fraction), reminderDueAt(next, fraction));
-    }
+    // One job (objects from before: one per fraction not yet sent), keyed by its fraction.
+    for (const job of this.#jobs.list().filter((j) => j.kind === "remind"))
+      this.#jobs.reschedule("remind", job.key, reminderDueAt(next, Number(job.key)));
   }
 
   #statusChanged(next: Proposal, now: number, was: Proposal["status"]): void {
     // The dispatch job lives exactly while the proposal is `approved`: leaving it (an answer, a
-    // result on the result route) ends any retry still scheduled.
-    if (next.status === "approved") this.#jobs.schedule("dispatch", "runner", now);
-    else this.#jobs.cancel("dispatch", "runner");
+    // result on the result route) ends any retry still scheduled. An approving call holds it, to send it itself.
+    if (next.status === "approved") {
+      const held = this.#sendAfterCommit ? this.#holdDispatch(now) : null;
+      if (held) this.#held = held;
+      else this.#jobs.schedule("dispatch", "runner", now);
+    } else this.#jobs.cancel("dispatch", "runner");
     if (was === "pending") {
       this.#jobs.cancel("expire", "ttl");
       // Never a reminder or an escalation after a decision, an expiry or a cancellation.
@@ -740,9 +789,10 @@ export class ProposalObject extends DurableObject<Env> {
 
   #record(proposalId: string, events: EventDraft[], now: number): void {
     this.#head ??= chainHead(this.#sql);
-    const sealed = appendToOutbox(this.#sql, proposalId, events, now, this.#head);
+    const sealed = sealDrafts(proposalId, events, now, this.#head);
     const last = sealed.at(-1);
     if (last) this.#head = { idx: last.idx, hash: last.hash };
+    this.#sealed.push(...sealed);
     // One request for a flush is enough until a run takes it (a run under way needs a new one: its version).
     if (!this.#flushAsked) this.#jobs.schedule("audit", "flush", now);
     this.#flushAsked = true;
@@ -757,6 +807,42 @@ export class ProposalObject extends DurableObject<Env> {
     const last = lastReplyAt(this.#sql, payload.user);
     if (last !== null && now - last < REPLY_INTERVAL_MS) return;
     this.#jobs.schedule("slack", `${EPHEMERAL_PREFIX}${payload.user}`, now, JSON.stringify(payload));
+  }
+
+  /**
+   * Schedules the dispatch job already leased to this call (JobTable.hold) for as long as an alarm run would hold it:
+   * no alarm run takes it meanwhile, and if this call never finishes the send (the object crashed or was evicted) the
+   * row is there and the alarm sends it once the lease has run out. Null when the configuration cannot be read: the
+   * alarm then sends it like any job (and records why it cannot).
+   */
+  #holdDispatch(now: number): Job | null {
+    let config: Config;
+    try {
+      config = this.#config();
+    } catch {
+      return null;
+    }
+    return this.#jobs.hold("dispatch", "runner", now, now + leaseMs("dispatch", config));
+  }
+
+  /**
+   * Sends a held dispatch from the approving call, after its transaction has committed, so approval → runner never
+   * waits behind the alarm: the same job run as the alarm's (each attempt counted and audited before it leaves, the
+   * answer recorded, a retry scheduled for the alarm). An alarm run under way waits for it before the card update
+   * and picks up what it asked for; otherwise the alarm is re-armed after it for what it asked for (one alarm run
+   * then does the card and the audit flush), or cleared of the lease's fallback time.
+   */
+  #dispatchNow(job: Job): void {
+    // #run records a failed send itself; only storage failing under it is left, and the lease covers that too.
+    const sending = this.#run(job).catch((error) => console.error(`dispatch failed: ${(error as Error).message}`));
+    this.#sending = sending;
+    const after = sending.then(async () => {
+      if (this.#sending === sending) this.#sending = null;
+      if (this.#alarmRunning) return;
+      this.#jobs.takeScheduled();
+      await this.#arm(this.#jobs.nextWake());
+    });
+    this.ctx.waitUntil(after);
   }
 
   async #run(job: Job): Promise<void> {
@@ -779,6 +865,7 @@ export class ProposalObject extends DurableObject<Env> {
       outcome = { retryAt: Date.now() + backoffMs(job.attempt + 1, 1_000, 300_000) };
     }
     if ("done" in outcome) this.#jobs.complete(job);
+    else if ("next" in outcome) this.#jobs.rearm(job, outcome.next.key, outcome.next.at);
     else this.#jobs.retry(job, outcome.retryAt);
   }
 

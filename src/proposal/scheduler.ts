@@ -82,6 +82,55 @@ export class JobTable {
     this.#asked(dueAt);
   }
 
+  /**
+   * Schedules a job due at `now` and takes it at once for the caller, leased until `leaseUntil`, in one statement: the
+   * row is the durable fallback (an alarm run takes it over once the lease ends, should the caller never finish) and
+   * the lease keeps every alarm run off it meanwhile. Null, with the job scheduled as schedule() would, when a run
+   * already holds it.
+   */
+  hold(kind: JobKind, key: string, now: number, leaseUntil: number): Job | null {
+    const held = this.sql.exec<{ lease_until: number }>(
+      `SELECT lease_until FROM jobs WHERE kind = ? AND key = ?`,
+      kind,
+      key,
+    );
+    if (held.toArray().some((row) => Number(row.lease_until) > now)) {
+      this.schedule(kind, key, now);
+      return null;
+    }
+    const [row] = this.sql
+      .exec<Record<keyof Job, SqlStorageValue>>(
+        `INSERT INTO jobs (kind, key, due_at, lease_until) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (kind, key) DO UPDATE SET
+           due_at = MIN(due_at, excluded.due_at), version = version + 1, lease_until = excluded.lease_until
+         RETURNING *`,
+        kind,
+        key,
+        now,
+        leaseUntil,
+      )
+      .toArray();
+    this.#asked(now);
+    return toJob(row!);
+  }
+
+  /**
+   * The run of `job` is done and the job comes back as `key`, due at `dueAt`, with no failed attempt (a reminder moving
+   * on to its next fraction): one row updated instead of one deleted and one inserted. A row already there under
+   * `key` is replaced; nothing happens when the job was cancelled while it ran.
+   */
+  rearm(job: Job, key: string, dueAt: number): void {
+    this.sql.exec(
+      `UPDATE OR REPLACE jobs SET key = ?, due_at = ?, attempt = 0, lease_until = 0, version = version + 1
+       WHERE kind = ? AND key = ?`,
+      key,
+      dueAt,
+      job.kind,
+      job.key,
+    );
+    this.#asked(dueAt);
+  }
+
   /** Moves a job to exactly `dueAt` (later or earlier), as an expiry extension needs. */
   reschedule(kind: JobKind, key: string, dueAt: number): void {
     this.sql.exec(`UPDATE jobs SET due_at = ?, version = version + 1 WHERE kind = ? AND key = ?`, dueAt, kind, key);

@@ -144,22 +144,17 @@ export interface ChainEnd {
   hash: string;
 }
 
-/**
- * Numbers, chains and seals the drafts after the last event, then queues them for D1. `head` is the chain's end
- * when the caller knows it (the object remembers it between steps); otherwise it is read from `meta`.
- */
-export function appendToOutbox(
-  sql: SqlStorage,
+/** Numbers, chains and seals the drafts after `head`, the chain's end (nothing is written: see appendToOutbox). */
+export function sealDrafts(
   proposalId: string,
   drafts: readonly EventDraft[],
   now: number,
-  head: ChainEnd = chainHead(sql),
+  head: ChainEnd,
 ): AuditEvent[] {
   let idx = head.idx;
   let prev = head.hash;
   const at = new Date(now).toISOString();
-  const sealed: AuditEvent[] = [];
-  for (const draft of drafts) {
+  return drafts.map((draft) => {
     idx += 1;
     const event = sealEvent({
       proposal_id: proposalId,
@@ -170,56 +165,81 @@ export function appendToOutbox(
       details: draft.details,
       prev_hash: prev,
     });
-    sql.exec(`INSERT INTO outbox (idx, event) VALUES (?, ?)`, idx, JSON.stringify(event));
     prev = event.hash;
-    sealed.push(event);
-  }
-  if (sealed.length > 0) setChainHead(sql, idx, prev);
-  return sealed;
+    return event;
+  });
 }
 
+/**
+ * Queues sealed events for D1 as one outbox row: the events of one transaction, as a JSON array, keyed by the last
+ * one's position (objects from before issue 12 also hold rows of one event each, as an object; both are read).
+ */
+export function appendToOutbox(sql: SqlStorage, sealed: readonly AuditEvent[]): void {
+  const last = sealed.at(-1);
+  if (last) sql.exec(`INSERT INTO outbox (idx, event) VALUES (?, ?)`, last.idx, JSON.stringify(sealed));
+}
+
+function eventsOfRow(text: string): AuditEvent[] {
+  const row = JSON.parse(text) as AuditEvent | AuditEvent[];
+  return Array.isArray(row) ? row : [row];
+}
+
+/**
+ * Where the chain ends: the last event waiting in the outbox, else the last one D1 confirmed (`meta.chain_head`,
+ * written only when a flush completes), else nothing yet.
+ */
 export function chainHead(sql: SqlStorage): ChainEnd {
+  const row = sql.exec<{ event: string }>(`SELECT event FROM outbox ORDER BY idx DESC LIMIT 1`).toArray()[0];
+  const last = row ? eventsOfRow(row.event).at(-1) : undefined;
+  return last ? { idx: last.idx, hash: last.hash } : flushedHead(sql);
+}
+
+/** The last event D1 confirmed, as the last flush left it; before any, the genesis. */
+function flushedHead(sql: SqlStorage): ChainEnd {
   const row = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'chain_head'`).toArray()[0];
   return row ? (JSON.parse(row.value) as { idx: number; hash: string }) : { idx: 0, hash: GENESIS_HASH };
 }
 
-function setChainHead(sql: SqlStorage, idx: number, hash: string): void {
-  sql.exec(
-    `INSERT INTO meta (key, value) VALUES ('chain_head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    JSON.stringify({ idx, hash }),
-  );
-}
-
 /** The chain as this object sealed it, for comparing with D1's (SPEC 12; src/audit/heads.ts). */
 export function objectChainHead(sql: SqlStorage): ObjectChainHead {
-  const head = chainHead(sql);
   const pending = sql
     .exec<{ event: string }>(`SELECT event FROM outbox ORDER BY idx`)
     .toArray()
-    .map((row) => JSON.parse(row.event) as AuditEvent);
+    .flatMap((row) => eventsOfRow(row.event));
   const first = pending[0];
+  const last = pending.at(-1);
+  const flushed = first ? { idx: first.idx - 1, hash: first.prev_hash } : flushedHead(sql);
   return {
-    head,
-    flushed: first ? { idx: first.idx - 1, hash: first.prev_hash } : head,
+    head: last ? { idx: last.idx, hash: last.hash } : flushed,
+    flushed,
     pending: pending.map((e) => ({ idx: e.idx, hash: e.hash })),
   };
 }
 
-/** Unflushed events in chain order. */
-export function outboxEvents(sql: SqlStorage, limit = 100): AuditEvent[] {
-  return sql
-    .exec<{ event: string }>(`SELECT event FROM outbox ORDER BY idx LIMIT ?`, limit)
-    .toArray()
-    .map((row) => JSON.parse(row.event) as AuditEvent);
+/**
+ * The oldest unflushed events in chain order, whole rows only, at most `limit` of them (one row more when the first
+ * row alone is longer), and whether more are waiting after them.
+ */
+export function outboxBatch(sql: SqlStorage, limit = 100): { events: AuditEvent[]; more: boolean } {
+  const rows = sql.exec<{ event: string }>(`SELECT event FROM outbox ORDER BY idx LIMIT ?`, limit + 1).toArray();
+  const events: AuditEvent[] = [];
+  let taken = 0;
+  for (const row of rows) {
+    const more = eventsOfRow(row.event);
+    if (taken > 0 && events.length + more.length > limit) break;
+    events.push(...more);
+    taken += 1;
+  }
+  return { events, more: taken < rows.length };
 }
 
-/** Forgets events D1 has confirmed (up to and including `idx`). */
-export function dropFlushed(sql: SqlStorage, idx: number): void {
-  sql.exec(`DELETE FROM outbox WHERE idx <= ?`, idx);
-}
-
-export function outboxSize(sql: SqlStorage): number {
-  return sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n;
+/** Forgets the events D1 has confirmed, up to and including `last`, which becomes the chain's confirmed end. */
+export function dropFlushed(sql: SqlStorage, last: ChainEnd): void {
+  sql.exec(`DELETE FROM outbox WHERE idx <= ?`, last.idx);
+  sql.exec(
+    `INSERT INTO meta (key, value) VALUES ('chain_head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    JSON.stringify({ idx: last.idx, hash: last.hash }),
+  );
 }
 
 export function queueNotification(sql: SqlStorage, type: string, body: string): void {

@@ -6,7 +6,7 @@ import { appendAuditEvents } from "../../audit/store.ts";
 import type { ConfigEnv } from "../../config/load.ts";
 import { homeIndexKey, homeIndexStatements } from "../../slack/home-index.ts";
 import { backoffMs, type Job } from "../scheduler.ts";
-import { chainHead, dropFlushed, homeIndexWritten, noteHomeIndexWritten, outboxEvents } from "../store.ts";
+import { chainHead, dropFlushed, homeIndexWritten, noteHomeIndexWritten, outboxBatch } from "../store.ts";
 import type { Proposal } from "../types.ts";
 import { DONE, type JobContext, type JobOutcome, type JobRunner } from "./context.ts";
 
@@ -23,9 +23,9 @@ const BATCH = 100;
 export const flushAudit: JobRunner = async (ctx, job) => {
   let signer: AuditSigner | undefined;
   for (;;) {
-    const events = outboxEvents(ctx.sql, BATCH);
+    const { events, more } = outboxBatch(ctx.sql, BATCH);
     const last = events.at(-1);
-    const final = events.length < BATCH;
+    const final = !more;
     if (!last) return writeIndexAlone(ctx, job);
     try {
       signer ??= await auditSigner(String((ctx.env as unknown as ConfigEnv).AUDIT_SIGNING_KEY ?? ""));
@@ -43,9 +43,9 @@ export const flushAudit: JobRunner = async (ctx, job) => {
       );
       return { retryAt: ctx.now() + backoffMs(job.attempt + 1, 1_000, 60_000) };
     }
-    dropFlushed(ctx.sql, last.idx);
+    dropFlushed(ctx.sql, last);
     if (index) noteHomeIndexWritten(ctx.sql, index.key);
-    // A short batch took everything there was; events recorded while D1 answered asked for a flush of their own.
+    // The last batch took everything there was; events recorded while D1 answered asked for a flush of their own.
     if (final) return DONE;
   }
 };

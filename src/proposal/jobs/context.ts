@@ -17,8 +17,11 @@ export interface JobContext {
   commit(next: Proposal | null, events: EventDraft[]): void;
 }
 
-/** A run either finished the job or asks to be run again at a time (ms). */
-export type JobOutcome = { done: true } | { retryAt: number };
+/**
+ * A run either finished the job, asks to be run again at a time (ms), or finished it and asks for its next
+ * occurrence: the same job under `key`, due at `at` (a reminder moving on to the next fraction).
+ */
+export type JobOutcome = { done: true } | { retryAt: number } | { next: { key: string; at: number } };
 
 export type JobRunner = (ctx: JobContext, job: Job) => Promise<JobOutcome>;
 

@@ -1,18 +1,19 @@
 // Job: at each `remind_at` fraction of the TTL (issue 16), remind those who may still decide and have not: a threaded
 // reply on the card (on the escalation message once escalated), a DM for requester_only actions and verification
-// prompts. One job per fraction, so each is sent once; retried on Slack errors like the card; never once decided.
+// prompts. One job at a time, keyed by its fraction: once it is sent (or given up) it re-arms itself for the next
+// fraction, so each is sent once; retried on Slack errors like the card; never once decided.
 import { reminderText } from "../../slack/reminder.ts";
 import { callSlack } from "../../slack/web-api.ts";
 import { stillToDecide } from "../lifecycle.ts";
 import type { Proposal } from "../types.ts";
-import { DONE, type JobRunner } from "./context.ts";
+import { DONE, type JobOutcome, type JobRunner } from "./context.ts";
 import { hasSlackCard, MESSAGE_ATTEMPTS, slackFailure, targetChannel } from "./slack-sync.ts";
 
 /** Below this TTL no reminder is scheduled: a reminder seconds before the deadline helps nobody. */
 export const MIN_REMIND_TTL_MS = 60_000;
 
 /** The job key of the reminder at `fraction`: the fraction itself ("0.5"). */
-export const reminderKey = (fraction: number) => String(fraction);
+const reminderKey = (fraction: number) => String(fraction);
 
 /** When the reminder at `fraction` is due: that share of the way from creation to the deadline as it stands. */
 export function reminderDueAt(p: Proposal, fraction: number): number {
@@ -20,11 +21,26 @@ export function reminderDueAt(p: Proposal, fraction: number): number {
   return Math.round(created + fraction * (Date.parse(p.expires_at) - created));
 }
 
-/** The reminders a new proposal schedules: its rule's fractions, when it has a Slack card and a TTL worth reminding. */
-export function remindersOf(p: Proposal): number[] {
+/** The reminders a proposal has: its rule's fractions (ascending), when it has a Slack card and a TTL worth reminding. */
+function remindersOf(p: Proposal): number[] {
   if (!hasSlackCard(p)) return [];
   if (Date.parse(p.expires_at) - Date.parse(p.created_at) < MIN_REMIND_TTL_MS) return [];
   return p.rule.remind_at ?? [];
+}
+
+/**
+ * The reminder job after the one at `after` (null: the first, when the proposal is created), with when it is due on
+ * the deadline as it stands; null when there is none left.
+ */
+export function nextReminder(p: Proposal, after: number | null): { key: string; at: number } | null {
+  const fraction = remindersOf(p).find((f) => after === null || f > after);
+  return fraction === undefined ? null : { key: reminderKey(fraction), at: reminderDueAt(p, fraction) };
+}
+
+/** This reminder is over (sent, given up, nobody left to remind): the job moves on to the next fraction, if any. */
+function moveOn(p: Proposal, fraction: number): JobOutcome {
+  const next = nextReminder(p, fraction);
+  return next ? { next } : DONE;
 }
 
 /** Whether the reminder goes to the requester's DM: their card is there, and they alone decide. */
@@ -35,10 +51,11 @@ function isDirect(p: Proposal): boolean {
 export const sendReminder: JobRunner = async (ctx, job) => {
   const p = ctx.proposal();
   const now = ctx.now();
+  const fraction = Number(job.key);
   // Never after a decision: the object also cancels these jobs when the proposal leaves `pending`.
   if (p.status !== "pending" || now >= Date.parse(p.expires_at)) return DONE;
   const text = reminderText(p, now);
-  if (text === null) return DONE;
+  if (text === null) return moveOn(p, fraction);
   const direct = isDirect(p);
   const role = p.escalated ? "escalation" : "card";
   const ref = p.slack.messages.find((m) => m.role === role);
@@ -52,14 +69,17 @@ export const sendReminder: JobRunner = async (ctx, job) => {
     unfurl_links: false,
     unfurl_media: false,
   });
-  if (result.kind !== "ok") return slackFailure(ctx, job, result, "chat.postMessage", MESSAGE_ATTEMPTS);
+  if (result.kind !== "ok") {
+    const failed = slackFailure(ctx, job, result, "chat.postMessage", MESSAGE_ATTEMPTS);
+    return "done" in failed ? moveOn(ctx.proposal(), fraction) : failed;
+  }
   const left_seconds = Math.max(0, Math.floor((Date.parse(p.expires_at) - now) / 1000));
   ctx.commit(null, [
     {
       type: "reminder.sent",
       actor: "system",
       details: {
-        fraction: Number(job.key),
+        fraction,
         channel,
         thread_ts: direct ? null : (ref?.ts ?? null),
         reminded: stillToDecide(p),
@@ -67,5 +87,5 @@ export const sendReminder: JobRunner = async (ctx, job) => {
       },
     },
   ]);
-  return DONE;
+  return moveOn(ctx.proposal(), fraction);
 };
