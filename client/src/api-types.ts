@@ -121,8 +121,10 @@ export interface paths {
                   when: string;
                   /** @description what the card shows: its label, else its condition */
                   label: string;
-                  /** @description narrowed approvers: only those also in approvers decide */
+                  /** @description narrowed approvers: only those also in approvers (once escalated, escalation.approvers) decide */
                   approvers: string[] | null;
+                  /** @description the rule's own M: the least the escalated decision needs too (null: the rule left M as it was) */
+                  required_approvals?: number | null;
                   ttl_seconds: number | null;
                   /** @description the condition could not be evaluated, so the rule applied (doubt tightens) */
                   unevaluable: boolean;
@@ -297,8 +299,10 @@ export interface paths {
                   when: string;
                   /** @description what the card shows: its label, else its condition */
                   label: string;
-                  /** @description narrowed approvers: only those also in approvers decide */
+                  /** @description narrowed approvers: only those also in approvers (once escalated, escalation.approvers) decide */
                   approvers: string[] | null;
+                  /** @description the rule's own M: the least the escalated decision needs too (null: the rule left M as it was) */
+                  required_approvals?: number | null;
                   ttl_seconds: number | null;
                   /** @description the condition could not be evaluated, so the rule applied (doubt tightens) */
                   unevaluable: boolean;
@@ -496,8 +500,10 @@ export interface paths {
                   when: string;
                   /** @description what the card shows: its label, else its condition */
                   label: string;
-                  /** @description narrowed approvers: only those also in approvers decide */
+                  /** @description narrowed approvers: only those also in approvers (once escalated, escalation.approvers) decide */
                   approvers: string[] | null;
+                  /** @description the rule's own M: the least the escalated decision needs too (null: the rule left M as it was) */
+                  required_approvals?: number | null;
                   ttl_seconds: number | null;
                   /** @description the condition could not be evaluated, so the rule applied (doubt tightens) */
                   unevaluable: boolean;
@@ -681,8 +687,10 @@ export interface paths {
                   when: string;
                   /** @description what the card shows: its label, else its condition */
                   label: string;
-                  /** @description narrowed approvers: only those also in approvers decide */
+                  /** @description narrowed approvers: only those also in approvers (once escalated, escalation.approvers) decide */
                   approvers: string[] | null;
+                  /** @description the rule's own M: the least the escalated decision needs too (null: the rule left M as it was) */
+                  required_approvals?: number | null;
                   ttl_seconds: number | null;
                   /** @description the condition could not be evaluated, so the rule applied (doubt tightens) */
                   unevaluable: boolean;

@@ -130,9 +130,12 @@ export function currentApprovers(p: Proposal): string[] {
   return p.escalated && p.rule.escalation ? p.rule.escalation.approvers : p.rule.approvers;
 }
 
-/** A risk rule's narrowed approvers, while they apply (before escalation; the escalation path is the action's). */
+/**
+ * A risk rule's narrowed approvers, or null. They apply before and after escalation alike (rules only tighten): once
+ * escalated, only people listed both in the escalation's approvers and here decide.
+ */
 export function narrowedApprovers(p: Proposal): string[] | null {
-  return p.escalated ? null : (p.rule.risk?.approvers ?? null);
+  return p.rule.risk?.approvers ?? null;
 }
 
 /** Whether `user` is in `list`, directly or through one of the groups it belongs to. */
@@ -142,10 +145,12 @@ function listedIn(list: readonly string[], user: string, memberOf: readonly stri
 
 /**
  * Approvals needed in total: the policy's M while with the first approvers; once escalated, the escalation's own
- * `required_approvals` (default 1), counted among people other than whoever escalated and the requester.
+ * `required_approvals` (default 1), counted among people other than whoever escalated and the requester — and never
+ * fewer than a matched risk rule's own `required_approvals` (rules only tighten, escalated or not).
  */
 export function requiredApprovals(p: Proposal): number {
-  return p.escalated ? (p.rule.escalation?.required_approvals ?? 1) : p.rule.required_approvals;
+  if (!p.escalated) return p.rule.required_approvals;
+  return Math.max(p.rule.escalation?.required_approvals ?? 1, p.rule.risk?.required_approvals ?? 0);
 }
 
 type Verdict = { ok: true } | { ok: false; code: RefusalCode; message: string };
@@ -232,7 +237,7 @@ export function deciders(p: Proposal): Deciders {
   }
   if (p.escalated) {
     return {
-      approvers: p.rule.escalation?.approvers ?? [],
+      approvers: escalatedApprovers(p),
       // Links decide only before escalation (mayDecideByLink).
       linkRecipients: [],
       required: requiredApprovals(p),
@@ -250,6 +255,18 @@ export function deciders(p: Proposal): Deciders {
     requester: p.rule.allow_self_approval ? null : p.requested_by,
     escalator: null,
   };
+}
+
+/**
+ * Whom an escalated proposal names as its deciders: the escalation approvers, or, when a risk rule narrowed it, those
+ * of the rule's approvers who may also be among the escalation's (listed in both, or where either side is a group).
+ */
+function escalatedApprovers(p: Proposal): string[] {
+  const list = p.rule.escalation?.approvers ?? [];
+  const narrowed = narrowedApprovers(p);
+  if (narrowed === null) return list;
+  const anyGroup = list.some((id) => id.startsWith("S"));
+  return narrowed.filter((id) => list.includes(id) || anyGroup || id.startsWith("S"));
 }
 
 /**
