@@ -282,7 +282,7 @@ describe("Home-tab buttons go the card's way", () => {
     const [open] = await peer.slackCalls("views.open");
     const modal = (open as { view: { callback_id: string; private_metadata: string } }).view;
     expect(modal.callback_id).toBe("signoff.deny_reason");
-    expect(modal.private_metadata).toBe(`home:${p.id}`);
+    expect(modal.private_metadata).toBe(`home:${p.id}:pending.0.n`);
     const before = (await peer.slackCalls("views.publish")).length;
     const res = await slackRequest({
       type: "view_submission",
@@ -299,6 +299,42 @@ describe("Home-tab buttons go the card's way", () => {
     expect(denied.decision.reason).toBe("not now");
     const redrawn = ((await peer.slackCalls("views.publish")) as unknown as Published[]).slice(before);
     expect(textOf(redrawn[0]!)).toContain("You denied it.");
+  });
+
+  it("a Deny submitted from the Home tab after the proposal changed is refused, the modal closed and the tab redrawn", async () => {
+    const p = await pending(FAILOVER);
+    const blockId = actionsFor(await openHome("U0ALICE"), p.id)!.block_id;
+    await slackRequest(homeClick("deny", p.id, "U0ALICE", blockId));
+    const [open] = await peer.slackCalls("views.open");
+    const modal = (open as { view: { callback_id: string; private_metadata: string } }).view;
+    // While the modal is open, dave approves on the card: the proposal no longer stands as alice's tab showed it.
+    await click("approve", p.id, "U0DAVE");
+    await settle(p.id);
+    const before = (await peer.slackCalls("views.publish")).length;
+    const res = await slackRequest({
+      type: "view_submission",
+      user: { id: "U0ALICE", team_id: SLACK_TEAM_ID },
+      view: {
+        callback_id: modal.callback_id,
+        private_metadata: modal.private_metadata,
+        state: { values: { reason: { reason: { type: "plain_text_input", value: "not now" } } } },
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.text()).not.toContain('"errors"');
+    await settle(p.id);
+    const now = await getProposal(p.id);
+    expect(now.status).toBe("pending");
+    expect(now.approvals.map((a: { user: string }) => a.user)).toEqual(["U0DAVE"]);
+    const refused = (await auditOf(p.id)).filter((e) => e.type === "click.refused");
+    expect(refused.map((e) => [e.actor, e.details.action, e.details.code, e.details.via])).toEqual([
+      ["slack:U0ALICE", "deny", "changed", "slack_home"],
+    ]);
+    const redrawn = ((await peer.slackCalls("views.publish")) as unknown as Published[]).slice(before);
+    expect(textOf(redrawn[0]!)).toContain("changed since your Home tab was drawn");
+    // Drawn again, the same deny counts.
+    const fresh = actionsFor(await openHome("U0ALICE"), p.id)!.block_id;
+    expect(fresh).toBe(`signoff.home:${p.id}:pending.1.n`);
   });
 });
 

@@ -148,7 +148,7 @@ async function onHomeButton(
   if (kind === "deny") {
     const check = await stub.checkDeny(viewer.user, undefined, viewer.team, drawn);
     if (check.ok && payload.trigger_id) {
-      await openDenyModal(config, stub, payload.trigger_id, renderDenyModal(action.value!, check.summary, "home"));
+      await openDenyModal(config, stub, payload.trigger_id, renderDenyModal(action.value!, check.summary, drawn));
       return;
     }
     if (!check.ok) await redraw(refusalText(check.message));
@@ -253,7 +253,8 @@ async function onDenySubmission(
   if (payload.view.callback_id === BREAK_GLASS_MODAL.callbackId)
     return onBreakGlassSubmission(env, payload, answer, close);
   if (payload.view.callback_id !== DENY_MODAL.callbackId) return close();
-  const { proposalId, fromHome } = denyModalOrigin(payload.view.private_metadata);
+  const { proposalId, drawn } = denyModalOrigin(payload.view.private_metadata);
+  const viewer = { user: payload.user.id, team: payload.user.team_id ?? null };
   const stub = proposalStub(env.PROPOSALS, proposalId);
   if (!stub)
     return answer({
@@ -261,23 +262,17 @@ async function onDenySubmission(
       errors: { [DENY_MODAL.reasonBlockId]: "This proposal no longer exists." },
     });
   const reason = payload.view.state?.values[DENY_MODAL.reasonBlockId]?.[DENY_MODAL.reasonActionId]?.value ?? undefined;
-  const outcome = await stub.click({
-    kind: "deny",
-    user: payload.user.id,
-    team: payload.user.team_id ?? null,
-    ...(reason ? { reason } : {}),
-  });
-  // A refusal is shown in the modal itself, next to the reason box.
+  // From the Home tab, the deny counts only if the proposal still stands as that tab showed it (checked in the same
+  // step as the decision); if not, the modal closes and the tab is redrawn as it stands, saying so.
+  const outcome = await stub.click({ kind: "deny", ...viewer, ...(reason ? { reason } : {}), drawn });
+  if (!outcome.ok && outcome.code === "changed" && drawn !== undefined) {
+    await redrawHome(env, config, viewer, refusalText(outcome.message), keepAlive);
+    return close();
+  }
+  // Any other refusal is shown in the modal itself, next to the reason box.
   if (!outcome.ok)
     return answer({ response_action: "errors", errors: { [DENY_MODAL.reasonBlockId]: outcome.message } });
-  if (fromHome)
-    await redrawHome(
-      env,
-      config,
-      { user: payload.user.id, team: payload.user.team_id ?? null },
-      HOME_DONE.deny,
-      keepAlive,
-    );
+  if (drawn !== undefined) await redrawHome(env, config, viewer, HOME_DONE.deny, keepAlive);
   return close();
 }
 
