@@ -156,22 +156,29 @@ export function requiredApprovals(p: Proposal): number {
 type Verdict = { ok: true } | { ok: false; code: RefusalCode; message: string };
 
 /**
+ * Created in a change freeze: no approval counts, on any channel (Slack, Home tab, links), escalated or not;
+ * break-glass is the one way. Null for any other proposal.
+ */
+export function frozenRefusal(p: Proposal): Extract<Verdict, { ok: false }> | null {
+  if (!p.rule.freeze || p.kind === "verify") return null;
+  return {
+    ok: false,
+    code: "frozen",
+    message:
+      `This proposal was created during the change freeze "${p.rule.freeze.name}" ` +
+      `(until ${p.rule.freeze.ends_at}): only break-glass can approve it.`,
+  };
+}
+
+/**
  * Whether `person`'s approval may count, whatever channel it came through (SPEC 12): never the requester's own
  * (four-eyes, unless the policy allows self-approval before escalation), never twice for one person, and once
  * escalated never the escalator's nor the requester's. requester_only actions are the requester's call alone.
  */
 export function mayCountApproval(p: Proposal, person: string): Verdict {
   if (p.kind === "verify") return { ok: true };
-  // Created in a change freeze: no approval counts, on any channel, escalated or not; break-glass is the one way.
-  if (p.rule.freeze) {
-    return {
-      ok: false,
-      code: "frozen",
-      message:
-        `This proposal was created during the change freeze "${p.rule.freeze.name}" ` +
-        `(until ${p.rule.freeze.ends_at}): only break-glass can approve it.`,
-    };
-  }
+  const frozen = frozenRefusal(p);
+  if (frozen) return frozen;
   const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
   // Before escalation a requester_only action is the requester's call alone, on whatever channel an approval comes
   // (the policy allows no links there, and this holds even if it did); once escalated it is the escalation's.
@@ -703,9 +710,12 @@ export function teamsRecipient(p: Proposal): string | null {
   return p.rule.links?.teams_recipient ?? null;
 }
 
-/** Whom signoff mails approval links to (SPEC 12): the e-mail addresses among an approval's link recipients. */
+/**
+ * Whom signoff mails approval links to (SPEC 12): the e-mail addresses among an approval's link recipients. None for a
+ * proposal created in a change freeze: no link approval counts there, so a mail would only invite a refusal.
+ */
 export function mailRecipients(p: Proposal): string[] {
-  if (p.kind !== "approval") return [];
+  if (p.kind !== "approval" || p.rule.freeze) return [];
   return (p.rule.links?.recipients ?? []).filter(isMailRecipient);
 }
 
