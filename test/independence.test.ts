@@ -12,6 +12,7 @@ import {
   applyLink,
   type ClickKind,
   drawnState,
+  homeOffer,
   personOf,
   requiredApprovals,
   type Standing,
@@ -304,6 +305,38 @@ describe("independence (SPEC 12)", () => {
     fc.assert(
       fc.property(worlds(true), (world) => independent(world)),
       { numRuns: 2000 },
+    );
+  });
+
+  it("the Home tab offers exactly what would count: approve where an approval counts, only break-glass on a frozen proposal", () => {
+    fc.assert(
+      fc.property(worldArb, (world) => {
+        for (const p of [world.proposal, ...play(world)]) {
+          for (const user of USERS) {
+            const memberOf = world.group.includes(user) ? [GROUP] : [];
+            const offer = homeOffer(p, user, memberOf, "member");
+            const approve = applyClick(
+              p,
+              { kind: "approve", user, memberOf, standing: "member", via: "slack_home", drawn: drawnState(p) },
+              NOW,
+            );
+            const glass = applyBreakGlass(
+              p,
+              { user, standing: "member", memberOf, reason: "outage", via: "slack" },
+              NOW,
+            );
+            if (p.rule.freeze) {
+              expect(approve.ok, "no approval counts on a frozen proposal").toBe(false);
+              expect(offer, `${user} on a frozen proposal`).toBe(glass.ok ? "break_glass" : null);
+            } else {
+              expect(offer, `${user}: offered approve exactly when it counts`).toBe(approve.ok ? "approve" : null);
+            }
+            // Nothing is offered to a guest or someone from another workspace.
+            expect(homeOffer(p, user, memberOf, "guest")).toBeNull();
+          }
+        }
+      }),
+      { numRuns: 1000 },
     );
   });
 

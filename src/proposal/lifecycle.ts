@@ -364,6 +364,23 @@ export function mayDecide(
   return { ok: true };
 }
 
+/**
+ * What the Home tab offers `user` on a pending approval, by the same checks as the card: `approve` when their
+ * approval could count now (mayDecide); for a proposal created in a change freeze, `break_glass` when they may break
+ * the glass (mayBreakGlass), since no normal approval counts there; else null, and it is not listed for them (a
+ * normal approver of a frozen proposal may still deny it on its card).
+ */
+export function homeOffer(
+  p: Proposal,
+  user: string,
+  memberOf: readonly string[],
+  standing: Standing,
+): "approve" | "break_glass" | null {
+  if (p.kind !== "approval" || p.status !== "pending") return null;
+  if (p.rule.freeze) return mayBreakGlass(p, user, memberOf, standing).ok ? "break_glass" : null;
+  return mayDecide(p, user, memberOf, "approve", standing).ok ? "approve" : null;
+}
+
 /** A break-glass click (the modal's submission): who, where they stand, their groups among the rule's, and why. */
 export interface BreakGlassInput {
   user: string;

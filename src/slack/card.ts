@@ -196,6 +196,13 @@ export function renderDenyModal(proposalId: string, summary: string, drawn?: str
   };
 }
 
+/** Which proposal a break-glass modal's `private_metadata` names, and whether it was opened from the Home tab. */
+export function breakGlassModalOrigin(metadata: string): { proposalId: string; fromHome: boolean } {
+  return metadata.startsWith("home:")
+    ? { proposalId: metadata.slice("home:".length), fromHome: true }
+    : { proposalId: metadata, fromHome: false };
+}
+
 /**
  * Which proposal a deny modal's `private_metadata` names and, when it was opened from the Home tab, the state that
  * tab was drawn on (`unknown` for a modal opened before it was kept: refused as changed, never taken as current).
@@ -305,11 +312,11 @@ Proposal ${codeSpan(p.id, 120)}`;
 }
 
 /** The break-glass modal: the summary, and the reason (required) that the audit log, the card and the approvers see. */
-export function renderBreakGlassModal(proposalId: string, summaryText: string): ModalView {
+export function renderBreakGlassModal(proposalId: string, summaryText: string, fromHome = false): ModalView {
   return {
     type: "modal",
     callback_id: BREAK_GLASS_MODAL.callbackId,
-    private_metadata: proposalId,
+    private_metadata: fromHome ? `home:${proposalId}` : proposalId,
     title: plain("Break glass"),
     submit: plain("Approve alone"),
     close: plain("Cancel"),

@@ -16,7 +16,8 @@ export interface HomeIndexRow {
 
 /**
  * The rows a proposal stands for now. Deciders only while pending: the Slack users and groups its rule in force lets
- * decide (after escalation, the escalation approvers; requester_only, the requester). Requester rows whatever the
+ * decide (after escalation, the escalation approvers; requester_only, the requester; created in a change freeze, the
+ * break-glass approvers, the only ones who can approve it). Requester rows whatever the
  * status: `requested_by` and every Slack account the policy's people directory gives the same person. Verification
  * prompts are not on the Home tab (they are answered in their DM).
  */
@@ -24,7 +25,8 @@ export function homeIndexRows(p: Proposal): HomeIndexRow[] {
   if (p.kind !== "approval") return [];
   const rows: HomeIndexRow[] = [];
   if (p.status === "pending") {
-    for (const who of new Set(deciders(p).approvers)) {
+    const listed = p.rule.freeze ? (p.rule.break_glass?.approvers ?? []) : deciders(p).approvers;
+    for (const who of new Set(listed)) {
       if (SLACK_USER_OR_GROUP.test(who)) rows.push({ role: "decider", who });
     }
   }

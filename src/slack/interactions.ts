@@ -14,6 +14,7 @@ import { type ProposalStub, proposalStub } from "../proposal/stub.ts";
 import {
   ACTION_IDS,
   BREAK_GLASS_MODAL,
+  breakGlassModalOrigin,
   DENY_MODAL,
   denyModalOrigin,
   refusalText,
@@ -109,7 +110,8 @@ const HOME_REDRAW_WAIT_MS = 1_500;
 async function onButton(env: Env, config: Config, payload: BlockActionsPayload, keepAlive: KeepAlive): Promise<void> {
   const action = payload.actions[0]!;
   if (action.action_id === ACTION_IDS.break_glass || REVIEW_BUTTONS.has(action.action_id)) {
-    return onBreakGlassButton(config, payload, action.value ? proposalStub(env.PROPOSALS, action.value) : null);
+    const stub = action.value ? proposalStub(env.PROPOSALS, action.value) : null;
+    return onBreakGlassButton(env, config, payload, stub, keepAlive);
   }
   const kind = BUTTONS.get(action.action_id);
   const stub = kind && action.value ? proposalStub(env.PROPOSALS, action.value) : null;
@@ -193,11 +195,17 @@ async function openDenyModal(config: Config, stub: ProposalStub, triggerId: stri
   if (opened.kind !== "ok") await stub.noteSlackFailure("views.open", opened.error);
 }
 
-/** Break glass opens its modal once the same checks as the decision pass; the review's answers are recorded. */
+/**
+ * Break glass opens its modal once the same checks as the decision pass; the review's answers are recorded. From the
+ * Home tab (a proposal created in a change freeze, listed for its break-glass approvers), a refusal redraws the tab
+ * with the reason, since there is no channel to answer in.
+ */
 async function onBreakGlassButton(
+  env: Env,
   config: Config,
   payload: BlockActionsPayload,
   stub: ReturnType<typeof proposalStub>,
+  keepAlive: KeepAlive,
 ): Promise<void> {
   const action = payload.actions[0]!;
   if (!stub) return;
@@ -209,13 +217,15 @@ async function onBreakGlassButton(
     await stub.reviewBreakGlass({ user, team, justified, ...(channel ? { channel } : {}) });
     return;
   }
+  const fromHome = payload.view?.type === "home";
   const check = await stub.breakGlass({ user, team, ...(channel ? { channel } : {}) }, true);
+  if (!check.ok && fromHome) await redrawHome(env, config, { user, team }, refusalText(check.message), keepAlive);
   if (!check.ok || !payload.trigger_id) return;
   const opened = await callSlack(
     config.slackApiBase,
     config.slackBotToken,
     "views.open",
-    { trigger_id: payload.trigger_id, view: renderBreakGlassModal(action.value!, check.summary) },
+    { trigger_id: payload.trigger_id, view: renderBreakGlassModal(action.value!, check.summary, fromHome) },
     fetch,
     VIEWS_OPEN_TIMEOUT_MS,
   );
@@ -225,12 +235,15 @@ async function onBreakGlassButton(
 /** The break-glass modal's submission: a refusal (no reason, not allowed) is shown next to the reason box. */
 async function onBreakGlassSubmission(
   env: Env,
+  config: Config,
+  keepAlive: KeepAlive,
   payload: ViewSubmissionPayload,
   answer: (body: unknown) => Response,
   close: () => Response,
 ): Promise<Response> {
   const block = BREAK_GLASS_MODAL.reasonBlockId;
-  const stub = proposalStub(env.PROPOSALS, payload.view.private_metadata);
+  const { proposalId, fromHome } = breakGlassModalOrigin(payload.view.private_metadata);
+  const stub = proposalStub(env.PROPOSALS, proposalId);
   if (!stub) return answer({ response_action: "errors", errors: { [block]: "This proposal no longer exists." } });
   const reason = payload.view.state?.values[block]?.[BREAK_GLASS_MODAL.reasonActionId]?.value ?? undefined;
   const outcome = await stub.breakGlass({
@@ -239,8 +252,15 @@ async function onBreakGlassSubmission(
     ...(reason ? { reason } : {}),
   });
   if (!outcome.ok) return answer({ response_action: "errors", errors: { [block]: outcome.message } });
+  if (fromHome) {
+    const viewer = { user: payload.user.id, team: payload.user.team_id ?? null };
+    await redrawHome(env, config, viewer, HOME_BROKEN_GLASS, keepAlive);
+  }
   return close();
 }
+
+/** What the redrawn Home tab says after a break-glass approval from it. */
+const HOME_BROKEN_GLASS = ":rotating_light: You approved it alone by break-glass; the approvers have been told.";
 
 async function onDenySubmission(
   env: Env,
@@ -251,7 +271,7 @@ async function onDenySubmission(
   close: () => Response,
 ): Promise<Response> {
   if (payload.view.callback_id === BREAK_GLASS_MODAL.callbackId)
-    return onBreakGlassSubmission(env, payload, answer, close);
+    return onBreakGlassSubmission(env, config, keepAlive, payload, answer, close);
   if (payload.view.callback_id !== DENY_MODAL.callbackId) return close();
   const { proposalId, drawn } = denyModalOrigin(payload.view.private_metadata);
   const viewer = { user: payload.user.id, team: payload.user.team_id ?? null };
