@@ -5,9 +5,12 @@ import { describe, expect, it } from "vitest";
 import { decisionRuleFor, parsePolicy } from "../src/config/policy.ts";
 import { ConfigError } from "../src/config/problems.ts";
 import type { ErrorDetail } from "../src/errors.ts";
+import { deciders } from "../src/proposal/lifecycle.ts";
+import { riskText } from "../src/slack/card.ts";
 import { RISK_ACTIONS } from "./fixtures.ts";
 import { auditOf, click, getProposal, json, settle } from "./helpers/api.ts";
 import { createIn, createUnder, policyEnv } from "./helpers/policy-env.ts";
+import { makeProposal } from "./helpers/proposal-factory.ts";
 import { peer } from "./peer/client.ts";
 
 const SCALE = RISK_ACTIONS["k8s.scale"];
@@ -157,6 +160,40 @@ describe("the first matching rule is frozen into the proposal's rule", () => {
 
   it("a condition that cannot be evaluated applies its rule (doubt tightens)", () => {
     expect(decisionRuleFor(policy, "k8s.scale", input("many"))!.risk).toMatchObject({ index: 0, unevaluable: true });
+  });
+});
+
+describe("an escalated proposal under a risk rule, as the card says it", () => {
+  // The action needs 2; the rule narrows to dave, lead and bob without touching M; the escalation needs 1.
+  const escalated = makeProposal({
+    requested_by: "U0ERIN",
+    escalated: { by: "slack:U0DAVE", at: "2026-03-01T12:01:00.000Z", prior_approvals: [] },
+    rule: {
+      approvers: ["U0ALICE", "U0DAVE", "U0LEAD", "U0BOB"],
+      required_approvals: 2,
+      escalation: { approvers: ["U0LEAD", "U0BOB", "U0OSCAR"], channel: "C0ESCALATE", extend_ttl_seconds: 0 },
+      risk: {
+        index: 0,
+        when: "true",
+        label: "risky",
+        approvers: ["U0DAVE", "U0LEAD", "U0BOB"],
+        required_approvals: null,
+        ttl_seconds: null,
+        unevaluable: false,
+      },
+    },
+  });
+
+  it("names only the people both the escalation and the rule allow, and the escalated decision's own count", () => {
+    expect(deciders(escalated)).toMatchObject({ approvers: ["U0LEAD", "U0BOB"], required: 1 });
+    expect(riskText(escalated)).toBe(":rotating_light: *Risk rule:* 1 approval needed: risky");
+    // A rule that raised M raises the escalated decision's too.
+    const raised = {
+      ...escalated,
+      rule: { ...escalated.rule, risk: { ...escalated.rule.risk!, required_approvals: 2 } },
+    };
+    expect(deciders(raised).required).toBe(2);
+    expect(riskText(raised)).toBe(":rotating_light: *Risk rule:* 2 approvals needed: risky");
   });
 });
 

@@ -220,7 +220,8 @@ export function denyModalOrigin(metadata: string): { proposalId: string; drawn: 
 export function riskText(p: Proposal): string | null {
   const risk = p.rule.risk;
   if (!risk) return null;
-  const n = p.rule.required_approvals;
+  // Once escalated, what the escalated decision needs (never fewer than the rule's own M).
+  const n = requiredApprovals(p);
   const label = fit(risk.label, 200);
   const doubt = risk.unevaluable ? " (its condition could not be evaluated for this proposal, so it applies)" : "";
   return `:rotating_light: *Risk rule:* ${n} approval${n === 1 ? "" : "s"} needed: ${label}${doubt}`;
