@@ -166,6 +166,41 @@ test("the Home tab: what waits for the chosen person, approved from there throug
   await explained(homeTab);
 });
 
+test("break-glass: the card's button opens its modal, a reason is required, one break-glass approver approves alone", {
+  timeout: 300_000,
+}, async () => {
+  await explained(breakGlass);
+});
+
+async function breakGlass(): Promise<void> {
+  await page.goto(`${stack!.url}/?as=U0CAROL`);
+  await page.waitForSelector("body[data-ready='1']");
+  const id = await propose("demo.break_glass", { message: "approved alone by break-glass" });
+  await card(id).getByRole("button", { name: "Break glass", exact: true }).click();
+  await page.locator("#modal:not([hidden])").waitFor({ timeout: FLOW_MS });
+  assert.equal(await page.locator("#modal-title").innerText(), "Break glass");
+  // The stand-in, like Slack's client, refuses to send the modal with its required reason empty.
+  await page.click("#modal-submit");
+  await page.locator("[data-error-for='reason']", { hasText: "required" }).waitFor({ timeout: FLOW_MS });
+  await page.fill("#modal-body textarea[data-block-id='reason']", "Outage: the fix cannot wait");
+  await page.click("#modal-submit");
+  await page.locator("#modal").waitFor({ state: "hidden" });
+  await card(id).getByText("Outage: the fix cannot wait").first().waitFor({ timeout: FLOW_MS });
+  // The runner answers at once; its result lands a moment after the card changes.
+  let status = "";
+  for (let i = 0; i < 50 && status !== "succeeded"; i++) {
+    status = (await api(`/v1/proposals/${id}`)).status;
+    if (status !== "succeeded") await new Promise((r) => setTimeout(r, 200));
+  }
+  const p = await api(`/v1/proposals/${id}`);
+  assert.equal(p.status, "succeeded");
+  assert.equal(p.decision.break_glass, true);
+  assert.deepEqual(
+    p.approvals.map((a: { user: string }) => a.user),
+    ["U0CAROL"],
+  );
+}
+
 async function homeTab(): Promise<void> {
   await page.goto(`${stack!.url}/?as=U0ALICE`);
   await page.waitForSelector("body[data-ready='1']");

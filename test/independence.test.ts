@@ -17,6 +17,7 @@ import {
   type ClickKind,
   drawnState,
   editorsOf,
+  homeOffer,
   personOf,
   requiredApprovals,
   type Standing,
@@ -92,8 +93,10 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
       ),
       links: fc.option(fc.record({ recipients: subset(EMAILS), teams: fc.boolean() })),
       requestedBy: fc.option(fc.constantFrom<string>(...USERS, ...EMAILS, "person0", "person1")),
-      // A risk rule that matched: it narrows who decides (only people in both lists) and freezes no links.
+      // A risk rule that matched: it narrows who decides (only people in both lists, escalated or not), may raise M
+      // (which then also bounds the escalated decision's M from below), and freezes no links.
       narrowed: fc.option(subset([...USERS, GROUP], 1)),
+      riskRequired: fc.option(fc.integer({ min: 1, max: 3 })),
       // Break-glass, and whether the proposal was created in a change freeze (then only break-glass approves it).
       breakGlass: fc.option(subset([...USERS, GROUP], 1)),
       frozen: fc.boolean(),
@@ -165,7 +168,7 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
         requested_by: requestedBy,
         rule: {
           approvers: w.requesterOnly ? [] : w.approvers,
-          required_approvals: w.requesterOnly ? 1 : w.required,
+          required_approvals: w.requesterOnly ? 1 : Math.max(w.required, (narrowed && w.riskRequired) || 0),
           allow_self_approval: w.selfApproval,
           requester_only: w.requesterOnly,
           escalation: w.escalation
@@ -186,6 +189,7 @@ const worlds = (escalating: boolean): fc.Arbitrary<World> =>
                   when: "true",
                   label: "risky",
                   approvers: narrowed,
+                  required_approvals: w.riskRequired,
                   ttl_seconds: null,
                   unevaluable: false,
                 },
@@ -278,7 +282,8 @@ function listedPerson(p: Proposal, person: string, group: string[]): boolean {
   const approvers = p.escalated && p.rule.escalation ? p.rule.escalation.approvers : p.rule.approvers;
   const inList = (list: readonly string[], u: string) =>
     list.includes(u) || (list.includes(GROUP) && group.includes(u));
-  const narrowed = p.escalated ? null : (p.rule.risk?.approvers ?? null);
+  // Rules only tighten: a risk rule's narrowing holds after escalation too (people in both lists).
+  const narrowed = p.rule.risk?.approvers ?? null;
   const viaSlack = USERS.some(
     (u) => personOf(p, u) === person && inList(approvers, u) && (narrowed === null || inList(narrowed, u)),
   );
@@ -322,6 +327,11 @@ function independent(world: World): void {
     expect(p.rule.freeze, "a frozen proposal is only break-glass's").toBeUndefined();
     for (const person of escalators) expect(p.approvals.map((a) => personOf(p, a.user))).not.toContain(person);
     expect(people.length, "the rule in force is met").toBeGreaterThanOrEqual(requiredApprovals(p));
+    // Written out here rather than trusted to requiredApprovals: once escalated, never fewer than the risk rule's M.
+    const required = p.escalated
+      ? Math.max(p.rule.escalation?.required_approvals ?? 1, p.rule.risk?.required_approvals ?? 0)
+      : p.rule.required_approvals;
+    expect(people.length, "the rule in force, the risk rule's tightening included").toBeGreaterThanOrEqual(required);
     const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
     const requesterDecides = p.rule.requester_only && !p.escalated;
     if (!requesterDecides && !(p.rule.allow_self_approval && !p.escalated)) {
@@ -356,6 +366,38 @@ describe("independence (SPEC 12)", () => {
     fc.assert(
       fc.property(worlds(true), (world) => independent(world)),
       { numRuns: 2000 },
+    );
+  });
+
+  it("the Home tab offers exactly what would count: approve where an approval counts, only break-glass on a frozen proposal", () => {
+    fc.assert(
+      fc.property(worldArb, (world) => {
+        for (const p of [world.proposal, ...play(world)]) {
+          for (const user of USERS) {
+            const memberOf = world.group.includes(user) ? [GROUP] : [];
+            const offer = homeOffer(p, user, memberOf, "member");
+            const approve = applyClick(
+              p,
+              { kind: "approve", user, memberOf, standing: "member", via: "slack_home", drawn: drawnState(p) },
+              NOW,
+            );
+            const glass = applyBreakGlass(
+              p,
+              { user, standing: "member", memberOf, reason: "outage", via: "slack" },
+              NOW,
+            );
+            if (p.rule.freeze) {
+              expect(approve.ok, "no approval counts on a frozen proposal").toBe(false);
+              expect(offer, `${user} on a frozen proposal`).toBe(glass.ok ? "break_glass" : null);
+            } else {
+              expect(offer, `${user}: offered approve exactly when it counts`).toBe(approve.ok ? "approve" : null);
+            }
+            // Nothing is offered to a guest or someone from another workspace.
+            expect(homeOffer(p, user, memberOf, "guest")).toBeNull();
+          }
+        }
+      }),
+      { numRuns: 1000 },
     );
   });
 

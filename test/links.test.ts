@@ -3,17 +3,20 @@
 // person Cloudflare Access vouches for at decision time; a confirmation page that a GET (a mail scanner, an
 // unfurler, a curious person) can load any number of times without deciding anything; a POST that decides once,
 // behind a CSRF check; M-of-N over distinct people; and the Teams card that carries the links.
-import { runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { checkConfig } from "../src/config/check.ts";
 import { parsePolicy } from "../src/config/policy.ts";
+import worker from "../src/index.ts";
 import { type LinkClaims, mintLinkToken, verifyLinkToken } from "../src/links/token.ts";
 import { escapeTeamsMarkdown } from "../src/teams/card.ts";
-import { ACCESS_AUD, LINK_BINDINGS, MAIL_API_TOKEN, MAIL_FROM, SECRETS, TOKENS } from "./fixtures.ts";
+import { ACCESS_AUD, LINK_BINDINGS, MAIL_API_TOKEN, MAIL_FROM, SECRETS, SOC_KEY, TOKENS } from "./fixtures.ts";
 import {
   auditOf,
+  BASE,
   call,
   click,
+  createdThisTest,
   createProposal,
   getProposal,
   inJobTable,
@@ -29,6 +32,7 @@ import {
   approvalBody,
   claimsOf,
   confirmLink,
+  linkEnv,
   mailedLink,
   openAndConfirm,
   openLink,
@@ -328,6 +332,59 @@ describe("approval links never reach the proposer: signoff mails them to each re
     expect((await auditOf(p.id)).find((e) => e.type === "mail.skipped")).toMatchObject({
       details: { recipient: "dana@example.com", status: "cancelled" },
     });
+  });
+
+  it("a proposal created in a change freeze mails no links, and an approve link's page says only break-glass can approve", async () => {
+    // links.deploy with break-glass, during a freeze: created, marked frozen; no link approval can count.
+    const base = await linkEnv();
+    const policy = JSON.parse(base.POLICY);
+    const hour = 3_600_000;
+    policy.freezes = [
+      {
+        name: "release freeze",
+        actions: ["links.deploy"],
+        start: new Date(Date.now() - hour).toISOString(),
+        end: new Date(Date.now() + hour).toISOString(),
+      },
+    ];
+    policy.actions["links.deploy"].break_glass = { approvers: ["U0LEAD"], reason_required: true };
+    const ctx = createExecutionContext();
+    const res = await worker.fetch!(
+      new Request(`${BASE}/v1/proposals`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${SOC_KEY.token}`, "content-type": "application/json" },
+        body: JSON.stringify(approvalBody()),
+      }) as Request<unknown, IncomingRequestCfProperties>,
+      { ...base, POLICY: JSON.stringify(policy) },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    const p = (await res.json()) as { id: string; rule: { freeze?: { name: string } } };
+    expect(res.status, JSON.stringify(p)).toBe(201);
+    createdThisTest.add(p.id);
+    expect(p.rule.freeze?.name).toBe("release freeze");
+    await settle(p.id);
+    await runJobsNow(p.id, ["mail"]);
+    expect(await sentMails(p.id)).toEqual([]);
+    expect((await auditOf(p.id)).filter((e) => e.type.startsWith("mail."))).toEqual([]);
+    // The Teams card's approve link (the channel's shared one): refused on its page, before any button is offered.
+    const card = JSON.parse((await peer.requests("/teams/approve"))[0]!.body).attachments[0].content;
+    const approve = card.actions[0].url as string;
+    const page = await openLink(approve, { as: "alice@example.com" });
+    expect(page.res.status).toBe(403);
+    expect(pageKind(page.html)).toBe("forbidden");
+    expect(page.html).toContain("release freeze");
+    expect(page.html).toContain("only break-glass can approve it");
+    expect(page.csrf).toBeNull();
+    // A POST all the same (a page opened before, a hand-made form): the same words, and nothing counted.
+    const csrf = "a".repeat(43);
+    const posted = await confirmLink(approve, { cookie: csrf, csrf, as: "alice@example.com" });
+    expect(posted.res.status).toBe(403);
+    expect(posted.html).toContain("only break-glass can approve it");
+    expect((await getProposal(p.id)).approvals).toEqual([]);
+    expect((await auditOf(p.id)).filter((e) => e.type === "link.refused").map((e) => e.details.code)).toEqual([
+      "frozen",
+    ]);
   });
 
   it("an action with links disabled (or none) answers no links and mails nothing, and /l/ refuses a token for it", async () => {

@@ -6,7 +6,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { HOME_SQL, homeIndexStatements } from "../src/slack/home-index.ts";
 import { signSlackRequest } from "../src/slack/signature.ts";
-import { SECRETS, SLACK_TEAM_ID } from "./fixtures.ts";
+import { BREAK_GLASS_ACTIONS, SECRETS, SLACK_TEAM_ID } from "./fixtures.ts";
 import {
   auditOf,
   BASE,
@@ -22,6 +22,7 @@ import {
 } from "./helpers/api.ts";
 import { expectError } from "./helpers/contract.ts";
 import { collectFlushWarnings, flushWarnings } from "./helpers/d1-outage.ts";
+import { createIn, policyEnv } from "./helpers/policy-env.ts";
 import { peer } from "./peer/client.ts";
 
 type Block = { type: string; block_id?: string; text?: { text: string }; fields?: Array<{ text: string }> } & {
@@ -285,7 +286,7 @@ describe("Home-tab buttons go the card's way", () => {
     const [open] = await peer.slackCalls("views.open");
     const modal = (open as { view: { callback_id: string; private_metadata: string } }).view;
     expect(modal.callback_id).toBe("signoff.deny_reason");
-    expect(modal.private_metadata).toBe(`home:${p.id}`);
+    expect(modal.private_metadata).toBe(`home:${p.id}:pending.0.n`);
     const before = (await peer.slackCalls("views.publish")).length;
     const res = await slackRequest({
       type: "view_submission",
@@ -302,6 +303,118 @@ describe("Home-tab buttons go the card's way", () => {
     expect(denied.decision.reason).toBe("not now");
     const redrawn = ((await peer.slackCalls("views.publish")) as unknown as Published[]).slice(before);
     expect(textOf(redrawn[0]!)).toContain("You denied it.");
+  });
+
+  it("a Deny submitted from the Home tab after the proposal changed is refused, the modal closed and the tab redrawn", async () => {
+    const p = await pending(FAILOVER);
+    const blockId = actionsFor(await openHome("U0ALICE"), p.id)!.block_id;
+    await slackRequest(homeClick("deny", p.id, "U0ALICE", blockId));
+    const [open] = await peer.slackCalls("views.open");
+    const modal = (open as { view: { callback_id: string; private_metadata: string } }).view;
+    // While the modal is open, dave approves on the card: the proposal no longer stands as alice's tab showed it.
+    await click("approve", p.id, "U0DAVE");
+    await settle(p.id);
+    const before = (await peer.slackCalls("views.publish")).length;
+    const res = await slackRequest({
+      type: "view_submission",
+      user: { id: "U0ALICE", team_id: SLACK_TEAM_ID },
+      view: {
+        callback_id: modal.callback_id,
+        private_metadata: modal.private_metadata,
+        state: { values: { reason: { reason: { type: "plain_text_input", value: "not now" } } } },
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.text()).not.toContain('"errors"');
+    await settle(p.id);
+    const now = await getProposal(p.id);
+    expect(now.status).toBe("pending");
+    expect(now.approvals.map((a: { user: string }) => a.user)).toEqual(["U0DAVE"]);
+    const refused = (await auditOf(p.id)).filter((e) => e.type === "click.refused");
+    expect(refused.map((e) => [e.actor, e.details.action, e.details.code, e.details.via])).toEqual([
+      ["slack:U0ALICE", "deny", "changed", "slack_home"],
+    ]);
+    const redrawn = ((await peer.slackCalls("views.publish")) as unknown as Published[]).slice(before);
+    expect(textOf(redrawn[0]!)).toContain("changed since your Home tab was drawn");
+    // Drawn again, the same deny counts.
+    const fresh = actionsFor(await openHome("U0ALICE"), p.id)!.block_id;
+    expect(fresh).toBe(`signoff.home:${p.id}:pending.1.n`);
+  });
+});
+
+describe("a proposal created in a change freeze", () => {
+  // k8s.hotfix: alice and dave approve normally; lead, alice and bob may break the glass. Bob requests it.
+  const hour = 3_600_000;
+  const freeze = {
+    name: "incident review",
+    actions: ["k8s.*"],
+    start: new Date(Date.now() - hour).toISOString(),
+    end: new Date(Date.now() + hour).toISOString(),
+  };
+  const frozenEnv = policyEnv(BREAK_GLASS_ACTIONS, { freezes: [freeze] });
+
+  it("waits only for its break-glass approvers, with the break-glass button alone; a normal approver is not shown it", async () => {
+    const p = await createIn(frozenEnv, {
+      action: { type: "k8s.hotfix", params: { service: "api" } },
+      summary: "Hotfix api: roll back the bad config",
+      requested_by: "U0BOB",
+    });
+    await settle(p.id);
+    for (const user of ["U0LEAD", "U0ALICE"]) {
+      const view = await openHome(user);
+      const actions = actionsFor(view, p.id);
+      expect(
+        actions?.elements?.map((b) => b.action_id),
+        user,
+      ).toEqual(["signoff.break_glass"]);
+      expect(sectionsUnder(view, "Waiting for you")).toContain("only break-glass can approve it");
+    }
+    // Dave could only deny it (on its card); bob requested it, so break-glass is never his.
+    expect(sectionsUnder(await openHome("U0DAVE"), "Waiting for you")).not.toContain(p.id);
+    expect(sectionsUnder(await openHome("U0BOB"), "Waiting for you")).not.toContain(p.id);
+
+    // Lead breaks the glass from the Home tab: the card's modal, then the approval alone, and the tab redrawn.
+    const blockId = actionsFor(await openHome("U0LEAD"), p.id)!.block_id;
+    await slackRequest({
+      ...homeClick("approve", p.id, "U0LEAD", blockId),
+      actions: [{ action_id: "signoff.break_glass", block_id: blockId, value: p.id, type: "button" }],
+    });
+    const [open] = await peer.slackCalls("views.open");
+    const modal = (open as { view: { callback_id: string; private_metadata: string } }).view;
+    expect(modal).toMatchObject({ callback_id: "signoff.break_glass_reason", private_metadata: `home:${p.id}` });
+    const before = (await peer.slackCalls("views.publish")).length;
+    const res = await slackRequest({
+      type: "view_submission",
+      user: { id: "U0LEAD", team_id: SLACK_TEAM_ID },
+      view: {
+        callback_id: modal.callback_id,
+        private_metadata: modal.private_metadata,
+        state: { values: { reason: { reason: { type: "plain_text_input", value: "Outage: bad config" } } } },
+      },
+    });
+    expect(res.status).toBe(200);
+    await settle(p.id);
+    expect(await getProposal(p.id)).toMatchObject({ status: "succeeded", decision: { break_glass: true } });
+    const redrawn = ((await peer.slackCalls("views.publish")) as unknown as Published[]).slice(before);
+    expect(textOf(redrawn[0]!)).toContain("You approved it alone by break-glass");
+    expect(actionsFor(redrawn[0]!, p.id)).toBeUndefined();
+  });
+
+  it("a break-glass button from the Home tab that is refused redraws the tab with the reason", async () => {
+    const p = await createIn(frozenEnv, {
+      action: { type: "k8s.hotfix", params: { service: "api" } },
+      summary: "Hotfix api",
+      requested_by: "U0BOB",
+    });
+    await settle(p.id);
+    const before = (await peer.slackCalls("views.publish")).length;
+    await slackRequest({
+      ...homeClick("approve", p.id, "U0BOB", `signoff.home:${p.id}:pending.0.n`),
+      actions: [{ action_id: "signoff.break_glass", value: p.id, type: "button" }],
+    });
+    expect(await peer.slackCalls("views.open")).toEqual([]);
+    const redrawn = ((await peer.slackCalls("views.publish")) as unknown as Published[]).slice(before);
+    expect(textOf(redrawn[0]!)).toContain("break-glass is never for approving your own request");
   });
 });
 

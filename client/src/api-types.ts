@@ -123,8 +123,10 @@ export interface paths {
                   when: string;
                   /** @description what the card shows: its label, else its condition */
                   label: string;
-                  /** @description narrowed approvers: only those also in approvers decide */
+                  /** @description narrowed approvers: only those also in approvers (once escalated, escalation.approvers) decide */
                   approvers: string[] | null;
+                  /** @description the rule's own M: the least the escalated decision needs too (null: the rule left M as it was) */
+                  required_approvals?: number | null;
                   ttl_seconds: number | null;
                   /** @description the condition could not be evaluated, so the rule applied (doubt tightens) */
                   unevaluable: boolean;
@@ -343,8 +345,10 @@ export interface paths {
                   when: string;
                   /** @description what the card shows: its label, else its condition */
                   label: string;
-                  /** @description narrowed approvers: only those also in approvers decide */
+                  /** @description narrowed approvers: only those also in approvers (once escalated, escalation.approvers) decide */
                   approvers: string[] | null;
+                  /** @description the rule's own M: the least the escalated decision needs too (null: the rule left M as it was) */
+                  required_approvals?: number | null;
                   ttl_seconds: number | null;
                   /** @description the condition could not be evaluated, so the rule applied (doubt tightens) */
                   unevaluable: boolean;
@@ -586,8 +590,10 @@ export interface paths {
                   when: string;
                   /** @description what the card shows: its label, else its condition */
                   label: string;
-                  /** @description narrowed approvers: only those also in approvers decide */
+                  /** @description narrowed approvers: only those also in approvers (once escalated, escalation.approvers) decide */
                   approvers: string[] | null;
+                  /** @description the rule's own M: the least the escalated decision needs too (null: the rule left M as it was) */
+                  required_approvals?: number | null;
                   ttl_seconds: number | null;
                   /** @description the condition could not be evaluated, so the rule applied (doubt tightens) */
                   unevaluable: boolean;
@@ -815,8 +821,10 @@ export interface paths {
                   when: string;
                   /** @description what the card shows: its label, else its condition */
                   label: string;
-                  /** @description narrowed approvers: only those also in approvers decide */
+                  /** @description narrowed approvers: only those also in approvers (once escalated, escalation.approvers) decide */
                   approvers: string[] | null;
+                  /** @description the rule's own M: the least the escalated decision needs too (null: the rule left M as it was) */
+                  required_approvals?: number | null;
                   ttl_seconds: number | null;
                   /** @description the condition could not be evaluated, so the rule applied (doubt tightens) */
                   unevaluable: boolean;

@@ -156,7 +156,7 @@ describe("local mode's diagnostics (issue 13)", () => {
   test("each demo person's role line is read from the demo policy and is right for every demo action", () => {
     const policy = parsePolicy(localVars().POLICY);
     const role = (id: string) => demoRole(DEMO_USERS.find((u) => u.id === id)!, policy);
-    const direct = "demo.echo, demo.two_person, demo.runner_refuses, k8s.rollout_restart";
+    const direct = "demo.echo, demo.two_person, demo.runner_refuses, demo.break_glass, k8s.rollout_restart";
     const oncall = "demo.echo, demo.two_person, demo.runner_refuses, k8s.rollout_restart";
     assert.equal(
       role("U0ALICE"),
@@ -168,8 +168,16 @@ describe("local mode's diagnostics (issue 13)", () => {
       "in S0ONCALL; requests the sample proposals, so four-eyes refuses their own approval of them; " +
         `approves ${oncall}; confirms their own demo.self_confirm`,
     );
-    assert.equal(role("U0DAVE"), "approves demo.two_person; approves demo.by_link by mailed link (dave@example.com)");
-    assert.equal(role("U0CAROL"), "decides demo.echo, k8s.rollout_restart once escalated");
+    assert.equal(
+      role("U0DAVE"),
+      "approves demo.two_person, demo.break_glass; approves demo.by_link by mailed link (dave@example.com)",
+    );
+    // Break-glass can be tried locally: carol approves demo.break_glass alone, with a reason, through its modal.
+    assert.equal(
+      role("U0CAROL"),
+      "decides demo.echo, k8s.rollout_restart once escalated; " +
+        "may break the glass on demo.break_glass: approve alone, with a reason",
+    );
     assert.equal(role("U0MALLORY"), "outsider: may decide nothing");
   });
 });

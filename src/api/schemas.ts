@@ -211,7 +211,15 @@ export const ProposalResponse = z.object({
         index: z.number().describe("the rule's place in the action's rules when the proposal was created"),
         when: z.string().describe("its CEL condition"),
         label: z.string().describe("what the card shows: its label, else its condition"),
-        approvers: z.array(z.string()).nullable().describe("narrowed approvers: only those also in approvers decide"),
+        approvers: z
+          .array(z.string())
+          .nullable()
+          .describe("narrowed approvers: only those also in approvers (once escalated, escalation.approvers) decide"),
+        required_approvals: z
+          .number()
+          .nullable()
+          .optional()
+          .describe("the rule's own M: the least the escalated decision needs too (null: the rule left M as it was)"),
         ttl_seconds: z.number().nullable(),
         unevaluable: z.boolean().describe("the condition could not be evaluated, so the rule applied (doubt tightens)"),
       })

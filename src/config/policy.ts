@@ -226,8 +226,16 @@ export interface FrozenRiskRule {
   index: number;
   when: string;
   label: string;
-  /** Only people listed both here and in `approvers` (directly or through a group) decide; null: not narrowed. */
+  /**
+   * Only people listed both here and in `approvers` (directly or through a group) decide — once escalated, both here and
+   * in the escalation's approvers; null: not narrowed.
+   */
   approvers: string[] | null;
+  /**
+   * The rule's own required_approvals (null: it left the action's): already in `required_approvals` above, and the
+   * least an escalated decision needs too. Absent in proposals frozen before it was kept (then: null).
+   */
+  required_approvals?: number | null;
   /** The longest time to decide it allows, or null. */
   ttl_seconds: number | null;
   /** The condition could not be evaluated for this proposal (a missing param): doubt tightens, so it applied. */
@@ -472,6 +480,9 @@ function parseAction(
             params_schema: a.params_schema,
             distinctPeople: (ids) => distinctPeople(ids, people),
             available: staticCount,
+            escalation: a.escalation
+              ? { approvers: a.escalation.approvers, required_approvals: a.escalation.required_approvals }
+              : null,
           },
           at,
         )
@@ -810,6 +821,7 @@ export function decisionRuleFor(policy: Policy, actionType: string, input?: Rule
       when: rule.when,
       label: rule.label,
       approvers: rule.approvers ? [...rule.approvers] : null,
+      required_approvals: rule.required_approvals,
       ttl_seconds: rule.ttl_seconds,
       unevaluable,
     },

@@ -60,6 +60,8 @@ export interface RuleBase {
   distinctPeople: (ids: readonly string[]) => number;
   /** How many distinct people can approve under the action (link deciders included); null when a group is listed. */
   available: number | null;
+  /** The action's escalation: a rule's tightening carries into the escalated decision too. */
+  escalation: { approvers: readonly string[]; required_approvals: number } | null;
 }
 
 // Parsed once per condition text per isolate; the policy is parsed once per isolate too.
@@ -238,7 +240,33 @@ function tightenProblems(r: RawRiskRule, base: RuleBase, here: (...s: (string | 
   if (!base.requester_only && details.length === 0 && available !== null && required > available) {
     add("required_approvals", `asks for ${required} approvals but only ${available} people could give one`);
   }
+  if (details.length === 0) details.push(...escalatedProblems(r, base, here));
   return details;
+}
+
+/**
+ * The rule carries into the escalated decision (rules only tighten): its approvers narrow the escalation's, and its
+ * required_approvals is the least that decision needs. When the lists involved name users only, a rule that would
+ * leave an escalated proposal with too few people to decide it is an error (escalating it would strand it).
+ */
+function escalatedProblems(r: RawRiskRule, base: RuleBase, here: (...s: (string | number)[]) => string): ErrorDetail[] {
+  const escalation = base.escalation;
+  if (escalation === null || (r.approvers === undefined && r.required_approvals === undefined)) return [];
+  const listed = r.approvers ? escalation.approvers.filter((id) => r.approvers!.includes(id)) : escalation.approvers;
+  const groups = [...escalation.approvers, ...(r.approvers ?? [])].some((id) => id.startsWith("S"));
+  const needed = Math.max(escalation.required_approvals, r.required_approvals ?? 0);
+  const people = base.distinctPeople(listed);
+  if (groups || people >= needed) return [];
+  const field = r.approvers ? "approvers" : "required_approvals";
+  const who = r.approvers ? "listed both here and in escalation.approvers" : "among escalation.approvers";
+  return [
+    {
+      path: here(field),
+      message:
+        `once escalated, ${needed} approval${needed === 1 ? " is" : "s are"} needed (the rule carries into the ` +
+        `escalated decision) but only ${people} ${people === 1 ? "person is" : "people are"} ${who}`,
+    },
+  ];
 }
 
 /** The rule applied to a proposal: its index in the action's `rules`, and whether its condition held or failed. */

@@ -11,7 +11,13 @@ import { ApiError } from "../errors.ts";
 import { verifyAccess } from "../identity/access.ts";
 import { randomToken, timingSafeEqual } from "../lib/crypto.ts";
 import { bodyText, utf8 } from "../lib/encoding.ts";
-import { mayDecideByLink, notPendingMessage, requiredApprovals, verifyLabels } from "../proposal/lifecycle.ts";
+import {
+  frozenRefusal,
+  mayDecideByLink,
+  notPendingMessage,
+  requiredApprovals,
+  verifyLabels,
+} from "../proposal/lifecycle.ts";
 import { proposalStub } from "../proposal/stub.ts";
 import type { Proposal } from "../proposal/types.ts";
 import { type ResultPage, renderConfirmPage, renderResultPage } from "./page.ts";
@@ -154,6 +160,9 @@ linkRoutes.get("/:token", linksEnabled, async (c) => {
   if ("page" in who) return who.page;
   const allowed = mayDecideByLink(proposal, claims.r, who.identity);
   if (!allowed.ok) return forbidden(allowed.message, proposal, claims.r);
+  // Created in a change freeze: say so before offering a button whose approval could not count.
+  const frozen = claims.c === "approve" ? frozenRefusal(proposal) : null;
+  if (frozen) return forbidden(frozen.message, proposal, claims.r);
 
   // Double-submit CSRF: the same random value in an HttpOnly, SameSite=Strict cookie and in the form. An existing
   // value is kept, so two links opened in two tabs both still work.
@@ -243,6 +252,7 @@ linkRoutes.post("/:token", linksEnabled, formOnly, limitForm, async (c) => {
     case "self_approval":
     case "edited_by_you":
     case "changed":
+    case "frozen":
       return forbidden(outcome.message, p, claims.r);
     default:
       return invalid();

@@ -88,6 +88,14 @@ export const DEMO_PROPOSALS: Readonly<Record<string, DemoProposal>> = {
     rollback: "Nothing to undo",
     requested_by: "U0BOB",
   },
+  "demo.break_glass": {
+    action: { type: "demo.break_glass", params: { message: "approved alone by break-glass" } },
+    summary: "An urgent fix that cannot wait for two approvals",
+    reason: "Shows break-glass: carol approves alone with a reason; alice and dave are told and asked to review",
+    blast_radius: "None: the runner only echoes the message",
+    rollback: "Nothing to undo",
+    requested_by: "U0BOB",
+  },
   "k8s.rollout_restart": {
     action: { type: "k8s.rollout_restart", params: { deployment: "api" } },
     summary: "Restart deployment api (rolling)",
@@ -124,6 +132,7 @@ export function demoRole(user: DemoUser, policy: Policy): string {
   const mailed = actions.filter(byLink);
   const escalated = actions.filter((a) => a.escalation && listed(a.escalation.approvers));
   const confirms = actions.filter((a) => a.requester_only && listed(a.requesters ?? []));
+  const breaksGlass = actions.filter((a) => a.break_glass && listed(a.break_glass.approvers));
   const requests = Object.values(DEMO_PROPOSALS).some((sample) => sample.requested_by === user.id);
   const parts = [
     ...groups.map((g) => `in ${g}`),
@@ -132,6 +141,7 @@ export function demoRole(user: DemoUser, policy: Policy): string {
     ...(mailed.length > 0 ? [`approves ${names(mailed)} by mailed link (${user.email})`] : []),
     ...(escalated.length > 0 ? [`decides ${names(escalated)} once escalated`] : []),
     ...(confirms.length > 0 ? [`confirms their own ${names(confirms)}`] : []),
+    ...(breaksGlass.length > 0 ? [`may break the glass on ${names(breaksGlass)}: approve alone, with a reason`] : []),
   ];
   return parts.length > 0 ? parts.join("; ") : "outsider: may decide nothing";
 }

@@ -54,8 +54,10 @@ export function newProposal(input: {
   const kind = input.kind ?? "approval";
   // A verification prompt's links decide by possession: never into a shared Teams channel, whatever the caller passed.
   const teamsWebhook = kind === "approval" ? (input.teamsWebhook ?? null) : null;
-  // signoff mails approval links to e-mail recipients itself (SPEC 12); the proposer never sees them.
-  const mailed = kind === "approval" && (input.rule.links?.recipients ?? []).some(isMailRecipient);
+  // signoff mails approval links to e-mail recipients itself (SPEC 12); the proposer never sees them. Not in a change
+  // freeze: no link approval counts there (lifecycle.ts mailRecipients).
+  const mailed =
+    kind === "approval" && !input.rule.freeze && (input.rule.links?.recipients ?? []).some(isMailRecipient);
   return {
     id: input.id,
     kind,

@@ -158,9 +158,12 @@ export function currentApprovers(p: Proposal): string[] {
   return p.escalated && p.rule.escalation ? p.rule.escalation.approvers : p.rule.approvers;
 }
 
-/** A risk rule's narrowed approvers, while they apply (before escalation; the escalation path is the action's). */
+/**
+ * A risk rule's narrowed approvers, or null. They apply before and after escalation alike (rules only tighten): once
+ * escalated, only people listed both in the escalation's approvers and here decide.
+ */
 export function narrowedApprovers(p: Proposal): string[] | null {
-  return p.escalated ? null : (p.rule.risk?.approvers ?? null);
+  return p.rule.risk?.approvers ?? null;
 }
 
 /** Whether `user` is in `list`, directly or through one of the groups it belongs to. */
@@ -170,13 +173,30 @@ function listedIn(list: readonly string[], user: string, memberOf: readonly stri
 
 /**
  * Approvals needed in total: the policy's M while with the first approvers; once escalated, the escalation's own
- * `required_approvals` (default 1), counted among people other than whoever escalated and the requester.
+ * `required_approvals` (default 1), counted among people other than whoever escalated and the requester — and never
+ * fewer than a matched risk rule's own `required_approvals` (rules only tighten, escalated or not).
  */
 export function requiredApprovals(p: Proposal): number {
-  return p.escalated ? (p.rule.escalation?.required_approvals ?? 1) : p.rule.required_approvals;
+  if (!p.escalated) return p.rule.required_approvals;
+  return Math.max(p.rule.escalation?.required_approvals ?? 1, p.rule.risk?.required_approvals ?? 0);
 }
 
 type Verdict = { ok: true } | { ok: false; code: RefusalCode; message: string };
+
+/**
+ * Created in a change freeze: no approval counts, on any channel (Slack, Home tab, links), escalated or not;
+ * break-glass is the one way. Null for any other proposal.
+ */
+export function frozenRefusal(p: Proposal): Extract<Verdict, { ok: false }> | null {
+  if (!p.rule.freeze || p.kind === "verify") return null;
+  return {
+    ok: false,
+    code: "frozen",
+    message:
+      `This proposal was created during the change freeze "${p.rule.freeze.name}" ` +
+      `(until ${p.rule.freeze.ends_at}): only break-glass can approve it.`,
+  };
+}
 
 /**
  * Whether `person`'s approval may count, whatever channel it came through (SPEC 12): never the requester's own
@@ -185,16 +205,8 @@ type Verdict = { ok: true } | { ok: false; code: RefusalCode; message: string };
  */
 export function mayCountApproval(p: Proposal, person: string): Verdict {
   if (p.kind === "verify") return { ok: true };
-  // Created in a change freeze: no approval counts, on any channel, escalated or not; break-glass is the one way.
-  if (p.rule.freeze) {
-    return {
-      ok: false,
-      code: "frozen",
-      message:
-        `This proposal was created during the change freeze "${p.rule.freeze.name}" ` +
-        `(until ${p.rule.freeze.ends_at}): only break-glass can approve it.`,
-    };
-  }
+  const frozen = frozenRefusal(p);
+  if (frozen) return frozen;
   const requester = p.requested_by === null ? null : personOf(p, p.requested_by);
   // Before escalation a requester_only action is the requester's call alone, on whatever channel an approval comes
   // (the policy allows no links there, and this holds even if it did); once escalated it is the escalation's.
@@ -279,7 +291,7 @@ export function deciders(p: Proposal): Deciders {
   }
   if (p.escalated) {
     return {
-      approvers: p.rule.escalation?.approvers ?? [],
+      approvers: escalatedApprovers(p),
       // Links decide only before escalation (mayDecideByLink).
       linkRecipients: [],
       required: requiredApprovals(p),
@@ -297,6 +309,18 @@ export function deciders(p: Proposal): Deciders {
     requester: p.rule.allow_self_approval ? null : p.requested_by,
     escalator: null,
   };
+}
+
+/**
+ * Whom an escalated proposal names as its deciders: the escalation approvers, or, when a risk rule narrowed it, those
+ * of the rule's approvers who may also be among the escalation's (listed in both, or where either side is a group).
+ */
+function escalatedApprovers(p: Proposal): string[] {
+  const list = p.rule.escalation?.approvers ?? [];
+  const narrowed = narrowedApprovers(p);
+  if (narrowed === null) return list;
+  const anyGroup = list.some((id) => id.startsWith("S"));
+  return narrowed.filter((id) => list.includes(id) || anyGroup || id.startsWith("S"));
 }
 
 /**
@@ -385,6 +409,23 @@ export function mayDecide(
   }
   if (kind === "approve") return mayCountApproval(p, personOf(p, user));
   return { ok: true };
+}
+
+/**
+ * What the Home tab offers `user` on a pending approval, by the same checks as the card: `approve` when their
+ * approval could count now (mayDecide); for a proposal created in a change freeze, `break_glass` when they may break
+ * the glass (mayBreakGlass), since no normal approval counts there; else null, and it is not listed for them (a
+ * normal approver of a frozen proposal may still deny it on its card).
+ */
+export function homeOffer(
+  p: Proposal,
+  user: string,
+  memberOf: readonly string[],
+  standing: Standing,
+): "approve" | "break_glass" | null {
+  if (p.kind !== "approval" || p.status !== "pending") return null;
+  if (p.rule.freeze) return mayBreakGlass(p, user, memberOf, standing).ok ? "break_glass" : null;
+  return mayDecide(p, user, memberOf, "approve", standing).ok ? "approve" : null;
 }
 
 /** A break-glass click (the modal's submission): who, where they stand, their groups among the rule's, and why. */
@@ -939,9 +980,12 @@ export function teamsRecipient(p: Proposal): string | null {
   return p.rule.links?.teams_recipient ?? null;
 }
 
-/** Whom signoff mails approval links to (SPEC 12): the e-mail addresses among an approval's link recipients. */
+/**
+ * Whom signoff mails approval links to (SPEC 12): the e-mail addresses among an approval's link recipients. None for a
+ * proposal created in a change freeze: no link approval counts there, so a mail would only invite a refusal.
+ */
 export function mailRecipients(p: Proposal): string[] {
-  if (p.kind !== "approval") return [];
+  if (p.kind !== "approval" || p.rule.freeze) return [];
   return (p.rule.links?.recipients ?? []).filter(isMailRecipient);
 }
 

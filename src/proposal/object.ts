@@ -37,6 +37,7 @@ import {
   applyRunnerResult,
   autoEscalationAt,
   type ClickKind,
+  currentApprovers,
   type EventDraft,
   groupsOf,
   isTerminal,
@@ -44,6 +45,7 @@ import {
   linkDeciders,
   linkRefusal,
   mailRecipients,
+  narrowedApprovers,
   precheckDeny,
   precheckEdit,
   type Refused,
@@ -708,10 +710,7 @@ export class ProposalObject extends DurableObject<Env> {
     const groups = groupsOf(p);
     if (breakGlass && (p.rule.break_glass?.approvers ?? []).includes(user)) return { memberOf: [], unresolved: [] };
     // Listed by id in every list that applies, no group needs asking about.
-    const listed =
-      !breakGlass &&
-      [...p.rule.approvers, ...(p.rule.escalation?.approvers ?? [])].includes(user) &&
-      (p.rule.risk?.approvers ?? [user]).includes(user);
+    const listed = !breakGlass && currentApprovers(p).includes(user) && (narrowedApprovers(p) ?? [user]).includes(user);
     if (groups.length === 0 || listed || (p.rule.requester_only && !p.escalated))
       return { memberOf: [], unresolved: [] };
     const config = this.#config();

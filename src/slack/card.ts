@@ -173,11 +173,15 @@ export function renderCard(p: Proposal, opts: RenderOptions): RenderedMessage {
  * The `views.open` modal that asks a denier for an optional reason; `private_metadata` is the proposal id, after
  * `home:` when it was opened from the Home tab (which is redrawn once the deny is recorded).
  */
-export function renderDenyModal(proposalId: string, summary: string, from: "card" | "home" = "card"): ModalView {
+/**
+ * The deny modal. From the Home tab (`drawn`: the state its view showed, lifecycle.ts drawnState), the submission is
+ * checked against that same state, as the Home tab's buttons are.
+ */
+export function renderDenyModal(proposalId: string, summary: string, drawn?: string): ModalView {
   return {
     type: "modal",
     callback_id: DENY_MODAL.callbackId,
-    private_metadata: from === "home" ? `home:${proposalId}` : proposalId,
+    private_metadata: drawn === undefined ? proposalId : `home:${proposalId}:${drawn}`,
     title: plain("Deny proposal"),
     submit: plain("Deny"),
     close: plain("Cancel"),
@@ -200,11 +204,21 @@ export function renderDenyModal(proposalId: string, summary: string, from: "card
   };
 }
 
-/** Which proposal a deny modal's `private_metadata` names, and whether it was opened from the Home tab. */
-export function denyModalOrigin(metadata: string): { proposalId: string; fromHome: boolean } {
+/** Which proposal a break-glass modal's `private_metadata` names, and whether it was opened from the Home tab. */
+export function breakGlassModalOrigin(metadata: string): { proposalId: string; fromHome: boolean } {
   return metadata.startsWith("home:")
     ? { proposalId: metadata.slice("home:".length), fromHome: true }
     : { proposalId: metadata, fromHome: false };
+}
+
+/**
+ * Which proposal a deny modal's `private_metadata` names and, when it was opened from the Home tab, the state that
+ * tab was drawn on (`unknown` for a modal opened before it was kept: refused as changed, never taken as current).
+ */
+export function denyModalOrigin(metadata: string): { proposalId: string; drawn: string | undefined } {
+  if (!metadata.startsWith("home:")) return { proposalId: metadata, drawn: undefined };
+  const [proposalId = "", drawn] = metadata.slice("home:".length).split(/:(.*)/s);
+  return { proposalId, drawn: drawn || "unknown" };
 }
 
 /**
@@ -214,7 +228,8 @@ export function denyModalOrigin(metadata: string): { proposalId: string; fromHom
 export function riskText(p: Proposal): string | null {
   const risk = p.rule.risk;
   if (!risk) return null;
-  const n = p.rule.required_approvals;
+  // Once escalated, what the escalated decision needs (never fewer than the rule's own M).
+  const n = requiredApprovals(p);
   const label = fit(risk.label, 200);
   const doubt = risk.unevaluable ? " (its condition could not be evaluated for this proposal, so it applies)" : "";
   return `:rotating_light: *Risk rule:* ${n} approval${n === 1 ? "" : "s"} needed: ${label}${doubt}`;
@@ -349,11 +364,11 @@ Proposal ${codeSpan(p.id, 120)}`;
 }
 
 /** The break-glass modal: the summary, and the reason (required) that the audit log, the card and the approvers see. */
-export function renderBreakGlassModal(proposalId: string, summaryText: string): ModalView {
+export function renderBreakGlassModal(proposalId: string, summaryText: string, fromHome = false): ModalView {
   return {
     type: "modal",
     callback_id: BREAK_GLASS_MODAL.callbackId,
-    private_metadata: proposalId,
+    private_metadata: fromHome ? `home:${proposalId}` : proposalId,
     title: plain("Break glass"),
     submit: plain("Approve alone"),
     close: plain("Cancel"),

@@ -12,12 +12,14 @@ const SLACK_USER_OR_GROUP = /^[UWS][A-Z0-9]{2,}$/;
 
 /**
  * Who may decide `p` now, as the index lists them: while pending, the Slack users and groups its rule in force lets
- * decide (after escalation, the escalation approvers; requester_only, the requester); nobody once it is not.
- * Verification prompts are not on the Home tab (they are answered in their DM).
+ * decide (after escalation, the escalation approvers; requester_only, the requester; created in a change freeze, the
+ * break-glass approvers, the only ones who can approve it); nobody once it is not. Verification prompts are not on the
+ * Home tab (they are answered in their DM).
  */
 export function homeDeciders(p: Proposal): string[] {
   if (p.kind !== "approval" || p.status !== "pending") return [];
-  return [...new Set(deciders(p).approvers)].filter((who) => SLACK_USER_OR_GROUP.test(who));
+  const listed = p.rule.freeze ? (p.rule.break_glass?.approvers ?? []) : deciders(p).approvers;
+  return [...new Set(listed)].filter((who) => SLACK_USER_OR_GROUP.test(who));
 }
 
 /** What the rows depend on (requested_by never changes): the flush writes them again only when this changes. */

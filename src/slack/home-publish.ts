@@ -2,7 +2,7 @@
 // and the audit log, every one re-checked against its proposal's Durable Object before it is shown: the index may
 // lag or be wrong, the object never is.
 import type { Config } from "../config/load.ts";
-import { groupsOf, mayDecide, type Standing, standingRefusal } from "../proposal/lifecycle.ts";
+import { groupsOf, homeOffer, type Standing, standingRefusal } from "../proposal/lifecycle.ts";
 import { proposalStub } from "../proposal/stub.ts";
 import type { Proposal } from "../proposal/types.ts";
 import { type DecidedItem, HOME_LIMITS, renderHome } from "./home.ts";
@@ -104,8 +104,9 @@ async function homeModel(env: Env, config: Config, viewer: HomeViewer, notice: s
 
 /**
  * The object's word on an index row: pending, before its deadline, and this user may approve it now (listed
- * directly or through a group, the card's own checks: lifecycle.ts mayDecide). A proposal they already approved, or
- * may only deny (their own, under four-eyes), is not waiting for them.
+ * directly or through a group, the card's own checks: lifecycle.ts homeOffer) or, created in a change freeze, break
+ * the glass on it. A proposal they already approved, or may only deny (their own under four-eyes, a frozen one as a
+ * normal approver), is not waiting for them.
  */
 async function waitsFor(
   p: Proposal,
@@ -116,7 +117,7 @@ async function waitsFor(
 ): Promise<boolean> {
   if (p.kind !== "approval" || p.status !== "pending" || now >= Date.parse(p.expires_at)) return false;
   const { memberOf } = await membershipOf(user, groupsOf(p), slack, now);
-  return mayDecide(p, user, memberOf, "approve", standing).ok;
+  return homeOffer(p, user, memberOf, standing) !== null;
 }
 
 /** The proposals behind `ids` as their objects hold them now; ids whose object has none are left out. */

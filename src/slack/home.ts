@@ -4,7 +4,7 @@ import type { ActionsBlock, HomeView, KnownBlock, SectionBlock } from "@slack/ty
 import { zonedText } from "../lib/time.ts";
 import { drawnState } from "../proposal/lifecycle.ts";
 import type { Proposal } from "../proposal/types.ts";
-import { approvalsSoFar, homeButtons, person, statusWords } from "./card.ts";
+import { ACTION_IDS, approvalsSoFar, breakGlassText, homeButtons, person, statusWords } from "./card.ts";
 import { codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
 import { paramsSectionText } from "./plan.ts";
 
@@ -88,9 +88,15 @@ const DECIDED_WORDS: Record<string, string> = {
 
 /** A waiting proposal: its summary quoted, the facts, the plan, the card's buttons, a divider. */
 function waitingBlocks(p: Proposal, m: HomeModel): KnownBlock[] {
+  // Created in a change freeze, it is listed only for whoever may break the glass: that is the one button offered
+  // (the card's own, opening the same modal), and the card's words on the freeze follow the summary.
+  const frozen = p.rule.freeze ? breakGlassText(p) : null;
+  const summary = frozen
+    ? `${quote(p.summary, SLACK_LIMITS.sectionText - frozen.length - 1)}\n${frozen}`
+    : quote(p.summary, SLACK_LIMITS.sectionText);
   const facts: SectionBlock = {
     type: "section",
-    text: mrkdwn(quote(p.summary, SLACK_LIMITS.sectionText)),
+    text: mrkdwn(summary),
     fields: [
       mrkdwn(`*Action*\n${codeSpan(p.action.type, SLACK_LIMITS.sectionField - 9)}`),
       mrkdwn(`*Deadline*\n${escapeMrkdwn(when(p.expires_at, m))}`),
@@ -99,7 +105,7 @@ function waitingBlocks(p: Proposal, m: HomeModel): KnownBlock[] {
     ],
   };
   const blocks: KnownBlock[] = [facts, section(paramsSectionText(p.action.params).text)];
-  const buttons = homeButtons(p, m.nowMs);
+  const buttons = homeButtons(p, m.nowMs).filter((b) => !frozen || b.action_id === ACTION_IDS.break_glass);
   if (buttons.length > 0) {
     blocks.push({ type: "actions", block_id: homeBlockId(p), elements: buttons } satisfies ActionsBlock);
   }

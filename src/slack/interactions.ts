@@ -15,6 +15,7 @@ import { type ProposalStub, proposalStub } from "../proposal/stub.ts";
 import {
   ACTION_IDS,
   BREAK_GLASS_MODAL,
+  breakGlassModalOrigin,
   DENY_MODAL,
   denyModalOrigin,
   drawnPlan,
@@ -113,7 +114,8 @@ const HOME_REDRAW_WAIT_MS = 1_500;
 async function onButton(env: Env, config: Config, payload: BlockActionsPayload, keepAlive: KeepAlive): Promise<void> {
   const action = payload.actions[0]!;
   if (action.action_id === ACTION_IDS.break_glass || REVIEW_BUTTONS.has(action.action_id)) {
-    return onBreakGlassButton(config, payload, action.value ? proposalStub(env.PROPOSALS, action.value) : null);
+    const stub = action.value ? proposalStub(env.PROPOSALS, action.value) : null;
+    return onBreakGlassButton(env, config, payload, stub, keepAlive);
   }
   if (action.action_id === ACTION_IDS.edit) {
     return onEditButton(config, payload, action.value ? proposalStub(env.PROPOSALS, action.value) : null);
@@ -182,7 +184,7 @@ async function onHomeButton(
   if (kind === "deny") {
     const check = await stub.checkDeny(viewer.user, undefined, viewer.team, drawn);
     if (check.ok && payload.trigger_id) {
-      await openDenyModal(config, stub, payload.trigger_id, renderDenyModal(action.value!, check.summary, "home"));
+      await openDenyModal(config, stub, payload.trigger_id, renderDenyModal(action.value!, check.summary, drawn));
       return;
     }
     if (!check.ok) await redraw(refusalText(check.message));
@@ -227,11 +229,17 @@ async function openDenyModal(config: Config, stub: ProposalStub, triggerId: stri
   if (opened.kind !== "ok") await stub.noteSlackFailure("views.open", opened.error);
 }
 
-/** Break glass opens its modal once the same checks as the decision pass; the review's answers are recorded. */
+/**
+ * Break glass opens its modal once the same checks as the decision pass; the review's answers are recorded. From the
+ * Home tab (a proposal created in a change freeze, listed for its break-glass approvers), a refusal redraws the tab
+ * with the reason, since there is no channel to answer in.
+ */
 async function onBreakGlassButton(
+  env: Env,
   config: Config,
   payload: BlockActionsPayload,
   stub: ReturnType<typeof proposalStub>,
+  keepAlive: KeepAlive,
 ): Promise<void> {
   const action = payload.actions[0]!;
   if (!stub) return;
@@ -243,13 +251,15 @@ async function onBreakGlassButton(
     await stub.reviewBreakGlass({ user, team, justified, ...(channel ? { channel } : {}) });
     return;
   }
+  const fromHome = payload.view?.type === "home";
   const check = await stub.breakGlass({ user, team, ...(channel ? { channel } : {}) }, true);
+  if (!check.ok && fromHome) await redrawHome(env, config, { user, team }, refusalText(check.message), keepAlive);
   if (!check.ok || !payload.trigger_id) return;
   const opened = await callSlack(
     config.slackApiBase,
     config.slackBotToken,
     "views.open",
-    { trigger_id: payload.trigger_id, view: renderBreakGlassModal(action.value!, check.summary) },
+    { trigger_id: payload.trigger_id, view: renderBreakGlassModal(action.value!, check.summary, fromHome) },
     fetch,
     VIEWS_OPEN_TIMEOUT_MS,
   );
@@ -297,12 +307,15 @@ async function onEditSubmission(
 /** The break-glass modal's submission: a refusal (no reason, not allowed) is shown next to the reason box. */
 async function onBreakGlassSubmission(
   env: Env,
+  config: Config,
+  keepAlive: KeepAlive,
   payload: ViewSubmissionPayload,
   answer: (body: unknown) => Response,
   close: () => Response,
 ): Promise<Response> {
   const block = BREAK_GLASS_MODAL.reasonBlockId;
-  const stub = proposalStub(env.PROPOSALS, payload.view.private_metadata);
+  const { proposalId, fromHome } = breakGlassModalOrigin(payload.view.private_metadata);
+  const stub = proposalStub(env.PROPOSALS, proposalId);
   if (!stub) return answer({ response_action: "errors", errors: { [block]: "This proposal no longer exists." } });
   const reason = payload.view.state?.values[block]?.[BREAK_GLASS_MODAL.reasonActionId]?.value ?? undefined;
   const outcome = await stub.breakGlass({
@@ -311,8 +324,15 @@ async function onBreakGlassSubmission(
     ...(reason ? { reason } : {}),
   });
   if (!outcome.ok) return answer({ response_action: "errors", errors: { [block]: outcome.message } });
+  if (fromHome) {
+    const viewer = { user: payload.user.id, team: payload.user.team_id ?? null };
+    await redrawHome(env, config, viewer, HOME_BROKEN_GLASS, keepAlive);
+  }
   return close();
 }
+
+/** What the redrawn Home tab says after a break-glass approval from it. */
+const HOME_BROKEN_GLASS = ":rotating_light: You approved it alone by break-glass; the approvers have been told.";
 
 async function onDenySubmission(
   env: Env,
@@ -323,10 +343,11 @@ async function onDenySubmission(
   close: () => Response,
 ): Promise<Response> {
   if (payload.view.callback_id === BREAK_GLASS_MODAL.callbackId)
-    return onBreakGlassSubmission(env, payload, answer, close);
+    return onBreakGlassSubmission(env, config, keepAlive, payload, answer, close);
   if (payload.view.callback_id === EDIT_MODAL.callbackId) return onEditSubmission(env, payload, answer, close);
   if (payload.view.callback_id !== DENY_MODAL.callbackId) return close();
-  const { proposalId, fromHome } = denyModalOrigin(payload.view.private_metadata);
+  const { proposalId, drawn } = denyModalOrigin(payload.view.private_metadata);
+  const viewer = { user: payload.user.id, team: payload.user.team_id ?? null };
   const stub = proposalStub(env.PROPOSALS, proposalId);
   if (!stub)
     return answer({
@@ -334,23 +355,17 @@ async function onDenySubmission(
       errors: { [DENY_MODAL.reasonBlockId]: "This proposal no longer exists." },
     });
   const reason = payload.view.state?.values[DENY_MODAL.reasonBlockId]?.[DENY_MODAL.reasonActionId]?.value ?? undefined;
-  const outcome = await stub.click({
-    kind: "deny",
-    user: payload.user.id,
-    team: payload.user.team_id ?? null,
-    ...(reason ? { reason } : {}),
-  });
-  // A refusal is shown in the modal itself, next to the reason box.
+  // From the Home tab, the deny counts only if the proposal still stands as that tab showed it (checked in the same
+  // step as the decision); if not, the modal closes and the tab is redrawn as it stands, saying so.
+  const outcome = await stub.click({ kind: "deny", ...viewer, ...(reason ? { reason } : {}), drawn });
+  if (!outcome.ok && outcome.code === "changed" && drawn !== undefined) {
+    await redrawHome(env, config, viewer, refusalText(outcome.message), keepAlive);
+    return close();
+  }
+  // Any other refusal is shown in the modal itself, next to the reason box.
   if (!outcome.ok)
     return answer({ response_action: "errors", errors: { [DENY_MODAL.reasonBlockId]: outcome.message } });
-  if (fromHome)
-    await redrawHome(
-      env,
-      config,
-      { user: payload.user.id, team: payload.user.team_id ?? null },
-      HOME_DONE.deny,
-      keepAlive,
-    );
+  if (drawn !== undefined) await redrawHome(env, config, viewer, HOME_DONE.deny, keepAlive);
   return close();
 }
 

@@ -19,12 +19,13 @@ export const mailLinks: JobRunner = async (ctx, job) => {
   const p = ctx.proposal();
   if (!p.mail || p.mail.done[recipient] !== undefined) return DONE;
   const attempt = job.attempt + 1;
-  // Links of a proposal already decided (or expired) would only open "already decided": nothing worth a mail.
-  if (p.status !== "pending") {
+  // Links of a proposal already decided (or expired) would only open "already decided": nothing worth a mail. Nor of
+  // one created in a change freeze, where no link approval counts (none is scheduled; this catches older jobs).
+  if (p.status !== "pending" || p.rule.freeze) {
     finish(ctx, recipient, "skipped", {
       type: "mail.skipped",
       actor: "system",
-      details: { recipient, status: p.status },
+      details: { recipient, status: p.status, ...(p.rule.freeze ? { freeze: p.rule.freeze.name } : {}) },
     });
     return DONE;
   }
