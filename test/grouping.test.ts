@@ -9,6 +9,7 @@ import {
   ITEM_BLOCK_BUDGET,
   itemBlockCost,
   itemBlocks,
+  parseGroupCardRef,
   renderGroupCard,
 } from "../src/slack/group-card.ts";
 import { SLACK_LIMITS } from "../src/slack/mrkdwn.ts";
@@ -275,6 +276,88 @@ describe("grouped proposals: Approve all never lets one party act alone (SPEC 12
   });
 });
 
+describe("grouped proposals: Approve all decides only what the card showed when it was drawn", () => {
+  /** The last ephemeral reply to a group press. */
+  const lastReply = async () => String((await peer.slackCalls("chat.postEphemeral")).at(-1)?.text);
+  /** Whether `user` left any trace in the item's audit chain (a counted or a refused click). */
+  const touchedBy = async (id: string, user: string) => (await auditOf(id)).some((e) => e.actor === `slack:${user}`);
+
+  it("an item that joined after the card was drawn is not clicked by Approve all pressed on the older card", async () => {
+    const group = groupOf("late-1");
+    const drawn = [(await restart("api", "late-1")).id, (await restart("web", "late-1")).id];
+    await settleAll(drawn, group);
+    const ref = await groupRefOf(/2 × k8s\.rollout_restart/);
+    // The proposer's key adds a third item: it joins the same card at once; the card's redraw has not gone out.
+    const late = (await restart("worker", "late-1")).id;
+    await settle(late);
+    expect((await clickAll("approve", ref, "U0ALICE")).status).toBe(200);
+    await settleAll([...drawn, late], group);
+    // Only what the confirm dialog named ran; the late item is untouched and still waits for a decision.
+    expect((await dispatches()).sort()).toEqual([...drawn].sort());
+    const waiting = await getProposal(late);
+    expect(waiting.status).toBe("pending");
+    expect(waiting.approvals).toEqual([]);
+    expect(await touchedBy(late, "U0ALICE")).toBe(false);
+    const reply = await lastReply();
+    expect(reply).toContain("Approve all: 2 of 2 counted");
+    expect(reply).toContain("The card changed since you saw it: 1 item that joined it since");
+    expect(reply).not.toContain(late);
+    // The redrawn card shows it on the same card and offers it; a press there decides it.
+    const redrawn = await groupRefOf(/3 × k8s\.rollout_restart/);
+    expect(redrawn).toContain(late);
+    await clickAll("approve", redrawn, "U0ALICE");
+    await settleAll([...drawn, late], group);
+    expect((await dispatches()).sort()).toEqual([...drawn, late].sort());
+  });
+
+  it("an escalated item is not clicked by Approve all, even by an escalation approver", async () => {
+    const group = groupOf("esc-1");
+    const { ids } = await storm("esc-1");
+    const escalated = ids[2]!;
+    expect((await click("escalate", escalated, "U0ALICE")).status).toBe(200);
+    await settleAll(ids, group);
+    expect((await getProposal(escalated)).escalated).toBeTruthy();
+    // The card shows it escalated, without buttons; neither the confirm dialog nor the value names it.
+    const ref = await groupRefOf(/3 × k8s\.rollout_restart/);
+    expect(ref).not.toContain(escalated);
+    // U0LEAD decides the escalation, not the other two: Approve all by them must not approve the escalated item.
+    expect((await clickAll("approve", ref, "U0LEAD")).status).toBe(200);
+    await settleAll(ids, group);
+    expect(await dispatches()).toEqual([]);
+    const p = await getProposal(escalated);
+    expect(p.status).toBe("pending");
+    expect(p.approvals).toEqual([]);
+    expect(await touchedBy(escalated, "U0LEAD")).toBe(false);
+    const reply = await lastReply();
+    expect(reply).toContain("Approve all: 0 of 2 counted");
+    expect(reply).not.toContain(escalated);
+  });
+
+  it("a value from before the card named its items clicks nothing: press again on the redrawn card", async () => {
+    const group = groupOf("old-1");
+    const { ids, ref } = await storm("old-1");
+    const old = ref.split(":").slice(0, 2).join(":");
+    expect(old).toMatch(/^[0-9a-f]{64}:\d+$/);
+    const before = (await groupCardCalls()).updates.length;
+    for (const kind of ["approve", "deny"] as const) {
+      expect((await clickAll(kind, old, "U0ALICE")).status).toBe(200);
+      await settleAll(ids, group);
+      expect(await lastReply()).toContain("Nothing was decided");
+    }
+    expect(await dispatches()).toEqual([]);
+    for (const id of ids) {
+      const p = await getProposal(id);
+      expect(p.status).toBe("pending");
+      expect(p.approvals).toEqual([]);
+      expect(await touchedBy(id, "U0ALICE")).toBe(false);
+    }
+    expect(await lastReply()).toContain("press again on the redrawn card");
+    // It was redrawn, with a value that names its items.
+    expect((await groupCardCalls()).updates.length).toBeGreaterThan(before);
+    expect(await groupRefOf(/3 × k8s\.rollout_restart/)).toBe(ref);
+  });
+});
+
 describe("the grouped card (pure)", () => {
   const NOW = Date.parse(EXPIRES_AT) - 60_000;
   const head = { keyName: "alertmanager", action: "k8s.rollout_restart", groupKey: "g", ref: `${"0".repeat(64)}:1` };
@@ -312,6 +395,31 @@ describe("the grouped card (pure)", () => {
     const twenty = Array.from({ length: GROUP_CARD_MAX_ITEMS }, () => makeProposal());
     expect(twenty.reduce((n, p) => n + itemBlockCost(p), 0)).toBeLessThanOrEqual(ITEM_BLOCK_BUDGET);
     expect(renderGroupCard(head, twenty, NOW).blocks.length).toBeLessThanOrEqual(SLACK_LIMITS.blocksPerMessage);
+  });
+
+  it("Approve all's value names exactly the items its confirm dialog names, and fits Slack's limit with 20", () => {
+    const groupValue = (items: Proposal[]) => {
+      const blocks = renderGroupCard(head, items, NOW).blocks as Array<Record<string, any>>;
+      return blocks.find((b) => b.block_id === "signoff.group.actions")!.elements[0].value as string;
+    };
+    const id = (n: number) => `prp_${n.toString(16).padStart(64, "0")}`;
+    const open = makeProposal({ id: id(1) });
+    const escalated = makeProposal({
+      id: id(2),
+      escalated: { by: "slack:U0ALICE", at: EXPIRES_AT, prior_approvals: [] },
+    });
+    const denied = makeProposal({ id: id(3), status: "denied" });
+    const value = groupValue([open, escalated, denied]);
+    expect(value).toBe(`${head.ref}:${id(1)}`);
+    expect(parseGroupCardRef(value)).toEqual({ objectId: "0".repeat(64), card: 1, offered: [id(1)] });
+    const twenty = Array.from({ length: GROUP_CARD_MAX_ITEMS }, (_, i) => makeProposal({ id: id(i + 10) }));
+    const full = groupValue(twenty);
+    expect(full.length).toBeLessThanOrEqual(SLACK_LIMITS.buttonValue);
+    expect(parseGroupCardRef(full)?.offered).toEqual(twenty.map((p) => p.id));
+    // A value from before it named the items parses with none, which the group answers by clicking nothing.
+    expect(parseGroupCardRef(head.ref)).toEqual({ objectId: "0".repeat(64), card: 1, offered: null });
+    expect(parseGroupCardRef(`${head.ref}:`)).toBeNull();
+    expect(parseGroupCardRef(`${head.ref}:${id(1)},not-an-id`)).toBeNull();
   });
 
   it("offers Approve all only while an item can be decided here: not once decided, escalated or past its deadline", () => {

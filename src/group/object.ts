@@ -9,7 +9,14 @@ import type { ClickOutcome } from "../proposal/object.ts";
 import { type Job, JobTable, messageRetryDelayMs } from "../proposal/scheduler.ts";
 import { proposalStub } from "../proposal/stub.ts";
 import type { Proposal } from "../proposal/types.ts";
-import { groupCardRef, ITEM_BLOCK_BUDGET, itemBlockCost, itemLabel, renderGroupCard } from "../slack/group-card.ts";
+import {
+  decidable,
+  groupCardRef,
+  ITEM_BLOCK_BUDGET,
+  itemBlockCost,
+  itemLabel,
+  renderGroupCard,
+} from "../slack/group-card.ts";
 import { codeSpan, fit, SLACK_LIMITS, truncate } from "../slack/mrkdwn.ts";
 import { callSlack, type SlackCallResult } from "../slack/web-api.ts";
 import { GROUP_CARD_MAX_ITEMS, GROUP_UPDATE_INTERVAL_MS, GROUP_WINDOW_SECONDS } from "./limits.ts";
@@ -18,6 +25,11 @@ import { type CardRow, type GroupHead, type MemberRow, migrateGroup } from "./st
 /** Approve all / Deny all from one person: the card it was pressed on, and where to tell them how it went. */
 export interface GroupClick {
   card: number;
+  /**
+   * The items the card offered the button for when it was drawn (its value, `groupButtonValue`): the only ones clicked.
+   * Null for a value from before the card named them, which clicks nothing.
+   */
+  offered: readonly string[] | null;
   kind: "approve" | "deny";
   user: string;
   team?: string | null;
@@ -37,6 +49,11 @@ const TELL = "tell:";
 const REPLY = "reply:";
 const REPLY_ATTEMPTS = 3;
 const LEASE_MS = 30_000;
+
+/** The whole reply to a press whose value names no items: a card drawn before values named them decides nothing. */
+const STALE_CARD =
+  ":no_entry_sign: Nothing was decided: this card was drawn before Approve all / Deny all named the items they act on. " +
+  "It is being redrawn; press again on the redrawn card.";
 
 /** Approve all's answer for an item whose params an approver edited: its own button, which shows the change. */
 const EDITED: ClickOutcome = {
@@ -84,53 +101,63 @@ export class ProposalGroup extends DurableObject<Env> {
         const row = this.#card(card);
         if (row?.ts) this.#jobs.schedule("slack", `${TELL}${p.id}`, now);
       }
-      const row = this.#card(card);
-      // The first post goes at once; edits at most once an interval, however many items changed meanwhile.
-      const due = row?.ts ? Math.max(now, Number(row.sent_at) + GROUP_UPDATE_INTERVAL_MS) : now;
-      this.#jobs.schedule("slack", `${CARD}${card}`, due);
+      this.#redraw(card, now);
     });
     await this.#arm();
   }
 
   /**
-   * Approve all / Deny all: exactly one click by `user` on each item of the card that is still pending, each sent to
-   * that item's own object, which runs every check a click on its own button runs (and may refuse it alone). The
-   * clicker is told in one ephemeral reply which items counted and which were refused, and why.
+   * Approve all / Deny all: exactly one click by `user` on each item the card offered the button for when it was drawn
+   * that is still pending, each sent to that item's own object, which runs every check a click on its own button runs
+   * (and may refuse it alone). An item that joined the card after that drawing, or that it showed without buttons
+   * (escalated, past its deadline), is left alone: the confirm dialog did not name it. The clicker is told in one ephemeral reply which items counted and which were
+   * refused, and why; a value that names no items (an old card) decides nothing and the card is redrawn.
    */
   async clickAll(input: GroupClick): Promise<GroupClickItem[]> {
-    const members = this.#sql
+    const pending = this.#sql
       .exec<MemberRow>(`SELECT * FROM members WHERE card = ? AND status = 'pending' ORDER BY seq`, input.card)
       .toArray();
-    const items = await Promise.all(
-      members.map(async (m): Promise<GroupClickItem> => {
-        const item = JSON.parse(String(m.snapshot)) as Proposal;
-        const label = itemLabel(item);
-        // An edited item is approved only by its own button, which carries the plan it was drawn on: Approve all
-        // could otherwise approve an edit made since the card was last drawn, unseen (docs/grouping.md). The click
-        // says it saw the plan as created (`plan: null`), so an edit the card has not heard of yet is refused too.
-        if (input.kind === "approve" && item.edits?.length) return { id: String(m.id), label, outcome: EDITED };
-        const stub = proposalStub(this.env.PROPOSALS, String(m.id));
-        let outcome: ClickOutcome;
-        try {
-          outcome = stub
-            ? await stub.click({ kind: input.kind, user: input.user, team: input.team ?? null, plan: null })
-            : { ok: false, code: "not_found", message: "This proposal does not exist." };
-        } catch {
-          outcome = {
-            ok: false,
-            code: "unavailable",
-            message: "It could not be reached just now; use its own button.",
-          };
-        }
-        return { id: String(m.id), label, outcome };
-      }),
-    );
-    if (input.channel && items.length > 0) {
-      const payload = { channel: input.channel, user: input.user, text: clickAllReply(input.kind, items) };
-      this.#jobs.schedule("slack", `${REPLY}${input.user}`, Date.now(), JSON.stringify(payload));
-      await this.#arm();
+    const offered = new Set(input.offered ?? []);
+    const items = await Promise.all(pending.filter((m) => offered.has(m.id)).map((m) => this.#clickOne(m, input)));
+    // Items a card drawn now would offer that the presser's card did not (they joined since): left alone, counted.
+    const now = Date.now();
+    const unseen = pending.filter(
+      (m) => !offered.has(m.id) && decidable(JSON.parse(String(m.snapshot)) as Proposal, now),
+    ).length;
+    const stale = input.offered === null;
+    // The card the presser saw is out of date: redrawn (as soon as the edit interval allows), to press again on.
+    if (stale || unseen > 0) this.#redraw(input.card, now);
+    if (input.channel && (stale || unseen > 0 || items.length > 0)) {
+      const text = stale ? STALE_CARD : clickAllReply(input.kind, items, unseen);
+      const payload = { channel: input.channel, user: input.user, text };
+      this.#jobs.schedule("slack", `${REPLY}${input.user}`, now, JSON.stringify(payload));
     }
+    await this.#arm();
     return items;
+  }
+
+  /** One click of Approve all / Deny all on one member, by its own object. */
+  async #clickOne(m: MemberRow, input: GroupClick): Promise<GroupClickItem> {
+    const item = JSON.parse(String(m.snapshot)) as Proposal;
+    const label = itemLabel(item);
+    // An edited item is approved only by its own button, which carries the plan it was drawn on: Approve all
+    // could otherwise approve an edit made since the card was last drawn, unseen (docs/grouping.md). The click
+    // says it saw the plan as created (`plan: null`), so an edit the card has not heard of yet is refused too.
+    if (input.kind === "approve" && item.edits?.length) return { id: String(m.id), label, outcome: EDITED };
+    const stub = proposalStub(this.env.PROPOSALS, String(m.id));
+    let outcome: ClickOutcome;
+    try {
+      outcome = stub
+        ? await stub.click({ kind: input.kind, user: input.user, team: input.team ?? null, plan: null })
+        : { ok: false, code: "not_found", message: "This proposal does not exist." };
+    } catch {
+      outcome = {
+        ok: false,
+        code: "unavailable",
+        message: "It could not be reached just now; use its own button.",
+      };
+    }
+    return { id: String(m.id), label, outcome };
   }
 
   /** Runs what is due: card posts and edits, telling members where their card is, replies to clickers. */
@@ -178,6 +205,13 @@ export class ProposalGroup extends DurableObject<Env> {
         .exec<{ n: number }>(`INSERT INTO cards (channel, opened_at) VALUES (?, ?) RETURNING n`, channel, now)
         .one().n,
     );
+  }
+
+  /** Asks for card `n` to be posted at once, or edited at most once an interval however many items changed meanwhile. */
+  #redraw(n: number, now: number): void {
+    const row = this.#card(n);
+    const due = row?.ts ? Math.max(now, Number(row.sent_at) + GROUP_UPDATE_INTERVAL_MS) : now;
+    this.#jobs.schedule("slack", `${CARD}${n}`, due);
   }
 
   #card(n: number): CardRow | undefined {
@@ -296,8 +330,11 @@ function stage(status: Proposal["status"]): number {
   return isTerminal(status) ? 2 : 1;
 }
 
-/** The clicker's one reply: how many items counted, then each refused item by name, with its own object's reason. */
-export function clickAllReply(kind: GroupClick["kind"], items: readonly GroupClickItem[]): string {
+/**
+ * The clicker's one reply: how many items counted, then each refused item by name, with its own object's reason, then
+ * how many items joined the card after the presser's drawing of it (not named: they were not shown, and not clicked).
+ */
+export function clickAllReply(kind: GroupClick["kind"], items: readonly GroupClickItem[], unseen = 0): string {
   const counted = items.filter((i) => i.outcome.ok).length;
   const verb = kind === "approve" ? "Approve all" : "Deny all";
   const lines = [
@@ -307,6 +344,12 @@ export function clickAllReply(kind: GroupClick["kind"], items: readonly GroupCli
     if (item.outcome.ok) continue;
     lines.push(
       `:no_entry_sign: ${codeSpan(item.label, 42)} (${codeSpan(item.id, 80)}) refused: ${fit(item.outcome.message, 300)}`,
+    );
+  }
+  if (unseen > 0) {
+    lines.push(
+      `:information_source: The card changed since you saw it: ${unseen} item${unseen === 1 ? "" : "s"} that joined ` +
+        "it since were left as they are. Press again on the redrawn card to decide them too.",
     );
   }
   return truncate(lines.join("\n"), SLACK_LIMITS.sectionText);

@@ -17,7 +17,10 @@ import {
 import { codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
 import { paramsSectionText } from "./plan.ts";
 
-/** The group buttons' action_ids; their value is the card's reference (`groupCardRef`), never a proposal id. */
+/**
+ * The group buttons' action_ids; their value is the card's reference and the ids of the items the card offered them for
+ * as drawn (`groupButtonValue`), never one proposal id.
+ */
 export const GROUP_ACTION_IDS = {
   approveAll: "signoff.group_approve_all",
   denyAll: "signoff.group_deny_all",
@@ -35,19 +38,34 @@ export interface GroupCardHead {
   keyName: string;
   action: string;
   groupKey: string;
-  /** The value of Approve all / Deny all: which group object and which of its cards (`groupCardRef`). */
+  /** Which group object and which of its cards (`groupCardRef`): the start of the group buttons' value. */
   ref: string;
 }
 
-/** `<group object id>:<card number>`: what the group buttons carry back. */
+/** `<group object id>:<card number>`: which card. */
 export function groupCardRef(objectId: string, card: number): string {
   return `${objectId}:${card}`;
 }
 
-/** The group object and card a group button names, or null when it is not one of ours. */
-export function parseGroupCardRef(value: string): { objectId: string; card: number } | null {
-  const match = /^([0-9a-f]{64}):(\d{1,9})$/.exec(value);
-  return match ? { objectId: match[1]!, card: Number(match[2]) } : null;
+/**
+ * Approve all / Deny all's value: `<card ref>:<id>,<id>,…`, the card and exactly the items it offered them for as drawn
+ * (the ones its confirm dialog names). The group clicks no other item, so one that joined the card or was escalated
+ * after this drawing is never decided by a press on it (docs/grouping.md). 20 ids of 68 characters fit Slack's 2,000.
+ */
+export function groupButtonValue(ref: string, offered: readonly Proposal[]): string {
+  return `${ref}:${offered.map((p) => p.id).join(",")}`;
+}
+
+/**
+ * The group object, card and offered items a group button names, or null when it is not one of ours. A value from
+ * before it named the items (`<object>:<card>`) has `offered: null`, which the group answers by deciding nothing.
+ */
+export function parseGroupCardRef(
+  value: string,
+): { objectId: string; card: number; offered: readonly string[] | null } | null {
+  const match = /^([0-9a-f]{64}):(\d{1,9})(?::(prp_[0-9a-f]{64}(?:,prp_[0-9a-f]{64})*))?$/.exec(value);
+  if (!match) return null;
+  return { objectId: match[1]!, card: Number(match[2]), offered: match[3] ? [...new Set(match[3].split(","))] : null };
 }
 
 /**
@@ -129,7 +147,7 @@ export function renderGroupCard(head: GroupCardHead, items: readonly Proposal[],
 }
 
 /** Whether an item can still be decided from this card: pending, not escalated away, its deadline not passed. */
-function decidable(p: Proposal, nowMs: number): boolean {
+export function decidable(p: Proposal, nowMs: number): boolean {
   return p.status === "pending" && !p.escalated && nowMs < Date.parse(p.expires_at);
 }
 
@@ -198,7 +216,7 @@ function groupButtons(head: GroupCardHead, open: readonly Proposal[]): Button[] 
       action_id: GROUP_ACTION_IDS.approveAll,
       text: plain("Approve all"),
       style: "primary",
-      value: head.ref,
+      value: groupButtonValue(head.ref, open),
       confirm: { ...confirm("Approve"), style: "primary" },
     },
     {
@@ -206,7 +224,7 @@ function groupButtons(head: GroupCardHead, open: readonly Proposal[]): Button[] 
       action_id: GROUP_ACTION_IDS.denyAll,
       text: plain("Deny all"),
       style: "danger",
-      value: head.ref,
+      value: groupButtonValue(head.ref, open),
       confirm: { ...confirm("Deny"), style: "danger" },
     },
   ];

@@ -147,7 +147,8 @@ const GROUP_BUTTONS = new Map<string, "approve" | "deny">([
 
 /**
  * Approve all / Deny all on a grouped card (docs/grouping.md): the group's object sends one click by this person to
- * each pending item's own object, which decides it as a click on the item's own button (Deny all gives no reason).
+ * each pending item the card offered the button for as drawn (the value names them) to that item's own object, which
+ * decides it as a click on the item's own button (Deny all gives no reason).
  */
 async function onGroupButton(env: Env, payload: BlockActionsPayload, kind: "approve" | "deny"): Promise<void> {
   const ref = parseGroupCardRef(payload.actions[0]!.value ?? "");
@@ -156,6 +157,7 @@ async function onGroupButton(env: Env, payload: BlockActionsPayload, kind: "appr
   const channel = payload.channel?.id ?? payload.container?.channel_id;
   await group.clickAll({
     card: ref.card,
+    offered: ref.offered,
     kind,
     user: payload.user.id,
     team: payload.user.team_id ?? null,
