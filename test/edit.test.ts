@@ -31,6 +31,13 @@ function editButton(proposalId: string, user: string) {
   });
 }
 
+/** An Approve from the card as it is drawn now: once edited, its buttons carry the plan in force (card.ts). */
+async function approveAsDrawn(proposalId: string, user: string) {
+  const blockId = actionsBlockId((await getProposal(proposalId)) as never);
+  const payload = clickPayload("approve", proposalId, user);
+  return slackRequest({ ...payload, actions: [{ ...payload.actions[0]!, block_id: blockId }] });
+}
+
 /** Submits the Edit modal as `user` with these field texts; the modal's errors, or null when it closed. */
 async function submitEdit(p: Record<string, any>, user: string, fields: Record<string, string | null>) {
   const values = Object.fromEntries(
@@ -176,10 +183,10 @@ describe("editing on the card", () => {
     });
 
     // Dave's earlier approval no longer counts: the editor and Dave again make the two the rule asks for.
-    await click("approve", p.id, "U0ALICE");
+    await approveAsDrawn(p.id, "U0ALICE");
     await settle(p.id);
     expect((await getProposal(p.id)).status).toBe("pending");
-    await click("approve", p.id, "U0DAVE");
+    await approveAsDrawn(p.id, "U0DAVE");
     await settle(p.id);
     expect((await getProposal(p.id)).status).toBe("succeeded");
     const dispatches = await peer.requests("/runner");
@@ -195,13 +202,13 @@ describe("editing on the card", () => {
     const p = await createIn(editable, resize(8, { requested_by: "U0BOB" }));
     await editButton(p.id, "U0ALICE");
     expect(await submitEdit(p, "U0ALICE", { replicas: "3" })).toBeNull();
-    await click("approve", p.id, "U0ALICE");
+    await approveAsDrawn(p.id, "U0ALICE");
     await settle(p.id);
     expect((await getProposal(p.id)).status).toBe("pending");
     expect((await peer.requests("/runner")).length).toBe(0);
     const refused = (await auditOf(p.id)).filter((e) => e.type === "click.refused");
     expect(refused.map((e) => [e.actor, e.details.code])).toEqual([["slack:U0ALICE", "edited_by_you"]]);
-    await click("approve", p.id, "U0LEAD");
+    await approveAsDrawn(p.id, "U0LEAD");
     await settle(p.id);
     expect((await getProposal(p.id)).status).toBe("succeeded");
     expect(JSON.parse((await peer.requests("/runner"))[0]!.body).action.params).toEqual({
@@ -232,7 +239,7 @@ describe("editing on the card", () => {
     expect(refused.map((e) => [e.actor, e.details.code])).toEqual([["slack:U0DAVE", "changed"]]);
     const redrawn = (await peer.slackCalls("chat.update")).at(-1)!.blocks as Array<{ type: string; block_id: string }>;
     const fresh = redrawn.find((b) => b.type === "actions")!.block_id;
-    expect(fresh).toBe(`signoff.actions.${(await getProposal(p.id)).plan_sha256.slice(0, 12)}`);
+    expect(fresh).toBe(`signoff.actions.${(await getProposal(p.id)).plan_sha256}`);
     await approveOn(fresh);
     await settle(p.id);
     expect((await getProposal(p.id)).status).toBe("succeeded");
@@ -275,6 +282,7 @@ describe("editing on the card", () => {
     await click("approve", p.id, "U0ALICE");
     await settle(p.id);
     expect(await submitEdit(p, "U0LEAD", { replicas: "3" })).toMatchObject({ errors: { "param:replicas": /Already/ } });
+    await settle(p.id);
     expect((await getProposal(p.id)).action.params).toEqual({ deployment: "api", replicas: 8 });
     const codes = (await auditOf(p.id)).filter((e) => e.type === "edit.refused").map((e) => e.details.code);
     expect(codes).toEqual(["self_edit", "self_edit", "not_pending"]);
@@ -344,5 +352,69 @@ describe("editing an item of a grouped card", () => {
     expect((await slackRequest(payload)).status).toBe(200);
     await settle(edited.id);
     expect((await getProposal(edited.id)).status).toBe("succeeded");
+  });
+});
+
+describe("break-glass on an edited proposal", () => {
+  const glassy = policyEnv({
+    "k8s.resize_glass": {
+      ...EDIT_ACTIONS["k8s.resize"],
+      break_glass: { approvers: ["U0LEAD"], reason_required: true },
+    },
+  });
+  const glassButton = (p: Record<string, any>, blockId: string) => {
+    const payload = clickPayload("approve", p.id, "U0LEAD");
+    return slackRequest({
+      ...payload,
+      actions: [{ action_id: "signoff.break_glass", block_id: blockId, value: p.id, type: "button" }],
+    });
+  };
+  const submitGlass = (metadata: string) =>
+    slackRequest({
+      type: "view_submission",
+      user: { id: "U0LEAD" },
+      view: {
+        callback_id: "signoff.break_glass_reason",
+        private_metadata: metadata,
+        state: { values: { reason: { reason: { type: "plain_text_input", value: "Outage: cannot wait" } } } },
+      },
+    });
+
+  it("a modal opened before an edit approves nothing; nor does a card drawn before it; one drawn on the edit does", async () => {
+    const p = await createIn(
+      glassy,
+      resize(8, {
+        requested_by: "U0BOB",
+        action: { type: "k8s.resize_glass", params: { deployment: "api", replicas: 8 } },
+      }),
+    );
+    await settle(p.id);
+    expect((await glassButton(p, "signoff.actions")).status).toBe(200);
+    const [opened] = await peer.slackCalls("views.open");
+    const metadata = (opened as { view: { private_metadata: string } }).view.private_metadata;
+    expect(metadata).toBe(`${p.id} ${p.plan_sha256}`);
+
+    // Meanwhile Alice edits the params: the modal Lead has open shows the plan before.
+    expect(await submitEdit(p, "U0ALICE", { replicas: "3" })).toBeNull();
+    const res = await submitGlass(metadata);
+    expect(res.status).toBe(200);
+    expect(JSON.stringify(await res.json())).toMatch(/edited since/);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("pending");
+    expect(await peer.requests("/runner")).toHaveLength(0);
+    const refused = (await auditOf(p.id)).filter((e) => e.type === "break_glass.refused");
+    expect(refused.map((e) => e.details.code)).toEqual(["changed"]);
+
+    // The card drawn before the edit does not open the modal; the redrawn one does, and its approval runs the edit.
+    await glassButton(p, "signoff.actions");
+    expect(await peer.slackCalls("views.open")).toHaveLength(1);
+    const edited = await getProposal(p.id);
+    await glassButton(p, actionsBlockId(edited as never));
+    const reopened = (await peer.slackCalls("views.open")).at(-1) as { view: { private_metadata: string } };
+    expect(reopened.view.private_metadata).toBe(`${p.id} ${edited.plan_sha256}`);
+    expect((await submitGlass(reopened.view.private_metadata)).status).toBe(200);
+    await settle(p.id);
+    expect((await getProposal(p.id)).status).toBe("succeeded");
+    expect(JSON.parse((await peer.requests("/runner"))[0]!.body).plan_sha256).toBe(edited.plan_sha256);
   });
 });

@@ -13,6 +13,7 @@ import {
   precheckEdit,
 } from "../src/proposal/lifecycle.ts";
 import type { Proposal } from "../src/proposal/types.ts";
+import { drawnFromBlockId, homeBlockId } from "../src/slack/home.ts";
 import { EXPIRES_AT, makeProposal, type ProposalOverrides } from "./helpers/proposal-factory.ts";
 
 const NOW = Date.parse(EXPIRES_AT) - 60_000;
@@ -41,8 +42,13 @@ function editable(overrides: ProposalOverrides = {}): Proposal {
 
 const edit = (p: Proposal, user: string, values: Record<string, unknown>, extra: Partial<EditInput> = {}) =>
   applyEdit(p, { user, standing: "member", memberOf: [], values, via: "slack", ...extra }, NOW);
+/** An Approve from a card drawn on the plan in force (its buttons carry that plan once it was edited). */
 const approve = (p: Proposal, user: string) =>
-  applyClick(p, { kind: "approve", user, memberOf: [], standing: "member", via: "slack" }, NOW);
+  applyClick(
+    p,
+    { kind: "approve", user, memberOf: [], standing: "member", via: "slack", plan: p.edits ? p.plan_sha256 : null },
+    NOW,
+  );
 
 function ok<T extends { ok: boolean }>(t: T): Extract<T, { ok: true }> {
   if (!t.ok) throw new Error(`refused: ${JSON.stringify(t)}`);
@@ -194,11 +200,14 @@ describe("a card drawn before an edit", () => {
   it("its Approve counts nothing (changed); one drawn on the plan in force counts", () => {
     const p = editable();
     const edited = ok(edit(p, "U0ALICE", { replicas: 3 })).proposal;
-    const click = (q: Proposal, plan: string | null) =>
+    const click = (q: Proposal, plan: string | null | undefined) =>
       applyClick(q, { kind: "approve", user: "U0DAVE", memberOf: [], standing: "member", via: "slack", plan }, NOW);
     expect(click(edited, null)).toMatchObject({ ok: false, code: "changed" });
-    expect(click(edited, p.plan_sha256.slice(0, 12))).toMatchObject({ ok: false, code: "changed" });
-    expect(click(edited, edited.plan_sha256.slice(0, 12))).toMatchObject({
+    expect(click(edited, p.plan_sha256)).toMatchObject({ ok: false, code: "changed" });
+    // A click that names no plan saw the plan as created (fails closed); a prefix of the hash is not the plan.
+    expect(click(edited, undefined)).toMatchObject({ ok: false, code: "changed" });
+    expect(click(edited, edited.plan_sha256.slice(0, 12))).toMatchObject({ ok: false, code: "changed" });
+    expect(click(edited, edited.plan_sha256)).toMatchObject({
       ok: true,
       proposal: { status: "approved" },
     });
@@ -211,11 +220,13 @@ describe("a card drawn before an edit", () => {
     const p = editable({ rule: { people, links: { recipients: ["dave@example.com"], teams_recipient: null } } });
     const edited = ok(edit(p, "U0ALICE", { replicas: 3 })).proposal;
     const link = { recipient: "dave@example.com", identity: "dave@example.com", choice: "approve" as const };
-    expect(applyLink(edited, { ...link, plan: p.plan_sha256.slice(0, 12) }, NOW)).toMatchObject({
+    expect(applyLink(edited, { ...link, plan: p.plan_sha256 }, NOW)).toMatchObject({
       ok: false,
       code: "changed",
     });
-    expect(applyLink(edited, { ...link, plan: edited.plan_sha256.slice(0, 12) }, NOW)).toMatchObject({
+    // A form without the plan field showed the plan as created.
+    expect(applyLink(edited, link, NOW)).toMatchObject({ ok: false, code: "changed" });
+    expect(applyLink(edited, { ...link, plan: edited.plan_sha256 }, NOW)).toMatchObject({
       ok: true,
       proposal: { status: "approved" },
     });
@@ -247,15 +258,49 @@ describe("four-eyes over edits: someone who did not edit must approve the edited
     const p = editable({ rule: { people, links: { recipients: ["alice@example.com"], teams_recipient: null } } });
     const edited = ok(edit(p, "U0ALICE", { replicas: 3 })).proposal;
     const link = { recipient: "alice@example.com", identity: "alice@example.com", choice: "approve" as const };
-    expect(applyLink(edited, link, NOW)).toMatchObject({ ok: false, code: "edited_by_you" });
+    expect(applyLink(edited, { ...link, plan: edited.plan_sha256 }, NOW)).toMatchObject({
+      ok: false,
+      code: "edited_by_you",
+    });
   });
 
   it("an editor never breaks the glass on their own edit", () => {
     const p = editable({ rule: { break_glass: { approvers: ["U0ALICE", "U0LEAD"], reason_required: true } } });
     const edited = ok(edit(p, "U0ALICE", { replicas: 3 })).proposal;
-    const glass = (user: string) =>
-      applyBreakGlass(edited, { user, standing: "member", memberOf: [], reason: "outage", via: "slack" }, NOW);
+    const glass = (user: string, plan: string | null = edited.plan_sha256) =>
+      applyBreakGlass(edited, { user, standing: "member", memberOf: [], reason: "outage", via: "slack", plan }, NOW);
     expect(glass("U0ALICE")).toMatchObject({ ok: false, code: "edited_by_you" });
     expect(glass("U0LEAD")).toMatchObject({ ok: true, proposal: { status: "approved" } });
+  });
+
+  it("break-glass never approves an edit unseen: a modal or card drawn on the plan before is refused (changed)", () => {
+    const p = editable({ rule: { break_glass: { approvers: ["U0LEAD"], reason_required: true } } });
+    const edited = ok(edit(p, "U0ALICE", { replicas: 3 })).proposal;
+    const glass = (plan: string | null | undefined) =>
+      applyBreakGlass(
+        edited,
+        { user: "U0LEAD", standing: "member", memberOf: [], reason: "outage", via: "slack", plan },
+        NOW,
+      );
+    expect(glass(p.plan_sha256)).toMatchObject({ ok: false, code: "changed" });
+    expect(glass(null)).toMatchObject({ ok: false, code: "changed" });
+    expect(glass(undefined)).toMatchObject({ ok: false, code: "changed" });
+    expect(glass(edited.plan_sha256)).toMatchObject({ ok: true, proposal: { status: "approved" } });
+  });
+
+  it("an edit whose plan the card could not show whole is refused (an approver must see every character)", () => {
+    const t = edit(editable(), "U0ALICE", { note: "x".repeat(5_000) });
+    expect(t).toMatchObject({ ok: false, code: "invalid_params" });
+    expect(JSON.stringify(t)).toContain("an approver must see every character");
+  });
+});
+
+describe("the Home tab's buttons on an edited proposal", () => {
+  it("carry the drawn state with the edits counted, and read it back (a click on them is checked, not refused blind)", () => {
+    const edited = ok(edit(editable({ id: `prp_${"a".repeat(64)}` }), "U0ALICE", { replicas: 3 })).proposal;
+    expect(drawnState(edited)).toMatch(/\.1$/);
+    expect(drawnFromBlockId(homeBlockId(edited), edited.id)).toBe(drawnState(edited));
+    const twice = ok(edit(edited, "U0DAVE", { replicas: 4 })).proposal;
+    expect(drawnFromBlockId(homeBlockId(twice), twice.id)).toBe(drawnState(twice));
   });
 });

@@ -381,7 +381,10 @@ describe("a proposal created in a change freeze", () => {
     });
     const [open] = await peer.slackCalls("views.open");
     const modal = (open as { view: { callback_id: string; private_metadata: string } }).view;
-    expect(modal).toMatchObject({ callback_id: "signoff.break_glass_reason", private_metadata: `home:${p.id}` });
+    expect(modal).toMatchObject({
+      callback_id: "signoff.break_glass_reason",
+      private_metadata: `home:${p.id} ${p.plan_sha256}`,
+    });
     const before = (await peer.slackCalls("views.publish")).length;
     const res = await slackRequest({
       type: "view_submission",

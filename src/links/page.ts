@@ -91,11 +91,9 @@ ${reason}<button type="submit" class="${TONE[o.choice]}">Confirm: ${escapeHtml(t
   return page(`Confirm: ${title}`, main, `data-page="confirm" data-choice="${o.choice}"`);
 }
 
-/** The plan the page shows (its short hash): an approval confirmed after an edit of the params is refused as stale. */
+/** The plan the page shows (its hash): an approval confirmed after an edit of the params is refused as stale. */
 function planField(p: Proposal): string {
-  return p.kind === "verify"
-    ? ""
-    : `\n<input type="hidden" name="plan" value="${escapeHtml(p.plan_sha256.slice(0, 12))}">`;
+  return p.kind === "verify" ? "" : `\n<input type="hidden" name="plan" value="${escapeHtml(p.plan_sha256)}">`;
 }
 
 export interface ResultPage {

@@ -24,8 +24,8 @@ import { type ResultPage, renderConfirmPage, renderResultPage } from "./page.ts"
 import { type LinkClaims, verifyLinkToken } from "./token.ts";
 
 export const CSRF_COOKIE = "signoff_csrf";
-/** A confirmation page's `plan` field: the first 12 hex digits of the plan hash it showed. */
-const PLAN_FIELD = /^[0-9a-f]{12}$/;
+/** A confirmation page's `plan` field: the plan hash it showed (without it, the page showed the plan as created). */
+const PLAN_FIELD = /^[0-9a-f]{64}$/;
 const CSRF_VALUE = /^[A-Za-z0-9_-]{43}$/;
 const MAX_FORM_BYTES = 8 * 1024;
 const REASON_MAX = 500;

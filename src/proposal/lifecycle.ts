@@ -9,6 +9,7 @@ import { matchRiskRule, type RiskRule } from "../config/risk-rules.ts";
 import type { RunnerAnswer } from "../dispatch/runner-answer.ts";
 import type { ErrorDetail } from "../errors.ts";
 import { canonicalJson } from "../lib/jcs.ts";
+import { planProblems } from "../slack/plan.ts";
 import { planSha256 } from "./create.ts";
 import type { Approval, Edit, LinkChoice, ParamChange, Proposal, Status, VerifyAnswer } from "./types.ts";
 import { TERMINAL_STATUSES, VERIFY_ANSWERS } from "./types.ts";
@@ -105,8 +106,9 @@ export interface Click {
   /** A Home-tab click: the proposal's drawnState() when its view was drawn; the click counts only if it still is. */
   drawn?: string | undefined;
   /**
-   * A card click: the plan its buttons were drawn on (a short plan hash; null: as created, before any edit). An
-   * Approve drawn on another plan than the one in force counts nothing (`changed`): nobody approves an edit unseen.
+   * A card click: the plan its buttons were drawn on (its plan hash; null or absent: as created, before any edit). An
+   * Approve drawn on another plan than the one in force counts nothing (`changed`): nobody approves an edit unseen. A
+   * Home-tab click (`drawn`) is checked by its drawn state instead, which counts the edits.
    */
   plan?: string | null | undefined;
 }
@@ -121,10 +123,15 @@ export function drawnState(p: Proposal): string {
   return `${p.status}.${p.approvals.length}.${p.escalated ? "e" : "n"}${edits}`;
 }
 
-/** Whether a card drawn on `plan` (a short plan hash, or null for the plan as created) shows the plan in force. */
+/**
+ * Whether a view drawn on `plan` (the whole plan hash, or null for the plan as created) shows the plan in force. The
+ * whole hash: a prefix could be matched by an editor who searched for params whose plan hash begins the same way.
+ */
 function drawnOnPlan(p: Proposal, plan: string | null): boolean {
-  return plan === null ? !p.edits?.length : plan.length >= 12 && p.plan_sha256.startsWith(plan);
+  return plan === null ? !p.edits?.length : plan === p.plan_sha256;
 }
+
+const EDITED_SINCE_DRAWN = "The params were edited since this card was drawn: look at the plan as it is now first.";
 
 const CHANGED_MESSAGE =
   "This proposal changed since your Home tab was drawn; it has been redrawn as it stands now. Look again before you decide.";
@@ -435,6 +442,8 @@ export interface BreakGlassInput {
   memberOf: readonly string[];
   reason?: string | undefined;
   via: string;
+  /** The plan the button or modal was drawn on (its hash; null or absent: as created). Another plan is `changed`. */
+  plan?: string | null | undefined;
 }
 
 /**
@@ -485,6 +494,8 @@ export function applyBreakGlass(p: Proposal, input: BreakGlassInput, now: number
   if (now >= Date.parse(p.expires_at)) return refuse("expired", "This proposal expired; nothing ran.");
   const allowed = mayBreakGlass(p, input.user, input.memberOf, input.standing);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
+  // Break-glass approves alone: never a plan edited since the modal or card was drawn.
+  if (!drawnOnPlan(p, input.plan ?? null)) return refuse("changed", EDITED_SINCE_DRAWN);
   const reason = input.reason?.trim() ?? "";
   if (reason === "") return refuse("reason_required", "Break-glass needs a reason: say why this cannot wait.");
   const at = new Date(now).toISOString();
@@ -701,7 +712,7 @@ export function applyEdit(p: Proposal, input: EditInput, now: number): Transitio
     else params[param] = value;
   }
   if (changes.length === 0) return refuse("no_change", "Nothing changed: the params are as proposed.");
-  const details = editedParamsProblems(edit, params);
+  const details = [...editedParamsProblems(edit, params), ...planProblems(params, "params")];
   if (details.length > 0) {
     const said = details.map((d) => `${d.path}: ${d.message}`).join("; ");
     return { ...refuse("invalid_params", `The edited params are not acceptable: ${said}`), details };
@@ -786,8 +797,10 @@ export function applyClick(p: Proposal, click: Click, now: number): Transition {
     return refuse("expired", "This proposal expired; nothing ran.");
   }
   if (click.drawn !== undefined && click.drawn !== drawnState(p)) return refuse("changed", CHANGED_MESSAGE);
-  if (click.kind === "approve" && click.plan !== undefined && !drawnOnPlan(p, click.plan)) {
-    return refuse("changed", "The params were edited since this card was drawn: look at the plan as it is now first.");
+  // A click that does not say which plan it saw is taken to have seen the plan as created: an edited plan is approved
+  // only by a view drawn on it (fails closed).
+  if (click.kind === "approve" && click.drawn === undefined && !drawnOnPlan(p, click.plan ?? null)) {
+    return refuse("changed", EDITED_SINCE_DRAWN);
   }
   if (p.kind === "verify" ? !isVerifyAnswer(click.kind) : isVerifyAnswer(click.kind)) {
     return refuse(
@@ -1000,7 +1013,7 @@ export function applyLink(p: Proposal, link: LinkDecision, now: number): Transit
     return refuse("wrong_kind", "This link does not fit this proposal.");
   const allowed = mayDecideByLink(p, link.recipient, link.identity);
   if (!allowed.ok) return refuse(allowed.code, allowed.message);
-  if (link.choice === "approve" && link.plan !== undefined && !drawnOnPlan(p, link.plan)) {
+  if (link.choice === "approve" && !drawnOnPlan(p, link.plan ?? null)) {
     return refuse("changed", "The params were edited since this page was opened: open the link again to see them.");
   }
   if (isVerifyAnswer(link.choice)) return answerVerify(p, link.choice, actor, "link", now);

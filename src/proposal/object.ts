@@ -106,7 +106,9 @@ export interface ClickInput {
 export type ClickOutcome = { ok: true; status: Proposal["status"] } | { ok: false; code: string; message: string };
 
 /** Whether the Deny modal may open, with the summary it shows. */
-export type DenyCheckOutcome = { ok: true; summary: string } | { ok: false; code: string; message: string };
+export type DenyCheckOutcome =
+  | { ok: true; summary: string /** the plan in force, which a break-glass modal carries */; plan?: string }
+  | { ok: false; code: string; message: string };
 
 /** Break-glass from Slack: the Break glass button (a check: `reason` absent) or its modal's submission. */
 export interface BreakGlassClick {
@@ -114,6 +116,8 @@ export interface BreakGlassClick {
   team?: string | null;
   reason?: string;
   channel?: string;
+  /** The plan the button or modal was drawn on (lifecycle.ts BreakGlassInput.plan). */
+  plan?: string | null;
 }
 
 /** An answer to the break-glass review question ("Was this break-glass approval justified?"). */
@@ -376,11 +380,18 @@ export class ProposalObject extends DurableObject<Env> {
       const t = applyBreakGlass(
         p,
         // A check has no reason yet: a stand-in lets every other check run, and its result is never kept.
-        { user: input.user, standing, memberOf: membership.memberOf, reason: check ? "?" : input.reason, via: "slack" },
+        {
+          user: input.user,
+          standing,
+          memberOf: membership.memberOf,
+          reason: check ? "?" : input.reason,
+          via: "slack",
+          plan: input.plan,
+        },
         now,
       );
       if (t.ok) {
-        if (check) return { next: null, events: [], answer: { ok: true, summary: p.summary } };
+        if (check) return { next: null, events: [], answer: { ok: true, summary: p.summary, plan: p.plan_sha256 } };
         return { ...committed(t), answer: { ok: true, summary: p.summary } };
       }
       return {

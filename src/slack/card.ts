@@ -205,10 +205,15 @@ export function renderDenyModal(proposalId: string, summary: string, drawn?: str
 }
 
 /** Which proposal a break-glass modal's `private_metadata` names, and whether it was opened from the Home tab. */
-export function breakGlassModalOrigin(metadata: string): { proposalId: string; fromHome: boolean } {
-  return metadata.startsWith("home:")
-    ? { proposalId: metadata.slice("home:".length), fromHome: true }
-    : { proposalId: metadata, fromHome: false };
+export function breakGlassModalOrigin(metadata: string): {
+  proposalId: string;
+  fromHome: boolean;
+  plan: string | null;
+} {
+  const fromHome = metadata.startsWith("home:");
+  const [proposalId = "", plan] = (fromHome ? metadata.slice("home:".length) : metadata).split(" ");
+  // A modal opened before it carried its plan saw the plan as created: an edited plan is then refused as changed.
+  return { proposalId, fromHome, plan: plan && /^[0-9a-f]{64}$/.test(plan) ? plan : null };
 }
 
 /**
@@ -237,10 +242,10 @@ export function riskText(p: Proposal): string | null {
 
 /**
  * The card's buttons' block id: `signoff.actions`, and once the params were edited `signoff.actions.<plan>` (the
- * first 12 hex digits of the plan hash), so an Approve clicked on a card drawn before an edit is known to be stale.
+ * whole plan hash), so an Approve clicked on a card drawn before an edit is known to be stale.
  */
 export function actionsBlockId(p: Proposal): string {
-  return p.edits?.length ? `${CARD_BLOCK_IDS.actions}.${shortPlanHash(p.plan_sha256)}` : CARD_BLOCK_IDS.actions;
+  return p.edits?.length ? `${CARD_BLOCK_IDS.actions}.${p.plan_sha256}` : CARD_BLOCK_IDS.actions;
 }
 
 /**
@@ -364,11 +369,18 @@ Proposal ${codeSpan(p.id, 120)}`;
 }
 
 /** The break-glass modal: the summary, and the reason (required) that the audit log, the card and the approvers see. */
-export function renderBreakGlassModal(proposalId: string, summaryText: string, fromHome = false): ModalView {
+export function renderBreakGlassModal(
+  proposalId: string,
+  summaryText: string,
+  fromHome = false,
+  plan: string | null = null,
+): ModalView {
+  // The plan it was opened on: if the params are edited while it is open, its submission is refused (`changed`).
+  const origin = plan ? `${proposalId} ${plan}` : proposalId;
   return {
     type: "modal",
     callback_id: BREAK_GLASS_MODAL.callbackId,
-    private_metadata: fromHome ? `home:${proposalId}` : proposalId,
+    private_metadata: fromHome ? `home:${origin}` : origin,
     title: plain("Break glass"),
     submit: plain("Approve alone"),
     close: plain("Cancel"),

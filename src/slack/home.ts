@@ -15,7 +15,7 @@ export const HOME_LIMITS = { waiting: 15, yours: 10, decided: 10 } as const;
  * The actions block of a waiting proposal: `signoff.home:<id>:<drawnState>`. A click carries it back, and the object
  * refuses it if the proposal no longer stands as drawn (lifecycle.ts `changed`).
  */
-const HOME_BLOCK = /^signoff\.home:(prp_[0-9a-f]{64}):([a-z_]+\.\d{1,4}\.[en])$/;
+const HOME_BLOCK = /^signoff\.home:(prp_[0-9a-f]{64}):([a-z_]+\.\d{1,4}\.[en](?:\.\d{1,4})?)$/;
 
 export function homeBlockId(p: Proposal): string {
   return `signoff.home:${p.id}:${drawnState(p)}`;

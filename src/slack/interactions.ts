@@ -254,14 +254,19 @@ async function onBreakGlassButton(
     return;
   }
   const fromHome = payload.view?.type === "home";
-  const check = await stub.breakGlass({ user, team, ...(channel ? { channel } : {}) }, true);
+  // The plan the card's buttons were drawn on (the Home tab offers break-glass only where no edit can be made).
+  const drawn = fromHome ? null : (drawnPlan(action.block_id) ?? null);
+  const check = await stub.breakGlass({ user, team, plan: drawn, ...(channel ? { channel } : {}) }, true);
   if (!check.ok && fromHome) await redrawHome(env, config, { user, team }, refusalText(check.message), keepAlive);
   if (!check.ok || !payload.trigger_id) return;
   const opened = await callSlack(
     config.slackApiBase,
     config.slackBotToken,
     "views.open",
-    { trigger_id: payload.trigger_id, view: renderBreakGlassModal(action.value!, check.summary, fromHome) },
+    {
+      trigger_id: payload.trigger_id,
+      view: renderBreakGlassModal(action.value!, check.summary, fromHome, check.plan ?? null),
+    },
     fetch,
     VIEWS_OPEN_TIMEOUT_MS,
   );
@@ -316,13 +321,14 @@ async function onBreakGlassSubmission(
   close: () => Response,
 ): Promise<Response> {
   const block = BREAK_GLASS_MODAL.reasonBlockId;
-  const { proposalId, fromHome } = breakGlassModalOrigin(payload.view.private_metadata);
+  const { proposalId, fromHome, plan } = breakGlassModalOrigin(payload.view.private_metadata);
   const stub = proposalStub(env.PROPOSALS, proposalId);
   if (!stub) return answer({ response_action: "errors", errors: { [block]: "This proposal no longer exists." } });
   const reason = payload.view.state?.values[block]?.[BREAK_GLASS_MODAL.reasonActionId]?.value ?? undefined;
   const outcome = await stub.breakGlass({
     user: payload.user.id,
     team: payload.user.team_id ?? null,
+    plan,
     ...(reason ? { reason } : {}),
   });
   if (!outcome.ok) return answer({ response_action: "errors", errors: { [block]: outcome.message } });
