@@ -100,6 +100,15 @@ async function launch(options: Parameters<typeof convertV4MiniflareOptions>[0]):
   return { url, mf, pid, stop: () => mf.dispose() };
 }
 
+/** The Durable Object classes a Worker's options bind (a namespace is a class name or `{ className }`). */
+function durableClasses(namespaces: Record<string, unknown> | undefined): Set<string> {
+  return new Set(
+    Object.values(namespaces ?? {}).map((ns) =>
+      typeof ns === "string" ? ns : String((ns as { className?: string }).className ?? ""),
+    ),
+  );
+}
+
 /**
  * signoff itself, from wrangler.toml's top-level (production) environment. `vars` override
  * [vars] the way `--var` does; everything else in [vars] (POLICY above all) is kept as written.
@@ -147,6 +156,11 @@ export async function startSignoff(options: {
       "const metered = wrap(worker);",
       "export default metered.default;",
       "export const ProposalObject = metered.ProposalObject;",
+      // Grouped cards' object (docs/grouping.md), where this checkout's wrangler.toml has it: the bench sends no
+      // group_key, so it is exported as it is, unmetered.
+      ...(durableClasses(wo.durableObjects).has("ProposalGroup")
+        ? ["export const ProposalGroup = worker.ProposalGroup;"]
+        : []),
       "",
     ].join("\n"),
   );
