@@ -110,8 +110,9 @@ export class ProposalGroup extends DurableObject<Env> {
    * Approve all / Deny all: exactly one click by `user` on each item the card offered the button for when it was drawn
    * that is still pending, each sent to that item's own object, which runs every check a click on its own button runs
    * (and may refuse it alone). An item that joined the card after that drawing, or that it showed without buttons
-   * (escalated, past its deadline), is left alone: the confirm dialog did not name it. The clicker is told in one ephemeral reply which items counted and which were
-   * refused, and why; a value that names no items (an old card) decides nothing and the card is redrawn.
+   * (escalated, past its deadline), is left alone: the confirm dialog did not name it. The clicker is told in one
+   * ephemeral reply which items counted and which were refused, and why; a value that names no items (an old card)
+   * decides nothing and the card is redrawn.
    */
   async clickAll(input: GroupClick): Promise<GroupClickItem[]> {
     const pending = this.#sql

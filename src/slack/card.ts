@@ -14,7 +14,7 @@ import { MAX_REFUSAL_REASON_CHARS } from "../dispatch/runner-answer.ts";
 import { canonicalJson } from "../lib/jcs.ts";
 import { deciders, requiredApprovals } from "../proposal/lifecycle.ts";
 import type { Proposal, VerifyAnswer } from "../proposal/types.ts";
-import { codeBlock, codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
+import { codeBlock, codeSpan, escapeMrkdwn, fit, mrkdwn, plain, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
 import { paramsSectionText } from "./plan.ts";
 
 /** The `action_id`s of the card's buttons; each button's `value` is the proposal id and nothing else. */
@@ -822,17 +822,4 @@ function deadlinePassed(p: Proposal, opts: RenderOptions): boolean {
   if (opts.nowMs === undefined) return false;
   const deadline = Date.parse(p.expires_at);
   return !Number.isNaN(deadline) && opts.nowMs >= deadline;
-}
-
-// ---- text objects ----
-
-function plain(text: string) {
-  return { type: "plain_text", text, emoji: true } as const;
-}
-
-// verbatim: Slack's automatic parsing would otherwise link channel names and bare mentions
-// in proposer text; our own `<@U…>` and `<!date…>` sequences are still honoured.
-// https://docs.slack.dev/reference/block-kit/composition-objects/text-object
-function mrkdwn(text: string) {
-  return { type: "mrkdwn", text, verbatim: true } as const;
 }

@@ -1,7 +1,7 @@
 // Renders a grouped card (docs/grouping.md): one message for a proposer's pending proposals of one action and
 // group_key, "3 × k8s.rollout_restart: api, web, worker", each item with its own status, plan and buttons (the single
 // card's own), and Approve all / Deny all for the lot. Pure, beside card.ts, whose pieces it reuses.
-import type { ActionsBlock, Button, ContextBlock, HeaderBlock, KnownBlock, SectionBlock } from "@slack/types";
+import type { ActionsBlock, Button, ContextBlock, HeaderBlock, KnownBlock } from "@slack/types";
 import { isTerminal } from "../proposal/lifecycle.ts";
 import type { Proposal } from "../proposal/types.ts";
 import {
@@ -14,7 +14,7 @@ import {
   statusText,
   statusWords,
 } from "./card.ts";
-import { codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
+import { codeSpan, escapeMrkdwn, fit, mrkdwn, plain, quote, SLACK_LIMITS, section, truncate } from "./mrkdwn.ts";
 import { paramsSectionText } from "./plan.ts";
 
 /**
@@ -228,16 +228,4 @@ function groupButtons(head: GroupCardHead, open: readonly Proposal[]): Button[] 
       confirm: { ...confirm("Deny"), style: "danger" },
     },
   ];
-}
-
-function section(text: string): SectionBlock {
-  return { type: "section", text: mrkdwn(text) };
-}
-
-function plain(text: string) {
-  return { type: "plain_text", text, emoji: true } as const;
-}
-
-function mrkdwn(text: string) {
-  return { type: "mrkdwn", text, verbatim: true } as const;
 }

@@ -5,7 +5,7 @@ import { zonedText } from "../lib/time.ts";
 import { drawnState } from "../proposal/lifecycle.ts";
 import type { Proposal } from "../proposal/types.ts";
 import { ACTION_IDS, approvalsSoFar, breakGlassText, homeButtons, person, statusWords } from "./card.ts";
-import { codeSpan, escapeMrkdwn, fit, quote, SLACK_LIMITS, truncate } from "./mrkdwn.ts";
+import { codeSpan, escapeMrkdwn, fit, mrkdwn, plain, quote, SLACK_LIMITS, section, truncate } from "./mrkdwn.ts";
 import { paramsSectionText } from "./plan.ts";
 
 /** How many proposals each list shows: inside a Home view's 100 blocks (4 per waiting one, 1 per other). */
@@ -120,16 +120,4 @@ function line(p: Proposal): string {
 
 function when(at: string, m: HomeModel): string {
   return zonedText(at, m.timeZone);
-}
-
-function section(text: string): SectionBlock {
-  return { type: "section", text: mrkdwn(text) };
-}
-
-function plain(text: string) {
-  return { type: "plain_text", text, emoji: true } as const;
-}
-
-function mrkdwn(text: string) {
-  return { type: "mrkdwn", text, verbatim: true } as const;
 }

@@ -1,4 +1,6 @@
-// Making untrusted text safe for Slack: escape mrkdwn control characters and cut to Block Kit's limits without breaking.
+// Making untrusted text safe for Slack: escape mrkdwn control characters and cut to Block Kit's limits without breaking;
+// and the text objects and section every signoff surface builds its blocks from.
+import type { SectionBlock } from "@slack/types";
 
 /**
  * Block Kit's length limits, in characters of the text as sent (after escaping).
@@ -128,4 +130,24 @@ export function quote(text: string, maxChars: number): string {
     .join("\n");
   if (quoted.length <= maxChars) return quoted;
   return truncate(quoted, maxChars - CUT_NOTE.length) + CUT_NOTE;
+}
+
+// ---- text objects ----
+
+/** A plain_text object (a button's label, a header, a modal's title). */
+export function plain(text: string) {
+  return { type: "plain_text", text, emoji: true } as const;
+}
+
+// verbatim: Slack's automatic parsing would otherwise link channel names and bare mentions
+// in proposer text; our own `<@U…>` and `<!date…>` sequences are still honoured.
+// https://docs.slack.dev/reference/block-kit/composition-objects/text-object
+/** A mrkdwn object, taken verbatim (the text must already be escaped). */
+export function mrkdwn(text: string) {
+  return { type: "mrkdwn", text, verbatim: true } as const;
+}
+
+/** A section block of mrkdwn text. */
+export function section(text: string): SectionBlock {
+  return { type: "section", text: mrkdwn(text) };
 }
