@@ -365,7 +365,7 @@ export function render(results: BenchResults, run: RunInfo): string {
     };
     out.push(`### Exactly once: ${s.proposals.toLocaleString("en-US")} proposals, a flaky runner`, "");
     out.push(
-      `${int(s.clicks)} concurrent signed clicks (×100; U0ALICE, U0OSCAR, the requester U0BOB and the outsider U0MALLORY on 9 in 10 proposals, only U0BOB and U0MALLORY on the rest); ` +
+      `${int(s.clicks)} concurrent signed clicks (×25; U0ALICE, U0OSCAR, the requester U0BOB and the outsider U0MALLORY on 9 in 10 proposals, only U0BOB and U0MALLORY on the rest); ` +
         "the runner fails attempts 1–2 at random (40 %: 500, 503, 408, 429, a dropped connection, and on first attempts a hang past the 10 s dispatch timeout), then answers 200 with a result or 202.",
       "",
     );
