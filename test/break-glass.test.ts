@@ -2,11 +2,9 @@
 // requester; one person, one vote; the approvers and the escalation channel are told at once, and the approvers'
 // review ("Was this break-glass approval justified?") is audited. A proposal created in a freeze is only break-glass's.
 import { describe, expect, it } from "vitest";
-import { parsePolicy } from "../src/config/policy.ts";
-import type { ConfigError } from "../src/config/problems.ts";
 import { BREAK_GLASS_ACTIONS } from "./fixtures.ts";
 import { auditOf, click, getProposal, runAlarm, settle, slackRequest } from "./helpers/api.ts";
-import { createIn, createUnder, policyEnv } from "./helpers/policy-env.ts";
+import { actionProblems, createIn, createUnder, policyEnv } from "./helpers/policy-env.ts";
 import { peer } from "./peer/client.ts";
 
 const HOUR = 3600_000;
@@ -53,14 +51,7 @@ async function breakGlass(proposalId: string, user: string, reason: string | nul
 }
 
 describe("break_glass in the policy", () => {
-  const problems = (action: Record<string, unknown>) => {
-    try {
-      parsePolicy({ default_channel: "C0APPROVALS", actions: { "k8s.x": action } });
-    } catch (error) {
-      return (error as ConfigError).details;
-    }
-    throw new Error("accepted");
-  };
+  const problems = actionProblems;
 
   it("is checked strictly: a reason is always required, a typo is named, a verification prompt has none", () => {
     expect(

@@ -3,13 +3,11 @@
 // the proposer gets proposal.edited, the audit log holds both plans, and the runner receives only the approved plan.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { parsePolicy } from "../src/config/policy.ts";
-import type { ConfigError } from "../src/config/problems.ts";
 import { actionsBlockId, renderCard } from "../src/slack/card.ts";
 import { EDIT_ACTIONS } from "./fixtures.ts";
 import { auditOf, click, clickPayload, getProposal, settle, slackRequest } from "./helpers/api.ts";
 import { clickAll, groupOf, groupRefOf, lastGroupCard, settleAll, settleGroup } from "./helpers/group.ts";
-import { createIn, policyEnv } from "./helpers/policy-env.ts";
+import { actionProblems, createIn, policyEnv } from "./helpers/policy-env.ts";
 import { EXPIRES_AT, makeProposal } from "./helpers/proposal-factory.ts";
 import { peer } from "./peer/client.ts";
 
@@ -54,14 +52,7 @@ async function submitEdit(p: Record<string, any>, user: string, fields: Record<s
 }
 
 describe("editable_params and edit_schema in the policy", () => {
-  const problems = (action: Record<string, unknown>) => {
-    try {
-      parsePolicy({ default_channel: "C0APPROVALS", actions: { "k8s.x": action } });
-    } catch (error) {
-      return (error as ConfigError).details;
-    }
-    throw new Error("accepted");
-  };
+  const problems = actionProblems;
   const schema = { type: "object", properties: { replicas: { type: "integer" }, note: { type: "string" } } };
   const at = (field: string) => `POLICY.actions["k8s.x"].${field}`;
 

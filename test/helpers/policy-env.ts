@@ -4,6 +4,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
+import { parsePolicy } from "../../src/config/policy.ts";
+import type { ConfigError } from "../../src/config/problems.ts";
 import worker from "../../src/index.ts";
 import { POLICY, TOKENS } from "../fixtures.ts";
 import { BASE, createdThisTest, json, proposalBody } from "./api.ts";
@@ -33,4 +35,14 @@ export async function createIn(bindings: Cloudflare.Env, overrides: Record<strin
   expect(res.status, JSON.stringify(body)).toBe(201);
   createdThisTest.add(body.id);
   return body;
+}
+
+/** What parsePolicy says about one action `k8s.x` (its problems' details); throws when the policy is accepted. */
+export function actionProblems(action: Record<string, unknown>) {
+  try {
+    parsePolicy({ default_channel: "C0APPROVALS", actions: { "k8s.x": action } });
+  } catch (error) {
+    return (error as ConfigError).details;
+  }
+  throw new Error("accepted");
 }
