@@ -1,5 +1,7 @@
 // SPEC 5: every Slack request is verified (v0 HMAC, constant time, ±5 min) before it is parsed.
 import { describe, expect, it } from "vitest";
+import { hmacKeyOf } from "../src/lib/crypto.ts";
+import { utf8 } from "../src/lib/encoding.ts";
 import { SLACK_MAX_SKEW_SECONDS, signSlackRequest, verifySlackSignature } from "../src/slack/signature.ts";
 
 // Slack's published example: https://docs.slack.dev/authentication/verifying-requests-from-slack
@@ -41,6 +43,28 @@ describe("Slack request signature (SPEC 5)", () => {
     const h = headers(EXPECTED, TIMESTAMP);
     expect(await verifySlackSignature(SECRET, h, BODY, TIMESTAMP + SLACK_MAX_SKEW_SECONDS)).toEqual({ ok: true });
     expect(await verifySlackSignature(SECRET, h, BODY, TIMESTAMP - SLACK_MAX_SKEW_SECONDS)).toEqual({ ok: true });
+  });
+
+  it("keys are imported once per secret, yet a rotated secret is checked with its own key, both ways", async () => {
+    // hmacKeyOf caches the imported key by the secret's bytes: after a rotation (the same isolate, both secrets
+    // alive in turn) neither secret may verify what the other signed.
+    const ROTATED = "0000000000000000000000000000rot8";
+    const signedWithRotated = await signSlackRequest(ROTATED, TIMESTAMP, BODY);
+    for (let round = 0; round < 2; round++) {
+      expect(await verifySlackSignature(SECRET, headers(EXPECTED, TIMESTAMP), BODY, TIMESTAMP)).toEqual({ ok: true });
+      expect(await refusal(verifySlackSignature(ROTATED, headers(EXPECTED, TIMESTAMP), BODY, TIMESTAMP))).toBe(
+        "signature mismatch",
+      );
+      expect(await verifySlackSignature(ROTATED, headers(signedWithRotated, TIMESTAMP), BODY, TIMESTAMP)).toEqual({
+        ok: true,
+      });
+      expect(await refusal(verifySlackSignature(SECRET, headers(signedWithRotated, TIMESTAMP), BODY, TIMESTAMP))).toBe(
+        "signature mismatch",
+      );
+    }
+    const [a, b] = [hmacKeyOf(utf8(SECRET)), hmacKeyOf(utf8(SECRET))];
+    expect(a).toBe(b);
+    expect(hmacKeyOf(utf8(ROTATED))).not.toBe(a);
   });
 
   it("refuses the wrong secret", async () => {

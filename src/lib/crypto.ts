@@ -10,6 +10,25 @@ export function importHmacKey(secret: Uint8Array<ArrayBuffer>): Promise<CryptoKe
   return crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 }
 
+const hmacKeys = new Map<string, Promise<CryptoKey>>();
+
+/**
+ * importHmacKey, once per secret and isolate: the few configured secrets (Slack's signing secret, the runner's and
+ * webhooks' secrets, LINK_SECRET) sign or verify every request, and an import costs about as much as the MAC itself
+ * and one more turn of the event loop. Bounded, since secrets rotate; a failed import is not kept.
+ */
+export function hmacKeyOf(secret: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
+  const id = toBase64Url(secret);
+  let key = hmacKeys.get(id);
+  if (!key) {
+    if (hmacKeys.size >= 16) hmacKeys.clear();
+    key = importHmacKey(secret);
+    key.catch(() => hmacKeys.delete(id));
+    hmacKeys.set(id, key);
+  }
+  return key;
+}
+
 export async function hmacSha256(key: CryptoKey, message: string): Promise<Uint8Array<ArrayBuffer>> {
   return new Uint8Array(await crypto.subtle.sign("HMAC", key, utf8(message)));
 }

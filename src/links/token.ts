@@ -5,7 +5,7 @@
 //
 // p proposal id, c choice, r recipient, e expiry (Unix seconds), n a random nonce the proposal's object issued.
 import { RECIPIENT_PATTERN } from "../config/policy.ts";
-import { hmacSha256, hmacSha256Verify, importHmacKey } from "../lib/crypto.ts";
+import { hmacKeyOf, hmacSha256, hmacSha256Verify } from "../lib/crypto.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "../lib/encoding.ts";
 import type { LinkChoice } from "../proposal/types.ts";
 import { parseSecret } from "../webhooks/standard-webhooks.ts";
@@ -43,18 +43,10 @@ export type LinkVerification =
       claimedProposal: string | null;
     };
 
-const keys = new Map<string, Promise<CryptoKey>>();
-
 function keyFor(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    const bytes = parseSecret(secret);
-    if (!bytes) throw new TypeError("LINK_SECRET must be whsec_ followed by base64");
-    key = importHmacKey(bytes);
-    if (keys.size > 8) keys.clear(); // secrets rotate rarely; never grow without bound
-    keys.set(secret, key);
-  }
-  return key;
+  const bytes = parseSecret(secret);
+  if (!bytes) throw new TypeError("LINK_SECRET must be whsec_ followed by base64");
+  return hmacKeyOf(bytes);
 }
 
 export async function mintLinkToken(secret: string, claims: LinkClaims): Promise<string> {

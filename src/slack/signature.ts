@@ -1,5 +1,5 @@
 // Slack request signing (v0): verifies a request came from Slack, recently, before anything in it is parsed (SPEC 5).
-import { hmacSha256, hmacSha256Verify, importHmacKey } from "../lib/crypto.ts";
+import { hmacKeyOf, hmacSha256, hmacSha256Verify } from "../lib/crypto.ts";
 import { fromHex, toHex, utf8 } from "../lib/encoding.ts";
 
 /** How far a request's timestamp may be from now, either way (SPEC 5: five minutes). */
@@ -42,7 +42,7 @@ export async function verifySlackSignature(
     const hex = SIGNATURE.exec(signature)?.[1];
     const tag = hex === undefined ? null : fromHex(hex);
     if (!tag) return { ok: false, reason: "X-Slack-Signature is not v0= followed by 64 hex digits" };
-    const key = await importHmacKey(utf8(secret));
+    const key = await hmacKeyOf(utf8(secret));
     if (!(await hmacSha256Verify(key, tag, baseString(timestamp, rawBody)))) {
       return { ok: false, reason: "signature mismatch" };
     }
@@ -54,6 +54,6 @@ export async function verifySlackSignature(
 
 /** The `X-Slack-Signature` value Slack would send: for tests and the local Slack stand-in. */
 export async function signSlackRequest(secret: string, timestamp: number | string, body: string): Promise<string> {
-  const key = await importHmacKey(utf8(secret));
+  const key = await hmacKeyOf(utf8(secret));
   return `v0=${toHex(await hmacSha256(key, baseString(String(timestamp), body)))}`;
 }

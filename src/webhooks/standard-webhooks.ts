@@ -1,6 +1,6 @@
 // Standard Webhooks (https://www.standardwebhooks.com/) signing and verification on WebCrypto: symmetric `v1`
 // (HMAC-SHA256 with a shared `whsec_` secret) and asymmetric `v1a` (Ed25519, verified with a `whpk_` public key).
-import { hmacSha256, importHmacKey, timingSafeEqual } from "../lib/crypto.ts";
+import { hmacKeyOf, hmacSha256, timingSafeEqual } from "../lib/crypto.ts";
 import { importEd25519PublicKey, signEd25519, verifyEd25519 } from "../lib/ed25519.ts";
 import { fromBase64, toBase64 } from "../lib/encoding.ts";
 import { parsePublicKey, type SigningKey } from "./signing-keys.ts";
@@ -74,7 +74,7 @@ export async function signWebhook(
   const timestamp = String(timestampSeconds);
   const content = signedContent(msgId, timestamp, body);
   const signatures: string[] = [];
-  if (key) signatures.push(`v1,${toBase64(await hmacSha256(await importHmacKey(key), content))}`);
+  if (key) signatures.push(`v1,${toBase64(await hmacSha256(await hmacKeyOf(key), content))}`);
   for (const signing of keys) signatures.push(`v1a,${await signEd25519(signing.privateKey, content)}`);
   return {
     "webhook-id": msgId,
@@ -139,7 +139,7 @@ export async function verifyWebhook(
     if (!envelope.ok) return envelope;
     // One HMAC for the message, then a constant-time compare per candidate: the cost does not
     // grow with the body size times the number of entries.
-    const expected = await hmacSha256(await importHmacKey(key), envelope.content);
+    const expected = await hmacSha256(await hmacKeyOf(key), envelope.content);
     let matched = false;
     for (const [version, encoded] of envelope.candidates) {
       // Other versions (v1a is asymmetric ed25519) are skipped, as the spec says, not failed.
