@@ -8,7 +8,7 @@
 //   proposal · where a click's time goes · approval→dispatch · expiry lateness · exactly-once
 //   under a flaky runner (1,000 proposals) · audit chains · memory.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,11 +21,14 @@ import { type CostSample, costRows, dollars, meterDelta, totalOf } from "./bench
 import { ALICE, BOB, MALLORY, OSCAR } from "./bench/fixtures.ts";
 import { closedLoop, type LoadResult, type PreparedRequest, quantiles, type Sample, send } from "./bench/load.ts";
 import type { PeerStats, PeerSummary, RunnerMode } from "./bench/peers.ts";
-import { CpuProfiler, hotspots, hotspotsByModule, moduleLines } from "./bench/profile.ts";
+import { CpuProfiler, heapUsedMiB, hotspots, hotspotsByModule, moduleLines } from "./bench/profile.ts";
 import {
   type BenchResults,
   type CpuProfileSummary,
   emptyResults,
+  type MemoryBatch,
+  type MemoryReport,
+  type MemorySample,
   ms,
   type ProfileRow,
   type RunInfo,
@@ -52,12 +55,14 @@ const COMMAND = "npm run bench";
 const BEFORE_DEFAULT = "5bb70ac";
 const STRESS_CONCURRENCY = 25;
 
-const USAGE = `Usage: ${COMMAND} [-- --quick] [--no-write] [--profile] [--only PHASES] [--state-dir DIR]
+const USAGE = `Usage: ${COMMAND} [-- --quick] [--no-write] [--profile [--profile-out FILE]] [--only PHASES] [--state-dir DIR]
 
   --quick     fewer requests per phase (a smoke run; results are not written)
   --no-write  print the table only, leave BENCHMARKS.md alone
   --profile   also take a CPU profile of the Worker's isolate during approving clicks (after the measurements)
-  --only P,…  run only these phases: cost, clicks (creation, levels, hot, where the time goes, dispatch), expiry, stress; nothing is written
+  --profile-out FILE  with --profile, also write that profile as it came (a .cpuprofile DevTools opens)
+  --only P,…  run only these phases: cost, clicks (creation, levels, hot, where the time goes, dispatch), expiry, stress,
+              memory (RSS over a batch in steady state); nothing is written
   --before REF  the commit whose cost per approval is measured beside the current code's (default ${BEFORE_DEFAULT}, the
               code before issue 12's second part; "none" skips it)
   --state-dir DIR  where the Worker's local state lives during the run (default: the system's temporary directory, on disk as with wrangler dev; /dev/shm shows what the disk costs)`;
@@ -66,6 +71,7 @@ const args = parseCommandLine("bench", USAGE, {
   quick: { type: "boolean", default: false },
   "no-write": { type: "boolean", default: false },
   profile: { type: "boolean", default: false },
+  "profile-out": { type: "string" },
   only: { type: "string" },
   "state-dir": { type: "string" },
   before: { type: "string", default: BEFORE_DEFAULT },
@@ -102,6 +108,12 @@ const DISPATCH_SAMPLES = QUICK ? 15 : 30;
 const EXPIRY_PROPOSALS = 100;
 const STRESS_PROPOSALS = QUICK ? 200 : 1000;
 const COST_APPROVALS = QUICK ? 50 : 200;
+const MEMORY_PROPOSALS = QUICK ? 200 : 1000;
+/** Batches of the memory phase on signoff: the allocator's high-water mark rises with how many objects are open at once. */
+const MEMORY_BATCHES = 3;
+/** SQLite databases signoff's workerd holds open before any object exists (D1's, each class's metadata). */
+let openAtStart = 0;
+let bareOpenAtStart = 0;
 
 const log = (line: string) =>
   process.stderr.write(`[bench ${((performance.now() - T0) / 1000).toFixed(1)}s] ${line}\n`);
@@ -741,6 +753,106 @@ async function phaseStress(): Promise<StressReport> {
   return report;
 }
 
+/**
+ * Memory in steady state: once every object the earlier phases woke has been evicted (workerd closes an idle object's
+ * database after about 10 s), MEMORY_PROPOSALS more are created and approved and left to be evicted in turn, batch after
+ * batch: the first batches raise the allocator's high-water mark, the last one's RSS growth is what a running
+ * deployment keeps per proposal. RSS and open object databases are sampled meanwhile (their slope: what an object in memory holds).
+ * The bare workerd does the same with as many objects that each write one row: what workerd keeps per object id
+ * whatever the object does, the part of signoff's growth that is not signoff's.
+ */
+async function phaseMemory(inspectorPort?: number): Promise<MemoryReport> {
+  const heap = () =>
+    inspectorPort ? heapUsedMiB(inspectorPort, (title) => title.includes("core:user:signoff")) : undefined;
+  const signoffBatches: MemoryBatch[] = [];
+  const bareBatches: MemoryBatch[] = [];
+  for (let batch = 1; batch <= MEMORY_BATCHES; batch++) {
+    signoffBatches.push(
+      await memoryBatch(signoff, openAtStart, `signoff, batch ${batch}`, heap, async () => {
+        const accepted = (await peers.summary()).runnerAccepted;
+        const { proposals } = await createMany(MEMORY_PROPOSALS);
+        await closedLoop(signoff.url, clicksFor(proposals, [ALICE, OSCAR]), 10);
+        await drain(`memory batch ${batch}`, { runnerAccepted: accepted + proposals.length });
+      }),
+    );
+  }
+  for (let batch = 1; batch <= 2; batch++) {
+    bareBatches.push(
+      await memoryBatch(
+        bare,
+        bareOpenAtStart,
+        `bare objects, batch ${batch}`,
+        () => undefined,
+        async () => {
+          const touches = Array.from({ length: MEMORY_PROPOSALS }, (_, i) => ({
+            method: "POST" as const,
+            path: `/__object/memory-${batch}-${i}`,
+            headers: {},
+          }));
+          expectStatus(await closedLoop(bare.url, touches, 10), 200, "waking the bare objects");
+        },
+      ),
+    );
+  }
+  return { proposals: MEMORY_PROPOSALS, batches: signoffBatches, bare: bareBatches };
+}
+
+/** One batch of the memory phase on `target`: evicted before, `work`, evicted after; RSS sampled throughout. */
+async function memoryBatch(
+  target: RunningWorker,
+  openFloor: number,
+  label: string,
+  heap: () => Promise<number | undefined> | undefined,
+  work: () => Promise<void>,
+): Promise<MemoryBatch> {
+  const sample = (): MemorySample | null => {
+    const memory = memoryOf(target.pid);
+    return memory ? { ...memory, open: openFilesOf(target.pid)?.sqlite ?? 0 } : null;
+  };
+  const evicted = async (when: string) => {
+    // Down to the databases open before any object existed (D1's, each class's metadata), or as far as 90 s gets.
+    const deadline = Date.now() + 90_000;
+    let last = sample();
+    while (Date.now() < deadline) {
+      await sleep(2_000);
+      const now = sample();
+      if (now && last && now.open <= openFloor + 2 && now.open === last.open) return now;
+      last = now;
+    }
+    log(`memory (${label}): objects still open ${when} after 90 s: ${last?.open}`);
+    return last;
+  };
+  const start = await evicted("before");
+  if (start) start.heapMiB = await heap();
+  const samples: MemorySample[] = [];
+  const timer = setInterval(() => {
+    const s = sample();
+    if (s) samples.push(s);
+  }, 250);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  const end = await evicted("after");
+  if (!start || !end) throw new Error(`memory (${label}): /proc of the workerd could not be read`);
+  end.heapMiB = await heap();
+  log(`memory (${label}): RSS ${start.rssMiB.toFixed(0)} → ${end.rssMiB.toFixed(0)} MiB`);
+  const top = samples.reduce((a, b) => (b.rssMiB > a.rssMiB ? b : a), start);
+  return { start, top, end, mibPerOpenObject: slope(samples.map((s) => [s.open, s.rssMiB])) };
+}
+
+/** The least-squares slope of y over x (0 when x does not vary). */
+function slope(points: Array<[number, number]>): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  return sxx === 0 ? 0 : sxy / sxx;
+}
+
 /** `--profile`: approving clicks with workerd's sampling profiler on, summarised by source module. */
 async function phaseCpuProfile(inspectorPort: number, workDir: string): Promise<CpuProfileSummary> {
   const { proposals } = await createMany(300);
@@ -751,6 +863,7 @@ async function phaseCpuProfile(inspectorPort: number, workDir: string): Promise<
   await drain("profiled clicks", { runnerAccepted: (await peers.summary()).runnerAccepted });
   const profile = await profiler.stop();
   profiler.close();
+  if (args["profile-out"]) writeFileSync(args["profile-out"], JSON.stringify(profile));
   const moduleOf = moduleLines(readFileSync(join(workDir, "signoff.mjs"), "utf8"));
   const modules = hotspotsByModule(profile, moduleOf, "signoff.mjs");
   const functions = hotspots(profile, 20, (url, line) =>
@@ -860,6 +973,8 @@ async function main(): Promise<void> {
       `signoff at ${signoff.url.href} (workerd pid ${signoff.pid}), bare at ${bare.url.href} (pid ${bare.pid}), peers at ${peers.url}; ${migrations} migration(s) applied`,
     );
     results.memory["workerd (signoff)"] = { before: memoryOf(signoff.pid), after: null };
+    openAtStart = openFilesOf(signoff.pid)?.sqlite ?? 0;
+    bareOpenAtStart = openFilesOf(bare.pid)?.sqlite ?? 0;
     results.memory["workerd (bare route)"] = { before: memoryOf(bare.pid), after: null };
     results.memory["node (bench + load)"] = { before: memoryOf(process.pid), after: null };
     results.memory["node (Slack + runner peers)"] = { before: memoryOf(peers.pid), after: null };
@@ -921,6 +1036,7 @@ async function main(): Promise<void> {
     }
     if (!ONLY || ONLY.has("expiry")) Object.assign(results, await phaseExpiry());
     if (!ONLY || ONLY.has("stress")) results.stress = await phaseStress();
+    if (!ONLY || ONLY.has("memory")) results.steadyMemory = await phaseMemory(inspectorPort);
 
     const all = await auditEvents();
     const report = verifyChains([...all.values()].flat());

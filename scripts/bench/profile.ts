@@ -21,6 +21,38 @@ export interface Hotspot {
   share: number;
 }
 
+/**
+ * The JS heap in use of the inspector target whose title `match`es, MiB (V8's usedSize, garbage not yet collected
+ * included: workerd's inspector does not answer HeapProfiler.collectGarbage); undefined when it does not answer in 10 s.
+ */
+export async function heapUsedMiB(
+  inspectorPort: number,
+  match: (title: string) => boolean,
+): Promise<number | undefined> {
+  const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as Array<{
+    title: string;
+    webSocketDebuggerUrl: string;
+  }>;
+  const target = targets.find((t) => match(t.title));
+  if (!target) return undefined;
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  try {
+    return await new Promise<number | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), 10_000);
+      ws.addEventListener("open", () => ws.send(JSON.stringify({ id: 1, method: "Runtime.getHeapUsage", params: {} })));
+      ws.addEventListener("error", () => resolve(undefined));
+      ws.addEventListener("message", (event: { data: unknown }) => {
+        const message = JSON.parse(String(event.data)) as { id?: number; result?: { usedSize?: number } };
+        if (message.id !== 1 || message.result?.usedSize === undefined) return;
+        clearTimeout(timer);
+        resolve(message.result.usedSize / 2 ** 20);
+      });
+    });
+  } finally {
+    ws.close();
+  }
+}
+
 export class CpuProfiler {
   private ws: WebSocket | null = null;
   private nextId = 1;

@@ -217,6 +217,9 @@ export async function startBare(options: {
     compatibilityFlags: options.compatibilityFlags,
     modulesRoot: options.workDir,
     modules: [{ type: "ESModule", path: script }],
+    // Its one Durable Object class, on disk like signoff's (the memory phase compares what each object leaves behind).
+    durableObjects: { BARE_OBJECT: { className: "BareObject", useSQLite: true } },
+    resourcePersistencePath: join(options.workDir, "bare-state"),
   });
 }
 
@@ -231,6 +234,8 @@ export interface Memory {
   rssMiB: number;
   /** Peak resident set size so far (VmHWM), MiB. */
   peakMiB: number;
+  /** The anonymous part of the resident set (RssAnon: heaps, caches), MiB. */
+  anonMiB: number;
 }
 
 /** RSS of a process from /proc/<pid>/status, or null when it is gone. */
@@ -239,7 +244,7 @@ export function memoryOf(pid: number | null): Memory | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
-    return { rssMiB: kib("VmRSS") / 1024, peakMiB: kib("VmHWM") / 1024 };
+    return { rssMiB: kib("VmRSS") / 1024, peakMiB: kib("VmHWM") / 1024, anonMiB: kib("RssAnon") / 1024 };
   } catch {
     return null;
   }
