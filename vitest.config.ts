@@ -16,6 +16,7 @@ import {
   SECRETS,
   SLACK_TEAM_ID,
 } from "./test/fixtures.ts";
+import { startFilePeer } from "./test/peer/pool.ts";
 
 const apiKeys = KEY_ENTRIES.map(({ token, ...entry }) => ({
   ...entry,
@@ -27,8 +28,9 @@ export default defineConfig(async () => {
   return {
     plugins: [
       dropPackageSourceMaps,
-      cloudflareTest(({ inject }) => {
-        const peer = `http://127.0.0.1:${inject<number>("peerPort")}`;
+      // Called each time the pool starts a file's Miniflare: the file gets a loopback peer of its own (test/peer/pool.ts).
+      cloudflareTest(async () => {
+        const peer = `http://127.0.0.1:${await startFilePeer()}`;
         return {
           wrangler: { configPath: "./wrangler.toml" },
           miniflare: {
@@ -64,9 +66,9 @@ export default defineConfig(async () => {
     test: {
       globalSetup: ["./test/peer/global-setup.ts"],
       setupFiles: ["./test/setup.ts"],
-      // One stand-in Slack/runner serves every test: files run one at a time so their
-      // recordings never mix (the machine has two cores anyway).
-      fileParallelism: false,
+      // Each file has its own stand-in Slack/runner (test/peer/pool.ts), so files run side by side: two at a time,
+      // even on two cores (vitest's default there is one), as much of a file's time is spent waiting on workerd.
+      maxWorkers: 2,
       testTimeout: 20_000,
       // The plugin loads the whole Worker into every file's fresh workerd, one module per request to vite: bundled
       // once up front, each dependency is one module instead of hundreds (zod alone is over a hundred), which halves
