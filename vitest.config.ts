@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 import { SECRET_NAMES } from "./src/config/check.ts";
 import {
   ACCESS_AUD,
@@ -16,6 +16,14 @@ import {
   SECRETS,
   SLACK_TEAM_ID,
 } from "./test/fixtures.ts";
+import { startFilePeer } from "./test/peer/pool.ts";
+
+/**
+ * Files whose assertions read the clock under load: alarm-runs' "at most JOBS_PER_RUN per run" counts the replies
+ * sent within 300 ms of the first, and the stress test's 300 proposals wait on retries with timeouts. Beside another
+ * file on two cores their alarm runs and clicks interleave differently, so they run on their own.
+ */
+const ALONE = ["test/alarm-runs.test.ts", "test/stress-exactly-once.test.ts"];
 
 const apiKeys = KEY_ENTRIES.map(({ token, ...entry }) => ({
   ...entry,
@@ -27,8 +35,9 @@ export default defineConfig(async () => {
   return {
     plugins: [
       dropPackageSourceMaps,
-      cloudflareTest(({ inject }) => {
-        const peer = `http://127.0.0.1:${inject<number>("peerPort")}`;
+      // Called each time the pool starts a file's Miniflare: the file gets a loopback peer of its own (test/peer/pool.ts).
+      cloudflareTest(async () => {
+        const peer = `http://127.0.0.1:${await startFilePeer()}`;
         return {
           wrangler: { configPath: "./wrangler.toml" },
           miniflare: {
@@ -64,10 +73,49 @@ export default defineConfig(async () => {
     test: {
       globalSetup: ["./test/peer/global-setup.ts"],
       setupFiles: ["./test/setup.ts"],
-      // One stand-in Slack/runner serves every test: files run one at a time so their
-      // recordings never mix (the machine has two cores anyway).
-      fileParallelism: false,
+      // Each file has its own stand-in Slack/runner (test/peer/pool.ts), so files run side by side: two at a time,
+      // even on two cores (vitest's default there is one), as much of a file's time is spent waiting on workerd.
+      maxWorkers: 2,
+      // ...except the files that measure time or load (ALONE): they run afterwards, one at a time with nothing beside
+      // them, as every file did before.
+      projects: [
+        { extends: true as const, test: { name: "workers", exclude: [...configDefaults.exclude, ...ALONE] } },
+        {
+          extends: true as const,
+          test: { name: "alone", include: ALONE, fileParallelism: false, sequence: { groupOrder: 1 } },
+        },
+      ],
       testTimeout: 20_000,
+      // The plugin loads the whole Worker into every file's fresh workerd, one module per request to vite: bundled
+      // once up front, each dependency is one module instead of hundreds (zod alone is over a hundred), which halves
+      // the per-file start. Same packages, same entry points (the workerd conditions); a dependency left off the list
+      // still works, only loads slower.
+      deps: {
+        optimizer: {
+          ssr: {
+            enabled: true,
+            include: [
+              "zod",
+              "hono",
+              "hono/body-limit",
+              "hono/factory",
+              "hono/cookie",
+              "jose",
+              "standardwebhooks",
+              "@cfworker/json-schema",
+              "@modelcontextprotocol/sdk/validation/cfworker",
+              "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js",
+              "@modelcontextprotocol/sdk/server/mcp.js",
+              "@modelcontextprotocol/sdk/client/streamableHttp.js",
+              "@modelcontextprotocol/sdk/client/index.js",
+              "croner",
+              "@marcbachmann/cel-js",
+              "fast-check",
+              "parse-prometheus-text-format",
+            ],
+          },
+        },
+      },
     },
   };
 });

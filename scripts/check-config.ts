@@ -4,7 +4,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseEnv } from "node:util";
-import { experimental_readRawConfig } from "wrangler";
 import { auditSigner, SIGNING_KEY_PREFIX } from "../src/audit/signing.ts";
 import { patternCovers } from "../src/config/action-patterns.ts";
 import { keyAllowsAction } from "../src/config/api-keys.ts";
@@ -13,6 +12,7 @@ import { checkConfig, SECRET_NAMES, VAR_NAMES } from "../src/config/check.ts";
 import { isLoopbackHost } from "../src/lib/hosts.ts";
 import { fail, parseCommandLine } from "./lib/cli.ts";
 import { productionFindings } from "./lib/production.ts";
+import { loadWrangler } from "./lib/wrangler.ts";
 
 const COMMAND = "check-config";
 
@@ -62,8 +62,9 @@ const warnings: string[] = [];
 // Vars as the Worker would see them: wrangler does not inherit [vars] into [env.NAME].
 type Section = { vars?: Record<string, unknown>; d1_databases?: Array<Record<string, unknown>> };
 let raw: Section & { env?: Record<string, Section> };
+const wrangler = loadWrangler();
 try {
-  raw = experimental_readRawConfig({ config: wranglerPath }).rawConfig as typeof raw;
+  raw = wrangler.experimental_readRawConfig({ config: wranglerPath }).rawConfig as typeof raw;
 } catch (error) {
   fail(COMMAND, `cannot read ${show(wranglerPath)}: ${error instanceof Error ? error.message : String(error)}`);
 }

@@ -16,6 +16,7 @@ import { ConfigError } from "../src/config/problems.ts";
 import { newSigningKey } from "../src/webhooks/signing-keys.ts";
 import { fail, parseCommandLine } from "./lib/cli.ts";
 import { productionFindings, unreachableHost } from "./lib/production.ts";
+import { loadWrangler } from "./lib/wrangler.ts";
 import { setDatabaseId } from "./lib/wrangler-toml.ts";
 
 const COMMAND = "setup";
@@ -84,7 +85,7 @@ if (!interactive) {
 // ---- what the repository says ------------------------------------------------------------------------------------
 
 // wrangler's module takes seconds to load: only once the arguments are known to be usable.
-const { experimental_readRawConfig } = await import("wrangler");
+const { experimental_readRawConfig } = loadWrangler();
 const tomlPath = join(process.cwd(), "wrangler.toml");
 if (!existsSync(tomlPath)) fail(COMMAND, "no wrangler.toml here: run it from the repository (npm run setup)");
 

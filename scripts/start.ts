@@ -1,10 +1,10 @@
 // `npm start [-- --port 8787] [--runner-port 8788] [--persist-to DIR]`: the whole of signoff on one machine
 // (SPEC 9) — dev secrets, local D1, the reference runner and the Worker with its Slack stand-in — until Ctrl-C.
 import { join, relative } from "node:path";
-import { experimental_readRawConfig } from "wrangler";
 import { type ActionPolicy, parsePolicy } from "../src/config/policy.ts";
 import { DEMO_PROPOSALS } from "../src/local/demo.ts";
 import { fail, parseCommandLine } from "./lib/cli.ts";
+import { loadWrangler } from "./lib/wrangler.ts";
 import { checkNode, DEMO_KEY_NAME, ROOT, startLocal } from "./local/stack.ts";
 
 const COMMAND = "start";
@@ -42,7 +42,7 @@ const runnerPort = port(args["runner-port"] ?? process.env.RUNNER_PORT, "--runne
 /** The demo policy as the Worker will load it, from wrangler.toml [env.local]. */
 function demoPolicy(): ActionPolicy[] {
   try {
-    const raw = experimental_readRawConfig({ config: join(ROOT, "wrangler.toml") }).rawConfig as {
+    const raw = loadWrangler().experimental_readRawConfig({ config: join(ROOT, "wrangler.toml") }).rawConfig as {
       env?: Record<string, { vars?: Record<string, unknown> }>;
     };
     return Object.values(parsePolicy(raw.env?.local?.vars?.POLICY).actions);

@@ -1,15 +1,7 @@
-// Starts the loopback peer (stand-in Slack / runner / callback listener) for the whole test run.
-import type { TestProject } from "vitest/node";
-import { startPeer } from "./server.ts";
+// Stops the loopback peers (stand-in Slack / runner / callback listener) that vitest.config.ts started, one per test
+// file (peer/pool.ts), when the whole run ends.
+import { stopFilePeers } from "./pool.ts";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    peerPort: number;
-  }
-}
-
-export default async function setup(project: TestProject) {
-  const { server, port } = await startPeer();
-  project.provide("peerPort", port);
-  return () => new Promise<void>((resolve) => server.close(() => resolve()));
+export default function setup() {
+  return stopFilePeers;
 }
