@@ -224,6 +224,12 @@ const MESSAGES: readonly JobKind[] = JOB_KINDS.filter((kind) => !CHANGES.include
 export const CARD_WAIT_MS = 1_000;
 /** At most this many jobs per alarm run (the rest re-arm it): inside an invocation's subrequest limits. */
 export const JOBS_PER_RUN = 20;
+/**
+ * At most this many messages of one alarm run in flight at once. An invocation holds at most six connections open;
+ * a request queued behind them would spend its deadline waiting, and the sixth is the dispatch's (a change of the
+ * same run, or sent from an approving call).
+ */
+export const JOBS_IN_FLIGHT = 5;
 /** Rounds of changes-then-messages per run (a slow runner's answer is the second). */
 const ROUNDS_PER_RUN = 3;
 
@@ -623,10 +629,16 @@ export class ProposalObject extends DurableObject<Env> {
       const sending = round === 0 && this.#sending ? [this.#sending] : [];
       const changing = Promise.all([...changes.map((job) => this.#run(job)), ...sending]);
       if (changes.length + sending.length > 0) await settledWithin(changing, CARD_WAIT_MS);
-      const messages = this.#jobs.claimDue(Date.now(), lease, { only: MESSAGES, limit: budget });
+      // The messages go out JOBS_IN_FLIGHT at a time, beside the changes (at most one request of their own); all are
+      // claimed now, each leased for as long as the waves before it may take.
+      const waves = Math.ceil(Math.min(budget, JOBS_PER_RUN) / JOBS_IN_FLIGHT);
+      const messages = this.#jobs.claimDue(Date.now(), (kind) => lease(kind) * waves, {
+        only: MESSAGES,
+        limit: budget,
+      });
       budget -= messages.length;
       const asked = this.#jobs.asked;
-      await Promise.all([changing, ...messages.map((job) => this.#run(job))]);
+      await Promise.all([changing, inWaves(messages, JOBS_IN_FLIGHT, (job) => this.#run(job))]);
       // Another round only if this one asked for more (a slow runner's answer wants the card updated again).
       if (this.#jobs.asked === asked || !this.#jobs.hasDue(Date.now(), [...CHANGES, ...MESSAGES])) break;
     }
@@ -912,6 +924,15 @@ export class ProposalObject extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(Math.max(asked, Date.now()));
     this.#alarmAt = Math.max(asked, Date.now());
   }
+}
+
+/** Runs `work` on every item, at most `limit` at a time, and waits for all of them (as Promise.all does). */
+async function inWaves<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
 /**
