@@ -367,9 +367,21 @@ describe("approval links never reach the proposer: signoff mails them to each re
     await runJobsNow(p.id, ["mail"]);
     expect(await sentMails(p.id)).toEqual([]);
     expect((await auditOf(p.id)).filter((e) => e.type.startsWith("mail."))).toEqual([]);
-    // The Teams card's approve link (the channel's shared one): refused on its page, before any button is offered.
+    // The Teams card says why and offers Deny alone.
     const card = JSON.parse((await peer.requests("/teams/approve"))[0]!.body).attachments[0].content;
-    const approve = card.actions[0].url as string;
+    expect(card.actions.map((a: { title: string }) => a.title)).toEqual(["Deny"]);
+    const texts = card.body.map((b: { text: string }) => b.text).join("\n");
+    expect(texts).toContain(escapeTeamsMarkdown('change freeze "release freeze"'));
+    expect(texts).toContain(escapeTeamsMarkdown("only break-glass can approve it. Break-glass is in Slack."));
+    // Its approve link all the same (issued with the proposal, as a card drawn before would carry it): refused on
+    // its page, before any button is offered.
+    const deny = claimsOf(card.actions[0].url as string);
+    const nonce = await runInDurableObject(stubOf(p.id), (_i, state) =>
+      state.storage.sql
+        .exec<{ nonce: string }>(`SELECT nonce FROM links WHERE recipient = ? AND choice = 'approve'`, deny.r)
+        .one(),
+    );
+    const approve = await signedLink({ ...deny, c: "approve", n: nonce.nonce });
     const page = await openLink(approve, { as: "alice@example.com" });
     expect(page.res.status).toBe(403);
     expect(pageKind(page.html)).toBe("forbidden");

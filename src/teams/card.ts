@@ -1,7 +1,7 @@
 // Microsoft Teams messages for a proposal (issue 7): the Adaptive Card with one signed link per choice, and the short
 // follow-up posted on each status change (incoming webhooks cannot update a message). Pure: no I/O.
 import { asciiJson } from "../lib/ascii-json.ts";
-import { verifyLabels } from "../proposal/lifecycle.ts";
+import { frozenRefusal, verifyLabels } from "../proposal/lifecycle.ts";
 import type { LinkChoice, Proposal } from "../proposal/types.ts";
 
 /** A link to show on the card: the choice and its signed URL (minted by the caller). */
@@ -138,7 +138,11 @@ export function renderTeamsCard(p: Proposal, links: readonly CardLink[]): TeamsM
       { isSubtle: true, size: "Small" },
     ),
   );
-  const actions = links.map((link) => ({
+  // Created in a change freeze, no approval by link can count: the card says so and offers no Approve to be refused.
+  const frozen = frozenRefusal(p);
+  if (frozen) body.push(block(escapeTeamsMarkdown(`${frozen.message} Break-glass is in Slack.`), { weight: "Bolder" }));
+  const offered = frozen ? links.filter((link) => link.choice !== "approve") : links;
+  const actions = offered.map((link) => ({
     type: "Action.OpenUrl" as const,
     title: choiceTitle(p, link.choice),
     url: link.url,
