@@ -754,12 +754,12 @@ async function phaseStress(): Promise<StressReport> {
 }
 
 /**
- * Memory in steady state: once every object the earlier phases woke has been evicted (workerd closes an idle object's
- * database after about 10 s), MEMORY_PROPOSALS more are created and approved and left to be evicted in turn, batch after
- * batch: the first batches raise the allocator's high-water mark, the last one's RSS growth is what a running
- * deployment keeps per proposal. RSS and open object databases are sampled meanwhile (their slope: what an object in memory holds).
- * The bare workerd does the same with as many objects that each write one row: what workerd keeps per object id
- * whatever the object does, the part of signoff's growth that is not signoff's.
+ * Memory in steady state: once every object the earlier phases woke has been evicted (workerd closes an idle
+ * object's database after about 10 s), MEMORY_PROPOSALS more are created and approved and left to be evicted in
+ * turn, batch after batch: the first batches raise the allocator's high-water mark, the last one's RSS growth is what
+ * a running deployment keeps per proposal. RSS and open object databases are sampled meanwhile (their slope: what
+ * an object in memory holds). The bare workerd does the same with as many objects that each write one row: what
+ * workerd keeps per object id whatever the object does, the part of signoff's growth that is not signoff's.
  */
 async function phaseMemory(inspectorPort?: number): Promise<MemoryReport> {
   const heap = () =>

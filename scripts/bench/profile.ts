@@ -21,6 +21,12 @@ export interface Hotspot {
   share: number;
 }
 
+/** The isolates workerd's inspector offers (each Worker, D1's, Miniflare's own), by title. */
+async function inspectorTargets(inspectorPort: number) {
+  const list = await fetch(`http://127.0.0.1:${inspectorPort}/json/list`);
+  return (await list.json()) as Array<{ title: string; webSocketDebuggerUrl: string }>;
+}
+
 /**
  * The JS heap in use of the inspector target whose title `match`es, MiB (V8's usedSize, garbage not yet collected
  * included: workerd's inspector does not answer HeapProfiler.collectGarbage); undefined when it does not answer in 10 s.
@@ -29,11 +35,7 @@ export async function heapUsedMiB(
   inspectorPort: number,
   match: (title: string) => boolean,
 ): Promise<number | undefined> {
-  const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as Array<{
-    title: string;
-    webSocketDebuggerUrl: string;
-  }>;
-  const target = targets.find((t) => match(t.title));
+  const target = (await inspectorTargets(inspectorPort)).find((t) => match(t.title));
   if (!target) return undefined;
   const ws = new WebSocket(target.webSocketDebuggerUrl);
   try {
@@ -59,10 +61,7 @@ export class CpuProfiler {
   private pending = new Map<number, (result: unknown) => void>();
 
   static async connect(inspectorPort: number, match: (title: string) => boolean = () => true): Promise<CpuProfiler> {
-    const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as Array<{
-      title: string;
-      webSocketDebuggerUrl: string;
-    }>;
+    const targets = await inspectorTargets(inspectorPort);
     const target = targets.find((t) => match(t.title)) ?? targets[0];
     if (!target) throw new Error("no inspector target");
     const profiler = new CpuProfiler();

@@ -631,7 +631,7 @@ export class ProposalObject extends DurableObject<Env> {
       if (changes.length + sending.length > 0) await settledWithin(changing, CARD_WAIT_MS);
       // The messages go out JOBS_IN_FLIGHT at a time, beside the changes (at most one request of their own); all are
       // claimed now, each leased for as long as the waves before it may take.
-      const waves = Math.ceil(Math.min(budget, JOBS_PER_RUN) / JOBS_IN_FLIGHT);
+      const waves = Math.ceil(budget / JOBS_IN_FLIGHT);
       const messages = this.#jobs.claimDue(Date.now(), (kind) => lease(kind) * waves, {
         only: MESSAGES,
         limit: budget,
